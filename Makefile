@@ -1,0 +1,40 @@
+# The two commands: `make run` (a job server on port 4730) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 4730
+JOBS ?= 2
+export PYTHONPATH := $(CURDIR)
+
+# Debian packages the interoperability tests talk to.
+SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl
+
+.PHONY: run test deps system-deps docs check clean
+
+run: deps
+	$(BIN)/twistd -n --pidfile= gearman --port $(PORT)
+
+test: deps system-deps docs
+	$(BIN)/python scripts/trial-summary --jobs=$(JOBS) tests
+
+deps: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-test.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+
+docs: deps
+	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build _trial_temp

@@ -1,0 +1,27 @@
+"""
+gearman_tw: a Gearman job server, client and worker library for Twisted.
+"""
+
+from gearman_tw._version import __version__
+from gearman_tw.errors import (
+    ConnectionLost,
+    GearmanError,
+    JobException,
+    JobFailed,
+    ProtocolError,
+    QueueError,
+    ServerError,
+    ServerUnavailable,
+)
+
+__all__ = [
+    "ConnectionLost",
+    "GearmanError",
+    "JobException",
+    "JobFailed",
+    "ProtocolError",
+    "QueueError",
+    "ServerError",
+    "ServerUnavailable",
+    "__version__",
+]

@@ -1,0 +1,139 @@
+# -*- test-case-name: tests.test_server_jobs -*-
+"""
+The interfaces of gearman_tw.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from zope.interface import Attribute, Interface
+
+
+class IJobServer(Interface):
+    """
+    The state of one Gearman job server: functions, queues, jobs and the
+    connections that use them.  Every method acts at once and answers the
+    connection by writing to it; none does I/O of its own.
+
+    Connections are represented by C{Peer} objects
+    (L{gearman_tw.server.jobs.Peer}).
+    """
+
+    functions = Attribute("Every known function by name (bytes).")
+    jobs = Attribute("Every live job by handle (bytes).")
+    peers = Attribute("Every open connection, oldest first.")
+    exceptions = Attribute("Whether new connections start with the exceptions option on.")
+
+    def peerConnected(peer: object) -> None:
+        """
+        Register a new connection.
+        """
+
+    def peerLost(peer: object) -> None:
+        """
+        Forget a closed connection, requeueing the jobs it held as a worker
+        and abandoning the foreground jobs only it waited for.
+        """
+
+    def submit(
+        peer: object,
+        name: bytes,
+        unique: bytes,
+        data: bytes,
+        priority: int,
+        background: bool,
+        when: int,
+        reducer: Optional[bytes],
+    ) -> object:
+        """
+        Create a job or coalesce with a live one, and answer C{peer} with
+        JOB_CREATED or ERROR.
+
+        @return: the job, or L{None} if it was refused.
+        """
+
+    def canDo(peer: object, name: bytes, timeout: float) -> None:
+        """
+        Register C{peer} as a worker for C{name}; C{timeout} seconds (0 for
+        none) bound each job's run.
+        """
+
+    def cantDo(peer: object, name: bytes) -> None:
+        """
+        Unregister C{peer} for C{name}, requeueing its jobs of C{name}.
+        """
+
+    def resetAbilities(peer: object) -> None:
+        """
+        Unregister C{peer} for every function, requeueing its jobs.
+        """
+
+    def preSleep(peer: object) -> None:
+        """
+        C{peer} sleeps until a NOOP wakes it.
+        """
+
+    def grab(peer: object, ptype: int) -> None:
+        """
+        Answer a GRAB_JOB, GRAB_JOB_UNIQ or GRAB_JOB_ALL with a job
+        assignment or NO_JOB.
+        """
+
+    def workData(peer: object, ptype: int, handle: bytes, payload: bytes) -> None:
+        """
+        Forward WORK_DATA or WORK_WARNING to the job's clients.
+        """
+
+    def workStatus(
+        peer: object, handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
+    ) -> None:
+        """
+        Record and forward WORK_STATUS.
+        """
+
+    def workComplete(peer: object, handle: bytes, payload: bytes) -> None:
+        """
+        Forward WORK_COMPLETE and end the job.
+        """
+
+    def workFail(peer: object, handle: bytes) -> None:
+        """
+        Forward WORK_FAIL and end the job.
+        """
+
+    def workException(peer: object, handle: bytes, payload: bytes) -> None:
+        """
+        Forward WORK_EXCEPTION (or WORK_FAIL) and end the job.
+        """
+
+    def getStatus(handle: bytes) -> bytes:
+        """
+        The STATUS_RES payload for a job handle.
+        """
+
+    def getStatusUnique(unique: bytes) -> bytes:
+        """
+        The STATUS_RES_UNIQUE payload for a unique key.
+        """
+
+    def cancel(handle: bytes) -> bool:
+        """
+        Cancel a job; L{False} if there is no such job.
+        """
+
+    def dropFunction(name: bytes) -> Optional[bool]:
+        """
+        Forget an idle function: L{True} if dropped, L{False} if busy,
+        L{None} if unknown.
+        """
+
+    def setMaxQueue(name: bytes, limits: tuple) -> None:
+        """
+        Set a function's (HIGH, NORMAL, LOW) queue limits, 0 for none.
+        """
+
+    def whenIdle(callback: Callable[[], object]) -> None:
+        """
+        Call C{callback} once no worker holds a job.
+        """

@@ -1,0 +1,202 @@
+# -*- test-case-name: tests.test_server_admin -*-
+"""
+gearmand 1.1.20's text admin protocol, byte for byte (reference section 4).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, List, Optional
+
+from gearman_tw.server.jobs import JobServer, Peer, atoi
+
+#: The version gearmand reports, with our own name after the C{+} the way
+#: Debian appends C{+ds}: parsers of gearmand's version still read it.
+GEARMAND_VERSION = "1.1.20"
+
+#: gearmand's log levels, most severe first; C{verbose} prints one.
+LOG_LEVELS = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+#: More words than this and gearmand closes the connection without a reply.
+MAX_WORDS = 5
+
+_SPACES = re.compile(b" +")
+
+
+def _unknown(word: bytes) -> bytes:
+    return b"ERR UNKNOWN_COMMAND Unknown+server+command%s\r\n" % (word,)
+
+
+def _incomplete(command: bytes) -> bytes:
+    return (
+        b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+%s\r\n"
+        % (command,)
+    )
+
+
+_OK = b"OK\r\n"
+
+
+class AdminCommands:
+    """
+    Answers the text admin commands of one job server.
+
+    @ivar version: what C{version} reports.
+    @ivar verbosity: the log level name C{verbose} reports.
+    @ivar shutdown: called with C{graceful} for C{shutdown [graceful]} from a
+        loopback peer, or L{None} to answer C{shutdown} as gearmand 1.1.20
+        does (unknown command).
+    """
+
+    def __init__(
+        self,
+        server: JobServer,
+        version: str = GEARMAND_VERSION,
+        verbosity: str = "ERROR",
+        shutdown: Optional[Callable[[bool], object]] = None,
+        pid: Optional[int] = None,
+    ) -> None:
+        self.server = server
+        self.version = version
+        self.verbosity = verbosity
+        self.shutdown = shutdown
+        self._pid = pid
+
+    def execute(self, peer: Peer, line: bytes) -> Optional[bytes]:
+        """
+        Run one admin line.
+
+        @param line: the line without its line ending.
+        @return: the reply, or L{None} if the connection must be closed
+            without one.
+        """
+        words = _SPACES.split(line)
+        if len(words) > MAX_WORDS:
+            return None
+        command = words[0].lower()
+        handler = self._commands.get(command)
+        if handler is None:
+            return _unknown(words[0])
+        return handler(self, peer, words)
+
+    def _status(self, peer: Peer, words: List[bytes]) -> bytes:
+        lines = [
+            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, f.workers)
+            for f in self.server.functions.values()
+        ]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _priorityStatus(self, peer: Peer, words: List[bytes]) -> bytes:
+        lines = [
+            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], f.workers)
+            for f in self.server.functions.values()
+        ]
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _workers(self, peer: Peer, words: List[bytes]) -> bytes:
+        lines = []
+        for p in self.server.peers:
+            names = b"".join(b" " + function.name for function, _ in reversed(p.abilities))
+            clientId = p.clientId.split(b"\0", 1)[0]
+            lines.append(b"%d %s %s :%s\n" % (p.fd, p.host.encode("ascii"), clientId, names))
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _version(self, peer: Peer, words: List[bytes]) -> bytes:
+        return b"OK %s\n" % (self.version.encode("ascii"),)
+
+    def _verbose(self, peer: Peer, words: List[bytes]) -> bytes:
+        return b"OK %s\n" % (self.verbosity.encode("ascii"),)
+
+    def _getpid(self, peer: Peer, words: List[bytes]) -> bytes:
+        pid = os.getpid() if self._pid is None else self._pid
+        return b"OK %d\n" % (pid,)
+
+    def _maxqueue(self, peer: Peer, words: List[bytes]) -> bytes:
+        if len(words) < 2:
+            return _incomplete(b"maxqueue")
+        numbers = [max(0, atoi(word)) for word in words[2:]]
+        if not numbers:
+            limits = (0, 0, 0)
+        elif len(numbers) == 1:
+            limits = (numbers[0],) * 3
+        elif len(numbers) == 2:
+            limits = (numbers[0], numbers[1], 0)
+        else:
+            limits = (numbers[0], numbers[1], numbers[2])
+        self.server.setMaxQueue(words[1], limits)
+        return _OK
+
+    def _show(self, peer: Peer, words: List[bytes]) -> bytes:
+        if len(words) < 2:
+            return _unknown(words[0])
+        what = words[1].lower()
+        if what == b"jobs" and len(words) == 2:
+            lines = [
+                b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.persisted)
+                for job in self.server.jobs.values()
+            ]
+        elif what == b"unique" and len(words) == 3 and words[2].lower() == b"jobs":
+            lines = [b"%s\n" % (job.unique,) for job in self.server.jobs.values()]
+        else:
+            return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+        lines.append(b".\n")
+        return b"".join(lines)
+
+    def _cancel(self, peer: Peer, words: List[bytes]) -> bytes:
+        if len(words) == 2:
+            return _unknown(words[0])
+        if len(words) != 3 or words[1].lower() != b"job":
+            return b"ERR UNKNOWN_ERROR\r\n"
+        if self.server.cancel(words[2]):
+            return _OK
+        return b"ERR UNKNOWN_JOB\r\n"
+
+    def _create(self, peer: Peer, words: List[bytes]) -> bytes:
+        if len(words) != 3 or words[1].lower() != b"function":
+            return _incomplete(b"create")
+        # gearmand 1.1.20 drops the name's last character when the line
+        # ends in a bare newline; we keep the name whole.
+        self.server.function(words[2])
+        return _OK
+
+    def _drop(self, peer: Peer, words: List[bytes]) -> bytes:
+        if len(words) != 3 or words[1].lower() != b"function":
+            return _incomplete(b"drop")
+        dropped = self.server.dropFunction(words[2])
+        if dropped is None:
+            return b"ERR function not found\r\n"
+        if not dropped:
+            return b"ERR there are still connected workers or executing clients\r\n"
+        return _OK
+
+    def _shutdown(self, peer: Peer, words: List[bytes]) -> bytes:
+        if self.shutdown is None or not _isLoopback(peer.host):
+            return _unknown(words[0])
+        graceful = len(words) > 1 and words[1].lower() == b"graceful"
+        if len(words) > 1 and not graceful:
+            return b"ERR UNKNOWN_ARGS\r\n"
+        self.shutdown(graceful)
+        return _OK
+
+    _commands = {
+        b"status": _status,
+        b"prioritystatus": _priorityStatus,
+        b"workers": _workers,
+        b"version": _version,
+        b"verbose": _verbose,
+        b"getpid": _getpid,
+        b"maxqueue": _maxqueue,
+        b"show": _show,
+        b"cancel": _cancel,
+        b"create": _create,
+        b"drop": _drop,
+        b"shutdown": _shutdown,
+    }
+
+
+def _isLoopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("::1", "localhost") or host == "unix"

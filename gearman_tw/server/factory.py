@@ -1,0 +1,128 @@
+# -*- test-case-name: tests.test_server_protocol -*-
+"""
+The job server's protocol factory: what every connection shares.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Dict, Optional
+
+from twisted.internet.interfaces import ITransport
+from twisted.internet.protocol import Factory
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    globalLogPublisher,
+)
+
+from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
+from gearman_tw.server.admin import AdminCommands
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.protocol import GearmanServerProtocol
+
+#: gearmand's log levels and the Twisted level each maps to.
+LEVELS: Dict[str, LogLevel] = {
+    "FATAL": LogLevel.critical,
+    "ALERT": LogLevel.critical,
+    "CRITICAL": LogLevel.critical,
+    "ERROR": LogLevel.error,
+    "WARNING": LogLevel.warn,
+    "NOTICE": LogLevel.info,
+    "INFO": LogLevel.info,
+    "DEBUG": LogLevel.debug,
+}
+
+
+def filteredLogger(namespace: str, verbosity: str) -> Logger:
+    """
+    A logger that drops events below gearmand log level C{verbosity}.
+    """
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS[verbosity])
+    observer = FilteringLogObserver(globalLogPublisher, [predicate])
+    return Logger(namespace=namespace, observer=observer)
+
+
+class KeepAlive:
+    """
+    TCP keepalive settings for accepted connections.
+
+    @ivar idle: seconds of silence before the first probe, or L{None} for
+        the system default; likewise C{interval} between probes and
+        C{count} probes before the connection is dropped.
+    """
+
+    def __init__(
+        self, idle: Optional[int] = None, interval: Optional[int] = None, count: Optional[int] = None
+    ) -> None:
+        self.idle = idle
+        self.interval = interval
+        self.count = count
+
+    def apply(self, transport: ITransport) -> None:
+        """
+        Turn keepalive on for C{transport}'s socket.
+        """
+        setKeepAlive = getattr(transport, "setTcpKeepAlive", None)
+        if setKeepAlive is None:
+            return
+        setKeepAlive(True)
+        sock = transport.getHandle()  # type: ignore[attr-defined]
+        for option, value in (
+            (getattr(socket, "TCP_KEEPIDLE", None), self.idle),
+            (getattr(socket, "TCP_KEEPINTVL", None), self.interval),
+            (getattr(socket, "TCP_KEEPCNT", None), self.count),
+        ):
+            if option is not None and value is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+class GearmanServerFactory(Factory):
+    """
+    Builds L{GearmanServerProtocol}s for one L{JobServer}.
+
+    @ivar server: the job server.
+    @ivar admin: answers text admin commands.
+    @ivar maxPacketSize: the largest packet payload accepted.
+    @ivar keepAlive: TCP keepalive settings, or L{None} to leave it off.
+    @ivar connections: the open connections.
+    """
+
+    protocol = GearmanServerProtocol
+
+    def __init__(
+        self,
+        server: JobServer,
+        admin: Optional[AdminCommands] = None,
+        maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
+        keepAlive: Optional[KeepAlive] = None,
+        log: Optional[Logger] = None,
+    ) -> None:
+        self.server = server
+        self.admin = AdminCommands(server) if admin is None else admin
+        self.maxPacketSize = maxPacketSize
+        self.keepAlive = keepAlive
+        self.log = Logger() if log is None else log
+        self.connections: Dict[GearmanServerProtocol, None] = {}
+        self._connectionNumber = 0
+
+    def nextConnectionNumber(self) -> int:
+        """
+        A number for C{workers} to show for a connection with no file
+        descriptor (an in-memory transport).
+        """
+        self._connectionNumber += 1
+        return self._connectionNumber
+
+    def configureTransport(self, transport: ITransport) -> None:
+        """
+        Apply the socket options every connection gets: TCP_NODELAY, and
+        keepalive when configured.
+        """
+        setNoDelay = getattr(transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            setNoDelay(True)
+        if self.keepAlive is not None:
+            self.keepAlive.apply(transport)

@@ -1,0 +1,876 @@
+# -*- test-case-name: tests.test_server_jobs -*-
+"""
+The job server's state and gearmand 1.1's job semantics, without any I/O.
+
+L{JobServer} holds functions, queues and jobs, and acts on L{Peer} objects:
+one per connection, holding that connection's worker and client state and a
+C{write} callable.  The network protocol (L{gearman_tw.server.protocol})
+turns packets into calls here; the unit tests call it directly.
+
+Section numbers in comments refer to C{shared/reference/protocol.md}.
+"""
+
+from __future__ import annotations
+
+import heapq
+import socket
+from collections import deque
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from gearman_tw.interfaces import IJobServer
+from gearman_tw.protocol import HEADER, RES, PacketType, encode
+
+HIGH, NORMAL, LOW = 0, 1, 2
+PRIORITY_NAMES = ("HIGH", "NORMAL", "LOW")
+
+#: gearmand stores uniques in 64 bytes, NUL included; longer ones are refused.
+MAX_UNIQUE = 64
+#: gearmand's job handle buffer (64 bytes, NUL included).
+MAX_HANDLE = 63
+#: SET_CLIENT_ID is cut to this length.
+MAX_CLIENT_ID = 127
+#: OPTION_REQ names longer than this are unknown.
+MAX_OPTION = 63
+
+_NOOP = encode(PacketType.NOOP)
+_NO_JOB = encode(PacketType.NO_JOB)
+_pack = HEADER.pack
+
+
+def _error(code: bytes, text: bytes) -> bytes:
+    return encode(PacketType.ERROR, code, text)
+
+
+_ERR_UNIQUE_TOO_LARGE = _error(b"ARGUMENT_TOO_LARGE", b"Unique value too large")
+_ERR_QUEUE_FULL = _error(b"QUEUE_ERROR", b"Job queue is full")
+_ERR_NOT_FOUND_DATA = _error(b"JOB_NOT_FOUND", b"Job does not exist on server")
+_ERR_NOT_FOUND_RESULT = _error(b"JOB_NOT_FOUND", b"Job given in work result not found")
+_ERR_NOT_FOUND_EXCEPTION = _error(
+    b"JOB_NOT_FOUND", b"An exception was received for a job that does not exist"
+)
+_ERR_HANDLE_TOO_LARGE = _error(
+    b"ARGUMENT_TOO_LARGE",
+    b"Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf",
+)
+
+
+def atoi(value: bytes) -> int:
+    """
+    Read a leading decimal integer as C's C{strtol} does: leading white space
+    and a sign are allowed, anything after the digits is ignored, and no
+    digits at all read as 0.
+    """
+    value = value.lstrip(b" \t\n\r\v\f")
+    sign = 1
+    if value[:1] in (b"-", b"+"):
+        if value[:1] == b"-":
+            sign = -1
+        value = value[1:]
+    end = 0
+    for byte in value:
+        if 48 <= byte <= 57:
+            end += 1
+        else:
+            break
+    return sign * int(value[:end]) if end else 0
+
+
+def defaultHandlePrefix() -> bytes:
+    """
+    gearmand's default job handle prefix: C{H:} and the host name.
+    """
+    return b"H:" + socket.gethostname().encode("utf-8", "replace")
+
+
+class Function:
+    """
+    A function name with its three priority queues and its workers.
+
+    @ivar queues: FIFO queues of runnable jobs, indexed by priority.
+    @ivar queued: jobs waiting per priority, including jobs in L{queues} that
+        were cancelled but not yet reaped, and epoch jobs not yet due (which
+        count as NORMAL, as in gearmand).
+    @ivar running: jobs now held by a worker.
+    @ivar workers: CAN_DO registrations (a worker registering twice counts twice).
+    @ivar sleepers: workers that sent PRE_SLEEP and were not woken since;
+        entries may be stale and are checked when popped.
+    @ivar uniques: live jobs by coalescing key.
+    @ivar maxQueue: per-priority queue limits, 0 for none.
+    """
+
+    __slots__ = (
+        "name",
+        "queues",
+        "queued",
+        "running",
+        "workers",
+        "sleepers",
+        "uniques",
+        "maxQueue",
+    )
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.queues: Tuple[Deque[Job], Deque[Job], Deque[Job]] = (deque(), deque(), deque())
+        self.queued = [0, 0, 0]
+        self.running = 0
+        self.workers = 0
+        self.sleepers: Dict[Peer, None] = {}
+        self.uniques: Dict[bytes, Job] = {}
+        self.maxQueue = [0, 0, 0]
+
+    @property
+    def total(self) -> int:
+        """
+        Queued plus running jobs, as C{status} counts them.
+        """
+        q = self.queued
+        return q[0] + q[1] + q[2] + self.running
+
+    def hasRunnable(self) -> bool:
+        """
+        Whether a GRAB could find a job (reaped or not) in any queue.
+        """
+        q = self.queues
+        return bool(q[0] or q[1] or q[2])
+
+
+class Job:
+    """
+    One job, queued or running.
+
+    @ivar clients: the foreground submissions attached to the job, one entry
+        per submission (a connection that submitted twice appears twice).
+    @ivar background: a background submission holds the job: it runs even
+        when every client has gone.
+    @ivar persisted: the job was created by a background submission (the
+        C{persisted} column of C{show jobs}).
+    @ivar ignore: the job was cancelled or abandoned; queued, it is freed when
+        a GRAB reaches it.
+    @ivar numerator: the last WORK_STATUS numerator, as C{atoi} read it.
+    """
+
+    __slots__ = (
+        "handle",
+        "function",
+        "unique",
+        "key",
+        "data",
+        "priority",
+        "background",
+        "persisted",
+        "when",
+        "reducer",
+        "clients",
+        "worker",
+        "retries",
+        "numerator",
+        "denominator",
+        "ignore",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        handle: bytes,
+        function: Function,
+        unique: bytes,
+        key: Optional[bytes],
+        data: bytes,
+        priority: int,
+        background: bool,
+        when: int,
+        reducer: Optional[bytes],
+    ) -> None:
+        self.handle = handle
+        self.function = function
+        self.unique = unique
+        self.key = key
+        self.data = data
+        self.priority = priority
+        self.background = background
+        self.persisted = background
+        self.when = when
+        self.reducer = reducer
+        self.clients: List[Peer] = []
+        self.worker: Optional[Peer] = None
+        self.retries = 0
+        self.numerator = 0
+        self.denominator = 0
+        self.ignore = False
+        self.timer: Optional[IDelayedCall] = None
+
+
+class Peer:
+    """
+    One connection's state, as a worker and as a client.
+
+    @ivar write: sends bytes to the connection.
+    @ivar fd: the number C{workers} shows for the connection.
+    @ivar host: the peer's address as C{workers} shows it.
+    @ivar clientId: from SET_CLIENT_ID, C{b"-"} until then.
+    @ivar abilities: C{(function, timeout in seconds or 0)} in CAN_DO order,
+        oldest first; duplicates are kept.
+    @ivar sleeping: the worker sent PRE_SLEEP and no GRAB since.
+    @ivar noopSent: a NOOP was sent since the last GRAB or PRE_SLEEP.
+    @ivar held: the jobs this worker holds, in the order it grabbed them.
+    @ivar attached: the jobs this connection waits on as a client, with the
+        number of its submissions attached to each.
+    @ivar exceptions: the C{exceptions} option is on.
+    """
+
+    __slots__ = (
+        "write",
+        "fd",
+        "host",
+        "clientId",
+        "abilities",
+        "sleeping",
+        "noopSent",
+        "held",
+        "attached",
+        "exceptions",
+        "__weakref__",
+    )
+
+    def __init__(
+        self, write: Callable[[bytes], object], fd: int, host: str, exceptions: bool = False
+    ) -> None:
+        self.write = write
+        self.fd = fd
+        self.host = host
+        self.clientId = b"-"
+        self.abilities: List[Tuple[Function, float]] = []
+        self.sleeping = False
+        self.noopSent = False
+        self.held: Dict[Job, None] = {}
+        self.attached: Dict[Job, int] = {}
+        self.exceptions = exceptions
+
+
+@implementer(IJobServer)
+class JobServer:
+    """
+    All functions, jobs and connections of one job server.
+
+    @ivar functions: every known function by name, in order of first use.
+    @ivar jobs: every live job by handle.
+    @ivar peers: every open connection, oldest first.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        handlePrefix: Optional[bytes] = None,
+        jobRetries: int = 0,
+        roundRobin: bool = False,
+        workerWakeup: int = 0,
+        exceptions: bool = False,
+    ) -> None:
+        """
+        @param reactor: the clock for CAN_DO_TIMEOUT and epoch jobs.
+        @param handlePrefix: the job handle prefix; gearmand's C{H:<host>}
+            by default.
+        @param jobRetries: fail a job to its clients after this many
+            attempts; 0 for no limit.
+        @param roundRobin: rotate each worker's functions after a GRAB.
+        @param workerWakeup: NOOP at most this many sleeping workers per new
+            job; 0 for all of them.
+        @param exceptions: turn the C{exceptions} option on for every
+            connection.
+        """
+        self.reactor = reactor
+        prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
+        self.handlePrefix = prefix + b":"
+        self.jobRetries = jobRetries
+        self.roundRobin = roundRobin
+        self.workerWakeup = workerWakeup
+        self.exceptions = exceptions
+        self.functions: Dict[bytes, Function] = {}
+        self.jobs: Dict[bytes, Job] = {}
+        self.peers: Dict[Peer, None] = {}
+        self._lastHandle = 0
+        self._pending: List[Tuple[int, int, Job]] = []
+        self._pendingTimer: Optional[IDelayedCall] = None
+        self._idleWaiters: List[Callable[[], object]] = []
+
+    # Connections
+
+    def peerConnected(self, peer: Peer) -> None:
+        """
+        Register a new connection.
+        """
+        self.peers[peer] = None
+
+    def peerLost(self, peer: Peer) -> None:
+        """
+        Forget a closed connection: requeue the jobs it held as a worker and
+        detach it from the jobs it waited on as a client (3.7, 3.8).
+        """
+        self.peers.pop(peer, None)
+        if peer.held:
+            self._requeueHeld(peer, list(peer.held))
+        for function, _ in peer.abilities:
+            function.workers -= 1
+            function.sleepers.pop(peer, None)
+        peer.abilities = []
+        for job in peer.attached:
+            job.clients = [c for c in job.clients if c is not peer]
+            if not job.clients and not job.background:
+                self._abandon(job)
+        peer.attached = {}
+        self._checkIdle()
+
+    # Functions
+
+    def function(self, name: bytes) -> Function:
+        """
+        The function called C{name}, created on first use.
+        """
+        function = self.functions.get(name)
+        if function is None:
+            function = self.functions[name] = Function(name)
+        return function
+
+    def dropFunction(self, name: bytes) -> Optional[bool]:
+        """
+        Forget a function with no workers and no jobs.
+
+        @param name: compared case-insensitively, as gearmand does.
+        @return: L{True} if dropped, L{False} if it still has workers or
+            jobs, L{None} if there is no such function.
+        """
+        lowered = name.lower()
+        for fname, function in self.functions.items():
+            if fname.lower() == lowered:
+                if function.workers or function.total:
+                    return False
+                del self.functions[fname]
+                return True
+        return None
+
+    def setMaxQueue(self, name: bytes, limits: Tuple[int, int, int]) -> None:
+        """
+        Set a function's per-priority queue limits; unknown functions are
+        ignored, as in gearmand.
+        """
+        function = self.functions.get(name)
+        if function is not None:
+            function.maxQueue = list(limits)
+
+    # Workers
+
+    def canDo(self, peer: Peer, name: bytes, timeout: float = 0) -> None:
+        """
+        Register C{peer} as a worker for C{name} (CAN_DO, CAN_DO_TIMEOUT).
+
+        @param timeout: seconds a job may run before it is requeued; 0 for
+            no limit.
+        """
+        function = self.function(name)
+        peer.abilities.append((function, timeout))
+        function.workers += 1
+        if peer.sleeping and not peer.noopSent:
+            function.sleepers[peer] = None
+
+    def cantDo(self, peer: Peer, name: bytes) -> None:
+        """
+        Drop every registration of C{name} by C{peer} and requeue the jobs of
+        that function it holds (CANT_DO).
+        """
+        kept = []
+        for entry in peer.abilities:
+            function = entry[0]
+            if function.name == name:
+                function.workers -= 1
+                function.sleepers.pop(peer, None)
+            else:
+                kept.append(entry)
+        if len(kept) == len(peer.abilities):
+            return
+        peer.abilities = kept
+        held = [job for job in peer.held if job.function.name == name]
+        if held:
+            self._requeueHeld(peer, held)
+
+    def resetAbilities(self, peer: Peer) -> None:
+        """
+        Drop all of C{peer}'s registrations and requeue its jobs
+        (RESET_ABILITIES).
+        """
+        for function, _ in peer.abilities:
+            function.workers -= 1
+            function.sleepers.pop(peer, None)
+        peer.abilities = []
+        if peer.held:
+            self._requeueHeld(peer, list(peer.held))
+
+    def preSleep(self, peer: Peer) -> None:
+        """
+        C{peer} is going to sleep: NOOP it at once if a job is waiting for it,
+        else when one arrives (3.5).
+        """
+        peer.sleeping = True
+        # Clearing the flag here too spares a worker that sends PRE_SLEEP
+        # twice without a GRAB from never being woken again (3.5).
+        peer.noopSent = False
+        abilities = peer.abilities
+        for function, _ in abilities:
+            if function.hasRunnable():
+                peer.noopSent = True
+                peer.write(_NOOP)
+                return
+        for function, _ in abilities:
+            function.sleepers[peer] = None
+
+    def grab(self, peer: Peer, ptype: int) -> None:
+        """
+        Hand C{peer} the next job it can do, or NO_JOB (GRAB_JOB,
+        GRAB_JOB_UNIQ, GRAB_JOB_ALL).
+
+        Functions are tried newest registration first, and within one
+        function HIGH, NORMAL then LOW (3.4).
+        """
+        peer.sleeping = False
+        peer.noopSent = False
+        abilities = peer.abilities
+        for index in range(len(abilities) - 1, -1, -1):
+            function, timeout = abilities[index]
+            job = self._take(function)
+            if job is None:
+                continue
+            if self.roundRobin:
+                del abilities[index]
+                abilities.insert(0, (function, timeout))
+            job.worker = peer
+            peer.held[job] = None
+            function.running += 1
+            if timeout:
+                job.timer = self.reactor.callLater(timeout, self._timedOut, job)
+            handle = job.handle
+            if ptype == PacketType.GRAB_JOB:
+                payload = b"%s\0%s\0%s" % (handle, function.name, job.data)
+                atype = PacketType.JOB_ASSIGN
+            elif ptype == PacketType.GRAB_JOB_ALL and job.reducer is not None:
+                payload = b"%s\0%s\0%s\0%s\0%s" % (
+                    handle,
+                    function.name,
+                    job.unique,
+                    job.reducer,
+                    job.data,
+                )
+                atype = PacketType.JOB_ASSIGN_ALL
+            else:
+                payload = b"%s\0%s\0%s\0%s" % (handle, function.name, job.unique, job.data)
+                atype = PacketType.JOB_ASSIGN_UNIQ
+            peer.write(_pack(RES, atype, len(payload)) + payload)
+            return
+        peer.write(_NO_JOB)
+
+    def _take(self, function: Function) -> Optional[Job]:
+        """
+        Pop the next live job of C{function}, freeing cancelled ones on the way.
+        """
+        queued = function.queued
+        for priority, queue in enumerate(function.queues):
+            while queue:
+                job = queue.popleft()
+                queued[priority] -= 1
+                if job.ignore:
+                    self._free(job)
+                    continue
+                return job
+        return None
+
+    # Work results
+
+    def _held(self, peer: Peer, handle: bytes) -> Optional[Job]:
+        job = self.jobs.get(handle)
+        if job is None or job.worker is not peer:
+            return None
+        return job
+
+    def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:
+        """
+        Forward WORK_DATA or WORK_WARNING to the job's clients.
+
+        @param payload: the packet's payload, forwarded byte for byte.
+        """
+        job = self._held(peer, handle)
+        if job is None:
+            peer.write(_ERR_NOT_FOUND_DATA)
+            return
+        self._forward(job, ptype, payload)
+
+    def workStatus(
+        self, peer: Peer, handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
+    ) -> None:
+        """
+        Store a job's progress and forward WORK_STATUS as sent.
+        """
+        job = self._held(peer, handle)
+        if job is None:
+            peer.write(_ERR_NOT_FOUND_RESULT)
+            return
+        job.numerator = atoi(numerator) & 0xFFFFFFFF
+        job.denominator = atoi(denominator) & 0xFFFFFFFF
+        self._forward(job, PacketType.WORK_STATUS, payload)
+
+    def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:
+        """
+        Forward WORK_COMPLETE and end the job.
+        """
+        job = self._held(peer, handle)
+        if job is None:
+            peer.write(_ERR_NOT_FOUND_RESULT)
+            return
+        self._forward(job, PacketType.WORK_COMPLETE, payload)
+        self._finish(job)
+
+    def workFail(self, peer: Peer, handle: bytes) -> None:
+        """
+        Forward WORK_FAIL and end the job.
+        """
+        if len(handle) > MAX_HANDLE:
+            peer.write(_ERR_HANDLE_TOO_LARGE)
+            return
+        job = self._held(peer, handle)
+        if job is None:
+            peer.write(_ERR_NOT_FOUND_RESULT)
+            return
+        self._failToClients(job)
+        self._finish(job)
+
+    def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:
+        """
+        End the job with WORK_EXCEPTION to clients that asked for exceptions
+        and WORK_FAIL to the others (3.6).
+        """
+        job = self._held(peer, handle)
+        if job is None:
+            peer.write(_ERR_NOT_FOUND_EXCEPTION)
+            return
+        if job.clients:
+            exception = _pack(RES, PacketType.WORK_EXCEPTION, len(payload)) + payload
+            fail = encode(PacketType.WORK_FAIL, job.handle)
+            for client in job.clients:
+                client.write(exception if client.exceptions else fail)
+        self._finish(job)
+
+    def _forward(self, job: Job, ptype: int, payload: bytes) -> None:
+        clients = job.clients
+        if clients:
+            packet = _pack(RES, ptype, len(payload)) + payload
+            for client in clients:
+                client.write(packet)
+
+    def _failToClients(self, job: Job) -> None:
+        # gearmand 1.1.20 adds a NUL after the handle when it turns an
+        # exception into WORK_FAIL; we always send the bare handle (3.6).
+        if job.clients:
+            packet = encode(PacketType.WORK_FAIL, job.handle)
+            for client in job.clients:
+                client.write(packet)
+
+    # Clients
+
+    def submit(
+        self,
+        peer: Peer,
+        name: bytes,
+        unique: bytes,
+        data: bytes,
+        priority: int = NORMAL,
+        background: bool = False,
+        when: int = 0,
+        reducer: Optional[bytes] = None,
+    ) -> Optional[Job]:
+        """
+        Create a job, or attach to the live job it coalesces with (3.3), and
+        answer C{peer} with JOB_CREATED or ERROR.
+
+        @param when: epoch seconds before which the job must not run; 0 to
+            run at once.
+        @param reducer: the reducer of a SUBMIT_REDUCE_JOB.
+        @return: the job, or L{None} if it was refused.
+        """
+        if len(unique) > MAX_UNIQUE:
+            peer.write(_ERR_UNIQUE_TOO_LARGE)
+            return None
+        function = self.function(name)
+        key: Optional[bytes] = None
+        if unique:
+            if unique == b"-":
+                if data:
+                    key = b"-\0" + data
+            else:
+                key = unique
+        if key is not None:
+            job = function.uniques.get(key)
+            if job is not None:
+                if background:
+                    job.background = True
+                else:
+                    self._attach(peer, job)
+                peer.write(encode(PacketType.JOB_CREATED, job.handle))
+                return job
+        limit = function.maxQueue[priority]
+        if limit and function.total >= limit:
+            peer.write(_ERR_QUEUE_FULL)
+            return None
+        self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
+        handle = b"%s%d" % (self.handlePrefix, handleNumber)
+        job = Job(handle, function, unique, key, data, priority, background, when, reducer)
+        self.jobs[handle] = job
+        if key is not None:
+            function.uniques[key] = job
+        if not background:
+            self._attach(peer, job)
+        if when and when > self.reactor.seconds():
+            self._hold(job)
+        else:
+            self._enqueue(job)
+        peer.write(encode(PacketType.JOB_CREATED, handle))
+        return job
+
+    def _attach(self, peer: Peer, job: Job) -> None:
+        job.clients.append(peer)
+        attached = peer.attached
+        attached[job] = attached.get(job, 0) + 1
+
+    def _enqueue(self, job: Job) -> None:
+        """
+        Put a runnable job at the tail of its queue and wake its sleepers.
+        """
+        function = job.function
+        function.queues[job.priority].append(job)
+        function.queued[job.priority] += 1
+        self._wake(function)
+
+    def _wake(self, function: Function) -> None:
+        sleepers = function.sleepers
+        if not sleepers:
+            return
+        limit = self.workerWakeup
+        woken = 0
+        while sleepers:
+            peer = next(iter(sleepers))
+            del sleepers[peer]
+            if peer.sleeping and not peer.noopSent:
+                peer.noopSent = True
+                peer.write(_NOOP)
+                woken += 1
+                if woken == limit:
+                    return
+
+    # Epoch jobs (3.12): held aside until due, then queued at the NORMAL tail.
+
+    def _hold(self, job: Job) -> None:
+        job.function.queued[job.priority] += 1
+        heapq.heappush(self._pending, (job.when, self._lastHandle, job))
+        self._armPending()
+
+    def _armPending(self) -> None:
+        if not self._pending:
+            return
+        due = self._pending[0][0]
+        delay = max(0.0, due - self.reactor.seconds())
+        timer = self._pendingTimer
+        if timer is not None and timer.active():
+            if timer.getTime() <= self.reactor.seconds() + delay:
+                return
+            timer.cancel()
+        self._pendingTimer = self.reactor.callLater(delay, self._releaseDue)
+
+    def _releaseDue(self) -> None:
+        self._pendingTimer = None
+        now = self.reactor.seconds()
+        pending = self._pending
+        while pending and pending[0][0] <= now:
+            job = heapq.heappop(pending)[2]
+            function = job.function
+            function.queued[job.priority] -= 1
+            self._enqueue(job)
+        self._armPending()
+
+    def pendingJobs(self) -> Iterator[Job]:
+        """
+        The epoch jobs that are not due yet.
+        """
+        return (entry[2] for entry in self._pending)
+
+    # Status
+
+    def getStatus(self, handle: bytes) -> bytes:
+        """
+        The STATUS_RES payload for C{handle} (3.11).
+        """
+        job = self.jobs.get(handle)
+        if job is None:
+            return b"%s\x000\x000\x000\x000" % (handle,)
+        return b"%s\x001\x00%d\x00%d\x00%d" % (
+            handle,
+            job.worker is not None,
+            job.numerator,
+            job.denominator,
+        )
+
+    def getStatusUnique(self, unique: bytes) -> bytes:
+        """
+        The STATUS_RES_UNIQUE payload for C{unique} (3.11).
+        """
+        job = self._findUnique(unique) if unique else None
+        if job is None:
+            return b"%s\x000\x000\x000\x000\x000" % (unique,)
+        return b"%s\x001\x00%d\x00%d\x00%d\x00%d" % (
+            unique,
+            job.worker is not None,
+            job.numerator,
+            job.denominator,
+            len(job.clients),
+        )
+
+    def _findUnique(self, unique: bytes) -> Optional[Job]:
+        if unique == b"-":
+            for job in self.jobs.values():
+                if job.unique == unique and not job.ignore:
+                    return job
+            return None
+        for function in self.functions.values():
+            job = function.uniques.get(unique)
+            if job is not None:
+                return job
+        return None
+
+    # Ending jobs
+
+    def cancel(self, handle: bytes) -> bool:
+        """
+        Cancel a job for the C{cancel job} admin command: its clients get
+        WORK_FAIL and are detached; a queued job is freed when a GRAB
+        reaches it, a running one runs on with nobody listening.
+
+        @return: whether the job exists.
+        """
+        job = self.jobs.get(handle)
+        if job is None:
+            return False
+        self._failToClients(job)
+        self._detachClients(job)
+        job.background = False
+        self._abandon(job)
+        return True
+
+    def _detachClients(self, job: Job) -> None:
+        for client in job.clients:
+            client.attached.pop(job, None)
+        job.clients = []
+
+    def _abandon(self, job: Job) -> None:
+        """
+        Mark a job nobody waits for: it is never run (3.8).
+        """
+        job.ignore = True
+        self._forgetUnique(job)
+
+    def _forgetUnique(self, job: Job) -> None:
+        key = job.key
+        if key is not None:
+            uniques = job.function.uniques
+            if uniques.get(key) is job:
+                del uniques[key]
+
+    def _finish(self, job: Job) -> None:
+        """
+        Free a job that a worker ended.
+        """
+        worker = job.worker
+        if worker is not None:
+            del worker.held[job]
+            job.worker = None
+            job.function.running -= 1
+        if job.timer is not None:
+            if job.timer.active():
+                job.timer.cancel()
+            job.timer = None
+        self._detachClients(job)
+        self._free(job)
+        if self._idleWaiters:
+            self._checkIdle()
+
+    def _free(self, job: Job) -> None:
+        self._forgetUnique(job)
+        self.jobs.pop(job.handle, None)
+
+    # Requeue (3.7)
+
+    def _requeueHeld(self, peer: Peer, jobs: List[Job]) -> None:
+        """
+        Take C{jobs} back from C{peer}, newest grabbed first.
+        """
+        for job in reversed(jobs):
+            del peer.held[job]
+            job.worker = None
+            job.function.running -= 1
+            if job.timer is not None:
+                if job.timer.active():
+                    job.timer.cancel()
+                job.timer = None
+            self._retry(job)
+
+    def _timedOut(self, job: Job) -> None:
+        """
+        A CAN_DO_TIMEOUT ran out: requeue the job as if its worker was lost.
+        """
+        job.timer = None
+        worker = job.worker
+        if worker is None:
+            return
+        del worker.held[job]
+        job.worker = None
+        job.function.running -= 1
+        self._retry(job)
+
+    def _retry(self, job: Job) -> None:
+        job.retries += 1
+        if self.jobRetries and job.retries >= self.jobRetries:
+            self.log.info(
+                "Job {handle} failed after {retries} attempts",
+                handle=job.handle.decode("ascii", "replace"),
+                retries=job.retries,
+            )
+            self._failToClients(job)
+            self._detachClients(job)
+            self._free(job)
+            if self._idleWaiters:
+                self._checkIdle()
+            return
+        job.numerator = job.denominator = 0
+        self._enqueue(job)
+
+    # Draining
+
+    def runningCount(self) -> int:
+        """
+        How many jobs workers hold now.
+        """
+        return sum(function.running for function in self.functions.values())
+
+    def whenIdle(self, callback: Callable[[], object]) -> None:
+        """
+        Call C{callback} once no worker holds a job.
+        """
+        self._idleWaiters.append(callback)
+        self._checkIdle()
+
+    def _checkIdle(self) -> None:
+        if self._idleWaiters and not self.runningCount():
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for waiter in waiters:
+                waiter()

@@ -1,0 +1,288 @@
+# -*- test-case-name: tests.test_server_protocol -*-
+"""
+The job server's connection protocol: framing, then dispatch to L{JobServer}.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+from gearman_tw.protocol import TEXT, PacketParser, PacketType, encode, encodeRaw
+from gearman_tw.server.jobs import (
+    HIGH,
+    LOW,
+    MAX_CLIENT_ID,
+    MAX_HANDLE,
+    MAX_OPTION,
+    NORMAL,
+    Peer,
+    atoi,
+)
+
+if TYPE_CHECKING:
+    from gearman_tw.server.factory import GearmanServerFactory
+
+#: CAN_DO_TIMEOUT values longer than this drop the connection, as in gearmand.
+MAX_TIMEOUT_DIGITS = 20
+
+_INVALID_MAGIC = encode(PacketType.ERROR, b"INVALID_MAGIC", b"Request magic expected")
+_INVALID_COMMAND = encode(PacketType.ERROR, b"INVALID_COMMAND", b"Command not expected")
+_UNKNOWN_OPTION = encode(
+    PacketType.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option"
+)
+
+# (priority, background) of the plain submit packets.
+_SUBMITS = {
+    PacketType.SUBMIT_JOB: (NORMAL, False),
+    PacketType.SUBMIT_JOB_BG: (NORMAL, True),
+    PacketType.SUBMIT_JOB_HIGH: (HIGH, False),
+    PacketType.SUBMIT_JOB_HIGH_BG: (HIGH, True),
+    PacketType.SUBMIT_JOB_LOW: (LOW, False),
+    PacketType.SUBMIT_JOB_LOW_BG: (LOW, True),
+}
+
+_INT64_MAX = 2**63 - 1
+
+
+class _DropConnection(Exception):
+    """
+    The packet is one gearmand answers by closing the connection.
+    """
+
+
+def strtoll(value: bytes) -> int:
+    """
+    Read an epoch time as gearmand does with C{strtoll}: junk reads as 0.
+
+    @raise _DropConnection: the number overflows a signed 64-bit integer.
+    """
+    number = atoi(value)
+    if number > _INT64_MAX or number < -_INT64_MAX - 1:
+        raise _DropConnection()
+    return number
+
+
+class GearmanServerProtocol(Protocol):
+    """
+    One connection to the job server, speaking binary Gearman and the text
+    admin protocol on the same stream.
+
+    @ivar peer: this connection's state in the job server.
+    """
+
+    factory: "GearmanServerFactory"
+    peer: Peer
+
+    def __init__(self) -> None:
+        self._parser: Optional[PacketParser] = None
+        self._closing = False
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        transport = self.transport
+        assert transport is not None
+        self._parser = PacketParser(maxPacketSize=factory.maxPacketSize)
+        fileno = getattr(transport, "fileno", None)
+        fd = fileno() if fileno is not None else factory.nextConnectionNumber()
+        address = transport.getPeer()
+        host = getattr(address, "host", None) or "-"
+        self.peer = Peer(transport.write, fd, host, factory.server.exceptions)
+        factory.configureTransport(transport)
+        factory.connections[self] = None
+        factory.server.peerConnected(self.peer)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._closing = True
+        self.factory.connections.pop(self, None)
+        self.factory.server.peerLost(self.peer)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing:
+            return
+        parser = self._parser
+        assert parser is not None
+        handlers = _HANDLERS
+        for ptype, args, payload in parser.feed(data):
+            handler = handlers.get(ptype)
+            try:
+                if handler is None:
+                    self._unexpected(ptype, payload)
+                else:
+                    handler(self, args, payload)
+            except _DropConnection:
+                self._drop("refused packet %d" % (ptype,))
+                return
+            if self._closing:
+                return
+        failure = parser.failure
+        if failure is not None:
+            if failure.code is not None:
+                self.transport.write(encode(PacketType.ERROR, failure.code, failure.text))  # type: ignore[union-attr]
+            self._drop(failure.text.decode("ascii", "replace"))
+
+    def _drop(self, why: str) -> None:
+        self._closing = True
+        self.factory.log.error(
+            "Closing connection from {host}: {why}", host=self.peer.host, why=why
+        )
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def _unexpected(self, ptype: int, payload: bytes) -> None:
+        if ptype < 0:
+            self.peer.write(_INVALID_MAGIC)
+        else:
+            self.peer.write(_INVALID_COMMAND)
+
+    # Admin
+
+    def _text(self, args: List[bytes], line: bytes) -> None:
+        reply = self.factory.admin.execute(self.peer, line)
+        if reply is None:
+            self._drop("admin line with too many words")
+        else:
+            self.peer.write(reply)
+
+    # Worker packets
+
+    def _canDo(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.canDo(self.peer, args[0], 0)
+
+    def _canDoTimeout(self, args: List[bytes], payload: bytes) -> None:
+        name, value = args
+        if len(value) > MAX_TIMEOUT_DIGITS:
+            raise _DropConnection()
+        milliseconds = atoi(value)
+        if milliseconds <= 0:
+            timeout = 0.0
+        else:
+            timeout = max(milliseconds, 1000) / 1000.0
+        self.factory.server.canDo(self.peer, name, timeout)
+
+    def _cantDo(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.cantDo(self.peer, args[0])
+
+    def _resetAbilities(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.resetAbilities(self.peer)
+
+    def _preSleep(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.preSleep(self.peer)
+
+    def _grabJob(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.grab(self.peer, PacketType.GRAB_JOB)
+
+    def _grabJobUniq(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.grab(self.peer, PacketType.GRAB_JOB_UNIQ)
+
+    def _grabJobAll(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.grab(self.peer, PacketType.GRAB_JOB_ALL)
+
+    def _workData(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.workData(self.peer, PacketType.WORK_DATA, args[0], payload)
+
+    def _workWarning(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.workData(self.peer, PacketType.WORK_WARNING, args[0], payload)
+
+    def _workStatus(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.workStatus(self.peer, args[0], args[1], args[2], payload)
+
+    def _workComplete(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.workComplete(self.peer, args[0], payload)
+
+    def _workFail(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.workFail(self.peer, args[0])
+
+    def _workException(self, args: List[bytes], payload: bytes) -> None:
+        self.factory.server.workException(self.peer, args[0], payload)
+
+    # Client packets
+
+    def _submit(self, ptype: int, args: List[bytes]) -> None:
+        priority, background = _SUBMITS[ptype]
+        self.factory.server.submit(self.peer, args[0], args[1], args[2], priority, background)
+
+    def _submitEpoch(self, args: List[bytes], payload: bytes) -> None:
+        name, unique, epoch, data = args
+        when = strtoll(epoch)
+        self.factory.server.submit(
+            self.peer, name, unique, data, NORMAL, True, when if when > 0 else 0
+        )
+
+    def _submitReduce(self, args: List[bytes], payload: bytes) -> None:
+        name, unique, reducer, _aggregator, data = args
+        self.factory.server.submit(self.peer, name, unique, data, NORMAL, False, 0, reducer)
+
+    def _submitReduceBackground(self, args: List[bytes], payload: bytes) -> None:
+        name, unique, reducer, _aggregator, data = args
+        self.factory.server.submit(self.peer, name, unique, data, NORMAL, True, 0, reducer)
+
+    def _getStatus(self, args: List[bytes], payload: bytes) -> None:
+        handle = args[0]
+        if len(handle) > MAX_HANDLE:
+            return
+        self.peer.write(
+            encodeRaw(PacketType.STATUS_RES, self.factory.server.getStatus(handle))
+        )
+
+    def _getStatusUnique(self, args: List[bytes], payload: bytes) -> None:
+        unique = args[0]
+        if len(unique) > MAX_HANDLE:
+            return
+        self.peer.write(
+            encodeRaw(PacketType.STATUS_RES_UNIQUE, self.factory.server.getStatusUnique(unique))
+        )
+
+    # Any side
+
+    def _echo(self, args: List[bytes], payload: bytes) -> None:
+        self.peer.write(encodeRaw(PacketType.ECHO_RES, payload))
+
+    def _setClientId(self, args: List[bytes], payload: bytes) -> None:
+        self.peer.clientId = args[0][:MAX_CLIENT_ID]
+
+    def _optionReq(self, args: List[bytes], payload: bytes) -> None:
+        name = args[0]
+        if len(name) <= MAX_OPTION and name.lower() == b"exceptions":
+            self.peer.exceptions = True
+            self.peer.write(encode(PacketType.OPTION_RES, name))
+        else:
+            self.peer.write(_UNKNOWN_OPTION)
+
+
+def _submitHandler(ptype: int) -> Callable[[GearmanServerProtocol, List[bytes], bytes], None]:
+    def handler(self: GearmanServerProtocol, args: List[bytes], payload: bytes) -> None:
+        self._submit(ptype, args)
+
+    return handler
+
+
+_HANDLERS: Dict[int, Callable[[GearmanServerProtocol, List[bytes], bytes], None]] = {
+    TEXT: GearmanServerProtocol._text,
+    PacketType.CAN_DO: GearmanServerProtocol._canDo,
+    PacketType.CANT_DO: GearmanServerProtocol._cantDo,
+    PacketType.RESET_ABILITIES: GearmanServerProtocol._resetAbilities,
+    PacketType.PRE_SLEEP: GearmanServerProtocol._preSleep,
+    PacketType.GRAB_JOB: GearmanServerProtocol._grabJob,
+    PacketType.GRAB_JOB_UNIQ: GearmanServerProtocol._grabJobUniq,
+    PacketType.GRAB_JOB_ALL: GearmanServerProtocol._grabJobAll,
+    PacketType.WORK_STATUS: GearmanServerProtocol._workStatus,
+    PacketType.WORK_COMPLETE: GearmanServerProtocol._workComplete,
+    PacketType.WORK_FAIL: GearmanServerProtocol._workFail,
+    PacketType.WORK_EXCEPTION: GearmanServerProtocol._workException,
+    PacketType.WORK_DATA: GearmanServerProtocol._workData,
+    PacketType.WORK_WARNING: GearmanServerProtocol._workWarning,
+    PacketType.GET_STATUS: GearmanServerProtocol._getStatus,
+    PacketType.GET_STATUS_UNIQUE: GearmanServerProtocol._getStatusUnique,
+    PacketType.ECHO_REQ: GearmanServerProtocol._echo,
+    PacketType.SET_CLIENT_ID: GearmanServerProtocol._setClientId,
+    PacketType.CAN_DO_TIMEOUT: GearmanServerProtocol._canDoTimeout,
+    PacketType.OPTION_REQ: GearmanServerProtocol._optionReq,
+    PacketType.SUBMIT_JOB_EPOCH: GearmanServerProtocol._submitEpoch,
+    PacketType.SUBMIT_REDUCE_JOB: GearmanServerProtocol._submitReduce,
+    PacketType.SUBMIT_REDUCE_JOB_BACKGROUND: GearmanServerProtocol._submitReduceBackground,
+}
+for _ptype in _SUBMITS:
+    _HANDLERS[_ptype] = _submitHandler(_ptype)
+del _ptype

@@ -1,0 +1,200 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+C{twistd gearman}: the job server, with options mirroring gearmand's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+from twisted.application.service import IService, MultiService
+from twisted.python import usage
+
+from gearman_tw._version import __version__
+from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
+
+#: gearmand's log levels, most severe first.
+VERBOSITY = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+
+def _defaultPort() -> str:
+    return os.environ.get("GEARMAND_PORT", "4730")
+
+
+def _escape(address: str) -> str:
+    return address.replace("\\", "\\\\").replace(":", "\\:")
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd gearman}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run a Gearman job server, compatible with gearmand 1.1. With no "
+        "--listen or --endpoint it listens on every IPv4 address at --port."
+    )
+
+    optParameters = [
+        ["port", "p", None, "Port to listen on (default 4730, or $GEARMAND_PORT).", int],
+        ["backlog", "b", 32, "Listen backlog of --port/--listen sockets.", int],
+        ["job-retries", "j", 0, "Fail a job after this many attempts (0: no limit).", int],
+        ["worker-wakeup", "w", 0, "Sleeping workers to wake per new job (0: all).", int],
+        ["job-handle-prefix", None, None, "Job handle prefix (default: H:<host name>)."],
+        ["keepalive-idle", None, None, "Seconds idle before the first keepalive probe.", int],
+        ["keepalive-interval", None, None, "Seconds between keepalive probes.", int],
+        ["keepalive-count", None, None, "Keepalive probes before dropping a peer.", int],
+        ["verbose", None, "ERROR", "Log level: " + ", ".join(VERBOSITY) + "."],
+        [
+            "max-packet-size",
+            None,
+            DEFAULT_MAX_PACKET_SIZE,
+            "Largest packet payload accepted, in bytes.",
+            int,
+        ],
+        [
+            "drain-timeout",
+            None,
+            30.0,
+            "Seconds a stopping server waits for running jobs.",
+            float,
+        ],
+        ["threads", "t", 4, "Accepted for gearmand compatibility; ignored.", int],
+        ["hashtable-buckets", None, 991, "Accepted for gearmand compatibility; ignored.", int],
+    ]
+
+    optFlags = [
+        ["round-robin", "R", "Rotate each worker's functions after every job."],
+        ["exceptions", None, "Turn the exceptions option on for every connection."],
+        ["keepalive", None, "Turn TCP keepalive on for every connection."],
+        [
+            "admin-shutdown",
+            None,
+            "Obey the admin 'shutdown [graceful]' command from loopback peers.",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["endpoint"] = []
+        self["endpoints"] = []
+
+    def opt_listen(self, address: str) -> None:
+        """
+        Listen on this address at --port (repeatable).
+        """
+        self["listen"].append(address)
+
+    opt_L = opt_listen
+
+    def opt_endpoint(self, description: str) -> None:
+        """
+        Listen on a Twisted server endpoint, e.g. tcp:4730:interface=127.0.0.1,
+        unix:/run/gearman.sock or ssl:4730:privateKey=key.pem (repeatable).
+        """
+        self["endpoint"].append(description)
+
+    opt_e = opt_endpoint
+
+    def opt_version(self) -> None:
+        """
+        Show the version and exit.
+        """
+        print("gearman_tw %s (gearmand 1.1.20 compatible)" % (__version__,))
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        port = self["port"]
+        if port is None:
+            try:
+                port = int(_defaultPort())
+            except ValueError:
+                raise usage.UsageError("GEARMAND_PORT must be a port number")
+        if not 0 <= port <= 65535:
+            raise usage.UsageError("--port must be between 0 and 65535")
+        self["port"] = port
+        if self["backlog"] < 1:
+            raise usage.UsageError("--backlog must be at least 1")
+        for name in ("job-retries", "worker-wakeup"):
+            if not 0 <= self[name] <= 255:
+                raise usage.UsageError("--%s must be between 0 and 255" % (name,))
+        verbosity = self["verbose"].upper()
+        if verbosity not in VERBOSITY:
+            raise usage.UsageError("--verbose must be one of " + ", ".join(VERBOSITY))
+        self["verbose"] = verbosity
+        if self["max-packet-size"] < 1024:
+            raise usage.UsageError("--max-packet-size must be at least 1024")
+        if self["drain-timeout"] < 0:
+            raise usage.UsageError("--drain-timeout must not be negative")
+        for name in ("keepalive-idle", "keepalive-interval", "keepalive-count"):
+            value = self[name]
+            if value is not None and value < 1:
+                raise usage.UsageError("--%s must be at least 1" % (name,))
+        endpoints: List[str] = [
+            "tcp:%d:interface=%s:backlog=%d" % (port, _escape(address), self["backlog"])
+            for address in self["listen"]
+        ]
+        endpoints.extend(self["endpoint"])
+        if not endpoints:
+            endpoints.append("tcp:%d:backlog=%d" % (port, self["backlog"]))
+        self["endpoints"] = endpoints
+
+
+def makeService(options: Options, reactor: Optional[object] = None) -> IService:
+    """
+    Build the (unstarted) job server service tree from parsed C{options}.
+    """
+    from twisted.internet.endpoints import serverFromString
+
+    from gearman_tw.server.admin import GEARMAND_VERSION, AdminCommands
+    from gearman_tw.server.factory import GearmanServerFactory, KeepAlive, filteredLogger
+    from gearman_tw.server.jobs import JobServer
+    from gearman_tw.server.service import GearmanService
+
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    prefix = options["job-handle-prefix"]
+    server = JobServer(
+        reactor,  # type: ignore[arg-type]
+        handlePrefix=None if prefix is None else prefix.encode("utf-8"),
+        jobRetries=options["job-retries"],
+        roundRobin=bool(options["round-robin"]),
+        workerWakeup=options["worker-wakeup"],
+        exceptions=bool(options["exceptions"]),
+    )
+    verbosity = options["verbose"]
+    server.log = filteredLogger("gearman_tw.server", verbosity)
+    admin = AdminCommands(
+        server, version="%s+gearman-tw-%s" % (GEARMAND_VERSION, __version__), verbosity=verbosity
+    )
+    keepAlive = None
+    if options["keepalive"]:
+        keepAlive = KeepAlive(
+            options["keepalive-idle"], options["keepalive-interval"], options["keepalive-count"]
+        )
+    factory = GearmanServerFactory(
+        server,
+        admin,
+        maxPacketSize=options["max-packet-size"],
+        keepAlive=keepAlive,
+        log=filteredLogger("gearman_tw.server", verbosity),
+    )
+    endpoints = [serverFromString(reactor, description) for description in options["endpoints"]]
+    gearman = GearmanService(
+        factory,
+        endpoints,
+        reactor,  # type: ignore[arg-type]
+        drainTimeout=options["drain-timeout"],
+        handleSignals=True,
+    )
+    if options["admin-shutdown"]:
+        admin.shutdown = gearman.shutdown
+    top = MultiService()
+    gearman.setName("gearman")
+    gearman.setServiceParent(top)
+    return top
