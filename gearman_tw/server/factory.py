@@ -6,7 +6,7 @@ The job server's protocol factory: what every connection shares.
 from __future__ import annotations
 
 import socket
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Factory
@@ -107,6 +107,26 @@ class GearmanServerFactory(Factory):
         self.log = Logger() if log is None else log
         self.connections: Dict[GearmanServerProtocol, None] = {}
         self._connectionNumber = 0
+        self._closedWaiters: List[Callable[[], object]] = []
+
+    def connectionClosed(self, protocol: GearmanServerProtocol) -> None:
+        """
+        Forget a closed connection.
+        """
+        self.connections.pop(protocol, None)
+        if not self.connections and self._closedWaiters:
+            waiters, self._closedWaiters = self._closedWaiters, []
+            for waiter in waiters:
+                waiter()
+
+    def whenNoConnections(self, callback: Callable[[], object]) -> None:
+        """
+        Call C{callback} once no connection is open.
+        """
+        if self.connections:
+            self._closedWaiters.append(callback)
+        else:
+            callback()
 
     def nextConnectionNumber(self) -> int:
         """

@@ -96,7 +96,7 @@ class GearmanServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._closing = True
-        self.factory.connections.pop(self, None)
+        self.factory.connectionClosed(self)
         self.factory.server.peerLost(self.peer)
 
     def dataReceived(self, data: bytes) -> None:

@@ -6,17 +6,21 @@ The job server as a Twisted service: listening, and stopping gracefully.
 from __future__ import annotations
 
 import signal
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from gearman_tw.server.factory import GearmanServerFactory
 
 #: Seconds a stopping server waits for running jobs before it closes anyway.
 DEFAULT_DRAIN_TIMEOUT = 30.0
+
+#: Seconds a stopping server waits for closing connections to flush.
+CLOSE_TIMEOUT = 5.0
 
 
 class GearmanService(Service):
@@ -53,22 +57,36 @@ class GearmanService(Service):
         self._stopping = False
 
     def startService(self) -> None:
+        """
+        Listen on every endpoint.
+
+        @raise Exception: an endpoint failed at once (a TCP port in use, say),
+            so that C{twistd} exits with an error instead of serving nothing.
+        """
         super().startService()
-        self._stopping = False
         if self.handleSignals and hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, self._onSignal)
-        self._listening = gatherResults(
+        listening = gatherResults(
             [endpoint.listen(self.factory) for endpoint in self.endpoints],
             consumeErrors=True,
         )
-        self._listening.addCallbacks(self._listened, self._listenFailed)
+        failures: List[Failure] = []
+        listening.addCallbacks(self._listened, failures.append)
+        if failures:
+            self.running = False
+            firstError = failures[0].value
+            failure = getattr(firstError, "subFailure", failures[0])
+            failure.raiseException()
+        listening.addErrback(self._listenFailed)
+        self._listening = listening
 
-    def _listened(self, ports: List[IListeningPort]) -> None:
+    def _listened(self, ports: List[IListeningPort]) -> List[IListeningPort]:
         self.ports = ports
         for port in ports:
             self.log.info("Gearman job server listening on {address}", address=port.getHost())
+        return ports
 
-    def _listenFailed(self, failure: Any) -> None:
+    def _listenFailed(self, failure: Failure) -> None:
         self.log.failure("Cannot listen", failure)
         stop = getattr(self.reactor, "stop", None)
         if stop is not None and getattr(self.reactor, "running", False):
@@ -78,44 +96,57 @@ class GearmanService(Service):
         """
         Fire with the listening ports once every endpoint listens.
         """
-        if self._listening is None:
-            return Deferred()
         result: Deferred[List[IListeningPort]] = Deferred()
-        self._listening.addCallback(lambda ports: (result.callback(ports), ports)[1])
+        if self._listening is None:
+            result.errback(RuntimeError("the service is not started"))
+            return result
+
+        def relay(ports: List[IListeningPort]) -> List[IListeningPort]:
+            result.callback(ports)
+            return ports
+
+        self._listening.addCallback(relay)
         return result
 
     def _stopListening(self) -> Deferred[Any]:
         ports, self.ports = self.ports, []
         return DeferredList([port.stopListening() or succeed(None) for port in ports])
 
-    def _drained(self) -> Deferred[None]:
+    def _within(self, register: Callable[[Callable[[], object]], None], timeout: float) -> Deferred[None]:
         """
-        Fire when no worker holds a job, or after C{drainTimeout} seconds.
+        A Deferred that fires when C{register}'s callback is called, or after
+        C{timeout} seconds, whichever comes first.
         """
         done: Deferred[None] = Deferred()
 
-        def idle() -> None:
+        def fire() -> None:
             if not done.called:
                 if timer.active():
                     timer.cancel()
                 done.callback(None)
 
-        timer = self.reactor.callLater(self.drainTimeout, idle)
-        self.factory.server.whenIdle(idle)
+        timer = self.reactor.callLater(timeout, fire)
+        register(fire)
         return done
 
     def stopService(self) -> Deferred[None]:
+        """
+        Close the listeners, wait up to C{drainTimeout} seconds for running
+        jobs, then close every connection, waiting (a few seconds at most)
+        for their last bytes to be written.
+        """
         super().stopService()
         self._stopping = True
         d = self._stopListening()
-        d.addCallback(lambda _: self._drained())
+        d.addCallback(lambda _: self._within(self.factory.server.whenIdle, self.drainTimeout))
         d.addCallback(lambda _: self._closeConnections())
         return d
 
-    def _closeConnections(self) -> None:
+    def _closeConnections(self) -> Deferred[None]:
         for protocol in list(self.factory.connections):
             if protocol.transport is not None:
                 protocol.transport.loseConnection()
+        return self._within(self.factory.whenNoConnections, CLOSE_TIMEOUT)
 
     def shutdown(self, graceful: bool) -> None:
         """

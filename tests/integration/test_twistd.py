@@ -1,0 +1,181 @@
+"""
+The C{twistd gearman} process: start-up errors, endpoints and signals.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.integration.servers import REPO, RawConnection, startOurs
+
+
+def twistdArgv(*args: str):
+    return [
+        sys.executable,
+        "-c",
+        "from twisted.scripts.twistd import run; run()",
+        "-n",
+        "--pidfile=",
+        "gearman",
+        *args,
+    ]
+
+
+def waitFor(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class TwistdTests(SynchronousTestCase):
+    """
+    Tests for the job server run by twistd.
+    """
+
+    def runningJob(self, server):
+        worker = server.connect()
+        client = server.connect()
+        self.addCleanup(worker.close)
+        self.addCleanup(client.close)
+        worker.sendPacket(1, b"f")
+        worker.sync()
+        client.sendPacket(7, b"f", b"", b"x")
+        self.assertEqual(client.readPacket(), (8, b"T:1"))
+        worker.sendPacket(9)
+        self.assertEqual(worker.readPacket(), (11, b"T:1\0f\0x"))
+        return worker, client
+
+    def test_portInUse(self) -> None:
+        """
+        A port already in use makes twistd exit with an error at once.
+        """
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            twistdArgv("--port", str(port), "--listen", "127.0.0.1"),
+            env=dict(os.environ, PYTHONPATH=REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=30,
+        )
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn(b"Address already in use", result.stdout)
+
+    def test_sigtermWaitsForRunningJob(self) -> None:
+        """
+        On SIGTERM the server stops listening, lets the running job finish and
+        deliver its result, then exits cleanly.
+        """
+        server = startOurs(self, "--drain-timeout", "20")
+        worker, client = self.runningJob(server)
+        server.process.send_signal(signal.SIGTERM)
+        self.assertTrue(waitFor(lambda: b"Closed" in open(server.logPath, "rb").read()))
+        self.assertIsNone(server.process.poll())
+        worker.sendPacket(13, b"T:1", b"done")
+        self.assertEqual(client.readPacket(), (13, b"T:1\0done"))
+        # twistd ends by re-raising the signal that stopped it.
+        self.assertEqual(server.process.wait(15), -signal.SIGTERM)
+
+    def test_sigusr1Graceful(self) -> None:
+        """
+        SIGUSR1 closes the listener but serves open connections until no job
+        is queued or running, then exits.
+        """
+        server = startOurs(self)
+        worker, client = self.runningJob(server)
+        client.sendPacket(18, b"f", b"", b"later")
+        self.assertEqual(client.readPacket(), (8, b"T:2"))
+        server.process.send_signal(signal.SIGUSR1)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except OSError:
+                return True
+            return False
+
+        self.assertTrue(waitFor(refused))
+        worker.sendPacket(13, b"T:1", b"one")
+        self.assertEqual(client.readPacket(), (13, b"T:1\0one"))
+        worker.sendPacket(9)
+        self.assertEqual(worker.readPacket(), (11, b"T:2\0f\0later"))
+        self.assertIsNone(server.process.poll())
+        worker.sendPacket(13, b"T:2", b"")
+        self.assertEqual(server.process.wait(15), 0)
+
+    def test_unixEndpoint(self) -> None:
+        """
+        C{--endpoint unix:PATH} serves Gearman on a UNIX socket next to TCP.
+        """
+        directory = tempfile.mkdtemp()
+        path = os.path.join(directory, "gearman.sock")
+        server = startOurs(self, "--endpoint", "unix:" + path)
+        self.assertTrue(waitFor(lambda: os.path.exists(path)))
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"status\n")
+        reply = b""
+        while not reply.endswith(b".\n"):
+            data = sock.recv(4096)
+            self.assertTrue(data)
+            reply += data
+        self.assertEqual(reply, b".\n")
+        tcp = server.connect()
+        self.addCleanup(tcp.close)
+        self.assertEqual(tcp.admin(b"status\n"), b".\n")
+
+    def test_adminShutdown(self) -> None:
+        """
+        With C{--admin-shutdown}, C{shutdown} from a loopback peer answers OK
+        and stops the server.
+        """
+        server = startOurs(self, "--admin-shutdown")
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        self.assertEqual(admin.admin(b"shutdown\r\n"), b"OK\r\n")
+        self.assertEqual(server.process.wait(15), 0)
+
+    def test_shutdownRefusedByDefault(self) -> None:
+        """
+        Without C{--admin-shutdown}, C{shutdown} is an unknown command, as in
+        gearmand 1.1.20, and the server keeps running.
+        """
+        server = startOurs(self)
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        self.assertEqual(
+            admin.admin(b"shutdown\r\n"), b"ERR UNKNOWN_COMMAND Unknown+server+commandshutdown\r\n"
+        )
+        self.assertIsNone(server.process.poll())
+
+    def test_garbageIsolated(self) -> None:
+        """
+        Garbage on one connection closes only that connection; a queued job
+        and another connection are untouched, and the process lives on.
+        """
+        server = startOurs(self)
+        client = server.connect()
+        self.addCleanup(client.close)
+        client.sendPacket(18, b"f", b"", b"kept")
+        self.assertEqual(client.readPacket(), (8, b"T:1"))
+        for garbage in (b"\0XYZ" + b"\xff" * 20, b"\0REQ\0\0\0\0\0\0\0\0", b"\0REQ\0\0\0\x07\0\0\0\x01x"):
+            bad = RawConnection(server.port)
+            self.addCleanup(bad.close)
+            bad.send(garbage)
+            self.assertTrue(bad.isClosed())
+        self.assertEqual(client.admin(b"status\n"), b"f\t1\t0\t0\n.\n")
+        self.assertIsNone(server.process.poll())

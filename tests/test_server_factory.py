@@ -1,0 +1,104 @@
+"""
+Tests for L{gearman_tw.server.factory}.
+"""
+
+import socket
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw.server.factory import GearmanServerFactory, KeepAlive, filteredLogger
+from gearman_tw.server.jobs import JobServer
+from twisted.internet.task import Clock
+
+
+class SocketTransport(StringTransport):
+    """
+    A StringTransport over a real (unconnected) TCP socket, recording the
+    TCP options set on it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sock = socket.socket()
+        self.noDelay = False
+
+    def getHandle(self):
+        return self.sock
+
+    def setTcpKeepAlive(self, enabled):
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(enabled))
+
+    def setTcpNoDelay(self, enabled):
+        self.noDelay = enabled
+
+
+class FactoryTests(SynchronousTestCase):
+    """
+    Tests for L{GearmanServerFactory}.
+    """
+
+    def test_noDelay(self) -> None:
+        """
+        Every connection gets TCP_NODELAY.
+        """
+        factory = GearmanServerFactory(JobServer(Clock()))
+        transport = SocketTransport()
+        self.addCleanup(transport.sock.close)
+        factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)).makeConnection(transport)
+        self.assertTrue(transport.noDelay)
+        self.assertEqual(transport.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 0)
+
+    def test_keepAlive(self) -> None:
+        """
+        With keepalive settings, connections get SO_KEEPALIVE and the given
+        idle, interval and count.
+        """
+        factory = GearmanServerFactory(JobServer(Clock()), keepAlive=KeepAlive(61, 7, 3))
+        transport = SocketTransport()
+        self.addCleanup(transport.sock.close)
+        factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)).makeConnection(transport)
+        sock = transport.sock
+        self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
+        self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), 61)
+        self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL), 7)
+        self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT), 3)
+
+    def test_connectionsTracked(self) -> None:
+        """
+        The factory knows its open connections, and the job server its peers.
+        """
+        server = JobServer(Clock())
+        factory = GearmanServerFactory(server)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        protocol.makeConnection(StringTransport())
+        self.assertEqual(list(factory.connections), [protocol])
+        self.assertEqual(len(server.peers), 1)
+        protocol.connectionLost(None)
+        self.assertEqual(list(factory.connections), [])
+        self.assertEqual(len(server.peers), 0)
+
+
+class FilteredLoggerTests(SynchronousTestCase):
+    """
+    Tests for L{filteredLogger}.
+    """
+
+    def test_levels(self) -> None:
+        """
+        Events below the gearmand level given are dropped; the rest reach
+        the global log publisher.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        log = filteredLogger("gearman_tw.test", "WARNING")
+        log.info("dropped")
+        log.warn("kept warning")
+        log.error("kept error")
+        self.assertEqual(
+            [(e["log_format"], e["log_level"]) for e in events if e.get("log_namespace") == "gearman_tw.test"],
+            [("kept warning", LogLevel.warn), ("kept error", LogLevel.error)],
+        )

@@ -1,0 +1,221 @@
+"""
+Tests for L{gearman_tw.tap}: C{twistd gearman}'s options and service tree.
+"""
+
+import io
+import sys
+
+from twisted.application.service import IServiceCollection
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import IPlugin, getPlugins
+from twisted.application.service import IServiceMaker
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw import __version__, tap
+from gearman_tw.server.service import GearmanService
+
+
+def parse(*args: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    """
+    Tests for L{tap.Options}.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        With no options the server listens on every IPv4 address at 4730,
+        with gearmand's defaults for everything else.
+        """
+        self.patch(tap.os, "environ", {})
+        options = parse()
+        self.assertEqual(options["endpoints"], ["tcp:4730:backlog=32"])
+        self.assertEqual(options["job-retries"], 0)
+        self.assertEqual(options["worker-wakeup"], 0)
+        self.assertEqual(options["verbose"], "ERROR")
+        self.assertFalse(options["round-robin"])
+        self.assertFalse(options["exceptions"])
+
+    def test_environmentPort(self) -> None:
+        """
+        C{$GEARMAND_PORT} replaces the default port, as in gearmand.
+        """
+        self.patch(tap.os, "environ", {"GEARMAND_PORT": "4999"})
+        self.assertEqual(parse()["endpoints"], ["tcp:4999:backlog=32"])
+        self.assertEqual(parse("--port", "5000")["endpoints"], ["tcp:5000:backlog=32"])
+
+    def test_badEnvironmentPort(self) -> None:
+        """
+        A C{$GEARMAND_PORT} that is not a number is a usage error.
+        """
+        self.patch(tap.os, "environ", {"GEARMAND_PORT": "http"})
+        self.assertRaises(UsageError, parse)
+
+    def test_listen(self) -> None:
+        """
+        Each C{--listen} address becomes a TCP endpoint at C{--port}; IPv6
+        colons are escaped.
+        """
+        options = parse("-p", "4731", "-L", "127.0.0.1", "--listen", "::1", "-b", "64")
+        self.assertEqual(
+            options["endpoints"],
+            ["tcp:4731:interface=127.0.0.1:backlog=64", "tcp:4731:interface=\\:\\:1:backlog=64"],
+        )
+
+    def test_endpoint(self) -> None:
+        """
+        C{--endpoint} takes any endpoint description, repeatably, alongside
+        C{--listen}.
+        """
+        options = parse("--endpoint", "unix:/tmp/g.sock", "-L", "127.0.0.1", "-e", "tcp:0")
+        self.assertEqual(
+            options["endpoints"],
+            ["tcp:4730:interface=127.0.0.1:backlog=32", "unix:/tmp/g.sock", "tcp:0"],
+        )
+
+    def test_gearmandOptions(self) -> None:
+        """
+        gearmand's short options are accepted with the same meaning.
+        """
+        options = parse("-j", "3", "-w", "2", "-R", "-t", "8", "--job-handle-prefix", "P")
+        self.assertEqual(options["job-retries"], 3)
+        self.assertEqual(options["worker-wakeup"], 2)
+        self.assertTrue(options["round-robin"])
+        self.assertEqual(options["job-handle-prefix"], "P")
+
+    def test_verbose(self) -> None:
+        """
+        C{--verbose} takes a gearmand level name in any case.
+        """
+        self.assertEqual(parse("--verbose", "info")["verbose"], "INFO")
+        self.assertRaises(UsageError, parse, "--verbose", "LOUD")
+
+    def test_rangeChecks(self) -> None:
+        """
+        Out-of-range numbers are usage errors, not surprises at run time.
+        """
+        for args in (
+            ("--port", "70000"),
+            ("--port", "-1"),
+            ("--backlog", "0"),
+            ("--job-retries", "256"),
+            ("--worker-wakeup", "-1"),
+            ("--max-packet-size", "10"),
+            ("--drain-timeout", "-1"),
+            ("--keepalive-idle", "0"),
+            ("--port", "x"),
+        ):
+            self.assertRaises(UsageError, parse, *args)
+
+    def test_version(self) -> None:
+        """
+        C{--version} prints our version and exits.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.assertRaises(SystemExit, parse, "--version")
+        self.assertIn("gearman_tw %s" % (__version__,), out.getvalue())
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """
+    Tests for L{tap.makeService}.
+    """
+
+    def build(self, *args: str):
+        reactor = MemoryReactorClock()
+        top = tap.makeService(parse(*args), reactor)
+        return reactor, top, IServiceCollection(top).getServiceNamed("gearman")
+
+    def test_unstarted(self) -> None:
+        """
+        makeService builds a service tree without listening.
+        """
+        reactor, top, gearman = self.build("-L", "127.0.0.1", "-p", "4740")
+        self.assertIsInstance(gearman, GearmanService)
+        self.assertFalse(top.running)
+        self.assertEqual(reactor.tcpServers, [])
+
+    def test_listens(self) -> None:
+        """
+        Started, the service listens on every configured endpoint with the
+        backlog given.
+        """
+        reactor, top, gearman = self.build("-L", "127.0.0.1", "-L", "127.0.0.2", "-b", "50")
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(
+            [(port, backlog, interface) for port, _, backlog, interface in reactor.tcpServers],
+            [(4730, 50, "127.0.0.1"), (4730, 50, "127.0.0.2")],
+        )
+
+    def test_serverSettings(self) -> None:
+        """
+        The job server gets the options that shape its semantics.
+        """
+        _, _, gearman = self.build(
+            "-j", "2", "-w", "1", "-R", "--exceptions", "--job-handle-prefix", "X"
+        )
+        server = gearman.factory.server
+        self.assertEqual(server.jobRetries, 2)
+        self.assertEqual(server.workerWakeup, 1)
+        self.assertTrue(server.roundRobin)
+        self.assertTrue(server.exceptions)
+        self.assertEqual(server.handlePrefix, b"X:")
+
+    def test_factorySettings(self) -> None:
+        """
+        Packet size, keepalive and verbosity reach the factory and admin.
+        """
+        _, _, gearman = self.build(
+            "--max-packet-size", "2048", "--keepalive", "--keepalive-idle", "60", "--verbose", "debug"
+        )
+        factory = gearman.factory
+        self.assertEqual(factory.maxPacketSize, 2048)
+        self.assertEqual(factory.keepAlive.idle, 60)
+        self.assertEqual(factory.admin.verbosity, "DEBUG")
+
+    def test_keepaliveOff(self) -> None:
+        """
+        Without C{--keepalive} connections keep the system default.
+        """
+        _, _, gearman = self.build()
+        self.assertIsNone(gearman.factory.keepAlive)
+
+    def test_adminShutdown(self) -> None:
+        """
+        The admin C{shutdown} command is wired to the service only with
+        C{--admin-shutdown}.
+        """
+        _, _, gearman = self.build()
+        self.assertIsNone(gearman.factory.admin.shutdown)
+        _, _, gearman = self.build("--admin-shutdown")
+        self.assertEqual(gearman.factory.admin.shutdown, gearman.shutdown)
+
+    def test_version(self) -> None:
+        """
+        The admin C{version} reports gearmand's version with ours after it.
+        """
+        _, _, gearman = self.build()
+        self.assertTrue(gearman.factory.admin.version.startswith("1.1.20+gearman-tw-"))
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    The twistd dropin.
+    """
+
+    def test_discovered(self) -> None:
+        """
+        twistd finds a C{gearman} service maker that loads this tap lazily.
+        """
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        maker = makers["gearman"]
+        self.assertTrue(IPlugin.providedBy(maker))
+        self.assertEqual(maker.module, "gearman_tw.tap")
+        self.assertIsInstance(maker.options(), tap.Options)
