@@ -28,9 +28,10 @@ setup(
         "zope.interface>=5",
     ],
     extras_require={
+        "tls": ["pyOpenSSL>=22", "service_identity>=21"],
         "redis": ["txredisapi>=1.4"],
         "http": ["treq>=22.1", "prometheus_client>=0.17"],
-        "test": ["hypothesis>=6", "treq>=22.1"],
+        "test": ["hypothesis>=6", "treq>=22.1", "pyOpenSSL>=22", "service_identity>=21"],
         "docs": ["sphinx>=6"],
     },
     classifiers=[

@@ -26,6 +26,15 @@ def _escape(address: str) -> str:
     return address.replace("\\", "\\\\").replace(":", "\\:")
 
 
+def _describe(address: str, port: int, backlog: int, tls: bool) -> str:
+    """
+    A description of the endpoint for an --port/--listen socket, for logs
+    and tests; C{makeService} builds TLS endpoints itself.
+    """
+    interface = ":interface=%s" % (_escape(address),) if address else ""
+    return "%s:%d%s:backlog=%d" % ("ssl" if tls else "tcp", port, interface, backlog)
+
+
 class Options(usage.Options):
     """
     Command-line options of C{twistd gearman}.
@@ -38,7 +47,6 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["port", "p", None, "Port to listen on (default 4730, or $GEARMAND_PORT).", int],
         ["backlog", "b", 32, "Listen backlog of --port/--listen sockets.", int],
         ["job-retries", "j", 0, "Fail a job after this many attempts (0: no limit).", int],
         ["worker-wakeup", "w", 0, "Sleeping workers to wake per new job (0: all).", int],
@@ -61,6 +69,14 @@ class Options(usage.Options):
             "Seconds a stopping server waits for running jobs.",
             float,
         ],
+        ["ssl-certificate", None, None, "PEM certificate (chain) for --ssl."],
+        ["ssl-key", None, None, "PEM private key for --ssl (default: in the certificate file)."],
+        [
+            "ssl-ca-file",
+            None,
+            None,
+            "PEM CA certificates: with --ssl, require client certificates they sign.",
+        ],
         ["threads", "t", 4, "Accepted for gearmand compatibility; ignored.", int],
         ["hashtable-buckets", None, 991, "Accepted for gearmand compatibility; ignored.", int],
     ]
@@ -69,6 +85,7 @@ class Options(usage.Options):
         ["round-robin", "R", "Rotate each worker's functions after every job."],
         ["exceptions", None, "Turn the exceptions option on for every connection."],
         ["keepalive", None, "Turn TCP keepalive on for every connection."],
+        ["ssl", None, "Serve TLS on the --port/--listen sockets (needs pyOpenSSL)."],
         [
             "admin-shutdown",
             None,
@@ -81,6 +98,8 @@ class Options(usage.Options):
         self["listen"] = []
         self["endpoint"] = []
         self["endpoints"] = []
+        self["port"] = None
+        self._portGiven = False
 
     def opt_listen(self, address: str) -> None:
         """
@@ -98,6 +117,18 @@ class Options(usage.Options):
         self["endpoint"].append(description)
 
     opt_e = opt_endpoint
+
+    def opt_port(self, value: str) -> None:
+        """
+        Port to listen on (default 4730, or $GEARMAND_PORT).
+        """
+        try:
+            self["port"] = int(value)
+        except ValueError:
+            raise usage.UsageError("--port must be a number")
+        self._portGiven = True
+
+    opt_p = opt_port
 
     def opt_version(self) -> None:
         """
@@ -133,14 +164,26 @@ class Options(usage.Options):
             value = self[name]
             if value is not None and value < 1:
                 raise usage.UsageError("--%s must be at least 1" % (name,))
-        endpoints: List[str] = [
-            "tcp:%d:interface=%s:backlog=%d" % (port, _escape(address), self["backlog"])
-            for address in self["listen"]
-        ]
-        endpoints.extend(self["endpoint"])
-        if not endpoints:
-            endpoints.append("tcp:%d:backlog=%d" % (port, self["backlog"]))
-        self["endpoints"] = endpoints
+        if self["ssl"]:
+            if not self["ssl-certificate"]:
+                raise usage.UsageError("--ssl needs --ssl-certificate")
+            for name in ("ssl-certificate", "ssl-key", "ssl-ca-file"):
+                if self[name] and not os.path.isfile(self[name]):
+                    raise usage.UsageError("--%s: no such file: %s" % (name, self[name]))
+        elif self["ssl-certificate"] or self["ssl-key"] or self["ssl-ca-file"]:
+            raise usage.UsageError("--ssl-certificate, --ssl-key and --ssl-ca-file need --ssl")
+        # (interface, port) pairs served by --port/--listen, TLS with --ssl.
+        # --endpoint alone replaces the default socket; an explicit --port
+        # still listens beside it.
+        if self["listen"]:
+            self["sockets"] = [(address, port) for address in self["listen"]]
+        elif self["endpoint"] and not self._portGiven:
+            self["sockets"] = []
+        else:
+            self["sockets"] = [("", port)]
+        self["endpoints"] = [
+            _describe(address, port, self["backlog"], self["ssl"]) for address, port in self["sockets"]
+        ] + self["endpoint"]
 
 
 def makeService(options: Options, reactor: Optional[object] = None) -> IService:
@@ -184,7 +227,10 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
         keepAlive=keepAlive,
         log=filteredLogger("gearman_tw.server", verbosity),
     )
-    endpoints = [serverFromString(reactor, description) for description in options["endpoints"]]
+    endpoints = [
+        _socketEndpoint(reactor, options, address, port) for address, port in options["sockets"]
+    ]
+    endpoints.extend(serverFromString(reactor, description) for description in options["endpoint"])
     gearman = GearmanService(
         factory,
         endpoints,
@@ -198,3 +244,51 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
     gearman.setName("gearman")
     gearman.setServiceParent(top)
     return top
+
+
+def _socketEndpoint(reactor: object, options: Options, address: str, port: int) -> object:
+    """
+    The endpoint of one --port/--listen socket: TCP, or TLS with --ssl.
+    """
+    from twisted.internet.endpoints import (
+        SSL4ServerEndpoint,
+        TCP4ServerEndpoint,
+        TCP6ServerEndpoint,
+    )
+
+    backlog = options["backlog"]
+    ipv6 = ":" in address
+    if not options["ssl"]:
+        kind = TCP6ServerEndpoint if ipv6 else TCP4ServerEndpoint
+        return kind(reactor, port, backlog=backlog, interface=address or ("::" if ipv6 else ""))
+    contextFactory = tlsContextFactory(
+        options["ssl-certificate"], options["ssl-key"], options["ssl-ca-file"]
+    )
+    return SSL4ServerEndpoint(reactor, port, contextFactory, backlog=backlog, interface=address)
+
+
+def tlsContextFactory(
+    certificatePath: str, keyPath: Optional[str] = None, caPath: Optional[str] = None
+) -> object:
+    """
+    TLS server options from PEM files, as gearmand's --ssl-* options take
+    them: with C{caPath}, clients must present a certificate it signs.
+    """
+    from twisted.internet import ssl
+
+    with open(certificatePath, "rb") as f:
+        pem = f.read()
+    if keyPath:
+        with open(keyPath, "rb") as f:
+            pem += b"\n" + f.read()
+    private = ssl.PrivateCertificate.loadPEM(pem)
+    authorities = []
+    if caPath:
+        with open(caPath, "rb") as f:
+            authorities = [ssl.Certificate.loadPEM(block) for block in _pemBlocks(f.read())]
+    return private.options(*authorities)
+
+
+def _pemBlocks(data: bytes) -> List[bytes]:
+    marker = b"-----END CERTIFICATE-----"
+    return [block + marker for block in data.split(marker) if b"-----BEGIN" in block]

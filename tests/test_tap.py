@@ -219,3 +219,51 @@ class PluginTests(SynchronousTestCase):
         self.assertTrue(IPlugin.providedBy(maker))
         self.assertEqual(maker.module, "gearman_tw.tap")
         self.assertIsInstance(maker.options(), tap.Options)
+
+
+class TLSOptionsTests(SynchronousTestCase):
+    """
+    gearmand's --ssl options.
+    """
+
+    def setUp(self) -> None:
+        import tempfile
+
+        from tests.tlscerts import makeCertificate, writePEM
+
+        self.certPath, self.keyPath = writePEM(
+            tempfile.mkdtemp(), "server", *makeCertificate("server")
+        )
+
+    def test_needsCertificate(self) -> None:
+        """
+        C{--ssl} without a certificate, or a missing file, is a usage error;
+        so are certificate options without C{--ssl}.
+        """
+        self.assertRaises(UsageError, parse, "--ssl")
+        self.assertRaises(UsageError, parse, "--ssl", "--ssl-certificate", "/nonexistent.pem")
+        self.assertRaises(UsageError, parse, "--ssl-certificate", self.certPath)
+
+    def test_tlsEndpoints(self) -> None:
+        """
+        With C{--ssl} every --port/--listen socket serves TLS; --endpoint
+        descriptions are kept as given.
+        """
+        options = parse(
+            "--ssl",
+            "--ssl-certificate",
+            self.certPath,
+            "--ssl-key",
+            self.keyPath,
+            "-L",
+            "127.0.0.1",
+            "-e",
+            "tcp:0",
+        )
+        self.assertEqual(options["endpoints"], ["ssl:4730:interface=127.0.0.1:backlog=32", "tcp:0"])
+        reactor = MemoryReactorClock()
+        top = tap.makeService(options, reactor)
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual([port for port, *_ in reactor.sslServers], [4730])
+        self.assertEqual([port for port, *_ in reactor.tcpServers], [0])

@@ -1,0 +1,92 @@
+"""
+TLS on the job server's port: C{twistd gearman --ssl}.
+"""
+
+import socket
+import ssl
+import tempfile
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.integration.servers import startOurs
+from tests.tlscerts import makeCertificate, writePEM
+
+
+class TLSTests(SynchronousTestCase):
+    """
+    The server speaks Gearman over TLS with gearmand's --ssl options.
+    """
+
+    def setUp(self) -> None:
+        self.directory = tempfile.mkdtemp()
+        self.ca = makeCertificate("test CA", ca=True)
+        self.caPath, _ = writePEM(self.directory, "ca", *self.ca)
+        self.certPath, self.keyPath = writePEM(
+            self.directory, "server", *makeCertificate("server", issuer=self.ca)
+        )
+
+    def clientContext(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.caPath)
+        return context
+
+    def roundTrip(self, port: int, context: ssl.SSLContext) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"\0REQ\0\0\0\x10\0\0\0\x05hello")
+                reply = b""
+                while len(reply) < 17:
+                    data = tls.recv(4096)
+                    if not data:
+                        break
+                    reply += data
+                return reply
+
+    def test_echo(self) -> None:
+        """
+        A TLS client verifying the server's certificate gets ECHO_RES.
+        """
+        server = startOurs(
+            self, "--ssl", "--ssl-certificate", self.certPath, "--ssl-key", self.keyPath
+        )
+        self.assertEqual(
+            self.roundTrip(server.port, self.clientContext()), b"\0RES\0\0\0\x11\0\0\0\x05hello"
+        )
+
+    def test_plainRefused(self) -> None:
+        """
+        A plaintext client on the TLS port gets no Gearman answer.
+        """
+        server = startOurs(
+            self, "--ssl", "--ssl-certificate", self.certPath, "--ssl-key", self.keyPath
+        )
+        conn = server.connect()
+        self.addCleanup(conn.close)
+        conn.send(b"status\n")
+        self.assertNotIn(b".\n", conn.quiet(0.5))
+
+    def test_clientCertificateRequired(self) -> None:
+        """
+        With --ssl-ca-file, a client must present a certificate the CA
+        signed; with one, it is served.
+        """
+        server = startOurs(
+            self,
+            "--ssl",
+            "--ssl-certificate",
+            self.certPath,
+            "--ssl-key",
+            self.keyPath,
+            "--ssl-ca-file",
+            self.caPath,
+        )
+        anonymous = self.clientContext()
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            reply = self.roundTrip(server.port, anonymous)
+            if not reply:
+                raise ConnectionError("closed without a reply")
+        clientPaths = writePEM(self.directory, "client", *makeCertificate("client", issuer=self.ca))
+        identified = self.clientContext()
+        identified.load_cert_chain(*clientPaths)
+        self.assertEqual(
+            self.roundTrip(server.port, identified), b"\0RES\0\0\0\x11\0\0\0\x05hello"
+        )
