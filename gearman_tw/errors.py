@@ -87,3 +87,17 @@ class QueueError(GearmanError):
     """
     A persistent queue could not store, remove or replay a job.
     """
+
+
+class JobTimeout(GearmanError, TimeoutError):
+    """
+    A job's result did not arrive in time.
+
+    @ivar handle: the job handle, if the server had created the job.
+    @ivar seconds: the time limit.
+    """
+
+    def __init__(self, handle: Optional[bytes], seconds: float) -> None:
+        super().__init__(handle, seconds)
+        self.handle = handle
+        self.seconds = seconds

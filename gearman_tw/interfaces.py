@@ -5,9 +5,12 @@ The interfaces of gearman_tw.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 
 class IJobServer(Interface):
@@ -136,4 +139,56 @@ class IJobServer(Interface):
     def whenIdle(callback: Callable[[], object]) -> None:
         """
         Call C{callback} once no worker holds a job.
+        """
+
+
+class IGearmanClient(Interface):
+    """
+    Submits jobs to Gearman job servers.
+    """
+
+    def submit(
+        function: object,
+        data: object,
+        unique: object,
+        priority: str,
+        background: bool,
+        when: Optional[int],
+        timeout: Optional[float],
+        onData: Optional[Callable[[bytes], object]],
+        onWarning: Optional[Callable[[bytes], object]],
+        onStatus: Optional[Callable[[int, int], object]],
+    ) -> object:
+        """
+        Submit a job; return a task whose C{result} Deferred fires with the
+        WORK_COMPLETE data (a background job's handle) or fails with
+        C{JobFailed}, C{JobException}, C{ServerError}, C{ServerUnavailable}
+        or C{JobTimeout}.
+        """
+
+    def submitJob(function: object, data: object) -> "Deferred[bytes]":
+        """
+        Submit a job; return its result Deferred.
+        """
+
+    def submitBatch(jobs: object) -> "Deferred[list]":
+        """
+        Submit many C{(function, data)} jobs pipelined; fire with their
+        results (data or Failure) in order.
+        """
+
+    def getStatus(handle: object, server: Optional[str]) -> "Deferred[tuple]":
+        """
+        Fire with C{(known, running, numerator, denominator)} for a handle.
+        """
+
+    def getStatusUnique(function: object, unique: object) -> "Deferred[tuple]":
+        """
+        Fire with C{(known, running, numerator, denominator, clients)} for a
+        unique key.
+        """
+
+    def echo(data: object, server: Optional[str]) -> "Deferred[bytes]":
+        """
+        Fire with the data a server echoes back.
         """

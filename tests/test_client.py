@@ -1,0 +1,528 @@
+"""
+Tests for L{gearman_tw.client}.
+"""
+
+from typing import List, Tuple
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from gearman_tw.client import (
+    HIGH,
+    LOW,
+    GearmanClient,
+    GearmanClientProtocol,
+    Task,
+    deriveUnique,
+)
+from gearman_tw.endpoints import clientEndpoint
+from gearman_tw.errors import (
+    ConnectionLost,
+    JobException,
+    JobFailed,
+    JobTimeout,
+    ServerError,
+    ServerUnavailable,
+)
+from gearman_tw.interfaces import IGearmanClient
+from gearman_tw.protocol import REQ, PacketType, encode, parseAll
+from gearman_tw.server.factory import GearmanServerFactory
+from gearman_tw.server.jobs import JobServer
+
+
+def response(ptype: int, *args: bytes) -> bytes:
+    return encode(ptype, *args)
+
+
+def sent(transport: StringTransport) -> List[Tuple[int, List[bytes]]]:
+    """
+    The packets a client wrote, decoded; the transport is cleared.
+    """
+    packets = parseAll(transport.value(), magic=REQ)
+    transport.clear()
+    return [(ptype, args) for ptype, args, _ in packets]
+
+
+class ProtocolTests(SynchronousTestCase):
+    """
+    Tests for L{GearmanClientProtocol} over a StringTransport.
+    """
+
+    def setUp(self) -> None:
+        self.protocol = GearmanClientProtocol(exceptions=True)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+
+    def test_exceptionsOption(self) -> None:
+        """
+        On connecting, the client turns the exceptions option on.
+        """
+        self.assertEqual(sent(self.transport), [(PacketType.OPTION_REQ, [b"exceptions"])])
+        self.protocol.dataReceived(response(PacketType.OPTION_RES, b"exceptions"))
+
+    def test_noExceptionsOption(self) -> None:
+        """
+        With exceptions off, nothing is sent on connecting.
+        """
+        protocol = GearmanClientProtocol(exceptions=False)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertEqual(transport.value(), b"")
+
+    def submit(self, **kwargs) -> Task:
+        sent(self.transport)
+        task = Task(b"f", b"data", **kwargs)
+        self.protocol.submit(task)
+        return task
+
+    def test_submitTypes(self) -> None:
+        """
+        Each priority and background combination, and epoch jobs, use their
+        own packet type.
+        """
+        cases = [
+            ({}, PacketType.SUBMIT_JOB),
+            ({"priority": HIGH}, PacketType.SUBMIT_JOB_HIGH),
+            ({"priority": LOW}, PacketType.SUBMIT_JOB_LOW),
+            ({"background": True}, PacketType.SUBMIT_JOB_BG),
+            ({"background": True, "priority": HIGH}, PacketType.SUBMIT_JOB_HIGH_BG),
+            ({"background": True, "priority": LOW}, PacketType.SUBMIT_JOB_LOW_BG),
+        ]
+        for index, (kwargs, ptype) in enumerate(cases):
+            unique = b"u%d" % (index,)
+            self.submit(unique=unique, **kwargs)
+            self.assertEqual(sent(self.transport), [(ptype, [b"f", unique, b"data"])])
+        self.submit(background=True, when=1700000000)
+        self.assertEqual(
+            sent(self.transport),
+            [(PacketType.SUBMIT_JOB_EPOCH, [b"f", b"", b"1700000000", b"data"])],
+        )
+
+    def test_foregroundCycle(self) -> None:
+        """
+        JOB_CREATED gives the handle; data, warnings and status reach the
+        callbacks in order; WORK_COMPLETE fires the result.
+        """
+        events: List[object] = []
+        task = self.submit(
+            onData=lambda d: events.append(("data", d)),
+            onWarning=lambda d: events.append(("warning", d)),
+            onStatus=lambda n, d: events.append(("status", n, d)),
+        )
+        created = task.whenCreated()
+        self.assertNoResult(created)
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.WORK_DATA, b"H:1", b"a\0b")
+            + response(PacketType.WORK_STATUS, b"H:1", b"1", b"2")
+            + response(PacketType.WORK_WARNING, b"H:1", b"w")
+        )
+        self.assertEqual(self.successResultOf(created), b"H:1")
+        self.assertEqual(task.handle, b"H:1")
+        self.assertNoResult(task.result)
+        self.protocol.dataReceived(response(PacketType.WORK_COMPLETE, b"H:1", b"done"))
+        self.assertEqual(self.successResultOf(task.result), b"done")
+        self.assertEqual(events, [("data", b"a\0b"), ("status", 1, 2), ("warning", b"w")])
+        self.assertEqual((task.numerator, task.denominator), (1, 2))
+        self.assertEqual(self.successResultOf(task.whenCreated()), b"H:1")
+
+    def test_splitPackets(self) -> None:
+        """
+        Replies split at any byte are put back together.
+        """
+        task = self.submit()
+        data = response(PacketType.JOB_CREATED, b"H:1") + response(
+            PacketType.WORK_COMPLETE, b"H:1", b"ok"
+        )
+        for byte in data:
+            self.protocol.dataReceived(bytes([byte]))
+        self.assertEqual(self.successResultOf(task.result), b"ok")
+
+    def test_repliesMatchedByHandle(self) -> None:
+        """
+        Results of pipelined jobs reach their own tasks, whatever their order.
+        """
+        first = self.submit()
+        second = self.submit()
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.JOB_CREATED, b"H:2")
+            + response(PacketType.WORK_COMPLETE, b"H:2", b"two")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"one")
+        )
+        self.assertEqual(self.successResultOf(first.result), b"one")
+        self.assertEqual(self.successResultOf(second.result), b"two")
+
+    def test_background(self) -> None:
+        """
+        A background task's result is its handle.
+        """
+        task = self.submit(background=True)
+        self.protocol.dataReceived(response(PacketType.JOB_CREATED, b"H:7"))
+        self.assertEqual(self.successResultOf(task.result), b"H:7")
+        self.assertEqual(self.protocol.pendingCount(), 0)
+
+    def test_workFail(self) -> None:
+        """
+        WORK_FAIL fails the result with L{JobFailed}, also with gearmand
+        1.1.20's stray NUL after the handle.
+        """
+        first = self.submit()
+        second = self.submit()
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.JOB_CREATED, b"H:2")
+            + response(PacketType.WORK_FAIL, b"H:1")
+            + response(PacketType.WORK_FAIL, b"H:2\0")
+        )
+        self.assertEqual(self.failureResultOf(first.result, JobFailed).value.handle, b"H:1")
+        self.assertEqual(self.failureResultOf(second.result, JobFailed).value.handle, b"H:2")
+
+    def test_workException(self) -> None:
+        """
+        WORK_EXCEPTION fails the result with L{JobException} and its text.
+        """
+        task = self.submit()
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.WORK_EXCEPTION, b"H:1", b"boom")
+        )
+        error = self.failureResultOf(task.result, JobException).value
+        self.assertEqual((error.handle, error.data), (b"H:1", b"boom"))
+
+    def test_submitError(self) -> None:
+        """
+        An ERROR in reply to a submission fails that task with
+        L{ServerError}; the next one still gets its handle.
+        """
+        first = self.submit()
+        second = self.submit()
+        self.protocol.dataReceived(
+            response(PacketType.ERROR, b"QUEUE_ERROR", b"Job queue is full")
+            + response(PacketType.JOB_CREATED, b"H:1")
+        )
+        error = self.failureResultOf(first.result, ServerError).value
+        self.assertEqual((error.code, error.text), (b"QUEUE_ERROR", b"Job queue is full"))
+        self.assertEqual(self.successResultOf(second.whenCreated()), b"H:1")
+
+    def test_unknownOption(self) -> None:
+        """
+        An UNKNOWN_OPTION error fails the option request, not a submission.
+        """
+        task = self.submit()
+        option = self.protocol.setOption(b"nonsense")
+        self.protocol.dataReceived(response(PacketType.OPTION_RES, b"exceptions"))
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option")
+        )
+        self.failureResultOf(option, ServerError)
+        self.assertEqual(task.handle, b"H:1")
+
+    def test_localCoalescing(self) -> None:
+        """
+        A second task with the same unique key on one connection is not sent
+        again: it follows the first and gets the same events, once each.
+        """
+        seen: List[bytes] = []
+        first = self.submit(unique=b"u", onData=seen.append)
+        second = Task(b"f", b"other", b"u", onData=seen.append)
+        self.protocol.submit(second)
+        self.assertEqual(len(sent(self.transport)), 1)
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.WORK_DATA, b"H:1", b"x")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"r")
+        )
+        self.assertEqual(seen, [b"x", b"x"])
+        self.assertEqual(self.successResultOf(first.result), b"r")
+        self.assertEqual(self.successResultOf(second.result), b"r")
+        self.assertEqual(second.handle, b"H:1")
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling a task's result stops deliveries to it; a task following
+        it takes its place.
+        """
+        first = self.submit(unique=b"u")
+        seen: List[bytes] = []
+        second = Task(b"f", b"data", b"u", onData=seen.append)
+        self.protocol.submit(second)
+        self.protocol.dataReceived(response(PacketType.JOB_CREATED, b"H:1"))
+        first.result.cancel()
+        self.failureResultOf(first.result)
+        self.protocol.dataReceived(
+            response(PacketType.WORK_DATA, b"H:1", b"x")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"r")
+        )
+        self.assertEqual(seen, [b"x"])
+        self.assertEqual(self.successResultOf(second.result), b"r")
+
+    def test_cancelBeforeCreated(self) -> None:
+        """
+        A task cancelled before JOB_CREATED does not take another's handle.
+        """
+        first = self.submit()
+        second = self.submit()
+        first.result.cancel()
+        self.failureResultOf(first.result)
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.JOB_CREATED, b"H:2")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"nobody")
+            + response(PacketType.WORK_COMPLETE, b"H:2", b"two")
+        )
+        self.assertEqual(self.successResultOf(second.result), b"two")
+
+    def test_echoAndStatus(self) -> None:
+        """
+        ECHO_RES, STATUS_RES and STATUS_RES_UNIQUE answer their requests.
+        """
+        echo = self.protocol.echo(b"ping")
+        status = self.protocol.getStatus(b"H:9")
+        unique = self.protocol.getStatusUnique(b"u")
+        self.protocol.dataReceived(
+            response(PacketType.STATUS_RES_UNIQUE, b"u", b"1", b"0", b"0", b"0", b"2")
+            + response(PacketType.STATUS_RES, b"H:9", b"1", b"1", b"3", b"4")
+            + response(PacketType.ECHO_RES, b"ping")
+        )
+        self.assertEqual(self.successResultOf(echo), b"ping")
+        self.assertEqual(self.successResultOf(status), (True, True, 3, 4))
+        self.assertEqual(self.successResultOf(unique), (True, False, 0, 0, 2))
+
+    def test_connectionLost(self) -> None:
+        """
+        Without a handler, losing the connection fails every outstanding
+        request with L{ConnectionLost}.
+        """
+        waiting = self.submit()
+        running = self.submit()
+        self.protocol.dataReceived(response(PacketType.JOB_CREATED, b"H:1"))
+        echo = self.protocol.echo(b"x")
+        status = self.protocol.getStatus(b"H:1")
+        self.protocol.connectionLost(Failure(Exception("gone")))
+        for d in (waiting.result, running.result, echo, status):
+            self.failureResultOf(d, ConnectionLost)
+
+    def test_badServerData(self) -> None:
+        """
+        Garbage from the server closes the connection.
+        """
+        self.protocol.dataReceived(b"\0XYZ" + b"\0" * 8)
+        self.assertTrue(self.transport.disconnecting)
+
+
+@implementer(IStreamClientEndpoint)
+class ServerEndpoint:
+    """
+    A client endpoint that connects, in memory, to a job server.
+    """
+
+    def __init__(self, server: JobServer, clock: Clock) -> None:
+        self.server = server
+        self.clock = clock
+        self.pumps: List[iosim.IOPump] = []
+        self.refuse = False
+
+    def connect(self, factory) -> Deferred:
+        if self.refuse:
+            from twisted.internet.error import ConnectionRefusedError
+
+            from twisted.internet.defer import fail
+
+            return fail(ConnectionRefusedError())
+        serverFactory = GearmanServerFactory(self.server)
+        client, server, pump = iosim.connectedServerAndClient(
+            lambda: serverFactory.buildProtocol(None),
+            lambda: factory.buildProtocol(None),
+            greet=False,
+            clock=self.clock,
+        )
+        server.factory = serverFactory
+        pump.flush()
+        self.pumps.append(pump)
+        return succeed(client)
+
+    def flush(self) -> None:
+        for pump in self.pumps:
+            pump.flush()
+
+
+class ClientTests(SynchronousTestCase):
+    """
+    Tests for L{GearmanClient} against job servers in memory.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.servers = [JobServer(self.clock, handlePrefix=b"S%d" % i) for i in range(2)]
+        self.endpoints = [ServerEndpoint(s, self.clock) for s in self.servers]
+
+    def client(self, count: int = 1, **kwargs) -> GearmanClient:
+        client = GearmanClient(self.endpoints[:count], reactor=self.clock, **kwargs)
+        client.startService()
+        self.addCleanup(client.stopService)
+        self.flush()
+        return client
+
+    def flush(self) -> None:
+        for _ in range(3):
+            for endpoint in self.endpoints:
+                endpoint.flush()
+
+    def test_interface(self) -> None:
+        """
+        L{GearmanClient} provides L{IGearmanClient}.
+        """
+        self.assertTrue(verifyObject(IGearmanClient, GearmanClient(["127.0.0.1"])))
+
+    def test_needsServers(self) -> None:
+        """
+        A client needs at least one server.
+        """
+        self.assertRaises(ValueError, GearmanClient, [])
+
+    def test_submitAndQueue(self) -> None:
+        """
+        A submitted job is queued on the server with its priority and unique.
+        """
+        client = self.client()
+        task = client.submit("f", b"payload", unique="u", priority=HIGH)
+        self.flush()
+        self.assertEqual(task.handle, b"S0:1")
+        job = self.servers[0].jobs[b"S0:1"]
+        self.assertEqual((job.data, job.unique, job.priority), (b"payload", b"u", 0))
+        self.assertNoResult(task.result)
+
+    def test_backgroundBatch(self) -> None:
+        """
+        submitBatch pipelines background jobs and fires with their handles.
+        """
+        client = self.client()
+        d = client.submitBatch([("f", b"1"), ("g", b"2")], background=True)
+        self.flush()
+        self.assertEqual(self.successResultOf(d), [b"S0:1", b"S0:2"])
+
+    def test_validation(self) -> None:
+        """
+        Bad arguments fail the task's result instead of raising.
+        """
+        client = self.client()
+        self.failureResultOf(client.submit("f", priority="urgent").result, ValueError)
+        self.failureResultOf(client.submit("f", unique=b"u" * 65).result, ValueError)
+        self.failureResultOf(client.submit("f", when=1, priority=HIGH).result, ValueError)
+
+    def test_timeout(self) -> None:
+        """
+        A task not finished within its timeout fails with L{JobTimeout}.
+        """
+        client = self.client()
+        task = client.submit("f", timeout=5)
+        self.flush()
+        self.clock.advance(4)
+        self.assertNoResult(task.result)
+        self.clock.advance(1)
+        error = self.failureResultOf(task.result, JobTimeout).value
+        self.assertEqual((error.handle, error.seconds), (b"S0:1", 5))
+
+    def test_noServer(self) -> None:
+        """
+        With no server reachable a submission waits C{connectTimeout}
+        seconds, then fails with L{ServerUnavailable}.
+        """
+        self.endpoints[0].refuse = True
+        client = self.client(connectTimeout=3)
+        task = client.submit("f")
+        self.clock.advance(3)
+        self.failureResultOf(task.result, ServerUnavailable)
+
+    def test_uniqueAffinity(self) -> None:
+        """
+        Jobs with the same unique key go to the same server, so they
+        coalesce there; jobs without one are spread over the pool.
+        """
+        client = self.client(2)
+        tasks = [client.submit("f", b"x", unique="same") for _ in range(4)]
+        self.flush()
+        self.assertEqual(len({t.server for t in tasks}), 1)
+        self.assertEqual(len({t.handle for t in tasks}), 1)
+        spread = [client.submit("f", b"x") for _ in range(4)]
+        self.flush()
+        self.assertEqual(len({t.server for t in spread}), 2)
+
+    def test_failover(self) -> None:
+        """
+        When a server's connection drops before a job ends, the job is
+        submitted again to another server.
+        """
+        client = self.client(2)
+        task = client.submit("f", b"x", unique="k")
+        self.flush()
+        first = task.server
+        index = [e.server for e in self.endpoints].index(
+            self.servers[0] if task.handle.startswith(b"S0") else self.servers[1]
+        )
+        self.endpoints[index].refuse = True
+        for pump in self.endpoints[index].pumps:
+            pump.client.transport.loseConnection()
+        self.flush()
+        self.assertNotEqual(task.server, first)
+        self.assertIsNotNone(task.handle)
+        self.assertNoResult(task.result)
+
+    def test_echo(self) -> None:
+        """
+        echo() round-trips through a connected server.
+        """
+        client = self.client()
+        d = client.echo(b"hi")
+        self.flush()
+        self.assertEqual(self.successResultOf(d), b"hi")
+
+    def test_deriveUnique(self) -> None:
+        """
+        Derived unique keys depend on function and data, and fit gearmand.
+        """
+        key = deriveUnique("f", b"data")
+        self.assertEqual(key, deriveUnique(b"f", b"data"))
+        self.assertNotEqual(key, deriveUnique("g", b"data"))
+        self.assertLessEqual(len(key), 64)
+
+
+class EndpointTests(SynchronousTestCase):
+    """
+    Tests for L{clientEndpoint}.
+    """
+
+    def test_hostPort(self) -> None:
+        """
+        C{host}, C{host:port} and C{[ipv6]:port} are named with their port.
+        """
+        clock = Clock()
+        self.assertEqual(clientEndpoint(clock, "localhost")[1], "localhost:4730")
+        self.assertEqual(clientEndpoint(clock, "127.0.0.1:4731")[1], "127.0.0.1:4731")
+        self.assertEqual(clientEndpoint(clock, "[::1]:4732")[1], "[::1]:4732")
+
+    def test_descriptions(self) -> None:
+        """
+        Endpoint descriptions are passed to clientFromString.
+        """
+        from twisted.internet import reactor
+
+        endpoint, name = clientEndpoint(reactor, "unix:path=/tmp/x.sock")
+        self.assertEqual(name, "unix:path=/tmp/x.sock")
+        self.assertTrue(IStreamClientEndpoint.providedBy(endpoint))
+
+    def test_bad(self) -> None:
+        """
+        Nonsense is a ValueError.
+        """
+        self.assertRaises(ValueError, clientEndpoint, Clock(), "a:b:c")
+        self.assertRaises(ValueError, clientEndpoint, Clock(), "host:99999")
