@@ -192,3 +192,28 @@ class IGearmanClient(Interface):
         """
         Fire with the data a server echoes back.
         """
+
+
+class IGearmanWorker(Interface):
+    """
+    Runs registered functions for Gearman job servers.
+    """
+
+    functions = Attribute("The registered functions by name (bytes).")
+
+    def register(
+        name: object,
+        function: Callable[[object], object],
+        timeout: Optional[float],
+        threaded: bool,
+        concurrency: Optional[int],
+    ) -> None:
+        """
+        Register C{function} (taking a job, returning bytes, str or a
+        Deferred of them) under C{name}.
+        """
+
+    def runningJobs() -> list:
+        """
+        The jobs running now.
+        """

@@ -4,14 +4,11 @@ Tests for L{gearman_tw.client}.
 
 from typing import List, Tuple
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from gearman_tw.client import (
@@ -33,8 +30,8 @@ from gearman_tw.errors import (
 )
 from gearman_tw.interfaces import IGearmanClient
 from gearman_tw.protocol import REQ, PacketType, encode, parseAll
-from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.testing import MemoryServerEndpoint, flushAll
 
 
 def response(ptype: int, *args: bytes) -> bytes:
@@ -319,42 +316,6 @@ class ProtocolTests(SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
 
 
-@implementer(IStreamClientEndpoint)
-class ServerEndpoint:
-    """
-    A client endpoint that connects, in memory, to a job server.
-    """
-
-    def __init__(self, server: JobServer, clock: Clock) -> None:
-        self.server = server
-        self.clock = clock
-        self.pumps: List[iosim.IOPump] = []
-        self.refuse = False
-
-    def connect(self, factory) -> Deferred:
-        if self.refuse:
-            from twisted.internet.error import ConnectionRefusedError
-
-            from twisted.internet.defer import fail
-
-            return fail(ConnectionRefusedError())
-        serverFactory = GearmanServerFactory(self.server)
-        client, server, pump = iosim.connectedServerAndClient(
-            lambda: serverFactory.buildProtocol(None),
-            lambda: factory.buildProtocol(None),
-            greet=False,
-            clock=self.clock,
-        )
-        server.factory = serverFactory
-        pump.flush()
-        self.pumps.append(pump)
-        return succeed(client)
-
-    def flush(self) -> None:
-        for pump in self.pumps:
-            pump.flush()
-
-
 class ClientTests(SynchronousTestCase):
     """
     Tests for L{GearmanClient} against job servers in memory.
@@ -363,7 +324,7 @@ class ClientTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.servers = [JobServer(self.clock, handlePrefix=b"S%d" % i) for i in range(2)]
-        self.endpoints = [ServerEndpoint(s, self.clock) for s in self.servers]
+        self.endpoints = [MemoryServerEndpoint(s, self.clock) for s in self.servers]
 
     def client(self, count: int = 1, **kwargs) -> GearmanClient:
         client = GearmanClient(self.endpoints[:count], reactor=self.clock, **kwargs)
@@ -373,9 +334,7 @@ class ClientTests(SynchronousTestCase):
         return client
 
     def flush(self) -> None:
-        for _ in range(3):
-            for endpoint in self.endpoints:
-                endpoint.flush()
+        flushAll(self.endpoints)
 
     def test_interface(self) -> None:
         """
@@ -470,8 +429,7 @@ class ClientTests(SynchronousTestCase):
             self.servers[0] if task.handle.startswith(b"S0") else self.servers[1]
         )
         self.endpoints[index].refuse = True
-        for pump in self.endpoints[index].pumps:
-            pump.client.transport.loseConnection()
+        self.endpoints[index].disconnectAll()
         self.flush()
         self.assertNotEqual(task.server, first)
         self.assertIsNotNone(task.handle)
