@@ -1,5 +1,6 @@
 """
-twistd dropin for C{twistd gearman}; imports nothing but the service maker.
+twistd dropins for C{twistd gearman} and C{twistd gearman-worker}; they
+import nothing but the service maker, and load their taps lazily.
 """
 
 from twisted.application.service import ServiceMaker
@@ -9,4 +10,11 @@ gearman = ServiceMaker(
     "gearman_tw.tap",
     "A Gearman job server, compatible with gearmand 1.1",
     "gearman",
+)
+
+gearmanWorker = ServiceMaker(
+    "Gearman worker",
+    "gearman_tw.worker_tap",
+    "Run Python callables as Gearman worker functions",
+    "gearman-worker",
 )
