@@ -23,6 +23,7 @@ setup(
     python_requires=">=3.9",
     packages=["gearman_tw", "gearman_tw.server", "twisted.plugins"],
     package_data={"gearman_tw": ["py.typed"]},
+    entry_points={"console_scripts": ["gearman-tw = gearman_tw.cli:run"]},
     install_requires=[
         "twisted>=22.10",
         "zope.interface>=5",
