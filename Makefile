@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)
 # Debian packages the interoperability tests talk to.
 SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl
 
-.PHONY: run test deps system-deps docs check clean
+.PHONY: run test deps system-deps docs bench clean
 
 run: deps
 	$(BIN)/twistd -n --pidfile= gearman --port $(PORT)
@@ -32,6 +32,10 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; fi
+
+# Our server against C gearmand, same run: see benchmarks/bench.py --help.
+bench: deps system-deps
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 docs: deps
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html

@@ -144,15 +144,17 @@ def _start(name: str, argvForPort, testCase, tries: int = 3) -> ServerProcess:
     raise AssertionError("could not start %s: %s" % (name, last))
 
 
-def startOurs(testCase=None, *args: str) -> ServerProcess:
+def startOurs(testCase=None, *args: str, python: Optional[str] = None) -> ServerProcess:
     """
     Start C{twistd -n gearman} from this tree with extra C{args}; stopped at
     C{testCase}'s cleanup.
+
+    @param python: the interpreter to run it with; this one by default.
     """
 
     def argv(port: int, directory: str) -> List[str]:
         return [
-            sys.executable,
+            python or sys.executable,
             "-c",
             "from twisted.scripts.twistd import run; run()",
             "-n",

@@ -1,0 +1,509 @@
+"""
+The gearman_tw benchmark: our server against C gearmand, same run, same
+machine, every result verified.
+
+    python benchmarks/bench.py                 # every scenario, 3 runs each
+    python benchmarks/bench.py --runs 5 submit drain
+    python benchmarks/bench.py --quick         # smaller counts, one run
+
+Load comes from separate processes on raw sockets (pipelined where the
+scenario allows), so the generator's own cost is small next to the
+server's.  A scenario whose results do not check out fails the run: a fast
+wrong server does not score.  Figures are medians over the runs; the last
+column is ours divided by gearmand's (for times and memory, gearmand's
+divided by ours), so above 1.0 means faster or leaner than gearmand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import selectors
+import socket
+import statistics
+import struct
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from tests.integration.servers import startGearmand, startOurs  # noqa: E402
+
+HEADER = struct.Struct(">4sII")
+REQ = b"\0REQ"
+
+CAN_DO, PRE_SLEEP, NOOP, SUBMIT_JOB, JOB_CREATED = 1, 4, 6, 7, 8
+GRAB_JOB, NO_JOB, JOB_ASSIGN, WORK_COMPLETE, SUBMIT_JOB_BG = 9, 10, 11, 13, 18
+
+
+def packet(ptype: int, *args: bytes) -> bytes:
+    payload = b"\0".join(args)
+    return HEADER.pack(REQ, ptype, len(payload)) + payload
+
+
+class Reader:
+    """
+    Blocking packet reader over one socket.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.pos = 0
+
+    def fill(self) -> None:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise EOFError("server closed the connection")
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
+
+    def packet(self) -> Tuple[int, bytes]:
+        while True:
+            if len(self.buf) - self.pos >= 12:
+                _, ptype, size = HEADER.unpack_from(self.buf, self.pos)
+                end = self.pos + 12 + size
+                if len(self.buf) >= end:
+                    payload = self.buf[self.pos + 12 : end]
+                    self.pos = end
+                    return ptype, payload
+            self.fill()
+
+
+def connect(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def admin(port: int, line: bytes) -> bytes:
+    with connect(port) as sock:
+        sock.sendall(line)
+        reply = b""
+        while not (reply.endswith(b"\n.\n") or reply == b".\n" or reply.startswith(b"OK")):
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            reply += data
+        return reply
+
+
+def statusOf(port: int, function: bytes) -> Tuple[int, int, int]:
+    for line in admin(port, b"status\n").splitlines():
+        fields = line.split(b"\t")
+        if fields[0] == function:
+            return int(fields[1]), int(fields[2]), int(fields[3])
+    return (0, 0, 0)
+
+
+class ServerStats:
+    """
+    CPU seconds and RSS of a process, from /proc.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(self) -> float:
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def rss(self) -> int:
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+
+# Load-generating processes.
+
+
+def _submitter(port: int, function: bytes, count: int, size: int, window: int, start, out) -> None:
+    sock = connect(port)
+    reader = Reader(sock)
+    payload = b"x" * size
+    one = packet(SUBMIT_JOB_BG, function, b"", payload)
+    handles = set()
+    start.wait()
+    sent = 0
+    while sent < count:
+        batch = min(window, count - sent)
+        sock.sendall(one * batch)
+        for _ in range(batch):
+            ptype, handle = reader.packet()
+            if ptype != JOB_CREATED:
+                raise AssertionError("expected JOB_CREATED, got %d %r" % (ptype, handle))
+            handles.add(handle)
+        sent += batch
+    out.put(len(handles))
+    sock.close()
+
+
+def _drainer(port: int, function: bytes, start, out) -> None:
+    sock = connect(port)
+    reader = Reader(sock)
+    sock.sendall(packet(CAN_DO, function))
+    start.wait()
+    sock.sendall(packet(GRAB_JOB))
+    done = []
+    while True:
+        ptype, payload = reader.packet()
+        if ptype == NO_JOB:
+            break
+        if ptype != JOB_ASSIGN:
+            continue
+        handle, _, data = payload.split(b"\0", 2)
+        if len(data) != 100:
+            raise AssertionError("job data mangled")
+        done.append(handle)
+        sock.sendall(packet(WORK_COMPLETE, handle, b"") + packet(GRAB_JOB))
+    out.put(done)
+    sock.close()
+
+
+def _echoWorker(port: int, function: bytes, ready) -> None:
+    sock = connect(port)
+    reader = Reader(sock)
+    sock.sendall(packet(CAN_DO, function) + packet(GRAB_JOB))
+    ready.put(True)
+    while True:
+        try:
+            ptype, payload = reader.packet()
+        except (EOFError, OSError):
+            return
+        if ptype == JOB_ASSIGN:
+            handle, _, data = payload.split(b"\0", 2)
+            sock.sendall(packet(WORK_COMPLETE, handle, data) + packet(GRAB_JOB))
+        elif ptype == NO_JOB:
+            sock.sendall(packet(PRE_SLEEP))
+        elif ptype == NOOP:
+            sock.sendall(packet(GRAB_JOB))
+
+
+def _syncClient(port: int, function: bytes, count: int, size: int, seed: int, start, out) -> None:
+    sock = connect(port)
+    reader = Reader(sock)
+    latencies = []
+    start.wait()
+    for i in range(count):
+        data = (b"%d:%d:" % (seed, i)).ljust(size, b"y")
+        began = time.perf_counter()
+        sock.sendall(packet(SUBMIT_JOB, function, b"", data))
+        handle = None
+        while True:
+            ptype, payload = reader.packet()
+            if ptype == JOB_CREATED:
+                handle = payload
+            elif ptype == WORK_COMPLETE:
+                got, result = payload.split(b"\0", 1)
+                if got != handle or result != data:
+                    raise AssertionError("wrong result for job %d" % (i,))
+                break
+        latencies.append(time.perf_counter() - began)
+    out.put(latencies)
+    sock.close()
+
+
+def _sleepers(port: int, function: bytes, count: int, ready, quit) -> None:
+    """
+    C{count} sleeping workers on one selector; whoever is woken grabs.
+    """
+    selector = selectors.DefaultSelector()
+    readers = {}
+    for _ in range(count):
+        sock = connect(port)
+        sock.sendall(packet(CAN_DO, function) + packet(PRE_SLEEP))
+        sock.setblocking(False)
+        readers[sock] = b""
+        selector.register(sock, selectors.EVENT_READ)
+    ready.put(True)
+    while quit.empty():
+        for key, _ in selector.select(0.05):
+            sock = key.fileobj
+            try:
+                data = sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                selector.unregister(sock)
+                continue
+            buf = readers[sock] + data
+            while len(buf) >= 12:
+                _, ptype, size = HEADER.unpack_from(buf)
+                if len(buf) < 12 + size:
+                    break
+                payload, buf = buf[12 : 12 + size], buf[12 + size :]
+                sock.setblocking(True)
+                if ptype == NOOP:
+                    sock.sendall(packet(GRAB_JOB))
+                elif ptype == JOB_ASSIGN:
+                    handle = payload.split(b"\0", 1)[0]
+                    sock.sendall(packet(WORK_COMPLETE, handle, b"woke") + packet(PRE_SLEEP))
+                elif ptype == NO_JOB:
+                    sock.sendall(packet(PRE_SLEEP))
+                sock.setblocking(False)
+            readers[sock] = buf
+    for sock in readers:
+        sock.close()
+
+
+def _idle(port: int, count: int, ready, quit) -> None:
+    socks = []
+    for _ in range(count):
+        sock = connect(port)
+        sock.sendall(packet(CAN_DO, b"idle") + packet(PRE_SLEEP))
+        socks.append(sock)
+    ready.put(True)
+    quit.get()
+    for sock in socks:
+        sock.close()
+
+
+def spawn(target: Callable, *args) -> multiprocessing.Process:
+    process = multiprocessing.Process(target=target, args=args, daemon=True)
+    process.start()
+    return process
+
+
+def joinAll(processes: List[multiprocessing.Process]) -> None:
+    for process in processes:
+        process.join(600)
+        if process.exitcode != 0:
+            raise AssertionError("a load process failed (exit %s)" % (process.exitcode,))
+
+
+# Scenarios: each returns {metric: value}.
+
+
+def scenarioSubmit(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
+    """
+    Background submit: 4 clients pipelining 100-byte jobs.
+    """
+    clients, count = 4, int(50000 * scale)
+    start, out = multiprocessing.Event(), multiprocessing.Queue()
+    processes = [spawn(_submitter, port, b"bench", count, 100, 500, start, out) for _ in range(clients)]
+    time.sleep(0.5)
+    cpu = stats.cpu()
+    began = time.perf_counter()
+    start.set()
+    created = sum(out.get(timeout=600) for _ in processes)
+    elapsed = time.perf_counter() - began
+    joinAll(processes)
+    if created != clients * count or statusOf(port, b"bench")[0] != clients * count:
+        raise AssertionError("submit: %d handles for %d jobs" % (created, clients * count))
+    return {"jobs/s": created / elapsed, "server CPU us/job": (stats.cpu() - cpu) / created * 1e6}
+
+
+def scenarioDrain(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
+    """
+    Background drain: 8 workers grab and complete pre-queued jobs.
+    """
+    total = int(100000 * scale)
+    start, out = multiprocessing.Event(), multiprocessing.Queue()
+    filler = spawn(_submitter, port, b"drain", total, 100, 500, start, out)
+    start.set()
+    out.get(timeout=600)
+    joinAll([filler])
+    start, out = multiprocessing.Event(), multiprocessing.Queue()
+    processes = [spawn(_drainer, port, b"drain", start, out) for _ in range(8)]
+    time.sleep(0.5)
+    cpu = stats.cpu()
+    began = time.perf_counter()
+    start.set()
+    handles: List[bytes] = []
+    for _ in processes:
+        handles.extend(out.get(timeout=600))
+    elapsed = time.perf_counter() - began
+    joinAll(processes)
+    if len(handles) != total or len(set(handles)) != total or statusOf(port, b"drain")[0]:
+        raise AssertionError("drain: %d jobs done, %d distinct, of %d" % (len(handles), len(set(handles)), total))
+    return {"jobs/s": total / elapsed, "server CPU us/job": (stats.cpu() - cpu) / total * 1e6}
+
+
+def _foreground(port: int, stats: ServerStats, clients: int, workers: int, count: int, size: int, function: bytes):
+    ready = multiprocessing.Queue()
+    workerProcesses = [spawn(_echoWorker, port, function, ready) for _ in range(workers)]
+    for _ in workerProcesses:
+        ready.get(timeout=60)
+    deadline = time.monotonic() + 30
+    while statusOf(port, function)[2] < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    start, out = multiprocessing.Event(), multiprocessing.Queue()
+    processes = [spawn(_syncClient, port, function, count, size, i, start, out) for i in range(clients)]
+    time.sleep(0.5)
+    cpu = stats.cpu()
+    began = time.perf_counter()
+    start.set()
+    latencies: List[float] = []
+    for _ in processes:
+        latencies.extend(out.get(timeout=600))
+    elapsed = time.perf_counter() - began
+    joinAll(processes)
+    for process in workerProcesses:
+        process.terminate()
+        process.join(10)
+    latencies.sort()
+    total = len(latencies)
+    if total != clients * count:
+        raise AssertionError("foreground: %d results of %d" % (total, clients * count))
+    return total, elapsed, latencies, (stats.cpu() - cpu)
+
+
+def scenarioForeground(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
+    """
+    Foreground: 16 clients running synchronous jobs on 8 echo workers.
+    """
+    total, elapsed, latencies, cpu = _foreground(port, stats, 16, 8, int(1000 * scale), 100, b"echo")
+    return {
+        "jobs/s": total / elapsed,
+        "p50 ms": latencies[total // 2] * 1000,
+        "p99 ms": latencies[int(total * 0.99)] * 1000,
+    }
+
+
+def scenarioEcho1M(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
+    """
+    1 MiB foreground echo: one client, one worker.
+    """
+    size = 1 << 20
+    total, elapsed, _, _ = _foreground(port, stats, 1, 1, max(5, int(100 * scale)), size, b"big")
+    return {"MB/s": total * size * 2 / elapsed / 1e6}
+
+
+def scenarioWakeup(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
+    """
+    One job submitted while 5,000 workers sleep: submit to result.
+    """
+    count = 5000 if scale >= 1 else 1000
+    ready, quit = multiprocessing.Queue(), multiprocessing.Queue()
+    sleepers = spawn(_sleepers, port, b"wake", count, ready, quit)
+    ready.get(timeout=120)
+    deadline = time.monotonic() + 60
+    while statusOf(port, b"wake")[2] < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    times = []
+    with connect(port) as sock:
+        reader = Reader(sock)
+        for i in range(5):
+            began = time.perf_counter()
+            sock.sendall(packet(SUBMIT_JOB, b"wake", b"", b"%d" % i))
+            while True:
+                ptype, payload = reader.packet()
+                if ptype == WORK_COMPLETE:
+                    if not payload.endswith(b"\0woke"):
+                        raise AssertionError("wake-up job result wrong")
+                    break
+            times.append(time.perf_counter() - began)
+            time.sleep(0.3)
+    status = []
+    for _ in range(20):
+        began = time.perf_counter()
+        reply = admin(port, b"status\n")
+        status.append(time.perf_counter() - began)
+        if b"wake\t0\t0\t%d" % count not in reply:
+            raise AssertionError("status with sleepers wrong: %r" % (reply[:200],))
+    quit.put(True)
+    sleepers.join(60)
+    return {
+        "wake ms (%d sleepers)" % count: statistics.median(times) * 1000,
+        "status ms (%d workers)" % count: statistics.median(status) * 1000,
+    }
+
+
+def scenarioMemory(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
+    """
+    RSS per queued 100-byte background job and per idle worker connection.
+    """
+    jobs = int(200000 * scale)
+    before = stats.rss()
+    start, out = multiprocessing.Event(), multiprocessing.Queue()
+    filler = spawn(_submitter, port, b"mem", jobs, 100, 1000, start, out)
+    start.set()
+    out.get(timeout=600)
+    joinAll([filler])
+    perJob = (stats.rss() - before) / jobs
+    connections = 5000 if scale >= 1 else 1000
+    before = stats.rss()
+    ready, quit = multiprocessing.Queue(), multiprocessing.Queue()
+    idle = spawn(_idle, port, connections, ready, quit)
+    ready.get(timeout=120)
+    deadline = time.monotonic() + 60
+    while statusOf(port, b"idle")[2] < connections and time.monotonic() < deadline:
+        time.sleep(0.1)
+    perConnection = (stats.rss() - before) / connections
+    quit.put(True)
+    idle.join(60)
+    return {"RSS B/queued job": perJob, "RSS B/idle connection": perConnection}
+
+
+SCENARIOS = {
+    "submit": scenarioSubmit,
+    "drain": scenarioDrain,
+    "foreground": scenarioForeground,
+    "echo1m": scenarioEcho1M,
+    "wakeup": scenarioWakeup,
+    "memory": scenarioMemory,
+}
+
+# Metrics where smaller is better: the ratio is gearmand / ours.
+SMALLER_IS_BETTER = ("ms", "RSS", "CPU")
+
+
+def runScenario(name: str, server: str, scale: float, python: Optional[str]) -> Dict[str, float]:
+    if server == "gearmand":
+        process = startGearmand(None)
+    else:
+        process = startOurs(None, python=python) if python else startOurs(None)
+    try:
+        return SCENARIOS[name](process.port, ServerStats(process.pid), scale)
+    finally:
+        process.stop()
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=", ".join(SCENARIOS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply job counts")
+    parser.add_argument("--quick", action="store_true", help="--runs 1 --scale 0.2")
+    parser.add_argument("--python", help="run our server under this interpreter (e.g. pypy3)")
+    options = parser.parse_args(argv)
+    if options.quick:
+        options.runs, options.scale = 1, 0.2
+    unknown = set(options.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error("unknown scenarios: %s" % ", ".join(sorted(unknown)))
+    ours = "gearman_tw" + (" (%s)" % os.path.basename(options.python) if options.python else "")
+    rows = []
+    for name in options.scenarios:
+        results: Dict[str, Dict[str, List[float]]] = {"gearmand": {}, "ours": {}}
+        for run in range(options.runs):
+            for server in ("gearmand", "ours"):
+                for metric, value in runScenario(name, server, options.scale, options.python).items():
+                    results[server].setdefault(metric, []).append(value)
+        for metric in results["gearmand"]:
+            theirs = statistics.median(results["gearmand"][metric])
+            mine = statistics.median(results["ours"][metric])
+            smaller = any(word in metric for word in SMALLER_IS_BETTER)
+            ratio = (theirs / mine if mine else float("inf")) if smaller else (mine / theirs if theirs else 0)
+            rows.append((name, metric, theirs, mine, ratio))
+            print("%-10s %-26s gearmand %12.2f   %s %12.2f   ratio %.2f" % (name, metric, theirs, ours, mine, ratio), flush=True)
+    print()
+    print("| scenario | metric | gearmand -t 0 | %s | ratio |" % (ours,))
+    print("|---|---|---|---|---|")
+    for name, metric, theirs, mine, ratio in rows:
+        print("| %s | %s | %.2f | %.2f | %.2f |" % (name, metric, theirs, mine, ratio))
+    print("\nmedians of %d run(s), scale %.2f; ratio > 1 means gearman_tw is ahead" % (options.runs, options.scale))
+    return 0
+
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("fork")
+    sys.exit(main(sys.argv[1:]))
