@@ -69,6 +69,14 @@ class Options(usage.Options):
             "Seconds a stopping server waits for running jobs.",
             float,
         ],
+        ["http-port", None, None, "Serve HTTP (gearmand's protocol, JSON API, metrics, monitor) on this port, at the --listen addresses.", int],
+        [
+            "http-no-worker-timeout",
+            None,
+            30.0,
+            "Seconds an HTTP job for a function with no worker waits before a 504.",
+            float,
+        ],
         ["ssl-certificate", None, None, "PEM certificate (chain) for --ssl."],
         ["ssl-key", None, None, "PEM private key for --ssl (default: in the certificate file)."],
         [
@@ -98,6 +106,7 @@ class Options(usage.Options):
         self["listen"] = []
         self["endpoint"] = []
         self["endpoints"] = []
+        self["http-endpoint"] = []
         self["port"] = None
         self._portGiven = False
 
@@ -129,6 +138,13 @@ class Options(usage.Options):
         self._portGiven = True
 
     opt_p = opt_port
+
+    def opt_http_endpoint(self, description: str) -> None:
+        """
+        Serve HTTP on a Twisted server endpoint, e.g. tcp:8080 or
+        ssl:8443:privateKey=key.pem (repeatable).
+        """
+        self["http-endpoint"].append(description)
 
     def opt_version(self) -> None:
         """
@@ -184,6 +200,17 @@ class Options(usage.Options):
         self["endpoints"] = [
             _describe(address, port, self["backlog"], self["ssl"]) for address, port in self["sockets"]
         ] + self["endpoint"]
+        httpPort = self["http-port"]
+        if httpPort is not None and not 0 <= httpPort <= 65535:
+            raise usage.UsageError("--http-port must be between 0 and 65535")
+        if self["http-no-worker-timeout"] <= 0:
+            raise usage.UsageError("--http-no-worker-timeout must be positive")
+        self["http-endpoints"] = list(self["http-endpoint"])
+        if httpPort is not None:
+            addresses = self["listen"] or [""]
+            self["http-endpoints"][:0] = [
+                "tcp:%d%s" % (httpPort, ":interface=" + _escape(a) if a else "") for a in addresses
+            ]
 
 
 def makeService(options: Options, reactor: Optional[object] = None) -> IService:
@@ -243,6 +270,19 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
     top = MultiService()
     gearman.setName("gearman")
     gearman.setServiceParent(top)
+    if options["http-endpoints"]:
+        from twisted.application.strports import service as strportsService
+
+        from gearman_tw.server.web import makeSite
+
+        site = makeSite(
+            server,
+            reactor,
+            version=admin.version,
+            noWorkerTimeout=options["http-no-worker-timeout"],
+        )
+        for description in options["http-endpoints"]:
+            strportsService(description, site, reactor=reactor).setServiceParent(top)
     return top
 
 

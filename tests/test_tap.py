@@ -267,3 +267,38 @@ class TLSOptionsTests(SynchronousTestCase):
         self.addCleanup(top.stopService)
         self.assertEqual([port for port, *_ in reactor.sslServers], [4730])
         self.assertEqual([port for port, *_ in reactor.tcpServers], [0])
+
+
+class HTTPOptionsTests(SynchronousTestCase):
+    """
+    The HTTP options.
+    """
+
+    def test_noHTTPByDefault(self) -> None:
+        """
+        Without HTTP options no HTTP service is built.
+        """
+        self.assertEqual(parse()["http-endpoints"], [])
+
+    def test_httpPort(self) -> None:
+        """
+        C{--http-port} listens at each C{--listen} address, as gearmand's
+        HTTP protocol does; C{--http-endpoint} adds any endpoint.
+        """
+        options = parse("--http-port", "8080", "-L", "127.0.0.1", "--http-endpoint", "tcp:9090")
+        self.assertEqual(
+            options["http-endpoints"], ["tcp:8080:interface=127.0.0.1", "tcp:9090"]
+        )
+        self.assertEqual(parse("--http-port", "8080")["http-endpoints"], ["tcp:8080"])
+        self.assertRaises(UsageError, parse, "--http-port", "99999")
+
+    def test_httpService(self) -> None:
+        """
+        The HTTP site listens beside the job server when started.
+        """
+        reactor = MemoryReactorClock()
+        top = tap.makeService(parse("-L", "127.0.0.1", "--http-port", "8080"), reactor)
+        top.startService()
+        self.addCleanup(top.stopService)
+        ports = [(port, interface) for port, _, _, interface in reactor.tcpServers]
+        self.assertEqual(ports, [(4730, "127.0.0.1"), (8080, "127.0.0.1")])

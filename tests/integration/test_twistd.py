@@ -12,7 +12,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, RawConnection, startOurs
+from tests.integration.servers import REPO, RawConnection, freePort, requireProgram, startOurs
 
 
 def twistdArgv(*args: str):
@@ -179,3 +179,29 @@ class TwistdTests(SynchronousTestCase):
             self.assertTrue(bad.isClosed())
         self.assertEqual(client.admin(b"status\n"), b"f\t1\t0\t0\n.\n")
         self.assertIsNone(server.process.poll())
+
+    def test_httpCurl(self) -> None:
+        """
+        With --http-port, curl -d gets a worker's result over HTTP, as with
+        gearmand's HTTP protocol.
+        """
+        curl = requireProgram("curl")
+        gearman = requireProgram("gearman")
+        httpPort = freePort()
+        server = startOurs(self, "--http-port", str(httpPort))
+        worker = subprocess.Popen(
+            [gearman, "-h", "127.0.0.1", "-p", str(server.port), "-w", "-f", "reverse", "--", "rev"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        self.assertTrue(waitFor(lambda: b"reverse\t0\t0\t1" in admin.admin(b"status\n")))
+        result = subprocess.run(
+            [curl, "-s", "-d", "Hello world!", "http://127.0.0.1:%d/reverse" % (httpPort,)],
+            stdout=subprocess.PIPE,
+            timeout=30,
+        )
+        # rev reverses each line; curl -d sends no newline.
+        self.assertEqual(result.stdout, b"!dlrow olleH")

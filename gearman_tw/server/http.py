@@ -1,0 +1,441 @@
+# -*- test-case-name: tests.test_server_http -*-
+"""
+HTTP in front of the job server, as a twisted.web resource tree:
+
+- gearmand's HTTP protocol: C{POST /FUNCTION} (body = workload) or
+  C{GET /FUNCTION} runs a job and answers with its result; headers
+  C{X-Gearman-Unique}, C{X-Gearman-Background: true} and
+  C{X-Gearman-Priority: high|low} work as in gearmand;
+- our JSON API under C{/api/};
+- Prometheus metrics at C{/metrics} (see L{gearman_tw.server.metrics});
+- a live monitor page at C{/}.
+
+Each HTTP job is submitted through an in-process connection to the
+L{JobServer}, so coalescing, priorities and disconnects behave exactly as
+for a binary client.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from gearman_tw.protocol import HEADER, PacketType
+from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+
+_PRIORITIES = {b"high": HIGH, b"low": LOW}
+
+#: Seconds a job for a function with no worker waits before a 504.
+DEFAULT_NO_WORKER_TIMEOUT = 30.0
+
+#: The largest request body accepted (bytes).
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+class _HTTPJob:
+    """
+    One HTTP request's job, seen through an in-process connection.
+    """
+
+    def __init__(
+        self,
+        resource: "GearmanResource",
+        request: Request,
+        name: bytes,
+        background: bool,
+        render: Callable[["_HTTPJob", int, bytes], None],
+    ) -> None:
+        self.resource = resource
+        self.request = request
+        self.name = name
+        self.background = background
+        self.render = render
+        self.handle: Optional[bytes] = None
+        self.chunks: List[bytes] = []
+        self.warnings: List[bytes] = []
+        self.status: Optional[Tuple[bytes, bytes]] = None
+        self.done = False
+        self.timer: Optional[IDelayedCall] = None
+        host = getattr(request.getClientAddress(), "host", None) or "-"
+        self.peer = Peer(self._packet, -1, host, exceptions=True)
+
+    def start(self, unique: bytes, data: bytes, priority: int, noWorkerTimeout: float) -> None:
+        server = self.resource.server
+        server.peerConnected(self.peer)
+        self.request.notifyFinish().addErrback(self._gone)
+        server.submit(self.peer, self.name, unique, data, priority, self.background)
+        if self.done:
+            return
+        function = server.functions.get(self.name)
+        if not self.background and (function is None or not function.workers):
+            self.timer = self.resource.reactor.callLater(noWorkerTimeout, self._noWorker)
+
+    def _packet(self, data: bytes) -> None:
+        _, ptype, size = HEADER.unpack_from(data)
+        payload = data[12 : 12 + size]
+        if ptype == PacketType.JOB_CREATED:
+            self.handle = payload
+            if self.background:
+                self.render(self, ptype, b"")
+            return
+        if ptype == PacketType.ERROR:
+            self.render(self, ptype, payload)
+            return
+        handle, _, rest = payload.partition(b"\0")
+        if ptype == PacketType.WORK_DATA:
+            self.chunks.append(rest)
+        elif ptype == PacketType.WORK_WARNING:
+            self.warnings.append(rest)
+        elif ptype == PacketType.WORK_STATUS:
+            numerator, _, denominator = rest.partition(b"\0")
+            self.status = (numerator, denominator)
+        else:
+            self.render(self, ptype, rest)
+
+    def _noWorker(self) -> None:
+        self.timer = None
+        function = self.resource.server.functions.get(self.name)
+        if function is not None and function.workers:
+            return
+        job = self.resource.server.jobs.get(self.handle or b"")
+        if job is not None and job.worker is not None:
+            return
+        self.render(self, 0, b"")
+
+    def finish(self) -> None:
+        """
+        Leave the job server; a queued job nobody else waits for is dropped.
+        """
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        self.resource.reactor.callLater(0, self.resource.server.peerLost, self.peer)
+
+    def _gone(self, failure: Failure) -> None:
+        # The HTTP client went away: as a binary client's disconnect.
+        if not self.done:
+            self.done = True
+            if self.timer is not None and self.timer.active():
+                self.timer.cancel()
+            self.resource.server.peerLost(self.peer)
+
+
+class GearmanResource(Resource):
+    """
+    The root resource: gearmand's HTTP protocol on every path, except the
+    names in L{children} (C{api}, C{metrics}) and C{GET /} (the monitor).
+
+    @ivar server: the job server.
+    @ivar version: the version string for the C{Server} header.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        server: JobServer,
+        reactor: IReactorTime,
+        version: str = "1.1.20",
+        noWorkerTimeout: float = DEFAULT_NO_WORKER_TIMEOUT,
+        maxBody: int = DEFAULT_MAX_BODY,
+        info: Optional[Callable[[], Dict[str, Any]]] = None,
+    ) -> None:
+        super().__init__()
+        self.server = server
+        self.reactor = reactor
+        self.version = version
+        self.noWorkerTimeout = noWorkerTimeout
+        self.maxBody = maxBody
+        self.started = reactor.seconds()
+        self.api = APIResource(self, info)
+        self.putChild(b"api", self.api)
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return self
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        # Function names are taken from the raw URI, so only our own names
+        # are looked up as children; everything else is a function.
+        if path in self.children and request.prepath == [path]:
+            return self.children[path]
+        return self
+
+    def render(self, request: Request) -> Any:
+        request.setHeader(b"Server", b"Gearman/" + self.version.encode("ascii"))
+        method = request.method
+        function = request.uri.lstrip(b"/")
+        if method not in (b"GET", b"POST", b"PUT", b"HEAD"):
+            request.setResponseCode(405)
+            request.setHeader(b"Allow", b"GET, POST, PUT, HEAD")
+            return b""
+        if not function:
+            if method == b"HEAD":
+                request.setHeader(b"X-Gearman-Job-Handle", b"(null)")
+                return b""
+            if method == b"GET" and self.monitor is not None:
+                return self.monitor(request)
+            request.setResponseCode(404, b"NOT_FOUND")
+            return b""
+        body = request.content.read() if request.content is not None else b""
+        if len(body) > self.maxBody:
+            request.setResponseCode(413)
+            return b"Request body too large\n"
+        unique = request.getHeader(b"X-Gearman-Unique")
+        background = (request.getHeader(b"X-Gearman-Background") or b"").lower() == b"true"
+        priority = _PRIORITIES.get((request.getHeader(b"X-Gearman-Priority") or b"").lower(), NORMAL)
+        job = _HTTPJob(self, request, function, background, self._renderGearman)
+        # gearmand's HTTP default unique is "-": equal bodies coalesce.
+        job.start(b"-" if unique is None else unique, body, priority, self.noWorkerTimeout)
+        return NOT_DONE_YET
+
+    #: Renders the monitor page for C{GET /}; set by L{makeResource}.
+    monitor: Optional[Callable[[Request], bytes]] = None
+
+    def _renderGearman(self, job: _HTTPJob, ptype: int, data: bytes) -> None:
+        request = job.request
+        job.finish()
+        if request.finished or getattr(request, "_disconnected", False):
+            return
+        if job.handle is not None:
+            request.setHeader(b"X-Gearman-Job-Handle", job.handle)
+        if job.status is not None:
+            request.setHeader(b"X-Gearman-Status", b"%s/%s" % job.status)
+        for warning in job.warnings:
+            request.responseHeaders.addRawHeader(b"X-Gearman-Warning", _headerValue(warning))
+        body = b""
+        if ptype == PacketType.JOB_CREATED:
+            request.setHeader(b"X-Gearman-Command", b"JOB_CREATED")
+        elif ptype == PacketType.WORK_COMPLETE:
+            request.setHeader(b"X-Gearman-Command", b"WORK_COMPLETE")
+            body = b"".join(job.chunks) + data
+        elif ptype == PacketType.WORK_FAIL:
+            request.setResponseCode(500, b"Job Failed")
+            request.setHeader(b"X-Gearman-Command", b"WORK_FAIL")
+        elif ptype == PacketType.WORK_EXCEPTION:
+            request.setResponseCode(500, b"Job Exception")
+            request.setHeader(b"X-Gearman-Command", b"WORK_EXCEPTION")
+            body = data
+        elif ptype == PacketType.ERROR:
+            code, _, text = data.partition(b"\0")
+            request.setResponseCode(503 if code == b"QUEUE_ERROR" else 400, code)
+            request.setHeader(b"X-Gearman-Command", b"ERROR")
+            body = text + b"\n"
+        else:
+            request.setResponseCode(504, b"No Worker")
+            body = b"No worker for this function\n"
+        request.setHeader(b"Content-Length", b"%d" % (len(body),))
+        if request.method != b"HEAD":
+            request.write(body)
+        request.finish()
+
+
+def _headerValue(value: bytes) -> bytes:
+    return value.replace(b"\r", b" ").replace(b"\n", b" ")
+
+
+def _text(value: bytes) -> Dict[str, str]:
+    """
+    Bytes for JSON: as text when UTF-8, always as base64 too.
+    """
+    encoded = {"base64": base64.b64encode(value).decode("ascii")}
+    try:
+        encoded["text"] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return encoded
+
+
+class APIResource(Resource):
+    """
+    The JSON API (documented in C{docs/openapi.yaml}):
+
+    - C{GET /api/server}: version, uptime, queue backend, process id;
+    - C{GET /api/functions}: what C{status} and C{prioritystatus} show;
+    - C{GET /api/workers}: what C{workers} shows;
+    - C{GET /api/jobs/HANDLE}, C{GET /api/unique/UNIQUE}: a job's status;
+    - C{POST /api/jobs}: submit a job described in JSON;
+    - C{DELETE /api/jobs/HANDLE}: cancel a job.
+    """
+
+    isLeaf = True
+
+    def __init__(self, root: GearmanResource, info: Optional[Callable[[], Dict[str, Any]]]) -> None:
+        super().__init__()
+        self.root = root
+        self.info = info
+
+    def _json(self, request: Request, value: Any, code: int = 200) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps(value, sort_keys=True).encode("utf-8") + b"\n"
+
+    def _error(self, request: Request, code: int, message: str) -> bytes:
+        return self._json(request, {"error": message}, code)
+
+    def render(self, request: Request) -> Any:
+        path = [segment for segment in request.postpath]
+        route = path[0] if path else b""
+        method = request.method
+        if method == b"GET" and route == b"server" and len(path) == 1:
+            return self._json(request, self.serverInfo())
+        if method == b"GET" and route == b"functions" and len(path) == 1:
+            return self._json(request, self.functions())
+        if method == b"GET" and route == b"workers" and len(path) == 1:
+            return self._json(request, self.workers())
+        if route == b"jobs" and len(path) == 2 and method in (b"GET", b"DELETE"):
+            handle = path[1]
+            if method == b"DELETE":
+                if not self.root.server.cancel(handle):
+                    return self._error(request, 404, "no such job")
+                return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
+            return self._json(request, self.jobStatus(handle))
+        if route == b"unique" and len(path) == 2 and method == b"GET":
+            return self._json(request, self.uniqueStatus(path[1]))
+        if route == b"jobs" and len(path) == 1 and method == b"POST":
+            return self.submit(request)
+        return self._error(request, 404, "no such API path")
+
+    def serverInfo(self) -> Dict[str, Any]:
+        """
+        What C{GET /api/server} answers.
+        """
+        info: Dict[str, Any] = {
+            "version": self.root.version,
+            "uptime": self.root.reactor.seconds() - self.root.started,
+            "time": time.time(),
+            "queue": "memory",
+            "jobs": len(self.root.server.jobs),
+            "connections": len(self.root.server.peers),
+        }
+        if self.info is not None:
+            info.update(self.info())
+        return info
+
+    def functions(self) -> List[Dict[str, Any]]:
+        """
+        What C{GET /api/functions} answers.
+        """
+        return [
+            {
+                "name": f.name.decode("utf-8", "replace"),
+                "total": f.total,
+                "queued": f.total - f.running,
+                "running": f.running,
+                "workers": f.workers,
+                "queued_by_priority": {"high": f.queued[0], "normal": f.queued[1], "low": f.queued[2]},
+            }
+            for f in self.root.server.functions.values()
+        ]
+
+    def workers(self) -> List[Dict[str, Any]]:
+        """
+        What C{GET /api/workers} answers.
+        """
+        return [
+            {
+                "fd": p.fd,
+                "ip": p.host,
+                "client_id": p.clientId.split(b"\0", 1)[0].decode("utf-8", "replace"),
+                "functions": [f.name.decode("utf-8", "replace") for f, _ in reversed(p.abilities)],
+                "running": [j.handle.decode("utf-8", "replace") for j in p.held],
+            }
+            for p in self.root.server.peers
+        ]
+
+    def jobStatus(self, handle: bytes) -> Dict[str, Any]:
+        """
+        A job's status by handle, as GET_STATUS reports it.
+        """
+        fields = self.root.server.getStatus(handle).split(b"\0")
+        return {
+            "handle": handle.decode("utf-8", "replace"),
+            "known": fields[1] == b"1",
+            "running": fields[2] == b"1",
+            "numerator": int(fields[3]),
+            "denominator": int(fields[4]),
+        }
+
+    def uniqueStatus(self, unique: bytes) -> Dict[str, Any]:
+        """
+        A job's status by unique key, as GET_STATUS_UNIQUE reports it.
+        """
+        fields = self.root.server.getStatusUnique(unique).split(b"\0")
+        return {
+            "unique": unique.decode("utf-8", "replace"),
+            "known": fields[1] == b"1",
+            "running": fields[2] == b"1",
+            "numerator": int(fields[3]),
+            "denominator": int(fields[4]),
+            "clients": int(fields[5]),
+        }
+
+    def submit(self, request: Request) -> Any:
+        """
+        C{POST /api/jobs}: C{{"function": ..., "data": text} or
+        "data_base64", optional "unique", "priority" (high, normal, low),
+        "background"}}.
+        """
+        try:
+            spec = json.loads(request.content.read() or b"null")
+            if not isinstance(spec, dict):
+                raise ValueError("the body must be a JSON object")
+            name = spec.get("function")
+            if not isinstance(name, str) or not name:
+                raise ValueError("function must be a non-empty string")
+            if "data_base64" in spec:
+                data = base64.b64decode(spec["data_base64"], validate=True)
+            else:
+                data = str(spec.get("data", "")).encode("utf-8")
+            unique = spec.get("unique") or ""
+            if not isinstance(unique, str):
+                raise ValueError("unique must be a string")
+            priority = {"high": HIGH, "normal": NORMAL, "low": LOW}.get(spec.get("priority", "normal"))
+            if priority is None:
+                raise ValueError("priority must be high, normal or low")
+            background = bool(spec.get("background", False))
+        except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+            return self._error(request, 400, str(e))
+        job = _HTTPJob(self.root, request, name.encode("utf-8"), background, self._renderJSON)
+        job.start(unique.encode("utf-8"), data, priority, self.root.noWorkerTimeout)
+        return NOT_DONE_YET
+
+    def _renderJSON(self, job: _HTTPJob, ptype: int, data: bytes) -> None:
+        request = job.request
+        job.finish()
+        if request.finished or getattr(request, "_disconnected", False):
+            return
+        handle = job.handle.decode("utf-8", "replace") if job.handle is not None else None
+        code = 200
+        if ptype == PacketType.JOB_CREATED:
+            value: Dict[str, Any] = {"handle": handle, "state": "queued"}
+            code = 202
+        elif ptype == PacketType.WORK_COMPLETE:
+            value = {"handle": handle, "state": "complete", "result": _text(b"".join(job.chunks) + data)}
+        elif ptype == PacketType.WORK_FAIL:
+            value = {"handle": handle, "state": "failed"}
+        elif ptype == PacketType.WORK_EXCEPTION:
+            value = {"handle": handle, "state": "exception", "exception": _text(data)}
+        elif ptype == PacketType.ERROR:
+            errorCode, _, text = data.partition(b"\0")
+            code = 503 if errorCode == b"QUEUE_ERROR" else 400
+            value = {"error": text.decode("utf-8", "replace"), "code": errorCode.decode("ascii", "replace")}
+        else:
+            code = 504
+            value = {"handle": handle, "error": "no worker for this function"}
+        if job.warnings:
+            value["warnings"] = [_text(w) for w in job.warnings]
+        request.write(self._json(request, value, code))
+        request.finish()

@@ -1,0 +1,262 @@
+"""
+HTTP against a live job server in this process: gearmand's HTTP protocol and
+the JSON API, with jobs run by real workers (ours and the libgearman CLI).
+"""
+
+import json
+import subprocess
+
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from gearman_tw.server.factory import GearmanServerFactory
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.web import makeSite
+from gearman_tw.worker import GearmanWorker
+from tests.integration.servers import requireProgram
+
+
+class HTTPTests(TestCase):
+    """
+    HTTP requests run jobs on a job server listening on loopback.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def setUp(self):
+        self.server = JobServer(reactor, handlePrefix=b"T")
+        gear = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            GearmanServerFactory(self.server)
+        )
+        self.addCleanup(gear.stopListening)
+        self.gearPort = gear.getHost().port
+        site = makeSite(self.server, reactor, noWorkerTimeout=0.5)
+        http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
+        self.addCleanup(http.stopListening)
+        self.url = "http://127.0.0.1:%d/" % (http.getHost().port,)
+        self.seen = []
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.http = HTTPClient(Agent(reactor, pool=pool))
+        self.addCleanup(self.settle)
+        self.addCleanup(pool.closeCachedConnections)
+
+    def settle(self) -> Deferred:
+        """
+        Let closed connections finish closing on the server side too.
+        """
+        d = Deferred()
+        reactor.callLater(0.05, d.callback, None)
+        return d
+
+    def worker(self, **functions) -> Deferred:
+        worker = GearmanWorker(["127.0.0.1:%d" % self.gearPort], concurrency=2)
+        for name, function in functions.items():
+            worker.register(name, function)
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        return self.waitFor(lambda: all(self.server.functions.get(n.encode()) and self.server.functions[n.encode()].workers for n in functions))
+
+    @inlineCallbacks
+    def waitFor(self, predicate, timeout=10.0):
+        for _ in range(int(timeout / 0.02)):
+            if predicate():
+                return
+            d = Deferred()
+            reactor.callLater(0.02, d.callback, None)
+            yield d
+        self.fail("condition not met in time")
+
+    def reverse(self, job):
+        self.seen.append(job.data)
+        return job.data[::-1]
+
+    @inlineCallbacks
+    def test_post(self):
+        """
+        POST /FUNCTION returns the result with the job handle and command
+        headers, as gearmand does.
+        """
+        yield self.worker(reverse=self.reverse)
+        response = yield self.http.post(self.url + "reverse", b"Hello world!")
+        self.assertEqual(response.code, 200)
+        self.assertEqual((yield response.content()), b"!dlrow olleH")
+        headers = response.headers
+        self.assertEqual(headers.getRawHeaders("X-Gearman-Command"), ["WORK_COMPLETE"])
+        self.assertTrue(headers.getRawHeaders("X-Gearman-Job-Handle")[0].startswith("T:"))
+        self.assertTrue(headers.getRawHeaders("Server")[0].startswith("Gearman/1.1.20"))
+
+    @inlineCallbacks
+    def test_cliWorker(self):
+        """
+        A libgearman CLI worker serves HTTP jobs; GET sends no workload.
+        """
+        gearman = requireProgram("gearman")
+        process = subprocess.Popen(
+            [gearman, "-h", "127.0.0.1", "-p", str(self.gearPort), "-w", "-f", "wc", "--", "wc", "-c"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(lambda: (process.kill(), process.wait(10)))
+        yield self.waitFor(lambda: b"wc" in self.server.functions and self.server.functions[b"wc"].workers)
+        response = yield self.http.post(self.url + "wc", b"12345")
+        self.assertEqual((yield response.content()).strip(), b"5")
+        response = yield self.http.get(self.url + "wc")
+        self.assertEqual((yield response.content()).strip(), b"0")
+
+    @inlineCallbacks
+    def test_streamedData(self):
+        """
+        WORK_DATA chunks come before the result in the body; the last status
+        and every warning come as headers.
+        """
+
+        def stream(job):
+            job.sendData(b"a")
+            job.sendStatus(1, 2)
+            job.sendWarning(b"careful")
+            job.sendData(b"b")
+            return b"!"
+
+        yield self.worker(stream=stream)
+        response = yield self.http.post(self.url + "stream", b"x")
+        self.assertEqual((yield response.content()), b"ab!")
+        self.assertEqual(response.headers.getRawHeaders("X-Gearman-Status"), ["1/2"])
+        self.assertEqual(response.headers.getRawHeaders("X-Gearman-Warning"), ["careful"])
+
+    @inlineCallbacks
+    def test_background(self):
+        """
+        X-Gearman-Background: true answers at once with the handle and an
+        empty body; the job then runs.
+        """
+        response = yield self.http.post(
+            self.url + "later", b"data", headers={"X-Gearman-Background": "true", "X-Gearman-Priority": "high"}
+        )
+        self.assertEqual(response.code, 200)
+        self.assertEqual((yield response.content()), b"")
+        self.assertEqual(response.headers.getRawHeaders("X-Gearman-Command"), ["JOB_CREATED"])
+        handle = response.headers.getRawHeaders("X-Gearman-Job-Handle")[0].encode()
+        job = self.server.jobs[handle]
+        self.assertEqual((job.data, job.priority), (b"data", 0))
+        yield self.worker(later=self.reverse)
+        yield self.waitFor(lambda: not self.server.jobs)
+        self.assertEqual(self.seen, [b"data"])
+
+    @inlineCallbacks
+    def test_coalescing(self):
+        """
+        Without X-Gearman-Unique, equal bodies coalesce (gearmand's "-");
+        both requests get the one result.
+        """
+        release = Deferred()
+
+        def slow(job):
+            self.seen.append(job.data)
+            return release
+
+        yield self.worker(slow=slow)
+        first = self.http.post(self.url + "slow", b"same")
+        yield self.waitFor(lambda: self.seen)
+        second = self.http.post(self.url + "slow", b"same")
+        yield self.waitFor(lambda: len(next(iter(self.server.jobs.values())).clients) == 2)
+        release.callback(b"once")
+        responses = yield gatherResults([first, second])
+        bodies = yield gatherResults([r.content() for r in responses])
+        self.assertEqual(bodies, [b"once", b"once"])
+        self.assertEqual(self.seen, [b"same"])
+
+    @inlineCallbacks
+    def test_failures(self):
+        """
+        WORK_FAIL and WORK_EXCEPTION answer 500 with the command header (and
+        the exception's text).
+        """
+
+        def explode(job):
+            raise ValueError("kaboom")
+
+        def refuse(job):
+            job.fail()
+
+        yield self.worker(explode=explode, refuse=refuse)
+        response = yield self.http.post(self.url + "explode", b"")
+        self.assertEqual(response.code, 500)
+        self.assertEqual(response.headers.getRawHeaders("X-Gearman-Command"), ["WORK_EXCEPTION"])
+        self.assertEqual((yield response.content()), b"kaboom")
+        response = yield self.http.post(self.url + "refuse", b"")
+        self.assertEqual(response.code, 500)
+        self.assertEqual(response.headers.getRawHeaders("X-Gearman-Command"), ["WORK_FAIL"])
+        yield response.content()
+        self.flushLoggedErrors(ValueError)
+
+    @inlineCallbacks
+    def test_noWorker(self):
+        """
+        A job for a function with no worker gets 504 after the timeout and
+        is dropped from the queue.
+        """
+        response = yield self.http.post(self.url + "nobody", b"x")
+        self.assertEqual(response.code, 504)
+        yield response.content()
+        yield self.waitFor(lambda: self.server.functions[b"nobody"].total == 0 or all(j.ignore for j in self.server.jobs.values()))
+
+    @inlineCallbacks
+    def test_rawPaths(self):
+        """
+        The function name is the raw path without leading slashes: query
+        strings are part of it, as in gearmand; HEAD / names no job.
+        """
+        yield self.worker(**{"f?x=1": self.reverse})
+        response = yield self.http.post(self.url + "/f?x=1", b"ab")
+        self.assertEqual((yield response.content()), b"ba")
+        response = yield self.http.head(self.url)
+        self.assertEqual(response.headers.getRawHeaders("X-Gearman-Job-Handle"), ["(null)"])
+        response = yield self.http.request("DELETE", self.url + "f")
+        self.assertEqual(response.code, 405)
+        yield response.content()
+
+    @inlineCallbacks
+    def test_api(self):
+        """
+        The JSON API lists functions and workers, reports job status, submits
+        jobs from JSON and cancels queued ones.
+        """
+        yield self.worker(reverse=self.reverse)
+        response = yield self.http.post(
+            self.url + "api/jobs", json.dumps({"function": "reverse", "data": "abc"}).encode()
+        )
+        result = yield response.json()
+        self.assertEqual(result["result"]["text"], "cba")
+        self.assertEqual(result["state"], "complete")
+        response = yield self.http.post(
+            self.url + "api/jobs",
+            json.dumps({"function": "queued", "data_base64": "AAE=", "background": True, "unique": "u1"}).encode(),
+        )
+        self.assertEqual(response.code, 202)
+        handle = (yield response.json())["handle"]
+        self.assertEqual(self.server.jobs[handle.encode()].data, b"\x00\x01")
+        status = yield (yield self.http.get(self.url + "api/jobs/" + handle)).json()
+        self.assertEqual(status, {"handle": handle, "known": True, "running": False, "numerator": 0, "denominator": 0})
+        unique = yield (yield self.http.get(self.url + "api/unique/u1")).json()
+        self.assertTrue(unique["known"])
+        functions = yield (yield self.http.get(self.url + "api/functions")).json()
+        byName = {f["name"]: f for f in functions}
+        self.assertEqual(byName["queued"]["queued"], 1)
+        self.assertEqual(byName["reverse"]["workers"], 2)
+        workers = yield (yield self.http.get(self.url + "api/workers")).json()
+        self.assertEqual(sum(1 for w in workers if w["functions"] == ["reverse"]), 2)
+        info = yield (yield self.http.get(self.url + "api/server")).json()
+        self.assertEqual(info["queue"], "memory")
+        response = yield self.http.delete(self.url + "api/jobs/" + handle)
+        self.assertEqual((yield response.json())["cancelled"], True)
+        response = yield self.http.delete(self.url + "api/jobs/T:999")
+        self.assertEqual(response.code, 404)
+        yield response.content()
+        response = yield self.http.post(self.url + "api/jobs", b"{not json")
+        self.assertEqual(response.code, 400)
+        yield response.content()
