@@ -21,7 +21,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=["gearman_tw", "gearman_tw.server", "twisted.plugins"],
+    packages=["gearman_tw", "gearman_tw.server", "gearman_tw.queues", "twisted.plugins"],
     package_data={"gearman_tw": ["py.typed"]},
     entry_points={"console_scripts": ["gearman-tw = gearman_tw.cli:run"]},
     install_requires=[

@@ -217,3 +217,43 @@ class IGearmanWorker(Interface):
         """
         The jobs running now.
         """
+
+
+class IPersistentQueue(Interface):
+    """
+    Durable storage of background jobs, gearmand's persistent-queue contract:
+    a job is stored (L{add}) before the client is told it exists, removed
+    (L{done}) when it ends, and every stored job is handed back (L{replay})
+    when the server starts, before it accepts connections.
+
+    Every method returns a Deferred and never blocks the reactor.  Records
+    are C{gearman_tw.queues.QueuedJob}s; C{key} identifies one record (the
+    unique key, or a generated one for jobs without a unique key).
+    """
+
+    name = Attribute("A short name of the backend, e.g. 'sqlite'.")
+
+    def open() -> "Deferred[None]":
+        """
+        Connect or open storage; called once before L{replay}.
+        """
+
+    def close() -> "Deferred[None]":
+        """
+        Flush and release storage.
+        """
+
+    def add(job: object) -> "Deferred[None]":
+        """
+        Store C{job}; fires once it is durable, or fails with C{QueueError}.
+        """
+
+    def done(function: bytes, key: bytes) -> "Deferred[None]":
+        """
+        Forget the job stored under C{(function, key)}.
+        """
+
+    def replay() -> "Deferred[list]":
+        """
+        Fire with every stored job, oldest first.
+        """

@@ -1,0 +1,39 @@
+# -*- test-case-name: tests.test_queues -*-
+"""
+The default queue: nothing is persisted, as with gearmand's builtin queue.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from twisted.internet.defer import Deferred, succeed
+from zope.interface import implementer
+
+from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw.queues import QueuedJob
+
+
+@implementer(IPersistentQueue)
+class MemoryQueue:
+    """
+    A queue that stores nothing; the job server skips it on the hot path.
+    """
+
+    name = "memory"
+    persistent = False
+
+    def open(self) -> "Deferred[None]":
+        return succeed(None)
+
+    def close(self) -> "Deferred[None]":
+        return succeed(None)
+
+    def add(self, job: QueuedJob) -> "Deferred[None]":
+        return succeed(None)
+
+    def done(self, function: bytes, key: bytes) -> "Deferred[None]":
+        return succeed(None)
+
+    def replay(self) -> "Deferred[List[QueuedJob]]":
+        return succeed([])

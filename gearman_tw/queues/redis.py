@@ -1,0 +1,161 @@
+# -*- test-case-name: tests.test_queues -*-
+"""
+The Redis persistent queue, through txredisapi (hidden in this module).
+
+Jobs live in one hash per namespace, C{<namespace>:jobs}: the field is the
+job's function and key, the value a compact record with a sequence number
+that keeps replay in submission order.  An add is one HSET and a done one
+HDEL, pipelined over one connection, so several servers can share a Redis
+with a namespace each, and a replacement server started with a dead one's
+namespace takes over its unfinished jobs.
+
+Durability is Redis's: run it with C{appendonly yes} and C{appendfsync
+always} for no acknowledged job to be lost when Redis itself crashes
+(C{everysec} can lose the last second).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, List, Optional
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from gearman_tw.errors import QueueError
+from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw.queues import QueuedJob
+
+# sequence, priority, when, function length, unique length
+_RECORD = struct.Struct(">QBqII")
+
+#: Seconds a Redis command may take before the job server gives up on it.
+DEFAULT_TIMEOUT = 10.0
+
+
+def _field(function: bytes, key: bytes) -> bytes:
+    return b"%d:%s%s" % (len(function), function, key)
+
+
+def encodeRecord(sequence: int, job: QueuedJob) -> bytes:
+    """
+    The stored form of C{job}.
+    """
+    return (
+        _RECORD.pack(sequence, job.priority, job.when, len(job.function), len(job.key))
+        + job.function
+        + job.key
+        + job.data
+    )
+
+
+def decodeRecord(value: bytes) -> "tuple[int, QueuedJob]":
+    """
+    The sequence number and job of a stored record.
+    """
+    sequence, priority, when, functionLength, keyLength = _RECORD.unpack_from(value)
+    offset = _RECORD.size
+    function = value[offset : offset + functionLength]
+    offset += functionLength
+    key = value[offset : offset + keyLength]
+    data = value[offset + keyLength :]
+    unique = b"" if key.startswith(b"\0") else key
+    return sequence, QueuedJob(function, key, unique, data, priority, when)
+
+
+@implementer(IPersistentQueue)
+class RedisQueue:
+    """
+    Background jobs kept in Redis.
+    """
+
+    name = "redis"
+    persistent = True
+    log = Logger()
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        database: int = 0,
+        password: Optional[str] = None,
+        namespace: str = "gearman",
+        reactor: Any = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.host = host
+        self.port = port
+        self.database = database
+        self.password = password
+        self.namespace = namespace
+        self.reactor = reactor
+        self.timeout = timeout
+        self.key = namespace.encode("utf-8") + b":jobs"
+        self._redis: Any = None
+        self._sequence = 0
+
+    def _call(self, what: str, command: str, *args: Any) -> Deferred[Any]:
+        if self._redis is None:
+            return Deferred.fromCoroutine(self._notOpen())
+        d = self._redis.execute_command(command, *args)
+        d.addTimeout(self.timeout, self.reactor)
+        d.addErrback(self._error, what)
+        return d
+
+    async def _notOpen(self) -> None:
+        raise QueueError("the Redis queue is not open")
+
+    def _error(self, failure: Failure, what: str) -> Failure:
+        self.log.failure("Redis queue: {what} failed", failure, what=what)
+        return Failure(QueueError("redis %s: %s" % (what, failure.getErrorMessage())))
+
+    def open(self) -> Deferred[None]:
+        """
+        Connect (txredisapi reconnects by itself after) and check Redis
+        answers.
+        """
+        import txredisapi
+
+        self._redis = txredisapi.lazyConnection(
+            self.host,
+            self.port,
+            dbid=self.database,
+            reconnect=True,
+            charset=None,
+            password=self.password,
+            convertNumbers=False,
+        )
+        return self._call("connect", "PING").addCallback(lambda _: None)
+
+    def close(self) -> Deferred[None]:
+        redis, self._redis = self._redis, None
+        if redis is None:
+            return succeed(None)
+        return redis.disconnect().addBoth(lambda _: None)
+
+    def add(self, job: QueuedJob) -> Deferred[None]:
+        self._sequence += 1
+        record = encodeRecord(self._sequence, job)
+        d = self._call("add", "HSET", self.key, _field(job.function, job.key), record)
+        return d.addCallback(lambda _: None)
+
+    def done(self, function: bytes, key: bytes) -> Deferred[None]:
+        d = self._call("done", "HDEL", self.key, _field(function, key))
+        return d.addCallback(lambda _: None)
+
+    def replay(self) -> Deferred[List[QueuedJob]]:
+        d = self._call("replay", "HVALS", self.key)
+        d.addCallback(self._replayed)
+        return d
+
+    def _replayed(self, values: List[bytes]) -> List[QueuedJob]:
+        records = sorted((decodeRecord(bytes(value)) for value in values or []), key=lambda r: r[0])
+        if records:
+            self._sequence = max(self._sequence, records[-1][0])
+        return [job for _, job in records]

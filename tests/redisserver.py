@@ -1,0 +1,56 @@
+"""
+A throwaway redis-server for tests, on a free loopback port.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from tests.integration.servers import freePort, requireProgram
+
+
+class RedisServer:
+    """
+    redis-server with append-only persistence in a temporary directory.
+    """
+
+    def __init__(self) -> None:
+        binary = requireProgram("redis-server")
+        self.directory = tempfile.mkdtemp(prefix="redis-test-")
+        self.port = freePort()
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", self.directory,
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+                "--save", "",
+                "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise AssertionError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.directory, ignore_errors=True)
