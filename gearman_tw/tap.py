@@ -77,6 +77,13 @@ class Options(usage.Options):
             "Seconds an HTTP job for a function with no worker waits before a 504.",
             float,
         ],
+        [
+            "queue",
+            "q",
+            "memory",
+            "Persistent queue for background jobs: memory, sqlite:PATH or "
+            "redis://HOST:PORT/DB?namespace=NAME.",
+        ],
         ["ssl-certificate", None, None, "PEM certificate (chain) for --ssl."],
         ["ssl-key", None, None, "PEM private key for --ssl (default: in the certificate file)."],
         [
@@ -180,6 +187,13 @@ class Options(usage.Options):
             value = self[name]
             if value is not None and value < 1:
                 raise usage.UsageError("--%s must be at least 1" % (name,))
+        from gearman_tw.errors import QueueError
+        from gearman_tw.queues import queueFromURL
+
+        try:
+            queueFromURL(self["queue"], object())
+        except QueueError as e:
+            raise usage.UsageError(str(e))
         if self["ssl"]:
             if not self["ssl-certificate"]:
                 raise usage.UsageError("--ssl needs --ssl-certificate")
@@ -228,6 +242,8 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
+    from gearman_tw.queues import queueFromURL
+
     prefix = options["job-handle-prefix"]
     server = JobServer(
         reactor,  # type: ignore[arg-type]
@@ -236,6 +252,7 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
         roundRobin=bool(options["round-robin"]),
         workerWakeup=options["worker-wakeup"],
         exceptions=bool(options["exceptions"]),
+        queue=queueFromURL(options["queue"], reactor),
     )
     verbosity = options["verbose"]
     server.log = filteredLogger("gearman_tw.server", verbosity)

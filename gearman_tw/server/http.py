@@ -316,7 +316,7 @@ class APIResource(Resource):
             "version": self.root.version,
             "uptime": self.root.reactor.seconds() - self.root.started,
             "time": time.time(),
-            "queue": "memory",
+            "queue": getattr(self.root.server.queue, "name", "memory"),
             "jobs": len(self.root.server.jobs),
             "connections": len(self.root.server.peers),
         }

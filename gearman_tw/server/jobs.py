@@ -13,6 +13,7 @@ Section numbers in comments refer to C{shared/reference/protocol.md}.
 from __future__ import annotations
 
 import heapq
+import os
 import socket
 from collections import deque
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
@@ -21,8 +22,10 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from gearman_tw.interfaces import IJobServer
+from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.protocol import HEADER, RES, PacketType, encode
+from gearman_tw.queues import QueuedJob
+from gearman_tw.server.stats import ServerStats
 
 HIGH, NORMAL, LOW = 0, 1, 2
 PRIORITY_NAMES = ("HIGH", "NORMAL", "LOW")
@@ -100,6 +103,8 @@ class Function:
         entries may be stale and are checked when popped.
     @ivar uniques: live jobs by coalescing key.
     @ivar maxQueue: per-priority queue limits, 0 for none.
+    @ivar submitted: new jobs per priority since the server started (and
+        C{completed}, C{failed}, C{exceptions}: how jobs ended).
     """
 
     __slots__ = (
@@ -111,6 +116,10 @@ class Function:
         "sleepers",
         "uniques",
         "maxQueue",
+        "submitted",
+        "completed",
+        "failed",
+        "exceptions",
     )
 
     def __init__(self, name: bytes) -> None:
@@ -122,6 +131,12 @@ class Function:
         self.sleepers: Dict[Peer, None] = {}
         self.uniques: Dict[bytes, Job] = {}
         self.maxQueue = [0, 0, 0]
+        # Totals since start, for metrics: new jobs per priority, and how
+        # jobs ended.
+        self.submitted = [0, 0, 0]
+        self.completed = 0
+        self.failed = 0
+        self.exceptions = 0
 
     @property
     def total(self) -> int:
@@ -152,6 +167,9 @@ class Job:
     @ivar ignore: the job was cancelled or abandoned; queued, it is freed when
         a GRAB reaches it.
     @ivar numerator: the last WORK_STATUS numerator, as C{atoi} read it.
+    @ivar queueKey: the job's key in the persistent queue, if stored there.
+    @ivar waiting: while the persistent queue stores the job, the
+        submissions waiting for JOB_CREATED, with their reply slots.
     """
 
     __slots__ = (
@@ -172,6 +190,10 @@ class Job:
         "denominator",
         "ignore",
         "timer",
+        "queueKey",
+        "waiting",
+        "created",
+        "started",
     )
 
     def __init__(
@@ -203,6 +225,10 @@ class Job:
         self.denominator = 0
         self.ignore = False
         self.timer: Optional[IDelayedCall] = None
+        self.queueKey: Optional[bytes] = None
+        self.waiting: Optional[List[Tuple[Peer, List[Optional[bytes]]]]] = None
+        self.created = 0.0
+        self.started = 0.0
 
 
 class Peer:
@@ -234,6 +260,8 @@ class Peer:
         "held",
         "attached",
         "exceptions",
+        "_replies",
+        "_send",
         "__weakref__",
     )
 
@@ -250,6 +278,39 @@ class Peer:
         self.held: Dict[Job, None] = {}
         self.attached: Dict[Job, int] = {}
         self.exceptions = exceptions
+        self._replies: Optional[Deque[List[Optional[bytes]]]] = None
+        self._send = write
+
+    def hold(self) -> List[Optional[bytes]]:
+        """
+        Reserve the next reply: everything written to this connection after
+        now waits until L{fill} has filled the slot, so replies keep their
+        order while the persistent queue stores a job.
+        """
+        slot: List[Optional[bytes]] = [None]
+        if self._replies is None:
+            self._replies = deque()
+            self.write = self._buffer
+        self._replies.append(slot)
+        return slot
+
+    def fill(self, slot: List[Optional[bytes]], data: bytes) -> None:
+        """
+        Fill a slot from L{hold} and send what is ready.
+        """
+        slot[0] = data
+        replies = self._replies
+        if replies is None:
+            return
+        while replies and replies[0][0] is not None:
+            self._send(replies.popleft()[0])  # type: ignore[arg-type]
+        if not replies:
+            self._replies = None
+            self.write = self._send
+
+    def _buffer(self, data: bytes) -> None:
+        assert self._replies is not None
+        self._replies.append([data])
 
 
 @implementer(IJobServer)
@@ -272,6 +333,7 @@ class JobServer:
         roundRobin: bool = False,
         workerWakeup: int = 0,
         exceptions: bool = False,
+        queue: Optional[IPersistentQueue] = None,
     ) -> None:
         """
         @param reactor: the clock for CAN_DO_TIMEOUT and epoch jobs.
@@ -284,6 +346,8 @@ class JobServer:
             job; 0 for all of them.
         @param exceptions: turn the C{exceptions} option on for every
             connection.
+        @param queue: the persistent queue for background jobs; none (as
+            gearmand's builtin queue) by default.
         """
         self.reactor = reactor
         prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
@@ -299,6 +363,9 @@ class JobServer:
         self._pending: List[Tuple[int, int, Job]] = []
         self._pendingTimer: Optional[IDelayedCall] = None
         self._idleWaiters: List[Callable[[], object]] = []
+        self.queue = queue
+        self._persistent = queue is not None and getattr(queue, "persistent", True)
+        self.stats = ServerStats()
 
     # Connections
 
@@ -307,6 +374,7 @@ class JobServer:
         Register a new connection.
         """
         self.peers[peer] = None
+        self.stats.connections += 1
 
     def peerLost(self, peer: Peer) -> None:
         """
@@ -451,6 +519,8 @@ class JobServer:
             job.worker = peer
             peer.held[job] = None
             function.running += 1
+            now = job.started = self.reactor.seconds()
+            self.stats.wait.observe(now - job.created)
             if timeout:
                 job.timer = self.reactor.callLater(timeout, self._timedOut, job)
             handle = job.handle
@@ -531,6 +601,7 @@ class JobServer:
             peer.write(_ERR_NOT_FOUND_RESULT)
             return
         self._forward(job, PacketType.WORK_COMPLETE, payload)
+        job.function.completed += 1
         self._finish(job)
 
     def workFail(self, peer: Peer, handle: bytes) -> None:
@@ -545,6 +616,7 @@ class JobServer:
             peer.write(_ERR_NOT_FOUND_RESULT)
             return
         self._failToClients(job)
+        job.function.failed += 1
         self._finish(job)
 
     def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:
@@ -561,6 +633,7 @@ class JobServer:
             fail = encode(PacketType.WORK_FAIL, job.handle)
             for client in job.clients:
                 client.write(exception if client.exceptions else fail)
+        job.function.exceptions += 1
         self._finish(job)
 
     def _forward(self, job: Job, ptype: int, payload: bytes) -> None:
@@ -616,27 +689,138 @@ class JobServer:
             if job is not None:
                 if background:
                     job.background = True
+                    if self._persistent and job.queueKey is None and job.reducer is None:
+                        # gearmand leaves such a job unstored; we keep it.
+                        self._store(job, peer, False)
+                        return job
                 else:
                     self._attach(peer, job)
-                peer.write(encode(PacketType.JOB_CREATED, job.handle))
+                if job.waiting is not None:
+                    job.waiting.append((peer, peer.hold()))
+                else:
+                    peer.write(encode(PacketType.JOB_CREATED, job.handle))
                 return job
         limit = function.maxQueue[priority]
         if limit and function.total >= limit:
             peer.write(_ERR_QUEUE_FULL)
             return None
+        store = background and self._persistent and reducer is None
+        job = self._create(function, unique, key, data, priority, background, when, reducer, not store)
+        if not background:
+            self._attach(peer, job)
+        if store:
+            self._store(job, peer, True)
+        else:
+            peer.write(encode(PacketType.JOB_CREATED, job.handle))
+        return job
+
+    def _create(
+        self,
+        function: Function,
+        unique: bytes,
+        key: Optional[bytes],
+        data: bytes,
+        priority: int,
+        background: bool,
+        when: int,
+        reducer: Optional[bytes],
+        runnable: bool = True,
+    ) -> Job:
+        """
+        Make a new job with the next handle; queue it unless it must wait
+        for the persistent queue first.
+        """
         self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
         handle = b"%s%d" % (self.handlePrefix, handleNumber)
         job = Job(handle, function, unique, key, data, priority, background, when, reducer)
+        job.created = self.reactor.seconds()
+        function.submitted[priority] += 1
         self.jobs[handle] = job
         if key is not None:
             function.uniques[key] = job
-        if not background:
-            self._attach(peer, job)
-        if when and when > self.reactor.seconds():
+        if runnable:
+            self._queue(job)
+        return job
+
+    def _queue(self, job: Job) -> None:
+        if job.when and job.when > self.reactor.seconds():
             self._hold(job)
         else:
             self._enqueue(job)
-        peer.write(encode(PacketType.JOB_CREATED, handle))
+
+    # Persistence (reference section 6)
+
+    def _store(self, job: Job, peer: Peer, new: bool) -> None:
+        """
+        Store a background job, answering C{peer} (and any submission that
+        coalesces meanwhile) once the queue has it.
+        """
+        assert self.queue is not None
+        job.queueKey = job.unique or b"\0" + os.urandom(8).hex().encode("ascii")
+        job.waiting = [(peer, peer.hold())]
+        record = QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)
+        began = self.reactor.seconds()
+        d = self.queue.add(record)
+        d.addCallbacks(
+            self._stored, self._storeFailed, callbackArgs=(job, new, began), errbackArgs=(job, new)
+        )
+
+    def _stored(self, _: object, job: Job, new: bool, began: float) -> None:
+        self.stats.queueLatency.observe(self.reactor.seconds() - began)
+        waiting, job.waiting = job.waiting or [], None
+        if new:
+            self._queue(job)
+        if job.ignore or job.handle not in self.jobs:
+            # Cancelled while being stored.
+            self._unstore(job)
+        created = encode(PacketType.JOB_CREATED, job.handle)
+        for peer, slot in waiting:
+            peer.fill(slot, created)
+
+    def _storeFailed(self, failure: object, job: Job, new: bool) -> None:
+        self.stats.queueErrors += 1
+        text = getattr(getattr(failure, "value", None), "args", ("queue error",))
+        message = str(text[0] if text else "queue error").encode("utf-8", "replace")
+        self.log.error("Persistent queue could not store job {handle}: {error}", handle=job.handle.decode("ascii", "replace"), error=message.decode("utf-8"))
+        waiting, job.waiting = job.waiting or [], None
+        job.queueKey = None
+        error = _error(b"QUEUE_ERROR", message)
+        if new:
+            self._detachClients(job)
+            self._free(job)
+        for peer, slot in waiting:
+            peer.fill(slot, error)
+
+    def _unstore(self, job: Job) -> None:
+        key = job.queueKey
+        if key is None or self.queue is None:
+            return
+        job.queueKey = None
+        began = self.reactor.seconds()
+        d = self.queue.done(job.function.name, key)
+        d.addCallbacks(
+            lambda _: self.stats.queueLatency.observe(self.reactor.seconds() - began),
+            lambda f: self.log.failure("Persistent queue could not forget a job", f),
+        )
+
+    def restore(self, record: QueuedJob) -> Job:
+        """
+        Rebuild a background job replayed from the persistent queue; it
+        gets a new handle, as in gearmand, and is not stored again.
+        """
+        function = self.function(record.function)
+        key: Optional[bytes] = None
+        if record.unique:
+            key = b"-\0" + record.data if record.unique == b"-" else record.unique
+            existing = function.uniques.get(key)
+            if existing is not None:
+                existing.background = True
+                if existing.queueKey is None:
+                    existing.queueKey = record.key
+                return existing
+        job = self._create(function, record.unique, key, record.data, record.priority, True, record.when, None, False)
+        job.queueKey = record.key
+        self._queue(job)
         return job
 
     def _attach(self, peer: Peer, job: Job) -> None:
@@ -765,6 +949,7 @@ class JobServer:
         self._detachClients(job)
         job.background = False
         self._abandon(job)
+        self._unstore(job)
         return True
 
     def _detachClients(self, job: Job) -> None:
@@ -795,6 +980,7 @@ class JobServer:
             del worker.held[job]
             job.worker = None
             job.function.running -= 1
+            self.stats.run.observe(self.reactor.seconds() - job.started)
         if job.timer is not None:
             if job.timer.active():
                 job.timer.cancel()
@@ -807,6 +993,8 @@ class JobServer:
     def _free(self, job: Job) -> None:
         self._forgetUnique(job)
         self.jobs.pop(job.handle, None)
+        if job.queueKey is not None:
+            self._unstore(job)
 
     # Requeue (3.7)
 
@@ -847,6 +1035,7 @@ class JobServer:
             )
             self._failToClients(job)
             self._detachClients(job)
+            job.function.failed += 1
             self._free(job)
             if self._idleWaiters:
                 self._checkIdle()

@@ -66,6 +66,29 @@ class GearmanService(Service):
         super().startService()
         if self.handleSignals and hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, self._onSignal)
+        queue = self.factory.server.queue
+        if queue is not None and getattr(queue, "persistent", True):
+            # Replay the stored jobs before accepting any connection.
+            self._listening = Deferred.fromCoroutine(self._replayThenListen(queue))
+            self._listening.addErrback(self._listenFailed)
+            return
+        self._listen()
+
+    async def _replayThenListen(self, queue: Any) -> List[IListeningPort]:
+        await queue.open()
+        records = await queue.replay()
+        server = self.factory.server
+        for record in records:
+            server.restore(record)
+        self.log.info(
+            "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
+        )
+        ports = await gatherResults(
+            [endpoint.listen(self.factory) for endpoint in self.endpoints], consumeErrors=True
+        )
+        return self._listened(ports)
+
+    def _listen(self) -> None:
         listening = gatherResults(
             [endpoint.listen(self.factory) for endpoint in self.endpoints],
             consumeErrors=True,
@@ -87,7 +110,7 @@ class GearmanService(Service):
         return ports
 
     def _listenFailed(self, failure: Failure) -> None:
-        self.log.failure("Cannot listen", failure)
+        self.log.failure("Cannot start the job server", failure)
         stop = getattr(self.reactor, "stop", None)
         if stop is not None and getattr(self.reactor, "running", False):
             stop()
@@ -140,6 +163,15 @@ class GearmanService(Service):
         d = self._stopListening()
         d.addCallback(lambda _: self._within(self.factory.server.whenIdle, self.drainTimeout))
         d.addCallback(lambda _: self._closeConnections())
+        d.addCallback(lambda _: self._closeQueue())
+        return d
+
+    def _closeQueue(self) -> Deferred[None]:
+        queue = self.factory.server.queue
+        if queue is None:
+            return succeed(None)
+        d = queue.close()
+        d.addErrback(lambda f: self.log.failure("Closing the persistent queue failed", f))
         return d
 
     def _closeConnections(self) -> Deferred[None]:

@@ -1,0 +1,281 @@
+"""
+The job server with a persistent queue: store before acknowledging, keep
+reply order, forget ended jobs, replay at start.
+"""
+
+from typing import List, Tuple
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from gearman_tw.errors import QueueError
+from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw.protocol import RES, PacketType, encode, parseAll
+from gearman_tw.queues import QueuedJob
+from gearman_tw.server.factory import GearmanServerFactory
+from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+from gearman_tw.server.service import GearmanService
+
+
+@implementer(IPersistentQueue)
+class FakeQueue:
+    """
+    A persistent queue whose adds wait until the test fires them.
+    """
+
+    name = "fake"
+    persistent = True
+
+    def __init__(self, records=()) -> None:
+        self.adds: List[Tuple[QueuedJob, Deferred]] = []
+        self.dones: List[Tuple[bytes, bytes]] = []
+        self.records = list(records)
+        self.opened = self.closed = False
+        self.replayed: Deferred = Deferred()
+
+    def open(self):
+        self.opened = True
+        return succeed(None)
+
+    def close(self):
+        self.closed = True
+        return succeed(None)
+
+    def add(self, job):
+        d: Deferred = Deferred()
+        self.adds.append((job, d))
+        return d
+
+    def done(self, function, key):
+        self.dones.append((function, key))
+        return succeed(None)
+
+    def replay(self):
+        return self.replayed
+
+    def commit(self) -> None:
+        adds, self.adds = self.adds, []
+        for _, d in adds:
+            d.callback(None)
+
+
+class Connection:
+    """
+    A Peer that records what it was sent.
+    """
+
+    def __init__(self, server: JobServer) -> None:
+        self.sent: List[bytes] = []
+        self.peer = Peer(self.sent.append, 1, "127.0.0.1")
+        server.peerConnected(self.peer)
+
+    def packets(self):
+        data = b"".join(self.sent)
+        self.sent.clear()
+        return [(ptype, args) for ptype, args, _ in parseAll(data, magic=RES)]
+
+
+class PersistenceTests(SynchronousTestCase):
+    """
+    Tests for L{JobServer} with a persistent queue.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.queue = FakeQueue()
+        self.server = JobServer(self.clock, handlePrefix=b"H", queue=self.queue)
+        self.client = Connection(self.server)
+        self.worker = Connection(self.server)
+        self.server.canDo(self.worker.peer, b"f")
+
+    def test_acknowledgedAfterStore(self) -> None:
+        """
+        JOB_CREATED for a background job waits for the queue; until then no
+        worker can take the job.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"data", HIGH, True)
+        self.assertEqual(self.client.packets(), [])
+        self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
+        self.assertEqual(self.worker.packets(), [(PacketType.NO_JOB, [])])
+        [(record, _)] = self.queue.adds
+        self.assertEqual(record, QueuedJob(b"f", b"u", b"u", b"data", HIGH, 0))
+        self.queue.commit()
+        self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
+        self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
+        self.assertEqual(self.worker.packets(), [(PacketType.JOB_ASSIGN, [b"H:1", b"f", b"data"])])
+
+    def test_replyOrder(self) -> None:
+        """
+        A foreground submission after a background one being stored is
+        answered after it, so clients can match replies in order.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"bg", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"", b"fg", NORMAL, False)
+        self.client.peer.write(encode(PacketType.ECHO_RES, b"e"))
+        self.assertEqual(self.client.packets(), [])
+        self.queue.commit()
+        self.assertEqual(
+            self.client.packets(),
+            [
+                (PacketType.JOB_CREATED, [b"H:1"]),
+                (PacketType.JOB_CREATED, [b"H:2"]),
+                (PacketType.ECHO_RES, [b"e"]),
+            ],
+        )
+
+    def test_generatedKeys(self) -> None:
+        """
+        Jobs without a unique key are stored under distinct generated keys.
+        """
+        for _ in range(3):
+            self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        keys = [record.key for record, _ in self.queue.adds]
+        self.assertEqual(len(set(keys)), 3)
+        self.assertTrue(all(key.startswith(b"\0") for key in keys))
+
+    def test_foregroundNotStored(self) -> None:
+        """
+        Foreground and reduce jobs are not stored, as in gearmand.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, False)
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True, reducer=b"r")
+        self.assertEqual(self.queue.adds, [])
+
+    def test_coalescedBackgroundStored(self) -> None:
+        """
+        A background submission coalescing onto a foreground job stores it
+        (gearmand loses it), and is answered once stored.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, False)
+        self.client.packets()
+        other = Connection(self.server)
+        self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, True)
+        self.assertEqual(other.packets(), [])
+        self.assertEqual(len(self.queue.adds), 1)
+        self.queue.commit()
+        self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
+        self.server.peerLost(self.client.peer)
+        self.assertFalse(self.server.jobs[b"H:1"].ignore)
+
+    def test_coalescingWhileStoring(self) -> None:
+        """
+        A submission coalescing onto a job being stored is answered with it.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
+        other = Connection(self.server)
+        self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, False)
+        self.assertEqual(other.packets(), [])
+        self.queue.commit()
+        self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
+        self.assertEqual(len(self.queue.adds), 0)
+
+    def test_storeFails(self) -> None:
+        """
+        If the queue cannot store the job, the client gets QUEUE_ERROR with
+        the queue's message and the job is gone.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
+        self.queue.adds[0][1].errback(QueueError("disk full"))
+        self.assertEqual(
+            self.client.packets(), [(PacketType.ERROR, [b"QUEUE_ERROR", b"disk full"])]
+        )
+        self.assertEqual(self.server.jobs, {})
+        self.assertEqual(self.server.functions[b"f"].total, 0)
+        self.flushLoggedErrors()
+        self.queue.adds.clear()
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
+        self.assertEqual(len(self.queue.adds), 1)
+
+    def test_doneWhenEnded(self) -> None:
+        """
+        A stored job is forgotten when it completes, fails, raises, is
+        cancelled or runs out of retries.
+        """
+        self.server.jobRetries = 1
+        for n in range(5):
+            self.server.submit(self.client.peer, b"f", b"u%d" % n, b"x", NORMAL, True)
+        self.queue.commit()
+        worker = self.worker.peer
+        ends = [
+            lambda h: self.server.workComplete(worker, h, h + b"\0r"),
+            lambda h: self.server.workFail(worker, h),
+            lambda h: self.server.workException(worker, h, h + b"\0e"),
+        ]
+        for end in ends:
+            self.server.grab(worker, PacketType.GRAB_JOB)
+            handle = self.worker.packets()[0][1][0]
+            end(handle)
+        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.resetAbilities(worker)
+        self.assertTrue(self.server.cancel(b"H:5"))
+        self.assertEqual(sorted(key for _, key in self.queue.dones), [b"u%d" % n for n in range(5)])
+        function = self.server.functions[b"f"]
+        self.assertEqual((function.completed, function.failed, function.exceptions), (1, 2, 1))
+
+    def test_restore(self) -> None:
+        """
+        Replayed jobs get fresh handles and keep function, unique, data,
+        priority and epoch; they coalesce and are forgotten when done.
+        """
+        server = JobServer(self.clock, handlePrefix=b"R", queue=self.queue)
+        server.restore(QueuedJob(b"f", b"u", b"u", b"one", LOW, 0))
+        server.restore(QueuedJob(b"f", b"\0k", b"", b"two", HIGH, 0))
+        server.restore(QueuedJob(b"f", b"e", b"e", b"later", NORMAL, 100))
+        self.assertEqual(self.queue.adds, [])
+        self.assertEqual(sorted(server.jobs), [b"R:1", b"R:2", b"R:3"])
+        self.assertEqual(server.functions[b"f"].queued, [1, 1, 1])
+        client = Connection(server)
+        server.submit(client.peer, b"f", b"u", b"again", NORMAL, False)
+        self.assertEqual(client.packets(), [(PacketType.JOB_CREATED, [b"R:1"])])
+        worker = Connection(server)
+        server.canDo(worker.peer, b"f")
+        server.grab(worker.peer, PacketType.GRAB_JOB_UNIQ)
+        [(_, args)] = worker.packets()
+        self.assertEqual(args, [b"R:2", b"f", b"", b"two"])
+        server.workComplete(worker.peer, b"R:2", b"R:2\0")
+        self.assertEqual(self.queue.dones, [(b"f", b"\0k")])
+
+
+class ServiceReplayTests(SynchronousTestCase):
+    """
+    The service replays the queue before it listens.
+    """
+
+    def test_replayBeforeListening(self) -> None:
+        """
+        No port is opened until replay is done; then the replayed jobs are
+        queued and the service listens; stopping closes the queue.
+        """
+        reactor = MemoryReactorClock()
+        queue = FakeQueue()
+        server = JobServer(reactor, handlePrefix=b"H", queue=queue)
+        service = GearmanService(
+            GearmanServerFactory(server), [TCP4ServerEndpoint(reactor, 4730)], reactor
+        )
+        service.startService()
+        self.assertTrue(queue.opened)
+        self.assertEqual(reactor.tcpServers, [])
+        queue.replayed.callback([QueuedJob(b"f", b"u", b"u", b"x", NORMAL, 0)])
+        self.assertEqual(len(reactor.tcpServers), 1)
+        self.assertEqual(list(server.jobs), [b"H:1"])
+        self.successResultOf(service.stopService())
+        self.assertTrue(queue.closed)
+
+    def test_replayFails(self) -> None:
+        """
+        If replay fails the server never listens, and the failure is logged.
+        """
+        reactor = MemoryReactorClock()
+        queue = FakeQueue()
+        service = GearmanService(
+            GearmanServerFactory(JobServer(reactor, queue=queue)), [TCP4ServerEndpoint(reactor, 4730)], reactor
+        )
+        service.startService()
+        queue.replayed.errback(QueueError("corrupt"))
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)
