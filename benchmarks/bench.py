@@ -467,9 +467,61 @@ def runScenario(name: str, server: str, scale: float, python: Optional[str]) -> 
         process.stop()
 
 
+def queueBenchmark(runs: int, scale: float, python: Optional[str]) -> None:
+    """
+    Background submit throughput with each persistent queue, ours and
+    gearmand's, in the same run.
+    """
+    import shutil
+    import tempfile
+
+    from tests.redisserver import RedisServer
+
+    redis = RedisServer()
+    directory = tempfile.mkdtemp(prefix="bench-queue-")
+    configurations = [
+        ("gearmand builtin", "gearmand", ()),
+        ("gearmand libsqlite3", "gearmand", ("-q", "libsqlite3", "--libsqlite3-db", "{dir}/gearmand.db")),
+        ("gearman_tw memory", "ours", ()),
+        ("gearman_tw sqlite", "ours", ("--queue", "sqlite:{dir}/ours.db")),
+        ("gearman_tw redis", "ours", ("--queue", "redis://127.0.0.1:%d/0?namespace=bench{run}" % redis.port)),
+    ]
+    results: Dict[str, List[float]] = {}
+    try:
+        for run in range(runs):
+            for name, server, args in configurations:
+                runDirectory = os.path.join(directory, "%s-%d" % (name.replace(" ", "-"), run))
+                os.makedirs(runDirectory)
+                formatted = [a.format(dir=runDirectory, run=run) for a in args]
+                if server == "gearmand":
+                    process = startGearmand(None, *formatted)
+                else:
+                    process = startOurs(None, *formatted, python=python)
+                try:
+                    value = scenarioSubmit(process.port, ServerStats(process.pid), scale)["jobs/s"]
+                finally:
+                    process.stop()
+                results.setdefault(name, []).append(value)
+                print("%-22s run %d: %10.0f jobs/s" % (name, run + 1, value), flush=True)
+    finally:
+        redis.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    memory = statistics.median(results["gearman_tw memory"])
+    print("\n| queue | background submit jobs/s | vs gearman_tw memory |")
+    print("|---|---|---|")
+    for name, _, _ in configurations:
+        value = statistics.median(results[name])
+        print("| %s | %.0f | %.2f |" % (name, value, value / memory))
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS), help=", ".join(SCENARIOS))
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        default=list(SCENARIOS),
+        help=", ".join(SCENARIOS) + "; or 'queues' alone for the persistent queues",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply job counts")
     parser.add_argument("--quick", action="store_true", help="--runs 1 --scale 0.2")
@@ -477,6 +529,9 @@ def main(argv: List[str]) -> int:
     options = parser.parse_args(argv)
     if options.quick:
         options.runs, options.scale = 1, 0.2
+    if options.scenarios == ["queues"]:
+        queueBenchmark(options.runs, options.scale, options.python)
+        return 0
     unknown = set(options.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error("unknown scenarios: %s" % ", ".join(sorted(unknown)))

@@ -253,6 +253,17 @@ class IPersistentQueue(Interface):
         Forget the job stored under C{(function, key)}.
         """
 
+    def addMany(jobs: list) -> "Deferred[None]":
+        """
+        Store several jobs at once (the job server batches what one reactor
+        turn submits); fires once all are durable.
+        """
+
+    def doneMany(records: list) -> "Deferred[None]":
+        """
+        Forget several C{(function, key)} records at once.
+        """
+
     def replay() -> "Deferred[list]":
         """
         Fire with every stored job, oldest first.

@@ -47,12 +47,19 @@ class FakeQueue:
         return succeed(None)
 
     def add(self, job):
+        return self.addMany([job])
+
+    def addMany(self, jobs):
         d: Deferred = Deferred()
-        self.adds.append((job, d))
+        for job in jobs:
+            self.adds.append((job, d))
         return d
 
     def done(self, function, key):
-        self.dones.append((function, key))
+        return self.doneMany([(function, key)])
+
+    def doneMany(self, records):
+        self.dones.extend(records)
         return succeed(None)
 
     def replay(self):
@@ -60,7 +67,7 @@ class FakeQueue:
 
     def commit(self) -> None:
         adds, self.adds = self.adds, []
-        for _, d in adds:
+        for d in {id(d): d for _, d in adds}.values():
             d.callback(None)
 
 
@@ -93,6 +100,22 @@ class PersistenceTests(SynchronousTestCase):
         self.worker = Connection(self.server)
         self.server.canDo(self.worker.peer, b"f")
 
+    def adds(self) -> list:
+        """
+        The queue's pending adds, once this reactor turn's batch went out.
+        """
+        self.clock.advance(0)
+        return self.queue.adds
+
+    def commit(self) -> None:
+        self.clock.advance(0)
+        self.queue.commit()
+        self.clock.advance(0)
+
+    def dones(self) -> list:
+        self.clock.advance(0)
+        return self.queue.dones
+
     def test_acknowledgedAfterStore(self) -> None:
         """
         JOB_CREATED for a background job waits for the queue; until then no
@@ -102,9 +125,9 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(self.client.packets(), [])
         self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
         self.assertEqual(self.worker.packets(), [(PacketType.NO_JOB, [])])
-        [(record, _)] = self.queue.adds
+        [(record, _)] = self.adds()
         self.assertEqual(record, QueuedJob(b"f", b"u", b"u", b"data", HIGH, 0))
-        self.queue.commit()
+        self.commit()
         self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
         self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
         self.assertEqual(self.worker.packets(), [(PacketType.JOB_ASSIGN, [b"H:1", b"f", b"data"])])
@@ -118,7 +141,7 @@ class PersistenceTests(SynchronousTestCase):
         self.server.submit(self.client.peer, b"f", b"", b"fg", NORMAL, False)
         self.client.peer.write(encode(PacketType.ECHO_RES, b"e"))
         self.assertEqual(self.client.packets(), [])
-        self.queue.commit()
+        self.commit()
         self.assertEqual(
             self.client.packets(),
             [
@@ -134,7 +157,7 @@ class PersistenceTests(SynchronousTestCase):
         """
         for _ in range(3):
             self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
-        keys = [record.key for record, _ in self.queue.adds]
+        keys = [record.key for record, _ in self.adds()]
         self.assertEqual(len(set(keys)), 3)
         self.assertTrue(all(key.startswith(b"\0") for key in keys))
 
@@ -144,7 +167,7 @@ class PersistenceTests(SynchronousTestCase):
         """
         self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, False)
         self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True, reducer=b"r")
-        self.assertEqual(self.queue.adds, [])
+        self.assertEqual(self.adds(), [])
 
     def test_coalescedBackgroundStored(self) -> None:
         """
@@ -156,8 +179,8 @@ class PersistenceTests(SynchronousTestCase):
         other = Connection(self.server)
         self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, True)
         self.assertEqual(other.packets(), [])
-        self.assertEqual(len(self.queue.adds), 1)
-        self.queue.commit()
+        self.assertEqual(len(self.adds()), 1)
+        self.commit()
         self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
         self.server.peerLost(self.client.peer)
         self.assertFalse(self.server.jobs[b"H:1"].ignore)
@@ -170,9 +193,9 @@ class PersistenceTests(SynchronousTestCase):
         other = Connection(self.server)
         self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, False)
         self.assertEqual(other.packets(), [])
-        self.queue.commit()
+        self.commit()
         self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
-        self.assertEqual(len(self.queue.adds), 0)
+        self.assertEqual(len(self.adds()), 0)
 
     def test_storeFails(self) -> None:
         """
@@ -180,7 +203,7 @@ class PersistenceTests(SynchronousTestCase):
         the queue's message and the job is gone.
         """
         self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
-        self.queue.adds[0][1].errback(QueueError("disk full"))
+        self.adds()[0][1].errback(QueueError("disk full"))
         self.assertEqual(
             self.client.packets(), [(PacketType.ERROR, [b"QUEUE_ERROR", b"disk full"])]
         )
@@ -189,7 +212,7 @@ class PersistenceTests(SynchronousTestCase):
         self.flushLoggedErrors()
         self.queue.adds.clear()
         self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
-        self.assertEqual(len(self.queue.adds), 1)
+        self.assertEqual(len(self.adds()), 1)
 
     def test_doneWhenEnded(self) -> None:
         """
@@ -199,7 +222,7 @@ class PersistenceTests(SynchronousTestCase):
         self.server.jobRetries = 1
         for n in range(5):
             self.server.submit(self.client.peer, b"f", b"u%d" % n, b"x", NORMAL, True)
-        self.queue.commit()
+        self.commit()
         worker = self.worker.peer
         ends = [
             lambda h: self.server.workComplete(worker, h, h + b"\0r"),
@@ -213,7 +236,7 @@ class PersistenceTests(SynchronousTestCase):
         self.server.grab(worker, PacketType.GRAB_JOB)
         self.server.resetAbilities(worker)
         self.assertTrue(self.server.cancel(b"H:5"))
-        self.assertEqual(sorted(key for _, key in self.queue.dones), [b"u%d" % n for n in range(5)])
+        self.assertEqual(sorted(key for _, key in self.dones()), [b"u%d" % n for n in range(5)])
         function = self.server.functions[b"f"]
         self.assertEqual((function.completed, function.failed, function.exceptions), (1, 2, 1))
 
@@ -226,7 +249,7 @@ class PersistenceTests(SynchronousTestCase):
         server.restore(QueuedJob(b"f", b"u", b"u", b"one", LOW, 0))
         server.restore(QueuedJob(b"f", b"\0k", b"", b"two", HIGH, 0))
         server.restore(QueuedJob(b"f", b"e", b"e", b"later", NORMAL, 100))
-        self.assertEqual(self.queue.adds, [])
+        self.assertEqual(self.adds(), [])
         self.assertEqual(sorted(server.jobs), [b"R:1", b"R:2", b"R:3"])
         self.assertEqual(server.functions[b"f"].queued, [1, 1, 1])
         client = Connection(server)
@@ -238,7 +261,7 @@ class PersistenceTests(SynchronousTestCase):
         [(_, args)] = worker.packets()
         self.assertEqual(args, [b"R:2", b"f", b"", b"two"])
         server.workComplete(worker.peer, b"R:2", b"R:2\0")
-        self.assertEqual(self.queue.dones, [(b"f", b"\0k")])
+        self.assertEqual(self.dones(), [(b"f", b"\0k")])
 
 
 class ServiceReplayTests(SynchronousTestCase):

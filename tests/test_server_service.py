@@ -184,3 +184,27 @@ class ServiceTests(SynchronousTestCase):
         self.service.shutdown(graceful=False)
         self.reactor.advance(0)
         self.assertTrue(self.reactor.hasStopped)
+
+
+class GarbageCollectionTests(SynchronousTestCase):
+    """
+    The service's garbage collector tuning.
+    """
+
+    def test_threshold(self) -> None:
+        """
+        With a gcThreshold, starting sets the young-generation threshold and
+        freezes start-up objects; without one nothing changes.
+        """
+        import gc
+
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        reactor = MemoryReactorClock()
+        factory = GearmanServerFactory(JobServer(reactor))
+        GearmanService(factory, [], reactor).startService()
+        self.assertEqual(gc.get_threshold(), before)
+        GearmanService(factory, [], reactor, gcThreshold=12345).startService()
+        self.assertEqual(gc.get_threshold(), (12345,) + before[1:])
+        self.assertGreater(gc.get_freeze_count(), 0)

@@ -108,6 +108,7 @@ class OptionsTests(SynchronousTestCase):
             ("--max-packet-size", "10"),
             ("--drain-timeout", "-1"),
             ("--keepalive-idle", "0"),
+            ("--gc-threshold", "-1"),
             ("--port", "x"),
         ):
             self.assertRaises(UsageError, parse, *args)

@@ -9,15 +9,13 @@ Persistent queues for background jobs, chosen by URL:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 from urllib.parse import parse_qs, urlparse
 
 from gearman_tw.errors import QueueError
 
 
-@dataclass(frozen=True)
-class QueuedJob:
+class QueuedJob(NamedTuple):
     """
     What a persistent queue stores of a background job.
 

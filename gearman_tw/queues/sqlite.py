@@ -33,6 +33,10 @@ from gearman_tw.queues import QueuedJob
 _ADD = 0
 _DONE = 1
 
+#: Rows per INSERT or DELETE statement (5 parameters a row, well under
+#: SQLite's limit of 32766).
+ROWS_PER_STATEMENT = 1000
+
 
 @implementer(IPersistentQueue)
 class SQLiteQueue:
@@ -75,7 +79,7 @@ class SQLiteQueue:
         self._pool = threadPool
         self._ownPool = threadPool is None
         self._connection: Optional[sqlite3.Connection] = None
-        self._pending: List[Tuple[int, tuple, Deferred[None]]] = []
+        self._pending: List[Tuple[int, List[tuple], Deferred[None]]] = []
         self._inFlight = False
         self._flushed: List[Deferred[None]] = []
 
@@ -118,9 +122,15 @@ class SQLiteQueue:
         """
         Store C{job}; fires after the transaction holding it commits.
         """
+        return self.addMany([job])
+
+    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        """
+        Store C{jobs}; fires after the transaction holding them commits.
+        """
         d: Deferred[None] = Deferred()
-        row = (job.key, job.function, job.priority, job.data, job.when)
-        self._pending.append((_ADD, row, d))
+        rows = [(job.key, job.function, job.priority, job.data, job.when) for job in jobs]
+        self._pending.append((_ADD, rows, d))
         self._kick()
         return d
 
@@ -128,8 +138,14 @@ class SQLiteQueue:
         """
         Delete the job stored under C{(function, key)}.
         """
+        return self.doneMany([(function, key)])
+
+    def doneMany(self, records: List[Tuple[bytes, bytes]]) -> Deferred[None]:
+        """
+        Delete the jobs stored under each C{(function, key)}.
+        """
         d: Deferred[None] = Deferred()
-        self._pending.append((_DONE, (key, function), d))
+        self._pending.append((_DONE, [(key, function) for function, key in records], d))
         self._kick()
         return d
 
@@ -142,39 +158,56 @@ class SQLiteQueue:
             return
         batch, self._pending = self._pending, []
         self._inFlight = True
-        d = self._run(self._commit, [(kind, row) for kind, row, _ in batch])
+        d = self._run(self._commit, [(kind, rows) for kind, rows, _ in batch])
         d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
-    def _commit(self, operations: List[Tuple[int, tuple]]) -> None:
+    def _commit(self, operations: List[Tuple[int, List[tuple]]]) -> None:
         connection = self._connection
         if connection is None:
             raise QueueError("the queue is not open")
-        add = "INSERT OR REPLACE INTO %s (unique_key, function_name, priority, data, when_to_run) VALUES (?, ?, ?, ?, ?)" % (self.table,)
-        delete = "DELETE FROM %s WHERE unique_key = ? AND function_name = ?" % (self.table,)
         connection.execute("BEGIN IMMEDIATE")
         try:
-            # Consecutive operations of one kind go in one executemany.
+            # Consecutive operations of one kind are merged, and rows go
+            # many to a statement: _sqlite releases the GIL around each
+            # step, so one step per row would make this thread and the
+            # reactor's hand the GIL back and forth for every job.
             start = 0
             while start < len(operations):
                 kind = operations[start][0]
                 end = start
                 while end < len(operations) and operations[end][0] == kind:
                     end += 1
-                connection.executemany(add if kind == _ADD else delete, [row for _, row in operations[start:end]])
+                rows = [row for _, batch in operations[start:end] for row in batch]
+                for offset in range(0, len(rows), ROWS_PER_STATEMENT):
+                    chunk = rows[offset : offset + ROWS_PER_STATEMENT]
+                    self._execute(connection, kind, chunk)
                 start = end
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
 
-    def _committed(self, _: None, batch: List[Tuple[int, tuple, Deferred[None]]]) -> None:
+    def _execute(self, connection: sqlite3.Connection, kind: int, rows: List[tuple]) -> None:
+        if kind == _ADD:
+            statement = "INSERT OR REPLACE INTO %s (unique_key, function_name, priority, data, when_to_run) VALUES %s" % (
+                self.table,
+                ",".join(["(?,?,?,?,?)"] * len(rows)),
+            )
+        else:
+            statement = "DELETE FROM %s WHERE (unique_key, function_name) IN (VALUES %s)" % (
+                self.table,
+                ",".join(["(?,?)"] * len(rows)),
+            )
+        connection.execute(statement, [value for row in rows for value in row])
+
+    def _committed(self, _: None, batch: List[Tuple[int, List[tuple], Deferred[None]]]) -> None:
         self.commits += 1
         self._inFlight = False
         for _, _, d in batch:
             d.callback(None)
         self._kick()
 
-    def _failed(self, failure: Failure, batch: List[Tuple[int, tuple, Deferred[None]]]) -> None:
+    def _failed(self, failure: Failure, batch: List[Tuple[int, List[tuple], Deferred[None]]]) -> None:
         self._inFlight = False
         self.log.failure("SQLite queue commit failed", failure)
         error = QueueError("sqlite: %s" % (failure.getErrorMessage(),))

@@ -366,6 +366,13 @@ class JobServer:
         self.queue = queue
         self._persistent = queue is not None and getattr(queue, "persistent", True)
         self.stats = ServerStats()
+        # Stores and dones made during one reactor turn, sent as one batch.
+        self._toStore: List[Tuple[Job, bool]] = []
+        self._toForget: List[Tuple[bytes, bytes]] = []
+        # Queue keys of jobs without a unique key: NUL (no unique can hold
+        # one), a random prefix per process, and a counter.
+        self._keyPrefix = b"\0" + os.urandom(8).hex().encode("ascii") + b":"
+        self._lastKey = 0
 
     # Connections
 
@@ -755,52 +762,76 @@ class JobServer:
         Store a background job, answering C{peer} (and any submission that
         coalesces meanwhile) once the queue has it.
         """
-        assert self.queue is not None
-        job.queueKey = job.unique or b"\0" + os.urandom(8).hex().encode("ascii")
+        if job.unique:
+            job.queueKey = job.unique
+        else:
+            self._lastKey += 1
+            job.queueKey = b"%s%d" % (self._keyPrefix, self._lastKey)
         job.waiting = [(peer, peer.hold())]
-        record = QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)
+        if not self._toStore:
+            self.reactor.callLater(0, self._flushStores)
+        self._toStore.append((job, new))
+
+    def _flushStores(self) -> None:
+        assert self.queue is not None
+        batch, self._toStore = self._toStore, []
+        records = [
+            QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)  # type: ignore[arg-type]
+            for job, _ in batch
+        ]
         began = self.reactor.seconds()
-        d = self.queue.add(record)
-        d.addCallbacks(
-            self._stored, self._storeFailed, callbackArgs=(job, new, began), errbackArgs=(job, new)
-        )
+        d = self.queue.addMany(records)
+        d.addCallbacks(self._stored, self._storeFailed, callbackArgs=(batch, began), errbackArgs=(batch,))
 
-    def _stored(self, _: object, job: Job, new: bool, began: float) -> None:
+    def _stored(self, _: object, batch: List[Tuple[Job, bool]], began: float) -> None:
         self.stats.queueLatency.observe(self.reactor.seconds() - began)
-        waiting, job.waiting = job.waiting or [], None
-        if new:
-            self._queue(job)
-        if job.ignore or job.handle not in self.jobs:
-            # Cancelled while being stored.
-            self._unstore(job)
-        created = encode(PacketType.JOB_CREATED, job.handle)
-        for peer, slot in waiting:
-            peer.fill(slot, created)
+        for job, new in batch:
+            waiting, job.waiting = job.waiting or [], None
+            if new:
+                self._queue(job)
+            if job.ignore or job.handle not in self.jobs:
+                # Cancelled while being stored.
+                self._unstore(job)
+            created = encode(PacketType.JOB_CREATED, job.handle)
+            for peer, slot in waiting:
+                peer.fill(slot, created)
 
-    def _storeFailed(self, failure: object, job: Job, new: bool) -> None:
+    def _storeFailed(self, failure: object, batch: List[Tuple[Job, bool]]) -> None:
         self.stats.queueErrors += 1
-        text = getattr(getattr(failure, "value", None), "args", ("queue error",))
-        message = str(text[0] if text else "queue error").encode("utf-8", "replace")
-        self.log.error("Persistent queue could not store job {handle}: {error}", handle=job.handle.decode("ascii", "replace"), error=message.decode("utf-8"))
-        waiting, job.waiting = job.waiting or [], None
-        job.queueKey = None
+        value = getattr(failure, "value", None)
+        message = str(value if value is not None else "queue error").encode("utf-8", "replace")
+        self.log.error(
+            "Persistent queue could not store {count} jobs: {error}",
+            count=len(batch),
+            error=message.decode("utf-8"),
+        )
         error = _error(b"QUEUE_ERROR", message)
-        if new:
-            self._detachClients(job)
-            self._free(job)
-        for peer, slot in waiting:
-            peer.fill(slot, error)
+        for job, new in batch:
+            waiting, job.waiting = job.waiting or [], None
+            job.queueKey = None
+            if new:
+                self._detachClients(job)
+                self._free(job)
+            for peer, slot in waiting:
+                peer.fill(slot, error)
 
     def _unstore(self, job: Job) -> None:
         key = job.queueKey
         if key is None or self.queue is None:
             return
         job.queueKey = None
+        if not self._toForget:
+            self.reactor.callLater(0, self._flushForgets)
+        self._toForget.append((job.function.name, key))
+
+    def _flushForgets(self) -> None:
+        assert self.queue is not None
+        batch, self._toForget = self._toForget, []
         began = self.reactor.seconds()
-        d = self.queue.done(job.function.name, key)
+        d = self.queue.doneMany(batch)
         d.addCallbacks(
             lambda _: self.stats.queueLatency.observe(self.reactor.seconds() - began),
-            lambda f: self.log.failure("Persistent queue could not forget a job", f),
+            lambda f: self.log.failure("Persistent queue could not forget {count} jobs", f, count=len(batch)),
         )
 
     def restore(self, record: QueuedJob) -> Job:
