@@ -7,7 +7,7 @@ JOBS ?= 2
 export PYTHONPATH := $(CURDIR)
 
 # Debian packages the interoperability tests talk to.
-SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server
+SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver
 
 .PHONY: run test deps system-deps docs bench clean
 

@@ -22,7 +22,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=["gearman_tw", "gearman_tw.server", "gearman_tw.queues", "twisted.plugins"],
-    package_data={"gearman_tw": ["py.typed"]},
+    package_data={"gearman_tw": ["py.typed"], "gearman_tw.server": ["monitor.html"]},
     entry_points={"console_scripts": ["gearman-tw = gearman_tw.cli:run"]},
     install_requires=[
         "twisted>=22.10",
@@ -31,7 +31,7 @@ setup(
     extras_require={
         "tls": ["pyOpenSSL>=22", "service_identity>=21"],
         "redis": ["txredisapi>=1.4"],
-        "http": ["treq>=22.1", "prometheus_client>=0.17"],
+        "http": ["prometheus_client>=0.17"],
         "test": ["hypothesis>=6", "treq>=22.1", "pyOpenSSL>=22", "service_identity>=21"],
         "docs": ["sphinx>=6"],
     },

@@ -336,6 +336,10 @@ class APIResource(Resource):
                 "running": f.running,
                 "workers": f.workers,
                 "queued_by_priority": {"high": f.queued[0], "normal": f.queued[1], "low": f.queued[2]},
+                "submitted": sum(f.submitted),
+                "completed": f.completed,
+                "failed": f.failed,
+                "exceptions": f.exceptions,
             }
             for f in self.root.server.functions.values()
         ]

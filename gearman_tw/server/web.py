@@ -6,6 +6,7 @@ metrics and the monitor page, on one twisted.web L{Site}.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -23,9 +24,27 @@ def makeResource(
     **kwargs: Any,
 ) -> GearmanResource:
     """
-    The root resource for C{server}.
+    The root resource for C{server}: gearmand's HTTP protocol, C{/api/},
+    C{/metrics} and the monitor page at C{/}.
     """
-    return GearmanResource(server, reactor, version, noWorkerTimeout, **kwargs)
+    root = GearmanResource(server, reactor, version, noWorkerTimeout, **kwargs)
+    try:
+        from gearman_tw.server.metrics import MetricsResource
+    except ImportError:
+        pass  # prometheus_client is optional: no /metrics without it.
+    else:
+        root.putChild(b"metrics", MetricsResource(server))
+    root.monitor = _monitorPage
+    return root
+
+
+def _monitorPage(request: Any) -> bytes:
+    request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+    request.setHeader(b"Cache-Control", b"no-store")
+    return _MONITOR
+
+
+_MONITOR = (files("gearman_tw.server") / "monitor.html").read_bytes()
 
 
 def makeSite(server: JobServer, reactor: IReactorTime, **kwargs: Any) -> Site:
