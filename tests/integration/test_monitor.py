@@ -102,3 +102,5 @@ class MonitorTests(SynchronousTestCase):
             run([gearman, *address, "-f", "resize"], input=b"more%d" % n)
         self.waitFor(lambda: (self.cells(driver, "resize") or {}).get("completed") == "9")
         self.assertEqual(driver.find_element("id", "error").text, "")
+        # The browser asked for no favicon.ico, which would have been a job.
+        self.assertIsNone(self.cells(driver, "favicon.ico"))
