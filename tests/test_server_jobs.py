@@ -784,3 +784,54 @@ class AtoiTests(SynchronousTestCase):
         """
         for text, value in ((b"42", 42), (b" -7x", -7), (b"+3", 3), (b"junk", 0), (b"", 0), (b"50%", 50)):
             self.assertEqual(atoi(text), value)
+
+
+class WakeOneTests(JobServerTestCase):
+    """
+    Each new job wakes one sleeper (gearmand wakes them all), and no job is
+    left with nobody coming for it.
+    """
+
+    def sleepers(self, count: int, *functions: bytes):
+        workers = [self.conn() for _ in range(count)]
+        for worker in workers:
+            worker.canDo(*(functions or (b"f",)))
+            self.server.preSleep(worker.peer)
+        return workers
+
+    def test_onePerJob(self) -> None:
+        """
+        With 100 sleepers, one job NOOPs one of them; the next job another.
+        """
+        workers = self.sleepers(100)
+        client = self.conn()
+        client.created(background=True)
+        self.assertEqual(sum(len(w.packets()) for w in workers), 1)
+        client.created(background=True)
+        self.assertEqual(sum(len(w.packets()) for w in workers), 1)
+
+    def test_wokenWorkerLost(self) -> None:
+        """
+        If the woken worker disconnects without grabbing, another sleeper is
+        woken for the job.
+        """
+        first, second = self.sleepers(2)
+        self.conn().created(background=True)
+        self.assertEqual((len(first.packets()), len(second.packets())), (1, 0))
+        first.lose()
+        self.assertEqual(second.packets(), [(P.NOOP, [])])
+
+    def test_wokenWorkerTakesOtherWork(self) -> None:
+        """
+        If the woken worker takes another function's job, a sleeper of the
+        first function is woken.
+        """
+        [both] = self.sleepers(1, b"f", b"g")
+        [onlyF] = self.sleepers(1, b"f")
+        client = self.conn()
+        client.created(b"f", background=True)
+        self.assertEqual((len(both.packets()), len(onlyF.packets())), (1, 0))
+        client.created(b"g", background=True)
+        # g is its newest function, so it takes the g job (H:2).
+        self.assertEqual(both.take()[0], b"H:2")
+        self.assertEqual(onlyF.packets(), [(P.NOOP, [])])

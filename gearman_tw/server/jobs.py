@@ -394,6 +394,12 @@ class JobServer:
         for function, _ in peer.abilities:
             function.workers -= 1
             function.sleepers.pop(peer, None)
+        if peer.noopSent:
+            # Woken but gone before grabbing: wake someone else.
+            peer.noopSent = False
+            for function, _ in peer.abilities:
+                if function.hasRunnable():
+                    self._wake(function)
         peer.abilities = []
         for job in peer.attached:
             job.clients = [c for c in job.clients if c is not peer]
@@ -512,6 +518,7 @@ class JobServer:
         Functions are tried newest registration first, and within one
         function HIGH, NORMAL then LOW (3.4).
         """
+        woken = peer.noopSent
         peer.sleeping = False
         peer.noopSent = False
         abilities = peer.abilities
@@ -520,6 +527,12 @@ class JobServer:
             job = self._take(function)
             if job is None:
                 continue
+            if woken:
+                # It may have been woken for another function's job: make
+                # sure someone else comes for those.
+                for other, _ in abilities:
+                    if other is not function and other.hasRunnable():
+                        self._wake(other)
             if self.roundRobin:
                 del abilities[index]
                 abilities.insert(0, (function, timeout))
@@ -869,10 +882,16 @@ class JobServer:
         self._wake(function)
 
     def _wake(self, function: Function) -> None:
+        """
+        NOOP sleeping workers of C{function} for one new runnable job: one
+        of them, or C{workerWakeup} if set.  (gearmand wakes every sleeper
+        by default; one per job is enough, as L{grab} and L{peerLost} wake
+        another if the woken one takes other work or goes away.)
+        """
         sleepers = function.sleepers
         if not sleepers:
             return
-        limit = self.workerWakeup
+        limit = self.workerWakeup or 1
         woken = 0
         while sleepers:
             peer = next(iter(sleepers))
