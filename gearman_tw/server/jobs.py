@@ -261,7 +261,8 @@ class Peer:
         "attached",
         "exceptions",
         "_replies",
-        "_send",
+        "_out",
+        "_collected",
         "__weakref__",
     )
 
@@ -279,7 +280,40 @@ class Peer:
         self.attached: Dict[Job, int] = {}
         self.exceptions = exceptions
         self._replies: Optional[Deque[List[Optional[bytes]]]] = None
-        self._send = write
+        self._out = write
+        self._collected: Optional[List[bytes]] = None
+
+    # Writes go to C{write}: the transport; a list while a batch collects
+    # them (L{startBatch}); or L{_buffer} while a reply slot is unfilled
+    # (L{hold}).
+
+    def startBatch(self) -> None:
+        """
+        Collect what is written until L{endBatch}, then write it at once.
+        """
+        if self._collected is None:
+            self._collected = []
+            if self._replies is None:
+                self.write = self._collected.append
+
+    def endBatch(self) -> None:
+        """
+        Write what was collected since L{startBatch}.
+        """
+        collected = self._collected
+        if collected is None:
+            return
+        self._collected = None
+        if self._replies is None:
+            self.write = self._out
+        if collected:
+            self._out(b"".join(collected) if len(collected) > 1 else collected[0])
+
+    def _send(self, data: bytes) -> None:
+        if self._collected is not None:
+            self._collected.append(data)
+        else:
+            self._out(data)
 
     def hold(self) -> List[Optional[bytes]]:
         """
@@ -306,7 +340,7 @@ class Peer:
             self._send(replies.popleft()[0])  # type: ignore[arg-type]
         if not replies:
             self._replies = None
-            self.write = self._send
+            self.write = self._collected.append if self._collected is not None else self._out
 
     def _buffer(self, data: bytes) -> None:
         assert self._replies is not None

@@ -105,25 +105,32 @@ class GearmanServerProtocol(Protocol):
         parser = self._parser
         assert parser is not None
         handlers = _HANDLERS
-        for ptype, args, payload in parser.feed(data):
-            handler = handlers.get(ptype)
-            try:
-                if handler is None:
-                    self._unexpected(ptype, payload)
-                else:
-                    handler(self, args, payload)
-            except _DropConnection:
-                self._drop("refused packet %d" % (ptype,))
-                return
-            if self._closing:
-                return
-        failure = parser.failure
-        if failure is not None:
-            if failure.code is not None:
-                self.transport.write(encode(PacketType.ERROR, failure.code, failure.text))  # type: ignore[union-attr]
-            self._drop(failure.text.decode("ascii", "replace"))
+        peer = self.peer
+        # Replies to this connection go out in one write per read.
+        peer.startBatch()
+        try:
+            for ptype, args, payload in parser.feed(data):
+                handler = handlers.get(ptype)
+                try:
+                    if handler is None:
+                        self._unexpected(ptype, payload)
+                    else:
+                        handler(self, args, payload)
+                except _DropConnection:
+                    self._drop("refused packet %d" % (ptype,))
+                    return
+                if self._closing:
+                    return
+            failure = parser.failure
+            if failure is not None:
+                if failure.code is not None:
+                    peer.write(encode(PacketType.ERROR, failure.code, failure.text))
+                self._drop(failure.text.decode("ascii", "replace"))
+        finally:
+            peer.endBatch()
 
     def _drop(self, why: str) -> None:
+        self.peer.endBatch()
         self._closing = True
         self.factory.log.error(
             "Closing connection from {host}: {why}", host=self.peer.host, why=why
