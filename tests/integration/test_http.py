@@ -260,3 +260,34 @@ class HTTPTests(TestCase):
         response = yield self.http.post(self.url + "api/jobs", b"{not json")
         self.assertEqual(response.code, 400)
         yield response.content()
+
+    @inlineCallbacks
+    def test_clientGoesAway(self):
+        """
+        An HTTP client that disconnects while its job is queued abandons it,
+        as a binary client would: the job never runs.
+        """
+        import socket
+
+        port = int(self.url.rsplit(":", 1)[1].strip("/"))
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"POST /orphan HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        yield self.waitFor(lambda: b"orphan" in self.server.functions and self.server.jobs)
+        sock.close()
+        yield self.waitFor(lambda: all(job.ignore for job in self.server.jobs.values()))
+        yield self.worker(orphan=self.reverse)
+        yield self.waitFor(lambda: not self.server.jobs)
+        self.assertEqual(self.seen, [])
+
+    @inlineCallbacks
+    def test_bodyTooLarge(self):
+        """
+        A body over the server's limit gets 413 and submits nothing.
+        """
+        site = makeSite(self.server, reactor, maxBody=10)
+        http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
+        self.addCleanup(http.stopListening)
+        response = yield self.http.post("http://127.0.0.1:%d/f" % (http.getHost().port,), b"x" * 11)
+        self.assertEqual(response.code, 413)
+        yield response.content()
+        self.assertEqual(self.server.jobs, {})

@@ -2,11 +2,16 @@
 TLS on the job server's port: C{twistd gearman --ssl}.
 """
 
+import os
 import socket
 import ssl
 import tempfile
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from gearman_tw.client import GearmanClient
+from gearman_tw.worker import GearmanWorker
 
 from tests.integration.servers import startOurs
 from tests.tlscerts import makeCertificate, writePEM
@@ -90,3 +95,36 @@ class TLSTests(SynchronousTestCase):
         self.assertEqual(
             self.roundTrip(server.port, identified), b"\0RES\0\0\0\x11\0\0\0\x05hello"
         )
+
+
+class TLSClientTests(TestCase):
+    """
+    GearmanClient and GearmanWorker over tls: endpoint descriptions.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_jobOverTLS(self):
+        """
+        A job submitted and worked over TLS, both sides verifying the
+        server's certificate against the test CA.
+        """
+        directory = tempfile.mkdtemp()
+        ca = makeCertificate("test CA", ca=True)
+        trust = os.path.join(directory, "trust")
+        os.mkdir(trust)
+        caPath, caKeyPath = writePEM(directory, "ca", *ca)
+        os.rename(caPath, os.path.join(trust, "ca.pem"))
+        certPath, keyPath = writePEM(directory, "server", *makeCertificate("server", issuer=ca))
+        server = startOurs(self, "--ssl", "--ssl-certificate", certPath, "--ssl-key", keyPath)
+        address = "tls:host=127.0.0.1:port=%d:trustRoots=%s" % (server.port, trust)
+        worker = GearmanWorker([address])
+        worker.register("upper", lambda job: job.data.upper())
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        client = GearmanClient([address], timeout=30)
+        client.startService()
+        self.addCleanup(client.stopService)
+        result = yield client.submitJob("upper", b"secret")
+        self.assertEqual(result, b"SECRET")
