@@ -7,14 +7,14 @@ JOBS ?= 2
 export PYTHONPATH := $(CURDIR)
 
 # Debian packages the interoperability tests talk to.
-SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver
+SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver pypy3 pypy3-venv
 
-.PHONY: run test deps system-deps docs bench clean
+.PHONY: run test deps system-deps pypy docs bench clean
 
 run: deps
 	$(BIN)/twistd -n --pidfile= gearman --port $(PORT)
 
-test: deps system-deps docs
+test: deps system-deps pypy docs
 	$(BIN)/python scripts/trial-summary --jobs=$(JOBS) tests
 
 deps: $(VENV)/.installed
@@ -23,6 +23,14 @@ $(VENV)/.installed: requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+# The server under PyPy (tests/integration/test_pypy.py, bench --python).
+pypy: .venv-pypy/.installed
+
+.venv-pypy/.installed: requirements-test.txt
+	pypy3 -m venv .venv-pypy
+	.venv-pypy/bin/pip install --quiet twisted zope.interface
 	touch $@
 
 system-deps:
@@ -41,4 +49,4 @@ docs: deps
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) docs/_build _trial_temp
+	rm -rf $(VENV) .venv-pypy docs/_build _trial_temp

@@ -74,7 +74,8 @@ class GearmanService(Service):
         super().startService()
         if self.handleSignals and hasattr(signal, "SIGUSR1"):
             signal.signal(signal.SIGUSR1, self._onSignal)
-        if self.gcThreshold:
+        if self.gcThreshold and hasattr(gc, "freeze"):
+            # CPython only: PyPy's collector is generational in other ways.
             _, second, third = gc.get_threshold()
             gc.set_threshold(self.gcThreshold, second, third)
             gc.freeze()
