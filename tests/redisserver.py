@@ -18,9 +18,16 @@ class RedisServer:
     """
 
     def __init__(self) -> None:
-        binary = requireProgram("redis-server")
+        self.binary = requireProgram("redis-server")
         self.directory = tempfile.mkdtemp(prefix="redis-test-")
         self.port = freePort()
+        self.start()
+
+    def start(self) -> None:
+        """
+        Start (or restart) the server on the same port and directory.
+        """
+        binary = self.binary
         self.process = subprocess.Popen(
             [
                 binary,
@@ -49,8 +56,14 @@ class RedisServer:
                 raise AssertionError("redis-server did not start")
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """
+        Stop the server, keeping its data.
+        """
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+    def stop(self) -> None:
+        self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)

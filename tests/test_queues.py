@@ -7,7 +7,7 @@ import sqlite3
 import tempfile
 
 from twisted.internet import reactor
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
@@ -188,6 +188,27 @@ class RedisQueueTests(PersistentQueueMixin, TestCase):
         yield second.add(job(2))
         self.assertEqual([j.key for j in (yield first.replay())], [b"k1"])
         self.assertEqual([j.key for j in (yield second.replay())], [b"k2"])
+
+    @inlineCallbacks
+    def test_reconnects(self):
+        """
+        After Redis restarts, the same queue reconnects by itself and loses
+        nothing acknowledged.
+        """
+        queue = yield self.openQueue()
+        yield queue.add(job(1))
+        self.redis.kill()
+        self.redis.start()
+        for attempt in range(50):
+            try:
+                yield queue.add(job(2))
+                break
+            except QueueError:
+                d = Deferred()
+                reactor.callLater(0.1, d.callback, None)
+                yield d
+        self.assertEqual([j.key for j in (yield queue.replay())], [b"k1", b"k2"])
+        self.flushLoggedErrors()
 
     @inlineCallbacks
     def test_redisDown(self):
