@@ -54,6 +54,20 @@ def freePort() -> int:
         return s.getsockname()[1]
 
 
+def waitFor(predicate, timeout: float = 15.0):
+    """
+    Poll C{predicate} until it returns something true (returned), or return
+    L{False} after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return False
+
+
 def waitForPort(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
     """
     Wait until something accepts connections on C{port}, or fail.

@@ -5,11 +5,10 @@ chromium and chromium-driver) driven by Selenium.
 
 import os
 import subprocess
-import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.integration.servers import freePort, requireProgram, run, startOurs
+from tests.integration.servers import freePort, requireProgram, run, startOurs, waitFor
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -45,13 +44,9 @@ class MonitorTests(SynchronousTestCase):
     """
 
     def waitFor(self, predicate, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.1)
-        self.fail("the page did not show it in %ss" % (timeout,))
+        value = waitFor(predicate, timeout)
+        self.assertTrue(value, "the page did not show it in %ss" % (timeout,))
+        return value
 
     def cells(self, driver, function):
         """

@@ -8,11 +8,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, RawConnection, freePort, requireProgram, startOurs
+from tests.integration.servers import REPO, RawConnection, freePort, requireProgram, startOurs, waitFor
 
 
 def twistdArgv(*args: str):
@@ -26,14 +25,6 @@ def twistdArgv(*args: str):
         *args,
     ]
 
-
-def waitFor(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class TwistdTests(SynchronousTestCase):

@@ -8,20 +8,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, requireProgram, run, startGearmand, startOurs
+from tests.integration.servers import REPO, requireProgram, run, startGearmand, startOurs, waitFor
 
-
-def waitFor(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 PHP_CLIENT = r"""
