@@ -6,6 +6,7 @@ C{twistd gearman}: the job server, with options mirroring gearmand's.
 from __future__ import annotations
 
 import os
+import re
 from typing import List, Optional
 
 from twisted.application.service import IService, MultiService
@@ -350,13 +351,26 @@ def tlsContextFactory(
         with open(keyPath, "rb") as f:
             pem += b"\n" + f.read()
     private = ssl.PrivateCertificate.loadPEM(pem)
+    # Certificates after the first in the file are the chain sent with it.
+    chain = [ssl.Certificate.loadPEM(block).original for block in _pemBlocks(pem)[1:]]
     authorities = []
     if caPath:
         with open(caPath, "rb") as f:
-            authorities = [ssl.Certificate.loadPEM(block) for block in _pemBlocks(f.read())]
-    return private.options(*authorities)
+            authorities = [ssl.Certificate.loadPEM(block).original for block in _pemBlocks(f.read())]
+    return ssl.CertificateOptions(
+        privateKey=private.privateKey.original,
+        certificate=private.original,
+        extraCertChain=chain or None,
+        verify=bool(authorities),
+        caCerts=authorities or None,
+        requireCertificate=bool(authorities),
+    )
 
 
 def _pemBlocks(data: bytes) -> List[bytes]:
-    marker = b"-----END CERTIFICATE-----"
-    return [block + marker for block in data.split(marker) if b"-----BEGIN" in block]
+    """
+    The PEM certificate blocks in C{data}, in order (keys are skipped).
+    """
+    return re.findall(
+        rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.DOTALL
+    )

@@ -7,7 +7,7 @@ from typing import List, Tuple
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -214,6 +214,16 @@ class PersistenceTests(SynchronousTestCase):
         self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
         self.assertEqual(len(self.adds()), 1)
 
+    def test_dropWhileStoring(self) -> None:
+        """
+        A function whose only job is still being stored cannot be dropped.
+        """
+        self.server.resetAbilities(self.worker.peer)
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        self.assertFalse(self.server.dropFunction(b"f"))
+        self.commit()
+        self.assertFalse(self.server.dropFunction(b"f"))
+
     def test_doneWhenEnded(self) -> None:
         """
         A stored job is forgotten when it completes, fails, raises, is
@@ -264,41 +274,80 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(self.dones(), [(b"f", b"\0k")])
 
 
-class ServiceReplayTests(SynchronousTestCase):
+class PausablePort:
     """
-    The service replays the queue before it listens.
+    A listening port that records whether it accepts connections.
     """
 
-    def test_replayBeforeListening(self) -> None:
-        """
-        No port is opened until replay is done; then the replayed jobs are
-        queued and the service listens; stopping closes the queue.
-        """
+    def __init__(self) -> None:
+        self.reading = True
+        self.stopped = False
+
+    def startReading(self) -> None:
+        self.reading = True
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def stopListening(self):
+        self.stopped = True
+        return succeed(None)
+
+    def getHost(self):
+        return IPv4Address("TCP", "127.0.0.1", 4730)
+
+
+@implementer(IStreamServerEndpoint)
+class PortEndpoint:
+    """
+    A server endpoint handing out one L{PausablePort}.
+    """
+
+    def __init__(self) -> None:
+        self.port = PausablePort()
+
+    def listen(self, factory):
+        return succeed(self.port)
+
+
+class ServiceReplayTests(SynchronousTestCase):
+    """
+    The service replays the queue before it accepts connections.
+    """
+
+    def service(self, queue):
         reactor = MemoryReactorClock()
-        queue = FakeQueue()
         server = JobServer(reactor, handlePrefix=b"H", queue=queue)
-        service = GearmanService(
-            GearmanServerFactory(server), [TCP4ServerEndpoint(reactor, 4730)], reactor
-        )
+        endpoint = PortEndpoint()
+        return GearmanService(GearmanServerFactory(server), [endpoint], reactor), endpoint.port, server
+
+    def test_replayBeforeAccepting(self) -> None:
+        """
+        The port is bound at once (before twistd drops privileges) but
+        accepts nothing until replay is done; then the replayed jobs are
+        queued and connections accepted; stopping closes the queue.
+        """
+        queue = FakeQueue()
+        service, port, server = self.service(queue)
+        service.privilegedStartService()
         service.startService()
         self.assertTrue(queue.opened)
-        self.assertEqual(reactor.tcpServers, [])
+        self.assertFalse(port.reading)
         queue.replayed.callback([QueuedJob(b"f", b"u", b"u", b"x", NORMAL, 0)])
-        self.assertEqual(len(reactor.tcpServers), 1)
+        self.assertTrue(port.reading)
         self.assertEqual(list(server.jobs), [b"H:1"])
         self.successResultOf(service.stopService())
         self.assertTrue(queue.closed)
 
     def test_replayFails(self) -> None:
         """
-        If replay fails the server never listens, and the failure is logged.
+        If replay fails the port never accepts and is closed, and the
+        failure is logged.
         """
-        reactor = MemoryReactorClock()
         queue = FakeQueue()
-        service = GearmanService(
-            GearmanServerFactory(JobServer(reactor, queue=queue)), [TCP4ServerEndpoint(reactor, 4730)], reactor
-        )
+        service, port, _ = self.service(queue)
         service.startService()
         queue.replayed.errback(QueueError("corrupt"))
-        self.assertEqual(reactor.tcpServers, [])
+        self.assertFalse(port.reading)
+        self.assertTrue(port.stopped)
         self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)

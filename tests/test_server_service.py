@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.protocol import PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
-from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.jobs import JobServer, Peer
 from gearman_tw.server.service import CLOSE_TIMEOUT, GearmanService
 
 
@@ -208,3 +208,65 @@ class GarbageCollectionTests(SynchronousTestCase):
         GearmanService(factory, [], reactor, gcThreshold=12345).startService()
         self.assertEqual(gc.get_threshold(), (12345,) + before[1:])
         self.assertGreater(gc.get_freeze_count(), 0)
+
+
+class LifecycleTests(SynchronousTestCase):
+    """
+    Privileged listening, graceful shutdown and signals.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.server = JobServer(self.reactor, handlePrefix=b"H")
+        self.factory = GearmanServerFactory(self.server)
+
+    def service(self, **kwargs) -> GearmanService:
+        return GearmanService(
+            self.factory, [TCP4ServerEndpoint(self.reactor, 999)], self.reactor, **kwargs
+        )
+
+    def test_privilegedListen(self) -> None:
+        """
+        The port is bound in privilegedStartService, before twistd drops
+        privileges, and not bound again by startService.
+        """
+        service = self.service()
+        service.privilegedStartService()
+        self.assertEqual(len(self.reactor.tcpServers), 1)
+        service.startService()
+        self.assertEqual(len(self.reactor.tcpServers), 1)
+
+    def test_gracefulIgnoresDeadJobs(self) -> None:
+        """
+        A graceful shutdown does not wait for abandoned or not-yet-due jobs.
+        """
+        service = self.service()
+        service.startService()
+        client = Peer(lambda data: None, 1, "127.0.0.1")
+        self.server.peerConnected(client)
+        self.server.submit(client, b"f", b"", b"abandoned", 1, False)
+        self.server.submit(client, b"f", b"", b"later", 1, True, when=10**10)
+        self.server.peerLost(client)
+        service.shutdown(graceful=True)
+        self.reactor.advance(0.2)
+        self.assertTrue(self.reactor.hasStopped)
+
+    def test_signals(self) -> None:
+        """
+        With signal handling, SIGUSR1 stops gracefully and SIGHUP takes over
+        whatever SIGUSR1 did before (twistd's log rotation).
+        """
+        import signal
+
+        for number in (signal.SIGUSR1, signal.SIGHUP):
+            self.addCleanup(signal.signal, number, signal.getsignal(number))
+        rotated = []
+
+        def rotate(signum, frame):
+            rotated.append(signum)
+
+        signal.signal(signal.SIGUSR1, rotate)
+        service = self.service(handleSignals=True)
+        service.startService()
+        self.assertIs(signal.getsignal(signal.SIGHUP), rotate)
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), service._onSignal)

@@ -466,6 +466,9 @@ class JobServer:
             if fname.lower() == lowered:
                 if function.workers or function.total:
                     return False
+                # A job being stored is not counted in total yet.
+                if any(job.function is function for job in self.jobs.values()):
+                    return False
                 del self.functions[fname]
                 return True
         return None
@@ -745,6 +748,7 @@ class JobServer:
                     job.background = True
                     if self._persistent and job.queueKey is None and job.reducer is None:
                         # gearmand leaves such a job unstored; we keep it.
+                        job.persisted = True
                         self._store(job, peer, False)
                         return job
                 else:
@@ -1128,6 +1132,20 @@ class JobServer:
         self._enqueue(job)
 
     # Draining
+
+    def hasWork(self) -> bool:
+        """
+        Whether any job is running, or queued and runnable now (cancelled,
+        abandoned and not-yet-due jobs do not count).
+        """
+        for function in self.functions.values():
+            if function.running:
+                return True
+            for queue in function.queues:
+                for job in queue:
+                    if not job.ignore:
+                        return True
+        return False
 
     def runningCount(self) -> int:
         """

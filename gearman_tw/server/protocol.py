@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
+from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
@@ -88,7 +89,9 @@ class GearmanServerProtocol(Protocol):
         fileno = getattr(transport, "fileno", None)
         fd = fileno() if fileno is not None else factory.nextConnectionNumber()
         address = transport.getPeer()
-        host = getattr(address, "host", None) or "-"
+        # UNIX socket peers have no address: "workers" shows "unix", and
+        # they count as local for the admin "shutdown" command.
+        host = getattr(address, "host", None) or ("unix" if isinstance(address, UNIXAddress) else "-")
         self.peer = Peer(transport.write, fd, host, factory.server.exceptions)
         factory.configureTransport(transport)
         factory.connections[self] = None

@@ -63,31 +63,53 @@ class GearmanService(Service):
         self.ports: List[IListeningPort] = []
         self._listening: Optional[Deferred[Any]] = None
         self._stopping = False
+        self._privileged = False
+
+    def privilegedStartService(self) -> None:
+        """
+        Listen before twistd drops privileges (so ports below 1024 work with
+        C{-u}); with a persistent queue, accept nothing until it is replayed.
+        """
+        super().privilegedStartService()
+        self._privileged = True
+        self._startListening()
 
     def startService(self) -> None:
         """
-        Listen on every endpoint.
+        Listen on every endpoint (unless L{privilegedStartService} did).
 
         @raise Exception: an endpoint failed at once (a TCP port in use, say),
             so that C{twistd} exits with an error instead of serving nothing.
         """
         super().startService()
         if self.handleSignals and hasattr(signal, "SIGUSR1"):
+            # gearmand's SIGUSR1 is a graceful stop; twistd's (installed with
+            # --logfile) rotates the log, so that moves to SIGHUP, which
+            # gearmand uses to reopen its log.
+            rotate = signal.getsignal(signal.SIGUSR1)
+            if callable(rotate):
+                signal.signal(signal.SIGHUP, rotate)
+            else:
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.signal(signal.SIGUSR1, self._onSignal)
         if self.gcThreshold and hasattr(gc, "freeze"):
             # CPython only: PyPy's collector is generational in other ways.
             _, second, third = gc.get_threshold()
             gc.set_threshold(self.gcThreshold, second, third)
             gc.freeze()
+        if not self._privileged:
+            self._startListening()
         queue = self.factory.server.queue
         if queue is not None and getattr(queue, "persistent", True):
             # Replay the stored jobs before accepting any connection.
-            self._listening = Deferred.fromCoroutine(self._replayThenListen(queue))
-            self._listening.addErrback(self._listenFailed)
-            return
-        self._listen()
+            replayed = Deferred.fromCoroutine(self._replay(queue))
+            assert self._listening is not None
+            listening = self._listening
+            replayed.addCallback(lambda _: listening)
+            replayed.addCallback(self._accept)
+            replayed.addErrback(self._listenFailed)
 
-    async def _replayThenListen(self, queue: Any) -> List[IListeningPort]:
+    async def _replay(self, queue: Any) -> None:
         await queue.open()
         records = await queue.replay()
         server = self.factory.server
@@ -96,12 +118,17 @@ class GearmanService(Service):
         self.log.info(
             "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
         )
-        ports = await gatherResults(
-            [endpoint.listen(self.factory) for endpoint in self.endpoints], consumeErrors=True
-        )
-        return self._listened(ports)
 
-    def _listen(self) -> None:
+    def _accept(self, ports: List[IListeningPort]) -> None:
+        for port in ports:
+            startReading = getattr(port, "startReading", None)
+            if startReading is not None:
+                startReading()
+
+    def _startListening(self) -> None:
+        self._privileged = True
+        queue = self.factory.server.queue
+        paused = queue is not None and getattr(queue, "persistent", True)
         listening = gatherResults(
             [endpoint.listen(self.factory) for endpoint in self.endpoints],
             consumeErrors=True,
@@ -113,8 +140,18 @@ class GearmanService(Service):
             firstError = failures[0].value
             failure = getattr(firstError, "subFailure", failures[0])
             failure.raiseException()
+        if paused:
+            # Bound, but accept nothing until the queue has been replayed.
+            listening.addCallback(self._pause)
         listening.addErrback(self._listenFailed)
         self._listening = listening
+
+    def _pause(self, ports: List[IListeningPort]) -> List[IListeningPort]:
+        for port in ports:
+            stopReading = getattr(port, "stopReading", None)
+            if stopReading is not None:
+                stopReading()
+        return ports
 
     def _listened(self, ports: List[IListeningPort]) -> List[IListeningPort]:
         self.ports = ports
@@ -124,6 +161,7 @@ class GearmanService(Service):
 
     def _listenFailed(self, failure: Failure) -> None:
         self.log.failure("Cannot start the job server", failure)
+        self._stopListening()
         stop = getattr(self.reactor, "stop", None)
         if stop is not None and getattr(self.reactor, "running", False):
             stop()
@@ -212,7 +250,7 @@ class GearmanService(Service):
         server = self.factory.server
 
         def check() -> None:
-            if server.jobs:
+            if server.hasWork():
                 self.reactor.callLater(0.1, check)
             else:
                 done.callback(None)

@@ -57,6 +57,23 @@ class TLSTests(SynchronousTestCase):
             self.roundTrip(server.port, self.clientContext()), b"\0RES\0\0\0\x11\0\0\0\x05hello"
         )
 
+    def test_chain(self) -> None:
+        """
+        Certificates after the first in --ssl-certificate are sent as the
+        chain: a client trusting only the root verifies a server whose
+        certificate an intermediate signed.
+        """
+        intermediate = makeCertificate("intermediate", issuer=self.ca, ca=True)
+        leaf = makeCertificate("leaf", issuer=intermediate)
+        leafPath, leafKey = writePEM(self.directory, "leaf", *leaf)
+        middlePath, _ = writePEM(self.directory, "middle", *intermediate)
+        with open(leafPath, "ab") as out, open(middlePath, "rb") as middle:
+            out.write(middle.read())
+        server = startOurs(self, "--ssl", "--ssl-certificate", leafPath, "--ssl-key", leafKey)
+        self.assertEqual(
+            self.roundTrip(server.port, self.clientContext()), b"\0RES\0\0\0\x11\0\0\0\x05hello"
+        )
+
     def test_plainRefused(self) -> None:
         """
         A plaintext client on the TLS port gets no Gearman answer.

@@ -140,6 +140,24 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(admin.admin(b"shutdown\r\n"), b"OK\r\n")
         self.assertEqual(server.process.wait(15), 0)
 
+    def test_adminShutdownOverUnixSocket(self) -> None:
+        """
+        A UNIX socket peer is local: with C{--admin-shutdown} its
+        C{shutdown} stops the server; C{workers} shows it as C{unix}.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "g.sock")
+        server = startOurs(self, "--admin-shutdown", "--endpoint", "unix:" + path)
+        self.assertTrue(waitFor(lambda: os.path.exists(path)))
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"workers\n")
+        self.assertIn(b" unix - :\n", sock.recv(4096))
+        sock.sendall(b"shutdown\n")
+        self.assertEqual(sock.recv(4096), b"OK\r\n")
+        self.assertEqual(server.process.wait(15), 0)
+
     def test_shutdownRefusedByDefault(self) -> None:
         """
         Without C{--admin-shutdown}, C{shutdown} is an unknown command, as in
