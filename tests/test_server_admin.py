@@ -6,7 +6,7 @@ for byte (reference section 4).
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gearman_tw.server.admin import AdminCommands
+from gearman_tw.server.admin import AdminCommands, gearmandHash, hashOrder
 from gearman_tw.server.jobs import HIGH, LOW, JobServer, Peer
 
 
@@ -45,24 +45,26 @@ class AdminTests(SynchronousTestCase):
         status: name, queued + running, running, workers; every function.
         """
         self.populate()
-        self.assertEqual(self.command(b"status"), b"a\t2\t1\t1\nb\t0\t0\t1\nc\t1\t0\t0\n.\n")
+        # gearmand's hash order: c (bucket 86), b (207), a (937).
+        self.assertEqual(self.command(b"status"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t1\t1\n.\n")
         self.server.grab(list(self.server.peers)[1], 30)
-        self.assertEqual(self.command(b"STATUS extra"), b"a\t2\t2\t1\nb\t0\t0\t1\nc\t1\t0\t0\n.\n")
+        self.assertEqual(self.command(b"STATUS extra"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t2\t1\n.\n")
 
     def test_priorityStatus(self) -> None:
         """
         prioritystatus: queued jobs per priority, then workers.
         """
         self.populate()
-        self.assertEqual(self.command(b"prioritystatus"), b"a\t0\t0\t1\t1\nb\t0\t0\t0\t1\nc\t0\t1\t0\t0\n.\n")
+        self.assertEqual(self.command(b"prioritystatus"), b"c\t0\t1\t0\t0\nb\t0\t0\t0\t1\na\t0\t0\t1\t1\n.\n")
 
     def test_workers(self) -> None:
         """
-        workers: every connection, functions newest first, client id up to
-        its first NUL.
+        workers: every connection, newest first; functions newest first;
+        client id and names up to their first NUL.
         """
         self.populate()
-        self.assertEqual(self.command(b"workers"), b"9 127.0.0.1 - :\n10 127.0.0.2 my id : b a\n.\n")
+        self.server.canDo(self.me, b"x\0hidden")
+        self.assertEqual(self.command(b"workers"), b"10 127.0.0.2 my id : b a\n9 127.0.0.1 - : x\n.\n")
 
     def test_showJobs(self) -> None:
         """
@@ -71,8 +73,11 @@ class AdminTests(SynchronousTestCase):
         """
         self.populate()
         self.server.cancel(b"H:2")
-        self.assertEqual(self.command(b"show jobs"), b"H:1\t0\t0\t1\nH:2\t0\t1\t1\nH:3\t0\t0\t0\n.\n")
-        self.assertEqual(self.command(b"SHOW UNIQUE JOBS"), b"u1\n\nu3\n.\n")
+        # Hash order of handles (H:1 206, H:3 232, H:2 905) and of uniques
+        # ("" 1, u1 125, u3 798); a cancelled background job is no longer
+        # persisted, as in gearmand.
+        self.assertEqual(self.command(b"show jobs"), b"H:1\t0\t0\t1\nH:3\t0\t0\t0\nH:2\t0\t1\t0\n.\n")
+        self.assertEqual(self.command(b"SHOW UNIQUE JOBS"), b"\nu1\nu3\n.\n")
         self.assertEqual(self.command(b"show"), b"ERR UNKNOWN_COMMAND Unknown+server+commandshow\r\n")
         for line in (b"show x", b"show jobs x", b"show unique", b"show unique jobs x"):
             self.assertEqual(self.command(line), b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n", line)
@@ -87,6 +92,7 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(self.command(b"cancel job h:3"), b"ERR UNKNOWN_JOB\r\n")
         self.assertEqual(self.command(b"Cancel Job nope"), b"ERR UNKNOWN_JOB\r\n")
         self.assertEqual(self.command(b"cancel job"), b"ERR UNKNOWN_COMMAND Unknown+server+commandcancel\r\n")
+        self.assertEqual(self.command(b"cancel"), b"ERR UNKNOWN_COMMAND Unknown+server+commandcancel\r\n")
         self.assertEqual(self.command(b"cancel x y"), b"ERR UNKNOWN_ERROR\r\n")
         self.assertEqual(self.command(b"cancel job H:1 x"), b"ERR UNKNOWN_ERROR\r\n")
 
@@ -163,3 +169,31 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(self.command(b"shutdown"), b"OK\r\n")
         self.assertEqual(self.command(b"shutdown now"), b"ERR UNKNOWN_ARGS\r\n")
         self.assertEqual(self.shutdowns, [True, False])
+
+
+class HashOrderTests(SynchronousTestCase):
+    """
+    gearmand's listing order, checked against orders seen on gearmand 1.1.20.
+    """
+
+    def test_orders(self) -> None:
+        """
+        Functions, handles and uniques sort as gearmand listed them: hash
+        bucket ascending, newest first within a bucket.
+        """
+        names = [b"a", b"b", b"c", b"zz", b"f", b"e", b"d", b"reverse", b"alpha", b"f15", b"f27"]
+        self.assertEqual(
+            hashOrder(names, lambda n: n),
+            [b"c", b"zz", b"d", b"f27", b"f15", b"b", b"alpha", b"e", b"reverse", b"f", b"a"],
+        )
+        handles = [b"T:%d" % n for n in range(1, 15)]
+        self.assertEqual(
+            [int(h[2:]) for h in hashOrder(handles, lambda h: h)],
+            [1, 12, 13, 3, 5, 6, 9, 8, 10, 2, 14, 11, 7, 4],
+        )
+        uniques = [b"u%d" % n for n in range(12)] + [b"", b"zz"]
+        self.assertEqual(
+            hashOrder(uniques, lambda u: u),
+            b" u11 zz u6 u1 u2 u8 u4 u10 u5 u7 u9 u0 u3".split(b" "),
+        )
+        self.assertEqual(gearmandHash(b""), 1)

@@ -202,11 +202,16 @@ class ProtocolTests(SynchronousTestCase):
 
     def test_statusLimits(self) -> None:
         """
-        GET_STATUS with a handle of 64 bytes or more is not answered.
+        GET_STATUS reads its handle as a C string; 64 bytes or more are not
+        answered and close the connection, as in gearmand.
         """
         protocol, transport = self.connect()
-        protocol.dataReceived(req(P.GET_STATUS, b"h" * 64) + req(P.GET_STATUS, b"h"))
+        protocol.dataReceived(req(P.GET_STATUS, b"h\0junk"))
         self.assertEqual(self.replies(transport), [(P.STATUS_RES, [b"h", b"0", b"0", b"0", b"0"])])
+        protocol.dataReceived(req(P.GET_STATUS, b"h" * 64) + req(P.GET_STATUS, b"h"))
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+        self.flushLoggedErrors()
 
     def test_reduce(self) -> None:
         """

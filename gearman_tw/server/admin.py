@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, TypeVar
 
-from gearman_tw.server.jobs import JobServer, Peer, atoi
+from gearman_tw.server.jobs import Function, Job, JobServer, Peer, atoi
+
+T = TypeVar("T")
 
 #: The version gearmand reports, with our own name after the C{+} the way
 #: Debian appends C{+ds}: parsers of gearmand's version still read it.
@@ -22,6 +24,45 @@ LOG_LEVELS = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO"
 MAX_WORDS = 5
 
 _SPACES = re.compile(b" +")
+
+#: gearmand's hash table size (its --hashtable-buckets default).
+HASH_BUCKETS = 991
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - 0x100000000 if value & 0x80000000 else value
+
+
+def gearmandHash(key: bytes) -> int:
+    """
+    The bucket gearmand files C{key} under: Jenkins' one-at-a-time hash in
+    signed 32-bit arithmetic over signed chars (0 becomes 1), modulo 991.
+    """
+    value = 0
+    for byte in key:
+        value = _int32(value + (byte - 256 if byte > 127 else byte))
+        value = _int32(value + (value << 10))
+        value = _int32(value ^ (value >> 6))
+    value = _int32(value + (value << 3))
+    value = _int32(value ^ (value >> 11))
+    value = _int32(value + (value << 15))
+    return ((value & 0xFFFFFFFF) or 1) % HASH_BUCKETS
+
+
+def hashOrder(items: List[T], key: Callable[[T], bytes]) -> List[T]:
+    """
+    C{items} (oldest first) in the order gearmand lists its hash tables:
+    buckets ascending, newest first within a bucket.
+    """
+    indexed = list(enumerate(items))
+    indexed.sort(key=lambda pair: (gearmandHash(key(pair[1])), -pair[0]))
+    return [item for _, item in indexed]
+
+
+def _cstring(value: bytes) -> bytes:
+    # gearmand prints names as C strings: up to the first NUL.
+    return value.split(b"\0", 1)[0]
 
 
 def _unknown(word: bytes) -> bytes:
@@ -82,24 +123,25 @@ class AdminCommands:
 
     def _status(self, peer: Peer, words: List[bytes]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\n" % (f.name, f.total, f.running, f.workers)
-            for f in self.server.functions.values()
+            b"%s\t%d\t%d\t%d\n" % (_cstring(f.name), f.total, f.running, f.workers)
+            for f in self._functions()
         ]
         lines.append(b".\n")
         return b"".join(lines)
 
     def _priorityStatus(self, peer: Peer, words: List[bytes]) -> bytes:
         lines = [
-            b"%s\t%d\t%d\t%d\t%d\n" % (f.name, f.queued[0], f.queued[1], f.queued[2], f.workers)
-            for f in self.server.functions.values()
+            b"%s\t%d\t%d\t%d\t%d\n" % (_cstring(f.name), f.queued[0], f.queued[1], f.queued[2], f.workers)
+            for f in self._functions()
         ]
         lines.append(b".\n")
         return b"".join(lines)
 
     def _workers(self, peer: Peer, words: List[bytes]) -> bytes:
         lines = []
-        for p in self.server.peers:
-            names = b"".join(b" " + function.name for function, _ in reversed(p.abilities))
+        # Newest connection first, as gearmand lists them.
+        for p in reversed(list(self.server.peers)):
+            names = b"".join(b" " + _cstring(function.name) for function, _ in reversed(p.abilities))
             clientId = p.clientId.split(b"\0", 1)[0]
             lines.append(b"%d %s %s :%s\n" % (p.fd, p.host.encode("ascii"), clientId, names))
         lines.append(b".\n")
@@ -134,20 +176,24 @@ class AdminCommands:
         if len(words) < 2:
             return _unknown(words[0])
         what = words[1].lower()
+        jobs: List[Job] = list(self.server.jobs.values())
         if what == b"jobs" and len(words) == 2:
             lines = [
                 b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.persisted)
-                for job in self.server.jobs.values()
+                for job in hashOrder(jobs, lambda job: job.handle)
             ]
         elif what == b"unique" and len(words) == 3 and words[2].lower() == b"jobs":
-            lines = [b"%s\n" % (job.unique,) for job in self.server.jobs.values()]
+            lines = [b"%s\n" % (job.unique,) for job in hashOrder(jobs, lambda job: job.unique)]
         else:
             return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
         lines.append(b".\n")
         return b"".join(lines)
 
+    def _functions(self) -> List[Function]:
+        return hashOrder(list(self.server.functions.values()), lambda f: f.name)
+
     def _cancel(self, peer: Peer, words: List[bytes]) -> bytes:
-        if len(words) == 2:
+        if len(words) <= 2:
             return _unknown(words[0])
         if len(words) != 3 or words[1].lower() != b"job":
             return b"ERR UNKNOWN_ERROR\r\n"

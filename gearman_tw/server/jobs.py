@@ -661,9 +661,12 @@ class JobServer:
         job.function.completed += 1
         self._finish(job)
 
-    def workFail(self, peer: Peer, handle: bytes) -> None:
+    def workFail(self, peer: Peer, handle: bytes, payload: Optional[bytes] = None) -> None:
         """
         Forward WORK_FAIL and end the job.
+
+        @param payload: the packet's payload, forwarded as sent; the bare
+            handle by default.
         """
         if len(handle) > MAX_HANDLE:
             peer.write(_ERR_HANDLE_TOO_LARGE)
@@ -672,7 +675,10 @@ class JobServer:
         if job is None:
             peer.write(_ERR_NOT_FOUND_RESULT)
             return
-        self._failToClients(job)
+        if payload is None or payload == handle:
+            self._failToClients(job)
+        else:
+            self._forward(job, PacketType.WORK_FAIL, payload)
         job.function.failed += 1
         self._finish(job)
 
@@ -1009,16 +1015,18 @@ class JobServer:
         )
 
     def _findUnique(self, unique: bytes) -> Optional[Job]:
+        """
+        The newest live job with C{unique} in any function; gearmand never
+        finds C{-} jobs by unique.
+        """
         if unique == b"-":
-            for job in self.jobs.values():
-                if job.unique == unique and not job.ignore:
-                    return job
             return None
+        found: Optional[Job] = None
         for function in self.functions.values():
             job = function.uniques.get(unique)
-            if job is not None:
-                return job
-        return None
+            if job is not None and (found is None or job.created >= found.created):
+                found = job
+        return found
 
     # Ending jobs
 
@@ -1036,6 +1044,7 @@ class JobServer:
         self._failToClients(job)
         self._detachClients(job)
         job.background = False
+        job.persisted = False
         self._abandon(job)
         self._unstore(job)
         return True

@@ -18,6 +18,7 @@ from gearman_tw.server.jobs import (
     MAX_CLIENT_ID,
     MAX_HANDLE,
     MAX_OPTION,
+    MAX_UNIQUE,
     NORMAL,
     Peer,
     atoi,
@@ -165,6 +166,9 @@ class GearmanServerProtocol(Protocol):
         if len(value) > MAX_TIMEOUT_DIGITS:
             raise _DropConnection()
         milliseconds = atoi(value)
+        if milliseconds >= _INT64_MAX or milliseconds <= -_INT64_MAX - 1:
+            # strtoll's overflow results: gearmand drops the connection.
+            raise _DropConnection()
         if milliseconds <= 0:
             timeout = 0.0
         else:
@@ -202,7 +206,8 @@ class GearmanServerProtocol(Protocol):
         self.factory.server.workComplete(self.peer, args[0], payload)
 
     def _workFail(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.workFail(self.peer, args[0])
+        # gearmand reads the handle as a C string and forwards the payload.
+        self.factory.server.workFail(self.peer, args[0].split(b"\0", 1)[0], payload)
 
     def _workException(self, args: List[bytes], payload: bytes) -> None:
         self.factory.server.workException(self.peer, args[0], payload)
@@ -222,24 +227,28 @@ class GearmanServerProtocol(Protocol):
 
     def _submitReduce(self, args: List[bytes], payload: bytes) -> None:
         name, unique, reducer, _aggregator, data = args
-        self.factory.server.submit(self.peer, name, unique, data, NORMAL, False, 0, reducer)
+        # An empty reducer is no reducer, as in gearmand.
+        self.factory.server.submit(self.peer, name, unique, data, NORMAL, False, 0, reducer or None)
 
     def _submitReduceBackground(self, args: List[bytes], payload: bytes) -> None:
         name, unique, reducer, _aggregator, data = args
-        self.factory.server.submit(self.peer, name, unique, data, NORMAL, True, 0, reducer)
+        self.factory.server.submit(self.peer, name, unique, data, NORMAL, True, 0, reducer or None)
 
     def _getStatus(self, args: List[bytes], payload: bytes) -> None:
-        handle = args[0]
+        handle = args[0].split(b"\0", 1)[0]
         if len(handle) > MAX_HANDLE:
-            return
+            # gearmand neither answers nor keeps the connection.
+            raise _DropConnection()
         self.peer.write(
             encodeRaw(PacketType.STATUS_RES, self.factory.server.getStatus(handle))
         )
 
     def _getStatusUnique(self, args: List[bytes], payload: bytes) -> None:
-        unique = args[0]
-        if len(unique) > MAX_HANDLE:
-            return
+        unique = args[0].split(b"\0", 1)[0]
+        # gearmand closes at 64 bytes, but we keep 64-byte uniques whole,
+        # so those must be askable; longer ones close as in gearmand.
+        if len(unique) > MAX_UNIQUE:
+            raise _DropConnection()
         self.peer.write(
             encodeRaw(PacketType.STATUS_RES_UNIQUE, self.factory.server.getStatusUnique(unique))
         )
@@ -254,7 +263,8 @@ class GearmanServerProtocol(Protocol):
 
     def _optionReq(self, args: List[bytes], payload: bytes) -> None:
         name = args[0]
-        if len(name) <= MAX_OPTION and name.lower() == b"exceptions":
+        option = name.split(b"\0", 1)[0]
+        if len(option) <= MAX_OPTION and option.lower() == b"exceptions":
             self.peer.exceptions = True
             self.peer.write(encode(PacketType.OPTION_RES, name))
         else:
