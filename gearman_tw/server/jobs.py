@@ -263,6 +263,7 @@ class Peer:
         "_replies",
         "_out",
         "_collected",
+        "lastException",
         "__weakref__",
     )
 
@@ -282,6 +283,8 @@ class Peer:
         self._replies: Optional[Deque[List[Optional[bytes]]]] = None
         self._out = write
         self._collected: Optional[List[bytes]] = None
+        # The handle of the job this worker last ended with WORK_EXCEPTION.
+        self.lastException: Optional[bytes] = None
 
     # Writes go to C{write}: the transport; a list while a batch collects
     # them (L{startBatch}); or L{_buffer} while a reply slot is unfilled
@@ -673,6 +676,12 @@ class JobServer:
             return
         job = self._held(peer, handle)
         if job is None:
+            if handle == peer.lastException:
+                # Perl's Gearman::Worker follows WORK_EXCEPTION with
+                # WORK_FAIL; gearmand's JOB_NOT_FOUND for it makes that
+                # worker die.  Accept it quietly.
+                peer.lastException = None
+                return
             peer.write(_ERR_NOT_FOUND_RESULT)
             return
         if payload is None or payload == handle:
@@ -697,6 +706,7 @@ class JobServer:
             for client in job.clients:
                 client.write(exception if client.exceptions else fail)
         job.function.exceptions += 1
+        peer.lastException = handle
         self._finish(job)
 
     def _forward(self, job: Job, ptype: int, payload: bytes) -> None:
