@@ -5,6 +5,7 @@ The programs in examples/ (which the docs include) run as documented.
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -65,3 +66,20 @@ class ExamplesTests(SynchronousTestCase):
         output = self.example("admin.py").splitlines()
         self.assertTrue(output[0].startswith("server version 1.1.20"))
         self.assertIn("countdown: 0 queued, 0 running, 2 workers", output)
+
+    def test_readme(self) -> None:
+        """
+        The Python example in README.md runs and prints the result.
+        """
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+        code = code.replace("127.0.0.1:4730", self.address)
+        path = os.path.join(tempfile.mkdtemp(), "readme.py")
+        with open(path, "w") as f:
+            f.write(code)
+        result = subprocess.run(
+            [sys.executable, path], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, b"b'!dlrow olleH'\n")
