@@ -3,73 +3,174 @@ Tests for L{gearman_tw.server.admin}: gearmand 1.1.20's admin replies, byte
 for byte (reference section 4).
 """
 
+import os
+from typing import List, Optional
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gearman_tw.server.admin import AdminCommands, gearmandHash, hashOrder
-from gearman_tw.server.jobs import HIGH, LOW, JobServer, Peer
+from gearman_tw.protocol import RES, PacketType, parseAll
+from gearman_tw.server.admin import LOG_LEVELS, AdminCommands, gearmandHash, hashOrder
+from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+
+OK = b"OK\r\n"
+BUSY = b"ERR there are still connected workers or executing clients\r\n"
+NOT_FOUND = b"ERR function not found\r\n"
 
 
-class AdminTests(SynchronousTestCase):
+def unknown(word: bytes) -> bytes:
+    return b"ERR UNKNOWN_COMMAND Unknown+server+command%s\r\n" % (word,)
+
+
+def incomplete(word: bytes) -> bytes:
+    return b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+%s\r\n" % (word,)
+
+
+class AdminTestCase(SynchronousTestCase):
     """
-    Every admin command.
+    A job server with handle prefix C{H}, its admin commands, and the admin
+    connection C{self.me} (fd 9, 127.0.0.1).
     """
 
     def setUp(self) -> None:
-        self.server = JobServer(Clock(), handlePrefix=b"H")
-        self.shutdowns = []
+        self.clock = Clock()
+        self.server = JobServer(self.clock, handlePrefix=b"H")
         self.admin = AdminCommands(self.server, version="1.1.20", pid=4242)
         self.me = self.peer(9, "127.0.0.1")
 
-    def peer(self, fd: int, host: str) -> Peer:
-        peer = Peer(lambda data: None, fd, host)
+    def peer(self, fd: int, host: str, out: Optional[List[bytes]] = None) -> Peer:
+        peer = Peer((out if out is not None else []).append, fd, host)
         self.server.peerConnected(peer)
         return peer
 
-    def command(self, line: bytes, peer=None):
+    def command(self, line: bytes, peer: Optional[Peer] = None) -> Optional[bytes]:
         return self.admin.execute(peer or self.me, line)
 
     def populate(self) -> Peer:
+        """
+        A worker (fd 10) for C{a} and C{b}, running H:1 (a, HIGH, background,
+        unique u1); H:2 queued (a, LOW, background, no unique); H:3 queued
+        (c, NORMAL, foreground from C{self.me}, unique u3).
+        """
         worker = self.peer(10, "127.0.0.2")
         worker.clientId = b"my id\0hidden"
         self.server.canDo(worker, b"a")
         self.server.canDo(worker, b"b")
         self.server.submit(self.me, b"a", b"u1", b"x", HIGH, True)
         self.server.submit(self.me, b"a", b"", b"y", LOW, True)
-        self.server.grab(worker, 30)
-        self.server.submit(self.me, b"c", b"u3", b"z", 1, False)
+        self.server.grab(worker, PacketType.GRAB_JOB_UNIQ)
+        self.server.submit(self.me, b"c", b"u3", b"z", NORMAL, False)
         return worker
+
+
+class StatusTests(AdminTestCase):
+    """
+    C{status} and C{prioritystatus}.
+    """
+
+    def test_empty(self) -> None:
+        """
+        With no function the lists are just their end.
+        """
+        self.assertEqual(self.command(b"status"), b".\n")
+        self.assertEqual(self.command(b"prioritystatus"), b".\n")
 
     def test_status(self) -> None:
         """
-        status: name, queued + running, running, workers; every function.
+        status: name, queued + running, running, workers; every function in
+        gearmand's hash order; extra words and case ignored.
         """
-        self.populate()
+        worker = self.populate()
         # gearmand's hash order: c (bucket 86), b (207), a (937).
         self.assertEqual(self.command(b"status"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t1\t1\n.\n")
-        self.server.grab(list(self.server.peers)[1], 30)
+        self.server.grab(worker, PacketType.GRAB_JOB_UNIQ)
         self.assertEqual(self.command(b"STATUS extra"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t2\t1\n.\n")
+        self.assertEqual(self.command(b"Status a b c d"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t2\t1\n.\n")
 
     def test_priorityStatus(self) -> None:
         """
-        prioritystatus: queued jobs per priority, then workers.
+        prioritystatus: queued jobs (not running ones) per priority, then
+        workers.
         """
         self.populate()
         self.assertEqual(self.command(b"prioritystatus"), b"c\t0\t1\t0\t0\nb\t0\t0\t0\t1\na\t0\t0\t1\t1\n.\n")
+        self.assertEqual(self.command(b"PRIORITYSTATUS x"), b"c\t0\t1\t0\t0\nb\t0\t0\t0\t1\na\t0\t0\t1\t1\n.\n")
+
+    def test_countsDuplicatesCancelledFuture(self) -> None:
+        """
+        Workers registered twice count twice; cancelled jobs not yet reaped
+        and future epoch jobs count (the latter as NORMAL).
+        """
+        worker = self.peer(10, "127.0.0.1")
+        self.server.canDo(worker, b"f")
+        self.server.canDo(worker, b"f")
+        self.server.submit(self.me, b"f", b"", b"x", HIGH, True)
+        self.server.submit(self.me, b"f", b"", b"x", NORMAL, True, 100)
+        self.server.cancel(b"H:1")
+        self.assertEqual(self.command(b"status"), b"f\t2\t0\t2\n.\n")
+        self.assertEqual(self.command(b"prioritystatus"), b"f\t1\t1\t0\t2\n.\n")
+
+    def test_idleFunctionsListed(self) -> None:
+        """
+        Functions without workers or jobs are listed with zeros; names
+        print up to their first NUL; the empty name is a function too.
+        """
+        self.server.function(b"f\0hidden")
+        self.server.function(b"")
+        self.assertEqual(self.command(b"status"), b"\t0\t0\t0\nf\t0\t0\t0\n.\n")
+
+
+class WorkersTests(AdminTestCase):
+    """
+    C{workers}.
+    """
 
     def test_workers(self) -> None:
         """
-        workers: every connection, newest first; functions newest first;
-        client id and names up to their first NUL.
+        Every connection, newest first, including the one asking and
+        clients: fd, address, client id up to its first NUL (C{-} by
+        default), C{:}, then functions newest first.
         """
         self.populate()
         self.server.canDo(self.me, b"x\0hidden")
         self.assertEqual(self.command(b"workers"), b"10 127.0.0.2 my id : b a\n9 127.0.0.1 - : x\n.\n")
 
+    def test_alone(self) -> None:
+        """
+        The asking connection alone, without functions.
+        """
+        self.assertEqual(self.command(b"workers"), b"9 127.0.0.1 - :\n.\n")
+        self.assertEqual(self.command(b"WORKERS a b c d"), b"9 127.0.0.1 - :\n.\n")
+
+    def test_duplicatesAndOrder(self) -> None:
+        """
+        Duplicate registrations are listed; re-registering puts a function
+        first; CANT_DO removes every entry; lost connections leave.
+        """
+        worker = self.peer(12, "::1")
+        gone = self.peer(13, "unix")
+        for name in (b"a", b"b", b"a"):
+            self.server.canDo(worker, name)
+        worker.clientId = b"has spaces"
+        self.assertEqual(
+            self.command(b"workers"), b"13 unix - :\n12 ::1 has spaces : a b a\n9 127.0.0.1 - :\n.\n"
+        )
+        self.server.cantDo(worker, b"a")
+        self.server.peerLost(gone)
+        self.assertEqual(self.command(b"workers"), b"12 ::1 has spaces : b\n9 127.0.0.1 - :\n.\n")
+
+
+class ShowTests(AdminTestCase):
+    """
+    C{show jobs} and C{show unique jobs}.
+    """
+
     def test_showJobs(self) -> None:
         """
-        show jobs and show unique jobs list every job; empty uniques print
-        empty lines.
+        show jobs lists every job (queued, running, cancelled) with retries,
+        ignored and persisted (1 for background jobs), in the hash order of
+        the handles; show unique jobs lists uniques, empty ones as empty
+        lines.
         """
         self.populate()
         self.server.cancel(b"H:2")
@@ -78,97 +179,356 @@ class AdminTests(SynchronousTestCase):
         # persisted, as in gearmand.
         self.assertEqual(self.command(b"show jobs"), b"H:1\t0\t0\t1\nH:3\t0\t0\t0\nH:2\t0\t1\t0\n.\n")
         self.assertEqual(self.command(b"SHOW UNIQUE JOBS"), b"\nu1\nu3\n.\n")
-        self.assertEqual(self.command(b"show"), b"ERR UNKNOWN_COMMAND Unknown+server+commandshow\r\n")
-        for line in (b"show x", b"show jobs x", b"show unique", b"show unique jobs x"):
+        self.assertEqual(self.command(b"Show Jobs"), b"H:1\t0\t0\t1\nH:3\t0\t0\t0\nH:2\t0\t1\t0\n.\n")
+
+    def test_retriesAndIgnored(self) -> None:
+        """
+        Retries count requeues; an abandoned foreground job is ignored.
+        """
+        worker = self.peer(10, "127.0.0.1")
+        client = self.peer(11, "127.0.0.1")
+        self.server.canDo(worker, b"f")
+        self.server.submit(client, b"f", b"", b"x", NORMAL, False)
+        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.resetAbilities(worker)
+        self.server.canDo(worker, b"f")
+        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.peerLost(worker)
+        self.assertEqual(self.command(b"show jobs"), b"H:1\t2\t0\t0\n.\n")
+        self.server.peerLost(client)
+        self.assertEqual(self.command(b"show jobs"), b"H:1\t2\t1\t0\n.\n")
+
+    def test_empty(self) -> None:
+        """
+        With no jobs the lists are just their end.
+        """
+        self.assertEqual(self.command(b"show jobs"), b".\n")
+        self.assertEqual(self.command(b"show unique jobs"), b".\n")
+
+    def test_errors(self) -> None:
+        """
+        show alone is unknown; other arguments are unknown show arguments.
+        """
+        self.assertEqual(self.command(b"show"), unknown(b"show"))
+        self.assertEqual(self.command(b"SHOW"), unknown(b"SHOW"))
+        for line in (b"show x", b"show jobs x", b"show unique", b"show unique x", b"show unique jobs x", b"show  "):
             self.assertEqual(self.command(line), b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n", line)
+
+
+class CancelTests(AdminTestCase):
+    """
+    C{cancel job}.
+    """
 
     def test_cancel(self) -> None:
         """
-        cancel job: OK, ERR UNKNOWN_JOB (handles are case-sensitive), and
-        word-count errors.
+        cancel job: OK and WORK_FAIL to the job's clients; again OK but no
+        second WORK_FAIL; the job is ignored and reaped at the next GRAB.
+        """
+        out: List[bytes] = []
+        client = self.peer(11, "127.0.0.1", out)
+        self.server.submit(client, b"f", b"", b"x", NORMAL, False)
+        self.assertEqual(self.command(b"cancel job H:1"), OK)
+        self.assertEqual(self.command(b"CANCEL JOB H:1"), OK)
+        self.assertEqual(
+            [(ptype, args) for ptype, args, _ in parseAll(b"".join(out[1:]), magic=RES)],
+            [(PacketType.WORK_FAIL, [b"H:1"])],
+        )
+        self.assertEqual(self.command(b"show jobs"), b"H:1\t0\t1\t0\n.\n")
+        self.assertEqual(self.command(b"status"), b"f\t1\t0\t0\n.\n")
+        worker = self.peer(10, "127.0.0.1")
+        self.server.canDo(worker, b"f")
+        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.assertEqual(self.command(b"cancel job H:1"), b"ERR UNKNOWN_JOB\r\n")
+
+    def test_errors(self) -> None:
+        """
+        Unknown handles (handles are case-sensitive) and word-count errors.
         """
         self.populate()
-        self.assertEqual(self.command(b"cancel job H:3"), b"OK\r\n")
         self.assertEqual(self.command(b"cancel job h:3"), b"ERR UNKNOWN_JOB\r\n")
         self.assertEqual(self.command(b"Cancel Job nope"), b"ERR UNKNOWN_JOB\r\n")
-        self.assertEqual(self.command(b"cancel job"), b"ERR UNKNOWN_COMMAND Unknown+server+commandcancel\r\n")
-        self.assertEqual(self.command(b"cancel"), b"ERR UNKNOWN_COMMAND Unknown+server+commandcancel\r\n")
+        self.assertEqual(self.command(b"cancel job"), unknown(b"cancel"))
+        self.assertEqual(self.command(b"CANCEL job"), unknown(b"CANCEL"))
+        self.assertEqual(self.command(b"cancel"), unknown(b"cancel"))
         self.assertEqual(self.command(b"cancel x y"), b"ERR UNKNOWN_ERROR\r\n")
-        self.assertEqual(self.command(b"cancel job H:1 x"), b"ERR UNKNOWN_ERROR\r\n")
+        self.assertEqual(self.command(b"cancel x H:3"), b"ERR UNKNOWN_ERROR\r\n")
+        self.assertEqual(self.command(b"cancel x y z"), b"ERR UNKNOWN_ERROR\r\n")
+        self.assertEqual(self.command(b"cancel job H:3 x"), b"ERR UNKNOWN_ERROR\r\n")
+        self.assertEqual(self.command(b"cancel job H:3 "), b"ERR UNKNOWN_ERROR\r\n")
+        self.assertFalse(self.server.jobs[b"H:3"].ignore)
+        self.assertEqual(self.command(b"cancel job H:3"), OK)
 
-    def test_createDrop(self) -> None:
+
+class FunctionCommandTests(AdminTestCase):
+    """
+    C{create function} and C{drop function}.
+    """
+
+    def test_create(self) -> None:
         """
-        create and drop function, with gearmand's error lines.
+        create function adds a function with zeros; an existing one is
+        left as it is.
         """
-        incomplete = b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+%s\r\n"
-        self.assertEqual(self.command(b"create function newf"), b"OK\r\n")
-        self.assertIn(b"newf\t0\t0\t0\n", self.command(b"status"))
-        self.assertEqual(self.command(b"create function"), incomplete % b"create")
-        self.assertEqual(self.command(b"create x f"), incomplete % b"create")
-        self.assertEqual(self.command(b"drop function NEWF"), b"OK\r\n")
-        self.assertEqual(self.command(b"drop function newf"), b"ERR function not found\r\n")
-        self.assertEqual(self.command(b"drop function"), incomplete % b"drop")
+        self.assertEqual(self.command(b"create function newf"), OK)
+        self.assertEqual(self.command(b"status"), b"newf\t0\t0\t0\n.\n")
+        self.assertEqual(self.command(b"CREATE FUNCTION newf"), OK)
+        self.assertEqual(list(self.server.functions), [b"newf"])
+
+    def test_createBadCount(self) -> None:
+        """
+        Any other word count, or a second word other than C{function}, gets
+        INVALID_ARGUMENTS with the command word as sent.
+        """
+        self.assertEqual(self.command(b"create function"), incomplete(b"create"))
+        self.assertEqual(self.command(b"CREATE function"), incomplete(b"CREATE"))
+        self.assertEqual(self.command(b"create"), incomplete(b"create"))
+        self.assertEqual(self.command(b"create x f"), incomplete(b"create"))
+        self.assertEqual(self.command(b"create function a b"), incomplete(b"create"))
+        self.assertEqual(self.server.functions, {})
+
+    def test_drop(self) -> None:
+        """
+        drop function removes an idle function, matching its name in any
+        case; a missing function is not found.
+        """
+        self.command(b"create function NewF")
+        self.assertEqual(self.command(b"drop function NEWF"), OK)
+        self.assertEqual(self.command(b"drop function newf"), NOT_FOUND)
+        self.assertEqual(self.command(b"DROP FUNCTION nope"), NOT_FOUND)
+        self.assertEqual(self.command(b"status"), b".\n")
+
+    def test_dropBadCount(self) -> None:
+        """
+        Bad word counts get INVALID_ARGUMENTS with the command word as sent.
+        """
+        self.assertEqual(self.command(b"drop function"), incomplete(b"drop"))
+        self.assertEqual(self.command(b"DROP function"), incomplete(b"DROP"))
+        self.assertEqual(self.command(b"drop x y"), incomplete(b"drop"))
+        self.assertEqual(self.command(b"drop function a b"), incomplete(b"drop"))
+
+    def test_dropBusy(self) -> None:
+        """
+        A function with workers, running jobs, or (our fix) queued jobs is
+        not dropped.
+        """
         self.populate()
-        busy = b"ERR there are still connected workers or executing clients\r\n"
-        self.assertEqual(self.command(b"drop function b"), busy)
-        self.assertEqual(self.command(b"drop function c"), busy)
+        self.assertEqual(self.command(b"drop function b"), BUSY)
+        self.assertEqual(self.command(b"drop function A"), BUSY)
+        self.assertEqual(self.command(b"drop function c"), BUSY)
+        self.server.submit(self.me, b"later", b"", b"x", NORMAL, True, 100)
+        self.assertEqual(self.command(b"drop function later"), BUSY)
+        self.assertEqual(self.command(b"status"), b"c\t1\t0\t0\nb\t0\t0\t1\nlater\t1\t0\t0\na\t2\t1\t1\n.\n")
 
-    def test_maxqueue(self) -> None:
-        """
-        maxqueue with no, one, two or three limits; junk and negatives are 0.
-        """
+
+class MaxQueueTests(AdminTestCase):
+    """
+    C{maxqueue}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
         self.server.function(b"f")
-        limits = lambda: self.server.functions[b"f"].maxQueue
-        self.assertEqual(self.command(b"maxqueue f 5"), b"OK\r\n")
-        self.assertEqual(limits(), [5, 5, 5])
-        self.command(b"maxqueue f 1 2")
-        self.assertEqual(limits(), [1, 2, 0])
-        self.command(b"maxqueue f 1 -2 x")
-        self.assertEqual(limits(), [1, 0, 0])
-        self.command(b"maxqueue f")
-        self.assertEqual(limits(), [0, 0, 0])
-        self.assertEqual(self.command(b"maxqueue F 9"), b"OK\r\n")
-        self.assertEqual(limits(), [0, 0, 0])
+
+    def limits(self) -> List[int]:
+        return self.server.functions[b"f"].maxQueue
+
+    def test_forms(self) -> None:
+        """
+        No limit: all unlimited; one: all; two: HIGH and NORMAL, LOW
+        unlimited; three: each.
+        """
+        for line, limits in (
+            (b"maxqueue f 5", [5, 5, 5]),
+            (b"maxqueue f 1 2", [1, 2, 0]),
+            (b"maxqueue f 1 2 3", [1, 2, 3]),
+            (b"maxqueue f", [0, 0, 0]),
+            (b"MAXQUEUE f 7", [7, 7, 7]),
+        ):
+            self.assertEqual(self.command(line), OK, line)
+            self.assertEqual(self.limits(), limits, line)
+
+    def test_junk(self) -> None:
+        """
+        Negative numbers and junk are 0; numbers are read as C's atoi into
+        an int (4294967297 is 1, 3000000000 is negative hence 0); a trailing
+        space adds an empty (0) limit.
+        """
+        for line, limits in (
+            (b"maxqueue f 1 -2 x", [1, 0, 0]),
+            (b"maxqueue f 2x", [2, 2, 2]),
+            (b"maxqueue f -5", [0, 0, 0]),
+            (b"maxqueue f 4294967297", [1, 1, 1]),
+            (b"maxqueue f 3000000000", [0, 0, 0]),
+            (b"maxqueue f " + b"9" * 5000, [0, 0, 0]),
+            (b"maxqueue f 4 ", [4, 0, 0]),
+        ):
+            self.assertEqual(self.command(line), OK, line)
+            self.assertEqual(self.limits(), limits, line)
+
+    def test_unknownFunction(self) -> None:
+        """
+        Function names are case-sensitive; unknown functions are silently
+        ignored.
+        """
+        self.assertEqual(self.command(b"maxqueue F 9"), OK)
+        self.assertEqual(self.command(b"maxqueue nope 9"), OK)
+        self.assertEqual(self.limits(), [0, 0, 0])
+        self.assertNotIn(b"nope", self.server.functions)
+
+    def test_bare(self) -> None:
+        """
+        maxqueue alone gets INVALID_ARGUMENTS with the word as sent.
+        """
+        self.assertEqual(self.command(b"maxqueue"), incomplete(b"maxqueue"))
+        self.assertEqual(self.command(b"MaxQueue"), incomplete(b"MaxQueue"))
+
+    def test_applies(self) -> None:
+        """
+        The limit refuses submissions.
+        """
+        out: List[bytes] = []
+        client = self.peer(11, "127.0.0.1", out)
+        self.command(b"maxqueue f 1")
+        self.server.submit(client, b"f", b"", b"x", NORMAL, True)
+        self.server.submit(client, b"f", b"", b"x", NORMAL, True)
         self.assertEqual(
-            self.command(b"maxqueue"),
-            b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+maxqueue\r\n",
+            [ptype for ptype, _, _ in parseAll(b"".join(out), magic=RES)],
+            [PacketType.JOB_CREATED, PacketType.ERROR],
         )
+
+
+class ValueTests(AdminTestCase):
+    """
+    C{version}, C{verbose}, C{getpid}.
+    """
 
     def test_values(self) -> None:
         """
-        version, verbose and getpid.
+        version, verbose and getpid, in any case, extra words ignored.
         """
         self.assertEqual(self.command(b"version"), b"OK 1.1.20\n")
+        self.assertEqual(self.command(b"VERSION now"), b"OK 1.1.20\n")
         self.assertEqual(self.command(b"verbose"), b"OK ERROR\n")
+        self.assertEqual(self.command(b"Verbose x"), b"OK ERROR\n")
         self.assertEqual(self.command(b"getpid"), b"OK 4242\n")
+        self.assertEqual(self.command(b"GETPID x y z"), b"OK 4242\n")
+
+    def test_defaults(self) -> None:
+        """
+        By default: gearmand's version, level ERROR, this process's pid.
+        """
+        admin = AdminCommands(self.server)
+        self.assertEqual(admin.execute(self.me, b"version"), b"OK 1.1.20\n")
+        self.assertEqual(admin.execute(self.me, b"verbose"), b"OK ERROR\n")
+        self.assertEqual(admin.execute(self.me, b"getpid"), b"OK %d\n" % (os.getpid(),))
+
+    def test_configured(self) -> None:
+        """
+        The version and level given are reported.
+        """
+        admin = AdminCommands(self.server, version="1.1.20+gearman-tw-0.1.0", verbosity="DEBUG")
+        self.assertEqual(admin.execute(self.me, b"version"), b"OK 1.1.20+gearman-tw-0.1.0\n")
+        self.assertEqual(admin.execute(self.me, b"verbose"), b"OK DEBUG\n")
+        self.assertEqual(LOG_LEVELS, ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"))
+
+
+class ShutdownTests(AdminTestCase):
+    """
+    C{shutdown}: gearmand 1.1.20 has none; ours only when enabled and local.
+    """
+
+    def test_disabled(self) -> None:
+        """
+        Without a shutdown callable, shutdown is an unknown command, with
+        the word as sent.
+        """
+        self.assertEqual(self.command(b"shutdown"), unknown(b"shutdown"))
+        self.assertEqual(self.command(b"shutdown graceful"), unknown(b"shutdown"))
+        self.assertEqual(self.command(b"SHUTDOWN"), unknown(b"SHUTDOWN"))
+
+    def test_enabled(self) -> None:
+        """
+        With a shutdown callable, loopback and Unix socket peers may stop
+        the server, gracefully or not; others get unknown command; other
+        arguments are refused.
+        """
+        calls: List[bool] = []
+        self.admin.shutdown = calls.append
+        remote = self.peer(11, "192.0.2.1")
+        self.assertEqual(self.command(b"shutdown", remote), unknown(b"shutdown"))
+        self.assertEqual(self.command(b"shutdown graceful", self.peer(12, "10.127.0.1")), unknown(b"shutdown"))
+        self.assertEqual(calls, [])
+        self.assertEqual(self.command(b"shutdown graceful"), OK)
+        self.assertEqual(self.command(b"SHUTDOWN"), OK)
+        self.assertEqual(self.command(b"shutdown GRACEFUL", self.peer(13, "::1")), OK)
+        self.assertEqual(self.command(b"shutdown", self.peer(14, "unix")), OK)
+        self.assertEqual(self.command(b"shutdown", self.peer(15, "127.8.9.10")), OK)
+        self.assertEqual(self.command(b"shutdown now"), b"ERR UNKNOWN_ARGS\r\n")
+        self.assertEqual(calls, [True, False, True, False, False])
+
+
+class ParsingTests(AdminTestCase):
+    """
+    Words, case and unknown commands (4.1).
+    """
 
     def test_unknown(self) -> None:
         """
-        Unknown, empty and leading-space commands; more than five words
-        closes without a reply.
+        Unknown commands are echoed as sent, without separator.
         """
-        unknown = b"ERR UNKNOWN_COMMAND Unknown+server+command%s\r\n"
-        self.assertEqual(self.command(b"FooBar"), unknown % b"FooBar")
-        self.assertEqual(self.command(b""), unknown % b"")
-        self.assertEqual(self.command(b" status"), unknown % b"")
-        self.assertEqual(self.command(b"status  "), b".\n")
-        self.assertIsNone(self.command(b"a b c d e f"))
-        self.assertEqual(self.command(b"a b c d e"), unknown % b"a")
+        self.assertEqual(self.command(b"FooBar"), unknown(b"FooBar"))
+        self.assertEqual(self.command(b"BoGuS x"), unknown(b"BoGuS"))
+        self.assertEqual(self.command(b"gladiator"), unknown(b"gladiator"))
+        self.assertEqual(self.command(b"\tstatus"), unknown(b"\tstatus"))
 
-    def test_shutdown(self) -> None:
+    def test_emptyAndLeadingSpace(self) -> None:
         """
-        shutdown is unknown (gearmand 1.1.20) unless enabled, and then only
-        for loopback peers.
+        An empty line and a leading space make an empty command word;
+        trailing spaces are an empty last word, ignored by status.
         """
-        unknown = b"ERR UNKNOWN_COMMAND Unknown+server+commandshutdown\r\n"
-        self.assertEqual(self.command(b"shutdown"), unknown)
-        self.admin.shutdown = self.shutdowns.append
-        remote = self.peer(11, "192.0.2.1")
-        self.assertEqual(self.command(b"shutdown", remote), unknown)
-        self.assertEqual(self.command(b"shutdown graceful"), b"OK\r\n")
-        self.assertEqual(self.command(b"shutdown"), b"OK\r\n")
-        self.assertEqual(self.command(b"shutdown now"), b"ERR UNKNOWN_ARGS\r\n")
-        self.assertEqual(self.shutdowns, [True, False])
+        self.assertEqual(self.command(b""), unknown(b""))
+        self.assertEqual(self.command(b" status"), unknown(b""))
+        self.assertEqual(self.command(b"  "), unknown(b""))
+        self.assertEqual(self.command(b"status  "), b".\n")
+        self.assertEqual(self.command(b"status   a    b"), b".\n")
+
+    def test_wordLimit(self) -> None:
+        """
+        Five words are answered; more (trailing spaces count as a word)
+        close the connection without a reply.
+        """
+        self.assertEqual(self.command(b"a b c d e"), unknown(b"a"))
+        self.assertEqual(self.command(b"status a b c d"), b".\n")
+        self.assertIsNone(self.command(b"a b c d e f"))
+        self.assertIsNone(self.command(b"status a b c d e"))
+        self.assertIsNone(self.command(b"status  a  b  c  d  "))
+        self.assertIsNone(self.command(b"maxqueue f 1 2 3 4"))
+
+    def test_caseInsensitive(self) -> None:
+        """
+        Every command word matches in any case.
+        """
+        self.populate()
+        for line in (
+            b"STATUS",
+            b"PrioritySTATUS",
+            b"WORKERS",
+            b"SHOW JOBS",
+            b"show UNIQUE jobs",
+            b"VERSION",
+            b"VERBOSE",
+            b"GETPID",
+            b"MAXQUEUE a 1",
+            b"CREATE FUNCTION z",
+            b"DROP FUNCTION z",
+            b"CANCEL JOB H:3",
+        ):
+            reply = self.command(line)
+            self.assertFalse(reply.startswith(b"ERR"), (line, reply))  # type: ignore[union-attr]
+        self.assertEqual(self.server.functions[b"a"].maxQueue, [1, 1, 1])
+        self.assertNotIn(b"z", self.server.functions)
+        self.assertTrue(self.server.jobs[b"H:3"].ignore)
 
 
 class HashOrderTests(SynchronousTestCase):
@@ -197,3 +557,18 @@ class HashOrderTests(SynchronousTestCase):
             b" u11 zz u6 u1 u2 u8 u4 u10 u5 u7 u9 u0 u3".split(b" "),
         )
         self.assertEqual(gearmandHash(b""), 1)
+
+    def test_sameBucketNewestFirst(self) -> None:
+        """
+        Items in one bucket are listed newest first.
+        """
+        self.assertEqual(hashOrder([b"a", b"a"], lambda n: n), [b"a", b"a"])
+        pairs = [(1, b"x"), (2, b"x")]
+        self.assertEqual(hashOrder(pairs, lambda p: p[1]), [(2, b"x"), (1, b"x")])
+
+    def test_highBytes(self) -> None:
+        """
+        Bytes above 127 hash as signed chars, as in gearmand's C.
+        """
+        self.assertNotEqual(gearmandHash(b"\xff"), gearmandHash(b"\x7f"))
+        self.assertTrue(0 <= gearmandHash(b"\xff\xfe\x80") < 991)

@@ -9,7 +9,7 @@ import os
 import re
 from typing import Callable, List, Optional, TypeVar
 
-from gearman_tw.server.jobs import Function, Job, JobServer, Peer, atoi
+from gearman_tw.server.jobs import Function, Job, JobServer, Peer, atoi32
 
 T = TypeVar("T")
 
@@ -70,6 +70,7 @@ def _unknown(word: bytes) -> bytes:
 
 
 def _incomplete(command: bytes) -> bytes:
+    # The command word as sent: gearmand echoes C{MAXQUEUE} in capitals.
     return (
         b"ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+%s\r\n"
         % (command,)
@@ -159,8 +160,10 @@ class AdminCommands:
 
     def _maxqueue(self, peer: Peer, words: List[bytes]) -> bytes:
         if len(words) < 2:
-            return _incomplete(b"maxqueue")
-        numbers = [max(0, atoi(word)) for word in words[2:]]
+            return _incomplete(words[0])
+        # gearmand reads each limit with atoi into an int: 4294967297 is 1,
+        # and negative results (3000000000 too) are 0.
+        numbers = [max(0, atoi32(word)) for word in words[2:]]
         if not numbers:
             limits = (0, 0, 0)
         elif len(numbers) == 1:
@@ -203,7 +206,7 @@ class AdminCommands:
 
     def _create(self, peer: Peer, words: List[bytes]) -> bytes:
         if len(words) != 3 or words[1].lower() != b"function":
-            return _incomplete(b"create")
+            return _incomplete(words[0])
         # gearmand 1.1.20 drops the name's last character when the line
         # ends in a bare newline; we keep the name whole.
         self.server.function(words[2])
@@ -211,7 +214,7 @@ class AdminCommands:
 
     def _drop(self, peer: Peer, words: List[bytes]) -> bytes:
         if len(words) != 3 or words[1].lower() != b"function":
-            return _incomplete(b"drop")
+            return _incomplete(words[0])
         dropped = self.server.dropFunction(words[2])
         if dropped is None:
             return b"ERR function not found\r\n"

@@ -66,6 +66,10 @@ def atoi(value: bytes) -> int:
     Read a leading decimal integer as C's C{strtol} does: leading white space
     and a sign are allowed, anything after the digits is ignored, and no
     digits at all read as 0.
+
+    Unlike C{strtol} the result is not clamped, so callers can tell an
+    overflow; but a number of more than 20 digits (which overflows any C
+    integer) reads as +/-10**20, so that huge inputs cost nothing.
     """
     value = value.lstrip(b" \t\n\r\v\f")
     sign = 1
@@ -79,7 +83,48 @@ def atoi(value: bytes) -> int:
             end += 1
         else:
             break
-    return sign * int(value[:end]) if end else 0
+    if not end:
+        return 0
+    digits = value[:end].lstrip(b"0")
+    if len(digits) > _MAX_DIGITS:
+        return sign * _HUGE
+    return sign * int(digits) if digits else 0
+
+
+_MAX_DIGITS = 20
+_HUGE = 10**_MAX_DIGITS
+_LONG_MIN = -(2**63)
+_LONG_MAX = 2**63 - 1
+
+
+def _strtol(value: bytes) -> int:
+    # atoi clamped to a 64-bit long, as glibc's strtol (under atoi) does.
+    number = atoi(value)
+    if number > _LONG_MAX:
+        return _LONG_MAX
+    if number < _LONG_MIN:
+        return _LONG_MIN
+    return number
+
+
+def atoi32(value: bytes) -> int:
+    """
+    C's C{atoi} on a 64-bit glibc system: C{strtol} (clamped to 64 bits)
+    cut to a signed 32-bit C{int}, so C{4294967297} reads as 1 and
+    C{3000000000} as a negative number.
+    """
+    number = _strtol(value) & 0xFFFFFFFF
+    return number - 0x100000000 if number & 0x80000000 else number
+
+
+def _uint32(value: bytes) -> int:
+    # gearmand's (uint32_t)atoi(value).
+    return _strtol(value) & 0xFFFFFFFF
+
+
+#: gearmand copies a WORK_STATUS denominator into an 11-byte buffer: longer
+#: ones make it drop the packet; it reads at most 10 characters.
+_MAX_DENOMINATOR = 11
 
 
 def defaultHandlePrefix() -> bytes:
@@ -397,7 +442,12 @@ class JobServer:
         self.jobs: Dict[bytes, Job] = {}
         self.peers: Dict[Peer, None] = {}
         self._lastHandle = 0
+        # Epoch jobs not due yet: (when, sequence number, job), a heap.
         self._pending: List[Tuple[int, int, Job]] = []
+        self._lastHold = 0
+        # Live jobs by unique key (not C{-}), oldest first, for
+        # GET_STATUS_UNIQUE.
+        self._uniqueJobs: Dict[bytes, List[Job]] = {}
         self._pendingTimer: Optional[IDelayedCall] = None
         self._idleWaiters: List[Callable[[], object]] = []
         self.queue = queue
@@ -426,18 +476,19 @@ class JobServer:
         detach it from the jobs it waited on as a client (3.7, 3.8).
         """
         self.peers.pop(peer, None)
-        if peer.held:
-            self._requeueHeld(peer, list(peer.held))
-        for function, _ in peer.abilities:
+        # Unregister first, so that the requeued jobs wake other workers
+        # rather than this one.
+        abilities, peer.abilities = peer.abilities, []
+        for function, _ in abilities:
             function.workers -= 1
             function.sleepers.pop(peer, None)
+        peer.sleeping = False
+        if peer.held:
+            self._requeueHeld(peer, list(peer.held))
         if peer.noopSent:
             # Woken but gone before grabbing: wake someone else.
             peer.noopSent = False
-            for function, _ in peer.abilities:
-                if function.hasRunnable():
-                    self._wake(function)
-        peer.abilities = []
+            self._rewake(abilities)
         for job in peer.attached:
             job.clients = [c for c in job.clients if c is not peer]
             if not job.clients and not job.background:
@@ -506,31 +557,39 @@ class JobServer:
         that function it holds (CANT_DO).
         """
         kept = []
+        dropped = []
         for entry in peer.abilities:
             function = entry[0]
             if function.name == name:
                 function.workers -= 1
                 function.sleepers.pop(peer, None)
+                dropped.append(entry)
             else:
                 kept.append(entry)
-        if len(kept) == len(peer.abilities):
+        if not dropped:
             return
         peer.abilities = kept
         held = [job for job in peer.held if job.function.name == name]
         if held:
             self._requeueHeld(peer, held)
+        if peer.noopSent:
+            # It may have been woken for this function's job.
+            self._rewake(dropped)
 
     def resetAbilities(self, peer: Peer) -> None:
         """
         Drop all of C{peer}'s registrations and requeue its jobs
         (RESET_ABILITIES).
         """
-        for function, _ in peer.abilities:
+        abilities, peer.abilities = peer.abilities, []
+        for function, _ in abilities:
             function.workers -= 1
             function.sleepers.pop(peer, None)
-        peer.abilities = []
         if peer.held:
             self._requeueHeld(peer, list(peer.held))
+        if peer.noopSent:
+            # It may have been woken for one of these functions' jobs.
+            self._rewake(abilities)
 
     def preSleep(self, peer: Peer) -> None:
         """
@@ -542,13 +601,30 @@ class JobServer:
         # twice without a GRAB from never being woken again (3.5).
         peer.noopSent = False
         abilities = peer.abilities
-        for function, _ in abilities:
-            if function.hasRunnable():
+        for index in range(len(abilities) - 1, -1, -1):
+            if self._peek(abilities[index][0]):
                 peer.noopSent = True
                 peer.write(_NOOP)
                 return
         for function, _ in abilities:
             function.sleepers[peer] = None
+
+    def _peek(self, function: Function) -> bool:
+        """
+        Whether C{function} has a live job queued, freeing the cancelled and
+        abandoned jobs at the heads of its queues on the way, as gearmand
+        does on PRE_SLEEP.
+        """
+        queued = function.queued
+        for priority, queue in enumerate(function.queues):
+            while queue:
+                job = queue[0]
+                if not job.ignore:
+                    return True
+                queue.popleft()
+                queued[priority] -= 1
+                self._free(job)
+        return False
 
     def grab(self, peer: Peer, ptype: int) -> None:
         """
@@ -570,9 +646,7 @@ class JobServer:
             if woken:
                 # It may have been woken for another function's job: make
                 # sure someone else comes for those.
-                for other, _ in abilities:
-                    if other is not function and other.hasRunnable():
-                        self._wake(other)
+                self._rewake([entry for entry in abilities if entry[0] is not function])
             if self.roundRobin:
                 del abilities[index]
                 abilities.insert(0, (function, timeout))
@@ -643,13 +717,21 @@ class JobServer:
     ) -> None:
         """
         Store a job's progress and forward WORK_STATUS as sent.
+
+        As in gearmand, each number is stored as C{(uint32_t)atoi}, and a
+        denominator longer than 11 bytes (up to a NUL) leaves the stored
+        denominator as it was and the packet unforwarded, without a reply.
         """
         job = self._held(peer, handle)
         if job is None:
             peer.write(_ERR_NOT_FOUND_RESULT)
             return
-        job.numerator = atoi(numerator) & 0xFFFFFFFF
-        job.denominator = atoi(denominator) & 0xFFFFFFFF
+        job.numerator = _uint32(numerator)
+        if len(denominator) > _MAX_DENOMINATOR:
+            denominator = denominator.split(b"\0", 1)[0]
+            if len(denominator) > _MAX_DENOMINATOR:
+                return
+        job.denominator = _uint32(denominator[:_MAX_DENOMINATOR - 1])
         self._forward(job, PacketType.WORK_STATUS, payload)
 
     def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:
@@ -812,6 +894,12 @@ class JobServer:
         self.jobs[handle] = job
         if key is not None:
             function.uniques[key] = job
+            if unique != b"-":
+                jobs = self._uniqueJobs.get(unique)
+                if jobs is None:
+                    self._uniqueJobs[unique] = [job]
+                else:
+                    jobs.append(job)
         if runnable:
             self._queue(job)
         return job
@@ -957,11 +1045,25 @@ class JobServer:
                 if woken == limit:
                     return
 
+    def _rewake(self, abilities: List[Tuple[Function, float]]) -> None:
+        """
+        A worker woken by a NOOP will not take the job it was woken for
+        (it went away, gave up the function or took other work): wake
+        another sleeper of each of these functions that has jobs queued.
+        """
+        seen = set()
+        for function, _ in abilities:
+            if function not in seen:
+                seen.add(function)
+                if function.hasRunnable():
+                    self._wake(function)
+
     # Epoch jobs (3.12): held aside until due, then queued at the NORMAL tail.
 
     def _hold(self, job: Job) -> None:
         job.function.queued[job.priority] += 1
-        heapq.heappush(self._pending, (job.when, self._lastHandle, job))
+        self._lastHold += 1
+        heapq.heappush(self._pending, (job.when, self._lastHold, job))
         self._armPending()
 
     def _armPending(self) -> None:
@@ -1029,14 +1131,8 @@ class JobServer:
         The newest live job with C{unique} in any function; gearmand never
         finds C{-} jobs by unique.
         """
-        if unique == b"-":
-            return None
-        found: Optional[Job] = None
-        for function in self.functions.values():
-            job = function.uniques.get(unique)
-            if job is not None and (found is None or job.created >= found.created):
-                found = job
-        return found
+        jobs = self._uniqueJobs.get(unique)
+        return jobs[-1] if jobs else None
 
     # Ending jobs
 
@@ -1055,7 +1151,10 @@ class JobServer:
         self._detachClients(job)
         job.background = False
         job.persisted = False
-        self._abandon(job)
+        # Cancelling is final: the job gives up its unique key at once,
+        # running or not.
+        job.ignore = True
+        self._forgetUnique(job)
         self._unstore(job)
         return True
 
@@ -1066,10 +1165,14 @@ class JobServer:
 
     def _abandon(self, job: Job) -> None:
         """
-        Mark a job nobody waits for: it is never run (3.8).
+        Mark a job nobody waits for: it is never run (3.8).  A queued one
+        gives up its unique key (gearmand coalesces new submissions onto
+        the dead job, which never answers them); a running one keeps it, so
+        that a new submission joins it and gets its result, as in gearmand.
         """
         job.ignore = True
-        self._forgetUnique(job)
+        if job.worker is None:
+            self._forgetUnique(job)
 
     def _forgetUnique(self, job: Job) -> None:
         key = job.key
@@ -1077,6 +1180,12 @@ class JobServer:
             uniques = job.function.uniques
             if uniques.get(key) is job:
                 del uniques[key]
+                jobs = self._uniqueJobs.get(job.unique)
+                if jobs is not None and job in jobs:
+                    if len(jobs) == 1:
+                        del self._uniqueJobs[job.unique]
+                    else:
+                        jobs.remove(job)
 
     def _finish(self, job: Job) -> None:
         """
@@ -1118,6 +1227,8 @@ class JobServer:
                     job.timer.cancel()
                 job.timer = None
             self._retry(job)
+        if self._idleWaiters:
+            self._checkIdle()
 
     def _timedOut(self, job: Job) -> None:
         """
@@ -1131,8 +1242,16 @@ class JobServer:
         job.worker = None
         job.function.running -= 1
         self._retry(job)
+        if self._idleWaiters:
+            self._checkIdle()
 
     def _retry(self, job: Job) -> None:
+        if job.ignore:
+            if job.clients or job.background:
+                # Abandoned while running, then joined by a new submission.
+                job.ignore = False
+            else:
+                self._forgetUnique(job)
         job.retries += 1
         if self.jobRetries and job.retries >= self.jobRetries:
             self.log.info(
