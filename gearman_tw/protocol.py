@@ -25,13 +25,20 @@ RES = b"\0RES"
 HEADER = struct.Struct(">4sII")
 HEADER_SIZE = HEADER.size
 
-#: The largest line the admin protocol accepts before it closes the connection.
-MAX_TEXT_LINE = 8192
+#: gearmand reads into an 8192-byte buffer and drops the connection when a
+#: text line with its newline, a NUL-ended argument with its NUL, or the
+#: last argument of a type without data does not fit in it.
+RECEIVE_BUFFER_SIZE = 8192
 
-#: gearmand reads a packet's NUL-terminated arguments into an 8192-byte
-#: buffer, header included; a packet whose arguments do not fit is dropped
-#: along with its connection.
-MAX_ARGUMENTS_SIZE = 8192 - HEADER_SIZE
+#: The longest admin line accepted, its newline included.
+MAX_TEXT_LINE = RECEIVE_BUFFER_SIZE
+
+#: The longest binary argument accepted: a NUL-ended one may hold one byte
+#: less, to leave room for its NUL.  The opaque data has no such limit.
+MAX_ARGUMENT_SIZE = RECEIVE_BUFFER_SIZE
+
+#: Older name of L{MAX_ARGUMENT_SIZE}.
+MAX_ARGUMENTS_SIZE = MAX_ARGUMENT_SIZE
 
 #: Our default bound on one packet's declared payload size (gearmand has none).
 DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024
@@ -180,6 +187,8 @@ def splitArguments(ptype: int, payload: bytes) -> List[bytes]:
     @raise ProtocolError: the payload holds fewer NUL separators than the
         type needs.
     """
+    if not 0 <= ptype <= MAX_PACKET_TYPE:
+        raise ProtocolError(None, b"Unknown packet type")
     separators = _SEPARATORS[ptype]
     if separators < 0:
         return []
@@ -190,6 +199,18 @@ def splitArguments(ptype: int, payload: bytes) -> List[bytes]:
             b"Packet has too few arguments",
         )
     return args
+
+
+def _oversized(ptype: int, args: List[bytes]) -> bool:
+    """
+    Whether one of a packet's arguments would not fit gearmand's receive
+    buffer (see L{MAX_ARGUMENT_SIZE}).
+    """
+    last = len(args) - 1
+    for index in range(last):
+        if len(args[index]) >= MAX_ARGUMENT_SIZE:
+            return True
+    return not ARGUMENTS[ptype][1] and len(args[last]) > MAX_ARGUMENT_SIZE
 
 
 class PacketParser:
@@ -228,7 +249,10 @@ class PacketParser:
         @return: the packets completed by C{data}, in order, as
             C{(type, arguments, payload)}.  A packet that carries the other
             side's magic is returned with its type negated (and no
-            arguments); a text line as C{(TEXT, [], line)}.
+            arguments); a text line as C{(TEXT, [], line)}, without its
+            newline and at most one carriage return before it.  Whatever
+            the chunking, the same stream gives the same packets and the
+            same failure.
         """
         if self.failure is not None:
             return []
@@ -242,14 +266,17 @@ class PacketParser:
         pos = 0
         out: List[Packet] = []
         need = 1
+        args: List[bytes]
         unpack = HEADER.unpack_from
         separators = _SEPARATORS
         while pos < end:
             if buf[pos]:
-                # A text admin line.
-                nl = buf.find(b"\n", pos)
+                # A text admin line, which must fit in MAX_TEXT_LINE bytes
+                # with its newline.
+                limit = pos + MAX_TEXT_LINE
+                nl = buf.find(b"\n", pos, limit)
                 if nl < 0:
-                    if end - pos > MAX_TEXT_LINE:
+                    if end >= limit:
                         self.failure = ProtocolError(None, b"Admin line too long")
                         break
                     need = end - pos + 1
@@ -264,7 +291,7 @@ class PacketParser:
                 need = HEADER_SIZE
                 break
             magic, ptype, size = unpack(buf, pos)
-            if magic != self._magic and magic not in (REQ, RES):
+            if magic != REQ and magic != RES:
                 self.failure = ProtocolError(None, b"Bad magic")
                 break
             if ptype == 0 or ptype > MAX_PACKET_TYPE:
@@ -281,27 +308,23 @@ class PacketParser:
                 break
             payload = buf[pos + HEADER_SIZE : stop]
             pos = stop
-            if magic != self._magic:
-                out.append((-ptype, [], payload))
-                continue
             nsep = separators[ptype]
             if nsep < 0:
-                out.append((ptype, [], payload))
-                continue
-            args = payload.split(b"\0", nsep)
-            if len(args) <= nsep:
-                self.failure = ProtocolError(
-                    b"INVALID_PACKET", b"Packet has too few arguments"
-                )
-                break
-            if ARGUMENTS[ptype][1]:
-                argSize = len(payload) - len(args[-1])
+                args = []
             else:
-                argSize = size
-            if argSize > MAX_ARGUMENTS_SIZE:
-                self.failure = ProtocolError(None, b"Packet arguments too large")
-                break
-            out.append((ptype, args, payload))
+                args = payload.split(b"\0", nsep)
+                if len(args) <= nsep:
+                    self.failure = ProtocolError(
+                        b"INVALID_PACKET", b"Packet has too few arguments"
+                    )
+                    break
+                if size > MAX_ARGUMENT_SIZE and _oversized(ptype, args):
+                    self.failure = ProtocolError(None, b"Packet argument too large")
+                    break
+            if magic != self._magic:
+                out.append((-ptype, [], payload))
+            else:
+                out.append((ptype, args, payload))
         if self.failure is not None:
             self._chunks = []
             self._have = 0
