@@ -227,8 +227,9 @@ class IPersistentQueue(Interface):
     when the server starts, before it accepts connections.
 
     Every method returns a Deferred and never blocks the reactor.  Records
-    are C{gearman_tw.queues.QueuedJob}s; C{key} identifies one record (the
-    unique key, or a generated one for jobs without a unique key).
+    are C{gearman_tw.queues.QueuedJob}s; C{key}, an integer the job server
+    gives each record (increasing, never reused while the record lives),
+    identifies one.
     """
 
     name = Attribute("A short name of the backend, e.g. 'sqlite'.")
@@ -248,9 +249,9 @@ class IPersistentQueue(Interface):
         Store C{job}; fires once it is durable, or fails with C{QueueError}.
         """
 
-    def done(function: bytes, key: bytes) -> "Deferred[None]":
+    def done(key: int) -> "Deferred[None]":
         """
-        Forget the job stored under C{(function, key)}.
+        Forget the record with C{key}; fires once that is durable.
         """
 
     def addMany(jobs: list) -> "Deferred[None]":
@@ -259,12 +260,12 @@ class IPersistentQueue(Interface):
         turn submits); fires once all are durable.
         """
 
-    def doneMany(records: list) -> "Deferred[None]":
+    def doneMany(keys: list) -> "Deferred[None]":
         """
-        Forget several C{(function, key)} records at once.
+        Forget the records with these keys at once.
         """
 
     def replay() -> "Deferred[list]":
         """
-        Fire with every stored job, oldest first.
+        Fire with every stored job in key order (oldest first).
         """

@@ -4,6 +4,7 @@ Tests for the persistent queue backends: one mixin, run for every backend.
 
 import os
 import sqlite3
+import sys
 import tempfile
 
 from twisted.internet import reactor
@@ -21,7 +22,7 @@ from tests.redisserver import RedisServer
 
 
 def job(n: int, **kwargs) -> QueuedJob:
-    fields = dict(function=b"f", key=b"k%d" % n, unique=b"k%d" % n, data=b"data\0%d" % n, priority=1, when=0)
+    fields = dict(function=b"f", key=n, unique=b"k%d" % n, data=b"data\0%d" % n, priority=1, when=0)
     fields.update(kwargs)
     return QueuedJob(**fields)
 
@@ -59,11 +60,34 @@ class PersistentQueueMixin:
             job(1, priority=0),
             job(2, priority=2, when=1900000000),
             job(3, function=b"other", data=b"\xff" * 1000),
-            job(4, key=b"\0generated", unique=b""),
+            job(4, unique=b""),
+            job(5, data=b""),
         ]
         yield gatherResults([queue.add(j) for j in jobs])
         replayed = yield queue.replay()
         self.assertEqual(replayed, jobs)
+
+    @inlineCallbacks
+    def test_replayInKeyOrder(self):
+        """
+        Replay follows the record keys, whatever order the adds came in.
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(5), job(2)])
+        yield queue.add(job(9))
+        yield queue.add(job(1))
+        self.assertEqual([j.key for j in (yield queue.replay())], [1, 2, 5, 9])
+
+    @inlineCallbacks
+    def test_sameUniqueTwice(self):
+        """
+        Two records with one unique key are two records (the job server
+        decides what coalesces).
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(1, unique=b"u"), job(2, unique=b"u")])
+        yield queue.done(1)
+        self.assertEqual((yield queue.replay()), [job(2, unique=b"u")])
 
     @inlineCallbacks
     def test_done(self):
@@ -72,20 +96,19 @@ class PersistentQueueMixin:
         """
         queue = yield self.openQueue()
         yield gatherResults([queue.add(job(n)) for n in range(5)])
-        yield gatherResults([queue.done(b"f", b"k1"), queue.done(b"f", b"k3"), queue.done(b"f", b"nope")])
+        yield gatherResults([queue.done(1), queue.doneMany([3, 99])])
         replayed = yield queue.replay()
-        self.assertEqual([j.key for j in replayed], [b"k0", b"k2", b"k4"])
+        self.assertEqual([j.key for j in replayed], [0, 2, 4])
 
     @inlineCallbacks
-    def test_sameKeyOtherFunction(self):
+    def test_manyAtOnce(self):
         """
-        The same key under two functions is two jobs.
+        Batches larger than one statement are stored and deleted whole.
         """
         queue = yield self.openQueue()
-        yield queue.add(job(1, function=b"a"))
-        yield queue.add(job(1, function=b"b"))
-        yield queue.done(b"a", b"k1")
-        self.assertEqual([j.function for j in (yield queue.replay())], [b"b"])
+        yield queue.addMany([job(n) for n in range(2500)])
+        yield queue.doneMany(list(range(0, 2500, 2)))
+        self.assertEqual([j.key for j in (yield queue.replay())], list(range(1, 2500, 2)))
 
     @inlineCallbacks
     def test_survivesReopen(self):
@@ -95,11 +118,11 @@ class PersistentQueueMixin:
         queue = self.makeQueue()
         yield queue.open()
         yield gatherResults([queue.add(job(n)) for n in range(100)])
-        yield gatherResults([queue.done(b"f", b"k%d" % n) for n in range(0, 100, 2)])
+        yield gatherResults([queue.done(n) for n in range(0, 100, 2)])
         yield queue.close()
         again = yield self.openQueue()
         replayed = yield again.replay()
-        self.assertEqual([j.key for j in replayed], [b"k%d" % n for n in range(1, 100, 2)])
+        self.assertEqual([j.key for j in replayed], list(range(1, 100, 2)))
 
 
 class SQLiteQueueTests(PersistentQueueMixin, TestCase):
@@ -125,21 +148,67 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         self.assertEqual(len((yield queue.replay())), 500)
 
     @inlineCallbacks
-    def test_gearmandLayout(self):
+    def test_takesOverGearmandTable(self):
         """
-        The table is gearmand's, so its queue files replay here: a row it
-        wrote (text columns, empty unique) comes back as a job.
+        A file with gearmand's libsqlite3 table is taken over: its rows (text
+        columns, empty unique, or a key gearman_tw 0.1 generated) move into
+        our table after the jobs already there, in their order, and gearmand's
+        table is gone; the next record number goes on from there.
         """
+        queue = SQLiteQueue(self.path, reactor=reactor)
+        yield queue.open()
+        yield queue.add(job(1))
+        yield queue.close()
         connection = sqlite3.connect(self.path)
         connection.execute(
             "CREATE TABLE gearman_queue (unique_key TEXT, function_name TEXT, priority INTEGER, "
             "data BLOB, when_to_run INTEGER, PRIMARY KEY(unique_key, function_name))"
         )
         connection.execute("INSERT INTO gearman_queue VALUES ('u1', 'fn', 2, X'0001', 0)")
+        connection.execute("INSERT INTO gearman_queue VALUES ('', 'fn', 0, 'text', 1900000000)")
+        connection.execute("INSERT INTO gearman_queue VALUES (X'00613a31', 'g', 1, X'', 0)")
         connection.commit()
         connection.close()
         queue = yield self.openQueue()
-        self.assertEqual((yield queue.replay()), [QueuedJob(b"fn", b"u1", b"u1", b"\0\1", 2, 0)])
+        self.assertEqual(
+            (yield queue.replay()),
+            [
+                job(1),
+                QueuedJob(b"fn", 2, b"u1", b"\0\1", 2, 0),
+                QueuedJob(b"fn", 3, b"", b"text", 0, 1900000000),
+                QueuedJob(b"g", 4, b"", b"", 1, 0),
+            ],
+        )
+        yield queue.close()
+        connection = sqlite3.connect(self.path)
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        connection.close()
+        self.assertEqual(tables, ["gearman_tw_queue"])
+
+    def test_gearmandTableNameRefused(self):
+        """
+        gearmand's table name is not one of ours.
+        """
+        self.assertRaises(QueueError, SQLiteQueue, self.path, table="gearman_queue")
+
+    @inlineCallbacks
+    def test_switchInterval(self):
+        """
+        While open, the queue keeps the interpreter's switch interval short
+        (so its thread gets the GIL back promptly), and restores it on close;
+        None leaves it alone.
+        """
+        before = sys.getswitchinterval()
+        self.addCleanup(sys.setswitchinterval, before)
+        queue = SQLiteQueue(self.path, reactor=reactor, switchInterval=0.0001)
+        yield queue.open()
+        self.assertAlmostEqual(sys.getswitchinterval(), 0.0001)
+        yield queue.close()
+        self.assertAlmostEqual(sys.getswitchinterval(), before)
+        queue = SQLiteQueue(self.path, reactor=reactor, switchInterval=None)
+        yield queue.open()
+        self.assertAlmostEqual(sys.getswitchinterval(), before)
+        yield queue.close()
 
     @inlineCallbacks
     def test_openFails(self):
@@ -159,7 +228,7 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         queue = yield self.openQueue()
         yield self.assertFailure(queue.add(job(1, data=object())), QueueError)  # type: ignore[arg-type]
         yield queue.add(job(2))
-        self.assertEqual([j.key for j in (yield queue.replay())], [b"k2"])
+        self.assertEqual([j.key for j in (yield queue.replay())], [2])
         self.flushLoggedErrors()
 
 
@@ -186,8 +255,8 @@ class RedisQueueTests(PersistentQueueMixin, TestCase):
         self.addCleanup(second.close)
         yield first.add(job(1))
         yield second.add(job(2))
-        self.assertEqual([j.key for j in (yield first.replay())], [b"k1"])
-        self.assertEqual([j.key for j in (yield second.replay())], [b"k2"])
+        self.assertEqual([j.key for j in (yield first.replay())], [1])
+        self.assertEqual([j.key for j in (yield second.replay())], [2])
 
     @inlineCallbacks
     def test_reconnects(self):
@@ -207,7 +276,7 @@ class RedisQueueTests(PersistentQueueMixin, TestCase):
                 d = Deferred()
                 reactor.callLater(0.1, d.callback, None)
                 yield d
-        self.assertEqual([j.key for j in (yield queue.replay())], [b"k1", b"k2"])
+        self.assertEqual([j.key for j in (yield queue.replay())], [1, 2])
         self.flushLoggedErrors()
 
     @inlineCallbacks
@@ -247,8 +316,11 @@ class RecordTests(SynchronousTestCase):
         """
         A record decodes to what was encoded.
         """
-        original = job(7, function=b"f:n", key=b"\0gen", unique=b"", when=123, priority=2)
-        self.assertEqual(decodeRecord(encodeRecord(42, original)), (42, original))
+        for original in (
+            job(7, function=b"f:n", unique=b"", when=123, priority=2),
+            job(2**40, unique=b"\0u\xff", data=b"", when=-5),
+        ):
+            self.assertEqual(decodeRecord(encodeRecord(original)), original)
 
 
 class QueueFromURLTests(SynchronousTestCase):

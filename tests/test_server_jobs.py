@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 
 from gearman_tw.interfaces import IJobServer
 from gearman_tw.protocol import RES, PacketType, encode, parseAll
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer, atoi, atoi32
+from gearman_tw.server.jobs import HIGH, LOW, NORMAL, Function, Job, JobServer, Peer, atoi, atoi32
 
 P = PacketType
 
@@ -2350,12 +2350,36 @@ class PeerTests(SynchronousTestCase):
 
     def test_holdKeepsOrder(self) -> None:
         """
-        Writes after a held slot wait until the slot is filled.
+        Writes after a held job wait until it is stored and released; a
+        job still being stored keeps what follows it waiting.
         """
-        slot: Optional[List[Optional[bytes]]] = self.peer.hold()
+        first = Job(b"H:1", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
+        second = Job(b"H:2", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
+        first.waiting = second.waiting = self.peer
+        self.peer.hold(first)
         self.peer.write(b"later")
+        self.peer.hold(second)
+        self.peer.write(b"last")
         self.assertEqual(self.out, [])
-        self.peer.fill(slot, b"first")  # type: ignore[arg-type]
-        self.assertEqual(self.out, [b"first", b"later"])
+        second.waiting = None
+        self.peer.release()
+        self.assertEqual(self.out, [])
+        first.waiting = None
+        self.peer.release()
+        created = [encode(PacketType.JOB_CREATED, b"H:%d" % n) for n in (1, 2)]
+        self.assertEqual(self.out, [created[0], b"later", created[1], b"last"])
         self.peer.write(b"now")
         self.assertEqual(self.out[-1], b"now")
+
+    def test_resolve(self) -> None:
+        """
+        A held job can be answered with other bytes (an ERROR) instead.
+        """
+        job = Job(b"H:1", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
+        job.waiting = self.peer
+        self.peer.hold(job)
+        self.peer.hold(job)
+        self.peer.resolve(job, b"error")
+        job.waiting = None
+        self.peer.release()
+        self.assertEqual(self.out, [b"error", encode(PacketType.JOB_CREATED, b"H:1")])

@@ -33,7 +33,7 @@ class FakeQueue:
 
     def __init__(self, records=()) -> None:
         self.adds: List[Tuple[QueuedJob, Deferred]] = []
-        self.dones: List[Tuple[bytes, bytes]] = []
+        self.dones: List[int] = []
         self.records = list(records)
         self.opened = self.closed = False
         self.replayed: Deferred = Deferred()
@@ -55,11 +55,11 @@ class FakeQueue:
             self.adds.append((job, d))
         return d
 
-    def done(self, function, key):
-        return self.doneMany([(function, key)])
+    def done(self, key):
+        return self.doneMany([key])
 
-    def doneMany(self, records):
-        self.dones.extend(records)
+    def doneMany(self, keys):
+        self.dones.extend(keys)
         return succeed(None)
 
     def replay(self):
@@ -126,7 +126,7 @@ class PersistenceTests(SynchronousTestCase):
         self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
         self.assertEqual(self.worker.packets(), [(PacketType.NO_JOB, [])])
         [(record, _)] = self.adds()
-        self.assertEqual(record, QueuedJob(b"f", b"u", b"u", b"data", HIGH, 0))
+        self.assertEqual(record, QueuedJob(b"f", 1, b"u", b"data", HIGH, 0))
         self.commit()
         self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
         self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
@@ -151,15 +151,31 @@ class PersistenceTests(SynchronousTestCase):
             ],
         )
 
-    def test_generatedKeys(self) -> None:
+    def test_recordKeys(self) -> None:
         """
-        Jobs without a unique key are stored under distinct generated keys.
+        Every stored job gets the next record number, unique key or not.
         """
-        for _ in range(3):
-            self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
-        keys = [record.key for record, _ in self.adds()]
-        self.assertEqual(len(set(keys)), 3)
-        self.assertTrue(all(key.startswith(b"\0") for key in keys))
+        for unique in (b"", b"u", b""):
+            self.server.submit(self.client.peer, b"f", unique, b"x", NORMAL, True)
+        self.assertEqual([record.key for record, _ in self.adds()], [1, 2, 3])
+
+    def test_manyClientsOneCommit(self) -> None:
+        """
+        Submissions of several connections in one reactor turn go to the
+        queue as one batch, and each connection gets its replies in order,
+        in one write.
+        """
+        other = Connection(self.server)
+        for n in range(3):
+            self.server.submit(self.client.peer, b"f", b"", b"c%d" % n, NORMAL, True)
+            self.server.submit(other.peer, b"f", b"", b"o%d" % n, NORMAL, True)
+        self.assertEqual(len({id(d) for _, d in self.adds()}), 1)
+        self.commit()
+        self.assertEqual(len(self.client.sent), 1)
+        self.assertEqual(
+            self.client.packets(), [(PacketType.JOB_CREATED, [b"H:%d" % n]) for n in (1, 3, 5)]
+        )
+        self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:%d" % n]) for n in (2, 4, 6)])
 
     def test_foregroundNotStored(self) -> None:
         """
@@ -197,6 +213,36 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
         self.assertEqual(len(self.adds()), 0)
 
+    def test_sameConnectionTwiceWhileStoring(self) -> None:
+        """
+        A connection that joins its own job being stored gets JOB_CREATED
+        for each submission, in order.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, False)
+        self.server.submit(self.client.peer, b"f", b"", b"y", NORMAL, True)
+        self.commit()
+        self.assertEqual(
+            self.client.packets(),
+            [(PacketType.JOB_CREATED, [b"H:1"]), (PacketType.JOB_CREATED, [b"H:1"]), (PacketType.JOB_CREATED, [b"H:2"])],
+        )
+
+    def test_laterBatchWaitsForEarlier(self) -> None:
+        """
+        Replies to jobs of a later batch wait behind a job of an earlier
+        batch still being stored.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"a", NORMAL, True)
+        first = self.adds()[0][1]
+        self.server.submit(self.client.peer, b"f", b"", b"b", NORMAL, True)
+        second = self.adds()[1][1]
+        second.callback(None)
+        self.assertEqual(self.client.packets(), [])
+        first.callback(None)
+        self.assertEqual(
+            self.client.packets(), [(PacketType.JOB_CREATED, [b"H:1"]), (PacketType.JOB_CREATED, [b"H:2"])]
+        )
+
     def test_storeFails(self) -> None:
         """
         If the queue cannot store the job, the client gets QUEUE_ERROR with
@@ -213,6 +259,31 @@ class PersistenceTests(SynchronousTestCase):
         self.queue.adds.clear()
         self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, True)
         self.assertEqual(len(self.adds()), 1)
+
+    def test_joinedStoreFails(self) -> None:
+        """
+        If storing a foreground job that a background submission joined
+        fails, that submission and any joining meanwhile get QUEUE_ERROR, the
+        job runs on for its foreground client, and a later background
+        submission tries to store it again.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, False)
+        self.client.packets()
+        other = Connection(self.server)
+        self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, True)
+        self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, False)
+        other.peer.write(encode(PacketType.ECHO_RES, b"e"))
+        self.adds()[0][1].errback(QueueError("locked"))
+        error = (PacketType.ERROR, [b"QUEUE_ERROR", b"locked"])
+        self.assertEqual(other.packets(), [error, error, (PacketType.ECHO_RES, [b"e"])])
+        job = self.server.jobs[b"H:1"]
+        self.assertIsNone(job.queueKey)
+        self.flushLoggedErrors()
+        self.queue.adds.clear()
+        self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, True)
+        self.assertEqual(len(self.adds()), 1)
+        self.commit()
+        self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
 
     def test_dropWhileStoring(self) -> None:
         """
@@ -246,7 +317,7 @@ class PersistenceTests(SynchronousTestCase):
         self.server.grab(worker, PacketType.GRAB_JOB)
         self.server.resetAbilities(worker)
         self.assertTrue(self.server.cancel(b"H:5"))
-        self.assertEqual(sorted(key for _, key in self.dones()), [b"u%d" % n for n in range(5)])
+        self.assertEqual(sorted(self.dones()), [1, 2, 3, 4, 5])
         function = self.server.functions[b"f"]
         self.assertEqual((function.completed, function.failed, function.exceptions), (1, 2, 1))
 
@@ -256,9 +327,9 @@ class PersistenceTests(SynchronousTestCase):
         priority and epoch; they coalesce and are forgotten when done.
         """
         server = JobServer(self.clock, handlePrefix=b"R", queue=self.queue)
-        server.restore(QueuedJob(b"f", b"u", b"u", b"one", LOW, 0))
-        server.restore(QueuedJob(b"f", b"\0k", b"", b"two", HIGH, 0))
-        server.restore(QueuedJob(b"f", b"e", b"e", b"later", NORMAL, 100))
+        server.restore(QueuedJob(b"f", 3, b"u", b"one", LOW, 0))
+        server.restore(QueuedJob(b"f", 7, b"", b"two", HIGH, 0))
+        server.restore(QueuedJob(b"f", 9, b"e", b"later", NORMAL, 100))
         self.assertEqual(self.adds(), [])
         self.assertEqual(sorted(server.jobs), [b"R:1", b"R:2", b"R:3"])
         self.assertEqual(server.functions[b"f"].queued, [1, 1, 1])
@@ -271,7 +342,21 @@ class PersistenceTests(SynchronousTestCase):
         [(_, args)] = worker.packets()
         self.assertEqual(args, [b"R:2", b"f", b"", b"two"])
         server.workComplete(worker.peer, b"R:2", b"R:2\0")
-        self.assertEqual(self.dones(), [(b"f", b"\0k")])
+        self.assertEqual(self.dones(), [7])
+
+    def test_restoreThenStore(self) -> None:
+        """
+        New jobs after a replay get record numbers above every replayed one,
+        and a second record of a replayed unique key is forgotten.
+        """
+        server = JobServer(self.clock, handlePrefix=b"R", queue=self.queue)
+        server.restore(QueuedJob(b"f", 41, b"u", b"one", NORMAL, 0))
+        server.restore(QueuedJob(b"f", 12, b"u", b"one", NORMAL, 0))
+        self.assertEqual(len(server.jobs), 1)
+        self.assertEqual(self.dones(), [12])
+        client = Connection(server)
+        server.submit(client.peer, b"f", b"", b"new", NORMAL, True)
+        self.assertEqual([record.key for record, _ in self.adds()], [42])
 
 
 class PausablePort:
@@ -333,7 +418,7 @@ class ServiceReplayTests(SynchronousTestCase):
         service.startService()
         self.assertTrue(queue.opened)
         self.assertFalse(port.reading)
-        queue.replayed.callback([QueuedJob(b"f", b"u", b"u", b"x", NORMAL, 0)])
+        queue.replayed.callback([QueuedJob(b"f", 1, b"u", b"x", NORMAL, 0)])
         self.assertTrue(port.reading)
         self.assertEqual(list(server.jobs), [b"H:1"])
         self.successResultOf(service.stopService())

@@ -19,14 +19,15 @@ class QueuedJob(NamedTuple):
     """
     What a persistent queue stores of a background job.
 
-    @ivar key: the record's key within its function: the unique key, or a
-        generated one (starting with NUL) for jobs without one.
+    @ivar key: the record's number, given by the job server: unique within
+        the queue and increasing in submission order (replay follows it).
+    @ivar unique: the job's unique key, empty for none.
     @ivar priority: 0 HIGH, 1 NORMAL, 2 LOW (gearmand's numbers).
     @ivar when: the epoch second the job may run from, 0 for at once.
     """
 
     function: bytes
-    key: bytes
+    key: int
     unique: bytes
     data: bytes
     priority: int

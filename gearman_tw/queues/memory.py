@@ -5,7 +5,7 @@ The default queue: nothing is persisted, as with gearmand's builtin queue.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -32,13 +32,13 @@ class MemoryQueue:
     def add(self, job: QueuedJob) -> "Deferred[None]":
         return succeed(None)
 
-    def done(self, function: bytes, key: bytes) -> "Deferred[None]":
+    def done(self, key: int) -> "Deferred[None]":
         return succeed(None)
 
     def addMany(self, jobs: List[QueuedJob]) -> "Deferred[None]":
         return succeed(None)
 
-    def doneMany(self, records: List[Tuple[bytes, bytes]]) -> "Deferred[None]":
+    def doneMany(self, keys: List[int]) -> "Deferred[None]":
         return succeed(None)
 
     def replay(self) -> "Deferred[List[QueuedJob]]":

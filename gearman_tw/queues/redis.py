@@ -3,8 +3,8 @@
 The Redis persistent queue, through txredisapi (hidden in this module).
 
 Jobs live in one hash per namespace, C{<namespace>:jobs}: the field is the
-job's function and key, the value a compact record with a sequence number
-that keeps replay in submission order.  An add is one HSET and a done one
+record's key (the job server's number for it, in decimal), the value a
+compact record.  An add is one HSET and a done one
 HDEL, pipelined over one connection, so several servers can share a Redis
 with a namespace each, and a replacement server started with a dead one's
 namespace takes over its unfinished jobs.
@@ -17,7 +17,7 @@ always} for no acknowledged job to be lost when Redis itself crashes
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -28,41 +28,36 @@ from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob
 
-# sequence, priority, when, function length, unique length
+# key, priority, when, function length, unique length
 _RECORD = struct.Struct(">QBqII")
 
 #: Seconds a Redis command may take before the job server gives up on it.
 DEFAULT_TIMEOUT = 10.0
 
 
-def _field(function: bytes, key: bytes) -> bytes:
-    return b"%d:%s%s" % (len(function), function, key)
-
-
-def encodeRecord(sequence: int, job: QueuedJob) -> bytes:
+def encodeRecord(job: QueuedJob) -> bytes:
     """
     The stored form of C{job}.
     """
     return (
-        _RECORD.pack(sequence, job.priority, job.when, len(job.function), len(job.key))
+        _RECORD.pack(job.key, job.priority, job.when, len(job.function), len(job.unique))
         + job.function
-        + job.key
+        + job.unique
         + job.data
     )
 
 
-def decodeRecord(value: bytes) -> "tuple[int, QueuedJob]":
+def decodeRecord(value: bytes) -> QueuedJob:
     """
-    The sequence number and job of a stored record.
+    The job a stored record holds.
     """
-    sequence, priority, when, functionLength, keyLength = _RECORD.unpack_from(value)
+    key, priority, when, functionLength, uniqueLength = _RECORD.unpack_from(value)
     offset = _RECORD.size
     function = value[offset : offset + functionLength]
     offset += functionLength
-    key = value[offset : offset + keyLength]
-    data = value[offset + keyLength :]
-    unique = b"" if key.startswith(b"\0") else key
-    return sequence, QueuedJob(function, key, unique, data, priority, when)
+    unique = value[offset : offset + uniqueLength]
+    data = value[offset + uniqueLength :]
+    return QueuedJob(function, key, unique, data, priority, when)
 
 
 @implementer(IPersistentQueue)
@@ -98,7 +93,6 @@ class RedisQueue:
         self.timeout = timeout
         self.key = namespace.encode("utf-8") + b":jobs"
         self._redis: Any = None
-        self._sequence = 0
 
     def _call(self, what: str, command: str, *args: Any) -> Deferred[Any]:
         if self._redis is None:
@@ -148,17 +142,16 @@ class RedisQueue:
         """
         arguments: List[bytes] = []
         for job in jobs:
-            self._sequence += 1
-            arguments.append(_field(job.function, job.key))
-            arguments.append(encodeRecord(self._sequence, job))
+            arguments.append(b"%d" % (job.key,))
+            arguments.append(encodeRecord(job))
         d = self._call("add", "HSET", self.key, *arguments)
         return d.addCallback(lambda _: None)
 
-    def done(self, function: bytes, key: bytes) -> Deferred[None]:
-        return self.doneMany([(function, key)])
+    def done(self, key: int) -> Deferred[None]:
+        return self.doneMany([key])
 
-    def doneMany(self, records: List[Tuple[bytes, bytes]]) -> Deferred[None]:
-        d = self._call("done", "HDEL", self.key, *[_field(f, k) for f, k in records])
+    def doneMany(self, keys: List[int]) -> Deferred[None]:
+        d = self._call("done", "HDEL", self.key, *[b"%d" % (key,) for key in keys])
         return d.addCallback(lambda _: None)
 
     def replay(self) -> Deferred[List[QueuedJob]]:
@@ -167,7 +160,4 @@ class RedisQueue:
         return d
 
     def _replayed(self, values: List[bytes]) -> List[QueuedJob]:
-        records = sorted((decodeRecord(bytes(value)) for value in values or []), key=lambda r: r[0])
-        if records:
-            self._sequence = max(self._sequence, records[-1][0])
-        return [job for _, job in records]
+        return sorted((decodeRecord(bytes(value)) for value in values or []), key=lambda job: job.key)

@@ -13,10 +13,9 @@ Section numbers in comments refer to C{shared/reference/protocol.md}.
 from __future__ import annotations
 
 import heapq
-import os
 import socket
 from collections import deque
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -212,9 +211,11 @@ class Job:
     @ivar ignore: the job was cancelled or abandoned; queued, it is freed when
         a GRAB reaches it.
     @ivar numerator: the last WORK_STATUS numerator, as C{atoi} read it.
-    @ivar queueKey: the job's key in the persistent queue, if stored there.
+    @ivar queueKey: the job's record number in the persistent queue, if
+        stored there.
     @ivar waiting: while the persistent queue stores the job, the
-        submissions waiting for JOB_CREATED, with their reply slots.
+        connection whose submission is storing it (it waits for JOB_CREATED;
+        others that coalesce meanwhile are in C{JobServer._alsoWaiting}).
     """
 
     __slots__ = (
@@ -270,8 +271,8 @@ class Job:
         self.denominator = 0
         self.ignore = False
         self.timer: Optional[IDelayedCall] = None
-        self.queueKey: Optional[bytes] = None
-        self.waiting: Optional[List[Tuple[Peer, List[Optional[bytes]]]]] = None
+        self.queueKey: Optional[int] = None
+        self.waiting: Optional[Peer] = None
         self.created = 0.0
         self.started = 0.0
 
@@ -325,15 +326,15 @@ class Peer:
         self.held: Dict[Job, None] = {}
         self.attached: Dict[Job, int] = {}
         self.exceptions = exceptions
-        self._replies: Optional[Deque[List[Optional[bytes]]]] = None
+        self._replies: Optional[Deque[Union[bytes, Job]]] = None
         self._out = write
         self._collected: Optional[List[bytes]] = None
         # The handle of the job this worker last ended with WORK_EXCEPTION.
         self.lastException: Optional[bytes] = None
 
     # Writes go to C{write}: the transport; a list while a batch collects
-    # them (L{startBatch}); or L{_buffer} while a reply slot is unfilled
-    # (L{hold}).
+    # them (L{startBatch}); or L{_buffer} while a JOB_CREATED waits for the
+    # persistent queue (L{hold}).
 
     def startBatch(self) -> None:
         """
@@ -363,36 +364,51 @@ class Peer:
         else:
             self._out(data)
 
-    def hold(self) -> List[Optional[bytes]]:
+    def hold(self, job: Job) -> None:
         """
-        Reserve the next reply: everything written to this connection after
-        now waits until L{fill} has filled the slot, so replies keep their
-        order while the persistent queue stores a job.
+        Reserve the next reply for C{job}'s JOB_CREATED: everything written
+        to this connection after now waits behind it until the persistent
+        queue has stored C{job} (L{release}), so replies keep their order.
         """
-        slot: List[Optional[bytes]] = [None]
         if self._replies is None:
             self._replies = deque()
             self.write = self._buffer
-        self._replies.append(slot)
-        return slot
+        self._replies.append(job)
 
-    def fill(self, slot: List[Optional[bytes]], data: bytes) -> None:
+    def resolve(self, job: Job, data: bytes) -> None:
         """
-        Fill a slot from L{hold} and send what is ready.
+        Answer the first reply held for C{job} with C{data} instead of
+        JOB_CREATED (the queue could not store it).
         """
-        slot[0] = data
+        replies = self._replies
+        if replies is not None and job in replies:
+            replies[replies.index(job)] = data
+
+    def release(self) -> None:
+        """
+        Send the held replies that are ready, in order: up to the first job
+        the persistent queue is still storing.
+        """
         replies = self._replies
         if replies is None:
             return
-        while replies and replies[0][0] is not None:
-            self._send(replies.popleft()[0])  # type: ignore[arg-type]
+        while replies:
+            head = replies[0]
+            if type(head) is bytes:
+                data = head
+            elif head.waiting is None:  # type: ignore[union-attr]
+                data = encode(PacketType.JOB_CREATED, head.handle)  # type: ignore[union-attr]
+            else:
+                break
+            replies.popleft()
+            self._send(data)
         if not replies:
             self._replies = None
             self.write = self._collected.append if self._collected is not None else self._out
 
     def _buffer(self, data: bytes) -> None:
         assert self._replies is not None
-        self._replies.append([data])
+        self._replies.append(data)
 
 
 @implementer(IJobServer)
@@ -453,12 +469,17 @@ class JobServer:
         self.queue = queue
         self._persistent = queue is not None and getattr(queue, "persistent", True)
         self.stats = ServerStats()
-        # Stores and dones made during one reactor turn, sent as one batch.
-        self._toStore: List[Tuple[Job, bool]] = []
-        self._toForget: List[Tuple[bytes, bytes]] = []
-        # Queue keys of jobs without a unique key: NUL (no unique can hold
-        # one), a random prefix per process, and a counter.
-        self._keyPrefix = b"\0" + os.urandom(8).hex().encode("ascii") + b":"
+        # Stores and dones made during one reactor turn, sent as one batch:
+        # new jobs, and live ones a background submission joined.
+        self._toStore: List[Job] = []
+        self._toStoreJoined: List[Job] = []
+        #: Jobs wait to be sent to the persistent queue (L{flushStores}).
+        self.storing = False
+        self._toForget: List[int] = []
+        # Submissions that joined a job while it was being stored, besides
+        # the one storing it (Job.waiting).
+        self._alsoWaiting: Dict[Job, List[Peer]] = {}
+        # The last record number given to a stored job.
         self._lastKey = 0
 
     # Connections
@@ -852,7 +873,8 @@ class JobServer:
                 else:
                     self._attach(peer, job)
                 if job.waiting is not None:
-                    job.waiting.append((peer, peer.hold()))
+                    self._alsoWaiting.setdefault(job, []).append(peer)
+                    peer.hold(job)
                 else:
                     peer.write(encode(PacketType.JOB_CREATED, job.handle))
                 return job
@@ -915,69 +937,113 @@ class JobServer:
     def _store(self, job: Job, peer: Peer, new: bool) -> None:
         """
         Store a background job, answering C{peer} (and any submission that
-        coalesces meanwhile) once the queue has it.
+        joins it meanwhile) once the queue has it; a C{new} job is queued
+        only then.
         """
-        if job.unique:
-            job.queueKey = job.unique
+        self._lastKey += 1
+        job.queueKey = self._lastKey
+        job.waiting = peer
+        peer.hold(job)
+        if not self.storing:
+            self.storing = True
+            self.reactor.callLater(0, self.flushStores)
+        if new:
+            self._toStore.append(job)
         else:
-            self._lastKey += 1
-            job.queueKey = b"%s%d" % (self._keyPrefix, self._lastKey)
-        job.waiting = [(peer, peer.hold())]
-        if not self._toStore:
-            self.reactor.callLater(0, self._flushStores)
-        self._toStore.append((job, new))
+            self._toStoreJoined.append(job)
 
-    def _flushStores(self) -> None:
+    def flushStores(self) -> None:
+        """
+        Send the jobs waiting to be stored to the persistent queue as one
+        batch; done at the end of each read and, for other submissions, of
+        the reactor turn.
+        """
+        if not self.storing:
+            return
         assert self.queue is not None
-        batch, self._toStore = self._toStore, []
+        self.storing = False
+        new, joined = self._toStore, self._toStoreJoined
+        self._toStore, self._toStoreJoined = [], []
         records = [
             QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)  # type: ignore[arg-type]
-            for job, _ in batch
+            for batch in (new, joined)
+            for job in batch
         ]
         began = self.reactor.seconds()
         d = self.queue.addMany(records)
-        d.addCallbacks(self._stored, self._storeFailed, callbackArgs=(batch, began), errbackArgs=(batch,))
+        d.addCallbacks(self._stored, self._storeFailed, callbackArgs=(new, joined, began), errbackArgs=(new, joined))
 
-    def _stored(self, _: object, batch: List[Tuple[Job, bool]], began: float) -> None:
+    def _waitingFor(self, jobs: List[Job], peers: Dict[Peer, None]) -> None:
+        """
+        Collect into C{peers} every connection waiting for one of C{jobs},
+        and mark the jobs stored (or no longer being stored).
+        """
+        alsoWaiting = self._alsoWaiting
+        for job in jobs:
+            peers[job.waiting] = None  # type: ignore[index]
+            job.waiting = None
+            if alsoWaiting:
+                others = alsoWaiting.pop(job, None)
+                if others is not None:
+                    peers.update(dict.fromkeys(others))
+
+    def _stored(self, _: object, new: List[Job], joined: List[Job], began: float) -> None:
         self.stats.queueLatency.observe(self.reactor.seconds() - began)
-        for job, new in batch:
-            waiting, job.waiting = job.waiting or [], None
-            if new:
-                self._queue(job)
-            if job.ignore or job.handle not in self.jobs:
+        peers: Dict[Peer, None] = {}
+        self._waitingFor(new, peers)
+        self._waitingFor(joined, peers)
+        jobs = self.jobs
+        for job in new:
+            self._queue(job)
+            if job.ignore or job.handle not in jobs:
                 # Cancelled while being stored.
                 self._unstore(job)
-            created = encode(PacketType.JOB_CREATED, job.handle)
-            for peer, slot in waiting:
-                peer.fill(slot, created)
+        for job in joined:
+            if job.ignore or job.handle not in jobs:
+                self._unstore(job)
+        for peer in peers:
+            peer.startBatch()
+            peer.release()
+            peer.endBatch()
 
-    def _storeFailed(self, failure: object, batch: List[Tuple[Job, bool]]) -> None:
+    def _storeFailed(self, failure: object, new: List[Job], joined: List[Job]) -> None:
         self.stats.queueErrors += 1
         value = getattr(failure, "value", None)
         message = str(value if value is not None else "queue error").encode("utf-8", "replace")
         self.log.error(
             "Persistent queue could not store {count} jobs: {error}",
-            count=len(batch),
+            count=len(new) + len(joined),
             error=message.decode("utf-8"),
         )
         error = _error(b"QUEUE_ERROR", message)
-        for job, new in batch:
-            waiting, job.waiting = job.waiting or [], None
+        peers: Dict[Peer, None] = {}
+        for job in new + joined:
+            waiting = [job.waiting] + self._alsoWaiting.get(job, [])
+            for peer in waiting:
+                peer.resolve(job, error)  # type: ignore[union-attr]
+        self._waitingFor(new, peers)
+        self._waitingFor(joined, peers)
+        for job in new + joined:
             job.queueKey = None
-            if new:
-                self._detachClients(job)
-                self._free(job)
-            for peer, slot in waiting:
-                peer.fill(slot, error)
+        for job in new:
+            self._detachClients(job)
+            self._free(job)
+        for peer in peers:
+            peer.startBatch()
+            peer.release()
+            peer.endBatch()
 
     def _unstore(self, job: Job) -> None:
         key = job.queueKey
         if key is None or self.queue is None:
             return
         job.queueKey = None
+        self._forget(key)
+
+    def _forget(self, key: int) -> None:
         if not self._toForget:
             self.reactor.callLater(0, self._flushForgets)
-        self._toForget.append((job.function.name, key))
+        self._toForget.append(key)
 
     def _flushForgets(self) -> None:
         assert self.queue is not None
@@ -995,6 +1061,7 @@ class JobServer:
         gets a new handle, as in gearmand, and is not stored again.
         """
         function = self.function(record.function)
+        self._lastKey = max(self._lastKey, record.key)
         key: Optional[bytes] = None
         if record.unique:
             key = b"-\0" + record.data if record.unique == b"-" else record.unique
@@ -1003,6 +1070,9 @@ class JobServer:
                 existing.background = True
                 if existing.queueKey is None:
                     existing.queueKey = record.key
+                elif self.queue is not None:
+                    # Two records of one job: keep one.
+                    self._forget(record.key)
                 return existing
         job = self._create(function, record.unique, key, record.data, record.priority, True, record.when, None, False)
         job.queueKey = record.key

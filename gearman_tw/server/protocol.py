@@ -132,6 +132,11 @@ class GearmanServerProtocol(Protocol):
                 self._drop(failure.text.decode("ascii", "replace"))
         finally:
             peer.endBatch()
+            server = self.factory.server
+            if server.storing:
+                # Start storing what this read submitted now, so the queue
+                # works while the reactor reads the next connection.
+                server.flushStores()
 
     def _drop(self, why: str) -> None:
         self.peer.endBatch()
