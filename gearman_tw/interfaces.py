@@ -228,8 +228,9 @@ class IPersistentQueue(Interface):
 
     Every method returns a Deferred and never blocks the reactor.  Records
     are C{gearman_tw.queues.QueuedJob}s; C{key}, an integer the job server
-    gives each record (increasing, never reused while the record lives),
-    identifies one.
+    gives each record, identifies one: every add's keys are above every key
+    added before (since L{open}), and the server numbers new records above
+    the largest key L{replay} returned.
     """
 
     name = Attribute("A short name of the backend, e.g. 'sqlite'.")

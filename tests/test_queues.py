@@ -17,7 +17,8 @@ from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob, queueFromURL
 from gearman_tw.queues.memory import MemoryQueue
 from gearman_tw.queues.redis import RedisQueue, decodeRecord, encodeRecord
-from gearman_tw.queues.sqlite import SQLiteQueue
+from gearman_tw.queues import sqlite as sqlitequeue
+from gearman_tw.queues.sqlite import SQLiteQueue, decodeRecords, encodeRecords
 from tests.redisserver import RedisServer
 
 
@@ -70,13 +71,14 @@ class PersistentQueueMixin:
     @inlineCallbacks
     def test_replayInKeyOrder(self):
         """
-        Replay follows the record keys, whatever order the adds came in.
+        Replay follows the record keys, whatever their order within one
+        addMany.
         """
         queue = yield self.openQueue()
         yield queue.addMany([job(5), job(2)])
         yield queue.add(job(9))
-        yield queue.add(job(1))
-        self.assertEqual([j.key for j in (yield queue.replay())], [1, 2, 5, 9])
+        yield queue.add(job(12))
+        self.assertEqual([j.key for j in (yield queue.replay())], [2, 5, 9, 12])
 
     @inlineCallbacks
     def test_sameUniqueTwice(self):
@@ -183,7 +185,7 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         connection = sqlite3.connect(self.path)
         tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         connection.close()
-        self.assertEqual(tables, ["gearman_tw_queue"])
+        self.assertEqual(sorted(tables), ["gearman_tw_batches", "gearman_tw_done"])
 
     def test_gearmandTableNameRefused(self):
         """
@@ -226,10 +228,98 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         goes on working.
         """
         queue = yield self.openQueue()
-        yield self.assertFailure(queue.add(job(1, data=object())), QueueError)  # type: ignore[arg-type]
+        self.sql("ALTER TABLE gearman_tw_batches RENAME TO hidden")
+        yield self.assertFailure(queue.add(job(1)), QueueError)
+        self.sql("ALTER TABLE hidden RENAME TO gearman_tw_batches")
         yield queue.add(job(2))
         self.assertEqual([j.key for j in (yield queue.replay())], [2])
         self.flushLoggedErrors()
+
+    def sql(self, statement, *parameters):
+        """
+        Run one statement on the queue's file from another connection.
+        """
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            return connection.execute(statement, parameters).fetchall()
+        finally:
+            connection.close()
+
+    @inlineCallbacks
+    def test_oneRowPerBatch(self):
+        """
+        An addMany is one row; finished jobs are rows of the done table
+        until their whole batch has finished, when both go.
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(1), job(2), job(3)])
+        yield queue.add(job(4))
+        self.assertEqual(self.sql("SELECT first, last, count FROM gearman_tw_batches"), [(1, 3, 3), (4, 4, 1)])
+        yield queue.doneMany([1, 3, 4])
+        self.assertEqual(self.sql("SELECT first FROM gearman_tw_batches"), [(1,)])
+        self.assertEqual(self.sql("SELECT key FROM gearman_tw_done"), [(1,), (3,)])
+        yield queue.done(1)
+        yield queue.done(2)
+        self.assertEqual(self.sql("SELECT * FROM gearman_tw_batches"), [])
+        self.assertEqual(self.sql("SELECT * FROM gearman_tw_done"), [])
+
+    @inlineCallbacks
+    def test_compactsOnOpen(self):
+        """
+        Opening rewrites batches without their finished jobs and empties the
+        done table; a batch all of whose jobs are marked done goes.
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(n) for n in range(1, 6)])
+        yield queue.addMany([job(6), job(7)])
+        yield queue.doneMany([1, 2, 5])
+        yield queue.close()
+        self.sql("INSERT INTO gearman_tw_done VALUES (6), (7), (99)")
+        queue = yield self.openQueue()
+        self.assertEqual(self.sql("SELECT first, last, count FROM gearman_tw_batches"), [(3, 4, 2)])
+        self.assertEqual(self.sql("SELECT * FROM gearman_tw_done"), [])
+        self.assertEqual((yield queue.replay()), [job(3), job(4)])
+        yield queue.done(3)
+        yield queue.add(job(5))
+        self.assertEqual([j.key for j in (yield queue.replay())], [4, 5])
+
+    @inlineCallbacks
+    def test_keysMustIncrease(self):
+        """
+        A key not above every key stored before fails the add; duplicates
+        of finished keys are ignored.
+        """
+        queue = yield self.openQueue()
+        yield queue.add(job(5))
+        yield self.assertFailure(queue.add(job(3)), QueueError)
+        yield queue.addMany([job(7), job(6)])
+        yield queue.doneMany([6, 6, 42])
+        self.assertEqual([j.key for j in (yield queue.replay())], [5, 7])
+
+    @inlineCallbacks
+    def test_bigBatchesSplit(self):
+        """
+        Past MAX_BATCH_BYTES of data, an addMany becomes several rows.
+        """
+        self.patch(sqlitequeue, "MAX_BATCH_BYTES", 250)
+        queue = yield self.openQueue()
+        jobs = [job(n, data=b"%03d" % n * 33) for n in range(1, 8)]
+        yield queue.addMany(jobs)
+        self.assertEqual(
+            self.sql("SELECT first, last, count FROM gearman_tw_batches"), [(1, 2, 2), (3, 4, 2), (5, 6, 2), (7, 7, 1)]
+        )
+        yield queue.doneMany([3, 4, 7])
+        self.assertEqual((yield queue.replay()), [jobs[0], jobs[1], jobs[4], jobs[5]])
+        self.assertEqual(len(self.sql("SELECT * FROM gearman_tw_batches")), 2)
+
+    def test_corruptRecords(self):
+        """
+        A batch blob cut short is a QueueError, not garbage jobs.
+        """
+        blob = encodeRecords([job(1), job(2)])
+        self.assertEqual(list(decodeRecords(blob)), [job(1), job(2)])
+        for cut in (1, 5, len(blob) - 30):
+            self.assertRaises(QueueError, list, decodeRecords(blob[:-cut]))
 
 
 class RedisQueueTests(PersistentQueueMixin, TestCase):

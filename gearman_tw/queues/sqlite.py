@@ -2,27 +2,37 @@
 """
 The embedded persistent queue: SQLite in WAL mode, with group commit.
 
-All database work happens on one dedicated thread.  Adds and dones that
-arrive while a transaction is being committed wait and go together into
-the next one, so one fsync covers many jobs, and rows go up to a thousand
-to a statement.
+All database work happens on one dedicated thread.  Stores and deletes that
+arrive while a transaction commits wait and go together into the next one,
+so one fsync covers many jobs.
 
-Jobs live in C{gearman_tw_queue(id INTEGER PRIMARY KEY, function_name,
-unique_key, priority, when_to_run, data)}: keyed by the job server's record
-number, so an add appends to the table's B-tree and a done deletes by rowid.
-A file that holds gearmand's own C{libsqlite3} table (C{gearman_queue}) is
-taken over when opened: its rows move into ours, in their order, in one
-transaction.
+The file is a log of batches.  Each L{SQLiteQueue.addMany} call (the job
+server makes one per read, or per reactor turn) is one row of
+C{gearman_tw_batches(first, last, count, records)}: the record keys it
+spans, how many jobs it holds, and the jobs back to back in one blob.  A
+finished job is a row of C{gearman_tw_done(key)} until every job of its
+batch has finished; then the batch and those rows are deleted together.
+Storing a thousand jobs is one row insert and deleting them a few more, so
+the queue keeps up with the server.
+
+Opening the file compacts it: batches are rewritten without their finished
+jobs, so after C{open} the done table is empty and no batch spans a key
+above its last live job.  A file holding gearmand's own C{libsqlite3} table
+(C{gearman_queue}) is taken over at the same time: its jobs become a batch,
+in their order, and the old table is dropped.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import struct
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from bisect import bisect_right
+from operator import attrgetter
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,18 +46,69 @@ from gearman_tw.queues import QueuedJob
 _ADD = 0
 _DONE = 1
 
-#: Rows per INSERT or DELETE statement at most (6 parameters a row, well
-#: under SQLite's limit of 32766).  Fewer, larger statements beat
-#: fixed-size ones: each statement hands the GIL back and forth once.
-ROWS_PER_STATEMENT = 1000
-
 #: The table gearmand's libsqlite3 queue writes.
 GEARMAND_TABLE = "gearman_queue"
 
 #: The switch interval (seconds) kept while a queue is open.
 SWITCH_INTERVAL = 0.0002
 
-_COLUMNS = "id, function_name, unique_key, priority, when_to_run, data"
+#: A batch's records are cut into several rows past this many bytes of data.
+MAX_BATCH_BYTES = 8 << 20
+
+#: Rows (or key ranges) per statement at most.
+ROWS_PER_STATEMENT = 500
+
+# A record: key, priority, when, then the lengths of function, unique and
+# data, which follow.
+_RECORD = struct.Struct(">QBqIII")
+
+# One batch on the reactor thread: [last key, job count, finished keys].
+_Batch = List[Any]
+# One batch row: first key, last key, job count, records.
+_Row = Tuple[int, int, int, bytes]
+
+
+def _row(first: int, last: int, jobs: List[QueuedJob]) -> _Row:
+    return (first, last, len(jobs), encodeRecords(jobs))
+
+
+def encodeRecords(jobs: List[QueuedJob]) -> bytes:
+    """
+    The stored form of C{jobs}, back to back.
+    """
+    pack = _RECORD.pack
+    return b"".join(
+        [
+            pack(key, priority, when, len(function), len(unique), len(data)) + function + unique + data
+            for function, key, unique, data, priority, when in jobs
+        ]
+    )
+
+
+def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:
+    """
+    The jobs of a stored batch.
+
+    @raise QueueError: the blob is cut short.
+    """
+    unpack = _RECORD.unpack_from
+    header = _RECORD.size
+    offset = 0
+    end = len(blob)
+    while offset < end:
+        if end - offset < header:
+            raise QueueError("corrupt batch record")
+        key, priority, when, functionLength, uniqueLength, dataLength = unpack(blob, offset)
+        offset += header
+        stop = offset + functionLength + uniqueLength + dataLength
+        if stop > end:
+            raise QueueError("corrupt batch record")
+        function = blob[offset : offset + functionLength]
+        offset += functionLength
+        unique = blob[offset : offset + uniqueLength]
+        offset += uniqueLength
+        yield QueuedJob(function, key, unique, blob[offset:stop], priority, when)
+        offset = stop
 
 
 @implementer(IPersistentQueue)
@@ -66,13 +127,13 @@ class SQLiteQueue:
         self,
         path: str,
         reactor: Any = None,
-        table: str = "gearman_tw_queue",
+        table: str = "gearman_tw",
         synchronous: str = "FULL",
         threadPool: Optional[ThreadPool] = None,
         switchInterval: Optional[float] = SWITCH_INTERVAL,
     ) -> None:
         """
-        @param table: the table to keep jobs in.
+        @param table: the prefix of the two tables (C{_batches}, C{_done}).
         @param synchronous: SQLite's C{synchronous} setting: C{FULL} (the
             default) makes every commit durable across power loss; C{NORMAL}
             only across process crashes (C{kill -9}).
@@ -94,26 +155,32 @@ class SQLiteQueue:
             raise QueueError("synchronous must be FULL, NORMAL or EXTRA")
         self.path = path
         self.reactor = reactor
-        self.table = table
+        self.batchesTable = table + "_batches"
+        self.doneTable = table + "_done"
         self.synchronous = synchronous.upper()
+        self.switchInterval = switchInterval
         self.commits = 0
+        self._savedSwitchInterval: Optional[float] = None
         self._pool = threadPool
         self._ownPool = threadPool is None
         self._connection: Optional[sqlite3.Connection] = None
-        self._pending: List[Tuple[int, List[Any], Deferred[None]]] = []
-        self._statements: Dict[Tuple[int, int], str] = {}
+        self._pending: List[Tuple[int, Any, Deferred[None]]] = []
         self._inFlight = False
         self._flushed: List[Deferred[None]] = []
-        self.switchInterval = switchInterval
-        self._savedSwitchInterval: Optional[float] = None
+        # Live batches by first key, and their first keys in order.
+        self._batches: Dict[int, _Batch] = {}
+        self._firsts: List[int] = []
 
     def _run(self, f: Any, *args: Any) -> Deferred[Any]:
         assert self._pool is not None
         return deferToThreadPool(self.reactor, self._pool, f, *args)
 
+    # Opening and closing
+
     def open(self) -> Deferred[None]:
         """
-        Start the database thread and create the table if needed.
+        Start the database thread, create the tables if needed, take over a
+        gearmand table and compact the log.
         """
         if self.switchInterval is not None and self._savedSwitchInterval is None:
             self._savedSwitchInterval = sys.getswitchinterval()
@@ -122,10 +189,11 @@ class SQLiteQueue:
             self._pool = ThreadPool(1, 1, name="gearman-sqlite")
             self._pool.start()
         d = self._run(self._openInThread)
+        d.addCallback(self._index)
         d.addErrback(self._queueError, "cannot open %s" % (self.path,))
         return d
 
-    def _openInThread(self) -> None:
+    def _openInThread(self) -> List[Tuple[int, int, int]]:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise QueueError("no such directory: %s" % (directory,))
@@ -134,189 +202,95 @@ class SQLiteQueue:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=%s" % (self.synchronous,))
             connection.execute(
-                "CREATE TABLE IF NOT EXISTS %s (id INTEGER PRIMARY KEY, function_name BLOB, "
-                "unique_key BLOB, priority INTEGER, when_to_run INTEGER, data BLOB)" % (self.table,)
+                "CREATE TABLE IF NOT EXISTS %s (first INTEGER PRIMARY KEY, last INTEGER, "
+                "count INTEGER, records BLOB)" % (self.batchesTable,)
             )
-            self._takeOverGearmand(connection)
+            connection.execute("CREATE TABLE IF NOT EXISTS %s (key INTEGER PRIMARY KEY)" % (self.doneTable,))
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._compact(connection)
+                self._takeOverGearmand(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            batches = connection.execute(
+                "SELECT first, last, count FROM %s ORDER BY first" % (self.batchesTable,)
+            ).fetchall()
         except BaseException:
             connection.close()
             raise
         self._connection = connection
+        return batches
+
+    def _compact(self, connection: sqlite3.Connection) -> None:
+        """
+        Rewrite every batch with finished jobs without them, and empty the
+        done table.
+        """
+        done = {key for (key,) in connection.execute("SELECT key FROM %s" % (self.doneTable,))}
+        if not done:
+            return
+        ordered = sorted(done)
+        rows = connection.execute(
+            "SELECT first, last, records FROM %s ORDER BY first" % (self.batchesTable,)
+        ).fetchall()
+        for first, last, records in rows:
+            # Any finished key within [first, last]?
+            at = bisect_right(ordered, last) - 1
+            if at < 0 or ordered[at] < first:
+                continue
+            live = [job for job in decodeRecords(bytes(records)) if job.key not in done]
+            connection.execute("DELETE FROM %s WHERE first = ?" % (self.batchesTable,), (first,))
+            if live:
+                self._insertBatches(connection, [_row(live[0].key, live[-1].key, live)])
+        connection.execute("DELETE FROM %s" % (self.doneTable,))
 
     def _takeOverGearmand(self, connection: sqlite3.Connection) -> None:
         """
-        Move the rows of gearmand's table, if the file has one, into ours.
+        Move the jobs of gearmand's table, if the file has one, into a batch
+        after ours, and drop that table.
         """
         found = connection.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (GEARMAND_TABLE,)
         ).fetchone()
         if found is None:
             return
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            (last,) = connection.execute("SELECT coalesce(max(id), 0) FROM %s" % (self.table,)).fetchone()
-            rows = connection.execute(
-                "SELECT function_name, unique_key, priority, when_to_run, data FROM %s ORDER BY rowid"
-                % (GEARMAND_TABLE,)
-            ).fetchall()
-            moved = []
-            for number, (function, key, priority, when, data) in enumerate(rows, last + 1):
-                unique = _bytes(key)
-                if unique.startswith(b"\0"):
-                    # A key gearman_tw 0.1 generated for a job without one.
-                    unique = b""
-                moved.append((number, _bytes(function), unique, int(priority or 0), int(when or 0), _bytes(data)))
-            connection.executemany("INSERT INTO %s (%s) VALUES (?,?,?,?,?,?)" % (self.table, _COLUMNS), moved)
-            connection.execute("DROP TABLE %s" % (GEARMAND_TABLE,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        if moved:
+        (last,) = connection.execute("SELECT coalesce(max(last), 0) FROM %s" % (self.batchesTable,)).fetchone()
+        rows = connection.execute(
+            "SELECT function_name, unique_key, priority, when_to_run, data FROM %s ORDER BY rowid"
+            % (GEARMAND_TABLE,)
+        ).fetchall()
+        jobs = []
+        for number, (function, key, priority, when, data) in enumerate(rows, last + 1):
+            unique = _bytes(key)
+            if unique.startswith(b"\0"):
+                # A key gearman_tw 0.1 generated for a job without one.
+                unique = b""
+            jobs.append(QueuedJob(_bytes(function), number, unique, _bytes(data), int(priority or 0), int(when or 0)))
+        if jobs:
+            self._insertBatches(connection, [_row(jobs[0].key, jobs[-1].key, jobs)])
             self.log.info(
                 "Took over {count} jobs from gearmand's {table} table in {path}",
-                count=len(moved),
+                count=len(jobs),
                 table=GEARMAND_TABLE,
                 path=self.path,
             )
+        connection.execute("DROP TABLE %s" % (GEARMAND_TABLE,))
+
+    def _index(self, batches: List[Tuple[int, int, int]]) -> None:
+        """
+        Know the stored batches (on the reactor thread), to find a finished
+        job's batch.
+        """
+        self._batches = {first: [last, count, set()] for first, last, count in batches}
+        self._firsts = [first for first, _, _ in batches]
 
     @staticmethod
     def _queueError(failure: Failure, what: str) -> Failure:
         if failure.check(QueueError):
             return failure
         return Failure(QueueError("%s: %s" % (what, failure.getErrorMessage())))
-
-    def add(self, job: QueuedJob) -> Deferred[None]:
-        """
-        Store C{job}; fires after the transaction holding it commits.
-        """
-        return self.addMany([job])
-
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
-        """
-        Store C{jobs}; fires after the transaction holding them commits.
-        """
-        d: Deferred[None] = Deferred()
-        self._pending.append((_ADD, jobs, d))
-        self._kick()
-        return d
-
-    def done(self, key: int) -> Deferred[None]:
-        """
-        Delete the job stored under C{key}.
-        """
-        return self.doneMany([key])
-
-    def doneMany(self, keys: List[int]) -> Deferred[None]:
-        """
-        Delete the jobs stored under C{keys}.
-        """
-        d: Deferred[None] = Deferred()
-        self._pending.append((_DONE, keys, d))
-        self._kick()
-        return d
-
-    def _kick(self) -> None:
-        if self._inFlight or not self._pending:
-            if not self._inFlight and not self._pending:
-                waiters, self._flushed = self._flushed, []
-                for waiter in waiters:
-                    waiter.callback(None)
-            return
-        batch, self._pending = self._pending, []
-        self._inFlight = True
-        d = self._run(self._commit, [(kind, rows) for kind, rows, _ in batch])
-        d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
-
-    def _commit(self, operations: List[Tuple[int, List[Any]]]) -> None:
-        connection = self._connection
-        if connection is None:
-            raise QueueError("the queue is not open")
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            # Consecutive operations of one kind are merged, and rows go
-            # many to a statement: _sqlite releases the GIL around each
-            # step, so one step per row would make this thread and the
-            # reactor's hand the GIL back and forth for every job.
-            start = 0
-            while start < len(operations):
-                kind = operations[start][0]
-                end = start
-                while end < len(operations) and operations[end][0] == kind:
-                    end += 1
-                items = [item for _, batch in operations[start:end] for item in batch]
-                for offset in range(0, len(items), ROWS_PER_STATEMENT):
-                    chunk = items[offset : offset + ROWS_PER_STATEMENT]
-                    if kind == _ADD:
-                        connection.execute(self._statement(_ADD, len(chunk)), _addParameters(chunk))
-                    else:
-                        connection.execute(self._statement(_DONE, len(chunk)), chunk)
-                start = end
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-
-    def _statement(self, kind: int, rows: int) -> str:
-        """
-        The INSERT or DELETE statement for C{rows} rows.
-        """
-        statement = self._statements.get((kind, rows))
-        if statement is None:
-            if kind == _ADD:
-                statement = "INSERT INTO %s (%s) VALUES %s" % (
-                    self.table,
-                    _COLUMNS,
-                    ",".join(["(?,?,?,?,?,?)"] * rows),
-                )
-            else:
-                statement = "DELETE FROM %s WHERE id IN (%s)" % (self.table, ",".join("?" * rows))
-            if len(self._statements) < 256:
-                self._statements[kind, rows] = statement
-        return statement
-
-    def _committed(self, _: None, batch: List[Tuple[int, List[Any], Deferred[None]]]) -> None:
-        self.commits += 1
-        self._inFlight = False
-        for _, _, d in batch:
-            d.callback(None)
-        self._kick()
-
-    def _failed(self, failure: Failure, batch: List[Tuple[int, List[Any], Deferred[None]]]) -> None:
-        self._inFlight = False
-        self.log.failure("SQLite queue commit failed", failure)
-        error = QueueError("sqlite: %s" % (failure.getErrorMessage(),))
-        for _, _, d in batch:
-            d.errback(error)
-        self._kick()
-
-    def replay(self) -> Deferred[List[QueuedJob]]:
-        """
-        Fire with every stored job, in the order they were stored.
-        """
-        d = self._run(self._replayInThread)
-        d.addErrback(self._queueError, "cannot read %s" % (self.path,))
-        return d
-
-    def _replayInThread(self) -> List[QueuedJob]:
-        connection = self._connection
-        if connection is None:
-            raise QueueError("the queue is not open")
-        rows = connection.execute("SELECT %s FROM %s ORDER BY id" % (_COLUMNS, self.table)).fetchall()
-        return [
-            QueuedJob(_bytes(function), key, _bytes(unique), _bytes(data), int(priority or 0), int(when or 0))
-            for key, function, unique, priority, when, data in rows
-        ]
-
-    def flush(self) -> Deferred[None]:
-        """
-        Fire once everything added or done so far is committed.
-        """
-        if not self._inFlight and not self._pending:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._flushed.append(d)
-        return d
 
     def close(self) -> Deferred[None]:
         """
@@ -344,20 +318,218 @@ class SQLiteQueue:
         d.addBoth(stopPool)
         return d
 
+    # Adding and finishing jobs (on the reactor thread)
 
-def _addParameters(jobs: List[QueuedJob]) -> List[Any]:
-    """
-    The parameters of an INSERT of C{jobs}, column by column into one list
-    (no tuple per row).
-    """
-    parameters: List[Any] = [None] * (6 * len(jobs))
-    parameters[0::6] = [job.key for job in jobs]
-    parameters[1::6] = [job.function for job in jobs]
-    parameters[2::6] = [job.unique for job in jobs]
-    parameters[3::6] = [job.priority for job in jobs]
-    parameters[4::6] = [job.when for job in jobs]
-    parameters[5::6] = [job.data for job in jobs]
-    return parameters
+    def add(self, job: QueuedJob) -> Deferred[None]:
+        """
+        Store C{job}; fires after the transaction holding it commits.
+        """
+        return self.addMany([job])
+
+    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        """
+        Store C{jobs} as one batch (more past L{MAX_BATCH_BYTES}); fires
+        after the transaction holding them commits.
+
+        @raise QueueError: (in the Deferred) a key is not above every key
+            stored before.
+        """
+        if not jobs:
+            return succeed(None)
+        firsts = self._firsts
+        floor = self._batches[firsts[-1]][0] if firsts else -1
+        keys = [job.key for job in jobs]
+        first = min(keys)
+        if first <= floor:
+            return fail(QueueError("record keys must increase: %d after %d" % (first, floor)))
+        batches = []
+        if sum(len(job.data) for job in jobs) <= MAX_BATCH_BYTES:
+            batches.append((first, max(keys), jobs))
+        else:
+            jobs = sorted(jobs, key=lambda job: job.key)
+            keys.sort()
+            start = size = 0
+            for index, job in enumerate(jobs):
+                if size and size + len(job.data) > MAX_BATCH_BYTES:
+                    batches.append((jobs[start].key, jobs[index - 1].key, jobs[start:index]))
+                    start, size = index, 0
+                size += len(job.data)
+            batches.append((jobs[start].key, keys[-1], jobs[start:]))
+        # Encoded here rather than on the database thread: there it would
+        # hold the GIL for as long, and fight the reactor for it.
+        rows = [_row(first, last, batch) for first, last, batch in batches]
+        for first, last, batch in batches:
+            self._batches[first] = [last, len(batch), set()]
+            firsts.append(first)
+        d: Deferred[None] = Deferred()
+        self._pending.append((_ADD, rows, d))
+        self._kick()
+        return d
+
+    def done(self, key: int) -> Deferred[None]:
+        """
+        Forget the job stored under C{key}.
+        """
+        return self.doneMany([key])
+
+    def doneMany(self, keys: List[int]) -> Deferred[None]:
+        """
+        Forget the jobs stored under C{keys}: each is marked finished, and
+        a batch whose jobs have all finished is deleted.
+        """
+        firsts = self._firsts
+        batches = self._batches
+        finished: List[int] = []
+        emptied: List[Tuple[int, int]] = []
+        for key in keys:
+            at = bisect_right(firsts, key) - 1
+            if at < 0:
+                continue
+            first = firsts[at]
+            batch = batches[first]
+            done: Set[int] = batch[2]
+            if key > batch[0] or key in done:
+                continue
+            done.add(key)
+            if len(done) < batch[1]:
+                finished.append(key)
+            else:
+                del batches[first]
+                del firsts[at]
+                emptied.append((first, batch[0]))
+        if not finished and not emptied:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._pending.append((_DONE, (finished, emptied), d))
+        self._kick()
+        return d
+
+    def _kick(self) -> None:
+        if self._inFlight or not self._pending:
+            if not self._inFlight and not self._pending:
+                waiters, self._flushed = self._flushed, []
+                for waiter in waiters:
+                    waiter.callback(None)
+            return
+        batch, self._pending = self._pending, []
+        self._inFlight = True
+        d = self._run(self._commit, [(kind, payload) for kind, payload, _ in batch])
+        d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _committed(self, _: None, batch: List[Tuple[int, Any, Deferred[None]]]) -> None:
+        self.commits += 1
+        self._inFlight = False
+        for _, _, d in batch:
+            d.callback(None)
+        self._kick()
+
+    def _failed(self, failure: Failure, batch: List[Tuple[int, Any, Deferred[None]]]) -> None:
+        self._inFlight = False
+        self.log.failure("SQLite queue commit failed", failure)
+        error = QueueError("sqlite: %s" % (failure.getErrorMessage(),))
+        for kind, payload, _ in batch:
+            if kind == _ADD:
+                # Nothing of these batches was stored.
+                for first, _, _, _ in payload:
+                    if self._batches.pop(first, None) is not None:
+                        self._firsts.remove(first)
+        for _, _, d in batch:
+            d.errback(error)
+        self._kick()
+
+    # The database thread
+
+    def _commit(self, operations: List[Tuple[int, Any]]) -> None:
+        connection = self._connection
+        if connection is None:
+            raise QueueError("the queue is not open")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            # In order; consecutive operations of one kind are merged, so
+            # that each kind is a few statements (_sqlite releases the GIL
+            # around each, and waits to get it back).
+            start = 0
+            while start < len(operations):
+                kind = operations[start][0]
+                end = start
+                while end < len(operations) and operations[end][0] == kind:
+                    end += 1
+                merged = operations[start:end]
+                if kind == _ADD:
+                    self._insertBatches(connection, [batch for _, batches in merged for batch in batches])
+                else:
+                    self._finish(
+                        connection,
+                        [key for _, (finished, _) in merged for key in finished],
+                        [span for _, (_, emptied) in merged for span in emptied],
+                    )
+                start = end
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def _insertBatches(self, connection: sqlite3.Connection, rows: List[_Row]) -> None:
+        """
+        Insert batch rows (first, last, count, records).
+        """
+        for offset in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[offset : offset + ROWS_PER_STATEMENT]
+            parameters: List[Any] = [value for row in chunk for value in row]
+            connection.execute(
+                "INSERT INTO %s (first, last, count, records) VALUES %s"
+                % (self.batchesTable, ",".join(["(?,?,?,?)"] * len(chunk))),
+                parameters,
+            )
+
+    def _finish(self, connection: sqlite3.Connection, finished: List[int], emptied: List[Tuple[int, int]]) -> None:
+        for offset in range(0, len(finished), ROWS_PER_STATEMENT):
+            chunk = finished[offset : offset + ROWS_PER_STATEMENT]
+            connection.execute(
+                "INSERT OR IGNORE INTO %s (key) VALUES %s" % (self.doneTable, ",".join(["(?)"] * len(chunk))),
+                chunk,
+            )
+        for offset in range(0, len(emptied), ROWS_PER_STATEMENT):
+            chunk = emptied[offset : offset + ROWS_PER_STATEMENT]
+            connection.execute(
+                "DELETE FROM %s WHERE first IN (%s)" % (self.batchesTable, ",".join("?" * len(chunk))),
+                [first for first, _ in chunk],
+            )
+            connection.execute(
+                "DELETE FROM %s WHERE %s" % (self.doneTable, " OR ".join(["key BETWEEN ? AND ?"] * len(chunk))),
+                [key for span in chunk for key in span],
+            )
+
+    # Replay
+
+    def replay(self) -> Deferred[List[QueuedJob]]:
+        """
+        Fire with every stored, unfinished job, in key order.
+        """
+        d = self._run(self._replayInThread)
+        d.addErrback(self._queueError, "cannot read %s" % (self.path,))
+        return d
+
+    def _replayInThread(self) -> List[QueuedJob]:
+        connection = self._connection
+        if connection is None:
+            raise QueueError("the queue is not open")
+        done = {key for (key,) in connection.execute("SELECT key FROM %s" % (self.doneTable,))}
+        jobs: List[QueuedJob] = []
+        for (records,) in connection.execute("SELECT records FROM %s ORDER BY first" % (self.batchesTable,)):
+            jobs.extend(job for job in decodeRecords(bytes(records)) if job.key not in done)
+        jobs.sort(key=attrgetter("key"))
+        return jobs
+
+    def flush(self) -> Deferred[None]:
+        """
+        Fire once everything added or done so far is committed.
+        """
+        if not self._inFlight and not self._pending:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._flushed.append(d)
+        return d
 
 
 def _bytes(value: Any) -> bytes:
@@ -366,4 +538,3 @@ def _bytes(value: Any) -> bytes:
     if value is None:
         return b""
     return bytes(value)
-
