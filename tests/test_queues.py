@@ -119,6 +119,7 @@ class PersistentQueueMixin:
         """
         queue = self.makeQueue()
         yield queue.open()
+        self.addCleanup(queue.close)
         yield gatherResults([queue.add(job(n)) for n in range(100)])
         yield gatherResults([queue.done(n) for n in range(0, 100, 2)])
         yield queue.close()
@@ -211,6 +212,37 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         yield queue.open()
         self.assertAlmostEqual(sys.getswitchinterval(), before)
         yield queue.close()
+
+    @inlineCallbacks
+    def test_threadStopsWithReactor(self):
+        """
+        The database thread stops when the reactor shuts down, as the
+        reactor's own pool does, so a queue never keeps the process alive;
+        close() withdraws that trigger.
+        """
+
+        class Recording:
+            def __init__(self):
+                self.triggers = {}
+
+            def __getattr__(self, name):
+                return getattr(reactor, name)
+
+            def addSystemEventTrigger(self, phase, event, f):
+                self.triggers[len(self.triggers) + 1] = (phase, event, f)
+                return len(self.triggers)
+
+            def removeSystemEventTrigger(self, trigger):
+                del self.triggers[trigger]
+
+        recording = Recording()
+        queue = SQLiteQueue(self.path, reactor=recording)
+        yield queue.open()
+        [(phase, event, stop)] = recording.triggers.values()
+        self.assertEqual((phase, event), ("during", "shutdown"))
+        self.assertEqual(stop, queue._pool.stop)
+        yield queue.close()
+        self.assertEqual(recording.triggers, {})
 
     @inlineCallbacks
     def test_openFails(self):

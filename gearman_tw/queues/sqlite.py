@@ -163,6 +163,7 @@ class SQLiteQueue:
         self._savedSwitchInterval: Optional[float] = None
         self._pool = threadPool
         self._ownPool = threadPool is None
+        self._shutdownTrigger: Any = None
         self._connection: Optional[sqlite3.Connection] = None
         self._pending: List[Tuple[int, Any, Deferred[None]]] = []
         self._inFlight = False
@@ -188,6 +189,10 @@ class SQLiteQueue:
         if self._pool is None:
             self._pool = ThreadPool(1, 1, name="gearman-sqlite")
             self._pool.start()
+            # Like the reactor's own pool: never keep the process alive.
+            self._shutdownTrigger = self.reactor.addSystemEventTrigger(
+                "during", "shutdown", self._pool.stop
+            )
         d = self._run(self._openInThread)
         d.addCallback(self._index)
         d.addErrback(self._queueError, "cannot open %s" % (self.path,))
@@ -307,6 +312,9 @@ class SQLiteQueue:
             if self._ownPool and self._pool is not None:
                 self._pool.stop()
                 self._pool = None
+                if self._shutdownTrigger is not None:
+                    self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
+                    self._shutdownTrigger = None
             if self._savedSwitchInterval is not None:
                 sys.setswitchinterval(self._savedSwitchInterval)
                 self._savedSwitchInterval = None
