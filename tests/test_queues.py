@@ -16,9 +16,10 @@ from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob, queueFromURL
 from gearman_tw.queues.memory import MemoryQueue
-from gearman_tw.queues.redis import RedisQueue, decodeRecord, encodeRecord
+from gearman_tw.queues.records import decodeRecords, encodeRecords
+from gearman_tw.queues.redis import RedisQueue
 from gearman_tw.queues import sqlite as sqlitequeue
-from gearman_tw.queues.sqlite import SQLiteQueue, decodeRecords, encodeRecords
+from gearman_tw.queues.sqlite import SQLiteQueue
 from tests.redisserver import RedisServer
 
 
@@ -344,14 +345,6 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         self.assertEqual((yield queue.replay()), [jobs[0], jobs[1], jobs[4], jobs[5]])
         self.assertEqual(len(self.sql("SELECT * FROM gearman_tw_batches")), 2)
 
-    def test_corruptRecords(self):
-        """
-        A batch blob cut short is a QueueError, not garbage jobs.
-        """
-        blob = encodeRecords([job(1), job(2)])
-        self.assertEqual(list(decodeRecords(blob)), [job(1), job(2)])
-        for cut in (1, 5, len(blob) - 30):
-            self.assertRaises(QueueError, list, decodeRecords(blob[:-cut]))
 
 
 class RedisQueueTests(PersistentQueueMixin, TestCase):
@@ -431,7 +424,7 @@ class MemoryQueueTests(SynchronousTestCase):
 
 class RecordTests(SynchronousTestCase):
     """
-    The Redis record format.
+    The record format of the SQLite and Redis queues.
     """
 
     def test_roundTrip(self):
@@ -442,7 +435,16 @@ class RecordTests(SynchronousTestCase):
             job(7, function=b"f:n", unique=b"", when=123, priority=2),
             job(2**40, unique=b"\0u\xff", data=b"", when=-5),
         ):
-            self.assertEqual(decodeRecord(encodeRecord(original)), original)
+            self.assertEqual(list(decodeRecords(encodeRecords([original]))), [original])
+
+    def test_corruptRecords(self):
+        """
+        A blob cut short is a QueueError, not garbage jobs.
+        """
+        blob = encodeRecords([job(1), job(2)])
+        self.assertEqual(list(decodeRecords(blob)), [job(1), job(2)])
+        for cut in (1, 5, len(blob) - 30):
+            self.assertRaises(QueueError, list, decodeRecords(blob[:-cut]))
 
 
 class QueueFromURLTests(SynchronousTestCase):

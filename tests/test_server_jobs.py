@@ -2350,8 +2350,9 @@ class PeerTests(SynchronousTestCase):
 
     def test_holdKeepsOrder(self) -> None:
         """
-        Writes after a held job wait until it is stored and released; a
-        job still being stored keeps what follows it waiting.
+        Writes after a held job wait until it is stored and released, then
+        go out in one write; a job still being stored keeps what follows it
+        waiting.
         """
         first = Job(b"H:1", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
         second = Job(b"H:2", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
@@ -2367,7 +2368,7 @@ class PeerTests(SynchronousTestCase):
         first.waiting = None
         self.peer.release()
         created = [encode(PacketType.JOB_CREATED, b"H:%d" % n) for n in (1, 2)]
-        self.assertEqual(self.out, [created[0], b"later", created[1], b"last"])
+        self.assertEqual(self.out, [created[0] + b"later" + created[1] + b"last"])
         self.peer.write(b"now")
         self.assertEqual(self.out[-1], b"now")
 
@@ -2382,4 +2383,4 @@ class PeerTests(SynchronousTestCase):
         self.peer.resolve(job, b"error")
         job.waiting = None
         self.peer.release()
-        self.assertEqual(self.out, [b"error", encode(PacketType.JOB_CREATED, b"H:1")])
+        self.assertEqual(self.out, [b"error" + encode(PacketType.JOB_CREATED, b"H:1")])

@@ -3,8 +3,8 @@
 The Redis persistent queue, through txredisapi (hidden in this module).
 
 Jobs live in one hash per namespace, C{<namespace>:jobs}: the field is the
-record's key (the job server's number for it, in decimal), the value a
-compact record.  An add is one HSET and a done one
+record's key (the job server's number for it, in decimal), the value the
+job in the form of L{gearman_tw.queues.records}.  An add is one HSET and a done one
 HDEL, pipelined over one connection, so several servers can share a Redis
 with a namespace each, and a replacement server started with a dead one's
 namespace takes over its unfinished jobs.
@@ -16,7 +16,6 @@ always} for no acknowledged job to be lost when Redis itself crashes
 
 from __future__ import annotations
 
-import struct
 from typing import Any, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
@@ -27,37 +26,10 @@ from zope.interface import implementer
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob
-
-# key, priority, when, function length, unique length
-_RECORD = struct.Struct(">QBqII")
+from gearman_tw.queues.records import decodeRecords, encodeRecords
 
 #: Seconds a Redis command may take before the job server gives up on it.
 DEFAULT_TIMEOUT = 10.0
-
-
-def encodeRecord(job: QueuedJob) -> bytes:
-    """
-    The stored form of C{job}.
-    """
-    return (
-        _RECORD.pack(job.key, job.priority, job.when, len(job.function), len(job.unique))
-        + job.function
-        + job.unique
-        + job.data
-    )
-
-
-def decodeRecord(value: bytes) -> QueuedJob:
-    """
-    The job a stored record holds.
-    """
-    key, priority, when, functionLength, uniqueLength = _RECORD.unpack_from(value)
-    offset = _RECORD.size
-    function = value[offset : offset + functionLength]
-    offset += functionLength
-    unique = value[offset : offset + uniqueLength]
-    data = value[offset + uniqueLength :]
-    return QueuedJob(function, key, unique, data, priority, when)
 
 
 @implementer(IPersistentQueue)
@@ -143,7 +115,7 @@ class RedisQueue:
         arguments: List[bytes] = []
         for job in jobs:
             arguments.append(b"%d" % (job.key,))
-            arguments.append(encodeRecord(job))
+            arguments.append(encodeRecords([job]))
         d = self._call("add", "HSET", self.key, *arguments)
         return d.addCallback(lambda _: None)
 
@@ -160,4 +132,5 @@ class RedisQueue:
         return d
 
     def _replayed(self, values: List[bytes]) -> List[QueuedJob]:
-        return sorted((decodeRecord(bytes(value)) for value in values or []), key=lambda job: job.key)
+        jobs = [job for value in values or [] for job in decodeRecords(bytes(value))]
+        return sorted(jobs, key=lambda job: job.key)

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import struct
 import sys
 from bisect import bisect_right
 from operator import attrgetter
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -42,6 +41,7 @@ from zope.interface import implementer
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob
+from gearman_tw.queues.records import decodeRecords, encodeRecords
 
 _ADD = 0
 _DONE = 1
@@ -58,10 +58,6 @@ MAX_BATCH_BYTES = 8 << 20
 #: Rows (or key ranges) per statement at most.
 ROWS_PER_STATEMENT = 500
 
-# A record: key, priority, when, then the lengths of function, unique and
-# data, which follow.
-_RECORD = struct.Struct(">QBqIII")
-
 # One batch on the reactor thread: [last key, job count, finished keys].
 _Batch = List[Any]
 # One batch row: first key, last key, job count, records.
@@ -70,45 +66,6 @@ _Row = Tuple[int, int, int, bytes]
 
 def _row(first: int, last: int, jobs: List[QueuedJob]) -> _Row:
     return (first, last, len(jobs), encodeRecords(jobs))
-
-
-def encodeRecords(jobs: List[QueuedJob]) -> bytes:
-    """
-    The stored form of C{jobs}, back to back.
-    """
-    pack = _RECORD.pack
-    return b"".join(
-        [
-            pack(key, priority, when, len(function), len(unique), len(data)) + function + unique + data
-            for function, key, unique, data, priority, when in jobs
-        ]
-    )
-
-
-def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:
-    """
-    The jobs of a stored batch.
-
-    @raise QueueError: the blob is cut short.
-    """
-    unpack = _RECORD.unpack_from
-    header = _RECORD.size
-    offset = 0
-    end = len(blob)
-    while offset < end:
-        if end - offset < header:
-            raise QueueError("corrupt batch record")
-        key, priority, when, functionLength, uniqueLength, dataLength = unpack(blob, offset)
-        offset += header
-        stop = offset + functionLength + uniqueLength + dataLength
-        if stop > end:
-            raise QueueError("corrupt batch record")
-        function = blob[offset : offset + functionLength]
-        offset += functionLength
-        unique = blob[offset : offset + uniqueLength]
-        offset += uniqueLength
-        yield QueuedJob(function, key, unique, blob[offset:stop], priority, when)
-        offset = stop
 
 
 @implementer(IPersistentQueue)

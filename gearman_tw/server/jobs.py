@@ -386,22 +386,24 @@ class Peer:
 
     def release(self) -> None:
         """
-        Send the held replies that are ready, in order: up to the first job
-        the persistent queue is still storing.
+        Send the held replies that are ready, in order and in one write: up
+        to the first job the persistent queue is still storing.
         """
         replies = self._replies
         if replies is None:
             return
+        ready: List[bytes] = []
         while replies:
             head = replies[0]
             if type(head) is bytes:
-                data = head
+                ready.append(head)
             elif head.waiting is None:  # type: ignore[union-attr]
-                data = encode(PacketType.JOB_CREATED, head.handle)  # type: ignore[union-attr]
+                ready.append(encode(PacketType.JOB_CREATED, head.handle))  # type: ignore[union-attr]
             else:
                 break
             replies.popleft()
-            self._send(data)
+        if ready:
+            self._send(b"".join(ready) if len(ready) > 1 else ready[0])
         if not replies:
             self._replies = None
             self.write = self._collected.append if self._collected is not None else self._out
@@ -473,8 +475,6 @@ class JobServer:
         # new jobs, and live ones a background submission joined.
         self._toStore: List[Job] = []
         self._toStoreJoined: List[Job] = []
-        #: Jobs wait to be sent to the persistent queue (L{flushStores}).
-        self.storing = False
         self._toForget: List[int] = []
         # Submissions that joined a job while it was being stored, besides
         # the one storing it (Job.waiting).
@@ -945,12 +945,18 @@ class JobServer:
         job.waiting = peer
         peer.hold(job)
         if not self.storing:
-            self.storing = True
             self.reactor.callLater(0, self.flushStores)
         if new:
             self._toStore.append(job)
         else:
             self._toStoreJoined.append(job)
+
+    @property
+    def storing(self) -> bool:
+        """
+        Jobs wait to be sent to the persistent queue (L{flushStores}).
+        """
+        return bool(self._toStore or self._toStoreJoined)
 
     def flushStores(self) -> None:
         """
@@ -961,7 +967,6 @@ class JobServer:
         if not self.storing:
             return
         assert self.queue is not None
-        self.storing = False
         new, joined = self._toStore, self._toStoreJoined
         self._toStore, self._toStoreJoined = [], []
         records = [
@@ -973,11 +978,12 @@ class JobServer:
         d = self.queue.addMany(records)
         d.addCallbacks(self._stored, self._storeFailed, callbackArgs=(new, joined, began), errbackArgs=(new, joined))
 
-    def _waitingFor(self, jobs: List[Job], peers: Dict[Peer, None]) -> None:
+    def _waitingFor(self, jobs: List[Job]) -> Dict[Peer, None]:
         """
-        Collect into C{peers} every connection waiting for one of C{jobs},
-        and mark the jobs stored (or no longer being stored).
+        Every connection waiting for one of C{jobs}; the jobs are marked
+        stored (or no longer being stored).
         """
+        peers: Dict[Peer, None] = {}
         alsoWaiting = self._alsoWaiting
         for job in jobs:
             peers[job.waiting] = None  # type: ignore[index]
@@ -986,12 +992,11 @@ class JobServer:
                 others = alsoWaiting.pop(job, None)
                 if others is not None:
                     peers.update(dict.fromkeys(others))
+        return peers
 
     def _stored(self, _: object, new: List[Job], joined: List[Job], began: float) -> None:
         self.stats.queueLatency.observe(self.reactor.seconds() - began)
-        peers: Dict[Peer, None] = {}
-        self._waitingFor(new, peers)
-        self._waitingFor(joined, peers)
+        peers = self._waitingFor(new + joined)
         jobs = self.jobs
         for job in new:
             self._queue(job)
@@ -1002,9 +1007,7 @@ class JobServer:
             if job.ignore or job.handle not in jobs:
                 self._unstore(job)
         for peer in peers:
-            peer.startBatch()
             peer.release()
-            peer.endBatch()
 
     def _storeFailed(self, failure: object, new: List[Job], joined: List[Job]) -> None:
         self.stats.queueErrors += 1
@@ -1016,22 +1019,16 @@ class JobServer:
             error=message.decode("utf-8"),
         )
         error = _error(b"QUEUE_ERROR", message)
-        peers: Dict[Peer, None] = {}
-        for job in new + joined:
-            waiting = [job.waiting] + self._alsoWaiting.get(job, [])
-            for peer in waiting:
-                peer.resolve(job, error)  # type: ignore[union-attr]
-        self._waitingFor(new, peers)
-        self._waitingFor(joined, peers)
         for job in new + joined:
             job.queueKey = None
+            for peer in [job.waiting] + self._alsoWaiting.get(job, []):
+                peer.resolve(job, error)  # type: ignore[union-attr]
+        peers = self._waitingFor(new + joined)
         for job in new:
             self._detachClients(job)
             self._free(job)
         for peer in peers:
-            peer.startBatch()
             peer.release()
-            peer.endBatch()
 
     def _unstore(self, job: Job) -> None:
         key = job.queueKey
