@@ -41,6 +41,16 @@ MAX_OPTION = 63
 _NOOP = encode(PacketType.NOOP)
 _NO_JOB = encode(PacketType.NO_JOB)
 _pack = HEADER.pack
+_NO_CLIENTS: Tuple[()] = ()
+# A plain int: an IntEnum member costs an attribute lookup per use.
+_JOB_CREATED = int(PacketType.JOB_CREATED)
+
+
+def jobCreated(handle: bytes) -> bytes:
+    """
+    The JOB_CREATED packet for C{handle}.
+    """
+    return _pack(RES, _JOB_CREATED, len(handle)) + handle
 
 
 def _error(code: bytes, text: bytes) -> bytes:
@@ -253,6 +263,7 @@ class Job:
         background: bool,
         when: int,
         reducer: Optional[bytes],
+        created: float = 0.0,
     ) -> None:
         self.handle = handle
         self.function = function
@@ -264,7 +275,9 @@ class Job:
         self.persisted = background
         self.when = when
         self.reducer = reducer
-        self.clients: List[Peer] = []
+        # A shared empty tuple until a client attaches: one object fewer
+        # per background job for the memory and the garbage collector.
+        self.clients: List[Peer] = _NO_CLIENTS  # type: ignore[assignment]
         self.worker: Optional[Peer] = None
         self.retries = 0
         self.numerator = 0
@@ -273,7 +286,7 @@ class Job:
         self.timer: Optional[IDelayedCall] = None
         self.queueKey: Optional[int] = None
         self.waiting: Optional[Peer] = None
-        self.created = 0.0
+        self.created = created
         self.started = 0.0
 
 
@@ -398,7 +411,7 @@ class Peer:
             if type(head) is bytes:
                 ready.append(head)
             elif head.waiting is None:  # type: ignore[union-attr]
-                ready.append(encode(PacketType.JOB_CREATED, head.handle))  # type: ignore[union-attr]
+                ready.append(jobCreated(head.handle))  # type: ignore[union-attr]
             else:
                 break
             replies.popleft()
@@ -852,7 +865,7 @@ class JobServer:
         if len(unique) > MAX_UNIQUE:
             peer.write(_ERR_UNIQUE_TOO_LARGE)
             return None
-        function = self.function(name)
+        function = self.functions.get(name) or self.function(name)
         key: Optional[bytes] = None
         if unique:
             if unique == b"-":
@@ -860,36 +873,46 @@ class JobServer:
                     key = b"-\0" + data
             else:
                 key = unique
-        if key is not None:
-            job = function.uniques.get(key)
-            if job is not None:
-                if background:
-                    job.background = True
-                    if self._persistent and job.queueKey is None and job.reducer is None:
-                        # gearmand leaves such a job unstored; we keep it.
-                        job.persisted = True
-                        self._store(job, peer, False)
-                        return job
-                else:
-                    self._attach(peer, job)
-                if job.waiting is not None:
-                    self._alsoWaiting.setdefault(job, []).append(peer)
-                    peer.hold(job)
-                else:
-                    peer.write(encode(PacketType.JOB_CREATED, job.handle))
-                return job
+            if key is not None:
+                job = function.uniques.get(key)
+                if job is not None:
+                    return self._join(peer, job, background)
         limit = function.maxQueue[priority]
         if limit and function.total >= limit:
             peer.write(_ERR_QUEUE_FULL)
             return None
-        store = background and self._persistent and reducer is None
-        job = self._create(function, unique, key, data, priority, background, when, reducer, not store)
-        if not background:
-            self._attach(peer, job)
-        if store:
+        if background and self._persistent and reducer is None:
+            job = self._create(function, unique, key, data, priority, True, when, None, False)
             self._store(job, peer, True)
+            return job
+        job = self._create(function, unique, key, data, priority, background, when, reducer)
+        if not background:
+            job.clients = [peer]
+            attached = peer.attached
+            attached[job] = attached.get(job, 0) + 1
+        handle = job.handle
+        peer.write(_pack(RES, _JOB_CREATED, len(handle)) + handle)
+        return job
+
+    def _join(self, peer: Peer, job: Job, background: bool) -> Job:
+        """
+        A submission coalesces with the live C{job}: attach it, or make the
+        job background, and answer JOB_CREATED with the job's handle.
+        """
+        if background:
+            job.background = True
+            if self._persistent and job.queueKey is None and job.reducer is None:
+                # gearmand leaves such a job unstored; we keep it.
+                job.persisted = True
+                self._store(job, peer, False)
+                return job
         else:
-            peer.write(encode(PacketType.JOB_CREATED, job.handle))
+            self._attach(peer, job)
+        if job.waiting is not None:
+            self._alsoWaiting.setdefault(job, []).append(peer)
+            peer.hold(job)
+        else:
+            peer.write(jobCreated(job.handle))
         return job
 
     def _create(
@@ -910,8 +933,8 @@ class JobServer:
         """
         self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
         handle = b"%s%d" % (self.handlePrefix, handleNumber)
-        job = Job(handle, function, unique, key, data, priority, background, when, reducer)
-        job.created = self.reactor.seconds()
+        now = self.reactor.seconds()
+        job = Job(handle, function, unique, key, data, priority, background, when, reducer, now)
         function.submitted[priority] += 1
         self.jobs[handle] = job
         if key is not None:
@@ -923,7 +946,13 @@ class JobServer:
                 else:
                     jobs.append(job)
         if runnable:
-            self._queue(job)
+            if when and when > now:
+                self._hold(job)
+            else:
+                function.queues[priority].append(job)
+                function.queued[priority] += 1
+                if function.sleepers:
+                    self._wake(function)
         return job
 
     def _queue(self, job: Job) -> None:
@@ -1077,7 +1106,10 @@ class JobServer:
         return job
 
     def _attach(self, peer: Peer, job: Job) -> None:
-        job.clients.append(peer)
+        if job.clients:
+            job.clients.append(peer)
+        else:
+            job.clients = [peer]
         attached = peer.attached
         attached[job] = attached.get(job, 0) + 1
 
@@ -1228,7 +1260,7 @@ class JobServer:
     def _detachClients(self, job: Job) -> None:
         for client in job.clients:
             client.attached.pop(job, None)
-        job.clients = []
+        job.clients = _NO_CLIENTS  # type: ignore[assignment]
 
     def _abandon(self, job: Job) -> None:
         """

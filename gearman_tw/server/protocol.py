@@ -5,7 +5,7 @@ The job server's connection protocol: framing, then dispatch to L{JobServer}.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Protocol
@@ -36,8 +36,9 @@ _UNKNOWN_OPTION = encode(
     PacketType.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option"
 )
 
-# (priority, background) of the plain submit packets.
-_SUBMITS = {
+# (priority, background) of the plain submit packets, by packet type (as
+# plain ints, which hash faster than IntEnum members).
+_SUBMITS: Dict[int, Tuple[int, bool]] = {
     PacketType.SUBMIT_JOB: (NORMAL, False),
     PacketType.SUBMIT_JOB_BG: (NORMAL, True),
     PacketType.SUBMIT_JOB_HIGH: (HIGH, False),
@@ -45,6 +46,7 @@ _SUBMITS = {
     PacketType.SUBMIT_JOB_LOW: (LOW, False),
     PacketType.SUBMIT_JOB_LOW_BG: (LOW, True),
 }
+_SUBMITS = {int(ptype): kind for ptype, kind in _SUBMITS.items()}
 
 _INT64_MAX = 2**63 - 1
 
@@ -109,11 +111,18 @@ class GearmanServerProtocol(Protocol):
         parser = self._parser
         assert parser is not None
         handlers = _HANDLERS
+        submits = _SUBMITS
         peer = self.peer
+        submit = self.factory.server.submit
         # Replies to this connection go out in one write per read.
         peer.startBatch()
         try:
             for ptype, args, payload in parser.feed(data):
+                kind = submits.get(ptype)
+                if kind is not None:
+                    # The hot path: plain submissions go straight in.
+                    submit(peer, args[0], args[1], args[2], kind[0], kind[1])
+                    continue
                 handler = handlers.get(ptype)
                 try:
                     if handler is None:
@@ -217,11 +226,7 @@ class GearmanServerProtocol(Protocol):
     def _workException(self, args: List[bytes], payload: bytes) -> None:
         self.factory.server.workException(self.peer, args[0], payload)
 
-    # Client packets
-
-    def _submit(self, ptype: int, args: List[bytes]) -> None:
-        priority, background = _SUBMITS[ptype]
-        self.factory.server.submit(self.peer, args[0], args[1], args[2], priority, background)
+    # Client packets (plain submissions are dispatched in dataReceived)
 
     def _submitEpoch(self, args: List[bytes], payload: bytes) -> None:
         name, unique, epoch, data = args
@@ -276,13 +281,6 @@ class GearmanServerProtocol(Protocol):
             self.peer.write(_UNKNOWN_OPTION)
 
 
-def _submitHandler(ptype: int) -> Callable[[GearmanServerProtocol, List[bytes], bytes], None]:
-    def handler(self: GearmanServerProtocol, args: List[bytes], payload: bytes) -> None:
-        self._submit(ptype, args)
-
-    return handler
-
-
 _HANDLERS: Dict[int, Callable[[GearmanServerProtocol, List[bytes], bytes], None]] = {
     TEXT: GearmanServerProtocol._text,
     PacketType.CAN_DO: GearmanServerProtocol._canDo,
@@ -308,6 +306,4 @@ _HANDLERS: Dict[int, Callable[[GearmanServerProtocol, List[bytes], bytes], None]
     PacketType.SUBMIT_REDUCE_JOB: GearmanServerProtocol._submitReduce,
     PacketType.SUBMIT_REDUCE_JOB_BACKGROUND: GearmanServerProtocol._submitReduceBackground,
 }
-for _ptype in _SUBMITS:
-    _HANDLERS[_ptype] = _submitHandler(_ptype)
-del _ptype
+_HANDLERS = {int(ptype): handler for ptype, handler in _HANDLERS.items()}
