@@ -22,6 +22,7 @@ from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
 from gearman_tw.server.admin import AdminCommands
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.protocol import GearmanServerProtocol
+from gearman_tw.server.writes import WriteBatch
 
 #: gearmand's log levels and the Twisted level each maps to.
 LEVELS: Dict[str, LogLevel] = {
@@ -88,6 +89,7 @@ class GearmanServerFactory(Factory):
     @ivar maxPacketSize: the largest packet payload accepted.
     @ivar keepAlive: TCP keepalive settings, or L{None} to leave it off.
     @ivar connections: the open connections.
+    @ivar writes: gathers the replies of one read, to send them at its end.
     """
 
     protocol = GearmanServerProtocol
@@ -106,6 +108,7 @@ class GearmanServerFactory(Factory):
         self.keepAlive = keepAlive
         self.log = Logger() if log is None else log
         self.connections: Dict[GearmanServerProtocol, None] = {}
+        self.writes = WriteBatch()
         self._connectionNumber = 0
         self._closedWaiters: List[Callable[[], object]] = []
 

@@ -23,6 +23,7 @@ from gearman_tw.server.jobs import (
     Peer,
     atoi,
 )
+from gearman_tw.server.writes import socketWriter
 
 if TYPE_CHECKING:
     from gearman_tw.server.factory import GearmanServerFactory
@@ -95,7 +96,7 @@ class GearmanServerProtocol(Protocol):
         # UNIX socket peers have no address: "workers" shows "unix", and
         # they count as local for the admin "shutdown" command.
         host = getattr(address, "host", None) or ("unix" if isinstance(address, UNIXAddress) else "-")
-        self.peer = Peer(transport.write, fd, host, factory.server.exceptions)
+        self.peer = Peer(socketWriter(transport, factory.writes), fd, host, factory.server.exceptions)
         factory.configureTransport(transport)
         factory.connections[self] = None
         factory.server.peerConnected(self.peer)
@@ -113,8 +114,11 @@ class GearmanServerProtocol(Protocol):
         handlers = _HANDLERS
         submits = _SUBMITS
         peer = self.peer
-        submit = self.factory.server.submit
-        # Replies to this connection go out in one write per read.
+        factory = self.factory
+        submit = factory.server.submit
+        # Replies go out at the end of the read: one write per connection.
+        writes = factory.writes
+        writes.begin()
         peer.startBatch()
         try:
             for ptype, args, payload in parser.feed(data):
@@ -141,11 +145,12 @@ class GearmanServerProtocol(Protocol):
                 self._drop(failure.text.decode("ascii", "replace"))
         finally:
             peer.endBatch()
-            server = self.factory.server
+            server = factory.server
             if server.storing:
                 # Start storing what this read submitted now, so the queue
                 # works while the reactor reads the next connection.
                 server.flushStores()
+            writes.flush()
 
     def _drop(self, why: str) -> None:
         self.peer.endBatch()
