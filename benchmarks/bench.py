@@ -558,7 +558,16 @@ def main(argv: List[str]) -> int:
     unknown = set(options.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error("unknown scenarios: %s" % ", ".join(sorted(unknown)))
-    ours = "gearman_tw" + (" (%s)" % os.path.basename(options.python) if options.python else "")
+    ours = "gearman_tw"
+    if options.python:
+        import subprocess
+
+        implementation = subprocess.run(
+            [options.python, "-c", "import platform; print(platform.python_implementation())"],
+            stdout=subprocess.PIPE,
+            check=True,
+        ).stdout.decode().strip()
+        ours += " (%s)" % (implementation,)
     rows = []
     for name in options.scenarios:
         results: Dict[str, Dict[str, List[float]]] = {"gearmand": {}, "ours": {}}

@@ -60,24 +60,38 @@ class WriteBatch:
                 flush()
 
 
-def socketWriter(transport: ITransport, batch: WriteBatch) -> Callable[[bytes], None]:
+class _SocketWriter:
     """
-    A C{write} for C{transport} that sends to its socket at once when
-    nothing is waiting in the transport's buffer, and otherwise (or after a
-    partial send, or an error) hands the bytes to C{transport.write}, so
-    order, back-pressure and error handling stay the transport's.
-
-    Other transports get their own C{write}.
+    One connection's writer: see L{socketWriter}.
     """
-    if type(transport) not in _DIRECT:
-        return transport.write
-    t = transport  # type: tcp.Server
-    write = t.write
-    pending: List[bytes] = []
 
-    def sendNow(data: bytes) -> None:
+    __slots__ = ("_transport", "_batch", "_pending")
+
+    def __init__(self, transport: tcp.Server, batch: WriteBatch) -> None:
+        self._transport = transport
+        self._batch = batch
+        self._pending: List[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        pending = self._pending
+        if pending:
+            pending.append(data)
+        elif self._batch.active:
+            pending.append(data)
+            self._batch.defer(self.flush)
+        else:
+            self._send(data)
+
+    def flush(self) -> None:
+        pending = self._pending
+        data = b"".join(pending) if len(pending) > 1 else pending[0]
+        pending.clear()
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        t = self._transport
         if t._tempDataLen or t.dataBuffer or t.disconnecting or not t.connected:
-            write(data)
+            t.write(data)
             return
         try:
             sent = t.socket.send(data)
@@ -85,23 +99,22 @@ def socketWriter(transport: ITransport, batch: WriteBatch) -> Callable[[bytes], 
             sent = 0
         except OSError:
             # Let the transport meet the error and close the connection.
-            write(data)
+            t.write(data)
             return
         if sent < len(data):
-            write(data[sent:])
+            t.write(data[sent:])
 
-    def flush() -> None:
-        data = b"".join(pending) if len(pending) > 1 else pending[0]
-        pending.clear()
-        sendNow(data)
 
-    def writeNow(data: bytes) -> None:
-        if pending:
-            pending.append(data)
-        elif batch.active:
-            pending.append(data)
-            batch.defer(flush)
-        else:
-            sendNow(data)
+def socketWriter(transport: ITransport, batch: WriteBatch) -> Callable[[bytes], None]:
+    """
+    A C{write} for C{transport} that sends to its socket at once when
+    nothing is waiting in the transport's buffer, and otherwise (or after a
+    partial send, or an error) hands the bytes to C{transport.write}, so
+    order, back-pressure and error handling stay the transport's.  During a
+    C{batch}, writes are gathered and sent in one call when it is flushed.
 
-    return writeNow
+    Other transports get their own C{write}.
+    """
+    if type(transport) not in _DIRECT:
+        return transport.write
+    return _SocketWriter(transport, batch).write  # type: ignore[arg-type]
