@@ -46,6 +46,22 @@ _NO_CLIENTS: Tuple[()] = ()
 _JOB_CREATED = int(PacketType.JOB_CREATED)
 
 
+def joinPacket(ptype: int, args: Tuple[bytes, ...]) -> bytes:
+    """
+    The packet of type C{ptype} with C{args}, made with one copy of each
+    (a large payload is then one large allocation, not two).
+    """
+    first = args[0]
+    parts = [b"", first]
+    size = len(first)
+    for arg in args[1:]:
+        parts.append(b"\0")
+        parts.append(arg)
+        size += 1 + len(arg)
+    parts[0] = _pack(RES, ptype, size)
+    return b"".join(parts)
+
+
 def jobCreated(handle: bytes) -> bytes:
     """
     The JOB_CREATED packet for C{handle}.
@@ -691,23 +707,18 @@ class JobServer:
             self.stats.wait.observe(now - job.created)
             if timeout:
                 job.timer = self.reactor.callLater(timeout, self._timedOut, job)
-            handle = job.handle
+            # Not bytes % formatting: with 1 MiB of data it takes 0.7 ms
+            # against 20 us for one join.
             if ptype == PacketType.GRAB_JOB:
-                payload = b"%s\0%s\0%s" % (handle, function.name, job.data)
+                args: Tuple[bytes, ...] = (job.handle, function.name, job.data)
                 atype = PacketType.JOB_ASSIGN
             elif ptype == PacketType.GRAB_JOB_ALL and job.reducer is not None:
-                payload = b"%s\0%s\0%s\0%s\0%s" % (
-                    handle,
-                    function.name,
-                    job.unique,
-                    job.reducer,
-                    job.data,
-                )
+                args = (job.handle, function.name, job.unique, job.reducer, job.data)
                 atype = PacketType.JOB_ASSIGN_ALL
             else:
-                payload = b"%s\0%s\0%s\0%s" % (handle, function.name, job.unique, job.data)
+                args = (job.handle, function.name, job.unique, job.data)
                 atype = PacketType.JOB_ASSIGN_UNIQ
-            peer.write(_pack(RES, atype, len(payload)) + payload)
+            peer.write(joinPacket(atype, args))
             return
         peer.write(_NO_JOB)
 
