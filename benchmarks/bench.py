@@ -18,7 +18,6 @@ divided by ours), so above 1.0 means faster or leaner than gearmand.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import multiprocessing
 import os
 import selectors
@@ -32,6 +31,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from gearman_tw.server.allocator import keepFreedMemory  # noqa: E402
 from tests.integration.servers import startGearmand, startOurs  # noqa: E402
 
 HEADER = struct.Struct(">4sII")
@@ -265,23 +265,6 @@ def _idle(port: int, count: int, ready, quit) -> None:
     quit.get()
     for sock in socks:
         sock.close()
-
-
-def keepFreedMemory() -> None:
-    """
-    Keep glibc from handing freed memory back to the kernel after every
-    large free, in this process and the load processes it forks: otherwise
-    each 1 MiB payload a generator builds costs ~0.35 ms of page faults, and
-    the generator, not the server, sets the pace of the large-job scenarios.
-    The servers are separate programs and keep their own allocator settings.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def spawn(target: Callable, *args) -> multiprocessing.Process:
@@ -614,5 +597,8 @@ def main(argv: List[str]) -> int:
 
 if __name__ == "__main__":
     multiprocessing.set_start_method("fork")
-    keepFreedMemory()
+    # The load processes this one forks build a 1 MiB payload per large job;
+    # without this the generator, not the server, would set the pace of the
+    # large-job scenarios.  The servers keep their own settings.
+    keepFreedMemory(64 << 20)
     sys.exit(main(sys.argv[1:]))

@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from gearman_tw.protocol import PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer, Peer
+from gearman_tw.server import service
 from gearman_tw.server.service import CLOSE_TIMEOUT, GearmanService
 
 
@@ -208,6 +209,21 @@ class GarbageCollectionTests(SynchronousTestCase):
         GearmanService(factory, [], reactor, gcThreshold=12345).startService()
         self.assertEqual(gc.get_threshold(), (12345,) + before[1:])
         self.assertGreater(gc.get_freeze_count(), 0)
+
+
+    def test_keepFreedMemory(self) -> None:
+        """
+        With keepFreedMemory, starting passes it to the allocator settings;
+        without, the allocator is left alone.
+        """
+        calls = []
+        self.patch(service, "keepFreedMemory", calls.append)
+        reactor = MemoryReactorClock()
+        factory = GearmanServerFactory(JobServer(reactor))
+        GearmanService(factory, [], reactor).startService()
+        self.assertEqual(calls, [])
+        GearmanService(factory, [], reactor, keepFreedMemory=1 << 20).startService()
+        self.assertEqual(calls, [1 << 20])
 
 
 class LifecycleTests(SynchronousTestCase):

@@ -109,6 +109,7 @@ class OptionsTests(SynchronousTestCase):
             ("--drain-timeout", "-1"),
             ("--keepalive-idle", "0"),
             ("--gc-threshold", "-1"),
+            ("--keep-freed-memory", "-1"),
             ("--port", "x"),
         ):
             self.assertRaises(UsageError, parse, *args)
@@ -154,6 +155,15 @@ class MakeServiceTests(SynchronousTestCase):
             [(port, backlog, interface) for port, _, backlog, interface in reactor.tcpServers],
             [(4730, 50, "127.0.0.1"), (4730, 50, "127.0.0.2")],
         )
+
+    def test_keepFreedMemory(self) -> None:
+        """
+        C{--keep-freed-memory} is in MiB, 64 by default, and reaches the
+        service in bytes.
+        """
+        self.assertEqual(self.build()[2].keepFreedMemory, 64 << 20)
+        self.assertEqual(self.build("--keep-freed-memory", "0")[2].keepFreedMemory, 0)
+        self.assertEqual(self.build("--keep-freed-memory", "8")[2].keepFreedMemory, 8 << 20)
 
     def test_serverSettings(self) -> None:
         """

@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamSer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from gearman_tw.server.allocator import keepFreedMemory
 from gearman_tw.server.factory import GearmanServerFactory
 
 #: Seconds a stopping server waits for running jobs before it closes anyway.
@@ -44,6 +45,7 @@ class GearmanService(Service):
         drainTimeout: float = DEFAULT_DRAIN_TIMEOUT,
         handleSignals: bool = False,
         gcThreshold: int = 0,
+        keepFreedMemory: int = 0,
     ) -> None:
         """
         @param handleSignals: on start, make SIGUSR1 stop the server
@@ -53,6 +55,9 @@ class GearmanService(Service):
             freeze what start-up made.  Python's default of 700 makes a
             server holding many queued jobs spend much of its time
             collecting.
+        @param keepFreedMemory: on start, let the C allocator keep this many
+            bytes of freed memory for reuse (see
+            L{gearman_tw.server.allocator}); 0 leaves its settings.
         """
         self.factory = factory
         self.endpoints = list(endpoints)
@@ -60,6 +65,7 @@ class GearmanService(Service):
         self.drainTimeout = drainTimeout
         self.handleSignals = handleSignals
         self.gcThreshold = gcThreshold
+        self.keepFreedMemory = keepFreedMemory
         self.ports: List[IListeningPort] = []
         self._listening: Optional[Deferred[Any]] = None
         self._stopping = False
@@ -97,6 +103,8 @@ class GearmanService(Service):
             _, second, third = gc.get_threshold()
             gc.set_threshold(self.gcThreshold, second, third)
             gc.freeze()
+        if self.keepFreedMemory:
+            keepFreedMemory(self.keepFreedMemory)
         if not self._privileged:
             self._startListening()
         queue = self.factory.server.queue
