@@ -46,22 +46,6 @@ _NO_CLIENTS: Tuple[()] = ()
 _JOB_CREATED = int(PacketType.JOB_CREATED)
 
 
-def joinPacket(ptype: int, args: Tuple[bytes, ...]) -> bytes:
-    """
-    The packet of type C{ptype} with C{args}, made with one copy of each
-    (a large payload is then one large allocation, not two).
-    """
-    first = args[0]
-    parts = [b"", first]
-    size = len(first)
-    for arg in args[1:]:
-        parts.append(b"\0")
-        parts.append(arg)
-        size += 1 + len(arg)
-    parts[0] = _pack(RES, ptype, size)
-    return b"".join(parts)
-
-
 def jobCreated(handle: bytes) -> bytes:
     """
     The JOB_CREATED packet for C{handle}.
@@ -707,8 +691,6 @@ class JobServer:
             self.stats.wait.observe(now - job.created)
             if timeout:
                 job.timer = self.reactor.callLater(timeout, self._timedOut, job)
-            # Not bytes % formatting: with 1 MiB of data it takes 0.7 ms
-            # against 20 us for one join.
             if ptype == PacketType.GRAB_JOB:
                 args: Tuple[bytes, ...] = (job.handle, function.name, job.data)
                 atype = PacketType.JOB_ASSIGN
@@ -718,7 +700,7 @@ class JobServer:
             else:
                 args = (job.handle, function.name, job.unique, job.data)
                 atype = PacketType.JOB_ASSIGN_UNIQ
-            peer.write(joinPacket(atype, args))
+            peer.write(encode(atype, *args))
             return
         peer.write(_NO_JOB)
 

@@ -37,17 +37,17 @@ _UNKNOWN_OPTION = encode(
     PacketType.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option"
 )
 
-# (priority, background) of the plain submit packets, by packet type (as
-# plain ints, which hash faster than IntEnum members).
+# (priority, background) of the plain submit packets, by packet type.  The
+# packet tables are keyed by plain ints: the parser gives ints, and looking
+# one up among IntEnum keys is slower.
 _SUBMITS: Dict[int, Tuple[int, bool]] = {
-    PacketType.SUBMIT_JOB: (NORMAL, False),
-    PacketType.SUBMIT_JOB_BG: (NORMAL, True),
-    PacketType.SUBMIT_JOB_HIGH: (HIGH, False),
-    PacketType.SUBMIT_JOB_HIGH_BG: (HIGH, True),
-    PacketType.SUBMIT_JOB_LOW: (LOW, False),
-    PacketType.SUBMIT_JOB_LOW_BG: (LOW, True),
+    int(PacketType.SUBMIT_JOB): (NORMAL, False),
+    int(PacketType.SUBMIT_JOB_BG): (NORMAL, True),
+    int(PacketType.SUBMIT_JOB_HIGH): (HIGH, False),
+    int(PacketType.SUBMIT_JOB_HIGH_BG): (HIGH, True),
+    int(PacketType.SUBMIT_JOB_LOW): (LOW, False),
+    int(PacketType.SUBMIT_JOB_LOW_BG): (LOW, True),
 }
-_SUBMITS = {int(ptype): kind for ptype, kind in _SUBMITS.items()}
 
 _INT64_MAX = 2**63 - 1
 
@@ -116,7 +116,10 @@ class GearmanServerProtocol(Protocol):
         peer = self.peer
         factory = self.factory
         submit = factory.server.submit
-        # Replies go out at the end of the read: one write per connection.
+        # Replies go out at the end of the read, one write per connection:
+        # this connection's gathered by its peer (plain list appends, the
+        # cheapest for a read full of submissions), other connections' by
+        # the factory's WriteBatch.
         writes = factory.writes
         writes.begin()
         peer.startBatch()
