@@ -4,7 +4,10 @@ Tests for L{gearman_tw.server.writes}, over real loopback sockets.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
 from typing import List
 
 from twisted.internet import reactor
@@ -203,6 +206,39 @@ class SocketWriterTests(TestCase):
             yield deferLater(reactor, 0.005, lambda: None)
         yield self.lost
         self.assertFalse(self.transport.connected)
+
+
+class UNIXSocketWriterTests(TestCase):
+    """
+    L{socketWriter} on a UNIX stream server transport.
+    """
+
+    @inlineCallbacks
+    def test_sendsAtOnce(self):
+        """
+        A UNIX server transport gets the direct writer too: bytes reach the
+        peer before the call returns.
+        """
+        factory = Factory.forProtocol(_Accepted)
+        factory.accepted = Deferred()  # type: ignore[attr-defined]
+        factory.lost = Deferred()  # type: ignore[attr-defined]
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "w.sock")
+        port = reactor.listenUNIX(path, factory)
+        self.addCleanup(port.stopListening)
+        client = socket.socket(socket.AF_UNIX)
+        self.addCleanup(client.close)
+        client.connect(path)
+        server = yield factory.accepted  # type: ignore[attr-defined]
+        transport = server.transport
+        write = socketWriter(transport, WriteBatch())
+        self.assertNotEqual(write, transport.write)
+        write(b"over unix")
+        self.assertEqual(transport._tempDataLen, 0)
+        self.assertEqual(_recvAvailable(client), b"over unix")
+        transport.abortConnection()
+        yield factory.lost  # type: ignore[attr-defined]
 
 
 class ServerWritesTests(TestCase):
