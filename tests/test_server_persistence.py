@@ -285,6 +285,34 @@ class PersistenceTests(SynchronousTestCase):
         self.commit()
         self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
 
+    def test_maxQueueCountsStoring(self) -> None:
+        """
+        Jobs being stored count towards the function's queue limit, as
+        gearmand's (queued at once) do; once stored or failed, they count
+        as queued jobs or not at all.
+        """
+        self.server.setMaxQueue(b"f", (2, 2, 2))
+        for data in (b"1", b"2", b"3"):
+            self.server.submit(self.client.peer, b"f", b"", data, NORMAL, True)
+        self.assertEqual(len(self.adds()), 2)
+        self.commit()
+        full = (PacketType.ERROR, [b"QUEUE_ERROR", b"Job queue is full"])
+        self.assertEqual(
+            self.client.packets(),
+            [(PacketType.JOB_CREATED, [b"H:1"]), (PacketType.JOB_CREATED, [b"H:2"]), full],
+        )
+        self.server.submit(self.client.peer, b"f", b"", b"4", NORMAL, True)
+        self.assertEqual(self.client.packets(), [full])
+        self.assertEqual(self.server.functions[b"f"].storing, 0)
+        self.server.setMaxQueue(b"f", (3, 3, 3))
+        self.server.submit(self.client.peer, b"f", b"", b"5", NORMAL, True)
+        self.adds()[0][1].errback(QueueError("disk full"))
+        self.flushLoggedErrors()
+        self.queue.adds.clear()
+        self.assertEqual(self.server.functions[b"f"].storing, 0)
+        self.server.submit(self.client.peer, b"f", b"", b"6", NORMAL, True)
+        self.assertEqual(len(self.adds()), 1)
+
     def test_dropWhileStoring(self) -> None:
         """
         A function whose only job is still being stored cannot be dropped.

@@ -152,6 +152,8 @@ class Function:
         were cancelled but not yet reaped, and epoch jobs not yet due (which
         count as NORMAL, as in gearmand).
     @ivar running: jobs now held by a worker.
+    @ivar storing: new jobs the persistent queue is storing (queued once
+        stored); they count towards L{maxQueue}.
     @ivar workers: CAN_DO registrations (a worker registering twice counts twice).
     @ivar sleepers: workers that sent PRE_SLEEP and were not woken since;
         entries may be stale and are checked when popped.
@@ -166,6 +168,7 @@ class Function:
         "queues",
         "queued",
         "running",
+        "storing",
         "workers",
         "sleepers",
         "uniques",
@@ -181,6 +184,7 @@ class Function:
         self.queues: Tuple[Deque[Job], Deque[Job], Deque[Job]] = (deque(), deque(), deque())
         self.queued = [0, 0, 0]
         self.running = 0
+        self.storing = 0
         self.workers = 0
         self.sleepers: Dict[Peer, None] = {}
         self.uniques: Dict[bytes, Job] = {}
@@ -552,10 +556,7 @@ class JobServer:
         lowered = name.lower()
         for fname, function in self.functions.items():
             if fname.lower() == lowered:
-                if function.workers or function.total:
-                    return False
-                # A job being stored is not counted in total yet.
-                if any(job.function is function for job in self.jobs.values()):
+                if function.workers or function.total or function.storing:
                     return False
                 del self.functions[fname]
                 return True
@@ -871,11 +872,12 @@ class JobServer:
                 if job is not None:
                     return self._join(peer, job, background)
         limit = function.maxQueue[priority]
-        if limit and function.total >= limit:
+        if limit and function.total + function.storing >= limit:
             peer.write(_ERR_QUEUE_FULL)
             return None
         if background and self._persistent and reducer is None:
             job = self._create(function, unique, key, data, priority, True, when, None, False)
+            function.storing += 1
             self._store(job, peer, True)
             return job
         job = self._create(function, unique, key, data, priority, background, when, reducer)
@@ -1021,6 +1023,7 @@ class JobServer:
         peers = self._waitingFor(new + joined)
         jobs = self.jobs
         for job in new:
+            job.function.storing -= 1
             self._queue(job)
             if job.ignore or job.handle not in jobs:
                 # Cancelled while being stored.
@@ -1047,6 +1050,7 @@ class JobServer:
                 peer.resolve(job, error)  # type: ignore[union-attr]
         peers = self._waitingFor(new + joined)
         for job in new:
+            job.function.storing -= 1
             self._detachClients(job)
             self._free(job)
         for peer in peers:
