@@ -935,3 +935,52 @@ class ClientServerTests(ServerTestMixin, SynchronousTestCase):
         secondPump.flush()
         clientPump.flush()
         self.assertEqual(self.successResultOf(task.result), b"cba")
+
+
+class HotPathTests(ServerTestMixin, SynchronousTestCase):
+    """
+    The hot path's rules (issue #7): no log event, no Deferred and one write
+    per connection for a read full of jobs and their results.
+    """
+
+    def test_noLogsNoDeferreds(self) -> None:
+        """
+        A read of 200 background and 200 foreground submissions, a worker's
+        read of 200 grabs with their completions: nothing is logged, no
+        Deferred is made, and each connection gets one write per read.
+        """
+        from twisted.internet import defer
+        from twisted.logger import globalLogPublisher
+
+        events: List[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        made: List[object] = []
+        realInit = defer.Deferred.__init__
+
+        def countingInit(deferred, *args, **kwargs):
+            made.append(deferred)
+            realInit(deferred, *args, **kwargs)
+
+        self.patch(defer.Deferred, "__init__", countingInit)
+        clientTransport = RecordingTransport()
+        client, _ = self.connect(transport=clientTransport)
+        workerTransport = RecordingTransport()
+        worker, _ = self.connect(transport=workerTransport)
+        worker.dataReceived(encode(PacketType.CAN_DO, b"f", magic=REQ))
+        submissions = [encode(PacketType.SUBMIT_JOB_BG, b"f", b"", b"%d" % n, magic=REQ) for n in range(200)]
+        submissions += [encode(PacketType.SUBMIT_JOB, b"f", b"", b"%d" % n, magic=REQ) for n in range(200)]
+        client.dataReceived(b"".join(submissions))
+        self.assertEqual(clientTransport.writes, 1)
+        worker.dataReceived(encode(PacketType.GRAB_JOB, magic=REQ) * 400)
+        assigned = [args for ptype, args in self.replies(workerTransport)]
+        self.assertEqual(len(assigned), 400)
+        self.assertEqual(workerTransport.writes, 1)
+        worker.dataReceived(
+            b"".join(encode(PacketType.WORK_COMPLETE, args[0], b"done", magic=REQ) for args in assigned)
+        )
+        self.assertEqual(clientTransport.writes, 2)
+        results = self.replies(clientTransport)
+        self.assertEqual(len([1 for ptype, _ in results if ptype == PacketType.WORK_COMPLETE]), 200)
+        self.assertEqual(made, [])
+        self.assertEqual(events, [])

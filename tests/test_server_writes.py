@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from gearman_tw.protocol import REQ, RES, PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
-from gearman_tw.server.writes import WriteBatch, socketWriter
+from gearman_tw.server.writes import WriteBatch, connectionWriter
 
 
 class _Accepted(Protocol):
@@ -72,16 +72,34 @@ class WriteBatchTests(SynchronousTestCase):
 
     def test_otherTransports(self) -> None:
         """
-        Transports that are not plain TCP or UNIX servers keep their own
-        C{write}.
+        Transports that are not plain TCP or UNIX servers get everything
+        through their own C{write}: at once outside a batch, in one call
+        at the end of one.
         """
-        transport = StringTransport()
-        self.assertEqual(socketWriter(transport, WriteBatch()), transport.write)
+
+        class CountingTransport(StringTransport):
+            writes = 0
+
+            def write(self, data: bytes) -> None:
+                self.writes += 1
+                super().write(data)
+
+        transport = CountingTransport()
+        batch = WriteBatch()
+        write = connectionWriter(transport, batch)
+        write(b"now")
+        self.assertEqual((transport.value(), transport.writes), (b"now", 1))
+        batch.begin()
+        write(b" one")
+        write(b" two")
+        self.assertEqual(transport.writes, 1)
+        batch.flush()
+        self.assertEqual((transport.value(), transport.writes), (b"now one two", 2))
 
 
 class SocketWriterTests(TestCase):
     """
-    Tests for L{socketWriter} on a real TCP server transport.
+    Tests for L{connectionWriter} on a real TCP server transport.
     """
 
     @inlineCallbacks
@@ -97,7 +115,7 @@ class SocketWriterTests(TestCase):
         self.server = yield factory.accepted  # type: ignore[attr-defined]
         self.transport = self.server.transport
         self.batch = WriteBatch()
-        self.write = socketWriter(self.transport, self.batch)
+        self.write = connectionWriter(self.transport, self.batch)
 
         def closeServer():
             if self.transport.connected:
@@ -135,7 +153,7 @@ class SocketWriterTests(TestCase):
         counting = CountingSocket()
         counting.__dict__["real"] = self.transport.socket
         self.transport.socket = counting
-        write = socketWriter(self.transport, self.batch)
+        write = connectionWriter(self.transport, self.batch)
         self.batch.begin()
         write(b"one ")
         write(b"two")
@@ -210,7 +228,7 @@ class SocketWriterTests(TestCase):
 
 class UNIXSocketWriterTests(TestCase):
     """
-    L{socketWriter} on a UNIX stream server transport.
+    L{connectionWriter} on a UNIX stream server transport.
     """
 
     @inlineCallbacks
@@ -232,8 +250,7 @@ class UNIXSocketWriterTests(TestCase):
         client.connect(path)
         server = yield factory.accepted  # type: ignore[attr-defined]
         transport = server.transport
-        write = socketWriter(transport, WriteBatch())
-        self.assertNotEqual(write, transport.write)
+        write = connectionWriter(transport, WriteBatch())
         write(b"over unix")
         self.assertEqual(transport._tempDataLen, 0)
         self.assertEqual(_recvAvailable(client), b"over unix")
@@ -243,7 +260,7 @@ class UNIXSocketWriterTests(TestCase):
 
 class ServerWritesTests(TestCase):
     """
-    The job server's connections write through L{socketWriter}, gathering
+    The job server's connections write through L{connectionWriter}, gathering
     each read's replies per connection.
     """
 

@@ -23,7 +23,7 @@ from gearman_tw.server.jobs import (
     Peer,
     atoi,
 )
-from gearman_tw.server.writes import socketWriter
+from gearman_tw.server.writes import connectionWriter
 
 if TYPE_CHECKING:
     from gearman_tw.server.factory import GearmanServerFactory
@@ -96,7 +96,7 @@ class GearmanServerProtocol(Protocol):
         # UNIX socket peers have no address: "workers" shows "unix", and
         # they count as local for the admin "shutdown" command.
         host = getattr(address, "host", None) or ("unix" if isinstance(address, UNIXAddress) else "-")
-        self.peer = Peer(socketWriter(transport, factory.writes), fd, host, factory.server.exceptions)
+        self.peer = Peer(connectionWriter(transport, factory.writes), fd, host, factory.server.exceptions)
         factory.configureTransport(transport)
         factory.connections[self] = None
         factory.server.peerConnected(self.peer)

@@ -6,9 +6,10 @@ Twisted's TCP transport buffers every C{write} and sends it on the reactor's
 next turn, once the socket polls writable: two C{epoll_ctl} calls and a
 reactor turn for each reply, most of the cost of a small job.  A job server
 writes small replies to sockets that are almost always writable, so
-L{socketWriter} sends at once and leaves only what the kernel does not take
-to the transport.  While the server handles one read (L{WriteBatch}),
-replies to each connection are gathered and sent in one call at its end.
+L{connectionWriter} sends at once and leaves only what the kernel does not
+take to the transport.  While the server handles one read (L{WriteBatch}),
+replies to each connection are gathered and sent in one call at its end,
+whatever the transport.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Callable, List
 from twisted.internet import tcp, unix
 from twisted.internet.interfaces import ITransport
 
-# Transports whose buffers and socket L{socketWriter} understands: plain
+# Transports whose buffers and socket L{connectionWriter} understands: plain
 # TCP and UNIX stream servers (not TLS, which wraps them, nor subclasses).
 _DIRECT = (tcp.Server, unix.Server)
 
@@ -60,14 +61,15 @@ class WriteBatch:
                 flush()
 
 
-class _SocketWriter:
+class _BatchedWriter:
     """
-    One connection's writer: see L{socketWriter}.
+    One connection's writer: gathers what is written during a L{WriteBatch}
+    and sends it in one C{transport.write} when the batch ends.
     """
 
     __slots__ = ("_transport", "_batch", "_pending")
 
-    def __init__(self, transport: tcp.Server, batch: WriteBatch) -> None:
+    def __init__(self, transport: ITransport, batch: WriteBatch) -> None:
         self._transport = transport
         self._batch = batch
         self._pending: List[bytes] = []
@@ -89,7 +91,19 @@ class _SocketWriter:
         self._send(data)
 
     def _send(self, data: bytes) -> None:
-        t = self._transport
+        self._transport.write(data)
+
+
+class _SocketWriter(_BatchedWriter):
+    """
+    A writer that sends straight to a TCP or UNIX server transport's socket:
+    see L{connectionWriter}.
+    """
+
+    __slots__ = ()
+
+    def _send(self, data: bytes) -> None:
+        t = self._transport  # type: tcp.Server  # type: ignore[assignment]
         if t._tempDataLen or t.dataBuffer or t.disconnecting or not t.connected:
             t.write(data)
             return
@@ -105,16 +119,18 @@ class _SocketWriter:
             t.write(data[sent:])
 
 
-def socketWriter(transport: ITransport, batch: WriteBatch) -> Callable[[bytes], None]:
+def connectionWriter(transport: ITransport, batch: WriteBatch) -> Callable[[bytes], None]:
     """
-    A C{write} for C{transport} that sends to its socket at once when
-    nothing is waiting in the transport's buffer, and otherwise (or after a
-    partial send, or an error) hands the bytes to C{transport.write}, so
-    order, back-pressure and error handling stay the transport's.  During a
-    C{batch}, writes are gathered and sent in one call when it is flushed.
+    A C{write} for C{transport} that gathers what is written during a
+    C{batch} and sends it in one call when the batch ends.
 
-    Other transports get their own C{write}.
+    For plain TCP and UNIX server transports it sends to the socket at once
+    when nothing is waiting in the transport's buffer, and otherwise (or
+    after a partial send, or an error) hands the bytes to
+    C{transport.write}, so order, back-pressure and error handling stay the
+    transport's.  Other transports (TLS, say) get everything through their
+    own C{write}.
     """
-    if type(transport) not in _DIRECT:
-        return transport.write
-    return _SocketWriter(transport, batch).write  # type: ignore[arg-type]
+    if type(transport) in _DIRECT:
+        return _SocketWriter(transport, batch).write
+    return _BatchedWriter(transport, batch).write
