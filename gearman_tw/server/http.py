@@ -41,6 +41,20 @@ DEFAULT_NO_WORKER_TIMEOUT = 30.0
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
 
+def _fileno(request: Request) -> int:
+    """
+    The file descriptor of C{request}'s connection, which C{workers} shows
+    as gearmand does for its HTTP clients; -1 if it has none.
+    """
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    getHandle = getattr(transport, "getHandle", None)
+    fileno = getattr(getHandle() if getHandle is not None else None, "fileno", None)
+    try:
+        return int(fileno()) if fileno is not None else -1
+    except (OSError, ValueError):
+        return -1
+
+
 class _HTTPJob:
     """
     One HTTP request's job, seen through an in-process connection.
@@ -66,7 +80,7 @@ class _HTTPJob:
         self.done = False
         self.timer: Optional[IDelayedCall] = None
         host = getattr(request.getClientAddress(), "host", None) or "-"
-        self.peer = Peer(self._packet, -1, host, exceptions=True)
+        self.peer = Peer(self._packet, _fileno(request), host, exceptions=True)
 
     def start(self, unique: bytes, data: bytes, priority: int, noWorkerTimeout: float) -> None:
         server = self.resource.server

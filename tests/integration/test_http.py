@@ -280,6 +280,28 @@ class HTTPTests(TestCase):
         self.assertEqual(self.seen, [])
 
     @inlineCallbacks
+    def test_workersShowsFd(self):
+        """
+        C{workers} lists a waiting HTTP client with its connection's file
+        descriptor, as gearmand does, not -1.
+        """
+        import socket
+
+        from gearman_tw.server.admin import AdminCommands
+
+        port = int(self.url.rsplit(":", 1)[1].strip("/"))
+        sock = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /waiting HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        yield self.waitFor(lambda: b"waiting" in self.server.functions and self.server.jobs)
+        [job] = self.server.jobs.values()
+        [peer] = job.clients
+        self.assertGreaterEqual(peer.fd, 0)
+        listing = AdminCommands(self.server).execute(peer, b"workers")
+        self.assertIn(b"%d 127.0.0.1 - :\n" % (peer.fd,), listing)
+        self.assertNotIn(b"-1 ", listing)
+
+    @inlineCallbacks
     def test_bodyTooLarge(self):
         """
         A body over the server's limit gets 413 and submits nothing.
