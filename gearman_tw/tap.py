@@ -257,7 +257,7 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
     from gearman_tw.server.admin import GEARMAND_VERSION, AdminCommands
     from gearman_tw.server.factory import GearmanServerFactory, KeepAlive, filteredLogger
     from gearman_tw.server.jobs import JobServer
-    from gearman_tw.server.service import GearmanService
+    from gearman_tw.server.service import GearmanService, exitWithErrorAtExit
 
     if reactor is None:
         from twisted.internet import reactor as _reactor
@@ -304,6 +304,7 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
         handleSignals=True,
         gcThreshold=options["gc-threshold"],
         keepFreedMemory=options["keep-freed-memory"] << 20,
+        exitOnStartFailure=exitWithErrorAtExit,
     )
     if options["admin-shutdown"]:
         admin.shutdown = gearman.shutdown

@@ -428,11 +428,11 @@ class ServiceReplayTests(SynchronousTestCase):
     The service replays the queue before it accepts connections.
     """
 
-    def service(self, queue):
+    def service(self, queue, **kwargs):
         reactor = MemoryReactorClock()
         server = JobServer(reactor, handlePrefix=b"H", queue=queue)
         endpoint = PortEndpoint()
-        return GearmanService(GearmanServerFactory(server), [endpoint], reactor), endpoint.port, server
+        return GearmanService(GearmanServerFactory(server), [endpoint], reactor, **kwargs), endpoint.port, server
 
     def test_replayBeforeAccepting(self) -> None:
         """
@@ -458,9 +458,12 @@ class ServiceReplayTests(SynchronousTestCase):
         failure is logged.
         """
         queue = FakeQueue()
-        service, port, _ = self.service(queue)
+        failed: List[bool] = []
+        service, port, _ = self.service(queue, exitOnStartFailure=lambda: failed.append(True))
         service.startService()
+        self.assertEqual(failed, [])
         queue.replayed.errback(QueueError("corrupt"))
         self.assertFalse(port.reading)
         self.assertTrue(port.stopped)
+        self.assertEqual(failed, [True])
         self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)

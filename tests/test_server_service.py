@@ -2,6 +2,7 @@
 Tests for L{gearman_tw.server.service}: listening and stopping.
 """
 
+import os
 from typing import List, Tuple
 
 from twisted.internet.address import IPv4Address
@@ -224,6 +225,33 @@ class GarbageCollectionTests(SynchronousTestCase):
         self.assertEqual(calls, [])
         GearmanService(factory, [], reactor, keepFreedMemory=1 << 20).startService()
         self.assertEqual(calls, [1 << 20])
+
+
+class ExitStatusTests(SynchronousTestCase):
+    """
+    Tests for L{service.exitWithErrorAtExit}.
+    """
+
+    def test_exitStatus(self) -> None:
+        """
+        The process ends normally (its output flushed) but with the status
+        given.
+        """
+        import subprocess
+        import sys
+
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from gearman_tw.server.service import exitWithErrorAtExit; "
+                "exitWithErrorAtExit(3); print('finished', end='')",
+            ],
+            stdout=subprocess.PIPE,
+            timeout=60,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        self.assertEqual((result.returncode, result.stdout), (3, b"finished"))
 
 
 class LifecycleTests(SynchronousTestCase):

@@ -156,6 +156,15 @@ class MakeServiceTests(SynchronousTestCase):
             [(4730, 50, "127.0.0.1"), (4730, 50, "127.0.0.2")],
         )
 
+    def test_exitOnStartFailure(self) -> None:
+        """
+        Under twistd a start-up failure after the reactor runs makes the
+        process exit with an error.
+        """
+        from gearman_tw.server.service import exitWithErrorAtExit
+
+        self.assertIs(self.build()[2].exitOnStartFailure, exitWithErrorAtExit)
+
     def test_keepFreedMemory(self) -> None:
         """
         C{--keep-freed-memory} is in MiB, 64 by default, and reaches the

@@ -5,8 +5,11 @@ The job server as a Twisted service: listening, and stopping gracefully.
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
 import signal
+import sys
 from typing import Any, Callable, List, Optional, Sequence
 
 from twisted.application.service import Service
@@ -23,6 +26,27 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 
 #: Seconds a stopping server waits for closing connections to flush.
 CLOSE_TIMEOUT = 5.0
+
+
+def exitWithErrorAtExit(status: int = 1) -> None:
+    """
+    Make the process exit with C{status} when it ends: C{twistd} stops the
+    reactor, removes its pid file and returns normally, so a failure after
+    start-up would otherwise exit with 0.  This runs at interpreter exit,
+    after twistd's own clean-up (threads have been joined by then); it
+    flushes standard output and error and skips the rest of interpreter
+    finalisation.
+    """
+
+    def exitNow() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+
+    atexit.register(exitNow)
 
 
 class GearmanService(Service):
@@ -46,6 +70,7 @@ class GearmanService(Service):
         handleSignals: bool = False,
         gcThreshold: int = 0,
         keepFreedMemory: int = 0,
+        exitOnStartFailure: Optional[Callable[[], object]] = None,
     ) -> None:
         """
         @param handleSignals: on start, make SIGUSR1 stop the server
@@ -58,6 +83,10 @@ class GearmanService(Service):
         @param keepFreedMemory: on start, let the C allocator keep this many
             bytes of freed memory for reuse (see
             L{gearman_tw.server.allocator}); 0 leaves its settings.
+        @param exitOnStartFailure: called when the server fails to start
+            after the reactor is running (replaying the persistent queue
+            failed, say), before the reactor is stopped; C{twistd} passes
+            L{exitWithErrorAtExit} so that the process exits with status 1.
         """
         self.factory = factory
         self.endpoints = list(endpoints)
@@ -66,6 +95,7 @@ class GearmanService(Service):
         self.handleSignals = handleSignals
         self.gcThreshold = gcThreshold
         self.keepFreedMemory = keepFreedMemory
+        self.exitOnStartFailure = exitOnStartFailure
         self.ports: List[IListeningPort] = []
         self._listening: Optional[Deferred[Any]] = None
         self._stopping = False
@@ -169,6 +199,8 @@ class GearmanService(Service):
 
     def _listenFailed(self, failure: Failure) -> None:
         self.log.failure("Cannot start the job server", failure)
+        if self.exitOnStartFailure is not None:
+            self.exitOnStartFailure()
         self._stopListening()
         stop = getattr(self.reactor, "stop", None)
         if stop is not None and getattr(self.reactor, "running", False):

@@ -3,6 +3,7 @@ The C{twistd gearman} process: start-up errors, endpoints and signals.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +45,27 @@ class TwistdTests(SynchronousTestCase):
         worker.sendPacket(9)
         self.assertEqual(worker.readPacket(), (11, b"T:1\0f\0x"))
         return worker, client
+
+    def test_replayFailureExitStatus(self) -> None:
+        """
+        A persistent queue that cannot be replayed (here a SQLite file that
+        is not a database) stops the server after start-up, and twistd
+        exits with status 1, not 0.
+        """
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "broken.db")
+        with open(path, "wb") as f:
+            f.write(b"not a database " * 512)
+        result = subprocess.run(
+            twistdArgv("--port", str(freePort()), "--listen", "127.0.0.1", "--queue", "sqlite:" + path),
+            env=dict(os.environ, PYTHONPATH=REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 1, result.stdout[-2000:])
+        self.assertIn(b"Cannot start the job server", result.stdout)
 
     def test_portInUse(self) -> None:
         """
