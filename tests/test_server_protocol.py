@@ -937,6 +937,37 @@ class ClientServerTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(self.successResultOf(task.result), b"cba")
 
 
+class ClosingTransport(StringTransport):
+    """
+    A transport that, like TLS, drops what is written after
+    C{loseConnection}.
+    """
+
+    def write(self, data: bytes) -> None:
+        if not self.disconnecting:
+            super().write(data)
+
+
+class DropTests(ServerTestMixin, SynchronousTestCase):
+    """
+    The ERROR sent before the server closes a connection reaches it before
+    the close, whatever the transport.
+    """
+
+    def test_errorBeforeClose(self) -> None:
+        """
+        A packet with too few arguments gets ERROR INVALID_PACKET, then the
+        connection is closed; the ERROR is written before loseConnection.
+        """
+        transport = ClosingTransport()
+        protocol, _ = self.connect(transport=transport)
+        protocol.dataReceived(encode(PacketType.ECHO_REQ, b"ok", magic=REQ) + header(PacketType.SUBMIT_JOB, 1) + b"x")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            [ptype for ptype, _ in self.replies(transport)], [PacketType.ECHO_RES, PacketType.ERROR]
+        )
+
+
 class HotPathTests(ServerTestMixin, SynchronousTestCase):
     """
     The hot path's rules (issue #7): no log event, no Deferred and one write

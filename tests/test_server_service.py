@@ -159,6 +159,30 @@ class ServiceTests(SynchronousTestCase):
         self.closeAll()
         self.successResultOf(stopped)
 
+    def test_stopSendsGatheredWrites(self) -> None:
+        """
+        Replies gathered for a connection go out before the service closes
+        it, even on a transport (TLS) that drops writes made after
+        loseConnection.
+        """
+
+        class ClosingTransport(StringTransport):
+            def write(self, data: bytes) -> None:
+                if not self.disconnecting:
+                    super().write(data)
+
+        self.service.startService()
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = ClosingTransport()
+        protocol.makeConnection(transport)
+        self.factory.writes.begin()
+        protocol.peer.write(b"last reply")
+        stopped = self.service.stopService()
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"last reply")
+        self.closeAll()
+        self.successResultOf(stopped)
+
     def test_gracefulShutdown(self) -> None:
         """
         A graceful shutdown stops the reactor only once no job is queued or

@@ -157,6 +157,9 @@ class GearmanServerProtocol(Protocol):
 
     def _drop(self, why: str) -> None:
         self.peer.endBatch()
+        # Send what this read gathered now: some transports (TLS) drop
+        # writes made after loseConnection.
+        self.factory.writes.flush()
         self._closing = True
         self.factory.log.error(
             "Closing connection from {host}: {why}", host=self.peer.host, why=why

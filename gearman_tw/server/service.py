@@ -266,6 +266,8 @@ class GearmanService(Service):
         return d
 
     def _closeConnections(self) -> Deferred[None]:
+        # Gathered replies first: TLS drops writes after loseConnection.
+        self.factory.writes.flush()
         for protocol in list(self.factory.connections):
             if protocol.transport is not None:
                 protocol.transport.loseConnection()
