@@ -37,9 +37,6 @@ MAX_TEXT_LINE = RECEIVE_BUFFER_SIZE
 #: less, to leave room for its NUL.  The opaque data has no such limit.
 MAX_ARGUMENT_SIZE = RECEIVE_BUFFER_SIZE
 
-#: Older name of L{MAX_ARGUMENT_SIZE}.
-MAX_ARGUMENTS_SIZE = MAX_ARGUMENT_SIZE
-
 #: Our default bound on one packet's declared payload size (gearmand has none).
 DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024
 

@@ -46,12 +46,9 @@ def _fileno(request: Request) -> int:
     The file descriptor of C{request}'s connection, which C{workers} shows
     as gearmand does for its HTTP clients; -1 if it has none.
     """
-    transport = getattr(getattr(request, "channel", None), "transport", None)
-    getHandle = getattr(transport, "getHandle", None)
-    fileno = getattr(getHandle() if getHandle is not None else None, "fileno", None)
     try:
-        return int(fileno()) if fileno is not None else -1
-    except (OSError, ValueError):
+        return int(request.channel.transport.getHandle().fileno())
+    except (AttributeError, OSError, ValueError):
         return -1
 
 
