@@ -24,7 +24,10 @@ class IJobServer(Interface):
     """
 
     functions = Attribute("Every known function by name (bytes).")
-    jobs = Attribute("Every live job by handle (bytes).")
+    jobs = Attribute(
+        "Every live job by handle (bytes); a queued job may be held in a"
+        " compact form: use lookup() for a job object."
+    )
     peers = Attribute("Every open connection, oldest first.")
     exceptions = Attribute("Whether new connections start with the exceptions option on.")
 
@@ -48,12 +51,16 @@ class IJobServer(Interface):
         background: bool,
         when: int,
         reducer: Optional[bytes],
-    ) -> object:
+    ) -> None:
         """
         Create a job or coalesce with a live one, and answer C{peer} with
         JOB_CREATED or ERROR.
+        """
 
-        @return: the job, or L{None} if it was refused.
+    def lookup(handle: bytes) -> object:
+        """
+        The live job with C{handle} (a C{gearman_tw.server.jobs.Job}), or
+        L{None}.
         """
 
     def canDo(peer: object, name: bytes, timeout: float) -> None:

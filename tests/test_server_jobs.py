@@ -3,15 +3,18 @@ Tests for L{gearman_tw.server.jobs}: gearmand 1.1's job semantics (reference
 section 3), without I/O.
 """
 
+import gc
+import platform
 import socket
 from typing import List, Optional, Tuple
 
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from gearman_tw.interfaces import IJobServer
+from gearman_tw.queues.memory import MemoryQueue
 from gearman_tw.protocol import RES, PacketType, encode, parseAll
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, Function, Job, JobServer, Peer, atoi, atoi32
 
@@ -1966,21 +1969,7 @@ class EpochTests(JobServerTestCase):
         Future jobs with the same time stored together by a persistent
         queue are all held and released.
         """
-
-        class Queue:
-            """
-            A persistent queue that stores everything at once.
-            """
-
-            persistent = True
-
-            def addMany(self, records):
-                return succeed(None)
-
-            def doneMany(self, records):
-                return succeed(None)
-
-        server = JobServer(self.clock, handlePrefix=b"H", queue=Queue())
+        server = JobServer(self.clock, handlePrefix=b"H", queue=_StoringQueue())
         client, worker = Conn(server), Conn(server)
         server.submit(client.peer, b"f", b"a", b"1", NORMAL, True, 10)
         server.submit(client.peer, b"f", b"b", b"2", NORMAL, True, 10)
@@ -2078,9 +2067,9 @@ class CancelTests(JobServerTestCase):
         A cancelled background job is no longer persisted.
         """
         handle = self.conn().created(background=True)
-        self.assertTrue(self.server.jobs[handle].persisted)
+        self.assertTrue(self.server.lookup(handle).persisted)
         self.server.cancel(handle)
-        job = self.server.jobs[handle]
+        job = self.server.lookup(handle)
         self.assertEqual((job.ignore, job.persisted, job.background), (True, False, False))
 
     def test_unknown(self) -> None:
@@ -2090,6 +2079,198 @@ class CancelTests(JobServerTestCase):
         self.conn().created()
         self.assertFalse(self.server.cancel(b"h:1"))
         self.assertFalse(self.server.cancel(b"H:2"))
+
+
+class QueuedRecordTests(JobServerTestCase):
+    """
+    Plain background jobs are queued as compact records (QueuedRecord) and
+    become L{Job}s only when taken or looked up; nothing a peer sees
+    changes.
+    """
+
+    def isRecord(self, handle: bytes) -> bool:
+        return self.server.jobs[handle].__class__ is tuple
+
+    def test_onlyPlainBackground(self) -> None:
+        """
+        Only a background job with no unique key, start time or reducer is
+        a record; every other submission is a L{Job}.
+        """
+        client = self.conn()
+        self.clock.advance(100)
+        plain = client.created(background=True)
+        others = [
+            client.created(),
+            client.created(background=True, unique=b"u"),
+            client.created(background=True, unique=b"-"),
+            client.created(background=True, when=500),
+            client.created(background=True, reducer=b"r"),
+        ]
+        self.assertTrue(self.isRecord(plain))
+        self.assertEqual([self.isRecord(handle) for handle in others], [False] * 5)
+        self.assertEqual(self.server.jobs[plain], (plain, b"f", NORMAL, b"x", 100.0))
+
+    def test_persistentQueue(self) -> None:
+        """
+        With a persistent queue every background job is a L{Job} (it carries
+        its record number); with the memory queue, which is not persistent,
+        plain ones are records.
+        """
+        stored = JobServer(self.clock, handlePrefix=b"H", queue=_StoringQueue())
+        Conn(stored).submit(background=True)
+        self.assertIsInstance(stored.jobs[b"H:1"], Job)
+        memory = JobServer(self.clock, handlePrefix=b"H", queue=MemoryQueue())
+        Conn(memory).submit(background=True)
+        self.assertIsInstance(memory.jobs[b"H:1"], tuple)
+
+    def test_untracked(self) -> None:
+        """
+        A queued record holds nothing CPython's collector must walk: after
+        one collection it is no longer tracked.
+        """
+        if platform.python_implementation() != "CPython":
+            raise SkipTest("gc.is_tracked is CPython's")
+        handle = self.conn().created(background=True, data=b"payload")
+        gc.collect()
+        self.assertFalse(gc.is_tracked(self.server.jobs[handle]))
+
+    def test_fifoWithJobs(self) -> None:
+        """
+        Records and L{Job}s in one queue are taken in submission order,
+        each with its own handle, data and unique key.
+        """
+        client, worker = self.conn(), self.conn()
+        for index in range(6):
+            client.created(background=True, data=b"%d" % index, unique=b"u%d" % index if index % 2 else b"")
+        worker.canDo(b"f")
+        assigned = [args for _, args in (worker.grab()[0] for _ in range(6))]
+        self.assertEqual(
+            assigned,
+            [[b"H:%d" % (i + 1), b"f", b"u%d" % i if i % 2 else b"", b"%d" % i] for i in range(6)],
+        )
+        self.assertEqual(worker.grab(), [NO_JOB])
+        self.assertEqual(self.queued(), [0, 0, 0])
+
+    def test_priorities(self) -> None:
+        """
+        Records keep their priority: HIGH, NORMAL then LOW.
+        """
+        client, worker = self.conn(), self.conn()
+        for priority in (LOW, NORMAL, HIGH):
+            client.created(background=True, priority=priority, data=b"%d" % priority)
+        self.assertEqual(self.queued(), [1, 1, 1])
+        worker.canDo(b"f")
+        self.assertEqual([worker.take()[1] for _ in range(3)], [b"0", b"1", b"2"])
+
+    def test_takenAsJob(self) -> None:
+        """
+        A worker takes a record as a L{Job} with every field of the
+        submission; the time it waited is measured from its submission.
+        """
+        client, worker = self.conn(), self.conn()
+        self.clock.advance(10)
+        handle = client.created(background=True, priority=LOW, data=b"d")
+        self.clock.advance(3)
+        worker.canDo(b"f")
+        self.assertEqual(worker.grab(P.GRAB_JOB_ALL), [(P.JOB_ASSIGN_UNIQ, [handle, b"f", b"", b"d"])])
+        job = self.server.jobs[handle]
+        self.assertEqual(list(worker.peer.held), [job])
+        self.assertEqual(
+            (job.handle, job.function.name, job.unique, job.data, job.priority, job.created, job.started),
+            (handle, b"f", b"", b"d", LOW, 10.0, 13.0),
+        )
+        self.assertEqual((job.background, job.persisted, job.reducer, job.key, job.when), (True, True, None, None, 0))
+        self.assertEqual(self.server.stats.wait.total, 3.0)
+        self.assertEqual(self.status(), (1, 1, 1))
+        worker.complete(handle)
+        self.assertEqual(worker.packets(), [])
+        self.assertNotIn(handle, self.server.jobs)
+        self.assertEqual(self.status(), (0, 0, 1))
+
+    def test_lookup(self) -> None:
+        """
+        L{JobServer.lookup} turns a queued record into a L{Job}, once; the
+        queue still gives that job to the next worker.
+        """
+        client, worker = self.conn(), self.conn()
+        first = client.created(background=True, data=b"a")
+        second = client.created(background=True, data=b"b")
+        job = self.server.lookup(second)
+        self.assertIsInstance(job, Job)
+        self.assertIs(self.server.lookup(second), job)
+        self.assertIs(self.server.jobs[second], job)
+        self.assertEqual((job.data, job.background, job.worker), (b"b", True, None))
+        self.assertIsNone(self.server.lookup(b"H:99"))
+        worker.canDo(b"f")
+        self.assertEqual(worker.take(), (first, b"a"))
+        self.assertEqual(worker.take(), (second, b"b"))
+        self.assertEqual(list(worker.peer.held), [self.server.jobs[first], job])
+        self.assertEqual(self.queued(), [0, 0, 0])
+
+    def test_status(self) -> None:
+        """
+        GET_STATUS knows a queued record (not running, no progress) without
+        turning it into a L{Job}.
+        """
+        handle = self.conn().created(background=True)
+        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
+        self.assertTrue(self.isRecord(handle))
+
+    def test_resultForQueued(self) -> None:
+        """
+        Work packets naming a queued record's handle are refused as for any
+        job the worker does not hold.
+        """
+        handle = self.conn().created(background=True)
+        worker = self.conn()
+        worker.canDo(b"f")
+        worker.data(handle)
+        worker.complete(handle)
+        worker.exception(handle)
+        self.assertEqual(worker.packets(), [NOT_FOUND_DATA, NOT_FOUND_RESULT, NOT_FOUND_EXCEPTION])
+        self.assertEqual(self.status(), (1, 0, 1))
+
+    def test_cancel(self) -> None:
+        """
+        A cancelled record stays counted until a GRAB reaps it, as a
+        cancelled L{Job} does; the next job runs.
+        """
+        client, worker = self.conn(), self.conn()
+        handle = client.created(background=True)
+        client.created(background=True, data=b"next")
+        self.assertTrue(self.server.cancel(handle))
+        self.assertTrue(self.server.lookup(handle).ignore)
+        self.assertEqual(self.status(), (2, 0, 0))
+        self.assertTrue(self.server.hasWork())
+        worker.canDo(b"f")
+        self.assertEqual(worker.take(), (b"H:2", b"next"))
+        self.assertNotIn(handle, self.server.jobs)
+        self.assertFalse(self.server.cancel(handle))
+        self.assertEqual(self.status(), (1, 1, 1))
+
+    def test_hasWork(self) -> None:
+        """
+        A queued record is work; once cancelled it is not.
+        """
+        handle = self.conn().created(background=True)
+        self.assertTrue(self.server.hasWork())
+        self.server.cancel(handle)
+        self.assertFalse(self.server.hasWork())
+
+    def test_requeued(self) -> None:
+        """
+        A record a worker took and lost is requeued as its L{Job} and run
+        again with the same handle and data.
+        """
+        client, worker = self.conn(), self.conn()
+        handle = client.created(background=True, data=b"d")
+        worker.canDo(b"f")
+        worker.take()
+        worker.lose()
+        other = self.conn()
+        other.canDo(b"f")
+        self.assertEqual(other.take(), (handle, b"d"))
+        self.assertEqual(self.server.lookup(handle).retries, 1)
 
 
 class DropTests(JobServerTestCase):
@@ -2384,3 +2565,17 @@ class PeerTests(SynchronousTestCase):
         job.waiting = None
         self.peer.release()
         self.assertEqual(self.out, [b"error" + encode(PacketType.JOB_CREATED, b"H:1")])
+
+
+class _StoringQueue:
+    """
+    A persistent queue that stores everything at once.
+    """
+
+    persistent = True
+
+    def addMany(self, records):
+        return succeed(None)
+
+    def doneMany(self, records):
+        return succeed(None)

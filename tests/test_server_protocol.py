@@ -516,7 +516,7 @@ class CommandTests(ServerTestMixin, SynchronousTestCase):
             handle = b"H:%d" % (index + 1,)
             self.assertEqual(self.replies(transport), [(P.JOB_CREATED, [handle])], epoch)
             protocol.connectionLost(None)
-            job = self.server.jobs[handle]
+            job = self.server.lookup(handle)
             self.assertTrue(job.background)
             self.assertEqual(job.priority, NORMAL)
         worker, workerTransport = self.connect()

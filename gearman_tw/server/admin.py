@@ -9,7 +9,7 @@ import os
 import re
 from typing import Callable, List, Optional, TypeVar
 
-from gearman_tw.server.jobs import Function, Job, JobServer, Peer, atoi32
+from gearman_tw.server.jobs import Function, JobServer, Peer, atoi32
 
 T = TypeVar("T")
 
@@ -179,14 +179,17 @@ class AdminCommands:
         if len(words) < 2:
             return _unknown(words[0])
         what = words[1].lower()
-        jobs: List[Job] = list(self.server.jobs.values())
+        # (handle, retries, ignore, persisted, unique) of every live job; a
+        # queued record is a fresh background job without a unique key.
+        jobs = [
+            (entry[0], 0, False, True, b"") if entry.__class__ is tuple else  # type: ignore[index]
+            (entry.handle, entry.retries, entry.ignore, entry.persisted, entry.unique)  # type: ignore[union-attr]
+            for entry in self.server.jobs.values()
+        ]
         if what == b"jobs" and len(words) == 2:
-            lines = [
-                b"%s\t%d\t%d\t%d\n" % (job.handle, job.retries, job.ignore, job.persisted)
-                for job in hashOrder(jobs, lambda job: job.handle)
-            ]
+            lines = [b"%s\t%d\t%d\t%d\n" % job[:4] for job in hashOrder(jobs, lambda job: job[0])]
         elif what == b"unique" and len(words) == 3 and words[2].lower() == b"jobs":
-            lines = [b"%s\n" % (job.unique,) for job in hashOrder(jobs, lambda job: job.unique)]
+            lines = [b"%s\n" % (job[4],) for job in hashOrder(jobs, lambda job: job[4])]
         else:
             return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
         lines.append(b".\n")

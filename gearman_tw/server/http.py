@@ -117,7 +117,7 @@ class _HTTPJob:
         function = self.resource.server.functions.get(self.name)
         if function is not None and function.workers:
             return
-        job = self.resource.server.jobs.get(self.handle or b"")
+        job = self.resource.server.lookup(self.handle or b"")
         if job is not None and job.worker is not None:
             return
         self.render(self, 0, b"")

@@ -139,7 +139,8 @@ class Function:
     """
     A function name with its three priority queues and its workers.
 
-    @ivar queues: FIFO queues of runnable jobs, indexed by priority.
+    @ivar queues: FIFO queues of runnable jobs (L{Job}s or
+        L{QueuedRecord}s), indexed by priority.
     @ivar queued: jobs waiting per priority, including jobs in L{queues} that
         were cancelled but not yet reaped, and epoch jobs not yet due (which
         count as NORMAL, as in gearmand).
@@ -173,7 +174,7 @@ class Function:
 
     def __init__(self, name: bytes) -> None:
         self.name = name
-        self.queues: Tuple[Deque[Job], Deque[Job], Deque[Job]] = (deque(), deque(), deque())
+        self.queues: Tuple[Deque[Entry], Deque[Entry], Deque[Entry]] = (deque(), deque(), deque())
         self.queued = [0, 0, 0]
         self.running = 0
         self.storing = 0
@@ -284,6 +285,18 @@ class Job:
         self.waiting: Optional[Peer] = None
         self.created = created
         self.started = 0.0
+
+
+#: A queued background job with no unique key, reducer, start time or
+#: persistent record, as the server keeps it from submission until a worker
+#: takes it or something asks for it by handle (L{JobServer.lookup} turns it
+#: into a L{Job}): C{(handle, function name, priority, data, created)}.
+#: Made of bytes and numbers only, CPython's collector stops tracking it
+#: after one pass; a L{Job} per queued job made a background submission
+#: about twice as expensive, most of it in collections walking the queue.
+QueuedRecord = Tuple[bytes, bytes, int, bytes, float]
+#: What a queue or L{JobServer.jobs} holds.
+Entry = Union[Job, QueuedRecord]
 
 
 class Peer:
@@ -466,7 +479,9 @@ class JobServer:
         self.workerWakeup = workerWakeup
         self.exceptions = exceptions
         self.functions: Dict[bytes, Function] = {}
-        self.jobs: Dict[bytes, Job] = {}
+        # Live jobs by handle: L{Job}s, and queued jobs kept as
+        # L{QueuedRecord}s (L{lookup} gives a L{Job} for either).
+        self.jobs: Dict[bytes, Entry] = {}
         self.peers: Dict[Peer, None] = {}
         self._lastHandle = 0
         # Epoch jobs not due yet: (when, sequence number, job), a heap.
@@ -636,12 +651,26 @@ class JobServer:
         freed on the way, as gearmand does on PRE_SLEEP and GRAB.
         """
         queued = function.queued
+        jobs = self.jobs
         for priority, queue in enumerate(function.queues):
             while queue:
-                if not queue[0].ignore:
+                head = queue[0]
+                if head.__class__ is tuple:
+                    # A record, or a record made into a Job by a lookup.
+                    job = jobs.get(head[0])  # type: ignore[index]
+                    if job is head:
+                        return priority
+                    if job is None:
+                        queued[priority] -= 1
+                        queue.popleft()
+                        continue
+                else:
+                    job = head
+                if not job.ignore:  # type: ignore[union-attr]
                     return priority
                 queued[priority] -= 1
-                self._free(queue.popleft())
+                queue.popleft()
+                self._free(job)  # type: ignore[arg-type]
         return None
 
     def grab(self, peer: Peer, ptype: int) -> None:
@@ -696,15 +725,32 @@ class JobServer:
         if priority is None:
             return None
         function.queued[priority] -= 1
-        return function.queues[priority].popleft()
+        job = function.queues[priority].popleft()
+        if job.__class__ is tuple:
+            return self.lookup(job[0])  # type: ignore[index]
+        return job  # type: ignore[return-value]
+
+    def lookup(self, handle: bytes) -> Optional[Job]:
+        """
+        The live job with C{handle}, if any; a job kept as a
+        L{QueuedRecord} becomes a L{Job} (in L{jobs}; its queue keeps the
+        record, which L{_livePriority} resolves through L{jobs}).
+        """
+        job = self.jobs.get(handle)
+        if job.__class__ is tuple:
+            handle, name, priority, data, created = job  # type: ignore[misc]
+            job = self.jobs[handle] = Job(
+                handle, self.functions[name], b"", None, data, priority, True, 0, None, created
+            )
+        return job  # type: ignore[return-value]
 
     # Work results
 
     def _held(self, peer: Peer, handle: bytes) -> Optional[Job]:
         job = self.jobs.get(handle)
-        if job is None or job.worker is not peer:
+        if job is None or job.__class__ is tuple or job.worker is not peer:  # type: ignore[union-attr]
             return None
-        return job
+        return job  # type: ignore[return-value]
 
     def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:
         """
@@ -824,7 +870,7 @@ class JobServer:
         background: bool = False,
         when: int = 0,
         reducer: Optional[bytes] = None,
-    ) -> Optional[Job]:
+    ) -> None:
         """
         Create a job, or attach to the live job it coalesces with (3.3), and
         answer C{peer} with JOB_CREATED or ERROR.
@@ -832,11 +878,10 @@ class JobServer:
         @param when: epoch seconds before which the job must not run; 0 to
             run at once.
         @param reducer: the reducer of a SUBMIT_REDUCE_JOB.
-        @return: the job, or L{None} if it was refused.
         """
         if len(unique) > MAX_UNIQUE:
             peer.write(_ERR_UNIQUE_TOO_LARGE)
-            return None
+            return
         function = self.functions.get(name) or self.function(name)
         key: Optional[bytes] = None
         if unique:
@@ -848,22 +893,44 @@ class JobServer:
             if key is not None:
                 job = function.uniques.get(key)
                 if job is not None:
-                    return self._join(peer, job, background)
+                    self._join(peer, job, background)
+                    return
         limit = function.maxQueue[priority]
         if limit and function.total + function.storing >= limit:
             peer.write(_ERR_QUEUE_FULL)
-            return None
+            return
+        if background and not unique and not when and reducer is None and not self._persistent:
+            peer.write(encodeRaw(_JOB_CREATED, self._queueRecord(function, data, priority)))
+            return
         if background and self._persistent and reducer is None:
             job = self._create(function, unique, key, data, priority, True, when, None, False)
             self._store(job, peer, True)
-            return job
+            return
         job = self._create(function, unique, key, data, priority, background, when, reducer)
         if not background:
             self._attach(peer, job)
         peer.write(encodeRaw(_JOB_CREATED, job.handle))
-        return job
 
-    def _join(self, peer: Peer, job: Job, background: bool) -> Job:
+    def _queueRecord(self, function: Function, data: bytes, priority: int) -> bytes:
+        """
+        Queue a new background job as a L{QueuedRecord}.
+
+        @return: its handle.
+        """
+        # The handle as in L{_create}, inlined like the queueing below: this
+        # is the path of every plain background submission.
+        self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
+        handle = b"%s%d" % (self.handlePrefix, handleNumber)
+        record = (handle, function.name, priority, data, self.reactor.seconds())
+        function.submitted[priority] += 1
+        self.jobs[handle] = record
+        function.queues[priority].append(record)
+        function.queued[priority] += 1
+        if function.sleepers:
+            self._wake(function)
+        return handle
+
+    def _join(self, peer: Peer, job: Job, background: bool) -> None:
         """
         A submission coalesces with the live C{job}: attach it, or make the
         job background, and answer JOB_CREATED with the job's handle.
@@ -874,7 +941,7 @@ class JobServer:
                 # gearmand leaves such a job unstored; we keep it.
                 job.persisted = True
                 self._store(job, peer, False)
-                return job
+                return
         else:
             self._attach(peer, job)
         if job.waiting is not None:
@@ -882,7 +949,6 @@ class JobServer:
             peer.hold(job)
         else:
             peer.write(encodeRaw(_JOB_CREATED, job.handle))
-        return job
 
     def _create(
         self,
@@ -1177,6 +1243,8 @@ class JobServer:
         job = self.jobs.get(handle)
         if job is None:
             return b"%s\x000\x000\x000\x000" % (handle,)
+        if job.__class__ is tuple:
+            return b"%s\x001\x000\x000\x000" % (handle,)
         return b"%s\x001\x00%d\x00%d\x00%d" % (
             handle,
             job.worker is not None,
@@ -1217,7 +1285,7 @@ class JobServer:
 
         @return: whether the job exists.
         """
-        job = self.jobs.get(handle)
+        job = self.lookup(handle)
         if job is None:
             return False
         self._failToClients(job)
@@ -1353,8 +1421,15 @@ class JobServer:
             if function.running:
                 return True
             for queue in function.queues:
-                for job in queue:
-                    if not job.ignore:
+                for entry in queue:
+                    if entry.__class__ is tuple:
+                        # Live unless a lookup made it a Job (checked below).
+                        entry = self.jobs.get(entry[0])  # type: ignore[index, assignment]
+                        if entry is None:
+                            continue
+                        if entry.__class__ is tuple:
+                            return True
+                    if not entry.ignore:  # type: ignore[union-attr]
                         return True
         return False
 
