@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from gearman_tw.errors import ProtocolError
 
@@ -243,6 +243,18 @@ class PacketParser:
         """
         Take more bytes from the stream.
 
+        @return: the packets completed by C{data}, as L{packets} gives them.
+        """
+        return list(self.packets(data))
+
+    def packets(self, data: bytes) -> Iterator[Packet]:
+        """
+        Take more bytes from the stream, parsing one packet per step: a
+        read of many packets never holds them all (nor gives CPython's
+        collector a pile of live containers to walk).  Iterate to the end;
+        the parser keeps the unfinished rest only then, so stopping early
+        abandons the stream.
+
         @return: the packets completed by C{data}, in order, as
             C{(type, arguments, payload)}.  A packet that carries the other
             side's magic is returned with its type negated (and no
@@ -252,16 +264,15 @@ class PacketParser:
             same failure.
         """
         if self.failure is not None:
-            return []
+            return
         chunks = self._chunks
         chunks.append(data)
         self._have += len(data)
         if self._have < self._need:
-            return []
+            return
         buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         end = len(buf)
         pos = 0
-        out: List[Packet] = []
         need = 1
         args: List[bytes]
         unpack = HEADER.unpack_from
@@ -281,7 +292,7 @@ class PacketParser:
                 line = buf[pos:nl]
                 if line.endswith(b"\r"):
                     line = line[:-1]
-                out.append((TEXT, [], line))
+                yield (TEXT, [], line)
                 pos = nl + 1
                 continue
             if end - pos < HEADER_SIZE:
@@ -319,9 +330,9 @@ class PacketParser:
                     self.failure = ProtocolError(None, b"Packet argument too large")
                     break
             if magic != self._magic:
-                out.append((-ptype, [], payload))
+                yield (-ptype, [], payload)
             else:
-                out.append((ptype, args, payload))
+                yield (ptype, args, payload)
         if self.failure is not None:
             self._chunks = []
             self._have = 0
@@ -334,7 +345,6 @@ class PacketParser:
             self._chunks = []
             self._have = 0
             self._need = 1
-        return out
 
 
 def parseAll(

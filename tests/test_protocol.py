@@ -475,6 +475,35 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE")
 
 
+class StepTests(SynchronousTestCase):
+    """
+    L{PacketParser.packets} parses one packet per step.
+    """
+
+    def test_onePerStep(self) -> None:
+        """
+        A packet is given before the next one is parsed: a bad packet after
+        it has not stopped the parser yet.
+        """
+        parser = PacketParser()
+        steps = parser.packets(req(P.ECHO_REQ, b"a") + req(P.ECHO_REQ, b"b") + b"\0XYZ" + bytes(8))
+        self.assertEqual(next(steps), (P.ECHO_REQ, [b"a"], b"a"))
+        self.assertEqual(next(steps), (P.ECHO_REQ, [b"b"], b"b"))
+        self.assertIsNone(parser.failure)
+        self.assertEqual(list(steps), [])
+        self.assertIsInstance(parser.failure, ProtocolError)
+
+    def test_restKeptAtEnd(self) -> None:
+        """
+        The unfinished rest of the input is kept once the steps are taken
+        to the end, and completed by the next input.
+        """
+        parser = PacketParser()
+        data = req(P.ECHO_REQ, b"a") + req(P.ECHO_REQ, b"bc")
+        self.assertEqual(list(parser.packets(data[:-1])), [(P.ECHO_REQ, [b"a"], b"a")])
+        self.assertEqual(list(parser.packets(data[-1:])), [(P.ECHO_REQ, [b"bc"], b"bc")])
+
+
 class BadInputTests(SynchronousTestCase):
     """
     Malformed binary input (reference 1.3).

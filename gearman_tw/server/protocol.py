@@ -124,7 +124,7 @@ class GearmanServerProtocol(Protocol):
         writes.begin()
         peer.startBatch()
         try:
-            for ptype, args, payload in parser.feed(data):
+            for ptype, args, payload in parser.packets(data):
                 kind = submits.get(ptype)
                 if kind is not None:
                     # The hot path: plain submissions go straight in.
