@@ -285,6 +285,19 @@ class HandleTests(JobServerTestCase):
         client.packets()
         self.assertEqual(client.created(), b"H:2")
 
+    def test_lengths(self) -> None:
+        """
+        JOB_CREATED carries the handle's exact length as the number gains
+        digits and after it wraps from 4294967295 to 1, for queued records
+        and other jobs alike.
+        """
+        client = self.conn()
+        handles = [client.created(background=index % 3 != 0) for index in range(1, 102)]
+        self.assertEqual(handles, [b"H:%d" % (number,) for number in range(1, 102)])
+        self.server._lastHandle = 4294967293
+        created = [client.created(background=index != 1) for index in range(4)]
+        self.assertEqual(created, [b"H:4294967294", b"H:4294967295", b"H:1", b"H:2"])
+
     def test_prefix(self) -> None:
         """
         The prefix is used exactly, followed by a colon.

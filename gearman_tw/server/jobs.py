@@ -474,6 +474,11 @@ class JobServer:
         self.reactor = reactor
         prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
         self.handlePrefix = prefix + b":"
+        self._now = reactor.seconds
+        # JOB_CREATED's header and the handle prefix, for handle numbers of
+        # as many digits as those in [_createdFrom, _createdUntil).
+        self._createdHead = b""
+        self._createdFrom = self._createdUntil = 0
         self.jobRetries = jobRetries
         self.roundRobin = roundRobin
         self.workerWakeup = workerWakeup
@@ -900,7 +905,7 @@ class JobServer:
             peer.write(_ERR_QUEUE_FULL)
             return
         if background and not unique and not when and reducer is None and not self._persistent:
-            peer.write(encodeRaw(_JOB_CREATED, self._queueRecord(function, data, priority)))
+            peer.write(self._queueRecord(function, data, priority))
             return
         if background and self._persistent and reducer is None:
             job = self._create(function, unique, key, data, priority, True, when, None, False)
@@ -915,20 +920,33 @@ class JobServer:
         """
         Queue a new background job as a L{QueuedRecord}.
 
-        @return: its handle.
+        @return: its JOB_CREATED packet.
         """
         # The handle as in L{_create}, inlined like the queueing below: this
         # is the path of every plain background submission.
         self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
-        handle = b"%s%d" % (self.handlePrefix, handleNumber)
-        record = (handle, function.name, priority, data, self.reactor.seconds())
+        if not self._createdFrom <= handleNumber < self._createdUntil:
+            self._newCreatedHead(handleNumber)
+        reply = b"%s%d" % (self._createdHead, handleNumber)
+        handle = reply[12:]
+        record = (handle, function.name, priority, data, self._now())
         function.submitted[priority] += 1
         self.jobs[handle] = record
         function.queues[priority].append(record)
         function.queued[priority] += 1
         if function.sleepers:
             self._wake(function)
-        return handle
+        return reply
+
+    def _newCreatedHead(self, handleNumber: int) -> None:
+        """
+        Make L{_createdHead} for handle numbers with as many digits as
+        C{handleNumber}.
+        """
+        digits = len(b"%d" % (handleNumber,))
+        self._createdHead = encodeRaw(_JOB_CREATED, self.handlePrefix + b"0" * digits)[:12] + self.handlePrefix
+        self._createdFrom = 10 ** (digits - 1)
+        self._createdUntil = 10**digits
 
     def _join(self, peer: Peer, job: Job, background: bool) -> None:
         """
