@@ -25,8 +25,8 @@ class IJobServer(Interface):
 
     functions = Attribute("Every known function by name (bytes).")
     jobs = Attribute(
-        "Every live job by handle (bytes); a queued job may be held in a"
-        " compact form: use lookup() for a job object."
+        "Live job objects by handle (bytes); queued jobs may be kept in a"
+        " compact form elsewhere: lookup() finds every job, jobCount() counts them."
     )
     peers = Attribute("Every open connection, oldest first.")
     exceptions = Attribute("Whether new connections start with the exceptions option on.")
@@ -61,6 +61,11 @@ class IJobServer(Interface):
         """
         The live job with C{handle} (a C{gearman_tw.server.jobs.Job}), or
         L{None}.
+        """
+
+    def jobCount() -> int:
+        """
+        How many jobs are live, queued or running.
         """
 
     def canDo(peer: object, name: bytes, timeout: float) -> None:

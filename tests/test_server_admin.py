@@ -181,6 +181,21 @@ class ShowTests(AdminTestCase):
         self.assertEqual(self.command(b"SHOW UNIQUE JOBS"), b"\nu1\nu3\n.\n")
         self.assertEqual(self.command(b"Show Jobs"), b"H:1\t0\t0\t1\nH:3\t0\t0\t0\nH:2\t0\t1\t0\n.\n")
 
+    def test_recordsMadeJobsKeepTheirPlace(self) -> None:
+        """
+        Queued plain background jobs (kept as records) are listed as
+        background jobs, in creation order within a hash bucket even after
+        lookups made some of them Jobs.
+        """
+        client = self.peer(11, "127.0.0.1")
+        for index in range(800):
+            self.server.submit(client, b"f", b"u%d" % index if index % 5 == 0 else b"", b"x", NORMAL, True)
+        before = self.command(b"show jobs"), self.command(b"show unique jobs")
+        self.assertEqual(before[0].count(b"\t0\t0\t1\n"), 800)
+        for number in range(800, 0, -7):
+            self.server.lookup(b"H:%d" % (number,))
+        self.assertEqual((self.command(b"show jobs"), self.command(b"show unique jobs")), before)
+
     def test_retriesAndIgnored(self) -> None:
         """
         Retries count requeues; an abandoned foreground job is ignored.

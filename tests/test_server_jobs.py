@@ -136,6 +136,13 @@ class JobServerTestCase(SynchronousTestCase):
         function = self.server.functions[name]
         return (function.total, function.running, function.workers)
 
+    def live(self) -> List[bytes]:
+        """
+        The handles of every live job, records included, sorted.
+        """
+        records = [b"%s%d" % (self.server.handlePrefix, number) for number in self.server.records]
+        return sorted(list(self.server.jobs) + records)
+
     def queued(self, name: bytes = b"f") -> List[int]:
         """
         C{prioritystatus} for one function: queued HIGH, NORMAL, LOW.
@@ -848,7 +855,7 @@ class SleepTests(JobServerTestCase):
         a.canDo(b"f")
         self.assertEqual(a.sleep(), [NOOP])
         self.assertEqual(self.status(), (1, 0, 1))
-        self.assertEqual(sorted(self.server.jobs), [b"H:3"])
+        self.assertEqual(self.live(), [b"H:3"])
         client.created(b"k", background=True)
         self.server.cancel(b"H:4")
         b.canDo(b"k")
@@ -2102,7 +2109,8 @@ class QueuedRecordTests(JobServerTestCase):
     """
 
     def isRecord(self, handle: bytes) -> bool:
-        return self.server.jobs[handle].__class__ is tuple
+        number = self.server.handleNumber(handle)
+        return number in self.server.records and handle not in self.server.jobs
 
     def test_onlyPlainBackground(self) -> None:
         """
@@ -2121,7 +2129,9 @@ class QueuedRecordTests(JobServerTestCase):
         ]
         self.assertTrue(self.isRecord(plain))
         self.assertEqual([self.isRecord(handle) for handle in others], [False] * 5)
-        self.assertEqual(self.server.jobs[plain], (plain, b"f", NORMAL, b"x", 100.0))
+        self.assertEqual(self.server.records[1], (1, b"f", NORMAL, b"x", 100.0))
+        self.assertEqual(self.live(), [b"H:%d" % (number,) for number in range(1, 7)])
+        self.assertEqual(self.server.jobCount(), 6)
 
     def test_persistentQueue(self) -> None:
         """
@@ -2134,7 +2144,7 @@ class QueuedRecordTests(JobServerTestCase):
         self.assertIsInstance(stored.jobs[b"H:1"], Job)
         memory = JobServer(self.clock, handlePrefix=b"H", queue=MemoryQueue())
         Conn(memory).submit(background=True)
-        self.assertIsInstance(memory.jobs[b"H:1"], tuple)
+        self.assertEqual((list(memory.jobs), list(memory.records)), ([], [1]))
 
     def test_untracked(self) -> None:
         """
@@ -2145,7 +2155,8 @@ class QueuedRecordTests(JobServerTestCase):
             raise SkipTest("gc.is_tracked is CPython's")
         handle = self.conn().created(background=True, data=b"payload")
         gc.collect()
-        self.assertFalse(gc.is_tracked(self.server.jobs[handle]))
+        self.assertEqual(handle, b"H:1")
+        self.assertFalse(gc.is_tracked(self.server.records[1]))
 
     def test_fifoWithJobs(self) -> None:
         """
@@ -2213,7 +2224,11 @@ class QueuedRecordTests(JobServerTestCase):
         self.assertIs(self.server.lookup(second), job)
         self.assertIs(self.server.jobs[second], job)
         self.assertEqual((job.data, job.background, job.worker), (b"b", True, None))
-        self.assertIsNone(self.server.lookup(b"H:99"))
+        self.assertNotIn(2, self.server.records)
+        self.assertEqual(self.server.jobCount(), 2)
+        for unknown in (b"H:99", b"H:01", b"H:+1", b"H:", b"H:1x", b"G:1", b"1"):
+            self.assertIsNone(self.server.lookup(unknown), unknown)
+            self.assertEqual(self.server.getStatus(unknown), unknown + b"\x000\x000\x000\x000")
         worker.canDo(b"f")
         self.assertEqual(worker.take(), (first, b"a"))
         self.assertEqual(worker.take(), (second, b"b"))

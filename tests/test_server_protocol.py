@@ -338,7 +338,7 @@ class BadInputTests(ServerTestMixin, SynchronousTestCase):
             self.assertEqual(transport.value(), b"")
             self.assertNotIn(protocol, self.factory.connections)
             self.assertNotIn(protocol.peer, self.server.peers)
-        self.assertEqual(list(self.server.jobs), [b"H:1"])
+        self.assertEqual((self.server.jobCount(), self.server.lookup(b"H:1").data), (1, b"kept"))
         self.assertEqual(self.server.functions[b"f"].queued, [0, 1, 0])
         self.assertOpen(client, clientTransport)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, List, Optional, Tuple, TypeVar
 
 from gearman_tw.server.jobs import Function, JobServer, Peer, atoi32
 
@@ -175,17 +175,31 @@ class AdminCommands:
         self.server.setMaxQueue(words[1], limits)
         return _OK
 
+    def _jobRows(self) -> List[Tuple[bytes, int, bool, bool, bytes]]:
+        """
+        C{(handle, retries, ignore, persisted, unique)} of every live job,
+        oldest first; a queued record is a background job without a unique
+        key that never ran.
+        """
+        server = self.server
+        prefix = server.handlePrefix
+        rows = [
+            (job.handle, job.retries, job.ignore, job.persisted, job.unique) for job in server.jobs.values()
+        ]
+        # Jobs are in L{JobServer.jobs} in creation order, except records a
+        # lookup made Jobs: both kinds are merged by handle number.
+        ordered = [(server.handleNumber(row[0]) or 0, row) for row in rows]
+        ordered.extend(
+            (number, (b"%s%d" % (prefix, number), 0, False, True, b"")) for number in server.records
+        )
+        ordered.sort(key=lambda pair: pair[0])
+        return [row for _, row in ordered]
+
     def _show(self, peer: Peer, words: List[bytes]) -> bytes:
         if len(words) < 2:
             return _unknown(words[0])
         what = words[1].lower()
-        # (handle, retries, ignore, persisted, unique) of every live job; a
-        # queued record is a fresh background job without a unique key.
-        jobs = [
-            (entry[0], 0, False, True, b"") if entry.__class__ is tuple else  # type: ignore[index]
-            (entry.handle, entry.retries, entry.ignore, entry.persisted, entry.unique)  # type: ignore[union-attr]
-            for entry in self.server.jobs.values()
-        ]
+        jobs = self._jobRows()
         if what == b"jobs" and len(words) == 2:
             lines = [b"%s\t%d\t%d\t%d\n" % job[:4] for job in hashOrder(jobs, lambda job: job[0])]
         elif what == b"unique" and len(words) == 3 and words[2].lower() == b"jobs":

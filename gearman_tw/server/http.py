@@ -328,7 +328,7 @@ class APIResource(Resource):
             "uptime": self.root.reactor.seconds() - self.root.started,
             "time": time.time(),
             "queue": getattr(self.root.server.queue, "name", "memory"),
-            "jobs": len(self.root.server.jobs),
+            "jobs": self.root.server.jobCount(),
             "connections": len(self.root.server.peers),
         }
         if self.info is not None:

@@ -290,11 +290,12 @@ class Job:
 #: A queued background job with no unique key, reducer, start time or
 #: persistent record, as the server keeps it from submission until a worker
 #: takes it or something asks for it by handle (L{JobServer.lookup} turns it
-#: into a L{Job}): C{(handle, function name, priority, data, created)}.
-#: Made of bytes and numbers only, CPython's collector stops tracking it
-#: after one pass; a L{Job} per queued job made a background submission
-#: about twice as expensive, most of it in collections walking the queue.
-QueuedRecord = Tuple[bytes, bytes, int, bytes, float]
+#: into a L{Job}): C{(handle number, function name, priority, data,
+#: created)}, in L{JobServer.records}.  Made of bytes and numbers only,
+#: CPython's collector stops tracking it after one pass; a L{Job} per
+#: queued job made a background submission about twice as expensive, most
+#: of it in collections walking the queue.
+QueuedRecord = Tuple[int, bytes, int, bytes, float]
 #: What a queue or L{JobServer.jobs} holds.
 Entry = Union[Job, QueuedRecord]
 
@@ -484,9 +485,11 @@ class JobServer:
         self.workerWakeup = workerWakeup
         self.exceptions = exceptions
         self.functions: Dict[bytes, Function] = {}
-        # Live jobs by handle: L{Job}s, and queued jobs kept as
-        # L{QueuedRecord}s (L{lookup} gives a L{Job} for either).
-        self.jobs: Dict[bytes, Entry] = {}
+        # Live jobs: L{Job}s by handle, and queued jobs kept as
+        # L{QueuedRecord}s by handle number (sequential integers: a cheap
+        # key).  L{lookup} gives a L{Job} for either.
+        self.jobs: Dict[bytes, Job] = {}
+        self.records: Dict[int, QueuedRecord] = {}
         self.peers: Dict[Peer, None] = {}
         self._lastHandle = 0
         # Epoch jobs not due yet: (when, sequence number, job), a heap.
@@ -656,22 +659,22 @@ class JobServer:
         freed on the way, as gearmand does on PRE_SLEEP and GRAB.
         """
         queued = function.queued
-        jobs = self.jobs
+        records = self.records
         for priority, queue in enumerate(function.queues):
             while queue:
                 head = queue[0]
                 if head.__class__ is tuple:
-                    # A record, or a record made into a Job by a lookup.
-                    job = jobs.get(head[0])  # type: ignore[index]
-                    if job is head:
+                    if records.get(head[0]) is head:  # type: ignore[call-overload]
                         return priority
+                    # A lookup made it a Job.
+                    job = self._madeJob(head)  # type: ignore[arg-type]
                     if job is None:
                         queued[priority] -= 1
                         queue.popleft()
                         continue
                 else:
-                    job = head
-                if not job.ignore:  # type: ignore[union-attr]
+                    job = head  # type: ignore[assignment]
+                if not job.ignore:
                     return priority
                 queued[priority] -= 1
                 queue.popleft()
@@ -732,30 +735,65 @@ class JobServer:
         function.queued[priority] -= 1
         job = function.queues[priority].popleft()
         if job.__class__ is tuple:
-            return self.lookup(job[0])  # type: ignore[index]
+            if self.records.pop(job[0], None) is job:  # type: ignore[call-overload]
+                return self._makeJob(job)  # type: ignore[arg-type]
+            return self._madeJob(job)  # type: ignore[arg-type]
         return job  # type: ignore[return-value]
 
     def lookup(self, handle: bytes) -> Optional[Job]:
         """
-        The live job with C{handle}, if any; a job kept as a
-        L{QueuedRecord} becomes a L{Job} (in L{jobs}; its queue keeps the
-        record, which L{_livePriority} resolves through L{jobs}).
+        The live job with C{handle}, if any.  A job kept as a
+        L{QueuedRecord} becomes a L{Job} in L{jobs} (its queue keeps the
+        record, which L{_madeJob} resolves).
         """
         job = self.jobs.get(handle)
-        if job.__class__ is tuple:
-            handle, name, priority, data, created = job  # type: ignore[misc]
-            job = self.jobs[handle] = Job(
-                handle, self.functions[name], b"", None, data, priority, True, 0, None, created
-            )
-        return job  # type: ignore[return-value]
+        if job is None and self.records:
+            number = self.handleNumber(handle)
+            if number is not None:
+                record = self.records.pop(number, None)
+                if record is not None:
+                    job = self._makeJob(record)
+        return job
+
+    def jobCount(self) -> int:
+        """
+        How many jobs are live, queued or running.
+        """
+        return len(self.jobs) + len(self.records)
+
+    def handleNumber(self, handle: bytes) -> Optional[int]:
+        """
+        The number of one of our handles (prefix and digits), or L{None}.
+        """
+        prefix = self.handlePrefix
+        if handle.startswith(prefix):
+            digits = handle[len(prefix) :]
+            if digits.isdigit() and digits[0] != 0x30:
+                return int(digits)
+        return None
+
+    def _makeJob(self, record: QueuedRecord) -> Job:
+        """
+        The L{Job} of a queued record taken out of L{records}.
+        """
+        number, name, priority, data, created = record
+        handle = b"%s%d" % (self.handlePrefix, number)
+        job = self.jobs[handle] = Job(handle, self.functions[name], b"", None, data, priority, True, 0, None, created)
+        return job
+
+    def _madeJob(self, record: QueuedRecord) -> Optional[Job]:
+        """
+        The L{Job} a lookup made of a queued record, if it is still live.
+        """
+        return self.jobs.get(b"%s%d" % (self.handlePrefix, record[0]))
 
     # Work results
 
     def _held(self, peer: Peer, handle: bytes) -> Optional[Job]:
         job = self.jobs.get(handle)
-        if job is None or job.__class__ is tuple or job.worker is not peer:  # type: ignore[union-attr]
+        if job is None or job.worker is not peer:
             return None
-        return job  # type: ignore[return-value]
+        return job
 
     def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:
         """
@@ -927,16 +965,14 @@ class JobServer:
         self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
-        reply = b"%s%d" % (self._createdHead, handleNumber)
-        handle = reply[12:]
-        record = (handle, function.name, priority, data, self._now())
+        record = (handleNumber, function.name, priority, data, self._now())
         function.submitted[priority] += 1
-        self.jobs[handle] = record
+        self.records[handleNumber] = record
         function.queues[priority].append(record)
         function.queued[priority] += 1
         if function.sleepers:
             self._wake(function)
-        return reply
+        return b"%s%d" % (self._createdHead, handleNumber)
 
     def _newCreatedHead(self, handleNumber: int) -> None:
         """
@@ -1260,9 +1296,9 @@ class JobServer:
         """
         job = self.jobs.get(handle)
         if job is None:
-            return b"%s\x000\x000\x000\x000" % (handle,)
-        if job.__class__ is tuple:
-            return b"%s\x001\x000\x000\x000" % (handle,)
+            number = self.handleNumber(handle) if self.records else None
+            known = number is not None and number in self.records
+            return b"%s\x00%d\x000\x000\x000" % (handle, known)
         return b"%s\x001\x00%d\x00%d\x00%d" % (
             handle,
             job.worker is not None,
@@ -1435,19 +1471,15 @@ class JobServer:
         Whether any job is running, or queued and runnable now (cancelled,
         abandoned and not-yet-due jobs do not count).
         """
+        if self.records:
+            return True
         for function in self.functions.values():
             if function.running:
                 return True
             for queue in function.queues:
                 for entry in queue:
-                    if entry.__class__ is tuple:
-                        # Live unless a lookup made it a Job (checked below).
-                        entry = self.jobs.get(entry[0])  # type: ignore[index, assignment]
-                        if entry is None:
-                            continue
-                        if entry.__class__ is tuple:
-                            return True
-                    if not entry.ignore:  # type: ignore[union-attr]
+                    job = self._madeJob(entry) if entry.__class__ is tuple else entry  # type: ignore[arg-type]
+                    if job is not None and not job.ignore:  # type: ignore[union-attr]
                         return True
         return False
 

@@ -80,7 +80,7 @@ class JobServerCollector:
         yield CounterMetricFamily(
             "gearman_connections_accepted", "Connections accepted.", value=stats.connections
         )
-        yield GaugeMetricFamily("gearman_jobs", "Live jobs, queued or running.", value=len(server.jobs))
+        yield GaugeMetricFamily("gearman_jobs", "Live jobs, queued or running.", value=server.jobCount())
         yield CounterMetricFamily(
             "gearman_queue_errors", "Persistent queue failures.", value=stats.queueErrors
         )
