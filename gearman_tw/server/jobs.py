@@ -296,7 +296,7 @@ class Job:
 #: queued job made a background submission about twice as expensive, most
 #: of it in collections walking the queue.
 QueuedRecord = Tuple[int, bytes, int, bytes, float]
-#: What a queue or L{JobServer.jobs} holds.
+#: What a queue holds.
 Entry = Union[Job, QueuedRecord]
 
 
@@ -778,7 +778,8 @@ class JobServer:
         """
         number, name, priority, data, created = record
         handle = b"%s%d" % (self.handlePrefix, number)
-        job = self.jobs[handle] = Job(handle, self.functions[name], b"", None, data, priority, True, 0, None, created)
+        function = self.functions[name]
+        job = self.jobs[handle] = Job(handle, function, b"", None, data, priority, True, 0, None, created)
         return job
 
     def _madeJob(self, record: QueuedRecord) -> Optional[Job]:
@@ -960,8 +961,10 @@ class JobServer:
 
         @return: its JOB_CREATED packet.
         """
-        # The handle as in L{_create}, inlined like the queueing below: this
-        # is the path of every plain background submission.
+        # The handle number as in L{_create}, inlined like the queueing
+        # below: this is the path of every plain background submission.  (A
+        # record still queued when the 32-bit number comes round again is
+        # replaced, as a Job's entry in L{jobs} would be.)
         self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
