@@ -251,9 +251,9 @@ class PacketParser:
         """
         Take more bytes from the stream, parsing one packet per step: a
         read of many packets never holds them all (nor gives CPython's
-        collector a pile of live containers to walk).  Iterate to the end;
-        the parser keeps the unfinished rest only then, so stopping early
-        abandons the stream.
+        collector a pile of live containers to walk).  A consumer that stops
+        early must close the generator (as C{for} does not): the packets
+        not yet given are then kept for the next input.
 
         @return: the packets completed by C{data}, in order, as
             C{(type, arguments, payload)}.  A packet that carries the other
@@ -277,74 +277,77 @@ class PacketParser:
         args: List[bytes]
         unpack = HEADER.unpack_from
         separators = _SEPARATORS
-        while pos < end:
-            if buf[pos]:
-                # A text admin line, which must fit in MAX_TEXT_LINE bytes
-                # with its newline.
-                limit = pos + MAX_TEXT_LINE
-                nl = buf.find(b"\n", pos, limit)
-                if nl < 0:
-                    if end >= limit:
-                        self.failure = ProtocolError(None, b"Admin line too long")
+        try:
+            while pos < end:
+                if buf[pos]:
+                    # A text admin line, which must fit in MAX_TEXT_LINE bytes
+                    # with its newline.
+                    limit = pos + MAX_TEXT_LINE
+                    nl = buf.find(b"\n", pos, limit)
+                    if nl < 0:
+                        if end >= limit:
+                            self.failure = ProtocolError(None, b"Admin line too long")
+                            break
+                        need = end - pos + 1
                         break
-                    need = end - pos + 1
+                    line = buf[pos:nl]
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    pos = nl + 1
+                    yield (TEXT, [], line)
+                    continue
+                if end - pos < HEADER_SIZE:
+                    need = HEADER_SIZE
                     break
-                line = buf[pos:nl]
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                yield (TEXT, [], line)
-                pos = nl + 1
-                continue
-            if end - pos < HEADER_SIZE:
-                need = HEADER_SIZE
-                break
-            magic, ptype, size = unpack(buf, pos)
-            if magic != REQ and magic != RES:
-                self.failure = ProtocolError(None, b"Bad magic")
-                break
-            if ptype == 0 or ptype > MAX_PACKET_TYPE:
-                self.failure = ProtocolError(None, b"Unknown packet type")
-                break
-            if size > self._maxSize:
-                self.failure = ProtocolError(
-                    b"ARGUMENT_TOO_LARGE", b"Packet larger than the server accepts"
-                )
-                break
-            stop = pos + HEADER_SIZE + size
-            if stop > end:
-                need = HEADER_SIZE + size
-                break
-            payload = buf[pos + HEADER_SIZE : stop]
-            pos = stop
-            nsep = separators[ptype]
-            if nsep < 0:
-                args = []
-            else:
-                args = payload.split(b"\0", nsep)
-                if len(args) <= nsep:
+                magic, ptype, size = unpack(buf, pos)
+                if magic != REQ and magic != RES:
+                    self.failure = ProtocolError(None, b"Bad magic")
+                    break
+                if ptype == 0 or ptype > MAX_PACKET_TYPE:
+                    self.failure = ProtocolError(None, b"Unknown packet type")
+                    break
+                if size > self._maxSize:
                     self.failure = ProtocolError(
-                        b"INVALID_PACKET", b"Packet has too few arguments"
+                        b"ARGUMENT_TOO_LARGE", b"Packet larger than the server accepts"
                     )
                     break
-                if size > MAX_ARGUMENT_SIZE and _oversized(ptype, args):
-                    self.failure = ProtocolError(None, b"Packet argument too large")
+                stop = pos + HEADER_SIZE + size
+                if stop > end:
+                    need = HEADER_SIZE + size
                     break
-            if magic != self._magic:
-                yield (-ptype, [], payload)
+                payload = buf[pos + HEADER_SIZE : stop]
+                pos = stop
+                nsep = separators[ptype]
+                if nsep < 0:
+                    args = []
+                else:
+                    args = payload.split(b"\0", nsep)
+                    if len(args) <= nsep:
+                        self.failure = ProtocolError(
+                            b"INVALID_PACKET", b"Packet has too few arguments"
+                        )
+                        break
+                    if size > MAX_ARGUMENT_SIZE and _oversized(ptype, args):
+                        self.failure = ProtocolError(None, b"Packet argument too large")
+                        break
+                if magic != self._magic:
+                    yield (-ptype, [], payload)
+                else:
+                    yield (ptype, args, payload)
+        finally:
+            # Also when the consumer stops early: what was given is used up.
+            if self.failure is not None:
+                self._chunks = []
+                self._have = 0
+            elif pos < end:
+                rest = buf[pos:] if pos else buf
+                self._chunks = [rest]
+                self._have = end - pos
+                self._need = need
             else:
-                yield (ptype, args, payload)
-        if self.failure is not None:
-            self._chunks = []
-            self._have = 0
-        elif pos < end:
-            rest = buf[pos:] if pos else buf
-            self._chunks = [rest]
-            self._have = end - pos
-            self._need = need
-        else:
-            self._chunks = []
-            self._have = 0
-            self._need = 1
+                self._chunks = []
+                self._have = 0
+                self._need = 1
 
 
 def parseAll(

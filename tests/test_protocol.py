@@ -493,6 +493,18 @@ class StepTests(SynchronousTestCase):
         self.assertEqual(list(steps), [])
         self.assertIsInstance(parser.failure, ProtocolError)
 
+    def test_closedEarly(self) -> None:
+        """
+        A consumer that stops and closes the generator has used up what it
+        was given; the rest is parsed with the next input.
+        """
+        parser = PacketParser()
+        steps = parser.packets(b"one\n" + req(P.ECHO_REQ, b"a") + req(P.ECHO_REQ, b"b"))
+        self.assertEqual(next(steps), (TEXT, [], b"one"))
+        self.assertEqual(next(steps), (P.ECHO_REQ, [b"a"], b"a"))
+        steps.close()
+        self.assertEqual(list(parser.packets(b"two\n")), [(P.ECHO_REQ, [b"b"], b"b"), (TEXT, [], b"two")])
+
     def test_restKeptAtEnd(self) -> None:
         """
         The unfinished rest of the input is kept once the steps are taken

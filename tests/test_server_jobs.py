@@ -303,7 +303,31 @@ class HandleTests(JobServerTestCase):
         self.assertEqual(handles, [b"H:%d" % (number,) for number in range(1, 102)])
         self.server._lastHandle = 4294967293
         created = [client.created(background=index != 1) for index in range(4)]
-        self.assertEqual(created, [b"H:4294967294", b"H:4294967295", b"H:1", b"H:2"])
+        # H:1 to H:101 are still queued: their numbers are skipped.
+        self.assertEqual(created, [b"H:4294967294", b"H:4294967295", b"H:102", b"H:103"])
+
+    def test_wrapSkipsLiveJobs(self) -> None:
+        """
+        Once the counter comes round, numbers of live jobs (queued records,
+        looked-up records, other jobs) are skipped: every job keeps its own
+        handle and runs once.
+        """
+        client, worker, other = self.conn(), self.conn(), self.conn()
+        client.created(background=True, data=b"r1")
+        client.created(background=True, data=b"r2")
+        client.created(data=b"fg3", unique=b"u")
+        self.server.lookup(b"H:2")
+        self.server._lastHandle = 4294967295
+        self.assertEqual(client.created(background=True, data=b"r4"), b"H:4")
+        self.assertEqual(client.created(data=b"fg5"), b"H:5")
+        self.assertEqual(self.server.jobCount(), 5)
+        worker.canDo(b"f")
+        other.canDo(b"f")
+        taken = [worker.take(), other.take(), worker.take(), other.take(), worker.take()]
+        self.assertEqual(
+            taken, [(b"H:1", b"r1"), (b"H:2", b"r2"), (b"H:3", b"fg3"), (b"H:4", b"r4"), (b"H:5", b"fg5")]
+        )
+        self.assertEqual(self.status(), (5, 5, 2))
 
     def test_prefix(self) -> None:
         """
@@ -2226,7 +2250,7 @@ class QueuedRecordTests(JobServerTestCase):
         self.assertEqual((job.data, job.background, job.worker), (b"b", True, None))
         self.assertNotIn(2, self.server.records)
         self.assertEqual(self.server.jobCount(), 2)
-        for unknown in (b"H:99", b"H:01", b"H:+1", b"H:", b"H:1x", b"G:1", b"1"):
+        for unknown in (b"H:99", b"H:01", b"H:+1", b"H:", b"H:1x", b"G:1", b"1", b"H:" + b"1" * 5000):
             self.assertIsNone(self.server.lookup(unknown), unknown)
             self.assertEqual(self.server.getStatus(unknown), unknown + b"\x000\x000\x000\x000")
         worker.canDo(b"f")

@@ -968,6 +968,32 @@ class DropTests(ServerTestMixin, SynchronousTestCase):
         )
 
 
+class HandlerErrorTests(ServerTestMixin, SynchronousTestCase):
+    """
+    A handler that raises does not make the parser hand out the same
+    packets again.
+    """
+
+    def test_noReplay(self) -> None:
+        """
+        The packets handled before the error are used up: the next read
+        goes on after the failing one.
+        """
+        protocol, transport = self.connect()
+        calls: List[bytes] = []
+
+        def canDo(peer: object, name: bytes, timeout: float = 0) -> None:
+            calls.append(name)
+            raise RuntimeError("a bug")
+
+        self.patch(self.server, "canDo", canDo)
+        submit = req(P.SUBMIT_JOB_BG, b"f", b"", b"x")
+        with self.assertRaises(RuntimeError):
+            protocol.dataReceived(submit + req(P.CAN_DO, b"g") + submit[:5])
+        protocol.dataReceived(submit[5:])
+        self.assertEqual((calls, self.server.jobCount()), ([b"g"], 2))
+
+
 class HotPathTests(ServerTestMixin, SynchronousTestCase):
     """
     The hot path's rules (issue #7): no log event, no Deferred and one write

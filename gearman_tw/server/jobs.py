@@ -442,7 +442,9 @@ class JobServer:
     All functions, jobs and connections of one job server.
 
     @ivar functions: every known function by name, in order of first use.
-    @ivar jobs: every live job by handle.
+    @ivar jobs: live L{Job}s by handle.
+    @ivar records: queued jobs kept as L{QueuedRecord}s, by handle number;
+        L{lookup} finds a job of either kind, L{jobCount} counts both.
     @ivar peers: every open connection, oldest first.
     """
 
@@ -492,6 +494,8 @@ class JobServer:
         self.records: Dict[int, QueuedRecord] = {}
         self.peers: Dict[Peer, None] = {}
         self._lastHandle = 0
+        # The handle counter came round past 2**32 - 1 (L{_unusedNumber}).
+        self._wrapped = False
         # Epoch jobs not due yet: (when, sequence number, job), a heap.
         self._pending: List[Tuple[int, int, Job]] = []
         self._lastHold = 0
@@ -768,7 +772,9 @@ class JobServer:
         prefix = self.handlePrefix
         if handle.startswith(prefix):
             digits = handle[len(prefix) :]
-            if digits.isdigit() and digits[0] != 0x30:
+            # At most 10 digits: handle numbers are 32-bit (and int() refuses
+            # thousands of digits).
+            if len(digits) <= 10 and digits.isdigit() and digits[0] != 0x30:
                 return int(digits)
         return None
 
@@ -778,6 +784,7 @@ class JobServer:
         """
         number, name, priority, data, created = record
         handle = b"%s%d" % (self.handlePrefix, number)
+        # A function with queued jobs cannot be dropped (L{dropFunction}).
         function = self.functions[name]
         job = self.jobs[handle] = Job(handle, function, b"", None, data, priority, True, 0, None, created)
         return job
@@ -962,10 +969,12 @@ class JobServer:
         @return: its JOB_CREATED packet.
         """
         # The handle number as in L{_create}, inlined like the queueing
-        # below: this is the path of every plain background submission.  (A
-        # record still queued when the 32-bit number comes round again is
-        # replaced, as a Job's entry in L{jobs} would be.)
-        self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
+        # below: this is the path of every plain background submission.
+        last = self._lastHandle
+        if last >= 0xFFFFFFFF or self._wrapped:
+            handleNumber = self._unusedNumber()
+        else:
+            self._lastHandle = handleNumber = last + 1
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
         record = (handleNumber, function.name, priority, data, self._now())
@@ -976,6 +985,23 @@ class JobServer:
         if function.sleepers:
             self._wake(function)
         return b"%s%d" % (self._createdHead, handleNumber)
+
+    def _unusedNumber(self) -> int:
+        """
+        The next handle number once the 32-bit counter has come round: the
+        numbers of jobs still live are skipped (gearmand would hand out a
+        live job's handle again).
+        """
+        self._wrapped = True
+        number = self._lastHandle
+        prefix = self.handlePrefix
+        records, jobs = self.records, self.jobs
+        # Bounded: fewer than 2**32 jobs can be live.
+        while True:
+            number = number % 0xFFFFFFFF + 1
+            if number not in records and b"%s%d" % (prefix, number) not in jobs:
+                self._lastHandle = number
+                return number
 
     def _newCreatedHead(self, handleNumber: int) -> None:
         """
@@ -1023,7 +1049,11 @@ class JobServer:
         Make a new job with the next handle; queue it unless it must wait
         for the persistent queue first.
         """
-        self._lastHandle = handleNumber = (self._lastHandle % 0xFFFFFFFF) + 1
+        last = self._lastHandle
+        if last >= 0xFFFFFFFF or self._wrapped:
+            handleNumber = self._unusedNumber()
+        else:
+            self._lastHandle = handleNumber = last + 1
         handle = b"%s%d" % (self.handlePrefix, handleNumber)
         now = self.reactor.seconds()
         job = Job(handle, function, unique, key, data, priority, background, when, reducer, now)

@@ -123,8 +123,9 @@ class GearmanServerProtocol(Protocol):
         writes = factory.writes
         writes.begin()
         peer.startBatch()
+        packets = parser.packets(data)
         try:
-            for ptype, args, payload in parser.packets(data):
+            for ptype, args, payload in packets:
                 kind = submits.get(ptype)
                 if kind is not None:
                     # The hot path: plain submissions go straight in.
@@ -147,6 +148,9 @@ class GearmanServerProtocol(Protocol):
                     peer.write(encode(PacketType.ERROR, failure.code, failure.text))
                 self._drop(failure.text.decode("ascii", "replace"))
         finally:
+            # Closed here, not when collected: the parser then keeps only
+            # the packets this read did not handle, even after an error.
+            packets.close()
             peer.endBatch()
             server = factory.server
             if server.storing:
