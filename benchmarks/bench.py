@@ -162,7 +162,7 @@ def readCreated(sock: socket.socket, count: int) -> List[bytes]:
             raise EOFError("server closed the connection")
         buf += data
         created = buf.count(_CREATED_HEADER)
-        if buf.count(b"\0RES") != created or not buf.startswith(_CREATED_HEADER):
+        if buf.count(RES) != created or not buf.startswith(_CREATED_HEADER):
             raise AssertionError("expected only JOB_CREATED, got %r" % (buf[:200],))
         if created < count:
             continue

@@ -140,7 +140,7 @@ class JobServerTestCase(SynchronousTestCase):
         """
         The handles of every live job, records included, sorted.
         """
-        records = [b"%s%d" % (self.server.handlePrefix, number) for number in self.server.records]
+        records = [self.server.handleOf(number) for number in self.server.records]
         return sorted(list(self.server.jobs) + records)
 
     def queued(self, name: bytes = b"f") -> List[int]:

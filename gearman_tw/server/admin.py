@@ -182,7 +182,6 @@ class AdminCommands:
         key that never ran.
         """
         server = self.server
-        prefix = server.handlePrefix
         rows = [
             (job.handle, job.retries, job.ignore, job.persisted, job.unique) for job in server.jobs.values()
         ]
@@ -190,7 +189,7 @@ class AdminCommands:
         # lookup made Jobs: both kinds are merged by handle number.
         ordered = [(server.handleNumber(row[0]) or 0, row) for row in rows]
         ordered.extend(
-            (number, (b"%s%d" % (prefix, number), 0, False, True, b"")) for number in server.records
+            (number, (server.handleOf(number), 0, False, True, b"")) for number in server.records
         )
         ordered.sort(key=lambda pair: pair[0])
         return [row for _, row in ordered]

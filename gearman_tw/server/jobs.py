@@ -751,12 +751,10 @@ class JobServer:
         record, which L{_madeJob} resolves).
         """
         job = self.jobs.get(handle)
-        if job is None and self.records:
-            number = self.handleNumber(handle)
+        if job is None:
+            number = self._recordNumber(handle)
             if number is not None:
-                record = self.records.pop(number, None)
-                if record is not None:
-                    job = self._makeJob(record)
+                job = self._makeJob(self.records.pop(number))
         return job
 
     def jobCount(self) -> int:
@@ -778,12 +776,28 @@ class JobServer:
                 return int(digits)
         return None
 
+    def _recordNumber(self, handle: bytes) -> Optional[int]:
+        """
+        The number of the queued record with C{handle}, if there is one.
+        """
+        if self.records:
+            number = self.handleNumber(handle)
+            if number is not None and number in self.records:
+                return number
+        return None
+
+    def handleOf(self, number: int) -> bytes:
+        """
+        Our handle with C{number}.
+        """
+        return b"%s%d" % (self.handlePrefix, number)
+
     def _makeJob(self, record: QueuedRecord) -> Job:
         """
         The L{Job} of a queued record taken out of L{records}.
         """
         number, name, priority, data, created = record
-        handle = b"%s%d" % (self.handlePrefix, number)
+        handle = self.handleOf(number)
         # A function with queued jobs cannot be dropped (L{dropFunction}).
         function = self.functions[name]
         job = self.jobs[handle] = Job(handle, function, b"", None, data, priority, True, 0, None, created)
@@ -793,7 +807,7 @@ class JobServer:
         """
         The L{Job} a lookup made of a queued record, if it is still live.
         """
-        return self.jobs.get(b"%s%d" % (self.handlePrefix, record[0]))
+        return self.jobs.get(self.handleOf(record[0]))
 
     # Work results
 
@@ -968,23 +982,29 @@ class JobServer:
 
         @return: its JOB_CREATED packet.
         """
-        # The handle number as in L{_create}, inlined like the queueing
-        # below: this is the path of every plain background submission.
-        last = self._lastHandle
-        if last >= 0xFFFFFFFF or self._wrapped:
-            handleNumber = self._unusedNumber()
-        else:
-            self._lastHandle = handleNumber = last + 1
+        handleNumber = self._nextNumber()
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
         record = (handleNumber, function.name, priority, data, self._now())
         function.submitted[priority] += 1
         self.records[handleNumber] = record
+        # L{_enqueue} inlined, as in L{_create}: every plain background
+        # submission comes this way.
         function.queues[priority].append(record)
         function.queued[priority] += 1
         if function.sleepers:
             self._wake(function)
         return b"%s%d" % (self._createdHead, handleNumber)
+
+    def _nextNumber(self) -> int:
+        """
+        The number of the next job's handle.
+        """
+        last = self._lastHandle
+        if last >= 0xFFFFFFFF or self._wrapped:
+            return self._unusedNumber()
+        self._lastHandle = last + 1
+        return last + 1
 
     def _unusedNumber(self) -> int:
         """
@@ -994,12 +1014,11 @@ class JobServer:
         """
         self._wrapped = True
         number = self._lastHandle
-        prefix = self.handlePrefix
         records, jobs = self.records, self.jobs
         # Bounded: fewer than 2**32 jobs can be live.
         while True:
             number = number % 0xFFFFFFFF + 1
-            if number not in records and b"%s%d" % (prefix, number) not in jobs:
+            if number not in records and self.handleOf(number) not in jobs:
                 self._lastHandle = number
                 return number
 
@@ -1049,12 +1068,7 @@ class JobServer:
         Make a new job with the next handle; queue it unless it must wait
         for the persistent queue first.
         """
-        last = self._lastHandle
-        if last >= 0xFFFFFFFF or self._wrapped:
-            handleNumber = self._unusedNumber()
-        else:
-            self._lastHandle = handleNumber = last + 1
-        handle = b"%s%d" % (self.handlePrefix, handleNumber)
+        handle = self.handleOf(self._nextNumber())
         now = self.reactor.seconds()
         job = Job(handle, function, unique, key, data, priority, background, when, reducer, now)
         function.submitted[priority] += 1
@@ -1329,8 +1343,7 @@ class JobServer:
         """
         job = self.jobs.get(handle)
         if job is None:
-            number = self.handleNumber(handle) if self.records else None
-            known = number is not None and number in self.records
+            known = self._recordNumber(handle) is not None
             return b"%s\x00%d\x000\x000\x000" % (handle, known)
         return b"%s\x001\x00%d\x00%d\x00%d" % (
             handle,
