@@ -49,6 +49,7 @@ from gearman_tw.errors import (
 )
 from gearman_tw.interfaces import IGearmanClient
 from gearman_tw.protocol import REQ, RES, HEADER, PacketParser, PacketType, encode
+from gearman_tw.reads import ReadSizer
 
 HIGH, NORMAL, LOW = "high", "normal", "low"
 
@@ -257,12 +258,14 @@ class GearmanClientProtocol(Protocol):
         self._statusUnique: Dict[bytes, Deque[Deferred[Tuple[bool, bool, int, int, int]]]] = {}
         self._lostHandlers: List[Callable[[GearmanClientProtocol, List[Task]], object]] = []
         self.connected = False
+        self._reads: Optional[ReadSizer] = None
 
     def connectionMade(self) -> None:
         self.connected = True
         setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
         if setNoDelay is not None:
             setNoDelay(True)
+        self._reads = ReadSizer.forTransport(self.transport)  # type: ignore[arg-type]
         if self._exceptions:
             self.setOption(b"exceptions").addErrback(self._optionRefused)
 
@@ -376,7 +379,10 @@ class GearmanClientProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         parser = self._parser
-        for ptype, args, payload in parser.feed(data):
+        packets = parser.feed(data)
+        if self._reads is not None:
+            self._reads.received(len(data), parser.pending > 0)
+        for ptype, args, payload in packets:
             handler = _CLIENT_HANDLERS.get(ptype)
             if handler is None:
                 self.log.warn("Unexpected packet {ptype} from the server", ptype=ptype)

@@ -239,6 +239,13 @@ class PacketParser:
         self._maxSize = maxPacketSize
         self.failure: Optional[ProtocolError] = None
 
+    @property
+    def pending(self) -> int:
+        """
+        Bytes of an unfinished packet or line held for the next input.
+        """
+        return self._have
+
     def feed(self, data: bytes) -> List[Packet]:
         """
         Take more bytes from the stream.

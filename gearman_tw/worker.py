@@ -39,6 +39,7 @@ from gearman_tw.endpoints import clientEndpoint
 from gearman_tw.errors import JobFailed
 from gearman_tw.interfaces import IGearmanWorker
 from gearman_tw.protocol import REQ, RES, PacketParser, PacketType, encode
+from gearman_tw.reads import ReadSizer
 
 #: Seconds a stopping worker waits for running jobs before disconnecting
 #: (the server then gives the jobs to another worker).
@@ -161,6 +162,7 @@ class GearmanWorkerProtocol(Protocol):
         self.sleeping = False
         self.connected = False
         self._idleWaiters: List[Deferred[None]] = []
+        self._reads: Optional[ReadSizer] = None
 
     def send(self, ptype: int, *args: bytes) -> None:
         if self.connected:
@@ -182,6 +184,7 @@ class GearmanWorkerProtocol(Protocol):
         setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
         if setNoDelay is not None:
             setNoDelay(True)
+        self._reads = ReadSizer.forTransport(self.transport)  # type: ignore[arg-type]
         self.send(PacketType.SET_CLIENT_ID, self.worker.clientId)
         for function in self.functions.values():
             if function.timeout:
@@ -201,7 +204,10 @@ class GearmanWorkerProtocol(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         parser = self._parser
-        for ptype, args, payload in parser.feed(data):
+        packets = parser.feed(data)
+        if self._reads is not None:
+            self._reads.received(len(data), parser.pending > 0)
+        for ptype, args, payload in packets:
             if ptype == PacketType.NOOP:
                 if self.sleeping:
                     self.grab()

@@ -23,6 +23,7 @@ from gearman_tw.server.jobs import (
     Peer,
     atoi,
 )
+from gearman_tw.reads import ReadSizer
 from gearman_tw.server.writes import connectionWriter
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class GearmanServerProtocol(Protocol):
     def __init__(self) -> None:
         self._parser: Optional[PacketParser] = None
         self._closing = False
+        self._reads: Optional[ReadSizer] = None
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -98,6 +100,7 @@ class GearmanServerProtocol(Protocol):
         host = getattr(address, "host", None) or ("unix" if isinstance(address, UNIXAddress) else "-")
         self.peer = Peer(connectionWriter(transport, factory.writes), fd, host, factory.server.exceptions)
         factory.configureTransport(transport)
+        self._reads = ReadSizer.forTransport(transport)
         factory.connections[self] = None
         factory.server.peerConnected(self.peer)
 
@@ -151,6 +154,9 @@ class GearmanServerProtocol(Protocol):
             # Closed here, not when collected: the parser then keeps only
             # the packets this read did not handle, even after an error.
             packets.close()
+            reads = self._reads
+            if reads is not None:
+                reads.received(len(data), parser.pending > 0)
             peer.endBatch()
             server = factory.server
             if server.storing:
