@@ -15,8 +15,22 @@ from zope.interface.verify import verifyObject
 
 from gearman_tw.interfaces import IJobServer
 from gearman_tw.queues.memory import MemoryQueue
-from gearman_tw.protocol import RES, PacketType, encode, parseAll
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, Function, Job, JobServer, Peer, atoi, atoi32
+from gearman_tw.protocol import MAX_ARGUMENT_SIZE, RES, PacketType, encode, parseAll
+from gearman_tw.server.jobs import (
+    HIGH,
+    LOW,
+    MAX_RECORD_DATA,
+    NORMAL,
+    Function,
+    Job,
+    JobServer,
+    Peer,
+    atoi,
+    atoi32,
+    packRecord,
+    recordNumber,
+    unpackRecord,
+)
 
 P = PacketType
 
@@ -2153,7 +2167,7 @@ class QueuedRecordTests(JobServerTestCase):
         ]
         self.assertTrue(self.isRecord(plain))
         self.assertEqual([self.isRecord(handle) for handle in others], [False] * 5)
-        self.assertEqual(self.server.records[1], (1, b"f", NORMAL, b"x", 100.0))
+        self.assertEqual(unpackRecord(self.server.records[1]), (1, b"f", NORMAL, b"x", 100.0))
         self.assertEqual(self.live(), [b"H:%d" % (number,) for number in range(1, 7)])
         self.assertEqual(self.server.jobCount(), 6)
 
@@ -2170,10 +2184,52 @@ class QueuedRecordTests(JobServerTestCase):
         Conn(memory).submit(background=True)
         self.assertEqual((list(memory.jobs), list(memory.records)), ([], [1]))
 
+    def test_packed(self) -> None:
+        """
+        A record is one bytes object holding every field, whatever their
+        sizes: a function name longer than 65535 bytes, empty data, data
+        with NULs, the largest handle number.
+        """
+        for fields in (
+            (1, b"f", NORMAL, b"x", 100.0),
+            (0xFFFFFFFF, b"n" * 70000, LOW, b"", 1.5e9),
+            (7, b"", HIGH, b"\0a\0" * 1000, 0.0),
+        ):
+            record = packRecord(*fields)
+            self.assertIsInstance(record, bytes)
+            self.assertEqual(unpackRecord(record), fields)
+            self.assertEqual(recordNumber(record), fields[0])
+
+    def test_largeData(self) -> None:
+        """
+        A background job with more data than L{MAX_RECORD_DATA} is a L{Job}
+        holding the very bytes submitted, not a copy.
+        """
+        client, worker = self.conn(), self.conn()
+        small = client.created(background=True, data=b"s" * MAX_RECORD_DATA)
+        data = b"l" * (MAX_RECORD_DATA + 1)
+        large = client.created(background=True, data=data)
+        self.assertTrue(self.isRecord(small))
+        self.assertFalse(self.isRecord(large))
+        self.assertIs(self.server.jobs[large].data, data)
+        worker.canDo(b"f")
+        self.assertEqual([worker.take() for _ in range(2)], [(small, b"s" * MAX_RECORD_DATA), (large, data)])
+
+    def test_longFunctionName(self) -> None:
+        """
+        A plain background job for a function with a name as long as a
+        packet argument may be is queued and taken like any other.
+        """
+        name = b"g" * (MAX_ARGUMENT_SIZE - 1)
+        client, worker = self.conn(), self.conn()
+        handle = client.created(name, background=True, data=b"d")
+        worker.canDo(name)
+        self.assertEqual(worker.grab(P.GRAB_JOB), [(P.JOB_ASSIGN, [handle, name, b"d"])])
+
     def test_untracked(self) -> None:
         """
-        A queued record holds nothing CPython's collector must walk: after
-        one collection it is no longer tracked.
+        A queued record holds nothing CPython's collector must walk: it is
+        never tracked.
         """
         if platform.python_implementation() != "CPython":
             raise SkipTest("gc.is_tracked is CPython's")

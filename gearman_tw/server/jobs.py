@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import socket
+import struct
 from collections import deque
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -288,16 +289,50 @@ class Job:
 
 
 #: A queued background job with no unique key, reducer, start time or
-#: persistent record, as the server keeps it from submission until a worker
+#: persistent record, and small data (L{MAX_RECORD_DATA}), as the server keeps it from submission until a worker
 #: takes it or something asks for it by handle (L{JobServer.lookup} turns it
-#: into a L{Job}): C{(handle number, function name, priority, data,
-#: created)}, in L{JobServer.records}.  Made of bytes and numbers only,
-#: CPython's collector stops tracking it after one pass; a L{Job} per
-#: queued job made a background submission about twice as expensive, most
-#: of it in collections walking the queue.
-QueuedRecord = Tuple[int, bytes, int, bytes, float]
+#: into a L{Job}), in L{JobServer.records}: one bytes object, L{_RECORD}
+#: (handle number, priority, created, length of the function name), then
+#: the function name and the data (see L{packRecord}).  A L{Job} per queued
+#: job made a background submission about twice as expensive, most of it
+#: in collections walking the queue; a tuple of the same fields still made
+#: five objects per job for PyPy's collector to copy and mark.  Bytes hold
+#: no references: neither collector looks inside them.
+QueuedRecord = bytes
 #: What a queue holds.
 Entry = Union[Job, QueuedRecord]
+
+#: Data longer than this is not copied into a record: the job is a L{Job},
+#: which keeps the bytes that arrived.
+MAX_RECORD_DATA = 4096
+
+_RECORD = struct.Struct("<IBdI")
+_RECORD_SIZE = _RECORD.size
+_NUMBER = struct.Struct("<I")
+
+
+def packRecord(number: int, name: bytes, priority: int, data: bytes, created: float) -> QueuedRecord:
+    """
+    A L{QueuedRecord} of these fields.
+    """
+    return _RECORD.pack(number, priority, created, len(name)) + name + data
+
+
+def unpackRecord(record: QueuedRecord) -> Tuple[int, bytes, int, bytes, float]:
+    """
+    The fields of a L{QueuedRecord}: C{(handle number, function name,
+    priority, data, created)}.
+    """
+    number, priority, created, length = _RECORD.unpack_from(record)
+    end = _RECORD_SIZE + length
+    return number, record[_RECORD_SIZE:end], priority, record[end:], created
+
+
+def recordNumber(record: QueuedRecord) -> int:
+    """
+    The handle number of a L{QueuedRecord}.
+    """
+    return _NUMBER.unpack_from(record)[0]
 
 
 class Peer:
@@ -667,8 +702,8 @@ class JobServer:
         for priority, queue in enumerate(function.queues):
             while queue:
                 head = queue[0]
-                if head.__class__ is tuple:
-                    if records.get(head[0]) is head:  # type: ignore[call-overload]
+                if head.__class__ is bytes:
+                    if records.get(recordNumber(head)) is head:  # type: ignore[arg-type]
                         return priority
                     # A lookup made it a Job.
                     job = self._madeJob(head)  # type: ignore[arg-type]
@@ -738,8 +773,8 @@ class JobServer:
             return None
         function.queued[priority] -= 1
         job = function.queues[priority].popleft()
-        if job.__class__ is tuple:
-            if self.records.pop(job[0], None) is job:  # type: ignore[call-overload]
+        if job.__class__ is bytes:
+            if self.records.pop(recordNumber(job), None) is job:  # type: ignore[arg-type]
                 return self._makeJob(job)  # type: ignore[arg-type]
             return self._madeJob(job)  # type: ignore[arg-type]
         return job  # type: ignore[return-value]
@@ -796,7 +831,7 @@ class JobServer:
         """
         The L{Job} of a queued record taken out of L{records}.
         """
-        number, name, priority, data, created = record
+        number, name, priority, data, created = unpackRecord(record)
         handle = self.handleOf(number)
         # A function with queued jobs cannot be dropped (L{dropFunction}).
         function = self.functions[name]
@@ -807,7 +842,7 @@ class JobServer:
         """
         The L{Job} a lookup made of a queued record, if it is still live.
         """
-        return self.jobs.get(self.handleOf(record[0]))
+        return self.jobs.get(self.handleOf(recordNumber(record)))
 
     # Work results
 
@@ -964,7 +999,14 @@ class JobServer:
         if limit and function.total + function.storing >= limit:
             peer.write(_ERR_QUEUE_FULL)
             return
-        if background and not unique and not when and reducer is None and not self._persistent:
+        if (
+            background
+            and not unique
+            and not when
+            and reducer is None
+            and not self._persistent
+            and len(data) <= MAX_RECORD_DATA
+        ):
             peer.write(self._queueRecord(function, data, priority))
             return
         if background and self._persistent and reducer is None:
@@ -985,7 +1027,7 @@ class JobServer:
         handleNumber = self._nextNumber()
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
-        record = (handleNumber, function.name, priority, data, self._now())
+        record = packRecord(handleNumber, function.name, priority, data, self._now())
         function.submitted[priority] += 1
         self.records[handleNumber] = record
         # L{_enqueue} inlined, as in L{_create}: every plain background
@@ -1524,7 +1566,7 @@ class JobServer:
                 return True
             for queue in function.queues:
                 for entry in queue:
-                    job = self._madeJob(entry) if entry.__class__ is tuple else entry  # type: ignore[arg-type]
+                    job = self._madeJob(entry) if entry.__class__ is bytes else entry  # type: ignore[arg-type]
                     if job is not None and not job.ignore:  # type: ignore[union-attr]
                         return True
         return False
