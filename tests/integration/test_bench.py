@@ -33,9 +33,10 @@ class BenchmarkTests(SynchronousTestCase):
         rows = re.findall(r"^\| (\w+) \| ([^|]+) \| [\d.]+ \| [\d.]+ \| ([\d.]+|inf) \|$", out, re.M)
         self.assertEqual(
             sorted({row[0] for row in rows}),
-            ["drain", "echo1m", "foreground", "memory", "submit", "wakeup"],
+            ["connections", "drain", "echo1m", "foreground", "memory", "submit", "wakeup"],
         )
         metrics = {(row[0], row[1].strip()) for row in rows}
         self.assertIn(("submit", "jobs/s"), metrics)
         self.assertIn(("foreground", "p99 ms"), metrics)
         self.assertIn(("memory", "RSS B/queued job"), metrics)
+        self.assertIn(("connections", "RSS B/idle connection"), metrics)
