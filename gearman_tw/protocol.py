@@ -242,7 +242,8 @@ class PacketParser:
     @property
     def pending(self) -> int:
         """
-        Bytes of an unfinished packet or line held for the next input.
+        Bytes held for the next input: an unfinished packet or line (and
+        any complete packets a consumer of L{packets} stopped before).
         """
         return self._have
 

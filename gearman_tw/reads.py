@@ -1,14 +1,17 @@
 """
 Read sizes that follow the traffic.
 
-Twisted's TCP and UNIX transports read with C{socket.recv(bufferSize)},
-64 KiB by default.  Under PyPy each such call allocates the whole 64 KiB in
-the young generation whatever arrives, so a connection trading small
-packets fills PyPy's nursery every few dozen reads and pays a minor
-collection for it.  L{ReadSizer} reads small while reads come in small and
-large once one fills its buffer: bulk transfers keep large reads, small
-packets stop costing collections.  Reads shrink again only after a
-short read that completed every packet, not in the middle of a large one.
+Twisted's TCP and UNIX transports read C{bufferSize} bytes at a time
+(C{recv}, or C{recvmsg} for UNIX sockets), 64 KiB by default.  Under PyPy
+each such call allocates the whole 64 KiB in the young generation whatever
+arrives, so a connection trading small packets fills PyPy's nursery every
+few dozen reads and pays a minor collection for it.  L{ReadSizer} reads
+small while reads come in small and large once one fills its buffer: bulk
+transfers keep large reads, small packets stop costing collections.  Reads
+shrink again only after two reads in a row that each completed every
+packet, the second one small: not in the middle of a large packet, nor
+after each of a run of packets just larger than a small read (which would
+then take two reads apiece).
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ class ReadSizer:
     Sets a transport's read size from how much its last read brought.
     """
 
-    __slots__ = ("_transport", "_size")
+    __slots__ = ("_transport", "_size", "_partial")
 
     def __init__(self, transport: ITransport) -> None:
         self._transport = transport
         self._size = SMALL_READ
+        self._partial = False
         transport.bufferSize = SMALL_READ  # type: ignore[attr-defined]
 
     @classmethod
@@ -54,16 +58,15 @@ class ReadSizer:
         """
         The transport just read C{length} bytes.
 
-        @param partial: a packet is still arriving after this read (reads
-            then stay large: a short read in the middle of a large packet
-            only means the reader caught up with the sender).
+        @param partial: a packet is still arriving after this read.
         """
         size = self._size
         if length >= size:
             if size != LARGE_READ:
                 self._resize(LARGE_READ)
-        elif length < SMALL_READ and size != SMALL_READ and not partial:
+        elif length < SMALL_READ and size != SMALL_READ and not partial and not self._partial:
             self._resize(SMALL_READ)
+        self._partial = partial
 
     def _resize(self, size: int) -> None:
         self._size = size

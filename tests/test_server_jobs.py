@@ -3,14 +3,12 @@ Tests for L{gearman_tw.server.jobs}: gearmand 1.1's job semantics (reference
 section 3), without I/O.
 """
 
-import gc
-import platform
 import socket
 from typing import List, Optional, Tuple
 
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from gearman_tw.interfaces import IJobServer
@@ -2225,18 +2223,6 @@ class QueuedRecordTests(JobServerTestCase):
         handle = client.created(name, background=True, data=b"d")
         worker.canDo(name)
         self.assertEqual(worker.grab(P.GRAB_JOB), [(P.JOB_ASSIGN, [handle, name, b"d"])])
-
-    def test_untracked(self) -> None:
-        """
-        A queued record holds nothing CPython's collector must walk: it is
-        never tracked.
-        """
-        if platform.python_implementation() != "CPython":
-            raise SkipTest("gc.is_tracked is CPython's")
-        handle = self.conn().created(background=True, data=b"payload")
-        gc.collect()
-        self.assertEqual(handle, b"H:1")
-        self.assertFalse(gc.is_tracked(self.server.records[1]))
 
     def test_fifoWithJobs(self) -> None:
         """
