@@ -36,11 +36,10 @@ class ReadSizer:
     Sets a transport's read size from how much its last read brought.
     """
 
-    __slots__ = ("_transport", "_size", "_partial")
+    __slots__ = ("_transport", "_partial")
 
     def __init__(self, transport: ITransport) -> None:
         self._transport = transport
-        self._size = SMALL_READ
         self._partial = False
         transport.bufferSize = SMALL_READ  # type: ignore[attr-defined]
 
@@ -60,14 +59,11 @@ class ReadSizer:
 
         @param partial: a packet is still arriving after this read.
         """
-        size = self._size
+        transport = self._transport
+        size = transport.bufferSize  # type: ignore[attr-defined]
         if length >= size:
             if size != LARGE_READ:
-                self._resize(LARGE_READ)
+                transport.bufferSize = LARGE_READ  # type: ignore[attr-defined]
         elif length < SMALL_READ and size != SMALL_READ and not partial and not self._partial:
-            self._resize(SMALL_READ)
+            transport.bufferSize = SMALL_READ  # type: ignore[attr-defined]
         self._partial = partial
-
-    def _resize(self, size: int) -> None:
-        self._size = size
-        self._transport.bufferSize = size  # type: ignore[attr-defined]

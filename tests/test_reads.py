@@ -5,12 +5,13 @@ Tests for L{gearman_tw.reads}.
 from __future__ import annotations
 
 import socket
-from typing import Callable, List
+from typing import List
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gearman_tw.client import GearmanClient
@@ -166,14 +167,14 @@ class ServerReadsTests(TestCase):
         self.assertGreater(len(burst), SMALL_READ * 4)
         sock.sendall(burst)
         expected = b"".join(encode(PacketType.JOB_CREATED, b"H:t:%d" % (i + 1), magic=RES) for i in range(count))
-        received = yield _inThread(lambda: _recvExactly(sock, len(expected)))
+        received = yield deferToThread(lambda: _recvExactly(sock, len(expected)))
         self.assertEqual(received, expected)
         self.assertEqual(transport.bufferSize, LARGE_READ)
         self.assertEqual(factory.server.jobCount(), count)
 
         sock.sendall(encode(PacketType.ECHO_REQ, b"ping", magic=REQ))
         echo = encode(PacketType.ECHO_RES, b"ping", magic=RES)
-        self.assertEqual((yield _inThread(lambda: _recvExactly(sock, len(echo)))), echo)
+        self.assertEqual((yield deferToThread(lambda: _recvExactly(sock, len(echo)))), echo)
         self.assertEqual(transport.bufferSize, SMALL_READ)
 
     @inlineCallbacks
@@ -196,18 +197,12 @@ class ServerReadsTests(TestCase):
         self.assertEqual(transport.bufferSize, LARGE_READ)
         sock.sendall(packet[first:] + encode(PacketType.ECHO_REQ, b"ping", magic=REQ))
         replies = encode(PacketType.JOB_CREATED, b"H:t:1", magic=RES) + encode(PacketType.ECHO_RES, b"ping", magic=RES)
-        self.assertEqual((yield _inThread(lambda: _recvExactly(sock, len(replies)))), replies)
+        self.assertEqual((yield deferToThread(lambda: _recvExactly(sock, len(replies)))), replies)
         self.assertEqual(factory.server.jobCount(), 1)
         sock.sendall(encode(PacketType.ECHO_REQ, b"ping", magic=REQ))
         echo = encode(PacketType.ECHO_RES, b"ping", magic=RES)
-        self.assertEqual((yield _inThread(lambda: _recvExactly(sock, len(echo)))), echo)
+        self.assertEqual((yield deferToThread(lambda: _recvExactly(sock, len(echo)))), echo)
         self.assertEqual(transport.bufferSize, SMALL_READ)
-
-
-def _inThread(call: Callable[[], bytes]) -> "Deferred[bytes]":
-    from twisted.internet.threads import deferToThread
-
-    return deferToThread(call)
 
 
 class LibraryReadsTests(TestCase):

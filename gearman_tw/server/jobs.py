@@ -289,9 +289,10 @@ class Job:
 
 
 #: A queued background job with no unique key, reducer, start time or
-#: persistent record, and small data (L{MAX_RECORD_DATA}), as the server keeps it from submission until a worker
-#: takes it or something asks for it by handle (L{JobServer.lookup} turns it
-#: into a L{Job}), in L{JobServer.records}: one bytes object, L{_RECORD}
+#: persistent record, and small data (L{MAX_RECORD_DATA}), as the server
+#: keeps it from submission until a worker takes it or something asks for
+#: it by handle (L{JobServer.lookup} turns it into a L{Job}), in
+#: L{JobServer.records}: one bytes object, L{_RECORD}
 #: (handle number, priority, created, length of the function name), then
 #: the function name and the data (see L{packRecord}).  A L{Job} per queued
 #: job made a background submission about twice as expensive, most of it

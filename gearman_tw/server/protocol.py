@@ -12,6 +12,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from gearman_tw.protocol import TEXT, PacketParser, PacketType, encode, encodeRaw
+from gearman_tw.reads import ReadSizer
 from gearman_tw.server.jobs import (
     HIGH,
     LOW,
@@ -23,7 +24,6 @@ from gearman_tw.server.jobs import (
     Peer,
     atoi,
 )
-from gearman_tw.reads import ReadSizer
 from gearman_tw.server.writes import connectionWriter
 
 if TYPE_CHECKING:
