@@ -2165,7 +2165,9 @@ class QueuedRecordTests(JobServerTestCase):
         ]
         self.assertTrue(self.isRecord(plain))
         self.assertEqual([self.isRecord(handle) for handle in others], [False] * 5)
-        self.assertEqual(unpackRecord(self.server.records[1]), (1, b"f", NORMAL, b"x", 100.0))
+        self.assertEqual(
+            unpackRecord(self.server.records[1]), (1, self.server.functions[b"f"].ident, NORMAL, b"x", 100.0)
+        )
         self.assertEqual(self.live(), [b"H:%d" % (number,) for number in range(1, 7)])
         self.assertEqual(self.server.jobCount(), 6)
 
@@ -2185,18 +2187,44 @@ class QueuedRecordTests(JobServerTestCase):
     def test_packed(self) -> None:
         """
         A record is one bytes object holding every field, whatever their
-        sizes: a function name longer than 65535 bytes, empty data, data
-        with NULs, the largest handle number.
+        sizes: empty data, data with NULs, the largest handle number and a
+        function number past 32 bits.
         """
         for fields in (
-            (1, b"f", NORMAL, b"x", 100.0),
-            (0xFFFFFFFF, b"n" * 70000, LOW, b"", 1.5e9),
-            (7, b"", HIGH, b"\0a\0" * 1000, 0.0),
+            (1, 1, NORMAL, b"x", 100.0),
+            (0xFFFFFFFF, 2**40, LOW, b"", 1.5e9),
+            (7, 3, HIGH, b"\0a\0" * 1000, 0.0),
         ):
             record = packRecord(*fields)
             self.assertIsInstance(record, bytes)
             self.assertEqual(unpackRecord(record), fields)
             self.assertEqual(recordNumber(record), fields[0])
+
+    def test_functionNumbers(self) -> None:
+        """
+        A record names its function by number, which no other function is
+        given, even after functions are dropped: a record taken or looked
+        up finds the function it was submitted to.
+        """
+        client, worker = self.conn(), self.conn()
+        first = client.created(b"a", background=True, data=b"1")
+        self.assertIs(self.server.dropFunction(b"b"), None)
+        client.created(b"b", background=True, data=b"2")
+        self.assertIs(self.server.dropFunction(b"a"), False)
+        other = self.conn()
+        other.canDo(b"b")
+        other.complete(other.take()[0])
+        other.lose()
+        dropped = self.server.functions[b"b"].ident
+        self.assertIs(self.server.dropFunction(b"b"), True)
+        third = client.created(b"c", background=True, data=b"3")
+        idents = [function.ident for function in self.server.functions.values()]
+        self.assertEqual(len(set(idents)), 2)
+        self.assertNotIn(dropped, idents)
+        self.assertEqual(unpackRecord(self.server.records[1])[1], self.server.functions[b"a"].ident)
+        self.assertEqual(self.server.lookup(third).function.name, b"c")
+        worker.canDo(b"a")
+        self.assertEqual(worker.take(), (first, b"1"))
 
     def test_largeData(self) -> None:
         """

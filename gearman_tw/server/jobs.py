@@ -140,6 +140,7 @@ class Function:
     """
     A function name with its three priority queues and its workers.
 
+    @ivar ident: the number its server's L{QueuedRecord}s know it by.
     @ivar queues: FIFO queues of runnable jobs (L{Job}s or
         L{QueuedRecord}s), indexed by priority.
     @ivar queued: jobs waiting per priority, including jobs in L{queues} that
@@ -159,6 +160,7 @@ class Function:
 
     __slots__ = (
         "name",
+        "ident",
         "queues",
         "queued",
         "running",
@@ -173,8 +175,9 @@ class Function:
         "exceptions",
     )
 
-    def __init__(self, name: bytes) -> None:
+    def __init__(self, name: bytes, ident: int = 0) -> None:
         self.name = name
+        self.ident = ident
         self.queues: Tuple[Deque[Entry], Deque[Entry], Deque[Entry]] = (deque(), deque(), deque())
         self.queued = [0, 0, 0]
         self.running = 0
@@ -293,8 +296,8 @@ class Job:
 #: keeps it from submission until a worker takes it or something asks for
 #: it by handle (L{JobServer.lookup} turns it into a L{Job}), in
 #: L{JobServer.records}: one bytes object, L{_RECORD}
-#: (handle number, priority, created, length of the function name), then
-#: the function name and the data (see L{packRecord}).  A L{Job} per queued
+#: (handle number, priority, created, the function's L{Function.ident}),
+#: then the data (see L{packRecord}).  A L{Job} per queued
 #: job made a background submission about twice as expensive, most of it
 #: in collections walking the queue; a tuple of the same fields still made
 #: five objects per job for PyPy's collector to copy and mark.  Bytes hold
@@ -307,26 +310,28 @@ Entry = Union[Job, QueuedRecord]
 #: which keeps the bytes that arrived.
 MAX_RECORD_DATA = 4096
 
-_RECORD = struct.Struct("<IBdI")
+_RECORD = struct.Struct("<IBdQ")
 _RECORD_SIZE = _RECORD.size
+_PACK_RECORD = _RECORD.pack
 _NUMBER = struct.Struct("<I")
 
 
-def packRecord(number: int, name: bytes, priority: int, data: bytes, created: float) -> QueuedRecord:
+def packRecord(number: int, function: int, priority: int, data: bytes, created: float) -> QueuedRecord:
     """
     A L{QueuedRecord} of these fields.
+
+    @param function: the job's L{Function.ident}.
     """
-    return _RECORD.pack(number, priority, created, len(name)) + name + data
+    return _PACK_RECORD(number, priority, created, function) + data
 
 
-def unpackRecord(record: QueuedRecord) -> Tuple[int, bytes, int, bytes, float]:
+def unpackRecord(record: QueuedRecord) -> Tuple[int, int, int, bytes, float]:
     """
-    The fields of a L{QueuedRecord}: C{(handle number, function name,
+    The fields of a L{QueuedRecord}: C{(handle number, function ident,
     priority, data, created)}.
     """
-    number, priority, created, length = _RECORD.unpack_from(record)
-    end = _RECORD_SIZE + length
-    return number, record[_RECORD_SIZE:end], priority, record[end:], created
+    number, priority, created, function = _RECORD.unpack_from(record)
+    return number, function, priority, record[_RECORD_SIZE:], created
 
 
 def recordNumber(record: QueuedRecord) -> int:
@@ -523,6 +528,9 @@ class JobServer:
         self.workerWakeup = workerWakeup
         self.exceptions = exceptions
         self.functions: Dict[bytes, Function] = {}
+        # Functions by L{Function.ident}, which is never reused.
+        self._functionsByIdent: Dict[int, Function] = {}
+        self._lastFunctionIdent = 0
         # Live jobs: L{Job}s by handle, and queued jobs kept as
         # L{QueuedRecord}s by handle number (sequential integers: a cheap
         # key).  L{lookup} gives a L{Job} for either.
@@ -590,7 +598,9 @@ class JobServer:
         """
         function = self.functions.get(name)
         if function is None:
-            function = self.functions[name] = Function(name)
+            self._lastFunctionIdent += 1
+            function = self.functions[name] = Function(name, self._lastFunctionIdent)
+            self._functionsByIdent[function.ident] = function
         return function
 
     def dropFunction(self, name: bytes) -> Optional[bool]:
@@ -606,7 +616,8 @@ class JobServer:
             if fname.lower() == lowered:
                 if function.workers or function.total or function.storing:
                     return False
-                del self.functions[fname]
+                # No record names it: a function with queued jobs stays.
+                del self.functions[fname], self._functionsByIdent[function.ident]
                 return True
         return None
 
@@ -832,10 +843,10 @@ class JobServer:
         """
         The L{Job} of a queued record taken out of L{records}.
         """
-        number, name, priority, data, created = unpackRecord(record)
+        number, ident, priority, data, created = unpackRecord(record)
         handle = self.handleOf(number)
         # A function with queued jobs cannot be dropped (L{dropFunction}).
-        function = self.functions[name]
+        function = self._functionsByIdent[ident]
         job = self.jobs[handle] = Job(handle, function, b"", None, data, priority, True, 0, None, created)
         return job
 
@@ -1028,7 +1039,8 @@ class JobServer:
         handleNumber = self._nextNumber()
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
-        record = packRecord(handleNumber, function.name, priority, data, self._now())
+        # L{packRecord} inlined.
+        record = _PACK_RECORD(handleNumber, priority, self._now(), function.ident) + data
         function.submitted[priority] += 1
         self.records[handleNumber] = record
         # L{_enqueue} inlined, as in L{_create}: every plain background
@@ -1037,7 +1049,7 @@ class JobServer:
         function.queued[priority] += 1
         if function.sleepers:
             self._wake(function)
-        return b"%s%d" % (self._createdHead, handleNumber)
+        return self._createdHead + b"%d" % handleNumber
 
     def _nextNumber(self) -> int:
         """
