@@ -33,11 +33,12 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from gearman_tw.connection import JobServerConnection
 from gearman_tw.endpoints import clientEndpoint
 from gearman_tw.errors import (
     ConnectionLost,
@@ -48,8 +49,7 @@ from gearman_tw.errors import (
     ServerUnavailable,
 )
 from gearman_tw.interfaces import IGearmanClient
-from gearman_tw.protocol import REQ, RES, HEADER, PacketParser, PacketType, encode
-from gearman_tw.reads import ReadSizer
+from gearman_tw.protocol import REQ, HEADER, PacketType, encode
 
 HIGH, NORMAL, LOW = "high", "normal", "low"
 
@@ -235,7 +235,7 @@ class Task:
         self._connection = None
 
 
-class GearmanClientProtocol(Protocol):
+class GearmanClientProtocol(JobServerConnection):
     """
     One client connection to a job server.
 
@@ -248,7 +248,7 @@ class GearmanClientProtocol(Protocol):
 
     def __init__(self, exceptions: bool = True) -> None:
         self._exceptions = exceptions
-        self._parser = PacketParser(magic=RES)
+        super().__init__()
         self._awaitingCreated: Deque[Task] = deque()
         self._tasks: Dict[bytes, Task] = {}
         self._local: Dict[Tuple[bytes, ...], Task] = {}
@@ -258,14 +258,10 @@ class GearmanClientProtocol(Protocol):
         self._statusUnique: Dict[bytes, Deque[Deferred[Tuple[bool, bool, int, int, int]]]] = {}
         self._lostHandlers: List[Callable[[GearmanClientProtocol, List[Task]], object]] = []
         self.connected = False
-        self._reads: Optional[ReadSizer] = None
 
     def connectionMade(self) -> None:
+        super().connectionMade()
         self.connected = True
-        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            setNoDelay(True)
-        self._reads = ReadSizer.forTransport(self.transport)  # type: ignore[arg-type]
         if self._exceptions:
             self.setOption(b"exceptions").addErrback(self._optionRefused)
 
@@ -378,18 +374,15 @@ class GearmanClientProtocol(Protocol):
     # Replies
 
     def dataReceived(self, data: bytes) -> None:
-        parser = self._parser
-        packets = parser.feed(data)
-        if self._reads is not None:
-            self._reads.received(len(data), parser.pending > 0)
-        for ptype, args, payload in packets:
+        for ptype, args, payload in self.receive(data):
             handler = _CLIENT_HANDLERS.get(ptype)
             if handler is None:
                 self.log.warn("Unexpected packet {ptype} from the server", ptype=ptype)
                 continue
             handler(self, args, payload)
-        if parser.failure is not None:
-            self.log.error("Bad data from the server: {why}", why=parser.failure.text)
+        failure = self.parser.failure
+        if failure is not None:
+            self.log.error("Bad data from the server: {why}", why=failure.text)
             self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _jobCreated(self, args: List[bytes], payload: bytes) -> None:

@@ -28,18 +28,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from gearman_tw.connection import JobServerConnection
 from gearman_tw.endpoints import clientEndpoint
 from gearman_tw.errors import JobFailed
 from gearman_tw.interfaces import IGearmanWorker
-from gearman_tw.protocol import REQ, RES, PacketParser, PacketType, encode
-from gearman_tw.reads import ReadSizer
+from gearman_tw.protocol import REQ, PacketType, encode
 
 #: Seconds a stopping worker waits for running jobs before disconnecting
 #: (the server then gives the jobs to another worker).
@@ -143,7 +143,7 @@ class Job:
         self._send(PacketType.WORK_FAIL, self.handle)
 
 
-class GearmanWorkerProtocol(Protocol):
+class GearmanWorkerProtocol(JobServerConnection):
     """
     One worker connection: registers its functions, then grabs and runs one
     job at a time, sleeping (PRE_SLEEP) until the server NOOPs it.
@@ -154,15 +154,14 @@ class GearmanWorkerProtocol(Protocol):
     log = Logger()
 
     def __init__(self, worker: "GearmanWorker", functions: Sequence[Function]) -> None:
+        super().__init__()
         self.worker = worker
         self.reactor = worker.reactor
         self.functions = {f.name: f for f in functions}
-        self._parser = PacketParser(magic=RES)
         self.job: Optional[Job] = None
         self.sleeping = False
         self.connected = False
         self._idleWaiters: List[Deferred[None]] = []
-        self._reads: Optional[ReadSizer] = None
 
     def send(self, ptype: int, *args: bytes) -> None:
         if self.connected:
@@ -180,11 +179,8 @@ class GearmanWorkerProtocol(Protocol):
         self.send(ptype, *args)
 
     def connectionMade(self) -> None:
+        super().connectionMade()
         self.connected = True
-        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            setNoDelay(True)
-        self._reads = ReadSizer.forTransport(self.transport)  # type: ignore[arg-type]
         self.send(PacketType.SET_CLIENT_ID, self.worker.clientId)
         for function in self.functions.values():
             if function.timeout:
@@ -203,11 +199,7 @@ class GearmanWorkerProtocol(Protocol):
             self.send(PacketType.GRAB_JOB_UNIQ)
 
     def dataReceived(self, data: bytes) -> None:
-        parser = self._parser
-        packets = parser.feed(data)
-        if self._reads is not None:
-            self._reads.received(len(data), parser.pending > 0)
-        for ptype, args, payload in packets:
+        for ptype, args, payload in self.receive(data):
             if ptype == PacketType.NOOP:
                 if self.sleeping:
                     self.grab()
@@ -226,8 +218,9 @@ class GearmanWorkerProtocol(Protocol):
                     code=args[0].decode("ascii", "replace"),
                     text=args[1].decode("utf-8", "replace"),
                 )
-        if parser.failure is not None:
-            self.log.error("Bad data from the job server: {why}", why=parser.failure.text)
+        failure = self.parser.failure
+        if failure is not None:
+            self.log.error("Bad data from the job server: {why}", why=failure.text)
             self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _run(self, handle: bytes, name: bytes, unique: bytes, data: bytes) -> None:

@@ -1,0 +1,44 @@
+"""
+What a client's and a worker's connections to a job server share.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from twisted.internet.protocol import Protocol
+
+from gearman_tw.protocol import RES, Packet, PacketParser
+from gearman_tw.reads import ReadSizer
+
+
+class JobServerConnection(Protocol):
+    """
+    A connection to a job server: requests go out with TCP_NODELAY (a small
+    packet must not wait for the reply to the last one), responses are
+    parsed as they arrive, and reads are sized to them (L{ReadSizer}).
+
+    @ivar parser: this connection's response parser; its C{failure} says why
+        it stopped.
+    """
+
+    def __init__(self) -> None:
+        self.parser = PacketParser(magic=RES)
+        self._reads: Optional[ReadSizer] = None
+
+    def connectionMade(self) -> None:
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            setNoDelay(True)
+        self._reads = ReadSizer.forTransport(self.transport)  # type: ignore[arg-type]
+
+    def receive(self, data: bytes) -> List[Packet]:
+        """
+        The responses C{data} completes, in order (see
+        L{PacketParser.feed}).
+        """
+        parser = self.parser
+        packets = parser.feed(data)
+        if self._reads is not None:
+            self._reads.received(len(data), parser.pending > 0)
+        return packets

@@ -1,0 +1,72 @@
+"""
+Tests for L{gearman_tw.connection}: what the client's and the worker's
+connections share.
+"""
+
+from typing import List
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw.client import GearmanClientProtocol
+from gearman_tw.connection import JobServerConnection
+from gearman_tw.protocol import RES, PacketType, encode
+from gearman_tw.worker import GearmanWorker, GearmanWorkerProtocol
+
+
+class NoDelayTransport(StringTransport):
+    """
+    A StringTransport that records C{setTcpNoDelay} calls.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noDelay: List[bool] = []
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay.append(enabled)
+
+
+class JobServerConnectionTests(SynchronousTestCase):
+    """
+    Tests for L{JobServerConnection} and the protocols built on it.
+    """
+
+    def protocols(self) -> List[JobServerConnection]:
+        worker = GearmanWorker(["127.0.0.1"], reactor=Clock())
+        return [GearmanClientProtocol(exceptions=False), GearmanWorkerProtocol(worker, [])]
+
+    def test_noDelay(self) -> None:
+        """
+        The client's and the worker's connections turn TCP_NODELAY on.
+        """
+        for protocol in self.protocols():
+            transport = NoDelayTransport()
+            protocol.makeConnection(transport)
+            self.assertEqual(transport.noDelay, [True], protocol)
+
+    def test_noDelayUnsupported(self) -> None:
+        """
+        A transport without C{setTcpNoDelay} (a UNIX socket, a test
+        transport) connects all the same.
+        """
+        for protocol in self.protocols():
+            transport = StringTransport()
+            protocol.makeConnection(transport)
+            self.assertTrue(protocol.connected, protocol)
+
+    def test_receive(self) -> None:
+        """
+        L{JobServerConnection.receive} gives the response packets as they
+        complete, however the bytes are split, and keeps the parser's
+        failure after bad data.
+        """
+        connection = JobServerConnection()
+        connection.makeConnection(StringTransport())
+        stream = encode(PacketType.NOOP, magic=RES) + encode(PacketType.JOB_CREATED, b"H:1", magic=RES)
+        self.assertEqual(connection.receive(stream[:15]), [(PacketType.NOOP, [], b"")])
+        self.assertEqual(connection.receive(stream[15:]), [(PacketType.JOB_CREATED, [b"H:1"], b"H:1")])
+        self.assertIsNone(connection.parser.failure)
+        self.assertEqual(connection.receive(b"\0RES\0\0\0\xff\0\0\0\0"), [])
+        self.assertIsNotNone(connection.parser.failure)
