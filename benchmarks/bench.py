@@ -38,6 +38,7 @@ HEADER = struct.Struct(">4sII")
 REQ, RES = b"\0REQ", b"\0RES"
 
 CAN_DO, PRE_SLEEP, NOOP, SUBMIT_JOB, JOB_CREATED = 1, 4, 6, 7, 8
+ECHO_REQ, ECHO_RES = 16, 17
 GRAB_JOB, NO_JOB, JOB_ASSIGN, WORK_COMPLETE, SUBMIT_JOB_BG = 9, 10, 11, 13, 18
 
 
@@ -79,6 +80,32 @@ def connect(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+#: Connections opened before waiting for the server to have accepted them:
+#: well under the listen backlog (gearmand's is 32).  A single-threaded
+#: server busy accepting thousands of connections lets its accept queue
+#: fill; the kernel then drops SYNs, and a client retrying with backoff can
+#: wait minutes for one connection.
+CONNECT_BATCH = 16
+
+
+def connectMany(port: int, count: int, hello: bytes) -> List[socket.socket]:
+    """
+    Open C{count} connections, sending C{hello} on each, at the pace the
+    server accepts them: after each L{CONNECT_BATCH}, an ECHO round trip on
+    the last one (the server accepts in order, so all before it are in).
+    """
+    socks = []
+    for index in range(count):
+        sock = connect(port)
+        sock.sendall(hello)
+        socks.append(sock)
+        if (index + 1) % CONNECT_BATCH == 0 or index + 1 == count:
+            sock.sendall(packet(ECHO_REQ, b"paced"))
+            if Reader(sock).packet() != (ECHO_RES, b"paced"):
+                raise AssertionError("expected only ECHO_RES while connecting")
+    return socks
 
 
 def admin(port: int, line: bytes) -> bytes:
@@ -250,9 +277,7 @@ def _sleepers(port: int, function: bytes, count: int, ready, quit) -> None:
     """
     selector = selectors.DefaultSelector()
     readers = {}
-    for _ in range(count):
-        sock = connect(port)
-        sock.sendall(packet(CAN_DO, function) + packet(PRE_SLEEP))
+    for sock in connectMany(port, count, packet(CAN_DO, function) + packet(PRE_SLEEP)):
         sock.setblocking(False)
         readers[sock] = b""
         selector.register(sock, selectors.EVENT_READ)
@@ -288,11 +313,7 @@ def _sleepers(port: int, function: bytes, count: int, ready, quit) -> None:
 
 
 def _idle(port: int, count: int, ready, quit) -> None:
-    socks = []
-    for _ in range(count):
-        sock = connect(port)
-        sock.sendall(packet(CAN_DO, b"idle") + packet(PRE_SLEEP))
-        socks.append(sock)
+    socks = connectMany(port, count, packet(CAN_DO, b"idle") + packet(PRE_SLEEP))
     ready.put(True)
     quit.get()
     for sock in socks:

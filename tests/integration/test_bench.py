@@ -6,13 +6,18 @@ scale, so the tool cannot rot.  Its figures are not judged here.
 
 import os
 import re
+import socket
 import sys
+import threading
+from typing import List
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration.servers import REPO, requireProgram, run
 
 BENCH = os.path.join(REPO, "benchmarks", "bench.py")
+sys.path.insert(0, os.path.dirname(BENCH))
+import bench  # noqa: E402
 
 
 class BenchmarkTests(SynchronousTestCase):
@@ -40,3 +45,52 @@ class BenchmarkTests(SynchronousTestCase):
         self.assertIn(("foreground", "p99 ms"), metrics)
         self.assertIn(("memory", "RSS B/queued job"), metrics)
         self.assertIn(("connections", "RSS B/idle connection"), metrics)
+
+    def test_connectMany(self) -> None:
+        """
+        L{bench.connectMany} waits for an ECHO round trip on the last
+        connection of each batch of L{bench.CONNECT_BATCH}, and on the very
+        last one: the server has then accepted every connection before it
+        and read what was sent on them.
+        """
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self.addCleanup(listener.close)
+        echoedAt: List[int] = []
+        hellos: List[bytes] = []
+        count = bench.CONNECT_BATCH * 2 + 3
+
+        def serve() -> None:
+            # Accept in order; answer an ECHO_REQ when one arrives.
+            accepted = []
+            while len(echoedAt) < 3:
+                sock, _ = listener.accept()
+                accepted.append(sock)
+                hello = sock.recv(len(bench.packet(bench.CAN_DO, b"paced")))
+                hellos.append(hello)
+                sock.setblocking(False)
+                try:
+                    rest = sock.recv(100)
+                except BlockingIOError:
+                    rest = b""
+                sock.setblocking(True)
+                if not rest and len(accepted) in (16, 32, count):
+                    rest = sock.recv(100)
+                if rest:
+                    self.assertEqual(rest, bench.packet(bench.ECHO_REQ, b"paced"))
+                    echoedAt.append(len(accepted))
+                    sock.sendall(bench.HEADER.pack(bench.RES, bench.ECHO_RES, 5) + b"paced")
+            for sock in accepted:
+                sock.close()
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        listener.settimeout(30)
+        port = listener.getsockname()[1]
+        socks = bench.connectMany(port, count, bench.packet(bench.CAN_DO, b"paced"))
+        for sock in socks:
+            sock.close()
+        server.join(30)
+        self.assertEqual(echoedAt, [bench.CONNECT_BATCH, bench.CONNECT_BATCH * 2, count])
+        self.assertEqual(hellos, [bench.packet(bench.CAN_DO, b"paced")] * count)
