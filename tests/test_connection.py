@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.client import GearmanClientProtocol
 from gearman_tw.connection import JobServerConnection
-from gearman_tw.protocol import RES, PacketType, encode
+from gearman_tw.protocol import REQ, RES, PacketType, encode
 from gearman_tw.worker import GearmanWorker, GearmanWorkerProtocol
 
 
@@ -34,8 +34,8 @@ class JobServerConnectionTests(SynchronousTestCase):
     """
 
     def protocols(self) -> List[JobServerConnection]:
-        worker = GearmanWorker(["127.0.0.1"], reactor=Clock())
-        return [GearmanClientProtocol(exceptions=False), GearmanWorkerProtocol(worker, [])]
+        worker = GearmanWorker(["127.0.0.1"], reactor=Clock(), clientId="w")
+        return [GearmanClientProtocol(exceptions=True), GearmanWorkerProtocol(worker, [])]
 
     def test_noDelay(self) -> None:
         """
@@ -48,19 +48,25 @@ class JobServerConnectionTests(SynchronousTestCase):
 
     def test_noDelayUnsupported(self) -> None:
         """
-        A transport without C{setTcpNoDelay} (a UNIX socket, a test
-        transport) connects all the same.
+        Over a transport without C{setTcpNoDelay} (a UNIX socket, a test
+        transport) the client and the worker still go on to send their
+        first requests: the option, and the worker's client ID.
         """
-        for protocol in self.protocols():
+        first = [
+            encode(PacketType.OPTION_REQ, b"exceptions", magic=REQ),
+            encode(PacketType.SET_CLIENT_ID, b"w", magic=REQ),
+        ]
+        for protocol, packet in zip(self.protocols(), first):
             transport = StringTransport()
             protocol.makeConnection(transport)
-            self.assertTrue(protocol.connected, protocol)
+            self.assertTrue(transport.value().startswith(packet), protocol)
 
     def test_receive(self) -> None:
         """
         L{JobServerConnection.receive} gives the response packets as they
         complete, however the bytes are split, and keeps the parser's
-        failure after bad data.
+        failure after bad data.  (Over a StringTransport there is no read
+        sizer: tests.test_reads checks sizing over TCP.)
         """
         connection = JobServerConnection()
         connection.makeConnection(StringTransport())

@@ -2221,6 +2221,7 @@ class QueuedRecordTests(JobServerTestCase):
         idents = [function.ident for function in self.server.functions.values()]
         self.assertEqual(len(set(idents)), 2)
         self.assertNotIn(dropped, idents)
+        self.assertEqual(sorted(self.server._functionsByIdent), sorted(idents))
         self.assertEqual(unpackRecord(self.server.records[1])[1], self.server.functions[b"a"].ident)
         self.assertEqual(self.server.lookup(third).function.name, b"c")
         worker.canDo(b"a")
@@ -2657,8 +2658,8 @@ class PeerTests(SynchronousTestCase):
         go out in one write; a job still being stored keeps what follows it
         waiting.
         """
-        first = Job(b"H:1", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
-        second = Job(b"H:2", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
+        first = Job(b"H:1", Function(b"f", 1), b"", None, b"", NORMAL, True, 0, None)
+        second = Job(b"H:2", Function(b"f", 1), b"", None, b"", NORMAL, True, 0, None)
         first.waiting = second.waiting = self.peer
         self.peer.hold(first)
         self.peer.write(b"later")
@@ -2679,7 +2680,7 @@ class PeerTests(SynchronousTestCase):
         """
         A held job can be answered with other bytes (an ERROR) instead.
         """
-        job = Job(b"H:1", Function(b"f"), b"", None, b"", NORMAL, True, 0, None)
+        job = Job(b"H:1", Function(b"f", 1), b"", None, b"", NORMAL, True, 0, None)
         job.waiting = self.peer
         self.peer.hold(job)
         self.peer.hold(job)

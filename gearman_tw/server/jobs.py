@@ -175,7 +175,7 @@ class Function:
         "exceptions",
     )
 
-    def __init__(self, name: bytes, ident: int = 0) -> None:
+    def __init__(self, name: bytes, ident: int) -> None:
         self.name = name
         self.ident = ident
         self.queues: Tuple[Deque[Entry], Deque[Entry], Deque[Entry]] = (deque(), deque(), deque())
@@ -617,7 +617,8 @@ class JobServer:
                 if function.workers or function.total or function.storing:
                     return False
                 # No record names it: a function with queued jobs stays.
-                del self.functions[fname], self._functionsByIdent[function.ident]
+                del self._functionsByIdent[function.ident]
+                del self.functions[fname]
                 return True
         return None
 

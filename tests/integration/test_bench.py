@@ -4,11 +4,14 @@ servers, checks their results and prints its table: a smoke run at a tiny
 scale, so the tool cannot rot.  Its figures are not judged here.
 """
 
+import importlib.util
 import os
 import re
 import socket
 import sys
 import threading
+import time
+from types import ModuleType
 from typing import List
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -16,8 +19,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.integration.servers import REPO, requireProgram, run
 
 BENCH = os.path.join(REPO, "benchmarks", "bench.py")
-sys.path.insert(0, os.path.dirname(BENCH))
-import bench  # noqa: E402
+
+
+def loadBench() -> ModuleType:
+    """
+    benchmarks/bench.py as a module (it is a script, not on the path).
+    """
+    spec = importlib.util.spec_from_file_location("gearman_tw_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class BenchmarkTests(SynchronousTestCase):
@@ -48,49 +60,67 @@ class BenchmarkTests(SynchronousTestCase):
 
     def test_connectMany(self) -> None:
         """
-        L{bench.connectMany} waits for an ECHO round trip on the last
-        connection of each batch of L{bench.CONNECT_BATCH}, and on the very
-        last one: the server has then accepted every connection before it
-        and read what was sent on them.
+        L{bench.connectMany} opens L{bench.CONNECT_BATCH} connections, then
+        waits for the reply to an ECHO on the last of them before opening
+        more (and does the same after the very last one): the server has
+        then accepted every connection so far.
         """
+        bench = loadBench()
+        batch = bench.CONNECT_BATCH
+        count = batch * 2 + 3
+        hello = bench.packet(bench.CAN_DO, b"paced")
+        echo = bench.packet(bench.ECHO_REQ, b"paced")
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
+        listener.listen(count + 1)
+        listener.settimeout(30)
         self.addCleanup(listener.close)
         echoedAt: List[int] = []
-        hellos: List[bytes] = []
-        count = bench.CONNECT_BATCH * 2 + 3
+        earlyConnects: List[int] = []
+        received: List[bytes] = []
 
         def serve() -> None:
-            # Accept in order; answer an ECHO_REQ when one arrives.
             accepted = []
-            while len(echoedAt) < 3:
+            while len(accepted) < count:
                 sock, _ = listener.accept()
+                sock.settimeout(30)
                 accepted.append(sock)
-                hello = sock.recv(len(bench.packet(bench.CAN_DO, b"paced")))
-                hellos.append(hello)
-                sock.setblocking(False)
-                try:
-                    rest = sock.recv(100)
-                except BlockingIOError:
-                    rest = b""
-                sock.setblocking(True)
-                if not rest and len(accepted) in (16, 32, count):
-                    rest = sock.recv(100)
-                if rest:
-                    self.assertEqual(rest, bench.packet(bench.ECHO_REQ, b"paced"))
+                last = len(accepted) % batch == 0 or len(accepted) == count
+                expected = hello + echo if last else hello
+                data = b""
+                while len(data) < len(expected):
+                    chunk = sock.recv(len(expected) - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
+                received.append(data)
+                if last:
                     echoedAt.append(len(accepted))
+                    # Not answered yet: the client must not connect again.
+                    time.sleep(0.1)
+                    listener.setblocking(False)
+                    try:
+                        extra, _ = listener.accept()
+                    except BlockingIOError:
+                        pass
+                    else:
+                        earlyConnects.append(len(accepted))
+                        accepted.append(extra)
+                    listener.settimeout(30)
                     sock.sendall(bench.HEADER.pack(bench.RES, bench.ECHO_RES, 5) + b"paced")
             for sock in accepted:
                 sock.close()
 
         server = threading.Thread(target=serve, daemon=True)
         server.start()
-        listener.settimeout(30)
-        port = listener.getsockname()[1]
-        socks = bench.connectMany(port, count, bench.packet(bench.CAN_DO, b"paced"))
+        socket.setdefaulttimeout(30)
+        self.addCleanup(socket.setdefaulttimeout, None)
+        socks = bench.connectMany(listener.getsockname()[1], count, hello)
         for sock in socks:
             sock.close()
         server.join(30)
-        self.assertEqual(echoedAt, [bench.CONNECT_BATCH, bench.CONNECT_BATCH * 2, count])
-        self.assertEqual(hellos, [bench.packet(bench.CAN_DO, b"paced")] * count)
+        self.assertEqual(earlyConnects, [])
+        self.assertEqual(echoedAt, [batch, batch * 2, count])
+        self.assertEqual(
+            received, [hello + echo if i % batch == 0 or i == count else hello for i in range(1, count + 1)]
+        )
