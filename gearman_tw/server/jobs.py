@@ -312,7 +312,6 @@ MAX_RECORD_DATA = 4096
 
 _RECORD = struct.Struct("<IBdQ")
 _RECORD_SIZE = _RECORD.size
-_PACK_RECORD = _RECORD.pack
 _NUMBER = struct.Struct("<I")
 
 
@@ -322,7 +321,7 @@ def packRecord(number: int, function: int, priority: int, data: bytes, created: 
 
     @param function: the job's L{Function.ident}.
     """
-    return _PACK_RECORD(number, priority, created, function) + data
+    return _RECORD.pack(number, priority, created, function) + data
 
 
 def unpackRecord(record: QueuedRecord) -> Tuple[int, int, int, bytes, float]:
@@ -1040,8 +1039,7 @@ class JobServer:
         handleNumber = self._nextNumber()
         if not self._createdFrom <= handleNumber < self._createdUntil:
             self._newCreatedHead(handleNumber)
-        # L{packRecord} inlined.
-        record = _PACK_RECORD(handleNumber, priority, self._now(), function.ident) + data
+        record = packRecord(handleNumber, function.ident, priority, data, self._now())
         function.submitted[priority] += 1
         self.records[handleNumber] = record
         # L{_enqueue} inlined, as in L{_create}: every plain background
