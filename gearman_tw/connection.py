@@ -1,22 +1,36 @@
 """
-What a client's and a worker's connections to a job server share.
+What connections share: TCP_NODELAY for all of them (the server's too),
+and a base protocol for a client's and a worker's connections to a job
+server.
 """
 
 from __future__ import annotations
 
 from typing import List, Optional
 
+from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Protocol
 
 from gearman_tw.protocol import RES, Packet, PacketParser
 from gearman_tw.reads import ReadSizer
 
 
+def setNoDelay(transport: ITransport) -> None:
+    """
+    Turn TCP_NODELAY on, where the transport has it (TCP and TLS over TCP,
+    not UNIX sockets): a small packet must not wait for the reply to the
+    last one.
+    """
+    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setTcpNoDelay is not None:
+        setTcpNoDelay(True)
+
+
 class JobServerConnection(Protocol):
     """
-    A connection to a job server: requests go out with TCP_NODELAY (a small
-    packet must not wait for the reply to the last one), responses are
-    parsed as they arrive, and reads are sized to them (L{ReadSizer}).
+    A connection to a job server: requests go out with TCP_NODELAY
+    (L{setNoDelay}), responses are parsed as they arrive, and reads are
+    sized to them (L{ReadSizer}).
 
     @ivar parser: this connection's response parser; its C{failure} says why
         it stopped.
@@ -27,9 +41,7 @@ class JobServerConnection(Protocol):
         self._reads: Optional[ReadSizer] = None
 
     def connectionMade(self) -> None:
-        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            setNoDelay(True)
+        setNoDelay(self.transport)  # type: ignore[arg-type]
         self._reads = ReadSizer.forTransport(self.transport)  # type: ignore[arg-type]
 
     def receive(self, data: bytes) -> List[Packet]:

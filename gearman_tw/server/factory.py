@@ -18,6 +18,7 @@ from twisted.logger import (
     globalLogPublisher,
 )
 
+from gearman_tw.connection import setNoDelay
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
 from gearman_tw.server.admin import AdminCommands
 from gearman_tw.server.jobs import JobServer
@@ -144,8 +145,6 @@ class GearmanServerFactory(Factory):
         Apply the socket options every connection gets: TCP_NODELAY, and
         keepalive when configured.
         """
-        setNoDelay = getattr(transport, "setTcpNoDelay", None)
-        if setNoDelay is not None:
-            setNoDelay(True)
+        setNoDelay(transport)
         if self.keepAlive is not None:
             self.keepAlive.apply(transport)
