@@ -55,8 +55,32 @@ class BenchmarkTests(SynchronousTestCase):
         metrics = {(row[0], row[1].strip()) for row in rows}
         self.assertIn(("submit", "jobs/s"), metrics)
         self.assertIn(("foreground", "p99 ms"), metrics)
+        for name in ("submit", "drain", "foreground"):
+            self.assertIn((name, "server CPU us/job"), metrics)
+            self.assertIn((name, "server user CPU us/job"), metrics)
         self.assertIn(("memory", "RSS B/queued job"), metrics)
         self.assertIn(("connections", "RSS B/idle connection"), metrics)
+
+    def test_serverStatsPerJob(self) -> None:
+        """
+        L{bench.ServerStats.perJob} gives a process's CPU time per job since
+        a L{bench.ServerStats.times}: all of it, and its user part.
+        """
+        bench = loadBench()
+        stats = bench.ServerStats(os.getpid())
+        before = stats.times()
+        # Burn user time until the kernel's clock tick has counted some.
+        deadline = time.monotonic() + 10
+        while stats.times()[0] == before[0] and time.monotonic() < deadline:
+            sum(range(10000))
+        user, system = stats.times()
+        perJob = stats.perJob(before, 4)
+        self.assertGreater(user, before[0])
+        # The clock may tick between the two reads: allow a few ticks.
+        slack = 1e6 / stats.tick
+        self.assertAlmostEqual(perJob["server user CPU us/job"], (user - before[0]) / 4 * 1e6, delta=slack)
+        self.assertAlmostEqual(perJob["server CPU us/job"], (user + system - sum(before)) / 4 * 1e6, delta=slack)
+        self.assertGreaterEqual(perJob["server CPU us/job"], perJob["server user CPU us/job"])
 
     def test_connectMany(self) -> None:
         """
