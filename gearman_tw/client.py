@@ -373,17 +373,12 @@ class GearmanClientProtocol(JobServerConnection):
 
     # Replies
 
-    def dataReceived(self, data: bytes) -> None:
-        for ptype, args, payload in self.receive(data):
-            handler = _CLIENT_HANDLERS.get(ptype)
-            if handler is None:
-                self.log.warn("Unexpected packet {ptype} from the server", ptype=ptype)
-                continue
+    def packetReceived(self, ptype: int, args: List[bytes], payload: bytes) -> None:
+        handler = _CLIENT_HANDLERS.get(ptype)
+        if handler is None:
+            super().packetReceived(ptype, args, payload)
+        else:
             handler(self, args, payload)
-        failure = self.parser.failure
-        if failure is not None:
-            self.log.error("Bad data from the server: {why}", why=failure.text)
-            self.transport.loseConnection()  # type: ignore[union-attr]
 
     def _jobCreated(self, args: List[bytes], payload: bytes) -> None:
         if not self._awaitingCreated:

@@ -198,30 +198,25 @@ class GearmanWorkerProtocol(JobServerConnection):
             self.sleeping = False
             self.send(PacketType.GRAB_JOB_UNIQ)
 
-    def dataReceived(self, data: bytes) -> None:
-        for ptype, args, payload in self.receive(data):
-            if ptype == PacketType.NOOP:
-                if self.sleeping:
-                    self.grab()
-            elif ptype == PacketType.NO_JOB:
-                if not self.worker.stopping:
-                    self.sleeping = True
-                    self.send(PacketType.PRE_SLEEP)
-            elif ptype in (PacketType.JOB_ASSIGN_UNIQ, PacketType.JOB_ASSIGN_ALL):
-                handle, name, unique = args[0], args[1], args[2]
-                self._run(handle, name, unique, args[-1])
-            elif ptype == PacketType.JOB_ASSIGN:
-                self._run(args[0], args[1], b"", args[2])
-            elif ptype == PacketType.ERROR:
-                self.log.warn(
-                    "Job server error {code}: {text}",
-                    code=args[0].decode("ascii", "replace"),
-                    text=args[1].decode("utf-8", "replace"),
-                )
-        failure = self.parser.failure
-        if failure is not None:
-            self.log.error("Bad data from the job server: {why}", why=failure.text)
-            self.transport.loseConnection()  # type: ignore[union-attr]
+    def packetReceived(self, ptype: int, args: List[bytes], payload: bytes) -> None:
+        if ptype == PacketType.NOOP:
+            if self.sleeping:
+                self.grab()
+        elif ptype == PacketType.NO_JOB:
+            if not self.worker.stopping:
+                self.sleeping = True
+                self.send(PacketType.PRE_SLEEP)
+        elif ptype in (PacketType.JOB_ASSIGN_UNIQ, PacketType.JOB_ASSIGN_ALL):
+            handle, name, unique = args[0], args[1], args[2]
+            self._run(handle, name, unique, args[-1])
+        elif ptype == PacketType.JOB_ASSIGN:
+            self._run(args[0], args[1], b"", args[2])
+        elif ptype == PacketType.ERROR:
+            self.log.warn(
+                "Job server error {code}: {text}",
+                code=args[0].decode("ascii", "replace"),
+                text=args[1].decode("utf-8", "replace"),
+            )
 
     def _run(self, handle: bytes, name: bytes, unique: bytes, data: bytes) -> None:
         function = self.functions.get(name)

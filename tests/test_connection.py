@@ -7,6 +7,7 @@ from typing import List
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.client import GearmanClientProtocol
@@ -76,3 +77,42 @@ class JobServerConnectionTests(SynchronousTestCase):
         self.assertIsNone(connection.parser.failure)
         self.assertEqual(connection.receive(b"\0RES\0\0\0\xff\0\0\0\0"), [])
         self.assertIsNotNone(connection.parser.failure)
+
+    def test_badData(self) -> None:
+        """
+        Bad data from the server closes the client's and the worker's
+        connections, with an error logged; the packets before it in the same
+        read are still handled.
+        """
+        garbage = b"\0XYZ" + b"\0" * 8
+        client, worker = self.protocols()
+        clientTransport, workerTransport = StringTransport(), StringTransport()
+        client.makeConnection(clientTransport)
+        worker.makeConnection(workerTransport)
+        echoed = client.echo(b"ping")  # type: ignore[attr-defined]
+        workerTransport.clear()
+        with capturedLogs() as events:
+            client.dataReceived(encode(PacketType.ECHO_RES, b"ping", magic=RES) + garbage)
+            worker.dataReceived(encode(PacketType.NO_JOB, magic=RES) + garbage)
+        self.assertEqual(self.successResultOf(echoed), b"ping")
+        self.assertEqual(workerTransport.value(), encode(PacketType.PRE_SLEEP, magic=REQ))
+        self.assertTrue(clientTransport.disconnecting)
+        self.assertTrue(workerTransport.disconnecting)
+        errors = [e for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual([e["log_format"] for e in errors], ["Bad data from the job server: {why}"] * 2)
+
+    def test_unexpectedPacket(self) -> None:
+        """
+        A response the client has no use for is logged as unexpected and
+        the connection stays up.
+        """
+        client = self.protocols()[0]
+        transport = StringTransport()
+        client.makeConnection(transport)
+        with capturedLogs() as events:
+            client.dataReceived(encode(PacketType.NO_JOB, magic=RES))
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(
+            [(e["log_level"], e.get("ptype")) for e in events],
+            [(LogLevel.warn, PacketType.NO_JOB)],
+        )
