@@ -149,8 +149,7 @@ class ServerStats:
         """
         CPU microseconds per job since C{before} (a L{times}): all of it,
         and the server's own part (user time; the rest is the kernel's,
-        mostly moving packets over loopback TCP, which gearmand and we pay
-        alike for the same packets).
+        mostly moving packets over loopback TCP).
         """
         user, system = self.times()
         return {
@@ -360,7 +359,7 @@ def scenarioSubmit(port: int, stats: ServerStats, scale: float, function: bytes 
     start, out = multiprocessing.Event(), multiprocessing.Queue()
     processes = [spawn(_submitter, port, function, count, 100, 500, start, out) for _ in range(clients)]
     time.sleep(0.5)
-    cpu = stats.times()
+    before = stats.times()
     began = time.perf_counter()
     start.set()
     results = [out.get(timeout=600) for _ in processes]
@@ -371,7 +370,7 @@ def scenarioSubmit(port: int, stats: ServerStats, scale: float, function: bytes 
         raise AssertionError("submit: %d handles for %d jobs" % (created, clients * count))
     return {
         "jobs/s": created / elapsed,
-        **stats.perJob(cpu, created),
+        **stats.perJob(before, created),
         # What the load itself costs: it must stay small next to the servers'.
         "load CPU us/job": sum(spent for _, spent in results) / created * 1e6,
     }
@@ -390,7 +389,7 @@ def scenarioDrain(port: int, stats: ServerStats, scale: float) -> Dict[str, floa
     start, out = multiprocessing.Event(), multiprocessing.Queue()
     processes = [spawn(_drainer, port, b"drain", start, out) for _ in range(8)]
     time.sleep(0.5)
-    cpu = stats.times()
+    before = stats.times()
     began = time.perf_counter()
     start.set()
     handles: List[bytes] = []
@@ -400,7 +399,7 @@ def scenarioDrain(port: int, stats: ServerStats, scale: float) -> Dict[str, floa
     joinAll(processes)
     if len(handles) != total or len(set(handles)) != total or statusOf(port, b"drain")[0]:
         raise AssertionError("drain: %d jobs done, %d distinct, of %d" % (len(handles), len(set(handles)), total))
-    return {"jobs/s": total / elapsed, **stats.perJob(cpu, total)}
+    return {"jobs/s": total / elapsed, **stats.perJob(before, total)}
 
 
 def _foreground(port: int, stats: ServerStats, clients: int, workers: int, count: int, size: int, function: bytes):
@@ -414,7 +413,7 @@ def _foreground(port: int, stats: ServerStats, clients: int, workers: int, count
     start, out = multiprocessing.Event(), multiprocessing.Queue()
     processes = [spawn(_syncClient, port, function, count, size, i, start, out) for i in range(clients)]
     time.sleep(0.5)
-    cpu = stats.times()
+    before = stats.times()
     began = time.perf_counter()
     start.set()
     latencies: List[float] = []
@@ -429,7 +428,7 @@ def _foreground(port: int, stats: ServerStats, clients: int, workers: int, count
     total = len(latencies)
     if total != clients * count:
         raise AssertionError("foreground: %d results of %d" % (total, clients * count))
-    return total, elapsed, latencies, stats.perJob(cpu, total)
+    return total, elapsed, latencies, stats.perJob(before, total)
 
 
 def scenarioForeground(port: int, stats: ServerStats, scale: float) -> Dict[str, float]:
