@@ -244,8 +244,6 @@ class GearmanClientProtocol(JobServerConnection):
     handle; work packets by handle.
     """
 
-    log = Logger()
-
     def __init__(self, exceptions: bool = True) -> None:
         self._exceptions = exceptions
         super().__init__()

@@ -151,8 +151,6 @@ class GearmanWorkerProtocol(JobServerConnection):
     @ivar job: the job running now, if any.
     """
 
-    log = Logger()
-
     def __init__(self, worker: "GearmanWorker", functions: Sequence[Function]) -> None:
         super().__init__()
         self.worker = worker
