@@ -5,40 +5,48 @@ A Deferred-based Gearman client.
 L{GearmanClient} is a service that keeps connections to one or more job
 servers and submits jobs to them; each submission is a L{Task} whose
 C{result} Deferred fires with the job's WORK_COMPLETE data, or fails with
-L{JobFailed}, L{JobException}, L{ServerError} or L{ServerUnavailable}.
+L{JobFailed}, L{JobException}, L{ServerError}, L{ServerUnavailable} or
+L{JobTimeout}.
 
     client = GearmanClient(["127.0.0.1:4730"])
     client.startService()
     task = client.submit("reverse", b"hello")
     task.result.addCallback(print)        # b"olleh"
+
+Arguments are checked before anything is queued or sent: a wrong type
+raises C{TypeError} and a wrong value C{ValueError}, at once.  What the job
+servers and workers do is reported through the Deferreds.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import deque
+from enum import Enum
 from typing import (
+    Any,
     Callable,
     Deque,
     Dict,
     Iterable,
     List,
+    Mapping,
+    NamedTuple,
     Optional,
-    Sequence,
     Tuple,
     Union,
 )
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, fail, succeed
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gearman_tw.connection import JobServerConnection
+from gearman_tw.connection import DEFAULT_HEARTBEAT, DEFAULT_HEARTBEAT_TIMEOUT, JobServerConnection
 from gearman_tw.endpoints import clientEndpoint
 from gearman_tw.errors import (
     ConnectionLost,
@@ -49,9 +57,22 @@ from gearman_tw.errors import (
     ServerUnavailable,
 )
 from gearman_tw.interfaces import IGearmanClient
-from gearman_tw.protocol import REQ, HEADER, PacketType, encode
+from gearman_tw.protocol import MAX_ARGUMENT_SIZE, REQ, PacketType, encode
+from gearman_tw.reconnect import Reconnector
 
-HIGH, NORMAL, LOW = "high", "normal", "low"
+
+class Priority(str, Enum):
+    """
+    A job's priority; the plain strings C{"high"}, C{"normal"} and
+    C{"low"} are accepted too.
+    """
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
 
 # Submit packet type by (priority, background).
 _SUBMIT_TYPES = {
@@ -66,19 +87,109 @@ _SUBMIT_TYPES = {
 #: gearmand refuses longer unique keys.
 MAX_UNIQUE = 64
 
-_pack = HEADER.pack
+#: The longest function name: gearmand drops a connection whose NUL-ended
+#: argument does not fit in its 8 KiB buffer.
+MAX_FUNCTION = MAX_ARGUMENT_SIZE - 1
 
 
-def _bytes(value: Union[bytes, str]) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else value
+class JobStatus(NamedTuple):
+    """
+    A job's status, as GET_STATUS reports it.
+    """
+
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
 
 
-def deriveUnique(function: Union[bytes, str], data: bytes) -> bytes:
+class UniqueJobStatus(NamedTuple):
+    """
+    A job's status, as GET_STATUS_UNIQUE reports it: C{waiting} is the
+    number of clients waiting for its result.
+    """
+
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+    waiting: int
+
+
+def _bytes(value: object, what: str, allowEmpty: bool = True) -> bytes:
+    """
+    C{value} as bytes (str is encoded as UTF-8).
+
+    @raise TypeError: it is neither bytes nor str.
+    @raise ValueError: it is empty and must not be.
+    """
+    if isinstance(value, str):
+        result = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        result = bytes(value)
+    else:
+        raise TypeError("%s must be bytes or str, not %s" % (what, type(value).__name__))
+    if not allowEmpty and not result:
+        raise ValueError("%s must not be empty" % (what,))
+    return result
+
+
+def _argument(value: object, what: str, limit: int, allowEmpty: bool) -> bytes:
+    """
+    C{value} as a NUL-free packet argument of at most C{limit} bytes.
+    """
+    result = _bytes(value, what, allowEmpty)
+    if b"\0" in result:
+        raise ValueError("%s must not contain NUL bytes" % (what,))
+    if len(result) > limit:
+        raise ValueError("%s is %d bytes; at most %d are allowed" % (what, len(result), limit))
+    return result
+
+
+def _priority(value: object) -> Priority:
+    if not isinstance(value, str):
+        raise TypeError("priority must be HIGH, NORMAL or LOW, not %s" % (type(value).__name__,))
+    try:
+        return Priority(value)
+    except ValueError:
+        raise ValueError("priority must be high, normal or low, not %r" % (value,)) from None
+
+
+def _seconds(value: object, what: str) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("%s must be a number of seconds or None, not %s" % (what, type(value).__name__))
+    if not value > 0:
+        raise ValueError("%s must be more than 0 seconds, not %r" % (what, value))
+    return float(value)
+
+
+def _epoch(value: object) -> Optional[int]:
+    if value is None:
+        return None
+    timestamp = getattr(value, "timestamp", None)
+    if timestamp is not None and callable(timestamp):
+        value = timestamp()  # a datetime
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("when must be epoch seconds or a datetime, not %s" % (type(value).__name__,))
+    if value < 0:
+        raise ValueError("when must not be before 1970, not %r" % (value,))
+    return int(value)
+
+
+def _callback(value: object, what: str) -> Optional[Callable[..., object]]:
+    if value is not None and not callable(value):
+        raise TypeError("%s must be callable or None, not %s" % (what, type(value).__name__))
+    return value  # type: ignore[return-value]
+
+
+def deriveUnique(function: Union[bytes, str], data: Union[bytes, str]) -> bytes:
     """
     A unique key derived from a job's function and data, so that equal jobs
     coalesce on the server (and land on the same server of a pool).
     """
-    digest = hashlib.sha256(_bytes(function) + b"\0" + data).hexdigest()
+    digest = hashlib.sha256(_bytes(function, "function") + b"\0" + _bytes(data, "data")).hexdigest()
     return digest.encode("ascii")
 
 
@@ -94,24 +205,29 @@ class Task:
     @ivar when: for a background job, the epoch second before which it must
         not run, or L{None}.
     @ivar handle: the job handle, once the server has created the job.
-    @ivar server: the server (host:port or endpoint description) that took it.
+    @ivar server: the server (host:port or endpoint description) it was last
+        submitted to.
+    @ivar attempts: how many times it was submitted (to a server each).
     @ivar numerator: the last WORK_STATUS numerator (and C{denominator}).
     @ivar result: fires with the WORK_COMPLETE data (for a background job:
         with the handle) or fails with L{JobFailed}, L{JobException},
-        L{ServerError}, L{ServerUnavailable} or L{JobTimeout}.  Cancelling
-        it stops waiting: see L{GearmanClient.submit}.
+        L{ServerError}, L{ServerUnavailable}, L{ConnectionLost} or
+        L{JobTimeout}.  Cancelling it stops waiting: see
+        L{GearmanClient.submit}.
     @ivar onData: called with each WORK_DATA payload, in order.
     @ivar onWarning: called with each WORK_WARNING payload.
     @ivar onStatus: called with C{(numerator, denominator)} for each
         WORK_STATUS.
     """
 
+    log = Logger()
+
     def __init__(
         self,
         function: bytes,
         data: bytes,
         unique: bytes = b"",
-        priority: str = NORMAL,
+        priority: Priority = NORMAL,
         background: bool = False,
         when: Optional[int] = None,
         onData: Optional[Callable[[bytes], object]] = None,
@@ -122,7 +238,7 @@ class Task:
         self.data = data
         self.unique = unique
         self.priority = priority
-        self.background = background
+        self.background = background or when is not None
         self.when = when
         self.onData = onData
         self.onWarning = onWarning
@@ -135,6 +251,7 @@ class Task:
         self.result: Deferred[bytes] = Deferred(self._cancel)
         self._createdWaiters: List[Deferred[bytes]] = []
         self._connection: Optional[GearmanClientProtocol] = None
+        self._awaiting = False
         self._followers: List[Task] = []
 
     def __repr__(self) -> str:
@@ -143,7 +260,7 @@ class Task:
     @property
     def done(self) -> bool:
         """
-        Whether the result is known.
+        Whether the result is known (or no longer waited for).
         """
         return self.result.called
 
@@ -176,56 +293,85 @@ class Task:
     def whenCreated(self) -> Deferred[bytes]:
         """
         A new Deferred that fires with the job handle once the server has
-        created the job.
+        created the job (also after C{result} was cancelled, if the server's
+        answer still comes), or fails as C{result} did if it never will be.
         """
         if self.handle is not None:
             return succeed(self.handle)
-        if self.result.called:
-            return fail(ServerUnavailable("the job was never created"))
+        if self.result.called and not self._awaiting:
+            return fail(ServerUnavailable("job (%s) was never created" % (self._name(),)))
         d: Deferred[bytes] = Deferred()
         self._createdWaiters.append(d)
         return d
+
+    def _name(self) -> str:
+        return self.function.decode("utf-8", "replace")
+
+    def _call(self, callback: Callable[..., object], what: str, *args: object) -> None:
+        """
+        Call a user's callback; its failure is logged, never propagated.
+        """
+        try:
+            callback(*args)
+        except Exception:
+            self.log.failure(
+                "{what} callback of job {handle} ({function}) raised",
+                what=what,
+                handle=(self.handle or b"").decode("ascii", "replace"),
+                function=self._name(),
+            )
 
     # Called by the connection.
 
     def _created(self, handle: bytes) -> None:
         self.handle = handle
+        self._awaiting = False
         waiters, self._createdWaiters = self._createdWaiters, []
         for d in waiters:
             d.callback(handle)
-        for follower in self._followers:
+        for follower in list(self._followers):
             follower._created(handle)
 
-    def _event(self, ptype: int, payload: bytes) -> None:
+    def _event(self, ptype: int, payload: Any) -> None:
         if ptype == PacketType.WORK_DATA:
             if self.onData is not None:
-                self.onData(payload)
+                self._call(self.onData, "onData", payload)
         elif ptype == PacketType.WORK_WARNING:
             if self.onWarning is not None:
-                self.onWarning(payload)
+                self._call(self.onWarning, "onWarning", payload)
         else:
             numerator, denominator = payload
             self.numerator, self.denominator = numerator, denominator
             if self.onStatus is not None:
-                self.onStatus(numerator, denominator)
-        for follower in self._followers:
+                self._call(self.onStatus, "onStatus", numerator, denominator)
+        for follower in list(self._followers):
             follower._event(ptype, payload)
 
     def _succeed(self, value: bytes) -> None:
         self._connection = None
+        self._awaiting = False
         if not self.result.called:
             self.result.callback(value)
-        for follower in self._followers:
+        for follower in list(self._followers):
             follower._succeed(value)
 
-    def _fail(self, failure: Union[Failure, Exception]) -> None:
-        self._connection = None
+    def _abandon(self, failure: Union[Failure, Exception]) -> None:
+        """
+        The job will not be created (for this submission): fail whoever
+        waits for its handle.
+        """
+        self._awaiting = False
         waiters, self._createdWaiters = self._createdWaiters, []
         for d in waiters:
             d.errback(failure)
+
+    def _fail(self, failure: Union[Failure, Exception]) -> None:
+        self._connection = None
+        if self.handle is None:
+            self._abandon(failure)
         if not self.result.called:
             self.result.errback(failure)
-        for follower in self._followers:
+        for follower in list(self._followers):
             follower._fail(failure)
 
     def _cancel(self, result: Deferred[bytes]) -> None:
@@ -242,24 +388,30 @@ class GearmanClientProtocol(JobServerConnection):
     Replies are matched to requests by kind: JOB_CREATED and submit errors
     in submission order, ECHO_RES and OPTION_RES in order, STATUS_RES by
     handle; work packets by handle.
+
+    @ivar orphans: once the connection is lost, the tasks it had not
+        finished (for the owner to submit elsewhere); without an C{onLost}
+        hook they fail with L{ConnectionLost} instead.
     """
 
-    def __init__(self, exceptions: bool = True) -> None:
+    def __init__(
+        self,
+        exceptions: bool = True,
+        clock: Optional[IReactorTime] = None,
+        heartbeat: Optional[float] = DEFAULT_HEARTBEAT,
+        heartbeatTimeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    ) -> None:
+        super().__init__(clock, heartbeat, heartbeatTimeout)
         self._exceptions = exceptions
-        super().__init__()
         self._awaitingCreated: Deque[Task] = deque()
         self._tasks: Dict[bytes, Task] = {}
         self._local: Dict[Tuple[bytes, ...], Task] = {}
-        self._echoes: Deque[Deferred[bytes]] = deque()
         self._options: Deque[Deferred[bytes]] = deque()
-        self._status: Dict[bytes, Deque[Deferred[Tuple[bool, bool, int, int]]]] = {}
-        self._statusUnique: Dict[bytes, Deque[Deferred[Tuple[bool, bool, int, int, int]]]] = {}
-        self._lostHandlers: List[Callable[[GearmanClientProtocol, List[Task]], object]] = []
-        self.connected = False
+        self._status: Dict[bytes, Deque[Deferred[JobStatus]]] = {}
+        self._statusUnique: Dict[bytes, Deque[Deferred[UniqueJobStatus]]] = {}
+        self.orphans: List[Task] = []
 
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.connected = True
+    def greet(self) -> None:
         if self._exceptions:
             self.setOption(b"exceptions").addErrback(self._optionRefused)
 
@@ -289,15 +441,21 @@ class GearmanClientProtocol(JobServerConnection):
                 task._connection = self
                 if leader.handle is not None:
                     task._created(leader.handle)
+                else:
+                    task._awaiting = True
                 return
+        packet = task.packet()
+        if key is not None:
             self._local[key] = task
         task._connection = self
+        task._awaiting = True
         self._awaitingCreated.append(task)
-        self.transport.write(task.packet())  # type: ignore[union-attr]
+        self.transport.write(packet)  # type: ignore[union-attr]
 
     def forget(self, task: Task) -> None:
         """
-        Stop delivering anything to C{task} (its result was cancelled).
+        Stop delivering results to C{task} (its result was cancelled); its
+        C{whenCreated} waiters still get the handle if it comes.
         """
         if task.handle is not None and self._tasks.get(task.handle) is task:
             if task._followers:
@@ -309,6 +467,10 @@ class GearmanClientProtocol(JobServerConnection):
             for leader in self._local.values():
                 if task in leader._followers:
                     leader._followers.remove(task)
+                    # Its handle waiters are told when the leader's comes.
+                    leader._createdWaiters.extend(task._createdWaiters)
+                    task._createdWaiters = []
+                    task._awaiting = False
                     return
             # Awaiting JOB_CREATED: keep its place in the queue, drop it then.
             if task._followers:
@@ -326,45 +488,45 @@ class GearmanClientProtocol(JobServerConnection):
         else:
             index = self._awaitingCreated.index(task)
             self._awaitingCreated[index] = heir
+            # The cancelled leader's handle waiters are told when it comes.
+            heir._createdWaiters.extend(task._createdWaiters)
+            task._createdWaiters = []
+            task._awaiting = False
 
     def _dropLocal(self, task: Task) -> None:
         key = task.coalescingKey()
         if key is not None and self._local.get(key) is task:
             del self._local[key]
 
-    def echo(self, data: bytes) -> Deferred[bytes]:
-        """
-        ECHO_REQ: fires with the data the server echoes.
-        """
-        d: Deferred[bytes] = Deferred()
-        self._echoes.append(d)
-        self.transport.write(encode(PacketType.ECHO_REQ, data, magic=REQ))  # type: ignore[union-attr]
-        return d
-
     def setOption(self, name: bytes) -> Deferred[bytes]:
         """
         OPTION_REQ: fires with the option name, or fails with L{ServerError}.
         """
+        if not self.connected:
+            return fail(ConnectionLost("not connected to the job server"))
         d: Deferred[bytes] = Deferred()
         self._options.append(d)
         self.transport.write(encode(PacketType.OPTION_REQ, name, magic=REQ))  # type: ignore[union-attr]
         return d
 
-    def getStatus(self, handle: bytes) -> Deferred[Tuple[bool, bool, int, int]]:
+    def getStatus(self, handle: bytes) -> Deferred[JobStatus]:
         """
-        GET_STATUS: fires with C{(known, running, numerator, denominator)}.
+        GET_STATUS: fires with a L{JobStatus}.
         """
-        d: Deferred[Tuple[bool, bool, int, int]] = Deferred()
+        if not self.connected:
+            return fail(ConnectionLost("not connected to the job server"))
+        d: Deferred[JobStatus] = Deferred()
         self._status.setdefault(handle, deque()).append(d)
         self.transport.write(encode(PacketType.GET_STATUS, handle, magic=REQ))  # type: ignore[union-attr]
         return d
 
-    def getStatusUnique(self, unique: bytes) -> Deferred[Tuple[bool, bool, int, int, int]]:
+    def getStatusUnique(self, unique: bytes) -> Deferred[UniqueJobStatus]:
         """
-        GET_STATUS_UNIQUE: fires with C{(known, running, numerator,
-        denominator, waiting clients)}.
+        GET_STATUS_UNIQUE: fires with a L{UniqueJobStatus}.
         """
-        d: Deferred[Tuple[bool, bool, int, int, int]] = Deferred()
+        if not self.connected:
+            return fail(ConnectionLost("not connected to the job server"))
+        d: Deferred[UniqueJobStatus] = Deferred()
         self._statusUnique.setdefault(unique, deque()).append(d)
         self.transport.write(encode(PacketType.GET_STATUS_UNIQUE, unique, magic=REQ))  # type: ignore[union-attr]
         return d
@@ -384,13 +546,11 @@ class GearmanClientProtocol(JobServerConnection):
             return
         task = self._awaitingCreated.popleft()
         handle = args[0]
+        task._created(handle)
         if task.result.called and not task._followers:
             # Cancelled while waiting: nothing more to deliver.
-            task.handle = handle
             self._dropLocal(task)
-            return
-        task._created(handle)
-        if task.background:
+        elif task.background:
             self._dropLocal(task)
             task._succeed(handle)
         else:
@@ -425,7 +585,7 @@ class GearmanClientProtocol(JobServerConnection):
     def _workStatus(self, args: List[bytes], payload: bytes) -> None:
         task = self._tasks.get(args[0])
         if task is not None:
-            task._event(PacketType.WORK_STATUS, (_atoi(args[1]), _atoi(args[2])))  # type: ignore[arg-type]
+            task._event(PacketType.WORK_STATUS, (_atoi(args[1]), _atoi(args[2])))
 
     def _finished(self, handle: bytes) -> Optional[Task]:
         task = self._tasks.pop(handle, None)
@@ -443,13 +603,13 @@ class GearmanClientProtocol(JobServerConnection):
         handle = args[0].rstrip(b"\0")
         task = self._finished(handle)
         if task is not None:
-            task._fail(JobFailed(handle))
+            task._fail(JobFailed(handle, task.function))
 
     def _workException(self, args: List[bytes], payload: bytes) -> None:
         handle, data = args
         task = self._finished(handle)
         if task is not None:
-            task._fail(JobException(handle, data))
+            task._fail(JobException(handle, data, task.function))
 
     def _statusRes(self, args: List[bytes], payload: bytes) -> None:
         handle, known, running, numerator, denominator = args
@@ -459,7 +619,7 @@ class GearmanClientProtocol(JobServerConnection):
         d = waiters.popleft()
         if not waiters:
             del self._status[handle]
-        d.callback((known == b"1", running == b"1", _atoi(numerator), _atoi(denominator)))
+        d.callback(JobStatus(known == b"1", running == b"1", _atoi(numerator), _atoi(denominator)))
 
     def _statusResUnique(self, args: List[bytes], payload: bytes) -> None:
         unique, known, running, numerator, denominator, clients = args
@@ -470,7 +630,7 @@ class GearmanClientProtocol(JobServerConnection):
         if not waiters:
             del self._statusUnique[unique]
         d.callback(
-            (
+            UniqueJobStatus(
                 known == b"1",
                 running == b"1",
                 _atoi(numerator),
@@ -480,8 +640,7 @@ class GearmanClientProtocol(JobServerConnection):
         )
 
     def _echoRes(self, args: List[bytes], payload: bytes) -> None:
-        if self._echoes:
-            self._echoes.popleft().callback(payload)
+        self.echoReceived(payload)
 
     def _optionRes(self, args: List[bytes], payload: bytes) -> None:
         if self._options:
@@ -490,36 +649,31 @@ class GearmanClientProtocol(JobServerConnection):
     def _noop(self, args: List[bytes], payload: bytes) -> None:
         pass
 
-    def whenLost(self, handler: Callable[[GearmanClientProtocol, List[Task]], object]) -> None:
-        """
-        Call C{handler(connection, unfinishedTasks)} when the connection is
-        lost; the tasks are not failed then, so the handler may resubmit.
-        Without a handler they fail with L{ConnectionLost}.
-        """
-        self._lostHandlers.append(handler)
-
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.connected = False
-        unfinished = [t for t in self._awaitingCreated if not t.result.called]
+        lost = ConnectionLost("connection to the job server lost")
+        unfinished: List[Task] = []
+        for task in self._awaitingCreated:
+            if task.result.called:
+                task._abandon(lost)
+            else:
+                unfinished.append(task)
         unfinished.extend(t for t in self._tasks.values() if not t.result.called)
         self._awaitingCreated.clear()
         self._tasks.clear()
         self._local.clear()
-        lost = ConnectionLost("connection to the job server lost")
-        for queue in (self._echoes, self._options):
-            while queue:
-                queue.popleft().errback(lost)
+        while self._options:
+            self._options.popleft().errback(lost)
         for waiters in list(self._status.values()) + list(self._statusUnique.values()):
             while waiters:
                 waiters.popleft().errback(lost)  # type: ignore[attr-defined]
         self._status.clear()
         self._statusUnique.clear()
-        if self._lostHandlers:
-            for handler in self._lostHandlers:
-                handler(self, unfinished)
-        else:
-            for task in unfinished:
-                task._fail(ConnectionLost("connection to the job server lost"))
+        self.orphans = unfinished
+        super().connectionLost(reason)
+        if self.onLost is None:
+            orphans, self.orphans = self.orphans, []
+            for task in orphans:
+                task._fail(lost)
 
 
 def _atoi(value: bytes) -> int:
@@ -554,25 +708,51 @@ class GearmanClientFactory(Factory):
 
     protocol = GearmanClientProtocol
 
-    def __init__(self, exceptions: bool = True) -> None:
+    def __init__(
+        self,
+        exceptions: bool = True,
+        clock: Optional[IReactorTime] = None,
+        heartbeat: Optional[float] = DEFAULT_HEARTBEAT,
+        heartbeatTimeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    ) -> None:
         self.exceptions = exceptions
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self.heartbeatTimeout = heartbeatTimeout
 
     def buildProtocol(self, addr: object) -> GearmanClientProtocol:
-        p = GearmanClientProtocol(self.exceptions)
+        p = GearmanClientProtocol(self.exceptions, self.clock, self.heartbeat, self.heartbeatTimeout)
         p.factory = self
         return p
 
 
 class _Server:
     """
-    One job server of a client's pool and its current connection.
+    One job server of a client's pool and its ready connection.
     """
 
-    def __init__(self, name: str, service: ClientService) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.service = service
+        self.reconnector: Reconnector
         self.connection: Optional[GearmanClientProtocol] = None
         self.hashKey = name.encode("utf-8")
+
+    def reason(self) -> str:
+        """
+        Why this server takes no work now.
+        """
+        reconnector = self.reconnector
+        if reconnector.lastError is not None:
+            return reconnector.lastError
+        if reconnector.connection is not None:
+            return "connected, waiting for its answer"
+        return "not connected yet"
+
+
+#: The keys a job of L{GearmanClient.submitBatch} may have.
+_JOB_KEYS = frozenset(
+    ("function", "data", "unique", "priority", "background", "when", "timeout", "onData", "onWarning", "onStatus")
+)
 
 
 @implementer(IGearmanClient)
@@ -586,6 +766,10 @@ class GearmanClient(MultiService):
     one are spread round-robin over the connected servers.  When a server is
     down, or its connection drops before a job ends, the job is submitted to
     the next server, up to C{maxAttempts} times in all.
+
+    @ivar timeout: the default time limit of a task, or L{None}.
+    @ivar connectTimeout: how long a submission waits for a server.
+    @ivar maxAttempts: how many servers one task may be submitted to.
     """
 
     log = Logger()
@@ -599,70 +783,119 @@ class GearmanClient(MultiService):
         connectTimeout: float = 10.0,
         maxAttempts: Optional[int] = None,
         retryPolicy: Optional[Callable[[int], float]] = None,
+        heartbeat: Optional[float] = DEFAULT_HEARTBEAT,
+        heartbeatTimeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
     ) -> None:
         """
         @param servers: C{"host:port"} strings (port 4730 if left out),
             Twisted client endpoint descriptions (C{tcp:...}, C{tls:...},
             C{unix:...}), or endpoint objects.
+        @param reactor: the reactor (the global one if L{None}).
         @param exceptions: ask each server to forward WORK_EXCEPTION
             (otherwise exceptions arrive as plain failures).
         @param timeout: default seconds a task may take before its result
             fails with L{JobTimeout}; L{None} for no limit.
         @param connectTimeout: seconds a submission waits for any server to
-            be connected before it fails with L{ServerUnavailable}.
+            be connected before it fails with L{ServerUnavailable}.  While
+            submissions wait, servers are retried at least once a second.
         @param maxAttempts: how many servers one task may be submitted to;
             by default one more than the number of servers.
-        @param retryPolicy: reconnection delays, as for L{ClientService}.
+        @param retryPolicy: reconnection delays, as for Twisted's
+            C{backoffPolicy} (at most 30 s apart by default).
+        @param heartbeat: seconds of silence after which a connection is
+            asked for an ECHO; L{None} never to ask.
+        @param heartbeatTimeout: seconds a server has to answer the ECHO of
+            a heartbeat or of a new connection before the connection is
+            dropped as hung (its jobs then go to the other servers).
+        @raise TypeError: an argument has the wrong type.
+        @raise ValueError: an argument has a wrong value, or no server is
+            given.
         """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
             reactor = _reactor  # type: ignore[assignment]
+        if isinstance(servers, (str, bytes)):
+            raise TypeError("servers must be a list of servers, not one %s" % (type(servers).__name__,))
+        self.timeout = _seconds(timeout, "timeout")
+        connectLimit = _seconds(connectTimeout, "connectTimeout")
+        assert connectLimit is not None
+        if heartbeat is not None:
+            _seconds(heartbeat, "heartbeat")
+        heartbeatLimit = _seconds(heartbeatTimeout, "heartbeatTimeout")
+        assert heartbeatLimit is not None
+        if maxAttempts is not None and (isinstance(maxAttempts, bool) or not isinstance(maxAttempts, int)):
+            raise TypeError("maxAttempts must be an int or None, not %s" % (type(maxAttempts).__name__,))
+        if maxAttempts is not None and maxAttempts < 1:
+            raise ValueError("maxAttempts must be at least 1, not %d" % (maxAttempts,))
+        _callback(retryPolicy, "retryPolicy")
         self.reactor = reactor
-        self.timeout = timeout
-        self.connectTimeout = connectTimeout
-        self._factory = GearmanClientFactory(exceptions)
+        self.connectTimeout = connectLimit
+        self._factory = GearmanClientFactory(exceptions, reactor, heartbeat, heartbeatLimit)
+        self._policy = retryPolicy or backoffPolicy(maxDelay=30.0)
         self._servers: List[_Server] = []
-        self._waiting: List[Tuple[Task, Deferred[None]]] = []
+        self._waiting: Dict[Task, IDelayedCall] = {}
         self._next = 0
+        self._stopped = False
+        self._readyWaiters: List[Deferred[None]] = []
         for spec in servers:
             endpoint, name = clientEndpoint(reactor, spec)
-            service = ClientService(
+            server = _Server(name)
+            server.reconnector = Reconnector(
+                name,
                 endpoint,
                 self._factory,
-                retryPolicy=retryPolicy or backoffPolicy(maxDelay=30.0),
-                clock=reactor,
-                prepareConnection=self._prepare(len(self._servers)),
+                reactor,
+                self._retryDelay,
+                onReady=lambda connection, server=server: self._ready(server, connection),  # type: ignore[misc]
+                onLost=lambda connection, reason, server=server: self._lost(server, connection),  # type: ignore[misc]
             )
-            service.setServiceParent(self)
-            self._servers.append(_Server(name, service))
+            server.reconnector.setServiceParent(self)
+            self._servers.append(server)
         if not self._servers:
             raise ValueError("a GearmanClient needs at least one server")
         self.maxAttempts = maxAttempts if maxAttempts is not None else len(self._servers) + 1
 
-    def _prepare(self, index: int) -> Callable[[GearmanClientProtocol], None]:
-        def prepare(connection: GearmanClientProtocol) -> None:
-            server = self._servers[index]
-            server.connection = connection
-            connection.whenLost(lambda c, tasks: self._lost(server, c, tasks))
-            waiting, self._waiting = self._waiting, []
-            for task, timer in waiting:
-                if timer.active():  # type: ignore[attr-defined]
-                    timer.cancel()  # type: ignore[attr-defined]
-                self._send(task)
+    # Connections
 
-        return prepare
+    @property
+    def _nudge(self) -> float:
+        """
+        The longest a server waits before its next attempt while
+        submissions wait for one.
+        """
+        return min(1.0, self.connectTimeout / 4)
 
-    def _lost(
-        self, server: _Server, connection: GearmanClientProtocol, tasks: List[Task]
-    ) -> None:
+    def _retryDelay(self, failures: int) -> float:
+        delay = self._policy(failures)
+        if self._waiting:
+            delay = min(delay, self._nudge)
+        return delay
+
+    def _ready(self, server: _Server, connection: JobServerConnection) -> None:
+        server.connection = connection  # type: ignore[assignment]
+        waiting, self._waiting = self._waiting, {}
+        for task, timer in waiting.items():
+            if timer.active():
+                timer.cancel()
+            self._send(task)
+        readyWaiters, self._readyWaiters = self._readyWaiters, []
+        for d in readyWaiters:
+            d.callback(None)
+
+    def _lost(self, server: _Server, connection: JobServerConnection) -> None:
         if server.connection is connection:
             server.connection = None
-        for task in tasks:
-            if task.background and task.handle is not None:
+        orphans: List[Task] = connection.orphans  # type: ignore[attr-defined]
+        connection.orphans = []  # type: ignore[attr-defined]
+        for task in orphans:
+            if self._stopped:
+                task._fail(ConnectionLost("the client was stopped"))
+            elif task.background and task.handle is not None:
                 continue
-            self._send(task, exclude=server)
+            else:
+                self._send(task, exclude=server)
 
     @property
     def servers(self) -> List[str]:
@@ -673,29 +906,29 @@ class GearmanClient(MultiService):
 
     def connectedServers(self) -> List[str]:
         """
-        The names of the servers connected now.
+        The names of the servers whose connection is ready now.
         """
-        return [s.name for s in self._servers if s.connection is not None and s.connection.connected]
+        return [s.name for s in self._servers if s.connection is not None and s.connection.ready]
 
     def whenConnected(self) -> Deferred[None]:
         """
-        Fire once at least one server is connected.
+        A new Deferred that fires once at least one server is connected and
+        has answered.
         """
         if self.connectedServers():
             return succeed(None)
-        return DeferredList(
-            [server.service.whenConnected() for server in self._servers],
-            fireOnOneCallback=True,
-            consumeErrors=True,
-        ).addCallback(lambda _: None)
+        d: Deferred[None] = Deferred()
+        self._readyWaiters.append(d)
+        return d
+
+    def _unavailable(self, message: str) -> ServerUnavailable:
+        return ServerUnavailable(message, [(s.name, s.reason()) for s in self._servers])
 
     # Choosing a server
 
     def _candidates(self, task: Task, exclude: Optional[_Server] = None) -> List[_Server]:
         live = [
-            s
-            for s in self._servers
-            if s is not exclude and s.connection is not None and s.connection.connected
+            s for s in self._servers if s is not exclude and s.connection is not None and s.connection.ready
         ]
         if not live:
             return live
@@ -710,7 +943,7 @@ class GearmanClient(MultiService):
         if task.result.called:
             return
         if task.attempts >= self.maxAttempts:
-            task._fail(ServerUnavailable("no job server could finish the job"))
+            task._fail(self._unavailable("no job server could finish job (%s)" % (task._name(),)))
             return
         candidates = self._candidates(task, exclude)
         if not candidates and exclude is not None:
@@ -726,11 +959,17 @@ class GearmanClient(MultiService):
 
     def _wait(self, task: Task) -> None:
         def giveUp() -> None:
-            self._waiting = [(t, d) for t, d in self._waiting if t is not task]
-            task._fail(ServerUnavailable("no job server is connected"))
+            self._waiting.pop(task, None)
+            task._fail(self._unavailable("no job server is connected"))
 
-        timer = self.reactor.callLater(self.connectTimeout, giveUp)
-        self._waiting.append((task, timer))  # type: ignore[arg-type]
+        self._waiting[task] = self.reactor.callLater(self.connectTimeout, giveUp)  # type: ignore[attr-defined]
+        for server in self._servers:
+            server.reconnector.retrySoon(self._nudge)
+
+    def _unwait(self, task: Task) -> None:
+        timer = self._waiting.pop(task, None)
+        if timer is not None and timer.active():
+            timer.cancel()
 
     # Public API
 
@@ -739,9 +978,9 @@ class GearmanClient(MultiService):
         function: Union[bytes, str],
         data: Union[bytes, str] = b"",
         unique: Union[bytes, str, None] = None,
-        priority: str = NORMAL,
+        priority: Union[Priority, str] = NORMAL,
         background: bool = False,
-        when: Optional[int] = None,
+        when: Optional[object] = None,
         timeout: Optional[float] = None,
         onData: Optional[Callable[[bytes], object]] = None,
         onWarning: Optional[Callable[[bytes], object]] = None,
@@ -750,140 +989,248 @@ class GearmanClient(MultiService):
         """
         Submit a job and return its L{Task}.
 
+        @param function: the function name (bytes, or str sent as UTF-8).
+        @param data: the workload (bytes, or str sent as UTF-8).
         @param unique: the unique key: jobs with equal keys run once and
             every foreground submitter gets the result.  C{b"-"} asks the
             server to coalesce on the data.  Empty or L{None}: no coalescing.
-        @param priority: L{HIGH}, L{NORMAL} or L{LOW}.
+        @param priority: L{HIGH}, L{NORMAL} or L{LOW} (a L{Priority}, or
+            its string).
         @param background: run detached: C{result} fires with the handle
             once the server has queued the job.
-        @param when: epoch seconds before which the (background) job must
-            not run (SUBMIT_JOB_EPOCH).
+        @param when: epoch seconds (or an aware C{datetime}) before which
+            the (background) job must not run (SUBMIT_JOB_EPOCH).
         @param timeout: seconds before C{result} fails with L{JobTimeout};
             the client's default if L{None}.
+        @param onData: called with each WORK_DATA payload.
+        @param onWarning: called with each WORK_WARNING payload.
+        @param onStatus: called with C{(numerator, denominator)} of each
+            WORK_STATUS.  An exception in any of the three is logged and
+            changes nothing else.
+        @raise TypeError: an argument has the wrong type; nothing was sent.
+        @raise ValueError: an argument has a wrong value; nothing was sent.
 
         Cancelling C{result} only stops this client waiting: the server knows
         no way to withdraw one submission, so the job still runs unless every
         client of it disconnects first (then gearmand drops a queued one).
         """
-        functionBytes = _bytes(function)
+        task, limit = self._task(
+            function, data, unique, priority, background, when, timeout, onData, onWarning, onStatus
+        )
+        self._start(task, limit)
+        return task
+
+    def _task(
+        self,
+        function: object,
+        data: object,
+        unique: object,
+        priority: object,
+        background: object,
+        when: object,
+        timeout: object,
+        onData: object,
+        onWarning: object,
+        onStatus: object,
+    ) -> Tuple[Task, Optional[float]]:
+        """
+        A task from C{submit}'s arguments, and its time limit.
+
+        @raise TypeError: an argument has the wrong type.
+        @raise ValueError: an argument has a wrong value.
+        """
+        functionBytes = _argument(function, "function", MAX_FUNCTION, allowEmpty=False)
+        dataBytes = _bytes(data, "data")
+        uniqueBytes = b"" if unique is None else _argument(unique, "unique", MAX_UNIQUE, allowEmpty=True)
+        level = _priority(priority)
+        if not isinstance(background, bool):
+            raise TypeError("background must be True or False, not %s" % (type(background).__name__,))
+        epoch = _epoch(when)
+        if epoch is not None and level != NORMAL:
+            raise ValueError("epoch jobs always run at normal priority")
+        limit = _seconds(timeout, "timeout")
         task = Task(
             functionBytes,
-            _bytes(data),
-            _bytes(unique) if unique else b"",
-            priority,
-            background or when is not None,
-            when,
-            onData,
-            onWarning,
-            onStatus,
+            dataBytes,
+            uniqueBytes,
+            level,
+            background,
+            epoch,
+            _callback(onData, "onData"),
+            _callback(onWarning, "onWarning"),
+            _callback(onStatus, "onStatus"),
         )
-        if priority not in (HIGH, NORMAL, LOW):
-            task._fail(ValueError("priority must be high, normal or low"))
-            return task
-        if len(task.unique) > MAX_UNIQUE:
-            task._fail(ValueError("unique keys are at most %d bytes" % (MAX_UNIQUE,)))
-            return task
-        if when is not None and priority != NORMAL:
-            task._fail(ValueError("epoch jobs always run at normal priority"))
-            return task
-        limit = self.timeout if timeout is None else timeout
+        return task, (self.timeout if limit is None else limit)
+
+    def _start(self, task: Task, limit: Optional[float]) -> None:
+        task.result.addBoth(self._settled, task)
+        if self._stopped:
+            task._fail(ServerUnavailable("the client is stopped"))
+            return
         if limit is not None:
             task.result.addTimeout(limit, self.reactor, self._timedOut(task))  # type: ignore[arg-type]
         self._send(task)
-        return task
+
+    def _settled(self, result: object, task: Task) -> object:
+        self._unwait(task)
+        if task.handle is None and not task._awaiting:
+            task._abandon(ServerUnavailable("job (%s) was never created" % (task._name(),)))
+        return result
 
     @staticmethod
     def _timedOut(task: Task) -> Callable[[object, float], object]:
         def onTimeout(result: object, seconds: float) -> object:
             if isinstance(result, Failure) and result.check(CancelledError):
-                return Failure(JobTimeout(task.handle, seconds))
+                return Failure(JobTimeout(task.handle, seconds, task.function))
             return result
 
         return onTimeout
 
-    def submitJob(self, function: Union[bytes, str], data: Union[bytes, str] = b"", **kwargs: object) -> Deferred[bytes]:
+    def submitJob(self, function: Union[bytes, str], data: Union[bytes, str] = b"", **kwargs: Any) -> Deferred[bytes]:
         """
-        Submit a job; return its C{result} Deferred.
+        Submit a job; return its C{result} Deferred.  Takes the arguments of
+        L{submit}, and raises as it does.
         """
-        return self.submit(function, data, **kwargs).result  # type: ignore[arg-type]
+        return self.submit(function, data, **kwargs).result
 
     def submitBatch(
-        self, jobs: Sequence[Tuple[Union[bytes, str], Union[bytes, str]]], **kwargs: object
+        self, jobs: Iterable[Union[Tuple[Union[bytes, str], Union[bytes, str]], Mapping[str, Any]]], **defaults: Any
     ) -> Deferred[List[Union[bytes, Failure]]]:
         """
-        Submit many C{(function, data)} jobs at once, pipelined, and fire with
-        their results in order: each the WORK_COMPLETE data, or a L{Failure}.
+        Submit many jobs at once, pipelined, and fire with their results in
+        order: each the WORK_COMPLETE data (the handle for a background
+        job), or a L{Failure}.
+
+        @param jobs: C{(function, data)} pairs, or mappings with the
+            arguments of L{submit} by name (C{"function"} required).
+        @param defaults: arguments of L{submit} for every job that does not
+            give its own.
+        @raise TypeError: C{jobs} or a job is not something this can read,
+            or an argument has the wrong type; no job was sent.
+        @raise ValueError: an argument has a wrong value; no job was sent.
         """
-        tasks = [self.submit(function, data, **kwargs) for function, data in jobs]  # type: ignore[arg-type]
-        results: List[Union[bytes, Failure, None]] = [None] * len(tasks)
-        done: Deferred[List[Union[bytes, Failure]]] = Deferred()
-        remaining = [len(tasks)]
-        if not tasks:
-            done.callback([])
-            return done
+        if isinstance(jobs, (str, bytes, bytearray, Mapping)) or not isinstance(jobs, Iterable):
+            raise TypeError(
+                "jobs must be a list of (function, data) pairs or of dicts, not %s" % (type(jobs).__name__,)
+            )
+        unknown = set(defaults) - _JOB_KEYS - {"function"}
+        if unknown or "function" in defaults:
+            raise TypeError("submitBatch got unexpected keyword arguments: %s" % (", ".join(sorted(unknown | ({"function"} & set(defaults)))),))
+        prepared = []
+        for index, job in enumerate(jobs):
+            if isinstance(job, Mapping):
+                extra = set(job) - _JOB_KEYS
+                if extra:
+                    raise TypeError("job %d has unknown keys: %s" % (index, ", ".join(sorted(map(str, extra)))))
+                if "function" not in job:
+                    raise TypeError("job %d has no function" % (index,))
+                arguments = dict(defaults, **job)
+            elif isinstance(job, (tuple, list)) and len(job) == 2:
+                arguments = dict(defaults, function=job[0], data=job[1])
+            else:
+                raise TypeError("job %d must be a (function, data) pair or a dict, not %r" % (index, job))
+            try:
+                prepared.append(
+                    self._task(
+                        arguments["function"],
+                        arguments.get("data", b""),
+                        arguments.get("unique"),
+                        arguments.get("priority", NORMAL),
+                        arguments.get("background", False),
+                        arguments.get("when"),
+                        arguments.get("timeout"),
+                        arguments.get("onData"),
+                        arguments.get("onWarning"),
+                        arguments.get("onStatus"),
+                    )
+                )
+            except (TypeError, ValueError) as e:
+                raise type(e)("job %d: %s" % (index, e)) from None
+        for task, limit in prepared:
+            self._start(task, limit)
+        results = DeferredList([task.result for task, _ in prepared], consumeErrors=True)
+        return results.addCallback(lambda pairs: [value for _, value in pairs])  # type: ignore[arg-type]
 
-        def collect(result: Union[bytes, Failure], index: int) -> None:
-            results[index] = result
-            remaining[0] -= 1
-            if not remaining[0]:
-                done.callback(results)  # type: ignore[arg-type]
+    def _connectionFor(self, server: Optional[str]) -> GearmanClientProtocol:
+        """
+        The ready connection to C{server} (the first ready one if L{None}).
 
-        for index, task in enumerate(tasks):
-            task.result.addBoth(collect, index)
-        return done
-
-    def _connection(self, server: Optional[str] = None) -> Optional[GearmanClientProtocol]:
+        @raise ValueError: C{server} is not one of this client's.
+        @raise ServerUnavailable: it has no ready connection.
+        """
+        if server is not None and server not in self.servers:
+            raise ValueError("%r is not one of this client's servers %r" % (server, self.servers))
         for s in self._servers:
-            if (server is None or s.name == server) and s.connection is not None and s.connection.connected:
+            if (server is None or s.name == server) and s.connection is not None and s.connection.ready:
                 return s.connection
-        return None
+        raise self._unavailable("no job server is connected")
 
-    def getStatus(self, handle: Union[bytes, str], server: Optional[str] = None) -> Deferred[Tuple[bool, bool, int, int]]:
+    def getStatus(self, handle: Union[bytes, str], server: Optional[str] = None) -> Deferred[JobStatus]:
         """
         Ask a server (the first connected one by default; handles are only
-        known to the server that made them) about a job.
+        known to the server that made them, which is C{task.server}) about a
+        job.
 
-        @return: fires with C{(known, running, numerator, denominator)}.
+        @return: fires with a L{JobStatus}, or fails with
+            L{ServerUnavailable} or L{ConnectionLost}.
+        @raise TypeError: C{handle} is not bytes or str.
+        @raise ValueError: C{handle} is empty or has a NUL, or C{server} is
+            not one of this client's.
         """
-        connection = self._connection(server)
-        if connection is None:
-            return fail(ServerUnavailable("no job server is connected"))
-        return connection.getStatus(_bytes(handle))
+        handleBytes = _argument(handle, "handle", MAX_FUNCTION, allowEmpty=False)
+        try:
+            connection = self._connectionFor(server)
+        except ServerUnavailable as e:
+            return fail(e)
+        return connection.getStatus(handleBytes)
 
-    def getStatusUnique(self, function: Union[bytes, str], unique: Union[bytes, str]) -> Deferred[Tuple[bool, bool, int, int, int]]:
+    def getStatusUnique(self, function: Union[bytes, str], unique: Union[bytes, str]) -> Deferred[UniqueJobStatus]:
         """
         Ask the server that jobs with C{unique} go to about such a job.
 
-        @return: fires with C{(known, running, numerator, denominator,
-            waiting clients)}.
+        @return: fires with a L{UniqueJobStatus}, or fails with
+            L{ServerUnavailable} or L{ConnectionLost}.
+        @raise TypeError: an argument is not bytes or str.
+        @raise ValueError: an argument is empty, too long or has a NUL.
         """
-        probe = Task(_bytes(function), b"", _bytes(unique))
+        probe = Task(
+            _argument(function, "function", MAX_FUNCTION, allowEmpty=False),
+            b"",
+            _argument(unique, "unique", MAX_UNIQUE, allowEmpty=False),
+        )
         candidates = self._candidates(probe)
         if not candidates:
-            return fail(ServerUnavailable("no job server is connected"))
-        return candidates[0].connection.getStatusUnique(_bytes(unique))  # type: ignore[union-attr]
+            return fail(self._unavailable("no job server is connected"))
+        return candidates[0].connection.getStatusUnique(probe.unique)  # type: ignore[union-attr]
 
     def echo(self, data: Union[bytes, str] = b"ping", server: Optional[str] = None) -> Deferred[bytes]:
         """
         ECHO_REQ to a server; fires with the echoed data.
+
+        @raise TypeError: C{data} is not bytes or str.
+        @raise ValueError: C{server} is not one of this client's.
         """
-        connection = self._connection(server)
-        if connection is None:
-            return fail(ServerUnavailable("no job server is connected"))
-        return connection.echo(_bytes(data))
+        dataBytes = _bytes(data, "data")
+        try:
+            connection = self._connectionFor(server)
+        except ServerUnavailable as e:
+            return fail(e)
+        return connection.echo(dataBytes)
+
+    def startService(self) -> None:
+        self._stopped = False
+        super().startService()
 
     def stopService(self) -> Deferred[None]:
         """
-        Disconnect from every server; tasks still waiting fail with
-        L{ConnectionLost}.
+        Disconnect from every server: tasks waiting for a server fail with
+        L{ServerUnavailable}, tasks in flight with L{ConnectionLost}, and
+        later submissions fail at once with L{ServerUnavailable}.
         """
-        waiting, self._waiting = self._waiting, []
-        for task, timer in waiting:
-            if timer.active():  # type: ignore[attr-defined]
-                timer.cancel()  # type: ignore[attr-defined]
+        self._stopped = True
+        waiting, self._waiting = self._waiting, {}
+        for task, timer in waiting.items():
+            if timer.active():
+                timer.cancel()
             task._fail(ServerUnavailable("the client was stopped"))
-        for server in self._servers:
-            connection = server.connection
-            if connection is not None:
-                connection._lostHandlers = []
         return super().stopService()  # type: ignore[return-value]

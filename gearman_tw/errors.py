@@ -5,7 +5,7 @@ Exceptions raised, and failures carried by Deferreds, in gearman_tw.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from twisted.internet import error as _error
 
@@ -31,6 +31,22 @@ class ProtocolError(GearmanError):
         self.text = text
 
 
+def _text(value: Optional[bytes]) -> str:
+    return "" if value is None else value.decode("utf-8", "replace")
+
+
+def _job(handle: Optional[bytes], function: Optional[bytes]) -> str:
+    """
+    "job H:x:1 (reverse)", or as much of it as is known.
+    """
+    words = ["job"]
+    if handle:
+        words.append(_text(handle))
+    if function:
+        words.append("(%s)" % (_text(function),))
+    return " ".join(words)
+
+
 class ServerError(GearmanError):
     """
     A job server answered with an ERROR packet.
@@ -44,17 +60,28 @@ class ServerError(GearmanError):
         self.code = code
         self.text = text
 
+    def __str__(self) -> str:
+        return "job server error %s: %s" % (_text(self.code), _text(self.text))
+
 
 class JobFailed(GearmanError):
     """
     The job ended with WORK_FAIL.
 
-    @ivar handle: the job handle.
+    A worker's function may raise it (C{raise JobFailed()}) to end its job
+    with WORK_FAIL.
+
+    @ivar handle: the job handle, where known.
+    @ivar function: the function name, where known.
     """
 
-    def __init__(self, handle: bytes) -> None:
-        super().__init__(handle)
+    def __init__(self, handle: Optional[bytes] = None, function: Optional[bytes] = None) -> None:
+        super().__init__(handle, function)
         self.handle = handle
+        self.function = function
+
+    def __str__(self) -> str:
+        return "%s failed" % (_job(self.handle, self.function),)
 
 
 class JobException(GearmanError):
@@ -62,19 +89,39 @@ class JobException(GearmanError):
     The job ended with WORK_EXCEPTION.
 
     @ivar handle: the job handle.
-    @ivar data: the exception text the worker sent.
+    @ivar data: the exception data the worker sent.
+    @ivar function: the function name, where known.
     """
 
-    def __init__(self, handle: bytes, data: bytes) -> None:
-        super().__init__(handle, data)
+    def __init__(self, handle: bytes, data: bytes, function: Optional[bytes] = None) -> None:
+        super().__init__(handle, data, function)
         self.handle = handle
         self.data = data
+        self.function = function
+
+    def __str__(self) -> str:
+        return "%s raised: %s" % (_job(self.handle, self.function), _text(self.data))
 
 
 class ServerUnavailable(GearmanError):
     """
     No job server could take or finish the request.
+
+    @ivar message: what could not be done.
+    @ivar servers: C{(server, reason)} for each server tried: why it could
+        not take the request (C{"connection refused"}, C{"timed out"}, ...).
     """
+
+    def __init__(self, message: str, servers: Sequence[Tuple[str, str]] = ()) -> None:
+        super().__init__(message, tuple(servers))
+        self.message = message
+        self.servers = tuple(servers)
+
+    def __str__(self) -> str:
+        if not self.servers:
+            return self.message
+        tried = "; ".join("%s: %s" % (name, reason) for name, reason in self.servers)
+        return "%s (tried %s)" % (self.message, tried)
 
 
 class ConnectionLost(GearmanError, _error.ConnectionLost):
@@ -95,9 +142,17 @@ class JobTimeout(GearmanError, TimeoutError):
 
     @ivar handle: the job handle, if the server had created the job.
     @ivar seconds: the time limit.
+    @ivar function: the function name, where known.
     """
 
-    def __init__(self, handle: Optional[bytes], seconds: float) -> None:
-        super().__init__(handle, seconds)
+    def __init__(self, handle: Optional[bytes], seconds: float, function: Optional[bytes] = None) -> None:
+        super().__init__(handle, seconds, function)
         self.handle = handle
         self.seconds = seconds
+        self.function = function
+
+    def __str__(self) -> str:
+        what = _job(self.handle, self.function)
+        if self.handle is None:
+            return "%s was not created within %g s" % (what, self.seconds)
+        return "%s did not finish within %g s" % (what, self.seconds)

@@ -15,19 +15,24 @@ becomes WORK_EXCEPTION with the exception's text, which ends the job;
 C{job.fail()} or raising L{JobFailed} sends WORK_FAIL instead.
 
 The protocol runs one job at a time per connection, so a worker that runs N
-jobs at once keeps N connections to each server.
+jobs at once keeps N connections to each server, and hands out N I{slots}
+among them: a connection asks a server for a job only while it holds a
+slot, so no more than N jobs run at once whichever servers they come from.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Union
 
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -35,11 +40,12 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from gearman_tw.connection import JobServerConnection
+from gearman_tw.connection import DEFAULT_HEARTBEAT, DEFAULT_HEARTBEAT_TIMEOUT, JobServerConnection
 from gearman_tw.endpoints import clientEndpoint
 from gearman_tw.errors import JobFailed
 from gearman_tw.interfaces import IGearmanWorker
-from gearman_tw.protocol import REQ, PacketType, encode
+from gearman_tw.protocol import MAX_ARGUMENT_SIZE, REQ, PacketType, encode
+from gearman_tw.reconnect import Reconnector
 
 #: Seconds a stopping worker waits for running jobs before disconnecting
 #: (the server then gives the jobs to another worker).
@@ -49,14 +55,43 @@ FunctionResult = Union[bytes, str, None, "Deferred[Union[bytes, str, None]]"]
 WorkFunction = Callable[["Job"], FunctionResult]
 
 
-def _bytes(value: Union[bytes, str, None]) -> bytes:
+def _bytes(value: object, what: str = "a Gearman function's result") -> bytes:
     if value is None:
         return b""
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    raise TypeError("a Gearman function must return bytes or str, not %r" % (type(value),))
+    raise TypeError("%s must be bytes or str, not %s" % (what, type(value).__name__))
+
+
+def _name(value: object) -> bytes:
+    if not isinstance(value, (bytes, str)):
+        raise TypeError("a function name must be bytes or str, not %s" % (type(value).__name__,))
+    name = _bytes(value)
+    if not name or b"\0" in name or len(name) >= MAX_ARGUMENT_SIZE:
+        raise ValueError("a function name must be 1 to %d bytes without NUL: %r" % (MAX_ARGUMENT_SIZE - 1, value))
+    return name
+
+
+def _count(value: object, what: str, allowNone: bool = False) -> Optional[int]:
+    if value is None and allowNone:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, not %s" % (what, type(value).__name__))
+    if value < 1:
+        raise ValueError("%s must be at least 1, not %d" % (what, value))
+    return value
+
+
+def _seconds(value: object, what: str, allowNone: bool = True) -> Optional[float]:
+    if value is None and allowNone:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("%s must be a number of seconds, not %s" % (what, type(value).__name__))
+    if value < 0 or value != value:
+        raise ValueError("%s must not be negative, not %r" % (what, value))
+    return float(value)
 
 
 @dataclass
@@ -77,18 +112,29 @@ class Function:
     threaded: bool = False
     concurrency: Optional[int] = None
 
+    def ability(self) -> bytes:
+        """
+        The CAN_DO or CAN_DO_TIMEOUT packet that registers it.
+        """
+        if self.timeout:
+            milliseconds = b"%d" % (max(1, int(self.timeout * 1000)),)
+            return encode(PacketType.CAN_DO_TIMEOUT, self.name, milliseconds, magic=REQ)
+        return encode(PacketType.CAN_DO, self.name, magic=REQ)
+
 
 class Job:
     """
     A job handed to a function.
 
     Its methods may be called from the reactor thread or, for threaded
-    functions, from the thread running the job.
+    functions, from the thread running the job.  Once the job has ended
+    (completed, failed, or its connection lost) they send nothing.
 
     @ivar handle: the job handle.
     @ivar function: the function name.
     @ivar unique: the unique key (empty if none).
     @ivar data: the workload.
+    @ivar finished: whether the job has ended.
     """
 
     def __init__(
@@ -120,19 +166,28 @@ class Job:
     def sendData(self, data: Union[bytes, str]) -> None:
         """
         Send WORK_DATA (a chunk of the result) to the job's clients.
+
+        @raise TypeError: C{data} is not bytes or str.
         """
-        self._send(PacketType.WORK_DATA, self.handle, _bytes(data))
+        self._send(PacketType.WORK_DATA, self.handle, _bytes(data, "data"))
 
     def sendWarning(self, data: Union[bytes, str]) -> None:
         """
         Send WORK_WARNING to the job's clients.
+
+        @raise TypeError: C{data} is not bytes or str.
         """
-        self._send(PacketType.WORK_WARNING, self.handle, _bytes(data))
+        self._send(PacketType.WORK_WARNING, self.handle, _bytes(data, "data"))
 
     def sendStatus(self, numerator: int, denominator: int) -> None:
         """
         Send WORK_STATUS: C{numerator} of C{denominator} done.
+
+        @raise TypeError: either is not an int.
         """
+        for value in (numerator, denominator):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("status must be given as ints, not %s" % (type(value).__name__,))
         self._send(PacketType.WORK_STATUS, self.handle, b"%d" % (numerator,), b"%d" % (denominator,))
 
     def fail(self) -> None:
@@ -142,24 +197,128 @@ class Job:
         """
         self._send(PacketType.WORK_FAIL, self.handle)
 
+    def sendException(self, data: Union[bytes, str]) -> None:
+        """
+        End the job with WORK_EXCEPTION carrying C{data} as it is (binary
+        data too); what the function returns is then ignored.
+
+        @raise TypeError: C{data} is not bytes or str.
+        """
+        self._send(PacketType.WORK_EXCEPTION, self.handle, _bytes(data, "data"))
+
+
+class Slots:
+    """
+    The right to have a job: at most C{size} connections sharing it grab
+    or run a job at once.  Connections that want one wait in turn.
+
+    @ivar size: how many slots there are.
+    @ivar used: how many are held.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self.closed = False
+        self._queue: Deque[GearmanWorkerProtocol] = deque()
+
+    def request(self, connection: "GearmanWorkerProtocol") -> bool:
+        """
+        Take a slot for C{connection} if one is free; otherwise queue it to
+        be given one (L{GearmanWorkerProtocol.slotGranted}) when one is.
+        """
+        if self.closed:
+            return False
+        if self.used < self.size and not self._queue:
+            self.used += 1
+            return True
+        if connection not in self._queue:
+            self._queue.append(connection)
+        return False
+
+    def withdraw(self, connection: "GearmanWorkerProtocol") -> None:
+        """
+        C{connection} no longer wants a slot.
+        """
+        if connection in self._queue:
+            self._queue.remove(connection)
+
+    def release(self) -> None:
+        """
+        Give a slot back: the longest waiting connection gets it.
+        """
+        self.used -= 1
+        while self._queue and self.used < self.size and not self.closed:
+            connection = self._queue.popleft()
+            self.used += 1
+            connection.slotGranted()
+
+    def close(self) -> None:
+        """
+        Give out no more slots.
+        """
+        self.closed = True
+        self._queue.clear()
+
+
+class _Group:
+    """
+    Functions that share connections and a concurrency limit.
+
+    @ivar functions: the functions, by name (changed by register and
+        unregister while running).
+    @ivar concurrency: connections per server, and slots in all (or per
+        server).
+    """
+
+    def __init__(self, functions: Dict[bytes, Function], concurrency: int, servers: int, perServer: bool) -> None:
+        self.functions = functions
+        self.concurrency = concurrency
+        shared = Slots(concurrency)
+        self.slots = [Slots(concurrency) if perServer else shared for _ in range(servers)]
+        self.reconnectors: List[Reconnector] = []
+        self.connections: List[GearmanWorkerProtocol] = []
+
 
 class GearmanWorkerProtocol(JobServerConnection):
     """
-    One worker connection: registers its functions, then grabs and runs one
-    job at a time, sleeping (PRE_SLEEP) until the server NOOPs it.
+    One worker connection: registers its group's functions, then runs one
+    job at a time, asking for one only while it holds a slot, and sleeping
+    (PRE_SLEEP) until the server NOOPs it when there is none.
 
     @ivar job: the job running now, if any.
+    @ivar hasSlot: whether it holds a slot (is grabbing or running a job).
     """
 
-    def __init__(self, worker: "GearmanWorker", functions: Sequence[Function]) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        worker: "GearmanWorker",
+        functions: Union[Sequence[Function], Dict[bytes, Function]],
+        slots: Optional[Slots] = None,
+        server: int = 0,
+        group: Optional[_Group] = None,
+    ) -> None:
+        super().__init__(worker.reactor, worker.heartbeat, worker.heartbeatTimeout)
         self.worker = worker
         self.reactor = worker.reactor
-        self.functions = {f.name: f for f in functions}
+        self.functions = functions if isinstance(functions, dict) else {f.name: f for f in functions}
+        self.slots = slots if slots is not None else Slots(1)
+        self.server = server
+        self.group = group
         self.job: Optional[Job] = None
+        self.hasSlot = False
         self.sleeping = False
-        self.connected = False
+        self.grabbing = False
         self._idleWaiters: List[Deferred[None]] = []
+        self._changes = 0
+        self._confirmed = -1
+
+    @property
+    def registered(self) -> bool:
+        """
+        Whether the server has confirmed every ability change sent so far.
+        """
+        return self.ready and self._confirmed == self._changes
 
     def send(self, ptype: int, *args: bytes) -> None:
         if self.connected:
@@ -168,46 +327,102 @@ class GearmanWorkerProtocol(JobServerConnection):
     def sendFor(self, job: Job, ptype: int, *args: bytes) -> None:
         """
         Send a packet about C{job}, unless the job has ended (or its
-        connection, and with it the job, was lost).
+        connection, and with it the job, was lost).  WORK_FAIL and
+        WORK_EXCEPTION end it.
         """
         if job.finished or self.job is not job:
             return
-        if ptype == PacketType.WORK_FAIL:
+        if ptype in (PacketType.WORK_FAIL, PacketType.WORK_EXCEPTION):
             job.finished = True
         self.send(ptype, *args)
 
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.connected = True
+    def greet(self) -> None:
+        if self.group is not None:
+            self.group.connections.append(self)
         self.send(PacketType.SET_CLIENT_ID, self.worker.clientId)
-        for function in self.functions.values():
-            if function.timeout:
-                milliseconds = b"%d" % (max(1, int(function.timeout * 1000)),)
-                self.send(PacketType.CAN_DO_TIMEOUT, function.name, milliseconds)
-            else:
-                self.send(PacketType.CAN_DO, function.name)
-        self.grab()
+        if self.connected:
+            self.transport.writeSequence([f.ability() for f in self.functions.values()])  # type: ignore[union-attr]
+        self._confirmed = self._changes
+        self.wantWork()
 
-    def grab(self) -> None:
+    def _handshaken(self, payload: bytes) -> None:
+        super()._handshaken(payload)
+        self.worker._registrationChanged()
+
+    def abilitiesChanged(self, packets: List[bytes]) -> None:
         """
-        Ask for a job, unless busy or stopping.
+        Send ability changes (CAN_DO, CANT_DO) and confirm them with an
+        ECHO; a sleeping connection wakes to ask for work it may now do.
         """
-        if self.job is None and not self.worker.stopping and self.connected:
+        if not self.connected:
+            return
+        self.transport.writeSequence(packets)  # type: ignore[union-attr]
+        self._changes += 1
+        change = self._changes
+
+        def confirmed(_: bytes) -> None:
+            self._confirmed = max(self._confirmed, change)
+            self.worker._registrationChanged()
+
+        self.echo().addCallbacks(confirmed, lambda _: None)
+        if self.sleeping:
             self.sleeping = False
+            self.wantWork()
+
+    # Slots and grabbing
+
+    def wantWork(self) -> None:
+        """
+        Ask for a job as soon as this connection holds a slot.
+        """
+        if self.worker.stopping or not self.connected or self.job is not None:
+            return
+        if self.hasSlot or self.slots.request(self):
+            self.hasSlot = True
+            self._grab()
+
+    def slotGranted(self) -> None:
+        """
+        L{Slots} gives this connection a slot it waited for.
+        """
+        self.hasSlot = True
+        if self.worker.stopping or not self.connected or self.job is not None or self.grabbing:
+            self._releaseSlot()
+        else:
+            self._grab()
+
+    def _grab(self) -> None:
+        if not self.grabbing:
+            self.sleeping = False
+            self.grabbing = True
             self.send(PacketType.GRAB_JOB_UNIQ)
+
+    def _releaseSlot(self) -> None:
+        if self.hasSlot:
+            self.hasSlot = False
+            self.slots.release()
+        if not self.hasSlot:
+            waiters, self._idleWaiters = self._idleWaiters, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def packetReceived(self, ptype: int, args: List[bytes], payload: bytes) -> None:
         if ptype == PacketType.NOOP:
             if self.sleeping:
-                self.grab()
+                self.sleeping = False
+                self.wantWork()
         elif ptype == PacketType.NO_JOB:
+            self.grabbing = False
+            self._releaseSlot()
             if not self.worker.stopping:
                 self.sleeping = True
                 self.send(PacketType.PRE_SLEEP)
         elif ptype in (PacketType.JOB_ASSIGN_UNIQ, PacketType.JOB_ASSIGN_ALL):
+            self.grabbing = False
             handle, name, unique = args[0], args[1], args[2]
             self._run(handle, name, unique, args[-1])
         elif ptype == PacketType.JOB_ASSIGN:
+            self.grabbing = False
             self._run(args[0], args[1], b"", args[2])
         elif ptype == PacketType.ERROR:
             self.log.warn(
@@ -215,14 +430,26 @@ class GearmanWorkerProtocol(JobServerConnection):
                 code=args[0].decode("ascii", "replace"),
                 text=args[1].decode("utf-8", "replace"),
             )
+        else:
+            super().packetReceived(ptype, args, payload)
+
+    # Running jobs
 
     def _run(self, handle: bytes, name: bytes, unique: bytes, data: bytes) -> None:
-        function = self.functions.get(name)
-        if function is None:
-            # Not ours (registered under another name since?): give it back.
+        function = self.functions.get(name) or self.worker._retired.get(name)
+        if function is None or self.job is not None:
+            # Never ours, or a second job at once: a server's mistake.
+            self.log.warn("Job {handle} of {function} is not ours: failing it", handle=handle, function=name)
             self.send(PacketType.WORK_FAIL, handle)
-            self.grab()
+            if self.job is None:
+                self._releaseSlot()
+                self.wantWork()
             return
+        if not self.hasSlot:
+            # Assigned without a slot (a server answering a GRAB twice): run
+            # it anyway rather than lose it, over the limit.
+            self.hasSlot = True
+            self.slots.used += 1
         job = Job(self, handle, name, unique, data, function.threaded)
         self.job = job
         if function.threaded:
@@ -230,11 +457,11 @@ class GearmanWorkerProtocol(JobServerConnection):
         else:
             d = maybeDeferred(function.callable, job)
         d.addCallbacks(self._completed, self._failed, callbackArgs=(job,), errbackArgs=(job,))
-        d.addErrback(self._internalError, job)
+        d.addErrback(self._failed, job)
         d.addBoth(self._done, job)
 
     def _completed(self, result: FunctionResult, job: Job) -> None:
-        data = _bytes(result)  # type: ignore[arg-type]
+        data = _bytes(result)
         if not job.finished and self.job is job:
             job.finished = True
             self.send(PacketType.WORK_COMPLETE, job.handle, data)
@@ -246,52 +473,73 @@ class GearmanWorkerProtocol(JobServerConnection):
         if failure.check(JobFailed):
             self.send(PacketType.WORK_FAIL, job.handle)
             return
-        self.log.failure("Job {handle} raised", failure, handle=job.handle.decode("ascii", "replace"))
         text = failure.getErrorMessage() or failure.type.__name__  # type: ignore[union-attr]
+        self.log.warn(
+            "Job {handle} ({function}) raised {error}: {text}",
+            handle=job.handle.decode("ascii", "replace"),
+            function=job.function.decode("utf-8", "replace"),
+            error=failure.type.__name__,  # type: ignore[union-attr]
+            text=text,
+        )
         self.send(PacketType.WORK_EXCEPTION, job.handle, _bytes(text))
-
-    def _internalError(self, failure: Failure, job: Job) -> None:
-        # The function returned something that is not bytes or str.
-        self._failed(failure, job)
 
     def _done(self, result: object, job: Job) -> None:
         if self.job is job:
             self.job = None
-            waiters, self._idleWaiters = self._idleWaiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-            self.grab()
+            # Give the slot back, then ask again: a connection waiting for
+            # a slot (another server's, perhaps) has its turn first.
+            self._releaseSlot()
+            self.wantWork()
+        self.worker._jobEnded(job)
 
     def whenIdle(self) -> Deferred[None]:
         """
-        Fire once no job runs on this connection.
+        Fire once this connection holds no slot: it neither waits for an
+        answer to a GRAB nor runs a job.
         """
-        if self.job is None:
+        if not self.hasSlot:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._idleWaiters.append(d)
         return d
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.connected = False
-        self.worker._connectionLost(self)
+        if self.group is not None and self in self.group.connections:
+            self.group.connections.remove(self)
         # A running job's result can no longer be delivered: the server has
         # given the job back to its queue.
         self.job = None
-        waiters, self._idleWaiters = self._idleWaiters, []
-        for waiter in waiters:
-            waiter.callback(None)
+        self.grabbing = False
+        self.sleeping = False
+        self.slots.withdraw(self)
+        super().connectionLost(reason)
+        self._releaseSlot()
 
 
 class _WorkerFactory(Factory):
-    def __init__(self, worker: "GearmanWorker", functions: Sequence[Function]) -> None:
+    def __init__(self, worker: "GearmanWorker", group: _Group, server: int) -> None:
         self.worker = worker
-        self.functions = functions
+        self.group = group
+        self.server = server
 
     def buildProtocol(self, addr: object) -> GearmanWorkerProtocol:
-        protocol = GearmanWorkerProtocol(self.worker, self.functions)
+        protocol = GearmanWorkerProtocol(
+            self.worker, self.group.functions, self.group.slots[self.server], self.server, self.group
+        )
         protocol.factory = self
         return protocol
+
+
+class _DaemonThreadPool(ThreadPool):
+    """
+    A thread pool whose threads do not keep the process alive: a job still
+    running when the worker stops is abandoned (its server runs it again).
+    """
+
+    def threadFactory(self, *args: Any, **kwargs: Any) -> threading.Thread:  # type: ignore[override]
+        thread = threading.Thread(*args, **kwargs)
+        thread.daemon = True
+        return thread
 
 
 def _defaultClientId() -> bytes:
@@ -301,12 +549,20 @@ def _defaultClientId() -> bytes:
 @implementer(IGearmanWorker)
 class GearmanWorker(MultiService):
     """
-    A worker service: C{concurrency} connections to each job server, each
-    running one job at a time; functions with a concurrency of their own get
-    connections of their own.
+    A worker service.
 
-    Stopping it stops taking jobs, waits up to C{drainTimeout} seconds for
-    running ones, then disconnects (the server requeues any still running).
+    C{concurrency} is how many jobs run at once in all, whichever servers
+    they come from (or per server, with C{perServer=True}).  The worker
+    keeps that many connections to each server and lets only that many ask
+    for a job at a time.  A function registered with a concurrency of its
+    own gets connections and a limit of its own.
+
+    Stopping it stops asking for jobs, waits up to C{drainTimeout} seconds
+    for the jobs that started (also one whose assignment arrives after the
+    stop began), then disconnects (the server requeues any still running).
+
+    @ivar functions: the registered functions, by name.
+    @ivar stopping: whether a stop is under way.
     """
 
     log = Logger()
@@ -316,40 +572,66 @@ class GearmanWorker(MultiService):
         servers: Sequence[Union[str, Any]],
         concurrency: int = 1,
         clientId: Union[bytes, str, None] = None,
-        reactor: Any = None,
+        reactor: Optional[IReactorTime] = None,
         drainTimeout: float = DEFAULT_DRAIN_TIMEOUT,
         threads: int = 10,
         retryPolicy: Optional[Callable[[int], float]] = None,
+        perServer: bool = False,
+        heartbeat: Optional[float] = DEFAULT_HEARTBEAT,
+        heartbeatTimeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
     ) -> None:
         """
         @param servers: C{host:port} strings, endpoint descriptions or
             endpoint objects, as for L{gearman_tw.client.GearmanClient}.
-        @param concurrency: jobs run at once per server.
+        @param concurrency: jobs run at once, in all (see C{perServer}).
         @param clientId: what the servers' C{workers} command shows; host
             name and process id by default.
+        @param reactor: the reactor (the global one if L{None}).
+        @param drainTimeout: seconds a stop waits for running jobs.
         @param threads: the largest size of the pool threaded functions run in.
+        @param retryPolicy: reconnection delays, as for Twisted's
+            C{backoffPolicy} (at most 30 s apart by default).
+        @param perServer: C{concurrency} counts jobs per server instead.
+        @param heartbeat: seconds of silence after which a connection is
+            asked for an ECHO; L{None} never to ask.
+        @param heartbeatTimeout: seconds a server has to answer that ECHO,
+            or the one after registering, before the connection is dropped
+            as hung and made again.
+        @raise TypeError: an argument has the wrong type.
+        @raise ValueError: an argument has a wrong value.
         """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
-            reactor = _reactor
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if not servers:
-            raise ValueError("a GearmanWorker needs at least one server")
-        self.reactor = reactor
+            reactor = _reactor  # type: ignore[assignment]
+        if isinstance(servers, (str, bytes)):
+            raise TypeError("servers must be a list of servers, not one %s" % (type(servers).__name__,))
         self.servers = list(servers)
-        self.concurrency = concurrency
-        self.clientId = _bytes(clientId) if clientId else _defaultClientId()
-        self.drainTimeout = drainTimeout
+        if not self.servers:
+            raise ValueError("a GearmanWorker needs at least one server")
+        self.concurrency: int = _count(concurrency, "concurrency")  # type: ignore[assignment]
+        self.threads: int = _count(threads, "threads")  # type: ignore[assignment]
+        self.drainTimeout: float = _seconds(drainTimeout, "drainTimeout", allowNone=False)  # type: ignore[assignment]
+        self.heartbeat = _seconds(heartbeat, "heartbeat")
+        self.heartbeatTimeout: float = _seconds(heartbeatTimeout, "heartbeatTimeout", allowNone=False)  # type: ignore[assignment]
+        if retryPolicy is not None and not callable(retryPolicy):
+            raise TypeError("retryPolicy must be callable")
+        self.reactor = reactor
+        self.clientId = _bytes(clientId, "clientId") if clientId else _defaultClientId()
+        self.perServer = bool(perServer)
+        self._endpoints = [clientEndpoint(reactor, server) for server in self.servers]
         self.functions: Dict[bytes, Function] = {}
         self.stopping = False
-        self._threads = threads
         self._threadPool: Optional[ThreadPool] = None
         self._retryPolicy = retryPolicy or backoffPolicy(maxDelay=30.0)
-        self._connections: List[GearmanWorkerProtocol] = []
-        self._clientServices: List[ClientService] = []
+        self._shared: Optional[_Group] = None
+        self._groups: Dict[bytes, _Group] = {}
+        self._retired: Dict[bytes, Function] = {}
+        self._registeredWaiters: List[Deferred[None]] = []
+        self._jobWaiters: Dict[bytes, List[Deferred[None]]] = {}
+
+    # Functions
 
     def register(
         self,
@@ -360,88 +642,222 @@ class GearmanWorker(MultiService):
         concurrency: Optional[int] = None,
     ) -> None:
         """
-        Register C{function} under C{name}.  Register before starting the
-        service.
+        Register C{function} under C{name}, before or while running (then
+        every connection announces it at once).  Registering a name again
+        replaces its function.
 
         @param timeout: seconds the server lets one job run (CAN_DO_TIMEOUT).
         @param threaded: run in a thread (for blocking or CPU-bound code).
-        @param concurrency: jobs of this function at once per server, on
-            connections of its own.
+        @param concurrency: jobs of this function at once, on connections
+            of its own (counted as the worker's C{concurrency} is).
+        @raise TypeError: an argument has the wrong type.
+        @raise ValueError: an argument has a wrong value.
+        @raise RuntimeError: the worker is stopping.
         """
-        if self.running:
-            raise RuntimeError("register functions before starting the worker")
-        if concurrency is not None and concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        key = _bytes(name)
-        self.functions[key] = Function(key, function, timeout, threaded, concurrency)
+        key = _name(name)
+        if not callable(function):
+            raise TypeError("function must be callable, not %s" % (type(function).__name__,))
+        limit = _seconds(timeout, "timeout")
+        if not isinstance(threaded, bool):
+            raise TypeError("threaded must be True or False")
+        ownConcurrency = _count(concurrency, "concurrency", allowNone=True)
+        if self.stopping:
+            raise RuntimeError("the worker is stopping")
+        new = Function(key, function, limit, threaded, ownConcurrency)
+        old = self.functions.get(key)
+        if old is not None and old.concurrency != new.concurrency:
+            self._unregister(key)
+            old = None
+        self.functions[key] = new
+        self._retired.pop(key, None)
+        if new.concurrency is not None:
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group({key: new}, new.concurrency, len(self.servers), self.perServer)
+                if self.running:
+                    self._connectGroup(group)
+            else:
+                group.functions[key] = new
+                self._announce(group, [new.ability()])
+        else:
+            if self._shared is None:
+                self._shared = _Group({}, self.concurrency, len(self.servers), self.perServer)
+                self._shared.functions[key] = new
+                if self.running:
+                    self._connectGroup(self._shared)
+            else:
+                self._shared.functions[key] = new
+                self._announce(self._shared, [new.ability()])
+
+    def unregister(self, name: Union[bytes, str]) -> Deferred[None]:
+        """
+        Stop taking jobs of C{name}: every connection withdraws it
+        (CANT_DO).  A job of it that is running, or whose assignment was
+        already on its way, still runs to its end.
+
+        @return: fires once no job of C{name} runs any more.
+        @raise TypeError: C{name} is not bytes or str.
+        @raise KeyError: no function is registered under C{name}.
+        """
+        key = _name(name)
+        if key not in self.functions:
+            raise KeyError("no function is registered as %r" % (name,))
+        self._unregister(key)
+        return self._whenNoJobsOf(key)
+
+    def _unregister(self, key: bytes) -> None:
+        function = self.functions.pop(key)
+        self._retired[key] = function
+        withdraw = [encode(PacketType.CANT_DO, key, magic=REQ)]
+        if function.concurrency is not None:
+            group = self._groups.pop(key)
+            group.functions.pop(key, None)
+            self._announce(group, withdraw)
+            self._disconnectGroup(group)
+        elif self._shared is not None:
+            self._shared.functions.pop(key, None)
+            self._announce(self._shared, withdraw)
+
+    def _announce(self, group: _Group, packets: List[bytes]) -> None:
+        for connection in list(group.connections):
+            connection.abilitiesChanged(packets)
+
+    def _whenNoJobsOf(self, key: bytes) -> Deferred[None]:
+        if not any(job.function == key for job in self.runningJobs()):
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._jobWaiters.setdefault(key, []).append(d)
+        return d
+
+    def _jobEnded(self, job: Job) -> None:
+        waiters = self._jobWaiters.get(job.function)
+        if waiters and not any(j.function == job.function for j in self.runningJobs()):
+            del self._jobWaiters[job.function]
+            for d in waiters:
+                d.callback(None)
 
     def threadPool(self) -> ThreadPool:
         """
         The pool threaded functions run in, started on first use and stopped
-        with the service.
+        with the service.  Its threads do not keep the process alive.
         """
         if self._threadPool is None:
-            self._threadPool = ThreadPool(0, self._threads, name="gearman-worker")
+            self._threadPool = _DaemonThreadPool(0, self.threads, name="gearman-worker")
             self._threadPool.start()
         return self._threadPool
 
-    def _groups(self) -> List[tuple]:
-        shared = [f for f in self.functions.values() if f.concurrency is None]
-        groups = []
-        if shared:
-            groups.append((shared, self.concurrency))
-        for function in self.functions.values():
-            if function.concurrency is not None:
-                groups.append(([function], function.concurrency))
-        return groups
+    # Connections
+
+    def _allGroups(self) -> List[_Group]:
+        groups = [] if self._shared is None else [self._shared]
+        return groups + list(self._groups.values())
+
+    def _connectGroup(self, group: _Group) -> None:
+        for index, (endpoint, name) in enumerate(self._endpoints):
+            factory = _WorkerFactory(self, group, index)
+            for _ in range(group.concurrency):
+                reconnector = Reconnector(
+                    name,
+                    endpoint,
+                    factory,
+                    self.reactor,
+                    self._retryPolicy,
+                    onLost=lambda connection, reason: self._registrationChanged(),
+                    onFailed=lambda reconnector: self._registrationChanged(),
+                )
+                reconnector.server = index  # type: ignore[attr-defined]
+                group.reconnectors.append(reconnector)
+                reconnector.setServiceParent(self)
+
+    def _disconnectGroup(self, group: _Group) -> Deferred[None]:
+        """
+        Stop a group's connections once its jobs have ended.
+        """
+        for slots in group.slots:
+            slots.close()
+        idle = DeferredList([c.whenIdle() for c in list(group.connections)])
+
+        def stop(_: object) -> Deferred[object]:
+            stops = []
+            for reconnector in group.reconnectors:
+                if reconnector.parent is self:
+                    stops.append(self.removeService(reconnector))
+            return DeferredList([d for d in stops if isinstance(d, Deferred)])
+
+        return idle.addCallback(stop)  # type: ignore[return-value]
 
     def startService(self) -> None:
         if not self.functions:
             raise RuntimeError("a GearmanWorker needs at least one function")
         self.stopping = False
-        for server in self.servers:
-            endpoint, _ = clientEndpoint(self.reactor, server)
-            for functions, count in self._groups():
-                factory = _WorkerFactory(self, functions)
-                for _ in range(count):
-                    service = ClientService(
-                        endpoint,
-                        factory,
-                        retryPolicy=self._retryPolicy,
-                        clock=self.reactor,
-                        prepareConnection=self._connectionMade,
-                    )
-                    service.setServiceParent(self)
-                    self._clientServices.append(service)
+        for group in self._allGroups():
+            for slots in group.slots:
+                slots.closed = False
+            if not group.reconnectors:
+                self._connectGroup(group)
         super().startService()
-
-    def _connectionMade(self, protocol: GearmanWorkerProtocol) -> None:
-        self._connections.append(protocol)
-
-    def _connectionLost(self, protocol: GearmanWorkerProtocol) -> None:
-        if protocol in self._connections:
-            self._connections.remove(protocol)
 
     @property
     def connections(self) -> List[GearmanWorkerProtocol]:
         """
         The open connections.
         """
-        return list(self._connections)
+        return [c for group in self._allGroups() for c in group.connections]
 
     def runningJobs(self) -> List[Job]:
         """
         The jobs running now.
         """
-        return [c.job for c in self._connections if c.job is not None]
+        return [c.job for c in self.connections if c.job is not None]
+
+    # Registration
+
+    def _serverState(self, index: int) -> str:
+        """
+        C{"registered"}, C{"unreachable"} or C{"pending"} for server
+        C{index}.
+        """
+        groups = [g for g in self._allGroups() if g.functions]
+        if all(any(c.server == index and c.registered for c in g.connections) for g in groups):
+            return "registered"
+        reconnectors = [r for g in groups for r in g.reconnectors if r.server == index]  # type: ignore[attr-defined]
+        if not any(r.ready for r in reconnectors) and any(r.failures for r in reconnectors):
+            return "unreachable"
+        return "pending"
+
+    def whenRegistered(self) -> Deferred[None]:
+        """
+        A new Deferred that fires once every function is registered with
+        every job server that can be reached (each server has confirmed
+        them, or failed to connect), and with at least one.
+        """
+        d: Deferred[None] = Deferred()
+        self._registeredWaiters.append(d)
+        self._registrationChanged()
+        return d
+
+    def _registrationChanged(self) -> None:
+        if not self._registeredWaiters or not self.running or self.stopping:
+            return
+        states = [self._serverState(index) for index in range(len(self.servers))]
+        if "pending" in states or "registered" not in states:
+            return
+        waiters, self._registeredWaiters = self._registeredWaiters, []
+        for d in waiters:
+            d.callback(None)
+
+    # Stopping
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop taking jobs, wait (up to C{drainTimeout}) for running ones, then
-        disconnect.
+        Stop asking for jobs, wait (up to C{drainTimeout}) for every job that
+        started, however late its assignment came, then disconnect.
         """
         self.stopping = True
-        idle = DeferredList([c.whenIdle() for c in self._connections])
+        for group in self._allGroups():
+            for slots in group.slots:
+                slots.close()
+        idle = DeferredList([c.whenIdle() for c in self.connections])
         bounded: Deferred[None] = Deferred()
 
         def fire(_: object = None) -> None:
@@ -450,19 +866,24 @@ class GearmanWorker(MultiService):
                     timer.cancel()
                 bounded.callback(None)
 
-        timer = self.reactor.callLater(self.drainTimeout, fire)
+        timer = self.reactor.callLater(self.drainTimeout, fire)  # type: ignore[attr-defined]
         idle.addBoth(fire)
 
         def disconnect(_: object) -> Deferred[None]:
             return MultiService.stopService(self)  # type: ignore[return-value]
 
         def cleanUp(_: object) -> None:
-            for service in self._clientServices:
-                self.removeService(service)
-            self._clientServices = []
-            if self._threadPool is not None:
-                self._threadPool.stop()
-                self._threadPool = None
+            for group in self._allGroups():
+                for reconnector in group.reconnectors:
+                    if reconnector.parent is self:
+                        self.removeService(reconnector)
+                group.reconnectors = []
+            waiters, self._registeredWaiters = self._registeredWaiters, []
+            pool, self._threadPool = self._threadPool, None
+            if pool is not None:
+                # Joining a thread still running a job would freeze the
+                # reactor: leave that to a thread of its own.
+                threading.Thread(target=pool.stop, name="gearman-worker-stop", daemon=True).start()
 
         bounded.addCallback(disconnect)
         bounded.addCallback(cleanUp)

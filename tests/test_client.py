@@ -2,6 +2,7 @@
 Tests for L{gearman_tw.client}.
 """
 
+from datetime import datetime, timezone
 from typing import List, Tuple
 
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -14,6 +15,8 @@ from zope.interface.verify import verifyObject
 from gearman_tw.client import (
     HIGH,
     LOW,
+    NORMAL,
+    Priority,
     GearmanClient,
     GearmanClientProtocol,
     Task,
@@ -32,6 +35,7 @@ from gearman_tw.interfaces import IGearmanClient
 from gearman_tw.protocol import REQ, PacketType, encode, parseAll
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.testing import MemoryServerEndpoint, flushAll
+from gearman_tw.worker import GearmanWorker
 
 
 def response(ptype: int, *args: bytes) -> bytes:
@@ -56,22 +60,38 @@ class ProtocolTests(SynchronousTestCase):
         self.protocol = GearmanClientProtocol(exceptions=True)
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(
+            response(PacketType.OPTION_RES, b"exceptions") + response(PacketType.ECHO_RES, b"")
+        )
 
     def test_exceptionsOption(self) -> None:
         """
-        On connecting, the client turns the exceptions option on.
+        On connecting, the client turns the exceptions option on, then
+        sends the handshake's ECHO; its answer makes the connection ready.
         """
-        self.assertEqual(sent(self.transport), [(PacketType.OPTION_REQ, [b"exceptions"])])
-        self.protocol.dataReceived(response(PacketType.OPTION_RES, b"exceptions"))
+        protocol = GearmanClientProtocol(exceptions=True)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertEqual(
+            sent(transport), [(PacketType.OPTION_REQ, [b"exceptions"]), (PacketType.ECHO_REQ, [b""])]
+        )
+        ready: List[object] = []
+        protocol.onReady = ready.append
+        protocol.dataReceived(response(PacketType.OPTION_RES, b"exceptions"))
+        self.assertFalse(protocol.ready)
+        protocol.dataReceived(response(PacketType.ECHO_RES, b""))
+        self.assertTrue(protocol.ready)
+        self.assertEqual(ready, [protocol])
 
     def test_noExceptionsOption(self) -> None:
         """
-        With exceptions off, nothing is sent on connecting.
+        With exceptions off, only the handshake's ECHO is sent on
+        connecting.
         """
         protocol = GearmanClientProtocol(exceptions=False)
         transport = StringTransport()
         protocol.makeConnection(transport)
-        self.assertEqual(transport.value(), b"")
+        self.assertEqual(sent(transport), [(PacketType.ECHO_REQ, [b""])])
 
     def submit(self, **kwargs) -> Task:
         sent(self.transport)
@@ -215,7 +235,6 @@ class ProtocolTests(SynchronousTestCase):
         """
         task = self.submit()
         option = self.protocol.setOption(b"nonsense")
-        self.protocol.dataReceived(response(PacketType.OPTION_RES, b"exceptions"))
         self.protocol.dataReceived(
             response(PacketType.JOB_CREATED, b"H:1")
             + response(PacketType.ERROR, b"UNKNOWN_OPTION", b"Server does not recognize given option")
@@ -371,12 +390,77 @@ class ClientTests(SynchronousTestCase):
 
     def test_validation(self) -> None:
         """
-        Bad arguments fail the task's result instead of raising.
+        Bad arguments raise at once, TypeError for a wrong type and
+        ValueError for a wrong value, and nothing is sent.
         """
         client = self.client()
-        self.failureResultOf(client.submit("f", priority="urgent").result, ValueError)
-        self.failureResultOf(client.submit("f", unique=b"u" * 65).result, ValueError)
-        self.failureResultOf(client.submit("f", when=1, priority=HIGH).result, ValueError)
+        connection = client._servers[0].connection
+        cases = [
+            (TypeError, ("f", None), {}),
+            (TypeError, ("f", 5), {}),
+            (TypeError, (5, b"x"), {}),
+            (TypeError, (None, b"x"), {}),
+            (ValueError, ("", b"x"), {}),
+            (ValueError, ("f\0g", b"x"), {}),
+            (ValueError, ("f" * 9000, b"x"), {}),
+            (TypeError, ("f", b"x"), {"when": "soon"}),
+            (ValueError, ("f", b"x"), {"when": -1}),
+            (ValueError, ("f", b"x"), {"priority": "urgent"}),
+            (TypeError, ("f", b"x"), {"priority": 1}),
+            (ValueError, ("f", b"x"), {"unique": b"u" * 65}),
+            (ValueError, ("f", b"x"), {"unique": b"a\0b"}),
+            (TypeError, ("f", b"x"), {"unique": 5}),
+            (ValueError, ("f", b"x"), {"when": 1, "priority": HIGH}),
+            (TypeError, ("f", b"x"), {"background": "yes"}),
+            (TypeError, ("f", b"x"), {"timeout": "5"}),
+            (ValueError, ("f", b"x"), {"timeout": 0}),
+            (ValueError, ("f", b"x"), {"timeout": -1}),
+            (TypeError, ("f", b"x"), {"onData": "print"}),
+            (TypeError, ("f", b"x"), {"onStatus": 1}),
+        ]
+        for error, args, kwargs in cases:
+            self.assertRaises(error, client.submit, *args, **kwargs)
+            self.assertRaises(error, client.submitJob, *args, **kwargs)
+            self.assertEqual(connection.pendingCount(), 0, (args, kwargs))
+        self.assertEqual(self.servers[0].jobCount(), 0)
+
+    def test_badArgumentDeliversNothingWrong(self) -> None:
+        """
+        A submission refused for a bad argument, between two good ones,
+        leaves every later job with its own result.
+        """
+        client = self.client()
+        worker = GearmanWorker(self.endpoints[:1], reactor=self.clock)
+        worker.register("f", lambda job: b"result of " + job.data)
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        first = client.submit("f", b"1")
+        for bad in (None, 5, ["x"]):
+            self.assertRaises(TypeError, client.submit, "f", bad)
+        self.assertRaises(TypeError, client.submit, "f", b"x", when="soon")
+        second = client.submit("f", b"2")
+        self.flush()
+        self.assertEqual(self.successResultOf(first.result), b"result of 1")
+        self.assertEqual(self.successResultOf(second.result), b"result of 2")
+
+    def test_priorities(self) -> None:
+        """
+        Priorities are L{Priority} members or their strings.
+        """
+        client = self.client()
+        tasks = [client.submit("f", b"x", priority=p) for p in (Priority.HIGH, "low", LOW, "normal")]
+        self.assertEqual([t.priority for t in tasks], [HIGH, LOW, LOW, NORMAL])
+        self.assertEqual(HIGH, "high")
+
+    def test_datetimeWhen(self) -> None:
+        """
+        C{when} may be an aware datetime: its epoch second is sent.
+        """
+        client = self.client()
+        moment = datetime(2030, 1, 1, tzinfo=timezone.utc)
+        task = client.submit("f", b"x", when=moment)
+        self.assertEqual(task.when, int(moment.timestamp()))
+        self.assertTrue(task.background)
 
     def test_timeout(self) -> None:
         """

@@ -92,7 +92,11 @@ class JobServerConnectionTests(SynchronousTestCase):
         echoed = client.echo(b"ping")  # type: ignore[attr-defined]
         workerTransport.clear()
         with capturedLogs() as events:
-            client.dataReceived(encode(PacketType.ECHO_RES, b"ping", magic=RES) + garbage)
+            client.dataReceived(
+                encode(PacketType.ECHO_RES, b"", magic=RES)
+                + encode(PacketType.ECHO_RES, b"ping", magic=RES)
+                + garbage
+            )
             worker.dataReceived(encode(PacketType.NO_JOB, magic=RES) + garbage)
         self.assertEqual(self.successResultOf(echoed), b"ping")
         self.assertEqual(workerTransport.value(), encode(PacketType.PRE_SLEEP, magic=REQ))

@@ -7,6 +7,7 @@ from typing import List
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -52,7 +53,7 @@ class ProtocolTests(SynchronousTestCase):
     def test_registers(self) -> None:
         """
         On connecting: SET_CLIENT_ID, CAN_DO (CAN_DO_TIMEOUT in milliseconds
-        for timed functions), then GRAB_JOB_UNIQ.
+        for timed functions), GRAB_JOB_UNIQ, then the handshake's ECHO.
         """
         self.connect(Function(b"f", self.function), Function(b"g", self.function, timeout=2.5))
         self.assertEqual(
@@ -62,6 +63,7 @@ class ProtocolTests(SynchronousTestCase):
                 (PacketType.CAN_DO, [b"f"]),
                 (PacketType.CAN_DO_TIMEOUT, [b"g", b"2500"]),
                 (PacketType.GRAB_JOB_UNIQ, []),
+                (PacketType.ECHO_REQ, [b""]),
             ],
         )
 
@@ -119,7 +121,9 @@ class ProtocolTests(SynchronousTestCase):
 
     def test_exception(self) -> None:
         """
-        A raised exception becomes WORK_EXCEPTION with its text, and is logged.
+        A raised exception becomes WORK_EXCEPTION with its text, and is
+        logged once, as a warning naming the job and its function, without
+        a traceback.
         """
 
         def broken(job):
@@ -127,9 +131,14 @@ class ProtocolTests(SynchronousTestCase):
 
         protocol = self.connect(Function(b"f", broken))
         self.sent()
-        protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
+        with capturedLogs() as events:
+            protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
         self.assertEqual(self.sent()[0], (PacketType.WORK_EXCEPTION, [b"H:1", b"'missing'"]))
-        self.assertEqual(len(self.flushLoggedErrors(KeyError)), 1)
+        self.assertEqual(self.flushLoggedErrors(KeyError), [])
+        self.assertEqual([e["log_level"] for e in events], [LogLevel.warn])
+        self.assertEqual(
+            formatEvent(events[0]), "Job H:1 (f) raised KeyError: 'missing'"
+        )
 
     def test_failedDeferred(self) -> None:
         """
