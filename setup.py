@@ -33,7 +33,7 @@ setup(
         "redis": ["txredisapi>=1.4"],
         "http": ["prometheus_client>=0.17"],
         "test": ["hypothesis>=6", "treq>=22.1", "pyOpenSSL>=22", "service_identity>=21"],
-        "docs": ["sphinx>=6"],
+        "docs": ["sphinx>=6", "pydoctor>=25.10"],
     },
     classifiers=[
         "Framework :: Twisted",

@@ -60,7 +60,7 @@ class IJobServer(Interface):
     def lookup(handle: bytes) -> object:
         """
         The live job with C{handle} (a C{gearman_tw.server.jobs.Job}), or
-        L{None}.
+        C{None}.
         """
 
     def jobCount() -> int:
@@ -134,13 +134,13 @@ class IJobServer(Interface):
 
     def cancel(handle: bytes) -> bool:
         """
-        Cancel a job; L{False} if there is no such job.
+        Cancel a job; C{False} if there is no such job.
         """
 
     def dropFunction(name: bytes) -> Optional[bool]:
         """
-        Forget an idle function: L{True} if dropped, L{False} if busy,
-        L{None} if unknown.
+        Forget an idle function: C{True} if dropped, C{False} if busy,
+        C{None} if unknown.
         """
 
     def setMaxQueue(name: bytes, limits: tuple) -> None:

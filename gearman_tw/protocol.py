@@ -218,7 +218,7 @@ class PacketParser:
     (and text lines) completed so far.  After malformed input it stops and
     sets L{failure}; the connection should then be closed.
 
-    @ivar failure: the L{ProtocolError} that stopped parsing, or L{None}.
+    @ivar failure: the L{ProtocolError} that stopped parsing, or C{None}.
     """
 
     __slots__ = ("_chunks", "_have", "_need", "_magic", "_maxSize", "failure")

@@ -46,7 +46,7 @@ class ReadSizer:
     @classmethod
     def forTransport(cls, transport: ITransport) -> Optional["ReadSizer"]:
         """
-        A sizer for C{transport}, or L{None} when it does not read with a
+        A sizer for C{transport}, or C{None} when it does not read with a
         C{bufferSize} of its own (TLS, test transports).
         """
         if type(transport) in _SIZED:

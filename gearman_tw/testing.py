@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_client -*-
 """
-In-memory fakes for testing code that uses gearman_tw, without sockets.
+In-memory fakes for testing code that uses gearman_tw, without sockets::
 
     clock = Clock()
     server = JobServer(clock)

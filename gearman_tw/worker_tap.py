@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_worker_tap -*-
 """
-C{twistd gearman-worker}: run Python functions as a Gearman worker.
+C{twistd gearman-worker}: run Python functions as a Gearman worker::
 
     twistd -n gearman-worker --server 127.0.0.1:4730 \\
         --function reverse=myapp.tasks:reverse --concurrency 4

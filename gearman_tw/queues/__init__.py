@@ -2,9 +2,9 @@
 """
 Persistent queues for background jobs, chosen by URL:
 
-- C{memory} (the default): nothing persisted, as gearmand's builtin queue;
-- C{sqlite:PATH}: an embedded SQLite database (WAL, group commit);
-- C{redis://HOST:PORT/DB?namespace=NAME}: Redis, via txredisapi.
+  - C{memory} (the default): nothing persisted, as gearmand's builtin queue;
+  - C{sqlite:PATH}: an embedded SQLite database (WAL, group commit);
+  - C{redis://HOST:PORT/DB?namespace=NAME}: Redis, via txredisapi.
 """
 
 from __future__ import annotations

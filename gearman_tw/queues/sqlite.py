@@ -96,7 +96,7 @@ class SQLiteQueue:
             only across process crashes (C{kill -9}).
         @param switchInterval: while the queue is open, keep the
             interpreter's switch interval (L{sys.setswitchinterval}) at most
-            this many seconds, L{None} to leave it alone.  The database
+            this many seconds, C{None} to leave it alone.  The database
             thread needs the GIL back after every SQLite call; with the
             default 5 ms it waits that long behind the reactor's Python code
             each time, and commits (so JOB_CREATED replies) take several

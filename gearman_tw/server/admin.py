@@ -87,7 +87,7 @@ class AdminCommands:
     @ivar version: what C{version} reports.
     @ivar verbosity: the log level name C{verbose} reports.
     @ivar shutdown: called with C{graceful} for C{shutdown [graceful]} from a
-        loopback peer, or L{None} to answer C{shutdown} as gearmand 1.1.20
+        loopback peer, or C{None} to answer C{shutdown} as gearmand 1.1.20
         does (unknown command).
     """
 
@@ -110,7 +110,7 @@ class AdminCommands:
         Run one admin line.
 
         @param line: the line without its line ending.
-        @return: the reply, or L{None} if the connection must be closed
+        @return: the reply, or C{None} if the connection must be closed
             without one.
         """
         words = _SPACES.split(line)

@@ -51,7 +51,7 @@ class KeepAlive:
     """
     TCP keepalive settings for accepted connections.
 
-    @ivar idle: seconds of silence before the first probe, or L{None} for
+    @ivar idle: seconds of silence before the first probe, or C{None} for
         the system default; likewise C{interval} between probes and
         C{count} probes before the connection is dropped.
     """
@@ -88,7 +88,7 @@ class GearmanServerFactory(Factory):
     @ivar server: the job server.
     @ivar admin: answers text admin commands.
     @ivar maxPacketSize: the largest packet payload accepted.
-    @ivar keepAlive: TCP keepalive settings, or L{None} to leave it off.
+    @ivar keepAlive: TCP keepalive settings, or C{None} to leave it off.
     @ivar connections: the open connections.
     @ivar writes: gathers the replies of one read, to send them at its end.
     """

@@ -2,13 +2,13 @@
 """
 HTTP in front of the job server, as a twisted.web resource tree:
 
-- gearmand's HTTP protocol: C{POST /FUNCTION} (body = workload) or
-  C{GET /FUNCTION} runs a job and answers with its result; headers
-  C{X-Gearman-Unique}, C{X-Gearman-Background: true} and
-  C{X-Gearman-Priority: high|low} work as in gearmand;
-- our JSON API under C{/api/};
-- Prometheus metrics at C{/metrics} (see L{gearman_tw.server.metrics});
-- a live monitor page at C{/}.
+  - gearmand's HTTP protocol: C{POST /FUNCTION} (body = workload) or
+    C{GET /FUNCTION} runs a job and answers with its result; headers
+    C{X-Gearman-Unique}, C{X-Gearman-Background: true} and
+    C{X-Gearman-Priority: high|low} work as in gearmand;
+  - our JSON API under C{/api/};
+  - Prometheus metrics at C{/metrics} (see L{gearman_tw.server.metrics});
+  - a live monitor page at C{/}.
 
 Each HTTP job is submitted through an in-process connection to the
 L{JobServer}, so coalescing, priorities and disconnects behave exactly as
@@ -146,7 +146,7 @@ class _HTTPJob:
 class GearmanResource(Resource):
     """
     The root resource: gearmand's HTTP protocol on every path, except the
-    names in L{children} (C{api}, C{metrics}) and C{GET /} (the monitor).
+    names in C{children} (C{api}, C{metrics}) and C{GET /} (the monitor).
 
     @ivar server: the job server.
     @ivar version: the version string for the C{Server} header.
@@ -270,14 +270,14 @@ def _text(value: bytes) -> Dict[str, str]:
 
 class APIResource(Resource):
     """
-    The JSON API (documented in C{docs/openapi.yaml}):
+    The JSON API (documented in C{docs/openapi.json}):
 
-    - C{GET /api/server}: version, uptime, queue backend, process id;
-    - C{GET /api/functions}: what C{status} and C{prioritystatus} show;
-    - C{GET /api/workers}: what C{workers} shows;
-    - C{GET /api/jobs/HANDLE}, C{GET /api/unique/UNIQUE}: a job's status;
-    - C{POST /api/jobs}: submit a job described in JSON;
-    - C{DELETE /api/jobs/HANDLE}: cancel a job.
+      - C{GET /api/server}: version, uptime, queue backend, process id;
+      - C{GET /api/functions}: what C{status} and C{prioritystatus} show;
+      - C{GET /api/workers}: what C{workers} shows;
+      - C{GET /api/jobs/HANDLE}, C{GET /api/unique/UNIQUE}: a job's status;
+      - C{POST /api/jobs}: submit a job described in JSON;
+      - C{DELETE /api/jobs/HANDLE}: cancel a job.
     """
 
     isLeaf = True
@@ -399,9 +399,10 @@ class APIResource(Resource):
 
     def submit(self, request: Request) -> Any:
         """
-        C{POST /api/jobs}: C{{"function": ..., "data": text} or
-        "data_base64", optional "unique", "priority" (high, normal, low),
-        "background"}}.
+        C{POST /api/jobs}: a JSON object with C{"function"}, C{"data"}
+        (text) or C{"data_base64"}, and optionally C{"unique"},
+        C{"priority"} (C{"high"}, C{"normal"} or C{"low"}) and
+        C{"background"}.
         """
         try:
             spec = json.loads(request.content.read() or b"null")

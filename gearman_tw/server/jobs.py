@@ -483,8 +483,10 @@ class JobServer:
 
     @ivar functions: every known function by name, in order of first use.
     @ivar jobs: live L{Job}s by handle.
-    @ivar records: queued jobs kept as L{QueuedRecord}s, by handle number;
-        L{lookup} finds a job of either kind, L{jobCount} counts both.
+    @ivar records: queued jobs kept as
+        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}s, by handle
+        number; L{lookup} finds a job of either kind, L{jobCount} counts
+        both.
     @ivar peers: every open connection, oldest first.
     """
 
@@ -607,8 +609,8 @@ class JobServer:
         Forget a function with no workers and no jobs.
 
         @param name: compared case-insensitively, as gearmand does.
-        @return: L{True} if dropped, L{False} if it still has workers or
-            jobs, L{None} if there is no such function.
+        @return: C{True} if dropped, C{False} if it still has workers or
+            jobs, C{None} if there is no such function.
         """
         lowered = name.lower()
         for fname, function in self.functions.items():
@@ -705,7 +707,7 @@ class JobServer:
 
     def _livePriority(self, function: Function) -> Optional[int]:
         """
-        The priority of C{function}'s next live queued job, or L{None}:
+        The priority of C{function}'s next live queued job, or C{None}:
         the cancelled and abandoned jobs at the heads of its queues are
         freed on the way, as gearmand does on PRE_SLEEP and GRAB.
         """
@@ -794,7 +796,7 @@ class JobServer:
     def lookup(self, handle: bytes) -> Optional[Job]:
         """
         The live job with C{handle}, if any.  A job kept as a
-        L{QueuedRecord} becomes a L{Job} in L{jobs} (its queue keeps the
+        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>} becomes a L{Job} in L{jobs} (its queue keeps the
         record, which L{_madeJob} resolves).
         """
         job = self.jobs.get(handle)
@@ -812,7 +814,7 @@ class JobServer:
 
     def handleNumber(self, handle: bytes) -> Optional[int]:
         """
-        The number of one of our handles (prefix and digits), or L{None}.
+        The number of one of our handles (prefix and digits), or C{None}.
         """
         prefix = self.handlePrefix
         if handle.startswith(prefix):
@@ -1032,7 +1034,8 @@ class JobServer:
 
     def _queueRecord(self, function: Function, data: bytes, priority: int) -> bytes:
         """
-        Queue a new background job as a L{QueuedRecord}.
+        Queue a new background job as a
+        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}.
 
         @return: its JOB_CREATED packet.
         """
