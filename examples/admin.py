@@ -14,7 +14,7 @@ from gearman_tw.admin import connectAdmin
 
 @inlineCallbacks
 def main(reactor, server="127.0.0.1:4730"):
-    admin = yield connectAdmin(reactor, server)
+    admin = yield connectAdmin(server, reactor=reactor)
     try:
         print("server version %s" % ((yield admin.version()),))
         for row in (yield admin.status()):

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.integration.test_cli -*-
 """
-C{gearman-tw}: submit jobs, run a command as a worker, and query job servers.
+C{gearman-tw}: submit jobs, run a command as a worker, and query job servers::
 
     echo hello | gearman-tw submit reverse
     gearman-tw submit --background --priority high resize photo.jpg
@@ -121,7 +121,7 @@ def _table(rows: List[List[str]], out: TextIO) -> None:
 def _admin(reactor: Any, options: argparse.Namespace, out: TextIO) -> Any:
     from gearman_tw.admin import connectAdmin
 
-    admin = yield connectAdmin(reactor, options.server[0])
+    admin = yield connectAdmin(options.server[0], reactor=reactor)
     try:
         command = options.command
         if command == "status":

@@ -2,19 +2,26 @@
 Tests for L{gearman_tw.admin}.
 """
 
-from twisted.internet.testing import StringTransport
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.error import ConnectingCancelledError, ConnectionDone, ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.admin import (
     AdminError,
+    AdminProtocolError,
+    AdminTimeout,
     FunctionStatus,
     GearmanAdminClient,
     PriorityStatus,
     QueuedJob,
     Worker,
+    connectAdmin,
 )
-from gearman_tw.errors import ConnectionLost
+from gearman_tw.errors import ConnectionLost, GearmanError, ServerUnavailable
 
 
 class AdminClientTests(SynchronousTestCase):
@@ -120,15 +127,6 @@ class AdminClientTests(SynchronousTestCase):
             self.transport.value(), b"maxqueue f\r\nmaxqueue f 5\r\nmaxqueue f 1 2 3\r\n"
         )
 
-    def test_badArguments(self) -> None:
-        """
-        Arguments that are not single words fail without sending anything.
-        """
-        self.failureResultOf(self.admin.cancelJob(b"a b"), ValueError)
-        self.failureResultOf(self.admin.createFunction(""), ValueError)
-        self.failureResultOf(self.admin.command(b"status\nworkers", True, list), ValueError)
-        self.assertEqual(self.transport.value(), b"")
-
     def test_connectionLost(self) -> None:
         """
         Outstanding commands fail with L{ConnectionLost}.
@@ -137,3 +135,502 @@ class AdminClientTests(SynchronousTestCase):
         self.reply(b"f\t1\t0\t0\n")
         self.admin.connectionLost(Failure(Exception("gone")))
         self.failureResultOf(d, ConnectionLost)
+
+    def test_badArguments(self) -> None:
+        """
+        A command line that is not one line raises L{ValueError} at once
+        and sends nothing.
+        """
+        self.assertRaises(ValueError, self.admin.command, b"status\nworkers", True, list)
+        self.assertRaises(ValueError, self.admin.command, b"", False, list)
+        self.assertRaises(TypeError, self.admin.command, "status", True, list)
+        self.assertEqual(self.transport.value(), b"")
+
+    def test_argumentTypes(self) -> None:
+        """
+        Arguments of the wrong type raise L{TypeError} at once, naming the
+        method, the argument and the type, and send nothing.
+        """
+        calls = [
+            (self.admin.cancelJob, (1,), "cancelJob() handle must be bytes or str, not int"),
+            (self.admin.cancelJob, (None,), "cancelJob() handle must be bytes or str, not NoneType"),
+            (self.admin.createFunction, ([b"f"],), "createFunction() name must be bytes or str, not list"),
+            (self.admin.dropFunction, (1.5,), "dropFunction() name must be bytes or str, not float"),
+            (self.admin.maxQueue, (None,), "maxQueue() name must be bytes or str, not NoneType"),
+            (self.admin.maxQueue, ("f", "5"), "maxQueue() high must be an int or None, not str"),
+            (self.admin.maxQueue, ("f", 1, 2.0), "maxQueue() normal must be an int or None, not float"),
+            (self.admin.maxQueue, ("f", 1, 2, True), "maxQueue() low must be an int or None, not bool"),
+            (self.admin.shutdown, ("yes",), "shutdown() graceful must be a bool, not str"),
+        ]
+        for method, args, message in calls:
+            error = self.assertRaises(TypeError, method, *args)
+            self.assertEqual(str(error), message)
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(len(self.admin._pending), 0)
+
+    def test_argumentValues(self) -> None:
+        """
+        Arguments that are not single words, negative or out-of-order queue
+        limits and over-long commands raise L{ValueError} at once and send
+        nothing.
+        """
+        calls = [
+            (self.admin.cancelJob, (b"a b",)),
+            (self.admin.cancelJob, ("",)),
+            (self.admin.createFunction, (b"",)),
+            (self.admin.createFunction, ("f\nshutdown",)),
+            (self.admin.dropFunction, (b"f\r",)),
+            (self.admin.dropFunction, (b"f\0g",)),
+            (self.admin.createFunction, ("\udc80",)),
+            (self.admin.createFunction, ("f" * 8200,)),
+            (self.admin.maxQueue, ("f", -1)),
+            (self.admin.maxQueue, ("f", 1, -2)),
+            (self.admin.maxQueue, ("f", 2**31)),
+            (self.admin.maxQueue, ("f", None, 5)),
+            (self.admin.maxQueue, ("f", 1, None, 3)),
+            (self.admin.maxQueue, ("f g", 1)),
+        ]
+        for method, args in calls:
+            self.assertRaises(ValueError, method, *args)
+        self.assertEqual(self.transport.value(), b"")
+        self.assertEqual(len(self.admin._pending), 0)
+        # The longest command a job server reads: 8192 bytes with its CRLF.
+        self.admin.createFunction(b"f" * (8190 - len(b"create function ")))
+        self.assertEqual(len(self.transport.value()), 8192)
+
+    def test_errPrefix(self) -> None:
+        """
+        A list row that merely starts with C{ERR} is a row, not an error.
+        """
+        d = self.admin.status()
+        self.reply(b"ERRands\t1\t0\t0\n.\n")
+        self.assertEqual(self.successResultOf(d), [FunctionStatus(b"ERRands", 1, 0, 0)])
+
+
+class AdminErrorTests(SynchronousTestCase):
+    """
+    Tests for L{AdminError}.
+    """
+
+    def test_str(self) -> None:
+        """
+        C{str()} names the code and the text like the reply line.
+        """
+        self.assertEqual(str(AdminError("UNKNOWN_JOB")), "ERR UNKNOWN_JOB")
+        self.assertEqual(
+            str(AdminError("INVALID_ARGUMENTS", "An incomplete set")),
+            "ERR INVALID_ARGUMENTS: An incomplete set",
+        )
+        self.assertEqual(str(AdminError("function", "not found")), "ERR function not found")
+
+    def test_fromReply(self) -> None:
+        """
+        The error a reply fails with reads like that reply.
+        """
+        transport = StringTransport()
+        admin = GearmanAdminClient()
+        admin.makeConnection(transport)
+        d = admin.createFunction("x")
+        admin.dataReceived(b"ERR INVALID_ARGUMENTS An+incomplete+set\r\n")
+        self.assertEqual(str(self.failureResultOf(d, AdminError).value), "ERR INVALID_ARGUMENTS: An incomplete set")
+
+
+class CountingTransport(StringTransport):
+    """
+    A L{StringTransport} that counts how often it was closed.
+    """
+
+    closes = 0
+
+    def loseConnection(self) -> None:
+        self.closes += 1
+        super().loseConnection()
+
+    def abortConnection(self) -> None:
+        self.closes += 1
+        self.disconnected = True
+        StringTransport.loseConnection(self)
+
+
+class ClosedConnectionTests(SynchronousTestCase):
+    """
+    L{GearmanAdminClient} once its connection is closed or lost.
+    """
+
+    def setUp(self) -> None:
+        self.transport = CountingTransport()
+        self.admin = GearmanAdminClient()
+        self.admin.makeConnection(self.transport)
+
+    def test_afterClose(self) -> None:
+        """
+        A command after L{GearmanAdminClient.close} fails with
+        L{ConnectionLost} and writes nothing.
+        """
+        self.admin.close()
+        self.failureResultOf(self.admin.status(), ConnectionLost)
+        self.failureResultOf(self.admin.cancelJob(b"H:1"), ConnectionLost)
+        self.assertEqual(self.transport.value(), b"")
+
+    def test_closeTwice(self) -> None:
+        """
+        Closing twice closes the transport once; closing a client that was
+        never connected does nothing.
+        """
+        self.admin.close()
+        self.admin.close()
+        self.assertEqual(self.transport.closes, 1)
+        unconnected = GearmanAdminClient()
+        unconnected.close()
+        unconnected.close()
+
+    def test_closeFailsPending(self) -> None:
+        """
+        Commands still unanswered when the client closes fail with
+        L{ConnectionLost} at once; a reply arriving afterwards is ignored.
+        """
+        first = self.admin.status()
+        second = self.admin.version()
+        self.admin.close()
+        self.failureResultOf(first, ConnectionLost)
+        self.failureResultOf(second, ConnectionLost)
+        self.admin.dataReceived(b".\nOK 1\n")
+
+    def test_afterConnectionLost(self) -> None:
+        """
+        A command after the connection was lost fails with
+        L{ConnectionLost}, its text saying why, and writes nothing.
+        """
+        self.admin.connectionLost(Failure(ConnectionDone("bye")))
+        error = self.failureResultOf(self.admin.version(), ConnectionLost).value
+        self.assertIn("admin connection to the job server lost", str(error))
+        self.assertEqual(self.transport.value(), b"")
+        self.admin.close()
+
+    def test_pipelinedConnectionLost(self) -> None:
+        """
+        Every command pipelined before the connection is lost fails with
+        L{ConnectionLost}, the cancelled one without a second result, and
+        their timers are stopped.
+        """
+        clock = Clock()
+        admin = GearmanAdminClient(timeout=10, clock=clock)
+        admin.makeConnection(StringTransport())
+        status = admin.status()
+        version = admin.version()
+        cancelled = admin.getpid()
+        cancelled.cancel()
+        admin.dataReceived(b"f\t1\t0\t0\n")
+        admin.connectionLost(Failure(ConnectionDone("bye")))
+        self.failureResultOf(status, ConnectionLost)
+        self.failureResultOf(version, ConnectionLost)
+        self.failureResultOf(cancelled, CancelledError)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_unconnected(self) -> None:
+        """
+        A command before the client is connected fails with
+        L{ConnectionLost}.
+        """
+        self.failureResultOf(GearmanAdminClient().status(), ConnectionLost)
+
+    def test_cancel(self) -> None:
+        """
+        A cancelled command fails with L{CancelledError} and its timer
+        stops; its reply is still read in its turn and dropped.
+        """
+        clock = Clock()
+        admin = GearmanAdminClient(timeout=5, clock=clock)
+        admin.makeConnection(self.transport)
+        first = admin.status()
+        second = admin.version()
+        first.cancel()
+        self.failureResultOf(first, CancelledError)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        admin.dataReceived(b"f\t1\t0\t0\n.\nOK 1.0\n")
+        self.assertEqual(self.successResultOf(second), "1.0")
+        self.assertEqual(self.transport.closes, 0)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class TimeoutTests(SynchronousTestCase):
+    """
+    L{GearmanAdminClient.timeout}, timed with an injected clock.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.transport = CountingTransport()
+        self.admin = GearmanAdminClient(timeout=5, clock=self.clock)
+        self.admin.makeConnection(self.transport)
+
+    def test_timeout(self) -> None:
+        """
+        A command unanswered in time fails with L{AdminTimeout}; the
+        connection is aborted, pipelined commands fail with
+        L{ConnectionLost}, and so do later ones.
+        """
+        status = self.admin.status()
+        self.clock.advance(1)
+        version = self.admin.version()
+        self.clock.advance(4)
+        error = self.failureResultOf(status, AdminTimeout).value
+        self.assertIsInstance(error, GearmanError)
+        self.assertEqual((error.command, error.seconds), ("status", 5))
+        self.assertEqual(str(error), "admin command 'status' got no reply within 5 s")
+        self.assertIn("'status' got no reply", str(self.failureResultOf(version, ConnectionLost).value))
+        self.assertTrue(self.transport.disconnected)
+        self.admin.dataReceived(b".\nOK 1\n")
+        self.failureResultOf(self.admin.getpid(), ConnectionLost)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_answeredInTime(self) -> None:
+        """
+        A reply in time stops the command's timer.
+        """
+        d = self.admin.version()
+        self.clock.advance(4.9)
+        self.admin.dataReceived(b"OK 1.1.20\n")
+        self.assertEqual(self.successResultOf(d), "1.1.20")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.transport.closes, 0)
+
+    def test_eachCommandTimed(self) -> None:
+        """
+        Each command has its own limit, counted from when it was sent.
+        """
+        first = self.admin.status()
+        self.clock.advance(3)
+        second = self.admin.version()
+        self.admin.dataReceived(b".\n")
+        self.successResultOf(first)
+        self.clock.advance(4)
+        self.assertNoResult(second)
+        self.clock.advance(1)
+        self.failureResultOf(second, AdminTimeout)
+
+    def test_noTimeout(self) -> None:
+        """
+        Without a timeout nothing is scheduled and commands wait.
+        """
+        clock = Clock()
+        admin = GearmanAdminClient(clock=clock)
+        admin.makeConnection(StringTransport())
+        d = admin.status()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        clock.advance(3600)
+        self.assertNoResult(d)
+
+    def test_badTimeout(self) -> None:
+        """
+        A timeout that is not a positive number of seconds raises at once.
+        """
+        self.assertRaises(TypeError, GearmanAdminClient, timeout="5", clock=self.clock)
+        self.assertRaises(TypeError, GearmanAdminClient, timeout=True, clock=self.clock)
+        for bad in (0, -1, float("nan"), float("inf")):
+            self.assertRaises(ValueError, GearmanAdminClient, timeout=bad, clock=self.clock)
+
+
+class BadReplyTests(SynchronousTestCase):
+    """
+    Replies that make no sense fail the command with
+    L{AdminProtocolError}, fail the rest with L{ConnectionLost}, and close
+    the connection.
+    """
+
+    def setUp(self) -> None:
+        self.transport = CountingTransport()
+        self.admin = GearmanAdminClient()
+        self.admin.makeConnection(self.transport)
+
+    def assertClosed(self, *pending: Deferred) -> None:
+        for d in pending:
+            self.failureResultOf(d, ConnectionLost)
+        self.assertEqual(self.transport.closes, 1)
+        self.failureResultOf(self.admin.status(), ConnectionLost)
+
+    def test_garbageValue(self) -> None:
+        """
+        A one-line reply that is neither C{OK} nor C{ERR} is a protocol
+        error.
+        """
+        version = self.admin.version()
+        status = self.admin.status()
+        self.admin.dataReceived(b"SSH-2.0-OpenSSH_9.6\r\n")
+        error = self.failureResultOf(version, AdminProtocolError).value
+        self.assertIsInstance(error, GearmanError)
+        self.assertIn("bad reply to admin command 'version'", str(error))
+        self.assertClosed(status)
+
+    def test_garbageRow(self) -> None:
+        """
+        A list row that does not parse fails the command at once, without
+        waiting for the C{.} that may never come.
+        """
+        status = self.admin.status()
+        version = self.admin.version()
+        self.admin.dataReceived(b"HTTP/1.1 400 Bad Request\r\n")
+        self.failureResultOf(status, AdminProtocolError)
+        self.assertClosed(version)
+
+    def test_badNumbers(self) -> None:
+        """
+        Counts, process ids and flags must be numbers.
+        """
+        for command, reply in [
+            ("status", b"f\tx\t0\t0\n"),
+            ("showJobs", b"H:1\t0\tyes\t1\n"),
+            ("workers", b"fd 127.0.0.1 - :\n"),
+            ("getpid", b"OK pid\n"),
+        ]:
+            self.setUp()
+            d = getattr(self.admin, command)()
+            self.admin.dataReceived(reply)
+            self.failureResultOf(d, AdminProtocolError)
+            self.assertClosed()
+
+    def test_unsolicited(self) -> None:
+        """
+        A line no command asked for closes the connection.
+        """
+        self.admin.dataReceived(b"OK\r\n")
+        self.assertClosed()
+
+    def test_lineTooLong(self) -> None:
+        """
+        A reply line longer than C{MAX_LENGTH} fails the command and closes
+        the connection instead of buffering without end.
+        """
+        self.admin.MAX_LENGTH = 100
+        status = self.admin.status()
+        version = self.admin.version()
+        self.admin.dataReceived(b"f" * 60)
+        self.assertNoResult(status)
+        self.admin.dataReceived(b"f" * 60)
+        error = self.failureResultOf(status, AdminProtocolError).value
+        self.assertIn("longer than 100 bytes", str(error))
+        self.assertClosed(version)
+
+    def test_parseRaises(self) -> None:
+        """
+        A parser passed to L{GearmanAdminClient.command} that raises
+        L{ValueError} turns the reply into a protocol error.
+        """
+        d = self.admin.command(b"version", False, lambda lines: int(lines[0]))
+        self.admin.dataReceived(b"OK 1.1\n")
+        self.failureResultOf(d, AdminProtocolError)
+        self.assertClosed()
+
+
+class ConnectAdminTests(SynchronousTestCase):
+    """
+    Tests for L{connectAdmin} with a L{MemoryReactorClock}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def connect(self, index: int = 0) -> StringTransport:
+        """
+        Complete connection attempt C{index}.
+        """
+        transport = StringTransport()
+        self.reactor.tcpClients[index][2].buildProtocol(None).makeConnection(transport)
+        return transport
+
+    def test_serverFirst(self) -> None:
+        """
+        C{connectAdmin(server, reactor=...)} connects through the given
+        reactor and fires with a L{GearmanAdminClient} timed by it.
+        """
+        d = connectAdmin("tcp:host=127.0.0.1:port=4731", reactor=self.reactor, timeout=7)
+        self.assertEqual(self.reactor.tcpClients[0][:2], ("127.0.0.1", 4731))
+        self.connect()
+        admin = self.successResultOf(d)
+        self.assertIsInstance(admin, GearmanAdminClient)
+        self.assertEqual((admin.timeout, admin.clock), (7, self.reactor))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertEqual(self.flushWarnings(), [])
+
+    def test_hostPort(self) -> None:
+        """
+        A C{host:port} string is accepted, and the port defaults to 4730.
+        """
+        connectAdmin("127.0.0.1:4731", reactor=self.reactor)
+        connectAdmin("127.0.0.1", reactor=self.reactor)
+        self.assertEqual([c[:2] for c in self.reactor.tcpClients], [("127.0.0.1", 4731), ("127.0.0.1", 4730)])
+
+    def test_endpoint(self) -> None:
+        """
+        An endpoint object may stand for the server.
+        """
+        endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4732)
+        d = connectAdmin(endpoint, reactor=self.reactor)
+        self.assertEqual(self.reactor.tcpClients[0][:2], ("127.0.0.1", 4732))
+        self.connect()
+        self.assertIsInstance(self.successResultOf(d), GearmanAdminClient)
+
+    def test_reactorFirstDeprecated(self) -> None:
+        """
+        The old C{connectAdmin(reactor, server)} still connects, with a
+        L{DeprecationWarning}; so does C{connectAdmin(reactor)}.
+        """
+        d = connectAdmin(self.reactor, "tcp:host=127.0.0.1:port=4731")
+        connectAdmin(self.reactor)
+        warnings = self.flushWarnings([self.test_reactorFirstDeprecated])
+        self.assertEqual([w["category"] for w in warnings], [DeprecationWarning] * 2)
+        self.assertIn("connectAdmin(server, reactor=reactor)", warnings[0]["message"])
+        self.assertEqual([c[:2] for c in self.reactor.tcpClients], [("127.0.0.1", 4731), ("127.0.0.1", 4730)])
+        self.connect()
+        self.assertIsInstance(self.successResultOf(d), GearmanAdminClient)
+
+    def test_badArguments(self) -> None:
+        """
+        A server, reactor or timeout of the wrong type raises L{TypeError}
+        at once, a bad address or timeout L{ValueError}, and nothing
+        connects.
+        """
+        for server in (4730, None, b"127.0.0.1:4730", ["127.0.0.1:4730"]):
+            self.assertRaises(TypeError, connectAdmin, server, reactor=self.reactor)
+        self.assertRaises(TypeError, connectAdmin, "127.0.0.1:4730", "127.0.0.1:4731")
+        self.assertRaises(TypeError, connectAdmin, "127.0.0.1:4730", reactor=self.reactor, timeout="5")
+        for server in ("", "127.0.0.1:port", "127.0.0.1:0", "127.0.0.1:99999"):
+            self.assertRaises(ValueError, connectAdmin, server, reactor=self.reactor)
+        self.assertRaises(ValueError, connectAdmin, "127.0.0.1:4730", reactor=self.reactor, timeout=0)
+        self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_refused(self) -> None:
+        """
+        A refused connection fails with L{ServerUnavailable} naming the
+        server and the reason.
+        """
+        d = connectAdmin("tcp:host=127.0.0.1:port=4731", reactor=self.reactor)
+        self.reactor.tcpClients[0][2].clientConnectionFailed(
+            self.reactor.connectors[0], Failure(ConnectionRefusedError())
+        )
+        error = self.failureResultOf(d, ServerUnavailable).value
+        self.assertIn("4731", str(error))
+        self.assertIn("refused", str(error))
+
+    def test_connectTimeout(self) -> None:
+        """
+        With a timeout, a connection attempt that hangs is given up after
+        it, with L{ServerUnavailable}.
+        """
+        d = connectAdmin("127.0.0.1:4731", reactor=self.reactor, timeout=3)
+        self.reactor.advance(2.9)
+        self.assertNoResult(d)
+        self.reactor.advance(0.1)
+        error = self.failureResultOf(d, ServerUnavailable).value
+        self.assertIn("no connection within 3 s", str(error))
+        self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling the connection attempt stops it and is not reported as
+        an unavailable server.
+        """
+        d = connectAdmin("tcp:host=127.0.0.1:port=4731", reactor=self.reactor, timeout=3)
+        d.cancel()
+        self.failureResultOf(d, ConnectingCancelledError)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
