@@ -91,6 +91,7 @@ class Reconnector(Service):
         self._attempt: Optional[Deferred[object]] = None
         self._delayed: Optional[IDelayedCall] = None
         self._closed: Optional[Deferred[None]] = None
+        self._wasReady: Optional[JobServerConnection] = None
 
     def __repr__(self) -> str:
         return "<Reconnector %s>" % (self.serverName,)
@@ -147,6 +148,7 @@ class Reconnector(Service):
             timer.reset(delay)
 
     def _ready(self, protocol: JobServerConnection) -> None:
+        self._wasReady = protocol
         self.failures = 0
         self.lastError = None
         self._onReady(protocol)
@@ -158,8 +160,9 @@ class Reconnector(Service):
             self.lastError = protocol.lostReason
         else:
             self.lastError = describeFailure(reason)
-        if not protocol.ready:
+        if protocol is not self._wasReady:
             self.failures += 1
+        self._wasReady = None
         self._onLost(protocol, reason)
         closed, self._closed = self._closed, None
         if closed is not None:

@@ -312,6 +312,7 @@ class GearmanWorkerProtocol(JobServerConnection):
         self._idleWaiters: List[Deferred[None]] = []
         self._changes = 0
         self._confirmed = -1
+        self._withdrawals: List[bytes] = []
 
     @property
     def registered(self) -> bool:
@@ -349,10 +350,36 @@ class GearmanWorkerProtocol(JobServerConnection):
         super()._handshaken(payload)
         self.worker._registrationChanged()
 
-    def abilitiesChanged(self, packets: List[bytes]) -> None:
+    def announce(self, function: Function) -> None:
         """
-        Send ability changes (CAN_DO, CANT_DO) and confirm them with an
-        ECHO; a sleeping connection wakes to ask for work it may now do.
+        Register C{function} on this connection now (CAN_DO or
+        CAN_DO_TIMEOUT); a sleeping connection wakes to ask for work it may
+        now do.
+        """
+        self._changeAbilities([function.ability()])
+        if self.sleeping:
+            self.sleeping = False
+            self.wantWork()
+
+    def withdraw(self, name: bytes) -> None:
+        """
+        Withdraw the function C{name} (CANT_DO), as soon as no job is
+        running or on its way on this connection: a job server requeues the
+        jobs a connection holds for a function it withdraws, so that job
+        would run twice.
+        """
+        self._withdrawals.append(encode(PacketType.CANT_DO, name, magic=REQ))
+        if self.job is None and not self.grabbing:
+            self._sendWithdrawals()
+
+    def _sendWithdrawals(self) -> None:
+        packets, self._withdrawals = self._withdrawals, []
+        if packets:
+            self._changeAbilities(packets)
+
+    def _changeAbilities(self, packets: List[bytes]) -> None:
+        """
+        Send ability changes and confirm them with an ECHO.
         """
         if not self.connected:
             return
@@ -365,9 +392,6 @@ class GearmanWorkerProtocol(JobServerConnection):
             self.worker._registrationChanged()
 
         self.echo().addCallbacks(confirmed, lambda _: None)
-        if self.sleeping:
-            self.sleeping = False
-            self.wantWork()
 
     # Slots and grabbing
 
@@ -413,6 +437,7 @@ class GearmanWorkerProtocol(JobServerConnection):
                 self.wantWork()
         elif ptype == PacketType.NO_JOB:
             self.grabbing = False
+            self._sendWithdrawals()
             self._releaseSlot()
             if not self.worker.stopping:
                 self.sleeping = True
@@ -486,6 +511,7 @@ class GearmanWorkerProtocol(JobServerConnection):
     def _done(self, result: object, job: Job) -> None:
         if self.job is job:
             self.job = None
+            self._sendWithdrawals()
             # Give the slot back, then ask again: a connection waiting for
             # a slot (another server's, perhaps) has its turn first.
             self._releaseSlot()
@@ -678,7 +704,7 @@ class GearmanWorker(MultiService):
                     self._connectGroup(group)
             else:
                 group.functions[key] = new
-                self._announce(group, [new.ability()])
+                self._announce(group, new)
         else:
             if self._shared is None:
                 self._shared = _Group({}, self.concurrency, len(self.servers), self.perServer)
@@ -687,7 +713,7 @@ class GearmanWorker(MultiService):
                     self._connectGroup(self._shared)
             else:
                 self._shared.functions[key] = new
-                self._announce(self._shared, [new.ability()])
+                self._announce(self._shared, new)
 
     def unregister(self, name: Union[bytes, str]) -> Deferred[None]:
         """
@@ -708,19 +734,18 @@ class GearmanWorker(MultiService):
     def _unregister(self, key: bytes) -> None:
         function = self.functions.pop(key)
         self._retired[key] = function
-        withdraw = [encode(PacketType.CANT_DO, key, magic=REQ)]
-        if function.concurrency is not None:
-            group = self._groups.pop(key)
-            group.functions.pop(key, None)
-            self._announce(group, withdraw)
-            self._disconnectGroup(group)
-        elif self._shared is not None:
-            self._shared.functions.pop(key, None)
-            self._announce(self._shared, withdraw)
-
-    def _announce(self, group: _Group, packets: List[bytes]) -> None:
+        group = self._groups.pop(key) if function.concurrency is not None else self._shared
+        if group is None:
+            return
+        group.functions.pop(key, None)
         for connection in list(group.connections):
-            connection.abilitiesChanged(packets)
+            connection.withdraw(key)
+        if function.concurrency is not None:
+            self._disconnectGroup(group)
+
+    def _announce(self, group: _Group, function: Function) -> None:
+        for connection in list(group.connections):
+            connection.announce(function)
 
     def _whenNoJobsOf(self, key: bytes) -> Deferred[None]:
         if not any(job.function == key for job in self.runningJobs()):

@@ -5,9 +5,11 @@ Tests for L{gearman_tw.client}.
 from datetime import datetime, timezone
 from typing import List, Tuple
 
+from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -19,6 +21,7 @@ from gearman_tw.client import (
     Priority,
     GearmanClient,
     GearmanClientProtocol,
+    JobStatus,
     Task,
     deriveUnique,
 )
@@ -568,3 +571,264 @@ class EndpointTests(SynchronousTestCase):
         """
         self.assertRaises(ValueError, clientEndpoint, Clock(), "a:b:c")
         self.assertRaises(ValueError, clientEndpoint, Clock(), "host:99999")
+
+
+class MisuseTests(SynchronousTestCase):
+    """
+    A careless user's client: failing callbacks, cancellations at each
+    moment, calls after a stop, wrong batches.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.server = JobServer(self.clock, handlePrefix=b"S")
+        self.endpoint = MemoryServerEndpoint(self.server, self.clock)
+        self.workerEndpoint = MemoryServerEndpoint(self.server, self.clock)
+
+    def flush(self) -> None:
+        flushAll([self.endpoint, self.workerEndpoint])
+
+    def client(self, **kwargs) -> GearmanClient:
+        client = GearmanClient([self.endpoint], reactor=self.clock, **kwargs)
+        client.startService()
+        self.addCleanup(client.stopService)
+        self.flush()
+        return client
+
+    def worker(self, function, name: str = "f") -> List[bytes]:
+        """
+        A worker running C{function}; returns the list of data it ran.
+        """
+        ran: List[bytes] = []
+
+        def run(job):
+            ran.append(job.data)
+            return function(job)
+
+        worker = GearmanWorker([self.workerEndpoint], reactor=self.clock)
+        worker.register(name, run)
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        self.flush()
+        return ran
+
+    def test_callbackRaises(self) -> None:
+        """
+        An exception in onData, onStatus or onWarning is logged with the
+        job's handle and function, and changes nothing else: the
+        connection stays, the job runs once, every job gets its result.
+        """
+
+        def stream(job):
+            job.sendData(b"d")
+            job.sendStatus(1, 2)
+            job.sendWarning(b"w")
+            return b"done " + job.data
+
+        ran = self.worker(stream)
+        client = self.client()
+        connection = client._servers[0].connection
+
+        def broken(*args):
+            raise ZeroDivisionError("user bug")
+
+        tasks = [
+            client.submit("f", b"%d" % i, onData=broken, onStatus=broken, onWarning=broken) for i in range(3)
+        ]
+        with capturedLogs() as events:
+            self.flush()
+        self.assertEqual([self.successResultOf(t.result) for t in tasks], [b"done 0", b"done 1", b"done 2"])
+        self.assertEqual(ran, [b"0", b"1", b"2"])
+        self.assertIs(client._servers[0].connection, connection)
+        self.assertTrue(connection.connected)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 9)
+        texts = [formatEvent(e) for e in events if "log_failure" in e]
+        self.assertIn("onData callback of job S:1 (f) raised", texts)
+        self.assertIn("onStatus callback of job S:2 (f) raised", texts)
+
+    def test_whenCreatedAfterCancel(self) -> None:
+        """
+        Deferreds from whenCreated(), taken before or after the result was
+        cancelled or timed out, fire with the handle when JOB_CREATED
+        comes.
+        """
+        client = self.client()
+        cancelled = client.submit("f", b"1")
+        early = cancelled.whenCreated()
+        cancelled.result.cancel()
+        self.failureResultOf(cancelled.result, CancelledError)
+        late = cancelled.whenCreated()
+        timed = client.submit("f", b"2", timeout=1)
+        timedEarly = timed.whenCreated()
+        self.clock.advance(1)
+        self.failureResultOf(timed.result, JobTimeout)
+        timedLate = timed.whenCreated()
+        self.assertNoResult(early)
+        self.flush()
+        self.assertEqual(self.successResultOf(early), b"S:1")
+        self.assertEqual(self.successResultOf(late), b"S:1")
+        self.assertEqual(self.successResultOf(timedEarly), b"S:2")
+        self.assertEqual(self.successResultOf(timedLate), b"S:2")
+
+    def test_whenCreatedNever(self) -> None:
+        """
+        whenCreated() fails, never hangs, when the job will not be created:
+        cancelled while waiting for a server, or its connection lost after
+        the cancel.
+        """
+        self.endpoint.refuse = True
+        client = GearmanClient([self.endpoint], reactor=self.clock)
+        client.startService()
+        self.addCleanup(client.stopService)
+        waiting = client.submit("f", b"x")
+        early = waiting.whenCreated()
+        waiting.result.cancel()
+        self.failureResultOf(early, ServerUnavailable)
+        self.failureResultOf(waiting.whenCreated(), ServerUnavailable)
+        self.failureResultOf(waiting.result, CancelledError)
+
+        protocol = GearmanClientProtocol(exceptions=False)
+        protocol.makeConnection(StringTransport())
+        task = Task(b"f", b"y")
+        protocol.submit(task)
+        created = task.whenCreated()
+        task.result.cancel()
+        self.failureResultOf(task.result, CancelledError)
+        protocol.connectionLost(Failure(ConnectionLost()))
+        self.failureResultOf(created, ConnectionLost)
+
+    def test_coalescedCancel(self) -> None:
+        """
+        Cancelling the first of two coalesced submissions before JOB_CREATED
+        leaves the second with the result, and both whenCreated() Deferreds
+        get the handle.
+        """
+        self.worker(lambda job: b"r")
+        client = self.client()
+        first = client.submit("f", b"x", unique="u")
+        second = client.submit("f", b"x", unique="u")
+        firstCreated = first.whenCreated()
+        first.result.cancel()
+        self.failureResultOf(first.result, CancelledError)
+        self.flush()
+        self.assertEqual(self.successResultOf(firstCreated), b"S:1")
+        self.assertEqual(self.successResultOf(second.result), b"r")
+
+    def test_submitAfterStop(self) -> None:
+        """
+        After stopService() a submission fails at once with
+        L{ServerUnavailable}; in-flight tasks fail with L{ConnectionLost}.
+        """
+        client = self.client()
+        inFlight = client.submit("f", b"x")
+        self.flush()
+        client.stopService()
+        self.flush()
+        self.failureResultOf(inFlight.result, ConnectionLost)
+        late = client.submit("f", b"y")
+        self.assertIn("stopped", str(self.failureResultOf(late.result, ServerUnavailable).value))
+
+    def test_unavailableNamesServers(self) -> None:
+        """
+        "No job server is connected" names every server and why it is not.
+        """
+        refused = MemoryServerEndpoint(self.server, self.clock)
+        refused.refuse = True
+        client = GearmanClient([refused], reactor=self.clock, connectTimeout=2)
+        client.startService()
+        self.addCleanup(client.stopService)
+        task = client.submit("f", b"x")
+        self.clock.advance(2)
+        error = self.failureResultOf(task.result, ServerUnavailable).value
+        self.assertEqual(error.servers, ((client.servers[0], "connection refused"),))
+        self.assertIn("no job server is connected (tried ", str(error))
+
+    def test_serverBackWhileWaiting(self) -> None:
+        """
+        A submission waiting for a server is sent once the server is back,
+        even when the reconnection backoff had grown past connectTimeout:
+        waiting submissions make servers be retried at least once a second.
+        """
+        self.endpoint.refuse = True
+        client = GearmanClient([self.endpoint], reactor=self.clock, connectTimeout=10)
+        client.startService()
+        self.addCleanup(client.stopService)
+        for _ in range(40):
+            self.clock.advance(30)
+        self.assertGreater(client._servers[0].reconnector.failures, 5)
+        task = client.submit("f", b"x")
+        self.clock.advance(5)
+        self.endpoint.refuse = False
+        self.clock.advance(1)
+        self.flush()
+        self.assertIsNotNone(task.handle)
+        self.assertNoResult(task.result)
+
+    def test_batchOptions(self) -> None:
+        """
+        submitBatch takes (function, data) pairs and dicts with per-job
+        options; the keyword arguments are defaults.
+        """
+        self.worker(lambda job: job.data.upper())
+        client = self.client()
+        d = client.submitBatch(
+            [("f", b"a"), {"function": "f", "data": b"b", "unique": "k", "priority": HIGH}, {"function": "f", "data": b"c", "background": False}],
+            background=True,
+        )
+        self.flush()
+        results = self.successResultOf(d)
+        self.assertEqual(results[0], b"S:1")
+        self.assertEqual(results[1], b"S:2")
+        self.assertEqual(results[2], b"C")
+
+    def test_batchRejects(self) -> None:
+        """
+        submitBatch refuses what it cannot read with a clear TypeError or
+        ValueError, before sending any job.
+        """
+        client = self.client()
+        connection = client._servers[0].connection
+        bad = [
+            ({"f": b"x"}, TypeError, "jobs must be a list"),
+            ("f", TypeError, "jobs must be a list"),
+            (5, TypeError, "jobs must be a list"),
+            ([("f", b"x"), ("f",)], TypeError, "job 1 must be"),
+            ([("f", b"x"), {"data": b"x"}], TypeError, "job 1 has no function"),
+            ([{"function": "f", "colour": "red"}], TypeError, "job 0 has unknown keys: colour"),
+            ([("f", b"x"), ("f", None)], TypeError, "job 1: data must be bytes or str"),
+            ([("f", b"x"), {"function": "f", "priority": "urgent"}], ValueError, "job 1: priority"),
+        ]
+        for jobs, error, text in bad:
+            e = self.assertRaises(error, client.submitBatch, jobs)
+            self.assertIn(text, str(e))
+        self.assertRaises(TypeError, client.submitBatch, [("f", b"x")], colour="red")
+        self.assertEqual(connection.pendingCount(), 0)
+        self.assertEqual(self.server.jobCount(), 0)
+
+    def test_statusTuples(self) -> None:
+        """
+        getStatus and getStatusUnique fire with named tuples.
+        """
+        client = self.client()
+        task = client.submit("f", b"x", unique="u", background=True)
+        self.flush()
+        status = client.getStatus(task.handle)
+        unique = client.getStatusUnique("f", "u")
+        self.flush()
+        self.assertEqual(self.successResultOf(status), JobStatus(known=True, running=False, numerator=0, denominator=0))
+        result = self.successResultOf(unique)
+        self.assertEqual((result.known, result.waiting), (True, 0))
+        self.assertRaises(TypeError, client.getStatus, 5)
+        self.assertRaises(ValueError, client.getStatus, b"")
+        self.assertRaises(ValueError, client.getStatus, b"H:1", server="elsewhere:1")
+        self.assertRaises(TypeError, client.echo, 5)
+
+    def test_constructorChecks(self) -> None:
+        """
+        The client's settings are checked when it is made.
+        """
+        self.assertRaises(TypeError, GearmanClient, "127.0.0.1:4730")
+        self.assertRaises(TypeError, GearmanClient, ["127.0.0.1"], timeout="1")
+        self.assertRaises(ValueError, GearmanClient, ["127.0.0.1"], connectTimeout=0)
+        self.assertRaises(ValueError, GearmanClient, ["127.0.0.1"], maxAttempts=0)
+        self.assertRaises(TypeError, GearmanClient, ["127.0.0.1"], retryPolicy=5)

@@ -3,16 +3,20 @@ Tests for L{gearman_tw.connection}: what the client's and the worker's
 connections share.
 """
 
-from typing import List
+from typing import List, Tuple
 
+from twisted.internet import error
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.client import GearmanClientProtocol
-from gearman_tw.connection import JobServerConnection
-from gearman_tw.protocol import REQ, RES, PacketType, encode
+from gearman_tw.connection import JobServerConnection, describeFailure
+from gearman_tw.errors import ConnectionLost
+from gearman_tw.protocol import REQ, RES, PacketType, encode, parseAll
 from gearman_tw.worker import GearmanWorker, GearmanWorkerProtocol
 
 
@@ -120,3 +124,105 @@ class JobServerConnectionTests(SynchronousTestCase):
             [(e["log_level"], e.get("ptype")) for e in events],
             [(LogLevel.warn, PacketType.NO_JOB)],
         )
+
+
+class HeartbeatTests(SynchronousTestCase):
+    """
+    The handshake and the heartbeat notice a job server that stopped
+    answering.
+    """
+
+    def connect(self, **kwargs) -> Tuple[JobServerConnection, StringTransport, Clock]:
+        clock = Clock()
+        connection = JobServerConnection(clock, **kwargs)
+        transport = StringTransport()
+        connection.makeConnection(transport)
+        return connection, transport, clock
+
+    def echoes(self, transport: StringTransport) -> int:
+        packets = parseAll(transport.value(), magic=REQ)
+        transport.clear()
+        return sum(1 for ptype, _, _ in packets if ptype == PacketType.ECHO_REQ)
+
+    def test_handshakeTimeout(self) -> None:
+        """
+        A server that does not answer the handshake's ECHO within
+        C{heartbeatTimeout} seconds has the connection dropped, with the
+        reason recorded.
+        """
+        connection, transport, clock = self.connect(heartbeat=10, heartbeatTimeout=3)
+        self.assertEqual(self.echoes(transport), 1)
+        clock.advance(2.9)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(connection.lostReason, "the job server did not answer the handshake within 3 s")
+        self.assertFalse(connection.ready)
+
+    def test_heartbeat(self) -> None:
+        """
+        A ready connection that hears nothing for C{heartbeat} seconds sends
+        an ECHO; an answer keeps it, silence past C{heartbeatTimeout} drops
+        it.  Traffic in between means no ECHO at all.
+        """
+        connection, transport, clock = self.connect(heartbeat=10, heartbeatTimeout=3)
+        self.echoes(transport)
+        connection.dataReceived(encode(PacketType.ECHO_RES, b"", magic=RES))
+        self.assertTrue(connection.ready)
+        clock.advance(5)
+        connection.dataReceived(encode(PacketType.NOOP, magic=RES))
+        clock.advance(5)
+        self.assertEqual(self.echoes(transport), 0)
+        clock.advance(10)
+        self.assertEqual(self.echoes(transport), 1)
+        clock.advance(2)
+        connection.dataReceived(encode(PacketType.ECHO_RES, b"", magic=RES))
+        clock.advance(5)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(5)
+        self.assertEqual(self.echoes(transport), 1)
+        clock.advance(3)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(connection.lostReason, "the job server did not answer a heartbeat within 3 s")
+
+    def test_noHeartbeat(self) -> None:
+        """
+        With C{heartbeat=None} a quiet connection is never probed.
+        """
+        connection, transport, clock = self.connect(heartbeat=None, heartbeatTimeout=3)
+        connection.dataReceived(encode(PacketType.ECHO_RES, b"", magic=RES))
+        self.echoes(transport)
+        clock.advance(3600)
+        self.assertEqual(self.echoes(transport), 0)
+        self.assertFalse(transport.disconnecting)
+
+    def test_lostCancelsTimers(self) -> None:
+        """
+        A lost connection leaves no timer behind and fails its ECHOs.
+        """
+        connection, transport, clock = self.connect(heartbeat=10, heartbeatTimeout=3)
+        pending = connection.echo(b"x")
+        connection.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.failureResultOf(pending, ConnectionLost)
+        self.failureResultOf(connection.echo(b"y"), ConnectionLost)
+
+
+class DescribeFailureTests(SynchronousTestCase):
+    """
+    L{describeFailure} says in a few words why a connection failed.
+    """
+
+    def test_reasons(self) -> None:
+        """
+        Refused, timed out, DNS failures and closes get their own words.
+        """
+        cases = [
+            (error.ConnectionRefusedError(), "connection refused"),
+            (error.TimeoutError(), "timed out"),
+            (error.DNSLookupError("nohost"), "host name not found"),
+            (ConnectionDone(), "connection closed by the job server"),
+            (RuntimeError("odd"), "odd"),
+        ]
+        for exception, text in cases:
+            self.assertEqual(describeFailure(Failure(exception)), text)

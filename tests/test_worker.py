@@ -420,3 +420,328 @@ class WorkerServiceTests(SynchronousTestCase):
         self.assertEqual(calls, [b"x"])
         worker._threadPool = None
         worker.stopService()
+
+
+class StopTests(SynchronousTestCase):
+    """
+    Stopping a worker at every moment of a job's life.
+    """
+
+    def setUp(self) -> None:
+        self.clock = ThreadClock()
+        self.worker = GearmanWorker(["127.0.0.1"], reactor=self.clock, clientId="w1")
+        self.transport = StringTransport()
+
+    def connect(self, function) -> GearmanWorkerProtocol:
+        self.worker.register("f", function)
+        self.worker.running = True
+        group = self.worker._shared
+        protocol = GearmanWorkerProtocol(self.worker, group.functions, group.slots[0], 0, group)
+        protocol.makeConnection(self.transport)
+        protocol.dataReceived(response(PacketType.ECHO_RES, b""))
+        self.transport.clear()
+        return protocol
+
+    def sent(self) -> list:
+        packets = parseAll(self.transport.value(), magic=REQ)
+        self.transport.clear()
+        return [(ptype, args) for ptype, args, _ in packets]
+
+    def test_lateAssignment(self) -> None:
+        """
+        A JOB_ASSIGN answering a GRAB sent before stopService() was called
+        runs the job, and the stop waits for it to end and deliver its
+        result; nothing more is asked for.
+        """
+        pending: Deferred = Deferred()
+        protocol = self.connect(lambda job: pending)
+        stopped = self.worker.stopService()
+        protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
+        self.assertIsNotNone(protocol.job)
+        self.clock.advance(1)
+        self.assertNoResult(stopped)
+        pending.callback(b"done")
+        self.assertEqual(self.sent(), [(PacketType.WORK_COMPLETE, [b"H:1", b"done"])])
+        self.successResultOf(stopped)
+
+    def test_lateNoJob(self) -> None:
+        """
+        A stop waits for the answer to an outstanding GRAB; NO_JOB ends the
+        wait without a PRE_SLEEP.
+        """
+        protocol = self.connect(lambda job: b"r")
+        stopped = self.worker.stopService()
+        self.assertNoResult(stopped)
+        protocol.dataReceived(response(PacketType.NO_JOB))
+        self.successResultOf(stopped)
+        self.assertEqual(self.sent(), [])
+
+    def test_sleepingStops(self) -> None:
+        """
+        A sleeping connection does not hold a stop up, and a NOOP after the
+        stop began asks for nothing.
+        """
+        protocol = self.connect(lambda job: b"r")
+        protocol.dataReceived(response(PacketType.NO_JOB))
+        self.assertEqual(self.sent(), [(PacketType.PRE_SLEEP, [])])
+        stopped = self.worker.stopService()
+        self.successResultOf(stopped)
+        protocol.dataReceived(response(PacketType.NOOP))
+        self.assertEqual(self.sent(), [])
+
+    def test_raiseJobFailed(self) -> None:
+        """
+        C{raise JobFailed()}, as the docs show it, sends WORK_FAIL.
+        """
+
+        def give_up(job):
+            raise JobFailed()
+
+        protocol = self.connect(give_up)
+        protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
+        self.assertEqual(self.sent()[0], (PacketType.WORK_FAIL, [b"H:1"]))
+
+    def test_sendException(self) -> None:
+        """
+        job.sendException(data) ends the job with WORK_EXCEPTION carrying
+        the data as it is; what the function returns is then ignored.
+        """
+
+        def binary(job):
+            job.sendException(b"\x00\xffboom")
+            job.sendData(b"ignored")
+            return b"ignored"
+
+        protocol = self.connect(binary)
+        protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
+        self.assertEqual(
+            self.sent(),
+            [(PacketType.WORK_EXCEPTION, [b"H:1", b"\x00\xffboom"]), (PacketType.GRAB_JOB_UNIQ, [])],
+        )
+
+
+class ThreadedStopTests(SynchronousTestCase):
+    """
+    Stopping a worker whose threaded job outlives the drain timeout.
+    """
+
+    def test_stopDoesNotFreeze(self) -> None:
+        """
+        stopService() returns, and its Deferred fires, without joining a
+        thread still running a job: the reactor is not frozen for the rest
+        of the job.
+        """
+        import threading
+        import time
+
+        clock = ThreadClock()
+        server = JobServer(clock, handlePrefix=b"H")
+        endpoint = MemoryServerEndpoint(server, clock)
+        release = threading.Event()
+        started = threading.Event()
+        self.addCleanup(release.set)
+
+        def slow(job):
+            started.set()
+            release.wait(10)
+            return b"late"
+
+        worker = GearmanWorker([endpoint], reactor=clock, drainTimeout=0.5)
+        worker.register("slow", slow, threaded=True)
+        worker.startService()
+        client = GearmanClient([MemoryServerEndpoint(server, clock)], reactor=clock)
+        client.startService()
+        self.addCleanup(client.stopService)
+        endpoints = [endpoint] + [client._servers[0].reconnector.endpoint]
+        client.submit("slow", b"x")
+        flushAll(endpoints)
+        self.assertTrue(started.wait(5))
+        begin = time.monotonic()
+        stopped = worker.stopService()
+        clock.advance(0.5)
+        flushAll(endpoints)
+        self.successResultOf(stopped)
+        self.assertLess(time.monotonic() - begin, 1.0)
+        for thread in threading.enumerate():
+            if thread.name.startswith("gearman-worker"):
+                self.assertTrue(thread.daemon, thread)
+
+
+class ServiceBehaviourTests(SynchronousTestCase):
+    """
+    L{GearmanWorker} over job servers in memory: connections, slots,
+    registration.
+    """
+
+    def setUp(self) -> None:
+        self.clock = ThreadClock()
+        self.servers = [JobServer(self.clock, handlePrefix=b"S%d" % i) for i in range(2)]
+        self.endpoints = [MemoryServerEndpoint(s, self.clock) for s in self.servers]
+        self.clientEndpoints = [MemoryServerEndpoint(s, self.clock) for s in self.servers]
+
+    def flush(self) -> None:
+        flushAll(self.endpoints + self.clientEndpoints)
+
+    def client(self, index: int = 0) -> GearmanClient:
+        client = GearmanClient([self.clientEndpoints[index]], reactor=self.clock)
+        client.startService()
+        self.addCleanup(client.stopService)
+        return client
+
+    def worker(self, count: int = 1, **kwargs) -> GearmanWorker:
+        worker = GearmanWorker(self.endpoints[:count], reactor=self.clock, **kwargs)
+        self.addCleanup(lambda: worker.running and worker.stopService())
+        return worker
+
+    def test_reconnectsDoNotGrow(self) -> None:
+        """
+        GearmanWorker.connections holds the open connections only, however
+        often they were lost and made again.
+        """
+        worker = self.worker(concurrency=2)
+        worker.register("f", lambda job: b"r")
+        worker.startService()
+        self.flush()
+        for _ in range(5):
+            self.assertEqual(len(worker.connections), 2)
+            self.endpoints[0].disconnectAll()
+            self.assertEqual(worker.connections, [])
+            self.clock.advance(60)
+            self.flush()
+        self.assertEqual(len(worker.connections), 2)
+        self.assertTrue(all(c.connected for c in worker.connections))
+
+    def test_concurrencyIsTotal(self) -> None:
+        """
+        concurrency=2 over two servers runs at most two jobs at once in all;
+        with perServer=True, two per server.
+        """
+        for perServer, limit in ((False, 2), (True, 4)):
+            self.setUp()
+            pending: List[Deferred] = []
+
+            def hold(job):
+                d: Deferred = Deferred()
+                pending.append(d)
+                return d
+
+            worker = self.worker(2, concurrency=2, perServer=perServer)
+            worker.register("f", hold)
+            worker.startService()
+            clients = [self.client(0), self.client(1)]
+            results = [clients[i % 2].submitJob("f", b"%d" % i) for i in range(8)]
+            self.flush()
+            self.assertEqual(len(worker.connections), 4)
+            self.assertEqual(len(worker.runningJobs()), limit, perServer)
+            peak = limit
+            for _ in range(20):
+                if not pending:
+                    break
+                pending.pop(0).callback(b"ok")
+                self.flush()
+                peak = max(peak, len(worker.runningJobs()))
+            self.assertEqual(peak, limit)
+            self.assertEqual([self.successResultOf(d) for d in results], [b"ok"] * 8)
+            worker.stopService()
+            self.flush()
+
+    def test_bothServersServed(self) -> None:
+        """
+        With one slot over two servers, jobs queued on either are run: a
+        connection that waited for the slot gets it in turn.
+        """
+        worker = self.worker(2, concurrency=1)
+        ran: List[bytes] = []
+        worker.register("f", lambda job: ran.append(job.data) or b"ok")
+        worker.startService()
+        results = [self.client(i % 2).submitJob("f", b"%d" % i) for i in range(6)]
+        self.flush()
+        self.assertEqual([self.successResultOf(d) for d in results], [b"ok"] * 6)
+        self.assertEqual(sorted(ran), [b"%d" % i for i in range(6)])
+
+    def test_registerWhileRunning(self) -> None:
+        """
+        A function registered while running is announced on every
+        connection at once and its jobs run; one unregistered is withdrawn
+        (CANT_DO) and its queued jobs stay queued.
+        """
+        worker = self.worker()
+        worker.register("f", lambda job: b"f")
+        worker.startService()
+        self.flush()
+        client = self.client()
+        worker.register("g", lambda job: b"g")
+        worker.register("h", lambda job: b"h", concurrency=1)
+        self.flush()
+        self.assertEqual(self.servers[0].functions[b"g"].workers, 1)
+        g = client.submitJob("g", b"")
+        h = client.submitJob("h", b"")
+        self.flush()
+        self.assertEqual(self.successResultOf(g), b"g")
+        self.assertEqual(self.successResultOf(h), b"h")
+        gone = worker.unregister("g")
+        self.successResultOf(gone)
+        self.flush()
+        self.assertEqual(self.servers[0].functions[b"g"].workers, 0)
+        later = client.submitJob("g", b"")
+        self.flush()
+        self.assertNoResult(later)
+        self.assertRaises(KeyError, worker.unregister, "g")
+        self.successResultOf(worker.unregister("h"))
+        self.flush()
+        self.assertEqual(self.servers[0].functions[b"h"].workers, 0)
+
+    def test_unregisterWaitsForRunningJob(self) -> None:
+        """
+        unregister() fires once the function's running job has ended; the
+        job still delivers its result.
+        """
+        pending: Deferred = Deferred()
+        worker = self.worker()
+        worker.register("f", lambda job: pending)
+        worker.startService()
+        d = self.client().submitJob("f", b"")
+        self.flush()
+        gone = worker.unregister("f")
+        self.assertNoResult(gone)
+        pending.callback(b"r")
+        self.flush()
+        self.successResultOf(gone)
+        self.assertEqual(self.successResultOf(d), b"r")
+
+    def test_whenRegistered(self) -> None:
+        """
+        whenRegistered() fires once every reachable server has confirmed
+        the functions: a refused server does not hold it up, one that has
+        not answered yet does.
+        """
+        self.endpoints[1].refuse = True
+        worker = self.worker(2)
+        worker.register("f", lambda job: b"r")
+        worker.startService()
+        registered = worker.whenRegistered()
+        self.flush()
+        self.successResultOf(registered)
+        self.assertEqual(self.servers[0].functions[b"f"].workers, 1)
+        worker.register("g", lambda job: b"g")
+        again = worker.whenRegistered()
+        self.assertNoResult(again)
+        self.flush()
+        self.successResultOf(again)
+
+    def test_registerChecks(self) -> None:
+        """
+        Bad registrations and settings raise at once.
+        """
+        worker = self.worker()
+        self.assertRaises(TypeError, worker.register, 5, len)
+        self.assertRaises(ValueError, worker.register, "", len)
+        self.assertRaises(ValueError, worker.register, "a\0b", len)
+        self.assertRaises(TypeError, worker.register, "f", "not callable")
+        self.assertRaises(TypeError, worker.register, "f", len, timeout="5")
+        self.assertRaises(ValueError, worker.register, "f", len, timeout=-1)
+        self.assertRaises(TypeError, worker.register, "f", len, concurrency=1.5)
+        self.assertRaises(TypeError, GearmanWorker, "127.0.0.1", reactor=self.clock)
+        self.assertRaises(TypeError, GearmanWorker, ["127.0.0.1"], reactor=self.clock, concurrency="2")
+        self.assertRaises(ValueError, GearmanWorker, ["127.0.0.1"], reactor=self.clock, drainTimeout=-1)
+        self.assertEqual(worker.functions, {})

@@ -1,0 +1,185 @@
+"""
+Tests for L{gearman_tw.reconnect}.
+"""
+
+from typing import List
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from gearman_tw.connection import JobServerConnection
+from gearman_tw.protocol import RES, PacketType, encode
+from gearman_tw.reconnect import Reconnector
+
+
+@implementer(IStreamClientEndpoint)
+class ScriptedEndpoint:
+    """
+    An endpoint whose connection attempts the test answers one by one.
+    """
+
+    def __init__(self) -> None:
+        self.attempts: List[Deferred] = []
+        self.factories: List[Factory] = []
+
+    def connect(self, factory: Factory) -> Deferred:
+        d: Deferred = Deferred()
+        self.attempts.append(d)
+        self.factories.append(factory)
+        return d
+
+    def succeed(self) -> JobServerConnection:
+        """
+        Answer the last attempt with a connection over a StringTransport.
+        """
+        protocol = self.factories[-1].buildProtocol(None)
+        protocol.makeConnection(StringTransport())
+        self.attempts[-1].callback(protocol)
+        return protocol
+
+    def refuse(self) -> None:
+        self.attempts[-1].errback(ConnectionRefusedError())
+
+
+class ReconnectorTests(SynchronousTestCase):
+    """
+    Tests for L{Reconnector}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.endpoint = ScriptedEndpoint()
+        self.events: List[tuple] = []
+        self.reconnector = Reconnector(
+            "s:1",
+            self.endpoint,
+            Factory.forProtocol(lambda: JobServerConnection(self.clock)),
+            self.clock,
+            lambda failures: 2.0**failures,
+            onReady=lambda c: self.events.append(("ready", c)),
+            onLost=lambda c, reason: self.events.append(("lost", c)),
+            onFailed=lambda r: self.events.append(("failed", r.lastError)),
+        )
+
+    def test_retriesWithBackoff(self) -> None:
+        """
+        Failed attempts are retried after the policy's delay for the number
+        of failures so far; the reason is kept.
+        """
+        self.reconnector.startService()
+        self.endpoint.refuse()
+        self.assertEqual(self.reconnector.failures, 1)
+        self.assertEqual(self.reconnector.lastError, "connection refused")
+        self.clock.advance(1.9)
+        self.assertEqual(len(self.endpoint.attempts), 1)
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.endpoint.attempts), 2)
+        self.endpoint.refuse()
+        self.clock.advance(3.9)
+        self.assertEqual(len(self.endpoint.attempts), 2)
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.endpoint.attempts), 3)
+        self.assertEqual(self.events, [("failed", "connection refused")] * 2)
+
+    def test_retrySoon(self) -> None:
+        """
+        retrySoon brings a distant attempt closer, never a near one later.
+        """
+        self.reconnector.startService()
+        for _ in range(5):
+            self.endpoint.refuse()
+            self.clock.advance(2.0**self.reconnector.failures)
+        self.endpoint.refuse()
+        self.reconnector.retrySoon(1.0)
+        self.clock.advance(1.0)
+        self.assertEqual(len(self.endpoint.attempts), 7)
+        self.endpoint.refuse()
+        self.reconnector.retrySoon(10**6)
+        self.clock.advance(2.0**7)
+        self.assertEqual(len(self.endpoint.attempts), 8)
+
+    def test_readyAndLost(self) -> None:
+        """
+        A connection is reported once ready (its handshake answered), which
+        resets the failures; once lost, it is reported and made again.
+        """
+        self.reconnector.startService()
+        self.endpoint.refuse()
+        self.clock.advance(2)
+        protocol = self.endpoint.succeed()
+        self.assertIs(self.reconnector.connection, protocol)
+        self.assertFalse(self.reconnector.ready)
+        protocol.dataReceived(encode(PacketType.ECHO_RES, b"", magic=RES))
+        self.assertTrue(self.reconnector.ready)
+        self.assertEqual(self.reconnector.failures, 0)
+        protocol.connectionLost(Failure(ConnectionRefusedError()))
+        self.assertIsNone(self.reconnector.connection)
+        self.assertEqual([e[0] for e in self.events], ["failed", "ready", "lost"])
+        self.clock.advance(1)
+        self.assertEqual(len(self.endpoint.attempts), 3)
+
+    def test_unansweredHandshakeCountsAsFailure(self) -> None:
+        """
+        A connection lost before it was ready counts as a failed attempt,
+        with the protocol's reason, so the backoff keeps growing against a
+        server that accepts and never answers.
+        """
+        self.reconnector.startService()
+        protocol = self.endpoint.succeed()
+        self.clock.advance(10)
+        self.assertTrue(protocol.transport.disconnecting)
+        protocol.connectionLost(Failure(ConnectionRefusedError()))
+        self.assertEqual(self.reconnector.failures, 1)
+        self.assertEqual(self.reconnector.lastError, "the job server did not answer the handshake within 10 s")
+
+    def test_stop(self) -> None:
+        """
+        Stopping cancels a pending retry and closes the connection; a
+        close the peer never completes is aborted after closeTimeout.
+        """
+        self.reconnector.startService()
+        self.endpoint.refuse()
+        self.successResultOf(self.reconnector.stopService())
+        self.clock.advance(100)
+        self.assertEqual(len(self.endpoint.attempts), 1)
+
+        self.reconnector.startService()
+        protocol = self.endpoint.succeed()
+        aborts: List[bool] = []
+        protocol.transport.abortConnection = lambda: aborts.append(True)
+        stopped = self.reconnector.stopService()
+        self.assertTrue(protocol.transport.disconnecting)
+        self.assertNoResult(stopped)
+        self.clock.advance(Reconnector.closeTimeout - 0.1)
+        self.assertEqual(aborts, [])
+        self.clock.advance(0.1)
+        self.assertEqual(aborts, [True])
+        protocol.connectionLost(Failure(ConnectionRefusedError()))
+        self.successResultOf(stopped)
+        self.clock.advance(100)
+        self.assertEqual(len(self.endpoint.attempts), 2)
+
+    def test_stopWhileConnecting(self) -> None:
+        """
+        Stopping while an attempt is under way cancels it; a connection
+        that arrives anyway is aborted and not kept.
+        """
+        self.reconnector.startService()
+        self.reconnector.stopService()
+        self.assertEqual(self.reconnector.failures, 0)
+        self.assertIsNone(self.reconnector.lastError)
+        self.clock.advance(100)
+        self.assertEqual(len(self.endpoint.attempts), 1)
+
+        self.reconnector.startService()
+        self.reconnector.running = False
+        protocol = self.endpoint.succeed()
+        self.assertIsNone(self.reconnector.connection)
+        self.assertTrue(protocol.transport.disconnecting)
