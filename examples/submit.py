@@ -38,8 +38,8 @@ def main(reactor, server="127.0.0.1:4730"):
 
         # A background job returns its handle; ask the server about it.
         handle = yield client.submitJob("countdown", b"50", background=True)
-        known, running, numerator, denominator = yield client.getStatus(handle)
-        print("background job known: %s" % (known,))
+        status = yield client.getStatus(handle)
+        print("background job known: %s" % (status.known,))
     except GearmanError as e:
         print("failed: %r" % (e,))
         raise

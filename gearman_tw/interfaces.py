@@ -5,7 +5,7 @@ The interfaces of gearman_tw.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Union
 
 from zope.interface import Attribute, Interface
 
@@ -157,15 +157,20 @@ class IJobServer(Interface):
 class IGearmanClient(Interface):
     """
     Submits jobs to Gearman job servers.
+
+    Argument errors raise at once (C{TypeError}, C{ValueError}) and nothing
+    is sent; what servers and workers do arrives through the Deferreds.
     """
 
+    servers = Attribute("The names of the servers in the pool (list of str).")
+
     def submit(
-        function: object,
-        data: object,
-        unique: object,
+        function: Union[bytes, str],
+        data: Union[bytes, str],
+        unique: Union[bytes, str, None],
         priority: str,
         background: bool,
-        when: Optional[int],
+        when: Optional[object],
         timeout: Optional[float],
         onData: Optional[Callable[[bytes], object]],
         onWarning: Optional[Callable[[bytes], object]],
@@ -174,35 +179,47 @@ class IGearmanClient(Interface):
         """
         Submit a job; return a task whose C{result} Deferred fires with the
         WORK_COMPLETE data (a background job's handle) or fails with
-        C{JobFailed}, C{JobException}, C{ServerError}, C{ServerUnavailable}
-        or C{JobTimeout}.
+        C{JobFailed}, C{JobException}, C{ServerError}, C{ServerUnavailable},
+        C{ConnectionLost} or C{JobTimeout}.
         """
 
-    def submitJob(function: object, data: object) -> "Deferred[bytes]":
+    def submitJob(function: Union[bytes, str], data: Union[bytes, str]) -> "Deferred[bytes]":
         """
         Submit a job; return its result Deferred.
         """
 
-    def submitBatch(jobs: object) -> "Deferred[list]":
+    def submitBatch(jobs: Iterable[object]) -> "Deferred[list]":
         """
-        Submit many C{(function, data)} jobs pipelined; fire with their
-        results (data or Failure) in order.
-        """
-
-    def getStatus(handle: object, server: Optional[str]) -> "Deferred[tuple]":
-        """
-        Fire with C{(known, running, numerator, denominator)} for a handle.
+        Submit many jobs (C{(function, data)} pairs or dicts of C{submit}'s
+        arguments) pipelined; fire with their results (data or Failure) in
+        order.
         """
 
-    def getStatusUnique(function: object, unique: object) -> "Deferred[tuple]":
+    def getStatus(handle: Union[bytes, str], server: Optional[str]) -> "Deferred[tuple]":
         """
-        Fire with C{(known, running, numerator, denominator, clients)} for a
-        unique key.
+        Fire with a C{JobStatus} C{(known, running, numerator,
+        denominator)} for a handle.
         """
 
-    def echo(data: object, server: Optional[str]) -> "Deferred[bytes]":
+    def getStatusUnique(function: Union[bytes, str], unique: Union[bytes, str]) -> "Deferred[tuple]":
+        """
+        Fire with a C{UniqueJobStatus} C{(known, running, numerator,
+        denominator, waiting)} for a unique key.
+        """
+
+    def echo(data: Union[bytes, str], server: Optional[str]) -> "Deferred[bytes]":
         """
         Fire with the data a server echoes back.
+        """
+
+    def connectedServers() -> List[str]:
+        """
+        The names of the servers whose connection is ready now.
+        """
+
+    def whenConnected() -> "Deferred[None]":
+        """
+        A new Deferred that fires once at least one server is ready.
         """
 
 
@@ -214,7 +231,7 @@ class IGearmanWorker(Interface):
     functions = Attribute("The registered functions by name (bytes).")
 
     def register(
-        name: object,
+        name: Union[bytes, str],
         function: Callable[[object], object],
         timeout: Optional[float],
         threaded: bool,
@@ -222,7 +239,18 @@ class IGearmanWorker(Interface):
     ) -> None:
         """
         Register C{function} (taking a job, returning bytes, str or a
-        Deferred of them) under C{name}.
+        Deferred of them) under C{name}, before or while running.
+        """
+
+    def unregister(name: Union[bytes, str]) -> "Deferred[None]":
+        """
+        Stop taking jobs of C{name}; fire once none of them runs any more.
+        """
+
+    def whenRegistered() -> "Deferred[None]":
+        """
+        A new Deferred that fires once every reachable server has confirmed
+        every function.
         """
 
     def runningJobs() -> list:
