@@ -1,0 +1,190 @@
+"""
+Property tests of the client and worker libraries together: for any
+interleaving of valid and invalid submissions, cancellations, timeouts,
+completions and lost connections (the client's and the worker's), every
+job that completes gets its own result and no job runs twice except where
+the protocol forces it.
+"""
+
+from collections import Counter
+from typing import Dict, List, Tuple
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw.client import GearmanClient, Task
+from gearman_tw.errors import (
+    ConnectionLost,
+    JobException,
+    JobFailed,
+    JobTimeout,
+    ServerError,
+    ServerUnavailable,
+)
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.testing import MemoryServerEndpoint, flushAll
+from gearman_tw.worker import GearmanWorker
+from tests.test_worker import ThreadClock
+
+# The failures a task may end with in these runs (besides a cancel).
+EXPECTED = (ConnectionLost, JobException, JobFailed, JobTimeout, ServerError, ServerUnavailable, CancelledError)
+
+operations = st.one_of(
+    st.tuples(st.just("submit"), st.sampled_from(["fg", "unique", "bg"]), st.integers(0, 2)),
+    st.tuples(st.just("bad"), st.sampled_from(["data", "priority", "unique", "when", "timeout"])),
+    st.tuples(st.just("cancel"), st.integers(0, 30)),
+    st.tuples(st.just("complete"), st.integers(0, 5)),
+    st.tuples(st.just("raise"), st.integers(0, 5)),
+    st.tuples(st.just("dropClient"), st.integers(0, 1)),
+    st.tuples(st.just("dropWorker"), st.integers(0, 1)),
+    st.tuples(st.just("advance"), st.sampled_from([0.1, 1.0, 3.0])),
+    st.tuples(st.just("flush")),
+)
+
+
+class World:
+    """
+    Two job servers in memory, one client and one worker connected to both,
+    and the worker's running jobs held until the test ends them.
+    """
+
+    def __init__(self) -> None:
+        self.clock = ThreadClock()
+        self.servers = [JobServer(self.clock, handlePrefix=b"S%d" % i) for i in range(2)]
+        self.clientEndpoints = [MemoryServerEndpoint(s, self.clock) for s in self.servers]
+        self.workerEndpoints = [MemoryServerEndpoint(s, self.clock) for s in self.servers]
+        self.client = GearmanClient(
+            self.clientEndpoints, reactor=self.clock, connectTimeout=5, retryPolicy=lambda n: 0.5
+        )
+        self.worker = GearmanWorker(
+            self.workerEndpoints, reactor=self.clock, concurrency=3, retryPolicy=lambda n: 0.5, drainTimeout=1
+        )
+        self.running: List[Tuple[bytes, Deferred]] = []
+        self.runs: Counter = Counter()
+        # Runs a lost worker connection may have cut short, per data.
+        self.cutShort: Counter = Counter()
+        self.worker.register("f", self.run)
+        self.tasks: List[Task] = []
+        self.counter = 0
+        self.client.startService()
+        self.worker.startService()
+        self.flush()
+
+    def run(self, job) -> Deferred:
+        self.runs[job.data] += 1
+        d: Deferred = Deferred()
+        self.running.append((job.data, d))
+        return d
+
+    def flush(self) -> None:
+        flushAll(self.clientEndpoints + self.workerEndpoints, rounds=8)
+
+    def apply(self, operation: tuple) -> None:
+        kind = operation[0]
+        if kind == "submit":
+            self.counter += 1
+            style, key = operation[1], operation[2]
+            if style == "unique":
+                # Coalesced submissions share their data, so any of them
+                # may be the one that runs.
+                task = self.client.submit("f", b"u%d" % (key,), unique="k%d" % (key,), timeout=20)
+            else:
+                task = self.client.submit("f", b"d%d" % (self.counter,), background=style == "bg", timeout=20)
+            self.tasks.append(task)
+        elif kind == "bad":
+            arguments = {
+                "data": (("f", None), {}),
+                "priority": (("f", b"x"), {"priority": "urgent"}),
+                "unique": (("f", b"x"), {"unique": b"u" * 65}),
+                "when": (("f", b"x"), {"when": "soon"}),
+                "timeout": (("f", b"x"), {"timeout": -1}),
+            }[operation[1]]
+            try:
+                self.client.submit(*arguments[0], **arguments[1])
+            except (TypeError, ValueError):
+                pass
+            else:
+                raise AssertionError("a bad %s was accepted" % (operation[1],))
+        elif kind == "cancel":
+            if self.tasks:
+                self.tasks[operation[1] % len(self.tasks)].result.cancel()
+        elif kind in ("complete", "raise"):
+            if self.running:
+                data, d = self.running.pop(operation[1] % len(self.running))
+                if kind == "complete":
+                    d.callback(b"r:" + data)
+                else:
+                    d.errback(RuntimeError("boom " + data.decode()))
+        elif kind == "dropClient":
+            self.clientEndpoints[operation[1]].disconnectAll()
+        elif kind == "dropWorker":
+            endpoint = self.workerEndpoints[operation[1]]
+            for job in self.worker.runningJobs():
+                if job._connection.transport in [p.client.transport for p in endpoint.pumps]:
+                    self.cutShort[job.data] += 1
+            endpoint.disconnectAll()
+        elif kind == "advance":
+            self.clock.advance(operation[1])
+        self.flush()
+
+    def drain(self) -> None:
+        """
+        No more faults: complete whatever runs until every task has ended.
+        """
+        for _ in range(200):
+            while self.running:
+                data, d = self.running.pop(0)
+                d.callback(b"r:" + data)
+            self.flush()
+            if all(t.done for t in self.tasks) and not self.running:
+                return
+            self.clock.advance(0.5)
+            self.flush()
+        raise AssertionError("tasks still waiting: %r" % ([t for t in self.tasks if not t.done],))
+
+
+class LibraryPropertyTests(SynchronousTestCase):
+    """
+    Interleavings of user actions and faults never misdeliver or duplicate.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(operations, max_size=40))
+    def test_ownResultsNoDuplicates(self, script: List[tuple]) -> None:
+        """
+        Whatever happens, a foreground task that succeeds gets the result
+        of its own data; a background one its handle; every task ends; a
+        job runs more than once only for a lost worker connection or a
+        resubmission after a lost client connection.
+        """
+        world = World()
+        try:
+            for operation in script:
+                world.apply(operation)
+            world.drain()
+            resubmitted: Dict[bytes, int] = Counter()
+            for task in world.tasks:
+                resubmitted[task.data] += task.attempts - 1 if task.attempts else 0
+                outcome: List[object] = []
+                task.result.addBoth(outcome.append)
+                self.assertEqual(len(outcome), 1, task)
+                value = outcome[0]
+                if isinstance(value, bytes):
+                    if task.background:
+                        self.assertTrue(value.startswith(b"S"), (task, value))
+                        self.assertEqual(value, task.handle)
+                    else:
+                        self.assertEqual(value, b"r:" + task.data, task)
+                else:
+                    self.assertTrue(value.check(*EXPECTED), value)
+            for data, count in world.runs.items():
+                allowed = 1 + world.cutShort[data] + resubmitted[data]
+                self.assertLessEqual(count, allowed, (data, world.runs, world.cutShort, resubmitted))
+        finally:
+            world.worker.stopService()
+            world.client.stopService()
+            world.clock.advance(10)
+            world.flush()
+        self.flushLoggedErrors(RuntimeError)
