@@ -16,9 +16,9 @@ from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import TestCase
 
 from gearman_tw.client import HIGH, LOW, GearmanClient
-from gearman_tw.errors import JobException, JobFailed
+from gearman_tw.errors import JobException, JobFailed, ServerUnavailable
 from gearman_tw.protocol import REQ, RES, PacketParser, PacketType, encode
-from tests.integration.servers import requireProgram, startGearmand, startOurs
+from tests.integration.servers import freePort, requireProgram, startGearmand, startOurs
 
 
 class ScriptedWorker(Protocol):
@@ -265,6 +265,93 @@ class ClientMixin:
         client = self.client()
         yield client.whenConnected()
         self.assertEqual((yield client.echo(b"ping")), b"ping")
+
+
+    # Faults
+
+    def sleep(self, seconds: float) -> Deferred:
+        d: Deferred = Deferred()
+        reactor.callLater(seconds, d.callback, None)
+        return d
+
+    @inlineCallbacks
+    def test_hungServer(self):
+        """
+        Of two servers, one paused (SIGSTOP) mid-run: its connection is
+        found hung by the heartbeat and dropped, its foreground jobs go to
+        the other server, and every job completes there.
+        """
+        other = self.start()
+        for server in (self.server, other):
+            yield self.scriptedWorker(
+                b"echo", lambda job: [(PacketType.WORK_COMPLETE, job[0], job[3])], port=server.port
+            )
+        client = self.client(
+            "127.0.0.1:%d" % (self.server.port,),
+            "127.0.0.1:%d" % (other.port,),
+            heartbeat=0.3,
+            heartbeatTimeout=0.5,
+            connectTimeout=20,
+        )
+        for _ in range(100):
+            if len(client.connectedServers()) == 2:
+                break
+            yield self.sleep(0.05)
+        os.kill(self.server.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.server.pid, signal.SIGCONT)
+        tasks = [client.submit("echo", b"job%d" % i, timeout=30) for i in range(10)]
+        results = yield gatherResults([t.result for t in tasks])
+        self.assertEqual(results, [b"job%d" % i for i in range(10)])
+        survivor = "127.0.0.1:%d" % (other.port,)
+        self.assertEqual({t.server for t in tasks}, {survivor})
+        self.assertTrue(any(t.attempts == 2 for t in tasks))
+        self.assertEqual(client.connectedServers(), [survivor])
+
+    @inlineCallbacks
+    def test_refusedNamesServer(self):
+        """
+        A submission with no server reachable fails after connectTimeout
+        with an error naming the server and the refusal.
+        """
+        port = freePort()
+        client = self.client("127.0.0.1:%d" % (port,), connectTimeout=1)
+        task = client.submit("f", b"x")
+        try:
+            yield task.result
+        except ServerUnavailable as e:
+            self.assertEqual(
+                str(e), "no job server is connected (tried 127.0.0.1:%d: connection refused)" % (port,)
+            )
+        else:
+            self.fail("no ServerUnavailable")
+        self.assertIsNone(task.handle)
+
+    @inlineCallbacks
+    def test_callbackRaises(self):
+        """
+        A callback that raises for every WORK_DATA and WORK_STATUS leaves
+        the connection up and the job run once.
+        """
+        worker = yield self.scriptedWorker(
+            b"stream",
+            lambda job: [
+                (PacketType.WORK_DATA, job[0], b"d"),
+                (PacketType.WORK_STATUS, job[0], b"1", b"2"),
+                (PacketType.WORK_COMPLETE, job[0], b"done"),
+            ],
+        )
+        client = self.client()
+
+        def broken(*args):
+            raise ValueError("user bug")
+
+        results = yield gatherResults(
+            [client.submitJob("stream", b"%d" % i, onData=broken, onStatus=broken, timeout=30) for i in range(5)]
+        )
+        self.assertEqual(results, [b"done"] * 5)
+        self.assertEqual(len(worker.seen), 5)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 10)
+        self.assertEqual(client._servers[0].reconnector.failures, 0)
 
 
 class OursClientTests(ClientMixin, TestCase):
