@@ -57,7 +57,7 @@ from gearman_tw.errors import (
     ServerUnavailable,
 )
 from gearman_tw.interfaces import IGearmanClient
-from gearman_tw.protocol import MAX_ARGUMENT_SIZE, REQ, PacketType, encode
+from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE, MAX_ARGUMENT_SIZE, REQ, PacketType, encode
 from gearman_tw.reconnect import Reconnector
 
 
@@ -90,6 +90,15 @@ MAX_UNIQUE = 64
 #: The longest function name: gearmand drops a connection whose NUL-ended
 #: argument does not fit in its 8 KiB buffer.
 MAX_FUNCTION = MAX_ARGUMENT_SIZE - 1
+
+#: The largest packet a submission may make by default: what gearman_tw's
+#: server accepts (it drops a connection that sends a larger one, and with
+#: it every job in flight there).
+MAX_PACKET = DEFAULT_MAX_PACKET_SIZE
+
+# Time limits are finite; epochs end with year 9999.
+_FOREVER = 10.0**9
+_LAST_EPOCH = 253402300799
 
 
 class JobStatus(NamedTuple):
@@ -124,7 +133,10 @@ def _bytes(value: object, what: str, allowEmpty: bool = True) -> bytes:
     @raise ValueError: it is empty and must not be.
     """
     if isinstance(value, str):
-        result = value.encode("utf-8")
+        try:
+            result = value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError("%s is not valid UTF-8 text: %s" % (what, e)) from None
     elif isinstance(value, (bytes, bytearray, memoryview)):
         result = bytes(value)
     else:
@@ -160,8 +172,8 @@ def _seconds(value: object, what: str) -> Optional[float]:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("%s must be a number of seconds or None, not %s" % (what, type(value).__name__))
-    if not value > 0:
-        raise ValueError("%s must be more than 0 seconds, not %r" % (what, value))
+    if not 0 < value < _FOREVER:
+        raise ValueError("%s must be more than 0 seconds and finite, not %r" % (what, value))
     return float(value)
 
 
@@ -173,8 +185,8 @@ def _epoch(value: object) -> Optional[int]:
         value = timestamp()  # a datetime
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("when must be epoch seconds or a datetime, not %s" % (type(value).__name__,))
-    if value < 0:
-        raise ValueError("when must not be before 1970, not %r" % (value,))
+    if not 0 <= value <= _LAST_EPOCH:
+        raise ValueError("when must be epoch seconds from 1970 to 9999, not %r" % (value,))
     return int(value)
 
 
@@ -287,7 +299,8 @@ class Task:
         if not self.unique or self.background:
             return None
         if self.unique == b"-":
-            return (self.function, b"-", self.data) if self.data else None
+            # gearmand takes the data as the unique key.
+            return (self.function, self.data) if self.data else None
         return (self.function, self.unique)
 
     def whenCreated(self) -> Deferred[bytes]:
@@ -306,6 +319,14 @@ class Task:
 
     def _name(self) -> str:
         return self.function.decode("utf-8", "replace")
+
+    def _describe(self) -> str:
+        """
+        "job H:x:1 (reverse)", or "job (reverse)" before it has a handle.
+        """
+        if self.handle is None:
+            return "job (%s)" % (self._name(),)
+        return "job %s (%s)" % (self.handle.decode("ascii", "replace"), self._name())
 
     def _call(self, callback: Callable[..., object], what: str, *args: object) -> None:
         """
@@ -326,11 +347,13 @@ class Task:
     def _created(self, handle: bytes) -> None:
         self.handle = handle
         self._awaiting = False
+        followers = list(self._followers)
         waiters, self._createdWaiters = self._createdWaiters, []
         for d in waiters:
             d.callback(handle)
-        for follower in list(self._followers):
-            follower._created(handle)
+        for follower in followers:
+            if follower.handle is None:
+                follower._created(handle)
 
     def _event(self, ptype: int, payload: Any) -> None:
         if ptype == PacketType.WORK_DATA:
@@ -381,6 +404,10 @@ class Task:
         self._connection = None
 
 
+# Kinds of requests that the server answers in turn.
+_SUBMIT, _ECHO, _OPTION, _STATUS, _STATUS_UNIQUE = range(5)
+
+
 class GearmanClientProtocol(JobServerConnection):
     """
     One client connection to a job server.
@@ -409,6 +436,12 @@ class GearmanClientProtocol(JobServerConnection):
         self._options: Deque[Deferred[bytes]] = deque()
         self._status: Dict[bytes, Deque[Deferred[JobStatus]]] = {}
         self._statusUnique: Dict[bytes, Deque[Deferred[UniqueJobStatus]]] = {}
+        # The kind of every request not answered yet, oldest first, and the
+        # handles and keys of status requests in the order they were sent:
+        # an ERROR answers the oldest.
+        self._order: Deque[int] = deque()
+        self._statusOrder: Deque[bytes] = deque()
+        self._statusUniqueOrder: Deque[bytes] = deque()
         self.orphans: List[Task] = []
 
     def greet(self) -> None:
@@ -450,6 +483,7 @@ class GearmanClientProtocol(JobServerConnection):
         task._connection = self
         task._awaiting = True
         self._awaitingCreated.append(task)
+        self._order.append(_SUBMIT)
         self.transport.write(packet)  # type: ignore[union-attr]
 
     def forget(self, task: Task) -> None:
@@ -485,7 +519,9 @@ class GearmanClientProtocol(JobServerConnection):
             self._local[key] = heir
         if task.handle is not None:
             self._tasks[task.handle] = heir
-        else:
+            if heir.handle is None:
+                heir._created(task.handle)
+        elif task in self._awaitingCreated:
             index = self._awaitingCreated.index(task)
             self._awaitingCreated[index] = heir
             # The cancelled leader's handle waiters are told when it comes.
@@ -498,6 +534,11 @@ class GearmanClientProtocol(JobServerConnection):
         if key is not None and self._local.get(key) is task:
             del self._local[key]
 
+    def echo(self, data: bytes = b"") -> Deferred[bytes]:
+        if self.connected:
+            self._order.append(_ECHO)
+        return super().echo(data)
+
     def setOption(self, name: bytes) -> Deferred[bytes]:
         """
         OPTION_REQ: fires with the option name, or fails with L{ServerError}.
@@ -506,6 +547,7 @@ class GearmanClientProtocol(JobServerConnection):
             return fail(ConnectionLost("not connected to the job server"))
         d: Deferred[bytes] = Deferred()
         self._options.append(d)
+        self._order.append(_OPTION)
         self.transport.write(encode(PacketType.OPTION_REQ, name, magic=REQ))  # type: ignore[union-attr]
         return d
 
@@ -517,6 +559,8 @@ class GearmanClientProtocol(JobServerConnection):
             return fail(ConnectionLost("not connected to the job server"))
         d: Deferred[JobStatus] = Deferred()
         self._status.setdefault(handle, deque()).append(d)
+        self._statusOrder.append(handle)
+        self._order.append(_STATUS)
         self.transport.write(encode(PacketType.GET_STATUS, handle, magic=REQ))  # type: ignore[union-attr]
         return d
 
@@ -528,6 +572,8 @@ class GearmanClientProtocol(JobServerConnection):
             return fail(ConnectionLost("not connected to the job server"))
         d: Deferred[UniqueJobStatus] = Deferred()
         self._statusUnique.setdefault(unique, deque()).append(d)
+        self._statusUniqueOrder.append(unique)
+        self._order.append(_STATUS_UNIQUE)
         self.transport.write(encode(PacketType.GET_STATUS_UNIQUE, unique, magic=REQ))  # type: ignore[union-attr]
         return d
 
@@ -540,10 +586,21 @@ class GearmanClientProtocol(JobServerConnection):
         else:
             handler(self, args, payload)
 
+    def _answered(self, kind: int) -> None:
+        """
+        The server answered the oldest request of C{kind}.
+        """
+        order = self._order
+        if order and order[0] == kind:
+            order.popleft()
+        elif kind in order:
+            order.remove(kind)
+
     def _jobCreated(self, args: List[bytes], payload: bytes) -> None:
         if not self._awaitingCreated:
             self.log.warn("JOB_CREATED for no submission")
             return
+        self._answered(_SUBMIT)
         task = self._awaitingCreated.popleft()
         handle = args[0]
         task._created(handle)
@@ -554,22 +611,49 @@ class GearmanClientProtocol(JobServerConnection):
             self._dropLocal(task)
             task._succeed(handle)
         else:
-            self._tasks[handle] = task
+            existing = self._tasks.get(handle)
+            if existing is not None and existing is not task:
+                # The server coalesced it with a job this connection already
+                # follows (under a key this client did not know to match).
+                self._dropLocal(task)
+                existing._followers.append(task)
+            else:
+                self._tasks[handle] = task
 
     def _error(self, args: List[bytes], payload: bytes) -> None:
+        """
+        ERROR answers the oldest request still unanswered: the server
+        answers each in turn.
+        """
         code, text = args
-        if code == b"UNKNOWN_OPTION" and self._options:
-            self._options.popleft().errback(ServerError(code, text))
-        elif self._awaitingCreated and code not in (b"JOB_NOT_FOUND",):
+        error = ServerError(code, text)
+        kind = self._order.popleft() if self._order else None
+        if kind == _SUBMIT and self._awaitingCreated:
             task = self._awaitingCreated.popleft()
             self._dropLocal(task)
-            task._fail(ServerError(code, text))
+            task._fail(error)
+        elif kind == _OPTION and self._options:
+            self._options.popleft().errback(error)
+        elif kind == _ECHO:
+            self.echoFailed(error)
+        elif kind == _STATUS and self._statusOrder:
+            self._popWaiter(self._status, self._statusOrder.popleft()).errback(error)
+        elif kind == _STATUS_UNIQUE and self._statusUniqueOrder:
+            self._popWaiter(self._statusUnique, self._statusUniqueOrder.popleft()).errback(error)
         else:
             self.log.warn(
                 "Server error {code}: {text}",
                 code=code.decode("ascii", "replace"),
                 text=text.decode("utf-8", "replace"),
             )
+
+    @staticmethod
+    def _popWaiter(table: Dict[bytes, Deque[Deferred[Any]]], key: bytes) -> Deferred[Any]:
+        waiters = table[key]
+        d = waiters.popleft()
+        if not waiters:
+            del table[key]
+        return d
 
     def _workEvent(self, args: List[bytes], payload: bytes, ptype: int) -> None:
         task = self._tasks.get(args[0])
@@ -613,22 +697,20 @@ class GearmanClientProtocol(JobServerConnection):
 
     def _statusRes(self, args: List[bytes], payload: bytes) -> None:
         handle, known, running, numerator, denominator = args
-        waiters = self._status.get(handle)
-        if not waiters:
+        if not self._status.get(handle):
             return
-        d = waiters.popleft()
-        if not waiters:
-            del self._status[handle]
+        self._answered(_STATUS)
+        self._statusOrder.remove(handle)
+        d = self._popWaiter(self._status, handle)
         d.callback(JobStatus(known == b"1", running == b"1", _atoi(numerator), _atoi(denominator)))
 
     def _statusResUnique(self, args: List[bytes], payload: bytes) -> None:
         unique, known, running, numerator, denominator, clients = args
-        waiters = self._statusUnique.get(unique)
-        if not waiters:
+        if not self._statusUnique.get(unique):
             return
-        d = waiters.popleft()
-        if not waiters:
-            del self._statusUnique[unique]
+        self._answered(_STATUS_UNIQUE)
+        self._statusUniqueOrder.remove(unique)
+        d = self._popWaiter(self._statusUnique, unique)
         d.callback(
             UniqueJobStatus(
                 known == b"1",
@@ -640,10 +722,12 @@ class GearmanClientProtocol(JobServerConnection):
         )
 
     def _echoRes(self, args: List[bytes], payload: bytes) -> None:
+        self._answered(_ECHO)
         self.echoReceived(payload)
 
     def _optionRes(self, args: List[bytes], payload: bytes) -> None:
         if self._options:
+            self._answered(_OPTION)
             self._options.popleft().callback(args[0])
 
     def _noop(self, args: List[bytes], payload: bytes) -> None:
@@ -661,6 +745,9 @@ class GearmanClientProtocol(JobServerConnection):
         self._awaitingCreated.clear()
         self._tasks.clear()
         self._local.clear()
+        self._order.clear()
+        self._statusOrder.clear()
+        self._statusUniqueOrder.clear()
         while self._options:
             self._options.popleft().errback(lost)
         for waiters in list(self._status.values()) + list(self._statusUnique.values()):
@@ -668,7 +755,17 @@ class GearmanClientProtocol(JobServerConnection):
                 waiters.popleft().errback(lost)  # type: ignore[attr-defined]
         self._status.clear()
         self._statusUnique.clear()
-        self.orphans = unfinished
+        # Followers go their own way now: each is submitted again by itself
+        # (and coalesces again wherever it lands).
+        orphans: List[Task] = []
+        for task in unfinished:
+            followers, task._followers = task._followers, []
+            for orphan in [task] + followers:
+                if not orphan.result.called:
+                    orphan._connection = None
+                    orphan._awaiting = False
+                    orphans.append(orphan)
+        self.orphans = orphans
         super().connectionLost(reason)
         if self.onLost is None:
             orphans, self.orphans = self.orphans, []
@@ -770,6 +867,7 @@ class GearmanClient(MultiService):
     @ivar timeout: the default time limit of a task, or L{None}.
     @ivar connectTimeout: how long a submission waits for a server.
     @ivar maxAttempts: how many servers one task may be submitted to.
+    @ivar maxPacketSize: the largest submission, in bytes.
     """
 
     log = Logger()
@@ -785,6 +883,7 @@ class GearmanClient(MultiService):
         retryPolicy: Optional[Callable[[int], float]] = None,
         heartbeat: Optional[float] = DEFAULT_HEARTBEAT,
         heartbeatTimeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        maxPacketSize: int = MAX_PACKET,
     ) -> None:
         """
         @param servers: C{"host:port"} strings (port 4730 if left out),
@@ -807,6 +906,9 @@ class GearmanClient(MultiService):
         @param heartbeatTimeout: seconds a server has to answer the ECHO of
             a heartbeat or of a new connection before the connection is
             dropped as hung (its jobs then go to the other servers).
+        @param maxPacketSize: the largest submission, in bytes (what
+            gearman_tw's server accepts by default): a larger one raises
+            C{ValueError} instead of making the server drop the connection.
         @raise TypeError: an argument has the wrong type.
         @raise ValueError: an argument has a wrong value, or no server is
             given.
@@ -830,6 +932,11 @@ class GearmanClient(MultiService):
         if maxAttempts is not None and maxAttempts < 1:
             raise ValueError("maxAttempts must be at least 1, not %d" % (maxAttempts,))
         _callback(retryPolicy, "retryPolicy")
+        if isinstance(maxPacketSize, bool) or not isinstance(maxPacketSize, int):
+            raise TypeError("maxPacketSize must be an int, not %s" % (type(maxPacketSize).__name__,))
+        if maxPacketSize < 1024:
+            raise ValueError("maxPacketSize must be at least 1024, not %d" % (maxPacketSize,))
+        self.maxPacketSize = maxPacketSize
         self.reactor = reactor
         self.connectTimeout = connectLimit
         self._factory = GearmanClientFactory(exceptions, reactor, heartbeat, heartbeatLimit)
@@ -891,7 +998,7 @@ class GearmanClient(MultiService):
         connection.orphans = []  # type: ignore[attr-defined]
         for task in orphans:
             if self._stopped:
-                task._fail(ConnectionLost("the client was stopped"))
+                task._fail(ConnectionLost("%s lost: the client was stopped" % (task._describe(),)))
             elif task.background and task.handle is not None:
                 continue
             else:
@@ -932,8 +1039,9 @@ class GearmanClient(MultiService):
         ]
         if not live:
             return live
-        if task.unique and task.unique != b"-":
-            key = task.function + b"\0" + task.unique
+        unique = task.data if task.unique == b"-" else task.unique
+        if unique:
+            key = task.function + b"\0" + unique
             live.sort(key=lambda s: hashlib.md5(s.hashKey + b"\0" + key).digest(), reverse=True)
             return live
         self._next = (self._next + 1) % len(live)
@@ -943,7 +1051,11 @@ class GearmanClient(MultiService):
         if task.result.called:
             return
         if task.attempts >= self.maxAttempts:
-            task._fail(self._unavailable("no job server could finish job (%s)" % (task._name(),)))
+            task._fail(
+                self._unavailable(
+                    "%s not finished: no job server could finish it in %d attempts" % (task._describe(), task.attempts)
+                )
+            )
             return
         candidates = self._candidates(task, exclude)
         if not candidates and exclude is not None:
@@ -960,7 +1072,7 @@ class GearmanClient(MultiService):
     def _wait(self, task: Task) -> None:
         def giveUp() -> None:
             self._waiting.pop(task, None)
-            task._fail(self._unavailable("no job server is connected"))
+            task._fail(self._unavailable("%s not submitted: no job server is connected" % (task._describe(),)))
 
         self._waiting[task] = self.reactor.callLater(self.connectTimeout, giveUp)  # type: ignore[attr-defined]
         for server in self._servers:
@@ -1049,6 +1161,12 @@ class GearmanClient(MultiService):
         if epoch is not None and level != NORMAL:
             raise ValueError("epoch jobs always run at normal priority")
         limit = _seconds(timeout, "timeout")
+        size = len(functionBytes) + len(uniqueBytes) + len(dataBytes) + 32
+        if size > self.maxPacketSize:
+            raise ValueError(
+                "job (%s) is %d bytes; a packet may be at most %d (maxPacketSize)"
+                % (functionBytes.decode("utf-8", "replace"), size, self.maxPacketSize)
+            )
         task = Task(
             functionBytes,
             dataBytes,
@@ -1065,7 +1183,7 @@ class GearmanClient(MultiService):
     def _start(self, task: Task, limit: Optional[float]) -> None:
         task.result.addBoth(self._settled, task)
         if self._stopped:
-            task._fail(ServerUnavailable("the client is stopped"))
+            task._fail(ServerUnavailable("%s not submitted: the client is stopped" % (task._describe(),)))
             return
         if limit is not None:
             task.result.addTimeout(limit, self.reactor, self._timedOut(task))  # type: ignore[arg-type]
@@ -1144,8 +1262,10 @@ class GearmanClient(MultiService):
                         arguments.get("onStatus"),
                     )
                 )
-            except (TypeError, ValueError) as e:
-                raise type(e)("job %d: %s" % (index, e)) from None
+            except TypeError as e:
+                raise TypeError("job %d: %s" % (index, e)) from None
+            except ValueError as e:
+                raise ValueError("job %d: %s" % (index, e)) from None
         for task, limit in prepared:
             self._start(task, limit)
         results = DeferredList([task.result for task, _ in prepared], consumeErrors=True)
@@ -1232,5 +1352,5 @@ class GearmanClient(MultiService):
         for task, timer in waiting.items():
             if timer.active():
                 timer.cancel()
-            task._fail(ServerUnavailable("the client was stopped"))
+            task._fail(ServerUnavailable("%s not submitted: the client was stopped" % (task._describe(),)))
         return super().stopService()  # type: ignore[return-value]

@@ -152,6 +152,13 @@ class JobServerConnection(Protocol):
         if self._echoes:
             self._echoes.popleft().callback(payload)
 
+    def echoFailed(self, error: Exception) -> None:
+        """
+        The server answered the oldest ECHO with an error.
+        """
+        if self._echoes:
+            self._echoes.popleft().errback(error)
+
     def _probe(self, why: str) -> Deferred[bytes]:
         """
         An ECHO that must be answered within C{heartbeatTimeout} seconds,

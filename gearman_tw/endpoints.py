@@ -28,9 +28,15 @@ def clientEndpoint(
     @param server: C{"host"}, C{"host:port"}, C{"[ipv6]:port"}, an endpoint
         description such as C{"tls:host=h:port=4730"} or C{"unix:path=/s"},
         or an endpoint object.
-    @raise ValueError: C{server} is none of these.
+    @raise TypeError: C{server} is neither a str nor an endpoint.
+    @raise ValueError: C{server} is not a job server address.
     """
     if not isinstance(server, str):
+        if not IStreamClientEndpoint.providedBy(server):
+            raise TypeError(
+                "a job server is a 'host:port' str, an endpoint description or an endpoint, not %s"
+                % (type(server).__name__,)
+            )
         return server, repr(server)
     prefix = server.split(":", 1)[0]
     if prefix in ENDPOINT_TYPES:

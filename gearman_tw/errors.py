@@ -129,6 +129,9 @@ class ConnectionLost(GearmanError, _error.ConnectionLost):
     The connection to a job server was lost with requests outstanding.
     """
 
+    def __str__(self) -> str:
+        return " ".join(str(arg) for arg in self.args) or "connection to the job server lost"
+
 
 class QueueError(GearmanError):
     """

@@ -832,3 +832,164 @@ class MisuseTests(SynchronousTestCase):
         self.assertRaises(ValueError, GearmanClient, ["127.0.0.1"], connectTimeout=0)
         self.assertRaises(ValueError, GearmanClient, ["127.0.0.1"], maxAttempts=0)
         self.assertRaises(TypeError, GearmanClient, ["127.0.0.1"], retryPolicy=5)
+        self.assertRaises(TypeError, GearmanClient, [5])
+        self.assertRaises(TypeError, GearmanClient, ["127.0.0.1"], maxPacketSize="big")
+
+
+class AdversarialTests(SynchronousTestCase):
+    """
+    Cases an adversarial review found: each failed before its fix.
+    """
+
+    def setUp(self) -> None:
+        self.protocol = GearmanClientProtocol(exceptions=False)
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(response(PacketType.ECHO_RES, b""))
+        self.transport.clear()
+
+    def test_errorAnswersOldestRequest(self) -> None:
+        """
+        An ERROR answering a GET_STATUS_UNIQUE the server does not know
+        fails that request, not the oldest submission: every later job
+        still gets its own result.
+        """
+        first = Task(b"f", b"a")
+        self.protocol.submit(first)
+        status = self.protocol.getStatusUnique(b"u")
+        second = Task(b"f", b"b")
+        self.protocol.submit(second)
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.ERROR, b"INVALID_COMMAND", b"unknown")
+            + response(PacketType.JOB_CREATED, b"H:2")
+            + response(PacketType.WORK_COMPLETE, b"H:2", b"B")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"A")
+        )
+        self.assertEqual(self.failureResultOf(status, ServerError).value.code, b"INVALID_COMMAND")
+        self.assertEqual(self.successResultOf(first.result), b"A")
+        self.assertEqual(self.successResultOf(second.result), b"B")
+
+    def test_errorAnswersEchoAndStatus(self) -> None:
+        """
+        ERRORs are matched to ECHO and GET_STATUS requests in turn too.
+        """
+        echo = self.protocol.echo(b"x")
+        status = self.protocol.getStatus(b"H:9")
+        later = self.protocol.getStatus(b"H:8")
+        self.protocol.dataReceived(
+            response(PacketType.ERROR, b"E1", b"")
+            + response(PacketType.ERROR, b"E2", b"")
+            + response(PacketType.STATUS_RES, b"H:8", b"0", b"0", b"0", b"0")
+        )
+        self.assertEqual(self.failureResultOf(echo, ServerError).value.code, b"E1")
+        self.assertEqual(self.failureResultOf(status, ServerError).value.code, b"E2")
+        self.assertEqual(self.successResultOf(later).known, False)
+
+    def test_handleShared(self) -> None:
+        """
+        Two submissions the server coalesced under one handle (gearmand
+        takes C{"-"} as the data, which another task gave as its unique
+        key) both get the result.
+        """
+        dash = Task(b"f", b"same", unique=b"-")
+        named = Task(b"f", b"same", unique=b"same")
+        self.assertEqual(dash.coalescingKey(), named.coalescingKey())
+        other = Task(b"f", b"x", unique=b"k1")
+        again = Task(b"f", b"y", unique=b"k2")
+        self.protocol.submit(other)
+        self.protocol.submit(again)
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"r")
+        )
+        self.assertEqual(self.successResultOf(other.result), b"r")
+        self.assertEqual(self.successResultOf(again.result), b"r")
+
+    def test_cancelFollowerLeaderWhileWaiting(self) -> None:
+        """
+        A leader cancelled (or timed out) after its connection was lost
+        leaves its follower to be submitted by itself: both end.
+        """
+        clock = Clock()
+        server = JobServer(clock, handlePrefix=b"S")
+        endpoint = MemoryServerEndpoint(server, clock)
+        client = GearmanClient([endpoint], reactor=clock, connectTimeout=30)
+        client.startService()
+        self.addCleanup(client.stopService)
+        leader = client.submit("f", b"x", unique="k", timeout=2)
+        follower = client.submit("f", b"x", unique="k")
+        endpoint.flush()
+        endpoint.refuse = True
+        endpoint.disconnectAll()
+        clock.advance(2)
+        self.failureResultOf(leader.result, JobTimeout)
+        endpoint.refuse = False
+        clock.advance(5)
+        endpoint.flush()
+        worker = GearmanWorker([MemoryServerEndpoint(server, clock)], reactor=clock)
+        worker.register("f", lambda job: b"done")
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        for _ in range(5):
+            flushAll([endpoint] + [worker._shared.reconnectors[0].endpoint])
+        self.assertEqual(self.successResultOf(follower.result), b"done")
+
+    def test_createdCallbackCancelsLeader(self) -> None:
+        """
+        A whenCreated callback that cancels the leader leaves the follower
+        with the handle and the result.
+        """
+        leader = Task(b"f", b"x", unique=b"k")
+        follower = Task(b"f", b"x", unique=b"k")
+        self.protocol.submit(leader)
+        self.protocol.submit(follower)
+        leader.whenCreated().addCallback(lambda _: leader.result.cancel())
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1") + response(PacketType.WORK_COMPLETE, b"H:1", b"done")
+        )
+        self.failureResultOf(leader.result, CancelledError)
+        self.assertEqual(follower.handle, b"H:1")
+        self.assertEqual(self.successResultOf(follower.whenCreated()), b"H:1")
+        self.assertEqual(self.successResultOf(follower.result), b"done")
+
+    def test_oversized(self) -> None:
+        """
+        A submission larger than maxPacketSize raises ValueError at once.
+        """
+        client = GearmanClient(["127.0.0.1"], maxPacketSize=4096)
+        self.assertRaises(ValueError, client.submit, "f", b"x" * 5000)
+        client.submit("f", b"x" * 1000).result.addErrback(lambda f: None)
+
+    def test_badValues(self) -> None:
+        """
+        Infinite or absurd epochs and timeouts, and text that cannot be
+        UTF-8, are ValueErrors naming the argument.
+        """
+        client = GearmanClient(["127.0.0.1"])
+        for kwargs in ({"when": float("inf")}, {"when": 1e30}, {"when": float("nan")}, {"timeout": float("inf")}):
+            self.assertRaises(ValueError, client.submit, "f", b"x", **kwargs)
+        error = self.assertRaises(ValueError, client.submit, "f\udc80", b"x")
+        self.assertIn("function", str(error))
+        error = self.assertRaises(ValueError, client.submitBatch, [("f\udc80", b"x")])
+        self.assertIn("job 0: function", str(error))
+
+    def test_errorTextsNameTheJob(self) -> None:
+        """
+        Failures of a task say which job they are about.
+        """
+        clock = Clock()
+        endpoint = MemoryServerEndpoint(JobServer(clock), clock)
+        endpoint.refuse = True
+        client = GearmanClient([endpoint], reactor=clock, connectTimeout=1)
+        client.startService()
+        task = client.submit("resize", b"x")
+        clock.advance(1)
+        self.assertTrue(str(self.failureResultOf(task.result).value).startswith("job (resize) not submitted: "))
+        client.stopService()
+        late = client.submit("resize", b"y")
+        self.assertEqual(
+            str(self.failureResultOf(late.result).value), "job (resize) not submitted: the client is stopped"
+        )
+        self.assertEqual(str(ConnectionLost("job H:1 (f) lost")), "job H:1 (f) lost")

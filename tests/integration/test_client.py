@@ -320,7 +320,8 @@ class ClientMixin:
             yield task.result
         except ServerUnavailable as e:
             self.assertEqual(
-                str(e), "no job server is connected (tried 127.0.0.1:%d: connection refused)" % (port,)
+                str(e),
+                "job (f) not submitted: no job server is connected (tried 127.0.0.1:%d: connection refused)" % (port,),
             )
         else:
             self.fail("no ServerUnavailable")
