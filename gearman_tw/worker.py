@@ -27,10 +27,10 @@ import socket
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from twisted.application.internet import backoffPolicy
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
@@ -42,7 +42,7 @@ from zope.interface import implementer
 
 from gearman_tw.connection import DEFAULT_HEARTBEAT, DEFAULT_HEARTBEAT_TIMEOUT, JobServerConnection
 from gearman_tw.endpoints import clientEndpoint
-from gearman_tw.errors import JobFailed
+from gearman_tw.errors import JobFailed, ServerUnavailable
 from gearman_tw.interfaces import IGearmanWorker
 from gearman_tw.protocol import MAX_ARGUMENT_SIZE, REQ, PacketType, encode
 from gearman_tw.reconnect import Reconnector
@@ -59,7 +59,10 @@ def _bytes(value: object, what: str = "a Gearman function's result") -> bytes:
     if value is None:
         return b""
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError("%s is not valid UTF-8 text: %s" % (what, e)) from None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise TypeError("%s must be bytes or str, not %s" % (what, type(value).__name__))
@@ -68,7 +71,7 @@ def _bytes(value: object, what: str = "a Gearman function's result") -> bytes:
 def _name(value: object) -> bytes:
     if not isinstance(value, (bytes, str)):
         raise TypeError("a function name must be bytes or str, not %s" % (type(value).__name__,))
-    name = _bytes(value)
+    name = _bytes(value, "a function name")
     if not name or b"\0" in name or len(name) >= MAX_ARGUMENT_SIZE:
         raise ValueError("a function name must be 1 to %d bytes without NUL: %r" % (MAX_ARGUMENT_SIZE - 1, value))
     return name
@@ -84,13 +87,18 @@ def _count(value: object, what: str, allowNone: bool = False) -> Optional[int]:
     return value
 
 
-def _seconds(value: object, what: str, allowNone: bool = True) -> Optional[float]:
+def _seconds(value: object, what: str, allowNone: bool = True, positive: bool = True) -> Optional[float]:
+    """
+    C{value} as seconds: finite, and more than 0 unless C{positive} is
+    false (then at least 0).
+    """
     if value is None and allowNone:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("%s must be a number of seconds, not %s" % (what, type(value).__name__))
-    if value < 0 or value != value:
-        raise ValueError("%s must not be negative, not %r" % (what, value))
+    low = 0 < value if positive else 0 <= value
+    if not (low and value < 10.0**9):
+        raise ValueError("%s must be %s 0 seconds and finite, not %r" % (what, "more than" if positive else "at least", value))
     return float(value)
 
 
@@ -309,10 +317,13 @@ class GearmanWorkerProtocol(JobServerConnection):
         self.hasSlot = False
         self.sleeping = False
         self.grabbing = False
-        self._idleWaiters: List[Deferred[None]] = []
         self._changes = 0
         self._confirmed = -1
-        self._withdrawals: List[bytes] = []
+        # The ability packet the server has for each name on this
+        # connection, and changes that wait for it to be idle (None: a
+        # withdrawal).
+        self._announced: Dict[bytes, bytes] = {}
+        self._pending: Dict[bytes, Optional[bytes]] = {}
 
     @property
     def registered(self) -> bool:
@@ -341,8 +352,9 @@ class GearmanWorkerProtocol(JobServerConnection):
         if self.group is not None:
             self.group.connections.append(self)
         self.send(PacketType.SET_CLIENT_ID, self.worker.clientId)
+        self._announced = {f.name: f.ability() for f in self.functions.values()}
         if self.connected:
-            self.transport.writeSequence([f.ability() for f in self.functions.values()])  # type: ignore[union-attr]
+            self.transport.writeSequence(list(self._announced.values()))  # type: ignore[union-attr]
         self._confirmed = self._changes
         self.wantWork()
 
@@ -352,11 +364,25 @@ class GearmanWorkerProtocol(JobServerConnection):
 
     def announce(self, function: Function) -> None:
         """
-        Register C{function} on this connection now (CAN_DO or
-        CAN_DO_TIMEOUT); a sleeping connection wakes to ask for work it may
-        now do.
+        Register C{function} on this connection (CAN_DO or CAN_DO_TIMEOUT):
+        at once if the server does not know the name here, or in place of a
+        withdrawal still waiting to be sent; a sleeping connection wakes to
+        ask for work it may now do.  Changing the timeout of a name the
+        server knows means withdrawing it first, so that waits as a
+        withdrawal does.
         """
-        self._changeAbilities([function.ability()])
+        packet = function.ability()
+        name = function.name
+        known = self._announced.get(name)
+        if known == packet:
+            self._pending.pop(name, None)
+        elif known is None:
+            self._pending.pop(name, None)
+            self._announced[name] = packet
+            self._changeAbilities([packet])
+        else:
+            self._pending[name] = packet
+            self._applyPending()
         if self.sleeping:
             self.sleeping = False
             self.wantWork()
@@ -368,14 +394,27 @@ class GearmanWorkerProtocol(JobServerConnection):
         jobs a connection holds for a function it withdraws, so that job
         would run twice.
         """
-        self._withdrawals.append(encode(PacketType.CANT_DO, name, magic=REQ))
-        if self.job is None and not self.grabbing:
-            self._sendWithdrawals()
+        if name in self._announced:
+            self._pending[name] = None
+            self._applyPending()
 
-    def _sendWithdrawals(self) -> None:
-        packets, self._withdrawals = self._withdrawals, []
-        if packets:
-            self._changeAbilities(packets)
+    def _applyPending(self) -> None:
+        """
+        Send the withdrawals and timeout changes that waited for this
+        connection to be idle, if it is.
+        """
+        if self.job is not None or self.grabbing or not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        packets = []
+        for name, packet in pending.items():
+            packets.append(encode(PacketType.CANT_DO, name, magic=REQ))
+            if packet is None:
+                self._announced.pop(name, None)
+            else:
+                packets.append(packet)
+                self._announced[name] = packet
+        self._changeAbilities(packets)
 
     def _changeAbilities(self, packets: List[bytes]) -> None:
         """
@@ -425,10 +464,6 @@ class GearmanWorkerProtocol(JobServerConnection):
         if self.hasSlot:
             self.hasSlot = False
             self.slots.release()
-        if not self.hasSlot:
-            waiters, self._idleWaiters = self._idleWaiters, []
-            for waiter in waiters:
-                waiter.callback(None)
 
     def packetReceived(self, ptype: int, args: List[bytes], payload: bytes) -> None:
         if ptype == PacketType.NOOP:
@@ -437,11 +472,12 @@ class GearmanWorkerProtocol(JobServerConnection):
                 self.wantWork()
         elif ptype == PacketType.NO_JOB:
             self.grabbing = False
-            self._sendWithdrawals()
+            self._applyPending()
             self._releaseSlot()
             if not self.worker.stopping:
                 self.sleeping = True
                 self.send(PacketType.PRE_SLEEP)
+            self.worker._stateChanged()
         elif ptype in (PacketType.JOB_ASSIGN_UNIQ, PacketType.JOB_ASSIGN_ALL):
             self.grabbing = False
             handle, name, unique = args[0], args[1], args[2]
@@ -461,7 +497,7 @@ class GearmanWorkerProtocol(JobServerConnection):
     # Running jobs
 
     def _run(self, handle: bytes, name: bytes, unique: bytes, data: bytes) -> None:
-        function = self.functions.get(name) or self.worker._retired.get(name)
+        function = self.functions.get(name) or self.worker.functions.get(name) or self.worker._retired.get(name)
         if function is None or self.job is not None:
             # Never ours, or a second job at once: a server's mistake.
             self.log.warn("Job {handle} of {function} is not ours: failing it", handle=handle, function=name)
@@ -469,6 +505,7 @@ class GearmanWorkerProtocol(JobServerConnection):
             if self.job is None:
                 self._releaseSlot()
                 self.wantWork()
+                self.worker._stateChanged()
             return
         if not self.hasSlot:
             # Assigned without a slot (a server answering a GRAB twice): run
@@ -477,6 +514,7 @@ class GearmanWorkerProtocol(JobServerConnection):
             self.slots.used += 1
         job = Job(self, handle, name, unique, data, function.threaded)
         self.job = job
+        self.worker._running[job] = self
         if function.threaded:
             d = deferToThreadPool(self.reactor, self.worker.threadPool(), function.callable, job)
         else:
@@ -509,37 +547,39 @@ class GearmanWorkerProtocol(JobServerConnection):
         self.send(PacketType.WORK_EXCEPTION, job.handle, _bytes(text))
 
     def _done(self, result: object, job: Job) -> None:
+        self.worker._running.pop(job, None)
         if self.job is job:
             self.job = None
-            self._sendWithdrawals()
+            self._applyPending()
             # Give the slot back, then ask again: a connection waiting for
             # a slot (another server's, perhaps) has its turn first.
             self._releaseSlot()
             self.wantWork()
-        self.worker._jobEnded(job)
+        self.worker._stateChanged()
 
-    def whenIdle(self) -> Deferred[None]:
+    @property
+    def idle(self) -> bool:
         """
-        Fire once this connection holds no slot: it neither waits for an
-        answer to a GRAB nor runs a job.
+        Whether this connection neither waits for an answer to a GRAB nor
+        runs a job.
         """
-        if not self.hasSlot:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._idleWaiters.append(d)
-        return d
+        return self.job is None and not self.grabbing
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self.group is not None and self in self.group.connections:
             self.group.connections.remove(self)
-        # A running job's result can no longer be delivered: the server has
-        # given the job back to its queue.
-        self.job = None
+        # A running job's result can no longer be delivered (the server has
+        # given the job back to its queue), but the function still runs and
+        # keeps its slot until it ends.
+        if self.job is not None:
+            self.job.finished = True
         self.grabbing = False
         self.sleeping = False
         self.slots.withdraw(self)
         super().connectionLost(reason)
-        self._releaseSlot()
+        if self.job is None:
+            self._releaseSlot()
+        self.worker._stateChanged()
 
 
 class _WorkerFactory(Factory):
@@ -638,14 +678,18 @@ class GearmanWorker(MultiService):
             raise ValueError("a GearmanWorker needs at least one server")
         self.concurrency: int = _count(concurrency, "concurrency")  # type: ignore[assignment]
         self.threads: int = _count(threads, "threads")  # type: ignore[assignment]
-        self.drainTimeout: float = _seconds(drainTimeout, "drainTimeout", allowNone=False)  # type: ignore[assignment]
+        self.drainTimeout: float = _seconds(drainTimeout, "drainTimeout", allowNone=False, positive=False)  # type: ignore[assignment]
         self.heartbeat = _seconds(heartbeat, "heartbeat")
         self.heartbeatTimeout: float = _seconds(heartbeatTimeout, "heartbeatTimeout", allowNone=False)  # type: ignore[assignment]
         if retryPolicy is not None and not callable(retryPolicy):
             raise TypeError("retryPolicy must be callable")
         self.reactor = reactor
         self.clientId = _bytes(clientId, "clientId") if clientId else _defaultClientId()
-        self.perServer = bool(perServer)
+        if len(self.clientId) >= MAX_ARGUMENT_SIZE:
+            raise ValueError("clientId must be shorter than %d bytes" % (MAX_ARGUMENT_SIZE,))
+        if not isinstance(perServer, bool):
+            raise TypeError("perServer must be True or False, not %s" % (type(perServer).__name__,))
+        self.perServer = perServer
         self._endpoints = [clientEndpoint(reactor, server) for server in self.servers]
         self.functions: Dict[bytes, Function] = {}
         self.stopping = False
@@ -655,7 +699,15 @@ class GearmanWorker(MultiService):
         self._groups: Dict[bytes, _Group] = {}
         self._retired: Dict[bytes, Function] = {}
         self._registeredWaiters: List[Deferred[None]] = []
-        self._jobWaiters: Dict[bytes, List[Deferred[None]]] = {}
+        # Groups of functions unregistered while their jobs still ran.
+        self._retiring: List[_Group] = []
+        # Every job whose function runs, by the connection it came on (which
+        # may be lost meanwhile).
+        self._running: Dict[Job, GearmanWorkerProtocol] = {}
+        # (condition, Deferred) fired once the condition holds.
+        self._conditions: List[Tuple[Callable[[], bool], Deferred[None]]] = []
+        self._stopped: Optional[Deferred[None]] = None
+        self._restartAfterStop = False
 
     # Functions
 
@@ -741,6 +793,7 @@ class GearmanWorker(MultiService):
         for connection in list(group.connections):
             connection.withdraw(key)
         if function.concurrency is not None:
+            self._retiring.append(group)
             self._disconnectGroup(group)
 
     def _announce(self, group: _Group, function: Function) -> None:
@@ -748,18 +801,32 @@ class GearmanWorker(MultiService):
             connection.announce(function)
 
     def _whenNoJobsOf(self, key: bytes) -> Deferred[None]:
-        if not any(job.function == key for job in self.runningJobs()):
+        return self._when(lambda: not any(job.function == key for job in self._running))
+
+    def _when(self, condition: Callable[[], bool]) -> Deferred[None]:
+        """
+        A Deferred that fires once C{condition()} holds (checked now, and
+        whenever a job ends or a GRAB is answered).
+        """
+        if condition():
             return succeed(None)
         d: Deferred[None] = Deferred()
-        self._jobWaiters.setdefault(key, []).append(d)
+        self._conditions.append((condition, d))
         return d
 
-    def _jobEnded(self, job: Job) -> None:
-        waiters = self._jobWaiters.get(job.function)
-        if waiters and not any(j.function == job.function for j in self.runningJobs()):
-            del self._jobWaiters[job.function]
-            for d in waiters:
+    def _stateChanged(self) -> None:
+        """
+        A job ended, a GRAB was answered or a connection lost: fire the
+        Deferreds of L{_when} whose condition now holds.
+        """
+        if not self._conditions:
+            return
+        conditions, self._conditions = self._conditions, []
+        for condition, d in conditions:
+            if condition():
                 d.callback(None)
+            else:
+                self._conditions.append((condition, d))
 
     def threadPool(self) -> ThreadPool:
         """
@@ -773,9 +840,12 @@ class GearmanWorker(MultiService):
 
     # Connections
 
-    def _allGroups(self) -> List[_Group]:
+    def _activeGroups(self) -> List[_Group]:
         groups = [] if self._shared is None else [self._shared]
         return groups + list(self._groups.values())
+
+    def _allGroups(self) -> List[_Group]:
+        return self._activeGroups() + self._retiring
 
     def _connectGroup(self, group: _Group) -> None:
         for index, (endpoint, name) in enumerate(self._endpoints):
@@ -790,32 +860,55 @@ class GearmanWorker(MultiService):
                     onLost=lambda connection, reason: self._registrationChanged(),
                     onFailed=lambda reconnector: self._registrationChanged(),
                 )
-                reconnector.server = index  # type: ignore[attr-defined]
+                reconnector.index = index  # type: ignore[attr-defined]
                 group.reconnectors.append(reconnector)
                 reconnector.setServiceParent(self)
 
+    def _idle(self, group: Optional[_Group] = None) -> bool:
+        """
+        Whether no job runs and no GRAB waits for its answer (in C{group},
+        or anywhere).
+        """
+        jobs = self._running.values() if group is None else [c for c in self._running.values() if c.group is group]
+        if any(True for _ in jobs):
+            return False
+        groups = self._allGroups() if group is None else [group]
+        return all(c.idle for g in groups for c in g.connections)
+
     def _disconnectGroup(self, group: _Group) -> Deferred[None]:
         """
-        Stop a group's connections once its jobs have ended.
+        Stop a retiring group's connections once its jobs have ended.
         """
         for slots in group.slots:
             slots.close()
-        idle = DeferredList([c.whenIdle() for c in list(group.connections)])
 
         def stop(_: object) -> Deferred[object]:
             stops = []
             for reconnector in group.reconnectors:
                 if reconnector.parent is self:
                     stops.append(self.removeService(reconnector))
+            group.reconnectors = []
+            if group in self._retiring:
+                self._retiring.remove(group)
             return DeferredList([d for d in stops if isinstance(d, Deferred)])
 
-        return idle.addCallback(stop)  # type: ignore[return-value]
+        return self._when(lambda: self._idle(group)).addCallback(stop)  # type: ignore[return-value]
 
     def startService(self) -> None:
         if not self.functions:
             raise RuntimeError("a GearmanWorker needs at least one function")
+        if self._stopped is not None:
+            # A stop is still under way: start again once it is done.
+            Service.startService(self)
+            self._restartAfterStop = True
+            return
+        self._start()
+
+    def _start(self) -> None:
         self.stopping = False
-        for group in self._allGroups():
+        # Connections added below start with the service, not before.
+        self.running = False
+        for group in self._activeGroups():
             for slots in group.slots:
                 slots.closed = False
             if not group.reconnectors:
@@ -831,9 +924,10 @@ class GearmanWorker(MultiService):
 
     def runningJobs(self) -> List[Job]:
         """
-        The jobs running now.
+        The jobs whose functions run now (also one whose connection was
+        lost meanwhile, which can deliver nothing).
         """
-        return [c.job for c in self.connections if c.job is not None]
+        return list(self._running)
 
     # Registration
 
@@ -842,10 +936,10 @@ class GearmanWorker(MultiService):
         C{"registered"}, C{"unreachable"} or C{"pending"} for server
         C{index}.
         """
-        groups = [g for g in self._allGroups() if g.functions]
+        groups = [g for g in self._activeGroups() if g.functions]
         if all(any(c.server == index and c.registered for c in g.connections) for g in groups):
             return "registered"
-        reconnectors = [r for g in groups for r in g.reconnectors if r.server == index]  # type: ignore[attr-defined]
+        reconnectors = [r for g in groups for r in g.reconnectors if r.index == index]  # type: ignore[attr-defined]
         if not any(r.ready for r in reconnectors) and any(r.failures for r in reconnectors):
             return "unreachable"
         return "pending"
@@ -877,13 +971,21 @@ class GearmanWorker(MultiService):
         """
         Stop asking for jobs, wait (up to C{drainTimeout}) for every job that
         started, however late its assignment came, then disconnect.
+        Deferreds from L{whenRegistered} still waiting fail with
+        L{ServerUnavailable}.
         """
+        if self._stopped is not None:
+            self._restartAfterStop = False
+            return self._stopped
         self.stopping = True
         for group in self._allGroups():
             for slots in group.slots:
                 slots.close()
-        idle = DeferredList([c.whenIdle() for c in self.connections])
+        waiters, self._registeredWaiters = self._registeredWaiters, []
+        for d in waiters:
+            d.errback(ServerUnavailable("the worker was stopped before every function was registered"))
         bounded: Deferred[None] = Deferred()
+        self._stopped = bounded
 
         def fire(_: object = None) -> None:
             if not bounded.called:
@@ -892,7 +994,7 @@ class GearmanWorker(MultiService):
                 bounded.callback(None)
 
         timer = self.reactor.callLater(self.drainTimeout, fire)  # type: ignore[attr-defined]
-        idle.addBoth(fire)
+        self._when(self._idle).addCallback(fire)
 
         def disconnect(_: object) -> Deferred[None]:
             return MultiService.stopService(self)  # type: ignore[return-value]
@@ -903,12 +1005,17 @@ class GearmanWorker(MultiService):
                     if reconnector.parent is self:
                         self.removeService(reconnector)
                 group.reconnectors = []
-            waiters, self._registeredWaiters = self._registeredWaiters, []
+            self._retiring = []
+            self._conditions = []
             pool, self._threadPool = self._threadPool, None
             if pool is not None:
                 # Joining a thread still running a job would freeze the
                 # reactor: leave that to a thread of its own.
                 threading.Thread(target=pool.stop, name="gearman-worker-stop", daemon=True).start()
+            self._stopped = None
+            if self._restartAfterStop:
+                self._restartAfterStop = False
+                self._start()
 
         bounded.addCallback(disconnect)
         bounded.addCallback(cleanUp)

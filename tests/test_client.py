@@ -958,9 +958,12 @@ class AdversarialTests(SynchronousTestCase):
         """
         A submission larger than maxPacketSize raises ValueError at once.
         """
-        client = GearmanClient(["127.0.0.1"], maxPacketSize=4096)
+        clock = Clock()
+        client = GearmanClient(["127.0.0.1"], reactor=clock, maxPacketSize=4096)
         self.assertRaises(ValueError, client.submit, "f", b"x" * 5000)
-        client.submit("f", b"x" * 1000).result.addErrback(lambda f: None)
+        task = client.submit("f", b"x" * 1000, timeout=1)
+        clock.advance(1)
+        self.failureResultOf(task.result, JobTimeout)
 
     def test_badValues(self) -> None:
         """

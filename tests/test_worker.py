@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from gearman_tw.client import GearmanClient
-from gearman_tw.errors import JobException, JobFailed
+from gearman_tw.errors import JobException, JobFailed, ServerUnavailable
 from gearman_tw.interfaces import IGearmanWorker
 from gearman_tw.protocol import REQ, PacketType, encode, parseAll
 from gearman_tw.server.jobs import JobServer
@@ -745,3 +745,213 @@ class ServiceBehaviourTests(SynchronousTestCase):
         self.assertRaises(TypeError, GearmanWorker, ["127.0.0.1"], reactor=self.clock, concurrency="2")
         self.assertRaises(ValueError, GearmanWorker, ["127.0.0.1"], reactor=self.clock, drainTimeout=-1)
         self.assertEqual(worker.functions, {})
+
+
+class AdversarialWorkerTests(SynchronousTestCase):
+    """
+    Cases an adversarial review found: each failed before its fix.
+    """
+
+    def setUp(self) -> None:
+        self.clock = ThreadClock()
+        self.server = JobServer(self.clock, handlePrefix=b"S")
+        self.endpoint = MemoryServerEndpoint(self.server, self.clock)
+        self.clientEndpoint = MemoryServerEndpoint(self.server, self.clock)
+        self.pending: List[Deferred] = []
+        self.runs: List[bytes] = []
+
+    def flush(self) -> None:
+        flushAll([self.endpoint, self.clientEndpoint])
+
+    def hold(self, job) -> Deferred:
+        self.runs.append(job.data)
+        d: Deferred = Deferred()
+        self.pending.append(d)
+        return d
+
+    def start(self, **kwargs) -> GearmanWorker:
+        worker = GearmanWorker([self.endpoint], reactor=self.clock, retryPolicy=lambda n: 0.5, **kwargs)
+        self.addCleanup(lambda: worker.running and worker.stopService())
+        return worker
+
+    def client(self) -> GearmanClient:
+        client = GearmanClient([self.clientEndpoint], reactor=self.clock)
+        client.startService()
+        self.addCleanup(client.stopService)
+        return client
+
+    def test_reregisterWhileRunning(self) -> None:
+        """
+        unregister() then register() of a name while a job of it runs keeps
+        the function served: the withdrawal waiting for the job is dropped.
+        """
+        worker = self.start()
+        worker.register("f", self.hold)
+        worker.startService()
+        client = self.client()
+        first = client.submitJob("f", b"one")
+        self.flush()
+        worker.unregister("f")
+        worker.register("f", lambda job: b"fast:" + job.data)
+        self.flush()
+        self.pending[0].callback(b"done-one")
+        self.flush()
+        self.assertEqual(self.successResultOf(first), b"done-one")
+        second = client.submitJob("f", b"two")
+        self.flush()
+        self.assertEqual(self.successResultOf(second), b"fast:two")
+        self.assertEqual(self.server.functions[b"f"].workers, 1)
+
+    def test_reregisterOtherConcurrency(self) -> None:
+        """
+        Registering a name again with another concurrency while its
+        JOB_ASSIGN is on its way runs the job (with the new function), never
+        fails it.
+        """
+        worker = self.start()
+        worker.register("f", lambda job: b"old:" + job.data)
+        worker.startService()
+        self.flush()
+        client = self.client()
+        task = client.submit("f", b"x")
+        for pump in self.clientEndpoint.pumps:
+            pump.flush()
+        workerPump = self.endpoint.pumps[0]
+        workerPump.pump()
+        workerPump.pump()
+        self.assertTrue(worker.connections[0].grabbing)
+        worker.register("f", lambda job: b"new:" + job.data, concurrency=2)
+        self.flush()
+        self.assertEqual(self.successResultOf(task.result), b"new:x")
+
+    def test_unregisterOwnConcurrency(self) -> None:
+        """
+        Unregistering a function with connections of its own while its job
+        runs: unregister() and stopService() wait for the job, which runs
+        once and delivers its result.
+        """
+        worker = self.start(drainTimeout=60)
+        worker.register("slow", self.hold, concurrency=1)
+        worker.register("other", lambda job: b"")
+        worker.startService()
+        task = self.client().submit("slow", b"x")
+        self.flush()
+        gone = worker.unregister("slow")
+        self.assertNoResult(gone)
+        self.assertEqual(len(worker.runningJobs()), 1)
+        stopped = worker.stopService()
+        self.clock.advance(1)
+        self.flush()
+        self.assertNoResult(stopped)
+        self.pending[0].callback(b"result")
+        self.flush()
+        self.successResultOf(gone)
+        self.successResultOf(stopped)
+        self.assertEqual(self.successResultOf(task.result), b"result")
+        self.assertEqual(self.runs, [b"x"])
+
+    def test_whenRegisteredAtStop(self) -> None:
+        """
+        A whenRegistered() Deferred still waiting when the worker stops
+        fails with L{ServerUnavailable}, never hangs.
+        """
+        self.endpoint.refuse = True
+        worker = GearmanWorker([self.endpoint], reactor=self.clock)
+        worker.register("f", lambda job: b"")
+        worker.startService()
+        d = worker.whenRegistered()
+        self.assertNoResult(d)
+        worker.stopService()
+        self.failureResultOf(d, ServerUnavailable)
+
+    def test_lostConnectionKeepsSlot(self) -> None:
+        """
+        With concurrency=1, a job whose connection is lost keeps its slot
+        until its function ends: no second job starts meanwhile, and a stop
+        waits for it.
+        """
+        worker = self.start(concurrency=1, drainTimeout=60)
+        worker.register("f", self.hold)
+        worker.startService()
+        client = self.client()
+        client.submit("f", b"1")
+        client.submit("f", b"2")
+        self.flush()
+        for pump in self.endpoint.pumps:
+            pump.client.transport.loseConnection()
+        self.flush()
+        self.clock.advance(3)
+        self.flush()
+        self.assertEqual(sum(not d.called for d in self.pending), 1)
+        self.assertEqual(len(worker.runningJobs()), 1)
+        stopped = worker.stopService()
+        self.clock.advance(1)
+        self.assertNoResult(stopped)
+        self.pending[0].callback(b"late")
+        self.flush()
+        self.successResultOf(stopped)
+
+    def test_restartDuringStop(self) -> None:
+        """
+        startService() while a stop is still under way starts the worker
+        again once the stop is done, with one connection per slot.
+        """
+        worker = self.start()
+        worker.register("f", lambda job: b"ok")
+        worker.startService()
+        self.flush()
+        for _ in range(5):
+            worker.stopService()
+            worker.startService()
+            self.flush()
+            self.clock.advance(1)
+            self.flush()
+        self.assertTrue(worker.running)
+        self.assertEqual(len(worker.connections), 1)
+        self.assertEqual(self.server.functions[b"f"].workers, 1)
+        d = self.client().submitJob("f", b"")
+        self.flush()
+        self.assertEqual(self.successResultOf(d), b"ok")
+
+    def test_badSettings(self) -> None:
+        """
+        Settings that would leave a worker unable to register raise at
+        once.
+        """
+        for kwargs, error in [
+            ({"heartbeatTimeout": 0}, ValueError),
+            ({"heartbeat": 0}, ValueError),
+            ({"clientId": "x" * 10000}, ValueError),
+            ({"perServer": "no"}, TypeError),
+        ]:
+            self.assertRaises(error, GearmanWorker, ["127.0.0.1"], reactor=self.clock, **kwargs)
+        self.assertRaises(TypeError, GearmanWorker, [5], reactor=self.clock)
+        worker = GearmanWorker(["127.0.0.1"], reactor=self.clock)
+        self.assertRaises(ValueError, worker.register, "f", len, timeout=0)
+        self.assertRaises(ValueError, worker.register, "\ud800", len)
+
+    def test_replaceFunction(self) -> None:
+        """
+        Registering a name again while running replaces its function
+        without announcing it twice; changing its timeout while one of its
+        jobs runs waits for the job (a CANT_DO would requeue it).
+        """
+        worker = self.start()
+        worker.register("f", self.hold)
+        worker.startService()
+        self.flush()
+        worker.register("f", self.hold)
+        self.flush()
+        self.assertEqual(self.server.functions[b"f"].workers, 1)
+        task = self.client().submit("f", b"x")
+        self.flush()
+        worker.register("f", lambda job: b"timed", timeout=5)
+        self.flush()
+        self.pending[0].callback(b"first")
+        self.flush()
+        self.assertEqual(self.successResultOf(task.result), b"first")
+        self.assertEqual(self.runs, [b"x"])
+        self.assertEqual(self.server.functions[b"f"].workers, 1)
+        again = self.client().submitJob("f", b"y")
+        self.flush()
+        self.assertEqual(self.successResultOf(again), b"timed")
