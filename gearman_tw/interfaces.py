@@ -5,7 +5,7 @@ The interfaces of gearman_tw.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
 
 from zope.interface import Attribute, Interface
 
@@ -188,20 +188,20 @@ class IGearmanClient(Interface):
         Submit a job; return its result Deferred.
         """
 
-    def submitBatch(jobs: Iterable[object]) -> "Deferred[list]":
+    def submitBatch(jobs: Iterable[Any], **defaults: Any) -> "Deferred[list]":
         """
         Submit many jobs (C{(function, data)} pairs or dicts of C{submit}'s
         arguments) pipelined; fire with their results (data or Failure) in
         order.
         """
 
-    def getStatus(handle: Union[bytes, str], server: Optional[str]) -> "Deferred[tuple]":
+    def getStatus(handle: Union[bytes, str], server: Optional[str] = None) -> "Deferred[Any]":
         """
         Fire with a C{JobStatus} C{(known, running, numerator,
         denominator)} for a handle.
         """
 
-    def getStatusUnique(function: Union[bytes, str], unique: Union[bytes, str]) -> "Deferred[tuple]":
+    def getStatusUnique(function: Union[bytes, str], unique: Union[bytes, str]) -> "Deferred[Any]":
         """
         Fire with a C{UniqueJobStatus} C{(known, running, numerator,
         denominator, waiting)} for a unique key.
@@ -232,10 +232,10 @@ class IGearmanWorker(Interface):
 
     def register(
         name: Union[bytes, str],
-        function: Callable[[object], object],
-        timeout: Optional[float],
-        threaded: bool,
-        concurrency: Optional[int],
+        function: Callable[[Any], Any],
+        timeout: Optional[float] = None,
+        threaded: bool = False,
+        concurrency: Optional[int] = None,
     ) -> None:
         """
         Register C{function} (taking a job, returning bytes, str or a

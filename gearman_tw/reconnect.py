@@ -12,7 +12,7 @@ three.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -35,11 +35,11 @@ class _HookedFactory(Factory):
         self.reconnector = reconnector
 
     def buildProtocol(self, addr: IAddress) -> Optional[JobServerConnection]:  # type: ignore[override]
-        protocol = self.reconnector.factory.buildProtocol(addr)
+        protocol = cast(Optional[JobServerConnection], self.reconnector.factory.buildProtocol(addr))
         if protocol is not None:
             protocol.onReady = self.reconnector._ready
             protocol.onLost = self.reconnector._lost
-        return protocol  # type: ignore[return-value]
+        return protocol
 
 
 class Reconnector(Service):
@@ -88,7 +88,7 @@ class Reconnector(Service):
         self._onReady = onReady
         self._onLost = onLost
         self._onFailed = onFailed
-        self._attempt: Optional[Deferred[object]] = None
+        self._attempt: Optional[Deferred[JobServerConnection]] = None
         self._delayed: Optional[IDelayedCall] = None
         self._closed: Optional[Deferred[None]] = None
         self._wasReady: Optional[JobServerConnection] = None
@@ -110,7 +110,7 @@ class Reconnector(Service):
 
     def _connect(self) -> None:
         self._delayed = None
-        d = self.endpoint.connect(_HookedFactory(self))
+        d = cast("Deferred[JobServerConnection]", self.endpoint.connect(_HookedFactory(self)))
         self._attempt = d
         d.addCallbacks(self._made, self._failed)
 

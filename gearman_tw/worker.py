@@ -308,7 +308,7 @@ class GearmanWorkerProtocol(JobServerConnection):
     ) -> None:
         super().__init__(worker.reactor, worker.heartbeat, worker.heartbeatTimeout)
         self.worker = worker
-        self.reactor = worker.reactor
+        self.reactor: Any = worker.reactor
         self.functions = functions if isinstance(functions, dict) else {f.name: f for f in functions}
         self.slots = slots if slots is not None else Slots(1)
         self.server = server
@@ -683,7 +683,8 @@ class GearmanWorker(MultiService):
         self.heartbeatTimeout: float = _seconds(heartbeatTimeout, "heartbeatTimeout", allowNone=False)  # type: ignore[assignment]
         if retryPolicy is not None and not callable(retryPolicy):
             raise TypeError("retryPolicy must be callable")
-        self.reactor = reactor
+        # It needs callLater, callFromThread and a thread pool's reactor.
+        self.reactor: Any = reactor
         self.clientId = _bytes(clientId, "clientId") if clientId else _defaultClientId()
         if len(self.clientId) >= MAX_ARGUMENT_SIZE:
             raise ValueError("clientId must be shorter than %d bytes" % (MAX_ARGUMENT_SIZE,))
@@ -882,17 +883,17 @@ class GearmanWorker(MultiService):
         for slots in group.slots:
             slots.close()
 
-        def stop(_: object) -> Deferred[object]:
-            stops = []
+        def stop(_: object) -> "Deferred[object]":
+            stops: List[object] = []
             for reconnector in group.reconnectors:
                 if reconnector.parent is self:
                     stops.append(self.removeService(reconnector))
             group.reconnectors = []
             if group in self._retiring:
                 self._retiring.remove(group)
-            return DeferredList([d for d in stops if isinstance(d, Deferred)])
+            return DeferredList([d for d in stops if isinstance(d, Deferred)]).addCallback(lambda _: None)
 
-        return self._when(lambda: self._idle(group)).addCallback(stop)  # type: ignore[return-value]
+        return self._when(lambda: self._idle(group)).addCallback(stop).addCallback(lambda _: None)
 
     def startService(self) -> None:
         if not self.functions:
