@@ -14,10 +14,12 @@ from gearman_tw.errors import (
     ServerError,
     ServerUnavailable,
 )
+from gearman_tw.protocol import Priority
 
 __all__ = [
     "ConnectionLost",
     "GearmanError",
+    "Priority",
     "JobException",
     "JobFailed",
     "JobTimeout",

@@ -47,13 +47,15 @@ class _Command(ProcessProtocol):
             self.finished.errback(JobFailed(b""))
 
 
-def commandFunction(reactor: Any, argv: Sequence[str]) -> Callable[[Any], Deferred[bytes]]:
+def commandFunction(reactor: Any, argv: Sequence[str]) -> Callable[[Any], Deferred[Any]]:
     """
     A worker function that runs C{argv} for each job: the job's data on its
     stdin, its stdout the result; a non-zero exit fails the job.
     """
 
-    def run(job: Any) -> Deferred[bytes]:
+    # The Deferred fires with bytes; Deferred[bytes] is not a
+    # Deferred[bytes | str | None], which GearmanWorker.register asks for.
+    def run(job: Any) -> Deferred[Any]:
         command = _Command(job.data)
         reactor.spawnProcess(command, argv[0], list(argv), env=None)
         return command.finished

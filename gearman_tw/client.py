@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from enum import Enum
 from typing import (
     Any,
     Callable,
@@ -57,19 +56,8 @@ from gearman_tw.errors import (
     ServerUnavailable,
 )
 from gearman_tw.interfaces import IGearmanClient
-from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE, MAX_ARGUMENT_SIZE, REQ, PacketType, encode
+from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE, MAX_ARGUMENT_SIZE, REQ, PacketType, Priority, encode
 from gearman_tw.reconnect import Reconnector
-
-
-class Priority(str, Enum):
-    """
-    A job's priority; the plain strings C{"high"}, C{"normal"} and
-    C{"low"} are accepted too.
-    """
-
-    HIGH = "high"
-    NORMAL = "normal"
-    LOW = "low"
 
 
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW

@@ -14,8 +14,8 @@ A chunk whose first byte is not NUL is a line of the text admin protocol.
 from __future__ import annotations
 
 import struct
-from enum import IntEnum
-from typing import Iterator, List, Optional, Sequence, Tuple
+from enum import Enum, IntEnum
+from typing import Generator, List, Optional, Sequence, Tuple
 
 from gearman_tw.errors import ProtocolError
 
@@ -42,6 +42,17 @@ DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024
 
 #: Pseudo packet type of a text admin line in the parser's output.
 TEXT = 0
+
+
+class Priority(str, Enum):
+    """
+    A job's priority, as a client asks for it; the plain strings
+    C{"high"}, C{"normal"} and C{"low"} compare equal to the members.
+    """
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
 
 
 class PacketType(IntEnum):
@@ -255,7 +266,7 @@ class PacketParser:
         """
         return list(self.packets(data))
 
-    def packets(self, data: bytes) -> Iterator[Packet]:
+    def packets(self, data: bytes) -> Generator[Packet, None, None]:
         """
         Take more bytes from the stream, parsing one packet per step: a
         read of many packets never holds them all (nor gives CPython's

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
 from gearman_tw._version import __version__
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IStreamServerEndpoint
 
 #: gearmand's log levels, most severe first.
 VERBOSITY = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
@@ -248,7 +251,7 @@ class Options(usage.Options):
             ]
 
 
-def makeService(options: Options, reactor: Optional[object] = None) -> IService:
+def makeService(options: Options, reactor: Any = None) -> IService:
     """
     Build the (unstarted) job server service tree from parsed C{options}.
     """
@@ -267,7 +270,7 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
 
     prefix = options["job-handle-prefix"]
     server = JobServer(
-        reactor,  # type: ignore[arg-type]
+        reactor,
         handlePrefix=None if prefix is None else prefix.encode("utf-8"),
         jobRetries=options["job-retries"],
         roundRobin=bool(options["round-robin"]),
@@ -299,7 +302,7 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
     gearman = GearmanService(
         factory,
         endpoints,
-        reactor,  # type: ignore[arg-type]
+        reactor,
         drainTimeout=options["drain-timeout"],
         handleSignals=True,
         gcThreshold=options["gc-threshold"],
@@ -327,7 +330,7 @@ def makeService(options: Options, reactor: Optional[object] = None) -> IService:
     return top
 
 
-def _socketEndpoint(reactor: object, options: Options, address: str, port: int) -> object:
+def _socketEndpoint(reactor: Any, options: Options, address: str, port: int) -> IStreamServerEndpoint:
     """
     The endpoint of one --port/--listen socket: TCP, or TLS with --ssl.
     """

@@ -13,17 +13,18 @@ In-memory fakes for testing code that uses gearman_tw, without sockets::
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.test import iosim
 from zope.interface import implementer
 
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.protocol import GearmanServerProtocol
 
 
 @implementer(IStreamClientEndpoint)
@@ -42,13 +43,15 @@ class MemoryServerEndpoint:
         self.pumps: List[iosim.IOPump] = []
         self.refuse = False
 
-    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[object]":
+    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[IProtocol]":
         if self.refuse:
             return fail(ConnectionRefusedError())
         factory = self.factory
+        # There is no address to give; and neither factory declines a
+        # connection (buildProtocol returning None).
         client, server, pump = iosim.connectedServerAndClient(
-            lambda: factory.buildProtocol(None),
-            lambda: protocolFactory.buildProtocol(None),
+            lambda: cast(GearmanServerProtocol, factory.buildProtocol(None)),
+            lambda: cast(IProtocol, protocolFactory.buildProtocol(None)),  # type: ignore[arg-type]
             greet=False,
             clock=self.clock,
         )

@@ -8,13 +8,16 @@ C{twistd gearman-worker}: run Python functions as a Gearman worker::
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from twisted.application.service import IService
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 
 from gearman_tw.worker import DEFAULT_DRAIN_TIMEOUT
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
 
 
 def loadCallable(reference: str) -> Callable[..., Any]:
@@ -111,7 +114,7 @@ class Options(usage.Options):
         self["callables"] = callables
 
 
-def makeService(options: Options, reactor: Optional[object] = None) -> IService:
+def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> IService:
     """
     Build the (unstarted) worker service from parsed C{options}.
     """

@@ -74,3 +74,14 @@ class ErrorTextTests(SynchronousTestCase):
         for name in ("JobTimeout", "JobFailed", "JobException", "ServerError", "ServerUnavailable", "ConnectionLost"):
             self.assertIn(name, gearman_tw.__all__)
             self.assertIs(getattr(gearman_tw, name), getattr(gearman_tw.errors, name))
+
+    def test_priorityExported(self) -> None:
+        """
+        L{gearman_tw.Priority} is the client's priority type, and its members
+        equal their strings.
+        """
+        from gearman_tw.client import HIGH, Priority
+
+        self.assertIs(gearman_tw.Priority, Priority)
+        self.assertIs(Priority.HIGH, HIGH)
+        self.assertEqual(Priority("low"), "low")

@@ -105,7 +105,9 @@ class RedisQueue:
             return succeed(None)
         return redis.disconnect().addBoth(lambda _: None)
 
-    def add(self, job: QueuedJob) -> Deferred[None]:
+    # IPersistentQueue types records as object (interfaces.py does not
+    # import QueuedJob).
+    def add(self, job: QueuedJob) -> Deferred[None]:  # type: ignore[override]
         return self.addMany([job])
 
     def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:

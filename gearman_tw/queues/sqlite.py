@@ -285,7 +285,9 @@ class SQLiteQueue:
 
     # Adding and finishing jobs (on the reactor thread)
 
-    def add(self, job: QueuedJob) -> Deferred[None]:
+    # IPersistentQueue types records as object (interfaces.py does not
+    # import QueuedJob).
+    def add(self, job: QueuedJob) -> Deferred[None]:  # type: ignore[override]
         """
         Store C{job}; fires after the transaction holding it commits.
         """
@@ -381,7 +383,7 @@ class SQLiteQueue:
         d = self._run(self._commit, [(kind, payload) for kind, payload, _ in batch])
         d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
-    def _committed(self, _: None, batch: List[Tuple[int, Any, Deferred[None]]]) -> None:
+    def _committed(self, _: object, batch: List[Tuple[int, Any, Deferred[None]]]) -> None:
         self.commits += 1
         self._inFlight = False
         for _, _, d in batch:
@@ -455,14 +457,14 @@ class SQLiteQueue:
                 chunk,
             )
         for offset in range(0, len(emptied), ROWS_PER_STATEMENT):
-            chunk = emptied[offset : offset + ROWS_PER_STATEMENT]
+            spans = emptied[offset : offset + ROWS_PER_STATEMENT]
             connection.execute(
-                "DELETE FROM %s WHERE first IN (%s)" % (self.batchesTable, ",".join("?" * len(chunk))),
-                [first for first, _ in chunk],
+                "DELETE FROM %s WHERE first IN (%s)" % (self.batchesTable, ",".join("?" * len(spans))),
+                [first for first, _ in spans],
             )
             connection.execute(
-                "DELETE FROM %s WHERE %s" % (self.doneTable, " OR ".join(["key BETWEEN ? AND ?"] * len(chunk))),
-                [key for span in chunk for key in span],
+                "DELETE FROM %s WHERE %s" % (self.doneTable, " OR ".join(["key BETWEEN ? AND ?"] * len(spans))),
+                [key for span in spans for key in span],
             )
 
     # Replay

@@ -81,7 +81,7 @@ class KeepAlive:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
-class GearmanServerFactory(Factory):
+class GearmanServerFactory(Factory[GearmanServerProtocol]):
     """
     Builds L{GearmanServerProtocol}s for one L{JobServer}.
 

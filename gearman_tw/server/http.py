@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -47,7 +47,9 @@ def _fileno(request: Request) -> int:
     as gearmand does for its HTTP clients; -1 if it has none.
     """
     try:
-        return int(request.channel.transport.getHandle().fileno())
+        # Not every transport has a handle (ITransport promises none).
+        transport: Any = request.channel.transport
+        return int(transport.getHandle().fileno())
     except (AttributeError, OSError, ValueError):
         return -1
 
@@ -153,6 +155,10 @@ class GearmanResource(Resource):
     """
 
     log = Logger()
+
+    # Resource declares a legacy C{server = None}, which putChild copies to
+    # children; here it is the job server.
+    server: JobServer  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -297,7 +303,8 @@ class APIResource(Resource):
         return self._json(request, {"error": message}, code)
 
     def render(self, request: Request) -> Any:
-        path = [segment for segment in request.postpath]
+        # Request.process sets it before any resource renders.
+        path = [segment for segment in cast(List[bytes], request.postpath)]
         route = path[0] if path else b""
         method = request.method
         if method == b"GET" and route == b"server" and len(path) == 1:
@@ -405,7 +412,8 @@ class APIResource(Resource):
         C{"background"}.
         """
         try:
-            spec = json.loads(request.content.read() or b"null")
+            # Request.gotLength gives every request its content.
+            spec = json.loads(cast(IO[bytes], request.content).read() or b"null")
             if not isinstance(spec, dict):
                 raise ValueError("the body must be a JSON object")
             name = spec.get("function")

@@ -563,16 +563,19 @@ class JobServer:
         # The last record number given to a stored job.
         self._lastKey = 0
 
+    # IJobServer types peers as object (interfaces.py does not import Peer);
+    # the methods here take a Peer, hence their type: ignore[override].
+
     # Connections
 
-    def peerConnected(self, peer: Peer) -> None:
+    def peerConnected(self, peer: Peer) -> None:  # type: ignore[override]
         """
         Register a new connection.
         """
         self.peers[peer] = None
         self.stats.connections += 1
 
-    def peerLost(self, peer: Peer) -> None:
+    def peerLost(self, peer: Peer) -> None:  # type: ignore[override]
         """
         Forget a closed connection: requeue the jobs it held as a worker and
         detach it from the jobs it waited on as a client (3.7, 3.8).
@@ -634,7 +637,7 @@ class JobServer:
 
     # Workers
 
-    def canDo(self, peer: Peer, name: bytes, timeout: float = 0) -> None:
+    def canDo(self, peer: Peer, name: bytes, timeout: float = 0) -> None:  # type: ignore[override]
         """
         Register C{peer} as a worker for C{name} (CAN_DO, CAN_DO_TIMEOUT).
 
@@ -647,7 +650,7 @@ class JobServer:
         if peer.sleeping and not peer.noopSent:
             function.sleepers[peer] = None
 
-    def cantDo(self, peer: Peer, name: bytes) -> None:
+    def cantDo(self, peer: Peer, name: bytes) -> None:  # type: ignore[override]
         """
         Drop every registration of C{name} by C{peer} and requeue the jobs of
         that function it holds (CANT_DO).
@@ -672,7 +675,7 @@ class JobServer:
             # It may have been woken for this function's job.
             self._rewake(dropped)
 
-    def resetAbilities(self, peer: Peer) -> None:
+    def resetAbilities(self, peer: Peer) -> None:  # type: ignore[override]
         """
         Drop all of C{peer}'s registrations and requeue its jobs
         (RESET_ABILITIES).
@@ -687,7 +690,7 @@ class JobServer:
             # It may have been woken for one of these functions' jobs.
             self._rewake(abilities)
 
-    def preSleep(self, peer: Peer) -> None:
+    def preSleep(self, peer: Peer) -> None:  # type: ignore[override]
         """
         C{peer} is going to sleep: NOOP it at once if a job is waiting for it,
         else when one arrives (3.5).
@@ -717,24 +720,26 @@ class JobServer:
             while queue:
                 head = queue[0]
                 if head.__class__ is bytes:
-                    if records.get(recordNumber(head)) is head:  # type: ignore[arg-type]
+                    if records.get(recordNumber(head)) is head:
                         return priority
                     # A lookup made it a Job.
-                    job = self._madeJob(head)  # type: ignore[arg-type]
+                    job = self._madeJob(head)
                     if job is None:
                         queued[priority] -= 1
                         queue.popleft()
                         continue
                 else:
                     job = head  # type: ignore[assignment]
-                if not job.ignore:
+                # mypy cannot tell C{head} is a Job in the else branch (a
+                # subclass of bytes is not C{bytes}): C{job} is a Job here.
+                if not job.ignore:  # type: ignore[union-attr]
                     return priority
                 queued[priority] -= 1
                 queue.popleft()
                 self._free(job)  # type: ignore[arg-type]
         return None
 
-    def grab(self, peer: Peer, ptype: int) -> None:
+    def grab(self, peer: Peer, ptype: int) -> None:  # type: ignore[override]
         """
         Hand C{peer} the next job it can do, or NO_JOB (GRAB_JOB,
         GRAB_JOB_UNIQ, GRAB_JOB_ALL).
@@ -788,9 +793,9 @@ class JobServer:
         function.queued[priority] -= 1
         job = function.queues[priority].popleft()
         if job.__class__ is bytes:
-            if self.records.pop(recordNumber(job), None) is job:  # type: ignore[arg-type]
-                return self._makeJob(job)  # type: ignore[arg-type]
-            return self._madeJob(job)  # type: ignore[arg-type]
+            if self.records.pop(recordNumber(job), None) is job:
+                return self._makeJob(job)
+            return self._madeJob(job)
         return job  # type: ignore[return-value]
 
     def lookup(self, handle: bytes) -> Optional[Job]:
@@ -866,7 +871,7 @@ class JobServer:
             return None
         return job
 
-    def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:
+    def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:  # type: ignore[override]
         """
         Forward WORK_DATA or WORK_WARNING to the job's clients.
 
@@ -878,7 +883,7 @@ class JobServer:
             return
         self._forward(job, ptype, payload)
 
-    def workStatus(
+    def workStatus(  # type: ignore[override]
         self, peer: Peer, handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
     ) -> None:
         """
@@ -900,7 +905,7 @@ class JobServer:
         job.denominator = _uint32(denominator[:_MAX_DENOMINATOR - 1])
         self._forward(job, PacketType.WORK_STATUS, payload)
 
-    def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:
+    def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:  # type: ignore[override]
         """
         Forward WORK_COMPLETE and end the job.
         """
@@ -912,7 +917,7 @@ class JobServer:
         job.function.completed += 1
         self._finish(job)
 
-    def workFail(self, peer: Peer, handle: bytes, payload: Optional[bytes] = None) -> None:
+    def workFail(self, peer: Peer, handle: bytes, payload: Optional[bytes] = None) -> None:  # type: ignore[override]
         """
         Forward WORK_FAIL and end the job.
 
@@ -939,7 +944,7 @@ class JobServer:
         job.function.failed += 1
         self._finish(job)
 
-    def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:
+    def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:  # type: ignore[override]
         """
         End the job with WORK_EXCEPTION to clients that asked for exceptions
         and WORK_FAIL to the others (3.6).
@@ -974,7 +979,7 @@ class JobServer:
 
     # Clients
 
-    def submit(
+    def submit(  # type: ignore[override]
         self,
         peer: Peer,
         name: bytes,
@@ -1581,7 +1586,7 @@ class JobServer:
                 return True
             for queue in function.queues:
                 for entry in queue:
-                    job = self._madeJob(entry) if entry.__class__ is bytes else entry  # type: ignore[arg-type]
+                    job = self._madeJob(entry) if entry.__class__ is bytes else entry
                     if job is not None and not job.ignore:  # type: ignore[union-attr]
                         return True
         return False

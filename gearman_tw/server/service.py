@@ -10,7 +10,7 @@ import gc
 import os
 import signal
 import sys
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
@@ -143,9 +143,10 @@ class GearmanService(Service):
             replayed = Deferred.fromCoroutine(self._replay(queue))
             assert self._listening is not None
             listening = self._listening
-            replayed.addCallback(lambda _: listening)
-            replayed.addCallback(self._accept)
-            replayed.addErrback(self._listenFailed)
+            # The same Deferred, now firing with the listening ports.
+            accepting: Deferred[List[IListeningPort]] = replayed.addCallback(lambda _: listening)
+            accepting.addCallback(self._accept)
+            accepting.addErrback(self._listenFailed)
 
     async def _replay(self, queue: Any) -> None:
         await queue.open()
@@ -279,7 +280,8 @@ class GearmanService(Service):
         seconds), or, when C{graceful}, after closing the listeners and
         serving open connections until no job is queued or running.
         """
-        stop = getattr(self.reactor, "stop", None)
+        # Every reactor twistd runs has stop (IReactorCore).
+        stop = cast(Callable[[], object], getattr(self.reactor, "stop", None))
         if not graceful:
             self.reactor.callLater(0, stop)
             return
