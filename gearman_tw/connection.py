@@ -57,6 +57,10 @@ def describeFailure(failure: Failure) -> str:
     if isinstance(value, error.ConnectionDone):
         return "connection closed by the job server"
     if type(value).__module__.startswith("OpenSSL"):
+        # pyOpenSSL's errors carry [(library, function, reason), ...].
+        details = value.args[0] if value.args else None
+        if isinstance(details, list) and all(isinstance(d, tuple) and d for d in details):
+            return "TLS failure: %s" % (", ".join(str(d[-1]) for d in details),)
         return "TLS failure: %s" % (value,)
     if isinstance(value, error.ConnectionLost):
         return "connection lost"

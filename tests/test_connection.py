@@ -226,3 +226,12 @@ class DescribeFailureTests(SynchronousTestCase):
         ]
         for exception, text in cases:
             self.assertEqual(describeFailure(Failure(exception)), text)
+
+    def test_tls(self) -> None:
+        """
+        pyOpenSSL's errors are a TLS failure with their reasons.
+        """
+        from OpenSSL.SSL import Error
+
+        error = Error([("SSL routines", "", "certificate verify failed")])
+        self.assertEqual(describeFailure(Failure(error)), "TLS failure: certificate verify failed")

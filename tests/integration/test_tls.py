@@ -11,6 +11,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gearman_tw.client import GearmanClient
+from gearman_tw.errors import ServerUnavailable
 from gearman_tw.worker import GearmanWorker
 
 from tests.integration.servers import startOurs
@@ -145,3 +146,31 @@ class TLSClientTests(TestCase):
         self.addCleanup(client.stopService)
         result = yield client.submitJob("upper", b"secret")
         self.assertEqual(result, b"SECRET")
+
+    @inlineCallbacks
+    def test_untrustedNamesTLSFailure(self):
+        """
+        A client that does not trust the server's certificate fails its
+        submission with an error naming the server and a TLS failure.
+        """
+        directory = tempfile.mkdtemp()
+        ca = makeCertificate("test CA", ca=True)
+        other = makeCertificate("another CA", ca=True)
+        trust = os.path.join(directory, "trust")
+        os.mkdir(trust)
+        otherPath, _ = writePEM(directory, "other", *other)
+        os.rename(otherPath, os.path.join(trust, "other.pem"))
+        certPath, keyPath = writePEM(directory, "server", *makeCertificate("server", issuer=ca))
+        server = startOurs(self, "--ssl", "--ssl-certificate", certPath, "--ssl-key", keyPath)
+        address = "tls:host=127.0.0.1:port=%d:trustRoots=%s" % (server.port, trust)
+        client = GearmanClient([address], connectTimeout=3)
+        client.startService()
+        self.addCleanup(client.stopService)
+        try:
+            yield client.submitJob("upper", b"secret")
+        except ServerUnavailable as e:
+            self.assertEqual(len(e.servers), 1)
+            self.assertEqual(e.servers[0][1], "TLS failure: certificate verify failed")
+            self.assertIn("TLS failure", str(e))
+        else:
+            self.fail("no ServerUnavailable")
