@@ -122,21 +122,29 @@ class TLSClientTests(TestCase):
 
     timeout = 60
 
+    def tlsServer(self, trusted: bool = True) -> str:
+        """
+        Start our server with a certificate of a test CA; return a client
+        endpoint description for it, whose trust roots hold that CA (or,
+        with C{trusted} false, only another one).
+        """
+        directory = tempfile.mkdtemp()
+        ca = makeCertificate("test CA", ca=True)
+        trust = os.path.join(directory, "trust")
+        os.mkdir(trust)
+        rootPath, _ = writePEM(directory, "root", *(ca if trusted else makeCertificate("another CA", ca=True)))
+        os.rename(rootPath, os.path.join(trust, "root.pem"))
+        certPath, keyPath = writePEM(directory, "server", *makeCertificate("server", issuer=ca))
+        server = startOurs(self, "--ssl", "--ssl-certificate", certPath, "--ssl-key", keyPath)
+        return "tls:host=127.0.0.1:port=%d:trustRoots=%s" % (server.port, trust)
+
     @inlineCallbacks
     def test_jobOverTLS(self):
         """
         A job submitted and worked over TLS, both sides verifying the
         server's certificate against the test CA.
         """
-        directory = tempfile.mkdtemp()
-        ca = makeCertificate("test CA", ca=True)
-        trust = os.path.join(directory, "trust")
-        os.mkdir(trust)
-        caPath, caKeyPath = writePEM(directory, "ca", *ca)
-        os.rename(caPath, os.path.join(trust, "ca.pem"))
-        certPath, keyPath = writePEM(directory, "server", *makeCertificate("server", issuer=ca))
-        server = startOurs(self, "--ssl", "--ssl-certificate", certPath, "--ssl-key", keyPath)
-        address = "tls:host=127.0.0.1:port=%d:trustRoots=%s" % (server.port, trust)
+        address = self.tlsServer()
         worker = GearmanWorker([address])
         worker.register("upper", lambda job: job.data.upper())
         worker.startService()
@@ -153,17 +161,7 @@ class TLSClientTests(TestCase):
         A client that does not trust the server's certificate fails its
         submission with an error naming the server and a TLS failure.
         """
-        directory = tempfile.mkdtemp()
-        ca = makeCertificate("test CA", ca=True)
-        other = makeCertificate("another CA", ca=True)
-        trust = os.path.join(directory, "trust")
-        os.mkdir(trust)
-        otherPath, _ = writePEM(directory, "other", *other)
-        os.rename(otherPath, os.path.join(trust, "other.pem"))
-        certPath, keyPath = writePEM(directory, "server", *makeCertificate("server", issuer=ca))
-        server = startOurs(self, "--ssl", "--ssl-certificate", certPath, "--ssl-key", keyPath)
-        address = "tls:host=127.0.0.1:port=%d:trustRoots=%s" % (server.port, trust)
-        client = GearmanClient([address], connectTimeout=3)
+        client = GearmanClient([self.tlsServer(trusted=False)], connectTimeout=3)
         client.startService()
         self.addCleanup(client.stopService)
         try:
