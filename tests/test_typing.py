@@ -1,0 +1,74 @@
+"""
+mypy, with the mypy-zope plugin and the repository's C{mypy.ini}, accepts
+the package's type hints (C{gearman_tw} and C{twisted/plugins}).
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "mypy.ini")
+
+#: Seconds mypy may take (with an empty cache it takes a few).
+TIMEOUT = 300
+
+
+def requireModules(*names: str) -> None:
+    """
+    Skip the test unless every module in C{names} is importable by this
+    interpreter; fail instead in CI (where C{CI} is set), as
+    C{tests.integration.servers.requireProgram} does.
+    """
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    if missing:
+        message = "%s not installed (see requirements-test.txt)" % (", ".join(missing),)
+        if os.environ.get("CI"):
+            raise AssertionError(message)
+        raise SkipTest(message)
+
+
+def runMypy(cacheDir: str, *paths: str) -> "subprocess.CompletedProcess[str]":
+    """
+    Run mypy from this interpreter over C{paths} (relative to the
+    repository) with the repository's configuration.
+    """
+    env = dict(os.environ)
+    # Plain output, and no user-wide settings.
+    for name in ("MYPY_FORCE_COLOR", "FORCE_COLOR", "MYPYPATH"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", CONFIG, "--cache-dir", cacheDir]
+        + list(paths),
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+class TypingTests(SynchronousTestCase):
+    """
+    Tests for the package's type hints.
+    """
+
+    def test_mypy(self) -> None:
+        """
+        mypy reports no error in C{gearman_tw} or C{twisted/plugins}.
+        """
+        requireModules("mypy", "mypy_zope")
+        try:
+            result = runMypy(os.path.abspath(self.mktemp()), "gearman_tw", "twisted/plugins")
+        except subprocess.TimeoutExpired as e:
+            output = e.output or b""
+            if isinstance(output, bytes):
+                output = output.decode("utf-8", "replace")
+            self.fail("mypy did not finish within %d seconds:\n%s" % (TIMEOUT, output))
+        if result.returncode != 0 or "Success: no issues found" not in result.stdout:
+            self.fail("mypy exited with status %d:\n%s" % (result.returncode, result.stdout))
