@@ -12,6 +12,9 @@ from zope.interface import Attribute, Interface
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from gearman_tw.queues import QueuedJob
+    from gearman_tw.server.jobs import Peer
+
 
 class IJobServer(Interface):
     """
@@ -31,19 +34,19 @@ class IJobServer(Interface):
     peers = Attribute("Every open connection, oldest first.")
     exceptions = Attribute("Whether new connections start with the exceptions option on.")
 
-    def peerConnected(peer: object) -> None:
+    def peerConnected(peer: "Peer") -> None:
         """
         Register a new connection.
         """
 
-    def peerLost(peer: object) -> None:
+    def peerLost(peer: "Peer") -> None:
         """
         Forget a closed connection, requeueing the jobs it held as a worker
         and abandoning the foreground jobs only it waited for.
         """
 
     def submit(
-        peer: object,
+        peer: "Peer",
         name: bytes,
         unique: bytes,
         data: bytes,
@@ -68,56 +71,56 @@ class IJobServer(Interface):
         How many jobs are live, queued or running.
         """
 
-    def canDo(peer: object, name: bytes, timeout: float) -> None:
+    def canDo(peer: "Peer", name: bytes, timeout: float) -> None:
         """
         Register C{peer} as a worker for C{name}; C{timeout} seconds (0 for
         none) bound each job's run.
         """
 
-    def cantDo(peer: object, name: bytes) -> None:
+    def cantDo(peer: "Peer", name: bytes) -> None:
         """
         Unregister C{peer} for C{name}, requeueing its jobs of C{name}.
         """
 
-    def resetAbilities(peer: object) -> None:
+    def resetAbilities(peer: "Peer") -> None:
         """
         Unregister C{peer} for every function, requeueing its jobs.
         """
 
-    def preSleep(peer: object) -> None:
+    def preSleep(peer: "Peer") -> None:
         """
         C{peer} sleeps until a NOOP wakes it.
         """
 
-    def grab(peer: object, ptype: int) -> None:
+    def grab(peer: "Peer", ptype: int) -> None:
         """
         Answer a GRAB_JOB, GRAB_JOB_UNIQ or GRAB_JOB_ALL with a job
         assignment or NO_JOB.
         """
 
-    def workData(peer: object, ptype: int, handle: bytes, payload: bytes) -> None:
+    def workData(peer: "Peer", ptype: int, handle: bytes, payload: bytes) -> None:
         """
         Forward WORK_DATA or WORK_WARNING to the job's clients.
         """
 
     def workStatus(
-        peer: object, handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
+        peer: "Peer", handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
     ) -> None:
         """
         Record and forward WORK_STATUS.
         """
 
-    def workComplete(peer: object, handle: bytes, payload: bytes) -> None:
+    def workComplete(peer: "Peer", handle: bytes, payload: bytes) -> None:
         """
         Forward WORK_COMPLETE and end the job.
         """
 
-    def workFail(peer: object, handle: bytes) -> None:
+    def workFail(peer: "Peer", handle: bytes) -> None:
         """
         Forward WORK_FAIL and end the job.
         """
 
-    def workException(peer: object, handle: bytes, payload: bytes) -> None:
+    def workException(peer: "Peer", handle: bytes, payload: bytes) -> None:
         """
         Forward WORK_EXCEPTION (or WORK_FAIL) and end the job.
         """
@@ -285,7 +288,7 @@ class IPersistentQueue(Interface):
         Flush and release storage.
         """
 
-    def add(job: object) -> "Deferred[None]":
+    def add(job: "QueuedJob") -> "Deferred[None]":
         """
         Store C{job}; fires once it is durable, or fails with C{QueueError}.
         """

@@ -31,7 +31,7 @@ class MemoryQueue:
 
     # IPersistentQueue types records as object (interfaces.py does not
     # import QueuedJob).
-    def add(self, job: QueuedJob) -> "Deferred[None]":  # type: ignore[override]
+    def add(self, job: QueuedJob) -> "Deferred[None]":
         return succeed(None)
 
     def done(self, key: int) -> "Deferred[None]":

@@ -107,7 +107,7 @@ class RedisQueue:
 
     # IPersistentQueue types records as object (interfaces.py does not
     # import QueuedJob).
-    def add(self, job: QueuedJob) -> Deferred[None]:  # type: ignore[override]
+    def add(self, job: QueuedJob) -> Deferred[None]:
         return self.addMany([job])
 
     def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:

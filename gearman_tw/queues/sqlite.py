@@ -287,7 +287,7 @@ class SQLiteQueue:
 
     # IPersistentQueue types records as object (interfaces.py does not
     # import QueuedJob).
-    def add(self, job: QueuedJob) -> Deferred[None]:  # type: ignore[override]
+    def add(self, job: QueuedJob) -> Deferred[None]:
         """
         Store C{job}; fires after the transaction holding it commits.
         """

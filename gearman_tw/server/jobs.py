@@ -563,19 +563,16 @@ class JobServer:
         # The last record number given to a stored job.
         self._lastKey = 0
 
-    # IJobServer types peers as object (interfaces.py does not import Peer);
-    # the methods here take a Peer, hence their type: ignore[override].
-
     # Connections
 
-    def peerConnected(self, peer: Peer) -> None:  # type: ignore[override]
+    def peerConnected(self, peer: Peer) -> None:
         """
         Register a new connection.
         """
         self.peers[peer] = None
         self.stats.connections += 1
 
-    def peerLost(self, peer: Peer) -> None:  # type: ignore[override]
+    def peerLost(self, peer: Peer) -> None:
         """
         Forget a closed connection: requeue the jobs it held as a worker and
         detach it from the jobs it waited on as a client (3.7, 3.8).
@@ -637,7 +634,7 @@ class JobServer:
 
     # Workers
 
-    def canDo(self, peer: Peer, name: bytes, timeout: float = 0) -> None:  # type: ignore[override]
+    def canDo(self, peer: Peer, name: bytes, timeout: float = 0) -> None:
         """
         Register C{peer} as a worker for C{name} (CAN_DO, CAN_DO_TIMEOUT).
 
@@ -650,7 +647,7 @@ class JobServer:
         if peer.sleeping and not peer.noopSent:
             function.sleepers[peer] = None
 
-    def cantDo(self, peer: Peer, name: bytes) -> None:  # type: ignore[override]
+    def cantDo(self, peer: Peer, name: bytes) -> None:
         """
         Drop every registration of C{name} by C{peer} and requeue the jobs of
         that function it holds (CANT_DO).
@@ -675,7 +672,7 @@ class JobServer:
             # It may have been woken for this function's job.
             self._rewake(dropped)
 
-    def resetAbilities(self, peer: Peer) -> None:  # type: ignore[override]
+    def resetAbilities(self, peer: Peer) -> None:
         """
         Drop all of C{peer}'s registrations and requeue its jobs
         (RESET_ABILITIES).
@@ -690,7 +687,7 @@ class JobServer:
             # It may have been woken for one of these functions' jobs.
             self._rewake(abilities)
 
-    def preSleep(self, peer: Peer) -> None:  # type: ignore[override]
+    def preSleep(self, peer: Peer) -> None:
         """
         C{peer} is going to sleep: NOOP it at once if a job is waiting for it,
         else when one arrives (3.5).
@@ -739,7 +736,7 @@ class JobServer:
                 self._free(job)  # type: ignore[arg-type]
         return None
 
-    def grab(self, peer: Peer, ptype: int) -> None:  # type: ignore[override]
+    def grab(self, peer: Peer, ptype: int) -> None:
         """
         Hand C{peer} the next job it can do, or NO_JOB (GRAB_JOB,
         GRAB_JOB_UNIQ, GRAB_JOB_ALL).
@@ -871,7 +868,7 @@ class JobServer:
             return None
         return job
 
-    def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:  # type: ignore[override]
+    def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:
         """
         Forward WORK_DATA or WORK_WARNING to the job's clients.
 
@@ -883,7 +880,7 @@ class JobServer:
             return
         self._forward(job, ptype, payload)
 
-    def workStatus(  # type: ignore[override]
+    def workStatus(
         self, peer: Peer, handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
     ) -> None:
         """
@@ -905,7 +902,7 @@ class JobServer:
         job.denominator = _uint32(denominator[:_MAX_DENOMINATOR - 1])
         self._forward(job, PacketType.WORK_STATUS, payload)
 
-    def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:  # type: ignore[override]
+    def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:
         """
         Forward WORK_COMPLETE and end the job.
         """
@@ -917,7 +914,7 @@ class JobServer:
         job.function.completed += 1
         self._finish(job)
 
-    def workFail(self, peer: Peer, handle: bytes, payload: Optional[bytes] = None) -> None:  # type: ignore[override]
+    def workFail(self, peer: Peer, handle: bytes, payload: Optional[bytes] = None) -> None:
         """
         Forward WORK_FAIL and end the job.
 
@@ -944,7 +941,7 @@ class JobServer:
         job.function.failed += 1
         self._finish(job)
 
-    def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:  # type: ignore[override]
+    def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:
         """
         End the job with WORK_EXCEPTION to clients that asked for exceptions
         and WORK_FAIL to the others (3.6).
@@ -979,7 +976,7 @@ class JobServer:
 
     # Clients
 
-    def submit(  # type: ignore[override]
+    def submit(
         self,
         peer: Peer,
         name: bytes,
