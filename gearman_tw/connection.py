@@ -199,8 +199,15 @@ class JobServerConnection(Protocol):
         if self._heard or self._deadline is not None:
             self._schedule()
             return
+        self.silent()
         d = self._probe("the job server did not answer a heartbeat")
         d.addCallbacks(lambda _: self._schedule(), lambda _: None)
+
+    def silent(self) -> None:
+        """
+        The server sent nothing for a heartbeat's time; an ECHO follows.
+        Subclasses may act on it too.
+        """
 
     def drop(self, reason: str) -> None:
         """

@@ -432,6 +432,16 @@ class GearmanWorkerProtocol(JobServerConnection):
 
         self.echo().addCallbacks(confirmed, lambda _: None)
 
+    def silent(self) -> None:
+        """
+        A sleeping connection that heard nothing for a heartbeat's time asks
+        for work anyway: a wake-up (NOOP) that never came, lost to a
+        server's bug, costs one heartbeat, not the jobs forever.
+        """
+        if self.sleeping:
+            self.sleeping = False
+            self.wantWork()
+
     # Slots and grabbing
 
     def wantWork(self) -> None:

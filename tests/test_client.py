@@ -996,3 +996,45 @@ class AdversarialTests(SynchronousTestCase):
             str(self.failureResultOf(late.result).value), "job (resize) not submitted: the client is stopped"
         )
         self.assertEqual(str(ConnectionLost("job H:1 (f) lost")), "job H:1 (f) lost")
+
+    def test_reconnectsKeepOneConnection(self) -> None:
+        """
+        However often its connection is lost and made again, a server has
+        one connection, the live one, and a lost one is forgotten at once.
+        """
+        clock = Clock()
+        endpoint = MemoryServerEndpoint(JobServer(clock), clock)
+        client = GearmanClient([endpoint], reactor=clock, retryPolicy=lambda n: 1.0)
+        client.startService()
+        self.addCleanup(client.stopService)
+        for _ in range(5):
+            endpoint.flush()
+            connection = client._servers[0].connection
+            self.assertTrue(connection.connected)
+            endpoint.disconnectAll()
+            self.assertIsNone(client._servers[0].connection)
+            self.assertEqual(client.connectedServers(), [])
+            clock.advance(1)
+        endpoint.flush()
+        self.assertEqual(client.connectedServers(), client.servers)
+        self.assertEqual(len([p for p in endpoint.pumps if not p.client.transport.disconnected]), 1)
+
+    def test_maxAttemptsOne(self) -> None:
+        """
+        With maxAttempts=1 a task whose connection is lost is not sent
+        again: it fails with L{ServerUnavailable}.
+        """
+        clock = Clock()
+        servers = [JobServer(clock, handlePrefix=b"S%d" % i) for i in range(2)]
+        endpoints = [MemoryServerEndpoint(s, clock) for s in servers]
+        client = GearmanClient(endpoints, reactor=clock, maxAttempts=1)
+        client.startService()
+        self.addCleanup(client.stopService)
+        flushAll(endpoints)
+        task = client.submit("f", b"x")
+        flushAll(endpoints)
+        index = client.servers.index(task.server)
+        endpoints[index].disconnectAll()
+        error = self.failureResultOf(task.result, ServerUnavailable).value
+        self.assertIn("in 1 attempts", str(error))
+        self.assertEqual(task.attempts, 1)

@@ -249,3 +249,18 @@ class WorkerFaultTests(Faults):
         self.flush()
         self.assertEqual(self.successResultOf(task.result), b"second")
         self.assertEqual(len(worker.connections), 1)
+
+    def test_lostWakeUp(self) -> None:
+        """
+        A sleeping worker whose NOOP never comes (dropped) asks for work
+        after a heartbeat's silence, and the job runs.
+        """
+        self.faulty[0].configure(lambda proxy: proxy.drop(PacketType.NOOP))
+        self.worker(self.faulty[:1], heartbeat=5, heartbeatTimeout=2)
+        client = self.client(self.direct[:1])
+        task = client.submit("f", b"x")
+        self.flush()
+        self.assertNoResult(task.result)
+        self.advance(6)
+        self.assertEqual(self.successResultOf(task.result), b"r:x")
+        self.assertEqual(len(self.faulty[0].proxies), 1)
