@@ -1041,7 +1041,8 @@ class GearmanClient(MultiService):
         if task.attempts >= self.maxAttempts:
             task._fail(
                 self._unavailable(
-                    "%s not finished: no job server could finish it in %d attempts" % (task._describe(), task.attempts)
+                    "%s not finished: no job server could finish it (submitted %d time%s)"
+                    % (task._describe(), task.attempts, "" if task.attempts == 1 else "s")
                 )
             )
             return

@@ -1036,5 +1036,5 @@ class AdversarialTests(SynchronousTestCase):
         index = client.servers.index(task.server)
         endpoints[index].disconnectAll()
         error = self.failureResultOf(task.result, ServerUnavailable).value
-        self.assertIn("in 1 attempts", str(error))
+        self.assertIn("no job server could finish it (submitted 1 time)", str(error))
         self.assertEqual(task.attempts, 1)
