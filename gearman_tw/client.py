@@ -1150,7 +1150,10 @@ class GearmanClient(MultiService):
         if epoch is not None and level != NORMAL:
             raise ValueError("epoch jobs always run at normal priority")
         limit = _seconds(timeout, "timeout")
-        size = len(functionBytes) + len(uniqueBytes) + len(dataBytes) + 32
+        # The submission's payload: function, unique, [epoch,] data.
+        size = len(functionBytes) + len(uniqueBytes) + len(dataBytes) + 2
+        if epoch is not None:
+            size += len(b"%d" % (epoch,)) + 1
         if size > self.maxPacketSize:
             raise ValueError(
                 "job (%s) is %d bytes; a packet may be at most %d (maxPacketSize)"

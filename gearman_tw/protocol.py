@@ -160,6 +160,22 @@ _SEPARATORS: Tuple[int, ...] = tuple(
     argc if hasData else (argc - 1 if argc else -1) for argc, hasData in ARGUMENTS
 )
 
+#: Packets that carry a job's data (or a result of it) after its handle and
+#: other arguments: they may exceed the largest accepted payload by
+#: L{MAX_ARGUMENT_SIZE}, so that a job as large as a submission may be is
+#: assigned, and its result as large again is delivered.
+RESULT_TYPES = frozenset(
+    (
+        PacketType.JOB_ASSIGN,
+        PacketType.JOB_ASSIGN_UNIQ,
+        PacketType.JOB_ASSIGN_ALL,
+        PacketType.WORK_DATA,
+        PacketType.WORK_WARNING,
+        PacketType.WORK_COMPLETE,
+        PacketType.WORK_EXCEPTION,
+    )
+)
+
 #: A parsed packet: (type, arguments, raw payload).  For a text line the type
 #: is L{TEXT}, the arguments are empty and the payload is the line without its
 #: line ending.
@@ -241,7 +257,8 @@ class PacketParser:
         @param magic: the magic this side expects: L{REQ} for a server,
             L{RES} for a client or worker.  Packets with the other magic are
             reported with a negative type (see L{feed}).
-        @param maxPacketSize: the largest payload size accepted.
+        @param maxPacketSize: the largest payload size accepted
+            (L{MAX_ARGUMENT_SIZE} more for the L{RESULT_TYPES}).
         """
         self._chunks: List[bytes] = []
         self._have = 0
@@ -325,7 +342,9 @@ class PacketParser:
                 if ptype == 0 or ptype > MAX_PACKET_TYPE:
                     self.failure = ProtocolError(None, b"Unknown packet type")
                     break
-                if size > self._maxSize:
+                if size > self._maxSize and (
+                    size > self._maxSize + MAX_ARGUMENT_SIZE or ptype not in RESULT_TYPES
+                ):
                     self.failure = ProtocolError(
                         b"ARGUMENT_TOO_LARGE", b"Packet larger than the server accepts"
                     )

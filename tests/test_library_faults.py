@@ -264,3 +264,42 @@ class WorkerFaultTests(Faults):
         self.advance(6)
         self.assertEqual(self.successResultOf(task.result), b"r:x")
         self.assertEqual(len(self.faulty[0].proxies), 1)
+
+
+class FullSizeTests(SynchronousTestCase):
+    """
+    A job as large as the server accepts, with a result as large, goes
+    through the server, the client and the worker.
+    """
+
+    def test_fullSizeJob(self) -> None:
+        """
+        With the server's packet limit at 64 KiB, a submission of exactly
+        that size is assigned to a worker whose same-size result reaches
+        the client: the handle in front of the data does not make the
+        server drop the worker (which requeued the job forever).
+        """
+        from gearman_tw.server.factory import GearmanServerFactory
+
+        limit = 64 * 1024
+        clock = ThreadClock()
+        server = JobServer(clock, handlePrefix=b"S")
+        endpoints = [MemoryServerEndpoint(server, clock) for _ in range(2)]
+        for endpoint in endpoints:
+            endpoint.factory = GearmanServerFactory(server, maxPacketSize=limit)
+        worker = GearmanWorker(endpoints[:1], reactor=clock)
+        runs: List[bytes] = []
+        worker.register("f", lambda job: runs.append(job.handle) or job.data.upper())
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        client = GearmanClient(endpoints[1:], reactor=clock, maxPacketSize=limit)
+        client.startService()
+        self.addCleanup(client.stopService)
+        data = b"x" * (limit - len(b"f") - 2)
+        task = client.submit("f", data)
+        for _ in range(10):
+            for endpoint in endpoints:
+                endpoint.flush()
+        self.assertEqual(self.successResultOf(task.result), data.upper())
+        self.assertEqual(runs, [b"S:1"])
+        self.assertRaises(ValueError, client.submit, "f", data + b"x")

@@ -474,6 +474,29 @@ class LimitTests(SynchronousTestCase):
         parser.feed(header(P.ECHO_REQ, 0xFFFFFFFF))
         self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE")
 
+    def test_resultRoom(self) -> None:
+        """
+        A job's assignment and its results may exceed the maximum by
+        L{MAX_ARGUMENT_SIZE} (the handle and other arguments in front of
+        data as large as a submission may carry); submissions and other
+        packets may not.
+        """
+        full = b"d" * 1024
+        for ptype, args in [
+            (P.WORK_COMPLETE, (b"H:123",)),
+            (P.WORK_DATA, (b"H:123",)),
+            (P.WORK_EXCEPTION, (b"H:123",)),
+            (P.JOB_ASSIGN_UNIQ, (b"H:123", b"f", b"u")),
+        ]:
+            self.assertEqual(len(PacketParser(maxPacketSize=1024).feed(req(ptype, *args, full))), 1, ptype)
+            parser = PacketParser(maxPacketSize=1024)
+            parser.feed(header(ptype, 1024 + MAX_ARGUMENT_SIZE + 1))
+            self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE", ptype)
+        for ptype in (P.SUBMIT_JOB, P.SUBMIT_JOB_BG, P.SUBMIT_JOB_EPOCH, P.ECHO_REQ):
+            parser = PacketParser(maxPacketSize=1024)
+            parser.feed(header(ptype, 1025))
+            self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE", ptype)
+
 
 class StepTests(SynchronousTestCase):
     """
