@@ -546,7 +546,9 @@ class JobServer:
         self._lastHold = 0
         # Live jobs by unique key (not C{-}), oldest first, for
         # GET_STATUS_UNIQUE.
-        self._uniqueJobs: Dict[bytes, List[Job]] = {}
+        # Live jobs by unique key across functions, oldest first (a dict as
+        # an ordered set: forgetting one is O(1) however many share a key).
+        self._uniqueJobs: Dict[bytes, Dict[Job, None]] = {}
         self._pendingTimer: Optional[IDelayedCall] = None
         self._idleWaiters: List[Callable[[], object]] = []
         self.queue = queue
@@ -1137,9 +1139,9 @@ class JobServer:
             if unique != b"-":
                 jobs = self._uniqueJobs.get(unique)
                 if jobs is None:
-                    self._uniqueJobs[unique] = [job]
+                    self._uniqueJobs[unique] = {job: None}
                 else:
-                    jobs.append(job)
+                    jobs[job] = None
         if runnable:
             # L{_queue} inlined: this is every submission's path, and the
             # two calls it saves are ~4% of a background submission.
@@ -1432,7 +1434,7 @@ class JobServer:
         finds C{-} jobs by unique.
         """
         jobs = self._uniqueJobs.get(unique)
-        return jobs[-1] if jobs else None
+        return next(reversed(jobs)) if jobs else None
 
     # Ending jobs
 
@@ -1481,11 +1483,8 @@ class JobServer:
             if uniques.get(key) is job:
                 del uniques[key]
                 jobs = self._uniqueJobs.get(job.unique)
-                if jobs is not None and job in jobs:
-                    if len(jobs) == 1:
-                        del self._uniqueJobs[job.unique]
-                    else:
-                        jobs.remove(job)
+                if jobs is not None and jobs.pop(job, 0) is None and not jobs:
+                    del self._uniqueJobs[job.unique]
 
     def _finish(self, job: Job) -> None:
         """
