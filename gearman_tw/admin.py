@@ -35,9 +35,8 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from gearman_tw.connection import describeFailure
 from gearman_tw.endpoints import clientEndpoint
-from gearman_tw.errors import ConnectionLost, GearmanError, ProtocolError, ServerUnavailable
+from gearman_tw.errors import ConnectionLost, GearmanError, ProtocolError, ServerUnavailable, describeFailure
 from gearman_tw.protocol import MAX_TEXT_LINE
 
 T = TypeVar("T")

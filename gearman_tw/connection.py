@@ -17,7 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gearman_tw.errors import ConnectionLost
+from gearman_tw.errors import ConnectionLost, describeFailure
 from gearman_tw.protocol import REQ, RES, Packet, PacketParser, PacketType, encode
 from gearman_tw.reads import ReadSizer
 
@@ -38,34 +38,6 @@ def setNoDelay(transport: ITransport) -> None:
     setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
     if setTcpNoDelay is not None:
         setTcpNoDelay(True)
-
-
-def describeFailure(failure: Failure) -> str:
-    """
-    A short human-readable reason for a failed or lost connection:
-    C{"connection refused"}, C{"timed out"}, C{"TLS failure: ..."}.
-    """
-    from twisted.internet import error
-
-    value = failure.value
-    if isinstance(value, error.ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(value, (error.TimeoutError, error.UserError)) or isinstance(value, TimeoutError):
-        return "timed out"
-    if isinstance(value, error.DNSLookupError):
-        return "host name not found"
-    if isinstance(value, error.ConnectionDone):
-        return "connection closed by the job server"
-    if type(value).__module__.startswith("OpenSSL"):
-        # pyOpenSSL's errors carry [(library, function, reason), ...].
-        details = value.args[0] if value.args else None
-        if isinstance(details, list) and all(isinstance(d, tuple) and d for d in details):
-            return "TLS failure: %s" % (", ".join(str(d[-1]) for d in details),)
-        return "TLS failure: %s" % (value,)
-    if isinstance(value, error.ConnectionLost):
-        return "connection lost"
-    text = str(value)
-    return text if text else type(value).__name__
 
 
 class JobServerConnection(Protocol):

@@ -5,9 +5,12 @@ Exceptions raised, and failures carried by Deferreds, in gearman_tw.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 from twisted.internet import error as _error
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
 
 
 class GearmanError(Exception):
@@ -159,3 +162,29 @@ class JobTimeout(GearmanError, TimeoutError):
         if self.handle is None:
             return "%s was not created within %g s" % (what, self.seconds)
         return "%s did not finish within %g s" % (what, self.seconds)
+
+
+def describeFailure(failure: "Failure") -> str:
+    """
+    A short human-readable reason for a failed or lost connection:
+    C{"connection refused"}, C{"timed out"}, C{"TLS failure: ..."}.
+    """
+    value = failure.value
+    if isinstance(value, _error.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(value, (_error.TimeoutError, _error.UserError)) or isinstance(value, TimeoutError):
+        return "timed out"
+    if isinstance(value, _error.DNSLookupError):
+        return "host name not found"
+    if isinstance(value, _error.ConnectionDone):
+        return "connection closed by the job server"
+    if type(value).__module__.startswith("OpenSSL"):
+        # pyOpenSSL's errors carry [(library, function, reason), ...].
+        details = value.args[0] if value.args else None
+        if isinstance(details, list) and all(isinstance(d, tuple) and d for d in details):
+            return "TLS failure: %s" % (", ".join(str(d[-1]) for d in details),)
+        return "TLS failure: %s" % (value,)
+    if isinstance(value, _error.ConnectionLost):
+        return "connection lost"
+    text = str(value)
+    return text if text else type(value).__name__

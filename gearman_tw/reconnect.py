@@ -21,7 +21,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gearman_tw.connection import JobServerConnection, describeFailure
+from gearman_tw.connection import JobServerConnection
+from gearman_tw.errors import describeFailure
 
 RetryPolicy = Callable[[int], float]
 

@@ -14,8 +14,8 @@ from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.client import GearmanClientProtocol
-from gearman_tw.connection import JobServerConnection, describeFailure
-from gearman_tw.errors import ConnectionLost
+from gearman_tw.connection import JobServerConnection
+from gearman_tw.errors import ConnectionLost, describeFailure
 from gearman_tw.protocol import REQ, RES, PacketType, encode, parseAll
 from gearman_tw.worker import GearmanWorker, GearmanWorkerProtocol
 

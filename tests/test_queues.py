@@ -472,3 +472,57 @@ class QueueFromURLTests(SynchronousTestCase):
         """
         for url in ("mysql://x", "sqlite:", "redis://h/notanumber"):
             self.assertRaises(QueueError, queueFromURL, url)
+
+
+class StorageFaultTests(TestCase):
+    """
+    Storage faults are reported with their cause.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_sqliteFull(self):
+        """
+        A full SQLite database (its page limit reached, as a full disk
+        does) fails the add with "database or disk is full", not with the
+        ROLLBACK that failed after it; the queue goes on working once there
+        is room.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.add(job(1))
+
+        def limit(pages):
+            connection = queue._connection
+            count = connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.execute("PRAGMA max_page_count=%d" % (count + pages,))
+
+        yield queue._run(limit, 0)
+        failure = yield self.assertFailure(queue.add(job(2, data=b"x" * 200000)), QueueError)
+        self.assertIn("full", str(failure))
+        self.assertNotIn("rollback", str(failure))
+        yield queue._run(limit, 10000)
+        yield queue.add(job(3))
+        self.assertEqual([j.key for j in (yield queue.replay())], [1, 3])
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisTimeout(self):
+        """
+        A Redis that stops answering (SIGSTOP) fails the add with "no
+        answer from Redis within 1 s", not a repr of the timeout.
+        """
+        import signal
+
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
+        failure = yield self.assertFailure(queue.add(job(1)), QueueError)
+        self.assertEqual(str(failure), "redis add: no answer from Redis within 1 s")

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gearman_tw.errors import QueueError
+from gearman_tw.errors import QueueError, describeFailure
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob
 from gearman_tw.queues.records import decodeRecords, encodeRecords
@@ -78,8 +79,12 @@ class RedisQueue:
         raise QueueError("the Redis queue is not open")
 
     def _error(self, failure: Failure, what: str) -> Failure:
-        self.log.failure("Redis queue: {what} failed", failure, what=what)
-        return Failure(QueueError("redis %s: %s" % (what, failure.getErrorMessage())))
+        if failure.check(defer.TimeoutError):
+            why = "no answer from Redis within %g s" % (self.timeout,)
+        else:
+            why = describeFailure(failure)
+        self.log.error("Redis queue: {what} failed: {why}", what=what, why=why)
+        return Failure(QueueError("redis %s: %s" % (what, why)))
 
     def open(self) -> Deferred[None]:
         """

@@ -174,7 +174,7 @@ class SQLiteQueue:
                 self._takeOverGearmand(connection)
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                _rollback(connection)
                 raise
             batches = connection.execute(
                 "SELECT first, last, count FROM %s ORDER BY first" % (self.batchesTable,)
@@ -433,7 +433,7 @@ class SQLiteQueue:
                 start = end
             connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            _rollback(connection)
             raise
 
     def _insertBatches(self, connection: sqlite3.Connection, rows: List[_Row]) -> None:
@@ -505,3 +505,16 @@ def _bytes(value: Any) -> bytes:
     if value is None:
         return b""
     return bytes(value)
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    """
+    Roll back the transaction an error interrupted, keeping that error: after
+    some (a full disk, say) SQLite has rolled back already, and a failing
+    ROLLBACK ("no transaction is active") must not hide the cause.
+    """
+    if connection.in_transaction:
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
