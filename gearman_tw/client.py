@@ -72,8 +72,13 @@ _SUBMIT_TYPES = {
     (LOW, True): PacketType.SUBMIT_JOB_LOW_BG,
 }
 
-#: gearmand refuses longer unique keys.
-MAX_UNIQUE = 64
+#: The longest unique key: gearmand refuses longer ones, and stores a
+#: 64-byte key in 63 bytes (its job's data then arrives corrupted).
+MAX_UNIQUE = 63
+
+#: The longest job handle a job server makes or is asked about: gearmand
+#: drops a connection that asks about a longer one.
+MAX_HANDLE = 63
 
 #: The longest function name: gearmand drops a connection whose NUL-ended
 #: argument does not fit in its 8 KiB buffer.
@@ -287,8 +292,9 @@ class Task:
         if not self.unique or self.background:
             return None
         if self.unique == b"-":
-            # gearmand takes the data as the unique key.
-            return (self.function, self.data) if self.data else None
+            # Coalesced on the data, apart from explicit keys (a server
+            # that joins the two anyway is followed: see _jobCreated).
+            return (self.function, b"-", self.data) if self.data else None
         return (self.function, self.unique)
 
     def whenCreated(self) -> Deferred[bytes]:
@@ -1008,10 +1014,13 @@ class GearmanClient(MultiService):
     def whenConnected(self) -> Deferred[None]:
         """
         A new Deferred that fires once at least one server is connected and
-        has answered.
+        has answered, or fails with L{ServerUnavailable} if the client is
+        (or gets) stopped first.
         """
         if self.connectedServers():
             return succeed(None)
+        if self._stopped:
+            return fail(ServerUnavailable("the client is stopped"))
         d: Deferred[None] = Deferred()
         self._readyWaiters.append(d)
         return d
@@ -1286,10 +1295,10 @@ class GearmanClient(MultiService):
         @return: fires with a L{JobStatus}, or fails with
             L{ServerUnavailable} or L{ConnectionLost}.
         @raise TypeError: C{handle} is not bytes or str.
-        @raise ValueError: C{handle} is empty or has a NUL, or C{server} is
-            not one of this client's.
+        @raise ValueError: C{handle} is empty, longer than 63 bytes or has a
+            NUL, or C{server} is not one of this client's.
         """
-        handleBytes = _argument(handle, "handle", MAX_FUNCTION, allowEmpty=False)
+        handleBytes = _argument(handle, "handle", MAX_HANDLE, allowEmpty=False)
         try:
             connection = self._connectionFor(server)
         except ServerUnavailable as e:
@@ -1320,9 +1329,12 @@ class GearmanClient(MultiService):
         ECHO_REQ to a server; fires with the echoed data.
 
         @raise TypeError: C{data} is not bytes or str.
-        @raise ValueError: C{server} is not one of this client's.
+        @raise ValueError: C{data} is larger than C{maxPacketSize}, or
+            C{server} is not one of this client's.
         """
         dataBytes = _bytes(data, "data")
+        if len(dataBytes) > self.maxPacketSize:
+            raise ValueError("echo data is %d bytes; at most %d (maxPacketSize)" % (len(dataBytes), self.maxPacketSize))
         try:
             connection = self._connectionFor(server)
         except ServerUnavailable as e:
@@ -1340,6 +1352,9 @@ class GearmanClient(MultiService):
         later submissions fail at once with L{ServerUnavailable}.
         """
         self._stopped = True
+        readyWaiters, self._readyWaiters = self._readyWaiters, []
+        for d in readyWaiters:
+            d.errback(ServerUnavailable("the client was stopped before a server was connected"))
         waiting, self._waiting = self._waiting, {}
         for task, timer in waiting.items():
             if timer.active():

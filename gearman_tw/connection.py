@@ -211,8 +211,11 @@ class JobServerConnection(Protocol):
         if failure is not None and self.connected:
             self.log.error("Bad data from the job server: {why}", why=failure.text)
             self.lostReason = "bad data from the job server: %s" % (failure.text.decode("utf-8", "replace"),)
+            # Nothing more is sent or chosen to send on it, and no close
+            # waits on a peer that may not read.
             self.connected = False
-            self.transport.loseConnection()  # type: ignore[union-attr]
+            self.ready = False
+            self.transport.abortConnection()  # type: ignore[union-attr]
 
     def packetReceived(self, ptype: int, args: List[bytes], payload: bytes) -> None:
         """

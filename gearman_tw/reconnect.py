@@ -135,7 +135,7 @@ class Reconnector(Service):
         self._retry()
 
     def _retry(self) -> None:
-        if self.running and self._delayed is None and self._attempt is None:
+        if self.running and self._delayed is None and self._attempt is None and self.connection is None:
             delay = self.retryPolicy(self.failures)
             self._delayed = self.clock.callLater(delay, self._connect)
 

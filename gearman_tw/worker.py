@@ -31,7 +31,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, 
 
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.internet.threads import deferToThreadPool
@@ -557,7 +557,7 @@ class GearmanWorkerProtocol(JobServerConnection):
         self.send(PacketType.WORK_EXCEPTION, job.handle, _bytes(text))
 
     def _done(self, result: object, job: Job) -> None:
-        self.worker._running.pop(job, None)
+        self.worker._jobEnded(job)
         if self.job is job:
             self.job = None
             self._applyPending()
@@ -715,6 +715,8 @@ class GearmanWorker(MultiService):
         # Every job whose function runs, by the connection it came on (which
         # may be lost meanwhile).
         self._running: Dict[Job, GearmanWorkerProtocol] = {}
+        # Slots such jobs also hold in a group they did not come from.
+        self._extraSlots: Dict[Job, Slots] = {}
         # (condition, Deferred) fired once the condition holds.
         self._conditions: List[Tuple[Callable[[], bool], Deferred[None]]] = []
         self._stopped: Optional[Deferred[None]] = None
@@ -763,6 +765,7 @@ class GearmanWorker(MultiService):
             group = self._groups.get(key)
             if group is None:
                 group = self._groups[key] = _Group({key: new}, new.concurrency, len(self.servers), self.perServer)
+                self._countRunning(key, group)
                 if self.running:
                     self._connectGroup(group)
             else:
@@ -772,11 +775,31 @@ class GearmanWorker(MultiService):
             if self._shared is None:
                 self._shared = _Group({}, self.concurrency, len(self.servers), self.perServer)
                 self._shared.functions[key] = new
+                self._countRunning(key, self._shared)
                 if self.running:
                     self._connectGroup(self._shared)
             else:
                 self._shared.functions[key] = new
+                self._countRunning(key, self._shared)
                 self._announce(self._shared, new)
+
+    def _jobEnded(self, job: Job) -> None:
+        self._running.pop(job, None)
+        extra = self._extraSlots.pop(job, None)
+        if extra is not None:
+            extra.release()
+
+    def _countRunning(self, key: bytes, group: _Group) -> None:
+        """
+        Jobs of C{key} still running from another group (it was registered
+        again, or with another concurrency) hold a slot of C{group} too
+        until they end, so that its limit counts them.
+        """
+        for job, connection in self._running.items():
+            if job.function == key and connection.group is not group and job not in self._extraSlots:
+                slots = group.slots[connection.server]
+                slots.used += 1
+                self._extraSlots[job] = slots
 
     def unregister(self, name: Union[bytes, str]) -> Deferred[None]:
         """
@@ -959,8 +982,11 @@ class GearmanWorker(MultiService):
         """
         A new Deferred that fires once every function is registered with
         every job server that can be reached (each server has confirmed
-        them, or failed to connect), and with at least one.
+        them, or failed to connect), and with at least one; it fails with
+        L{ServerUnavailable} if the worker is not running or stops first.
         """
+        if not self.running or self.stopping:
+            return fail(ServerUnavailable("the worker is not running"))
         d: Deferred[None] = Deferred()
         self._registeredWaiters.append(d)
         self._registrationChanged()
@@ -1017,7 +1043,6 @@ class GearmanWorker(MultiService):
                         self.removeService(reconnector)
                 group.reconnectors = []
             self._retiring = []
-            self._conditions = []
             pool, self._threadPool = self._threadPool, None
             if pool is not None:
                 # Joining a thread still running a job would freeze the

@@ -410,7 +410,7 @@ class ClientTests(SynchronousTestCase):
             (ValueError, ("f", b"x"), {"when": -1}),
             (ValueError, ("f", b"x"), {"priority": "urgent"}),
             (TypeError, ("f", b"x"), {"priority": 1}),
-            (ValueError, ("f", b"x"), {"unique": b"u" * 65}),
+            (ValueError, ("f", b"x"), {"unique": b"u" * 64}),
             (ValueError, ("f", b"x"), {"unique": b"a\0b"}),
             (TypeError, ("f", b"x"), {"unique": 5}),
             (ValueError, ("f", b"x"), {"when": 1, "priority": HIGH}),
@@ -821,6 +821,9 @@ class MisuseTests(SynchronousTestCase):
         self.assertRaises(TypeError, client.getStatus, 5)
         self.assertRaises(ValueError, client.getStatus, b"")
         self.assertRaises(ValueError, client.getStatus, b"H:1", server="elsewhere:1")
+        self.assertRaises(ValueError, client.getStatus, b"H:" + b"x" * 62)
+        self.assertRaises(ValueError, client.getStatusUnique, "f", b"u" * 64)
+        self.assertRaises(ValueError, client.echo, b"x" * (client.maxPacketSize + 1))
         self.assertRaises(TypeError, client.echo, 5)
 
     def test_constructorChecks(self) -> None:
@@ -886,15 +889,31 @@ class AdversarialTests(SynchronousTestCase):
         self.assertEqual(self.failureResultOf(status, ServerError).value.code, b"E2")
         self.assertEqual(self.successResultOf(later).known, False)
 
+    def test_dashApartFromKeys(self) -> None:
+        """
+        A C{"-"} submission and one whose explicit key equals its data are
+        not coalesced by the client (gearmand and gearman_tw keep them
+        apart): each gets its own job's result.
+        """
+        dash = Task(b"f", b"abc", unique=b"-")
+        named = Task(b"f", b"xyz", unique=b"abc")
+        self.assertNotEqual(dash.coalescingKey(), named.coalescingKey())
+        self.protocol.submit(named)
+        self.protocol.submit(dash)
+        self.protocol.dataReceived(
+            response(PacketType.JOB_CREATED, b"H:1")
+            + response(PacketType.JOB_CREATED, b"H:2")
+            + response(PacketType.WORK_COMPLETE, b"H:2", b"f(abc)")
+            + response(PacketType.WORK_COMPLETE, b"H:1", b"f(xyz)")
+        )
+        self.assertEqual(self.successResultOf(dash.result), b"f(abc)")
+        self.assertEqual(self.successResultOf(named.result), b"f(xyz)")
+
     def test_handleShared(self) -> None:
         """
-        Two submissions the server coalesced under one handle (gearmand
-        takes C{"-"} as the data, which another task gave as its unique
-        key) both get the result.
+        Two submissions a server coalesced under one handle, under keys this
+        client did not know to match, both get the result.
         """
-        dash = Task(b"f", b"same", unique=b"-")
-        named = Task(b"f", b"same", unique=b"same")
-        self.assertEqual(dash.coalescingKey(), named.coalescingKey())
         other = Task(b"f", b"x", unique=b"k1")
         again = Task(b"f", b"y", unique=b"k2")
         self.protocol.submit(other)
@@ -996,6 +1015,41 @@ class AdversarialTests(SynchronousTestCase):
             str(self.failureResultOf(late.result).value), "job (resize) not submitted: the client is stopped"
         )
         self.assertEqual(str(ConnectionLost("job H:1 (f) lost")), "job H:1 (f) lost")
+
+    def test_restartBeforeClose(self) -> None:
+        """
+        stopService() then startService() before the old connection has
+        closed leaves one connection, and a final stop none.
+        """
+        clock = Clock()
+        endpoint = MemoryServerEndpoint(JobServer(clock), clock)
+        client = GearmanClient([endpoint], reactor=clock)
+        client.startService()
+        endpoint.flush()
+        client.stopService()
+        client.startService()
+        endpoint.flush()
+        clock.advance(5)
+        endpoint.flush()
+        self.assertEqual(len([p for p in endpoint.pumps if not p.client.transport.disconnected]), 1)
+        client.stopService()
+        endpoint.flush()
+        self.assertEqual(len([p for p in endpoint.pumps if not p.client.transport.disconnected]), 0)
+
+    def test_whenConnectedAtStop(self) -> None:
+        """
+        whenConnected() fails with L{ServerUnavailable} when the client is
+        stopped before a server answered, and on a stopped client.
+        """
+        clock = Clock()
+        endpoint = MemoryServerEndpoint(JobServer(clock), clock)
+        endpoint.refuse = True
+        client = GearmanClient([endpoint], reactor=clock)
+        client.startService()
+        pending = client.whenConnected()
+        client.stopService()
+        self.failureResultOf(pending, ServerUnavailable)
+        self.failureResultOf(client.whenConnected(), ServerUnavailable)
 
     def test_reconnectsKeepOneConnection(self) -> None:
         """

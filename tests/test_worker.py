@@ -955,3 +955,61 @@ class AdversarialWorkerTests(SynchronousTestCase):
         again = self.client().submitJob("f", b"y")
         self.flush()
         self.assertEqual(self.successResultOf(again), b"timed")
+
+    def test_reregisterCountsOldJobs(self) -> None:
+        """
+        A function with its own concurrency of 1, unregistered and
+        registered again while its job runs (or moved into it from the
+        shared pool): the old job counts against the new limit until it
+        ends.
+        """
+        running: List[int] = [0]
+        peak: List[int] = [0]
+
+        def counted(job):
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            d = self.hold(job)
+            d.addBoth(lambda r: running.__setitem__(0, running[0] - 1) or r)
+            return d
+
+        worker = self.start()
+        worker.register("c", counted, concurrency=1)
+        worker.startService()
+        client = self.client()
+        first = client.submitJob("c", b"1")
+        self.flush()
+        worker.unregister("c")
+        worker.register("c", counted, concurrency=1)
+        second = client.submitJob("c", b"2")
+        self.flush()
+        self.assertEqual(peak[0], 1)
+        self.pending.pop(0).callback(b"one")
+        self.flush()
+        self.assertEqual(self.successResultOf(first), b"one")
+        self.assertEqual(peak[0], 1)
+        self.pending.pop(0).callback(b"two")
+        self.flush()
+        self.assertEqual(self.successResultOf(second), b"two")
+
+    def test_waitersAtStop(self) -> None:
+        """
+        whenRegistered() asked during a stop's drain or of a stopped worker
+        fails at once; unregister()'s Deferred still fires when the job it
+        waits for ends after the stop gave up on it.
+        """
+        worker = self.start(drainTimeout=1)
+        worker.register("f", self.hold)
+        worker.startService()
+        self.client().submitJob("f", b"x")
+        self.flush()
+        gone = worker.unregister("f")
+        stopped = worker.stopService()
+        self.failureResultOf(worker.whenRegistered(), ServerUnavailable)
+        self.clock.advance(1)
+        self.flush()
+        self.successResultOf(stopped)
+        self.failureResultOf(worker.whenRegistered(), ServerUnavailable)
+        self.assertNoResult(gone)
+        self.pending[0].callback(b"late")
+        self.successResultOf(gone)
