@@ -193,3 +193,180 @@ class LibraryPropertyTests(SynchronousTestCase):
             world.clock.advance(10)
             world.flush()
         self.flushLoggedErrors(RuntimeError)
+
+
+worker_operations = st.one_of(
+    st.tuples(st.just("submit"), st.sampled_from([b"a", b"c"]), st.integers(0, 1)),
+    st.tuples(st.just("complete"), st.integers(0, 5)),
+    st.tuples(st.just("raise"), st.integers(0, 5)),
+    st.tuples(st.just("drop"), st.integers(0, 1)),
+    st.tuples(st.just("pause"), st.integers(0, 1)),
+    st.tuples(st.just("resume"), st.integers(0, 1)),
+    st.tuples(st.just("unregister"),),
+    st.tuples(st.just("register"), st.sampled_from([None, 1, 2])),
+    st.tuples(st.just("advance"), st.sampled_from([0.5, 2.0, 6.0])),
+)
+
+
+class WorkerWorld:
+    """
+    One worker over two job servers in memory behind fault proxies:
+    function C{a} in the shared pool (two jobs at once in all), function
+    C{c} with a concurrency of its own; clients submit straight to each
+    server.
+    """
+
+    def __init__(self) -> None:
+        from tests.faultserver import FaultEndpoint
+
+        self.clock = ThreadClock()
+        self.servers = [JobServer(self.clock, handlePrefix=b"S%d" % i) for i in range(2)]
+        self.faulty = [FaultEndpoint(s, self.clock) for s in self.servers]
+        self.direct = [MemoryServerEndpoint(s, self.clock) for s in self.servers]
+        self.worker = GearmanWorker(
+            self.faulty,
+            reactor=self.clock,
+            concurrency=2,
+            retryPolicy=lambda n: 1.0,
+            heartbeat=3,
+            heartbeatTimeout=2,
+            drainTimeout=5,
+        )
+        self.limits: Dict[bytes, int] = {b"a": 2, b"c": 1}
+        self.running: Counter = Counter()
+        self.violations: List[tuple] = []
+        self.pending: List[Tuple[object, Deferred]] = []
+        self.runs: Counter = Counter()
+        self.cutShort: Counter = Counter()
+        self.worker.register("a", self.function(b"a"))
+        self.worker.register("c", self.function(b"c"), concurrency=1)
+        self.clients = [GearmanClient([e], reactor=self.clock, retryPolicy=lambda n: 1.0) for e in self.direct]
+        for client in self.clients:
+            client.startService()
+        self.worker.startService()
+        self.tasks: List[Tuple[bytes, Task]] = []
+        self.counter = 0
+        self.flush()
+
+    def function(self, name: bytes):
+        def run(job) -> Deferred:
+            self.runs[job.data] += 1
+            self.running[name] += 1
+            if self.running[name] > self.limits[name]:
+                self.violations.append((name, self.running[name], self.limits[name]))
+            d: Deferred = Deferred()
+
+            def ended(result: object) -> object:
+                self.running[name] -= 1
+                if job.finished and not job._connection.connected:
+                    self.cutShort[job.data] += 1
+                return result
+
+            d.addBoth(ended)
+            self.pending.append((job, d))
+            return d
+
+        return run
+
+    def flush(self) -> None:
+        for _ in range(6):
+            for endpoint in self.faulty + self.direct:
+                endpoint.flush()
+
+    def apply(self, operation: tuple) -> None:
+        kind = operation[0]
+        if kind == "submit":
+            self.counter += 1
+            name, server = operation[1], operation[2]
+            data = name + b"%d" % (self.counter,)
+            self.tasks.append((name, self.clients[server].submit(name, data)))
+        elif kind in ("complete", "raise") and self.pending:
+            job, d = self.pending.pop(operation[1] % len(self.pending))
+            if kind == "complete":
+                d.callback(job.function + b":" + job.data)
+            else:
+                d.errback(RuntimeError("boom"))
+        elif kind == "drop":
+            for proxy in self.faulty[operation[1]].proxies:
+                proxy.abort()
+        elif kind == "pause":
+            self.faulty[operation[1]].pause()
+        elif kind == "resume":
+            self.faulty[operation[1]].resume()
+        elif kind == "unregister" and b"c" in self.worker.functions:
+            self.worker.unregister("c")
+        elif kind == "register":
+            concurrency = operation[1]
+            self.limits[b"c"] = concurrency if concurrency is not None else 2
+            self.worker.register("c", self.function(b"c"), concurrency=concurrency)
+        elif kind == "advance":
+            for _ in range(int(operation[1] / 0.5)):
+                self.clock.advance(0.5)
+                self.flush()
+        self.flush()
+
+    def drain(self) -> None:
+        """
+        Faults stop and C{c} is served again: every task must end.
+        """
+        for endpoint in self.faulty:
+            endpoint.resume()
+        if b"c" not in self.worker.functions:
+            self.limits[b"c"] = 1
+            self.worker.register("c", self.function(b"c"), concurrency=1)
+        for _ in range(300):
+            while self.pending:
+                job, d = self.pending.pop(0)
+                d.callback(job.function + b":" + job.data)
+            self.flush()
+            if all(task.done for _, task in self.tasks) and not self.pending:
+                return
+            self.clock.advance(0.5)
+            self.flush()
+        raise AssertionError("tasks still waiting: %r" % ([t for _, t in self.tasks if not t.done],))
+
+    def stop(self) -> None:
+        self.worker.stopService()
+        for client in self.clients:
+            client.stopService()
+        for _ in range(20):
+            while self.pending:
+                self.pending.pop(0)[1].callback(b"")
+            self.clock.advance(0.5)
+            self.flush()
+
+
+class WorkerPropertyTests(SynchronousTestCase):
+    """
+    A worker's limits and deliveries hold whatever happens.
+    """
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(worker_operations, max_size=40))
+    def test_limitsAndResults(self, script: List[tuple]) -> None:
+        """
+        Under lost and paused connections, unregistering and registering
+        again with other limits: no function runs more jobs at once than
+        its limit (jobs from before a change count against the new one);
+        each task ends with its own job's result (or the exception); every
+        job runs once, plus once for each time its connection was lost
+        while it ran.
+        """
+        world = WorkerWorld()
+        try:
+            for operation in script:
+                world.apply(operation)
+            world.drain()
+            self.assertEqual(world.violations, [])
+            for name, task in world.tasks:
+                outcome: List[object] = []
+                task.result.addBoth(outcome.append)
+                value = outcome[0]
+                if isinstance(value, bytes):
+                    self.assertEqual(value, name + b":" + task.data)
+                else:
+                    self.assertTrue(value.check(JobException), value)
+            for data, count in world.runs.items():
+                self.assertLessEqual(count, 1 + world.cutShort[data], (data, world.runs, world.cutShort))
+        finally:
+            world.stop()
