@@ -228,7 +228,7 @@ class Slots:
         self.size = size
         self.used = 0
         self.closed = False
-        self._queue: Deque[GearmanWorkerProtocol] = deque()
+        self._queue: Deque[Any] = deque()
 
     def request(self, connection: "GearmanWorkerProtocol") -> bool:
         """
@@ -263,10 +263,40 @@ class Slots:
 
     def close(self) -> None:
         """
-        Give out no more slots.
+        Give out no more slots; jobs waiting for one start anyway.
         """
         self.closed = True
-        self._queue.clear()
+        queue, self._queue = self._queue, deque()
+        for waiter in queue:
+            if isinstance(waiter, _LateStart):
+                waiter.startAnyway()
+
+
+class _LateStart:
+    """
+    A job waiting for a slot of its function's group of now (see
+    L{GearmanWorkerProtocol._run}).
+    """
+
+    def __init__(self, connection: "GearmanWorkerProtocol", job: "Job", function: Function, slots: Slots) -> None:
+        self.connection = connection
+        self.job = job
+        self.function = function
+        self.slots = slots
+
+    def slotGranted(self) -> None:
+        """
+        A slot is free: run the job.
+        """
+        self.connection._start(self.job, self.function, self.slots)
+
+    def startAnyway(self) -> None:
+        """
+        No slot will come (the worker stops): run the job over the limit
+        rather than leave it waiting.
+        """
+        self.slots.used += 1
+        self.slotGranted()
 
 
 class _Group:
@@ -524,7 +554,24 @@ class GearmanWorkerProtocol(JobServerConnection):
             self.slots.used += 1
         job = Job(self, handle, name, unique, data, function.threaded)
         self.job = job
-        self.worker._running[job] = self
+        slots = self.worker._slotsElsewhere(job, self)
+        if slots is not None and not slots.request(_LateStart(self, job, function, slots)):
+            # Its function's limit is now another group's, and full: the
+            # job waits here for a slot of it (the server waits too).
+            return
+        self._start(job, function, slots)
+
+    def _start(self, job: Job, function: Function, slots: Optional[Slots] = None) -> None:
+        """
+        Run C{job}'s function; C{slots} is another group's, whose slot it
+        holds too.
+        """
+        self.worker._jobStarted(job, self, slots)
+        if job.finished or self.job is not job:
+            # Its connection was lost while it waited: the server has given
+            # it to another worker.
+            self._done(None, job)
+            return
         if function.threaded:
             d = deferToThreadPool(self.reactor, self.worker.threadPool(), function.callable, job)
         else:
@@ -715,8 +762,8 @@ class GearmanWorker(MultiService):
         # Every job whose function runs, by the connection it came on (which
         # may be lost meanwhile).
         self._running: Dict[Job, GearmanWorkerProtocol] = {}
-        # Slots such jobs also hold in a group they did not come from.
-        self._extraSlots: Dict[Job, Slots] = {}
+        # Slots such jobs also hold in groups they did not come from.
+        self._extraSlots: Dict[Job, List[Slots]] = {}
         # (condition, Deferred) fired once the condition holds.
         self._conditions: List[Tuple[Callable[[], bool], Deferred[None]]] = []
         self._stopped: Optional[Deferred[None]] = None
@@ -785,9 +832,8 @@ class GearmanWorker(MultiService):
 
     def _jobEnded(self, job: Job) -> None:
         self._running.pop(job, None)
-        extra = self._extraSlots.pop(job, None)
-        if extra is not None:
-            extra.release()
+        for slots in self._extraSlots.pop(job, ()):
+            slots.release()
 
     def _countRunning(self, key: bytes, group: _Group) -> None:
         """
@@ -795,11 +841,40 @@ class GearmanWorker(MultiService):
         again, or with another concurrency) hold a slot of C{group} too
         until they end, so that its limit counts them.
         """
-        for job, connection in self._running.items():
-            if job.function == key and connection.group is not group and job not in self._extraSlots:
-                slots = group.slots[connection.server]
-                slots.used += 1
-                self._extraSlots[job] = slots
+        for job, connection in list(self._running.items()):
+            if job.function == key:
+                self._countIn(job, connection, group)
+
+    def _slotsElsewhere(self, job: Job, connection: "GearmanWorkerProtocol") -> Optional[Slots]:
+        """
+        The slots of the group C{job}'s function belongs to now, if that is
+        not the group of the connection it came on (it was registered again
+        while the assignment was on its way).
+        """
+        function = self.functions.get(job.function)
+        if function is None:
+            return None
+        group = self._shared if function.concurrency is None else self._groups.get(job.function)
+        if group is None or group is connection.group:
+            return None
+        return group.slots[connection.server]
+
+    def _jobStarted(self, job: Job, connection: "GearmanWorkerProtocol", slots: Optional[Slots]) -> None:
+        """
+        A job starts, holding a slot of C{slots} too if it is given.
+        """
+        self._running[job] = connection
+        if slots is not None:
+            self._extraSlots.setdefault(job, []).append(slots)
+
+    def _countIn(self, job: Job, connection: "GearmanWorkerProtocol", group: _Group) -> None:
+        if connection.group is group:
+            return
+        slots = group.slots[connection.server]
+        held = self._extraSlots.setdefault(job, [])
+        if slots not in held:
+            slots.used += 1
+            held.append(slots)
 
     def unregister(self, name: Union[bytes, str]) -> Deferred[None]:
         """
