@@ -230,7 +230,7 @@ class Slots:
         self.closed = False
         self._queue: Deque[Any] = deque()
 
-    def request(self, connection: "GearmanWorkerProtocol") -> bool:
+    def request(self, connection: Union["GearmanWorkerProtocol", "_LateStart"]) -> bool:
         """
         Take a slot for C{connection} if one is free; otherwise queue it to
         be given one (L{GearmanWorkerProtocol.slotGranted}) when one is.
