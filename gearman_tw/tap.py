@@ -18,6 +18,10 @@ from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IStreamServerEndpoint
 
+#: gearman_tw.server.http.DEFAULT_MAX_BODY, which this module does not import
+#: (the tap imports twisted.web only when HTTP is served).
+_DEFAULT_HTTP_MAX_BODY = 64 * 1024 * 1024
+
 #: gearmand's log levels, most severe first.
 VERBOSITY = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
@@ -80,6 +84,14 @@ class Options(usage.Options):
             30.0,
             "Seconds an HTTP job for a function with no worker waits before a 504.",
             float,
+        ],
+        [
+            "http-max-body",
+            None,
+            _DEFAULT_HTTP_MAX_BODY,
+            "Largest HTTP request body accepted on any route, in bytes; a larger one "
+            "gets 413 while it arrives.",
+            int,
         ],
         [
             "queue",
@@ -243,6 +255,8 @@ class Options(usage.Options):
             raise usage.UsageError("--http-port must be between 0 and 65535")
         if self["http-no-worker-timeout"] <= 0:
             raise usage.UsageError("--http-no-worker-timeout must be positive")
+        if self["http-max-body"] < 0:
+            raise usage.UsageError("--http-max-body must not be negative")
         self["http-endpoints"] = list(self["http-endpoint"])
         if httpPort is not None:
             addresses = self["listen"] or [""]
@@ -324,6 +338,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             reactor,
             version=admin.version,
             noWorkerTimeout=options["http-no-worker-timeout"],
+            maxBody=options["http-max-body"],
         )
         for description in options["http-endpoints"]:
             strportsService(description, site, reactor=reactor).setServiceParent(top)

@@ -10,6 +10,9 @@ HTTP in front of the job server, as a twisted.web resource tree:
   - Prometheus metrics at C{/metrics} (see L{gearman_tw.server.metrics});
   - a live monitor page at C{/}.
 
+Request bodies are limited as they arrive, by L{LimitedRequest}: one limit
+for every route, enforced before a body is held in memory.
+
 Each HTTP job is submitted through an in-process connection to the
 L{JobServer}, so coalescing, priorities and disconnects behave exactly as
 for a binary client.
@@ -21,11 +24,13 @@ import base64
 import binascii
 import json
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Tuple, cast
+from typing import IO, Any, Callable, Dict, List, NoReturn, Optional, Tuple, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.http import RESPONSES, REQUEST_ENTITY_TOO_LARGE
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -39,6 +44,87 @@ DEFAULT_NO_WORKER_TIMEOUT = 30.0
 
 #: The largest request body accepted (bytes).
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
+
+
+class LimitedRequest(Request):
+    """
+    A request whose body may not exceed C{maxBody} bytes, on any route.
+
+    A declared Content-Length over the limit is answered with 413 as soon
+    as the headers end, before any of the body is read; a body without one
+    (chunked) is answered with 413 as soon as it passes the limit, and
+    nothing past the limit is kept.  Either way the connection is closed,
+    which stops reading from it, and the request never reaches a resource.
+
+    Both hooks are L{twisted.web.iweb.IRequest}'s: C{gotLength} when the
+    headers are done, C{handleContentChunk} for each piece of the body.
+
+    @ivar maxBody: the limit, in bytes.
+    @ivar bodyLength: the body bytes received so far.
+    @ivar refused: whether this request was answered with 413.
+    """
+
+    def __init__(self, *args: Any, maxBody: int = DEFAULT_MAX_BODY, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.maxBody = maxBody
+        self.bodyLength = 0
+        self.refused = False
+
+    def gotLength(self, length: Optional[int]) -> None:
+        if length is not None and length > self.maxBody:
+            super().gotLength(0)  # an empty body: none of it will be kept
+            # Expect: 100-continue would have the channel invite the body
+            # after our answer; a final status replaces the invitation.
+            self.requestHeaders.removeHeader(b"Expect")
+            self._refuse(
+                "Request body of %d bytes is larger than the limit of %d bytes\n"
+                % (length, self.maxBody)
+            )
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.refused:
+            return
+        self.bodyLength += len(data)
+        if self.bodyLength > self.maxBody:
+            self._refuse("Request body is larger than the limit of %d bytes\n" % (self.maxBody,))
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # The body of a refused request may still end in the bytes already
+        # received; it was answered, so it is not processed.
+        if not self.refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self, reason: str) -> None:
+        """
+        Answer 413 with C{reason} now, before the request line is handed
+        over (so not through L{write}, which needs it), and close.
+        """
+        self.refused = True
+        body = reason.encode("ascii")
+        headers = Headers()
+        headers.setRawHeaders(b"Content-Type", [b"text/plain; charset=utf-8"])
+        headers.setRawHeaders(b"Content-Length", [b"%d" % (len(body),)])
+        headers.setRawHeaders(b"Connection", [b"close"])
+        code = REQUEST_ENTITY_TOO_LARGE
+        self.channel.writeHeaders(b"HTTP/1.1", b"%d" % (code,), RESPONSES[code], headers)
+        self.channel.write(body)
+        self.channel.loseConnection()
+
+
+def _readBody(request: Request, maxBody: int) -> Optional[bytes]:
+    """
+    C{request}'s body, or L{None} if it is longer than C{maxBody} (reading
+    at most one byte more), for a resource served without
+    L{LimitedRequest}.
+    """
+    if request.content is None:
+        return b""
+    body = cast(IO[bytes], request.content).read(maxBody + 1)
+    return None if len(body) > maxBody else body
 
 
 def _fileno(request: Request) -> int:
@@ -205,10 +291,10 @@ class GearmanResource(Resource):
                 return self.monitor(request)
             request.setResponseCode(404, b"NOT_FOUND")
             return b""
-        body = request.content.read() if request.content is not None else b""
-        if len(body) > self.maxBody:
+        body = _readBody(request, self.maxBody)
+        if body is None:
             request.setResponseCode(413)
-            return b"Request body too large\n"
+            return b"Request body is larger than the limit of %d bytes\n" % (self.maxBody,)
         unique = request.getHeader(b"X-Gearman-Unique")
         background = (request.getHeader(b"X-Gearman-Background") or b"").lower() == b"true"
         priority = _PRIORITIES.get((request.getHeader(b"X-Gearman-Priority") or b"").lower(), NORMAL)
@@ -381,7 +467,8 @@ class APIResource(Resource):
         """
         A job's status by handle, as GET_STATUS reports it.
         """
-        fields = self.root.server.getStatus(handle).split(b"\0")
+        # From the right: a handle from a URL may hold NULs (%00).
+        fields = [handle] + self.root.server.getStatus(handle)[len(handle) + 1 :].split(b"\0")
         return {
             "handle": handle.decode("utf-8", "replace"),
             "known": fields[1] == b"1",
@@ -394,7 +481,7 @@ class APIResource(Resource):
         """
         A job's status by unique key, as GET_STATUS_UNIQUE reports it.
         """
-        fields = self.root.server.getStatusUnique(unique).split(b"\0")
+        fields = [unique] + self.root.server.getStatusUnique(unique)[len(unique) + 1 :].split(b"\0")
         return {
             "unique": unique.decode("utf-8", "replace"),
             "known": fields[1] == b"1",
@@ -409,31 +496,21 @@ class APIResource(Resource):
         C{POST /api/jobs}: a JSON object with C{"function"}, C{"data"}
         (text) or C{"data_base64"}, and optionally C{"unique"},
         C{"priority"} (C{"high"}, C{"normal"} or C{"low"}) and
-        C{"background"}.
+        C{"background"}.  Anything else is answered with 400 and a JSON
+        error naming the field at fault (see L{parseSubmission}).
         """
+        body = _readBody(request, self.root.maxBody)
+        if body is None:
+            return self._error(request, 413, "the body is larger than the limit of %d bytes" % (self.root.maxBody,))
         try:
-            # Request.gotLength gives every request its content.
-            spec = json.loads(cast(IO[bytes], request.content).read() or b"null")
-            if not isinstance(spec, dict):
-                raise ValueError("the body must be a JSON object")
-            name = spec.get("function")
-            if not isinstance(name, str) or not name:
-                raise ValueError("function must be a non-empty string")
-            if "data_base64" in spec:
-                data = base64.b64decode(spec["data_base64"], validate=True)
-            else:
-                data = str(spec.get("data", "")).encode("utf-8")
-            unique = spec.get("unique") or ""
-            if not isinstance(unique, str):
-                raise ValueError("unique must be a string")
-            priority = {"high": HIGH, "normal": NORMAL, "low": LOW}.get(spec.get("priority", "normal"))
-            if priority is None:
-                raise ValueError("priority must be high, normal or low")
-            background = bool(spec.get("background", False))
-        except (ValueError, binascii.Error, UnicodeDecodeError) as e:
-            return self._error(request, 400, str(e))
-        job = _HTTPJob(self.root, request, name.encode("utf-8"), background, self._renderJSON)
-        job.start(unique.encode("utf-8"), data, priority, self.root.noWorkerTimeout)
+            name, unique, data, priority, background = parseSubmission(body)
+        except BadSubmission as e:
+            error: Dict[str, Any] = {"error": e.message}
+            if e.field is not None:
+                error["field"] = e.field
+            return self._json(request, error, 400)
+        job = _HTTPJob(self.root, request, name, background, self._renderJSON)
+        job.start(unique, data, priority, self.root.noWorkerTimeout)
         return NOT_DONE_YET
 
     def _renderJSON(self, job: _HTTPJob, ptype: int, data: bytes) -> None:
@@ -463,3 +540,146 @@ class APIResource(Resource):
             value["warnings"] = [_text(w) for w in job.warnings]
         request.write(self._json(request, value, code))
         request.finish()
+
+
+class BadSubmission(Exception):
+    """
+    A C{POST /api/jobs} body the API refuses.
+
+    @ivar message: why, for people.
+    @ivar field: the field at fault, if one is.
+    """
+
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+#: The fields of a submission.
+_FIELDS = ("function", "data", "data_base64", "unique", "priority", "background")
+
+_PRIORITY_NAMES = {"high": HIGH, "normal": NORMAL, "low": LOW}
+
+
+def _printable(text: str) -> str:
+    """
+    C{text} with any lone surrogate written as an escape, so an answer
+    that quotes it is valid UTF-8.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _kind(value: Any) -> str:
+    """
+    The JSON type of a decoded value, with its article, for messages.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _object(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    value: Dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise BadSubmission("%s is given more than once" % (_printable(key),), _printable(key))
+        value[key] = item
+    return value
+
+
+def _constant(name: str) -> NoReturn:
+    raise BadSubmission("the body is not valid JSON: %s is not a JSON number" % (name,))
+
+
+def _decode(body: bytes) -> Any:
+    """
+    Parse a JSON text strictly: encoded as RFC 8259 allows (UTF-8, or
+    UTF-16/32 as Python's json module detects them) without surrogates, no
+    NaN or Infinity, no key twice, no absurd nesting or number.
+
+    @raise BadSubmission: if it is not such a text.
+    """
+    encoding = json.detect_encoding(body)
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise BadSubmission("the body is not valid %s text: %s" % (encoding.upper(), e.reason))
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+    except RecursionError:
+        raise BadSubmission("the body is not acceptable JSON: it is nested too deeply")
+    except json.JSONDecodeError as e:
+        raise BadSubmission("the body is not valid JSON: %s" % (e,))
+    except ValueError:
+        # int() refuses numbers of more than sys.get_int_max_str_digits().
+        raise BadSubmission("the body is not acceptable JSON: it has a number with too many digits")
+
+
+def _string(spec: Dict[str, Any], field: str) -> Optional[bytes]:
+    """
+    A string field as UTF-8, or L{None} if it is absent.
+    """
+    if field not in spec:
+        return None
+    value = spec[field]
+    if not isinstance(value, str):
+        raise BadSubmission("%s must be a string, not %s" % (field, _kind(value)), field)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadSubmission("%s has a lone surrogate (\\ud800-\\udfff), which is not text" % (field,), field)
+
+
+def parseSubmission(body: bytes) -> Tuple[bytes, bytes, bytes, int, bool]:
+    """
+    The job a C{POST /api/jobs} body describes, checked against the
+    C{Submit} schema of C{docs/openapi.json}.
+
+    @return: C{(function, unique, data, priority, background)}.
+    @raise BadSubmission: for anything but a valid submission.
+    """
+    spec = _decode(body)
+    if not isinstance(spec, dict):
+        raise BadSubmission("the body must be a JSON object, not %s" % (_kind(spec),))
+    for key in spec:
+        if key not in _FIELDS:
+            raise BadSubmission(
+                "%s is an unknown field (known: %s)" % (_printable(key), ", ".join(_FIELDS)), _printable(key)
+            )
+    name = _string(spec, "function")
+    if name is None:
+        raise BadSubmission("function is missing", "function")
+    if not name:
+        raise BadSubmission("function must not be empty", "function")
+    text = _string(spec, "data")
+    encoded = _string(spec, "data_base64")
+    if encoded is not None:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except binascii.Error as e:
+            raise BadSubmission("data_base64 is not valid base64: %s" % (e,), "data_base64")
+    else:
+        data = text or b""
+    unique = _string(spec, "unique") or b""
+    # The binary protocol separates arguments with NUL: such a name or key
+    # could never be asked for by a worker, nor sent to one intact.
+    for field, value in (("function", name), ("unique", unique)):
+        if b"\0" in value:
+            raise BadSubmission("%s must not contain NUL" % (field,), field)
+    priority = spec.get("priority", "normal")
+    if not isinstance(priority, str) or priority not in _PRIORITY_NAMES:
+        given = ("a string, %s" % (json.dumps(priority),)) if isinstance(priority, str) else _kind(priority)
+        raise BadSubmission('priority must be "high", "normal" or "low", not %s' % (given,), "priority")
+    background = spec.get("background", False)
+    if not isinstance(background, bool):
+        raise BadSubmission("background must be true or false, not %s" % (_kind(background),), "background")
+    return name, unique, data, _PRIORITY_NAMES[priority], background

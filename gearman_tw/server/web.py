@@ -6,13 +6,19 @@ metrics and the monitor page, on one twisted.web L{Site}.
 
 from __future__ import annotations
 
+from functools import partial
 from importlib.resources import files
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Site
 
-from gearman_tw.server.http import DEFAULT_NO_WORKER_TIMEOUT, GearmanResource
+from gearman_tw.server.http import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_NO_WORKER_TIMEOUT,
+    GearmanResource,
+    LimitedRequest,
+)
 from gearman_tw.server.jobs import JobServer
 
 
@@ -47,10 +53,20 @@ def _monitorPage(request: Any) -> bytes:
 _MONITOR = (files("gearman_tw.server") / "monitor.html").read_bytes()
 
 
-def makeSite(server: JobServer, reactor: IReactorTime, **kwargs: Any) -> Site:
+def makeSite(
+    server: JobServer, reactor: IReactorTime, maxBody: int = DEFAULT_MAX_BODY, **kwargs: Any
+) -> Site:
     """
     A L{Site} serving L{makeResource}.
+
+    @param maxBody: the largest request body accepted on any route, in
+        bytes: a larger one is answered with 413 while it arrives (see
+        L{LimitedRequest}).
     """
-    site = Site(makeResource(server, reactor, **kwargs), reactor=reactor)
+    site = Site(
+        makeResource(server, reactor, maxBody=maxBody, **kwargs),
+        requestFactory=partial(LimitedRequest, maxBody=maxBody),
+        reactor=reactor,
+    )
     site.displayTracebacks = False
     return site

@@ -4,7 +4,10 @@ the JSON API, with jobs run by real workers (ours and the libgearman CLI).
 """
 
 import json
+import select
+import socket
 import subprocess
+import time
 
 from treq.client import HTTPClient
 from twisted.internet import reactor
@@ -17,7 +20,7 @@ from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.web import makeSite
 from gearman_tw.worker import GearmanWorker
-from tests.integration.servers import requireProgram
+from tests.integration.servers import freePort, requireProgram, startOurs, waitForPort
 
 
 class HTTPTests(TestCase):
@@ -313,3 +316,124 @@ class HTTPTests(TestCase):
         self.assertEqual(response.code, 413)
         yield response.content()
         self.assertEqual(self.server.jobs, {})
+
+
+def memory(pid: int) -> dict:
+    """
+    The resident set size now (C{VmRSS}) and at its peak (C{VmHWM}) of
+    process C{pid}, in KiB.
+    """
+    values = {}
+    with open("/proc/%d/status" % (pid,)) as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0])
+    return values
+
+
+class HTTPBodyLimitProcessTests(TestCase):
+    """
+    C{twistd gearman --http-port} refuses bodies over its limit while they
+    arrive, so a hostile client cannot make it hold them in memory.
+    """
+
+    timeout = 120
+
+    def startServer(self, *args: str):
+        httpPort = freePort()
+        server = startOurs(self, "--http-port", str(httpPort), *args)
+        waitForPort(httpPort, server.process)
+        return server, httpPort
+
+    def connect(self, port: int) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(sock.close)
+        return sock
+
+    def readResponse(self, sock: socket.socket, timeout: float = 10.0) -> bytes:
+        """
+        Everything the server sends until it closes, or C{timeout}.
+        """
+        sock.settimeout(timeout)
+        data = b""
+        try:
+            while True:
+                more = sock.recv(65536)
+                if not more:
+                    break
+                data += more
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return data
+
+    def test_hugeContentLength(self):
+        """
+        A Content-Length of 10 GB is answered with 413 as soon as the
+        headers arrive, on gearmand's route and on the JSON API, and the
+        server's memory does not grow.
+        """
+        server, port = self.startServer()
+        before = memory(server.pid)
+        for path in (b"/reverse", b"/api/jobs"):
+            sock = self.connect(port)
+            started = time.monotonic()
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path, 10 * 2**30))
+            sock.sendall(b"x" * 65536)
+            response = self.readResponse(sock, timeout=5.0)
+            self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response[:200])
+            self.assertIn(b"larger than the limit of 67108864 bytes", response)
+            self.assertLess(time.monotonic() - started, 2.0)
+        after = memory(server.pid)
+        self.assertLess(after["VmHWM"] - before["VmHWM"], 16 * 1024, (before, after))
+
+    def test_chunkedCutOff(self):
+        """
+        A chunked body streamed past the limit (200 MB on C{/api/jobs}) is
+        cut off near the limit with 413; the server's peak memory stays
+        where it was.
+        """
+        server, port = self.startServer()
+        before = memory(server.pid)
+        sock = self.connect(port)
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"%x\r\n%s\r\n" % (2**20, b"x" * 2**20)
+        sent, response, cut = 0, b"", False
+        while sent < 200 * 2**20:
+            if select.select([sock], [], [], 0)[0]:
+                response = sock.recv(65536)
+                break
+            try:
+                sock.sendall(piece)
+            except OSError:
+                cut = True
+                break
+            sent += 2**20
+        else:
+            sock.sendall(b"0\r\n\r\n")
+        response += self.readResponse(sock, timeout=30.0)
+        after = memory(server.pid)
+        self.assertTrue(response.startswith(b"HTTP/1.1 413 ") or cut, response[:200])
+        self.assertLess(sent, 100 * 2**20)
+        self.assertLess(after["VmHWM"] - before["VmHWM"], 16 * 1024, (before, after))
+
+    def test_maxBodyOption(self):
+        """
+        C{--http-max-body} sets the one limit of every route; bodies within
+        it are served as before.
+        """
+        server, port = self.startServer("--http-max-body", "1000")
+        for path in (b"/f", b"/api/jobs"):
+            sock = self.connect(port)
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n" % (path,))
+            response = self.readResponse(sock)
+            self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response[:200])
+            self.assertIn(b"limit of 1000 bytes", response)
+        sock = self.connect(port)
+        sock.sendall(
+            b"POST /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Gearman-Background: true\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b"x" * 1000
+        )
+        response = self.readResponse(sock)
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
+        self.assertIn(b"X-Gearman-Command: JOB_CREATED", response)
