@@ -701,6 +701,72 @@ class AssignTests(JobServerTestCase):
         self.assertEqual(worker.grab(P.GRAB_JOB_ALL), [(P.JOB_ASSIGN_ALL, [handle, b"f", b"u", b"r1", b"x"])])
 
 
+class ManyAbilitiesTests(JobServerTestCase):
+    """
+    A worker of thousands of functions: a GRAB or PRE_SLEEP looks only at
+    those with work (gearmand: 0.27 ms a GRAB with 20,000 CAN_DOs; ours
+    took 12 ms).
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.looked: List[bytes] = []
+        live = self.server._livePriority
+
+        def counting(function):
+            self.looked.append(function.name)
+            return live(function)
+
+        self.server._livePriority = counting  # type: ignore[method-assign]
+        self.worker = self.conn()
+        self.names = [b"f%d" % i for i in range(5000)]
+        self.worker.canDo(*self.names)
+
+    def test_grabLooksAtWorkOnly(self) -> None:
+        """
+        GRAB takes the job of the newest function with work, looking at no
+        function without any.
+        """
+        client = self.conn()
+        old = client.created(name=b"f10")
+        new = client.created(name=b"f4000")
+        self.worker.packets()
+        self.assertEqual(self.worker.take()[0], new)
+        self.assertLessEqual(len(self.looked), 2)
+        del self.looked[:]
+        self.assertEqual(self.worker.take()[0], old)
+        self.assertLessEqual(len(self.looked), 2)
+        del self.looked[:]
+        self.assertEqual(self.worker.grab(), [(P.NO_JOB, [])])
+        self.assertLessEqual(len(self.looked), 2)
+
+    def test_preSleepLooksAtWorkOnly(self) -> None:
+        """
+        PRE_SLEEP answers NOOP at once when one of the worker's functions
+        has work, looking at no function without any.
+        """
+        client = self.conn()
+        client.created(name=b"f2500")
+        self.worker.packets()
+        self.assertEqual(self.worker.sleep(), [(P.NOOP, [])])
+        self.assertLessEqual(len(self.looked), 1)
+
+    def test_orderAndChanges(self) -> None:
+        """
+        Newest registration first still holds after CANT_DO and another
+        CAN_DO of an older function; cancelled heads are still reaped.
+        """
+        client = self.conn()
+        handles = {name: client.created(name=name) for name in (b"f1", b"f2", b"f3")}
+        self.worker.canDo(b"f1")
+        self.server.cancel(handles[b"f3"])
+        self.server.cantDo(self.worker.peer, b"f2")
+        self.assertEqual(self.worker.take()[0], handles[b"f1"])
+        self.assertEqual(self.worker.grab(), [(P.NO_JOB, [])])
+        self.assertEqual(self.queued(b"f3"), [0, 0, 0])
+        self.assertEqual(self.queued(b"f2"), [0, 1, 0])
+
+
 class SleepTests(JobServerTestCase):
     """
     PRE_SLEEP and NOOP (3.5).

@@ -16,7 +16,7 @@ import heapq
 import socket
 import struct
 from collections import deque
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -38,6 +38,10 @@ MAX_HANDLE = 63
 MAX_CLIENT_ID = 127
 #: OPTION_REQ names longer than this are unknown.
 MAX_OPTION = 63
+
+#: Workers of at most this many functions are looked at whole by a GRAB;
+#: for more, only the functions with something queued are.
+_FEW_ABILITIES = 32
 
 _NOOP = encode(PacketType.NOOP)
 _NO_JOB = encode(PacketType.NO_JOB)
@@ -350,6 +354,8 @@ class Peer:
     @ivar clientId: from SET_CLIENT_ID, C{b"-"} until then.
     @ivar abilities: C{(function, timeout in seconds or 0)} in CAN_DO order,
         oldest first; duplicates are kept.
+    @ivar newest: the newest position of each function in C{abilities},
+        or C{None} until a GRAB needs it again.
     @ivar sleeping: the worker sent PRE_SLEEP and no GRAB since.
     @ivar noopSent: a NOOP was sent since the last GRAB or PRE_SLEEP.
     @ivar held: the jobs this worker holds, in the order it grabbed them.
@@ -364,6 +370,7 @@ class Peer:
         "host",
         "clientId",
         "abilities",
+        "newest",
         "sleeping",
         "noopSent",
         "held",
@@ -384,6 +391,9 @@ class Peer:
         self.host = host
         self.clientId = b"-"
         self.abilities: List[Tuple[Function, float]] = []
+        # The newest position of each function in abilities, made when a
+        # GRAB needs it (L{JobServer._newestFirst}); None when stale.
+        self.newest: Optional[Dict[Function, int]] = None
         self.sleeping = False
         self.noopSent = False
         self.held: Dict[Job, None] = {}
@@ -544,11 +554,14 @@ class JobServer:
         # Epoch jobs not due yet: (when, sequence number, job), a heap.
         self._pending: List[Tuple[int, int, Job]] = []
         self._lastHold = 0
-        # Live jobs by unique key (not C{-}), oldest first, for
-        # GET_STATUS_UNIQUE.
-        # Live jobs by unique key across functions, oldest first (a dict as
-        # an ordered set: forgetting one is O(1) however many share a key).
+        # Live jobs by unique key (not C{-}) across functions, oldest first,
+        # for GET_STATUS_UNIQUE (a dict as an ordered set: forgetting one is
+        # O(1) however many share a key).
         self._uniqueJobs: Dict[bytes, Dict[Job, None]] = {}
+        # Every function with something in its queues (and perhaps some
+        # whose queues emptied since: they are dropped when met), so that a
+        # GRAB from a worker of many functions looks only at those with work.
+        self._runnable: Dict[Function, None] = {}
         self._pendingTimer: Optional[IDelayedCall] = None
         self._idleWaiters: List[Callable[[], object]] = []
         self.queue = queue
@@ -645,6 +658,7 @@ class JobServer:
         """
         function = self.function(name)
         peer.abilities.append((function, timeout))
+        peer.newest = None
         function.workers += 1
         if peer.sleeping and not peer.noopSent:
             function.sleepers[peer] = None
@@ -667,6 +681,7 @@ class JobServer:
         if not dropped:
             return
         peer.abilities = kept
+        peer.newest = None
         held = [job for job in peer.held if job.function.name == name]
         if held:
             self._requeueHeld(peer, held)
@@ -680,6 +695,7 @@ class JobServer:
         (RESET_ABILITIES).
         """
         abilities, peer.abilities = peer.abilities, []
+        peer.newest = None
         for function, _ in abilities:
             function.workers -= 1
             function.sleepers.pop(peer, None)
@@ -699,7 +715,7 @@ class JobServer:
         # twice without a GRAB from never being woken again (3.5).
         peer.noopSent = False
         abilities = peer.abilities
-        for index in range(len(abilities) - 1, -1, -1):
+        for index in self._newestFirst(peer):
             if self._livePriority(abilities[index][0]) is not None:
                 peer.noopSent = True
                 peer.write(_NOOP)
@@ -738,6 +754,33 @@ class JobServer:
                 self._free(job)  # type: ignore[arg-type]
         return None
 
+    def _newestFirst(self, peer: Peer) -> Sequence[int]:
+        """
+        The positions in C{peer.abilities} a GRAB or PRE_SLEEP looks at,
+        newest registration first: all of them for a worker of a few
+        functions; for one of many, only those whose function has something
+        queued (found through L{_runnable}, so that the abilities without
+        work cost nothing).
+        """
+        abilities = peer.abilities
+        count = len(abilities)
+        runnable = self._runnable
+        if count <= _FEW_ABILITIES or len(runnable) >= count:
+            return range(count - 1, -1, -1)
+        newest = peer.newest
+        if newest is None:
+            newest = peer.newest = {function: index for index, (function, _) in enumerate(abilities)}
+        positions = []
+        for function in list(runnable):
+            if not function.hasRunnable():
+                del runnable[function]
+                continue
+            position = newest.get(function)
+            if position is not None:
+                positions.append(position)
+        positions.sort(reverse=True)
+        return positions
+
     def grab(self, peer: Peer, ptype: int) -> None:
         """
         Hand C{peer} the next job it can do, or NO_JOB (GRAB_JOB,
@@ -750,7 +793,9 @@ class JobServer:
         peer.sleeping = False
         peer.noopSent = False
         abilities = peer.abilities
-        for index in range(len(abilities) - 1, -1, -1):
+        count = len(abilities)
+        order = range(count - 1, -1, -1) if count <= _FEW_ABILITIES else self._newestFirst(peer)
+        for index in order:
             function, timeout = abilities[index]
             job = self._take(function)
             if job is None:
@@ -758,10 +803,13 @@ class JobServer:
             if woken:
                 # It may have been woken for another function's job: make
                 # sure someone else comes for those.
-                self._rewake([entry for entry in abilities if entry[0] is not function])
+                self._rewake(
+                    [abilities[i] for i in sorted(self._newestFirst(peer)) if abilities[i][0] is not function]
+                )
             if self.roundRobin:
                 del abilities[index]
                 abilities.insert(0, (function, timeout))
+                peer.newest = None
             job.worker = peer
             peer.held[job] = None
             function.running += 1
@@ -1051,7 +1099,10 @@ class JobServer:
         self.records[handleNumber] = record
         # L{_enqueue} inlined, as in L{_create}: every plain background
         # submission comes this way.
-        function.queues[priority].append(record)
+        queue = function.queues[priority]
+        if not queue:
+            self._runnable[function] = None
+        queue.append(record)
         function.queued[priority] += 1
         if function.sleepers:
             self._wake(function)
@@ -1148,7 +1199,10 @@ class JobServer:
             if when and when > now:
                 self._hold(job)
             else:
-                function.queues[priority].append(job)
+                queue = function.queues[priority]
+                if not queue:
+                    self._runnable[function] = None
+                queue.append(job)
                 function.queued[priority] += 1
                 if function.sleepers:
                     self._wake(function)
@@ -1320,7 +1374,10 @@ class JobServer:
         Put a runnable job at the tail of its queue and wake its sleepers.
         """
         function = job.function
-        function.queues[job.priority].append(job)
+        queue = function.queues[job.priority]
+        if not queue:
+            self._runnable[function] = None
+        queue.append(job)
         function.queued[job.priority] += 1
         self._wake(function)
 
