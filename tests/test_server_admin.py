@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.protocol import RES, PacketType, parseAll
-from gearman_tw.server.admin import LOG_LEVELS, AdminCommands, gearmandHash, hashOrder
+from gearman_tw.server.admin import LISTING_SLICE, LOG_LEVELS, AdminCommands, Listing, gearmandHash, hashOrder
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
 
 OK = b"OK\r\n"
@@ -587,3 +587,113 @@ class HashOrderTests(SynchronousTestCase):
         """
         self.assertNotEqual(gearmandHash(b"\xff"), gearmandHash(b"\x7f"))
         self.assertTrue(0 <= gearmandHash(b"\xff\xfe\x80") < 991)
+
+
+class ListingTests(AdminTestCase):
+    """
+    Long listings are made and sent in slices, between which the server
+    serves everyone else; a connection's next command waits for its
+    listing.
+    """
+
+    def fill(self, jobs: int, functions: int) -> None:
+        client = self.peer(11, "127.0.0.1")
+        for index in range(jobs):
+            self.server.submit(client, b"f%d" % (index % functions), b"u%d" % (index,), b"x", NORMAL, True)
+
+    def whole(self, reply) -> bytes:
+        """
+        A listing's bytes, every slice made.
+        """
+        if isinstance(reply, bytes):
+            return reply
+        return b"".join(reply)
+
+    def test_sameBytes(self) -> None:
+        """
+        Sliced or not, every listing gives gearmand's bytes in gearmand's
+        order: each line, of the hash order, once, and the final dot.
+        """
+        from gearman_tw.server import admin
+
+        self.fill(LISTING_SLICE * 2 + 17, LISTING_SLICE + 5)
+        self.server.canDo(self.peer(12, "127.0.0.2"), b"f1")
+        for line in (b"status", b"prioritystatus", b"show jobs", b"show unique jobs", b"workers"):
+            sliced = self.command(line)
+            self.patch(admin, "LISTING_SLICE", 10**9)
+            whole = self.command(line)
+            admin.LISTING_SLICE = LISTING_SLICE
+            self.assertIsInstance(whole, bytes, line)
+            self.assertEqual(self.whole(sliced), whole, line)
+        self.assertIsInstance(self.command(b"show jobs"), Listing)
+
+    def test_boundedSteps(self) -> None:
+        """
+        Each step of a long listing handles at most a slice of rows.
+        """
+        self.fill(LISTING_SLICE * 10, 3)
+        steps = [chunk.count(b"\n") for chunk in self.command(b"show jobs")]
+        self.assertGreater(len(steps), 10)
+        self.assertLessEqual(max(steps), LISTING_SLICE + 1)
+        self.assertEqual(sum(steps), LISTING_SLICE * 10 + 1)
+
+    def test_protocolSlices(self) -> None:
+        """
+        Over a connection: one slice per reactor turn, reading paused
+        meanwhile; the commands after it in the same read are answered after
+        its last line; another connection is served between two slices.
+        """
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from gearman_tw.server.factory import GearmanServerFactory
+
+        self.fill(LISTING_SLICE * 4, 7)
+        factory = GearmanServerFactory(self.server, admin=self.admin)
+
+        def connect():
+            protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+            transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+            protocol.makeConnection(transport)
+            return protocol, transport
+
+        admin, adminTransport = connect()
+        other, otherTransport = connect()
+        admin.dataReceived(b"show jobs\nversion\n")
+        self.assertEqual(adminTransport.producerState, "paused")
+        self.assertNotIn(b"OK 1.1.20", adminTransport.value())
+        admin.dataReceived(b"getpid\n")
+        turns = 0
+        while adminTransport.producerState == "paused" and turns < 1000:
+            other.dataReceived(b"\0REQ\0\0\0\x10\0\0\0\x02hi")
+            self.assertTrue(otherTransport.value().endswith(b"\0RES\0\0\0\x11\0\0\0\x02hi"))
+            otherTransport.clear()
+            # One reactor turn: the call due now (Clock.advance would also
+            # run the ones each call schedules).
+            [call] = self.clock.getDelayedCalls()
+            self.clock.calls.remove(call)
+            call.func(*call.args, **call.kw)
+            turns += 1
+        self.assertGreater(turns, 4)
+        output = adminTransport.value()
+        listing, rest = output.split(b"\n.\n", 1)
+        self.assertEqual(listing.count(b"\n") + 1, LISTING_SLICE * 4)
+        self.assertEqual(rest, b"OK 1.1.20\nOK 4242\n")
+
+    def test_lostMidListing(self) -> None:
+        """
+        A connection lost in the middle of a listing leaves no timer.
+        """
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from gearman_tw.server.factory import GearmanServerFactory
+
+        self.fill(LISTING_SLICE * 3, 2)
+        factory = GearmanServerFactory(self.server, admin=self.admin)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+        protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)))
+        protocol.dataReceived(b"status\nshow jobs\n")
+        self.clock.advance(0)
+        protocol.connectionLost(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from gearman_tw.server.jobs import Function, JobServer, Peer, atoi32
 
@@ -27,6 +27,31 @@ _SPACES = re.compile(b" +")
 
 #: gearmand's hash table size (its --hashtable-buckets default).
 HASH_BUCKETS = 991
+
+#: Listings of more rows than this are made and sent in slices of this many
+#: rows, the server serving everyone else between two slices.
+LISTING_SLICE = 2000
+
+
+class Listing:
+    """
+    A long admin reply, made and sent a slice at a time: each step of
+    C{chunks} does a bounded amount of work and gives the bytes it made
+    (perhaps none).  Joined, the chunks are the reply.
+    """
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+
+Reply = Union[bytes, Listing]
+
+#: A job as the C{show} commands list it: handle, retries, ignored,
+#: persisted, unique.
+_JobRow = Tuple[bytes, int, bool, bool, bytes]
 
 
 def _int32(value: int) -> int:
@@ -58,6 +83,43 @@ def hashOrder(items: List[T], key: Callable[[T], bytes]) -> List[T]:
     indexed = list(enumerate(items))
     indexed.sort(key=lambda pair: (gearmandHash(key(pair[1])), -pair[0]))
     return [item for _, item in indexed]
+
+
+def _hashListing(items: List[T], key: Callable[[T], bytes], line: Callable[[T], bytes]) -> Iterator[bytes]:
+    """
+    The lines of C{items} in L{hashOrder}, then C{.}, made
+    L{LISTING_SLICE} items per step: the hashing in one pass, the lines in
+    another.
+    """
+    buckets: Dict[int, List[T]] = {}
+    for start in range(0, len(items), LISTING_SLICE):
+        for item in items[start : start + LISTING_SLICE]:
+            bucket = gearmandHash(key(item))
+            entries = buckets.get(bucket)
+            if entries is None:
+                buckets[bucket] = [item]
+            else:
+                entries.append(item)
+        yield b""
+    lines: List[bytes] = []
+    for bucket in sorted(buckets):
+        for item in reversed(buckets[bucket]):
+            lines.append(line(item))
+            if len(lines) >= LISTING_SLICE:
+                yield b"".join(lines)
+                lines = []
+    lines.append(b".\n")
+    yield b"".join(lines)
+
+
+def _reply(items: List[T], key: Callable[[T], bytes], line: Callable[[T], bytes]) -> Reply:
+    """
+    The listing of C{items} in gearmand's hash order: at once when it is
+    short, as a L{Listing} when it is long.
+    """
+    if len(items) <= LISTING_SLICE:
+        return b"".join([line(item) for item in hashOrder(items, key)] + [b".\n"])
+    return Listing(_hashListing(items, key, line))
 
 
 def _cstring(value: bytes) -> bytes:
@@ -105,13 +167,13 @@ class AdminCommands:
         self.shutdown = shutdown
         self._pid = pid
 
-    def execute(self, peer: Peer, line: bytes) -> Optional[bytes]:
+    def execute(self, peer: Peer, line: bytes) -> Optional[Reply]:
         """
         Run one admin line.
 
         @param line: the line without its line ending.
-        @return: the reply, or C{None} if the connection must be closed
-            without one.
+        @return: the reply (a L{Listing} for a long list), or C{None} if the
+            connection must be closed without one.
         """
         words = _SPACES.split(line)
         if len(words) > MAX_WORDS:
@@ -122,31 +184,27 @@ class AdminCommands:
             return _unknown(words[0])
         return handler(self, peer, words)
 
-    def _status(self, peer: Peer, words: List[bytes]) -> bytes:
-        lines = [
-            b"%s\t%d\t%d\t%d\n" % (_cstring(f.name), f.total, f.running, f.workers)
-            for f in self._functions()
-        ]
-        lines.append(b".\n")
-        return b"".join(lines)
+    def _status(self, peer: Peer, words: List[bytes]) -> Reply:
+        return _reply(
+            list(self.server.functions.values()),
+            _functionName,
+            lambda f: b"%s\t%d\t%d\t%d\n" % (_cstring(f.name), f.total, f.running, f.workers),
+        )
 
-    def _priorityStatus(self, peer: Peer, words: List[bytes]) -> bytes:
-        lines = [
-            b"%s\t%d\t%d\t%d\t%d\n" % (_cstring(f.name), f.queued[0], f.queued[1], f.queued[2], f.workers)
-            for f in self._functions()
-        ]
-        lines.append(b".\n")
-        return b"".join(lines)
+    def _priorityStatus(self, peer: Peer, words: List[bytes]) -> Reply:
+        return _reply(
+            list(self.server.functions.values()),
+            _functionName,
+            lambda f: b"%s\t%d\t%d\t%d\t%d\n" % (_cstring(f.name), f.queued[0], f.queued[1], f.queued[2], f.workers),
+        )
 
-    def _workers(self, peer: Peer, words: List[bytes]) -> bytes:
-        lines = []
+    def _workers(self, peer: Peer, words: List[bytes]) -> Reply:
         # Newest connection first, as gearmand lists them.
-        for p in reversed(list(self.server.peers)):
-            names = b"".join(b" " + _cstring(function.name) for function, _ in reversed(p.abilities))
-            clientId = p.clientId.split(b"\0", 1)[0]
-            lines.append(b"%d %s %s :%s\n" % (p.fd, p.host.encode("ascii"), clientId, names))
-        lines.append(b".\n")
-        return b"".join(lines)
+        peers = list(self.server.peers)
+        peers.reverse()
+        if len(peers) <= LISTING_SLICE and sum(len(p.abilities) for p in peers) <= LISTING_SLICE:
+            return b"".join([_workerLine(p) for p in peers] + [b".\n"])
+        return Listing(_workersListing(peers))
 
     def _version(self, peer: Peer, words: List[bytes]) -> bytes:
         return b"OK %s\n" % (self.version.encode("ascii"),)
@@ -175,7 +233,7 @@ class AdminCommands:
         self.server.setMaxQueue(words[1], limits)
         return _OK
 
-    def _jobRows(self) -> List[Tuple[bytes, int, bool, bool, bytes]]:
+    def _jobRows(self) -> List[_JobRow]:
         """
         C{(handle, retries, ignore, persisted, unique)} of every live job,
         oldest first; a queued record is a background job without a unique
@@ -194,22 +252,45 @@ class AdminCommands:
         ordered.sort(key=lambda pair: pair[0])
         return [row for _, row in ordered]
 
-    def _show(self, peer: Peer, words: List[bytes]) -> bytes:
+    def _show(self, peer: Peer, words: List[bytes]) -> Reply:
         if len(words) < 2:
             return _unknown(words[0])
         what = words[1].lower()
-        jobs = self._jobRows()
         if what == b"jobs" and len(words) == 2:
-            lines = [b"%s\t%d\t%d\t%d\n" % job[:4] for job in hashOrder(jobs, lambda job: job[0])]
+            key, line = _handleOfRow, _jobLine
         elif what == b"unique" and len(words) == 3 and words[2].lower() == b"jobs":
-            lines = [b"%s\n" % (job[4],) for job in hashOrder(jobs, lambda job: job[4])]
+            key, line = _uniqueOfRow, _uniqueLine
         else:
             return b"ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
-        lines.append(b".\n")
-        return b"".join(lines)
+        if self.server.jobCount() <= LISTING_SLICE:
+            return _reply(self._jobRows(), key, line)
+        return Listing(self._jobListing(key, line))
 
-    def _functions(self) -> List[Function]:
-        return hashOrder(list(self.server.functions.values()), lambda f: f.name)
+    def _jobListing(self, key: Callable[[_JobRow], bytes], line: Callable[[_JobRow], bytes]) -> Iterator[bytes]:
+        """
+        L{_jobRows} made a slice per step (the jobs as they were at the
+        first), then listed as L{_hashListing} does.
+        """
+        server = self.server
+        jobs = list(server.jobs.values())
+        numbers = list(server.records)
+        ordered: List[Tuple[int, _JobRow]] = []
+        for start in range(0, len(jobs), LISTING_SLICE):
+            ordered.extend(
+                (server.handleNumber(job.handle) or 0, (job.handle, job.retries, job.ignore, job.persisted, job.unique))
+                for job in jobs[start : start + LISTING_SLICE]
+            )
+            yield b""
+        for start in range(0, len(numbers), LISTING_SLICE):
+            ordered.extend(
+                (number, (server.handleOf(number), 0, False, True, b""))
+                for number in numbers[start : start + LISTING_SLICE]
+            )
+            yield b""
+        # Nearly in order already (jobs and records each are): one quick sort.
+        ordered.sort(key=lambda pair: pair[0])
+        yield b""
+        yield from _hashListing([row for _, row in ordered], key, line)
 
     def _cancel(self, peer: Peer, words: List[bytes]) -> bytes:
         if len(words) <= 2:
@@ -261,6 +342,50 @@ class AdminCommands:
         b"drop": _drop,
         b"shutdown": _shutdown,
     }
+
+
+def _handleOfRow(row: _JobRow) -> bytes:
+    return row[0]
+
+
+def _uniqueOfRow(row: _JobRow) -> bytes:
+    return row[4]
+
+
+def _jobLine(row: _JobRow) -> bytes:
+    return b"%s\t%d\t%d\t%d\n" % row[:4]
+
+
+def _uniqueLine(row: _JobRow) -> bytes:
+    return b"%s\n" % (row[4],)
+
+
+def _functionName(function: Function) -> bytes:
+    return function.name
+
+
+def _workerLine(peer: Peer) -> bytes:
+    names = b"".join(b" " + _cstring(function.name) for function, _ in reversed(peer.abilities))
+    clientId = peer.clientId.split(b"\0", 1)[0]
+    return b"%d %s %s :%s\n" % (peer.fd, peer.host.encode("ascii"), clientId, names)
+
+
+def _workersListing(peers: List[Peer]) -> Iterator[bytes]:
+    """
+    The C{workers} lines of C{peers}, then C{.}: about L{LISTING_SLICE}
+    connections or abilities per step.
+    """
+    lines: List[bytes] = []
+    work = 0
+    for peer in peers:
+        lines.append(_workerLine(peer))
+        work += 1 + len(peer.abilities)
+        if work >= LISTING_SLICE:
+            yield b"".join(lines)
+            lines = []
+            work = 0
+    lines.append(b".\n")
+    yield b"".join(lines)
 
 
 def _isLoopback(host: str) -> bool:

@@ -5,10 +5,11 @@ The job server's connection protocol: framing, then dispatch to L{JobServer}.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
 
 from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IDelayedCall
 from twisted.python.failure import Failure
 
 from gearman_tw.protocol import TEXT, PacketParser, PacketType, encode, encodeRaw
@@ -86,6 +87,11 @@ class GearmanServerProtocol(Protocol):
         self._parser: Optional[PacketParser] = None
         self._closing = False
         self._reads: Optional[ReadSizer] = None
+        # A long admin reply being sent a slice per reactor turn, and what
+        # arrived meanwhile (this connection's next commands wait for it).
+        self._listing: Optional[Iterator[bytes]] = None
+        self._held: List[bytes] = []
+        self._sliceCall: Optional[IDelayedCall] = None
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -106,11 +112,18 @@ class GearmanServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._closing = True
+        self._listing = None
+        if self._sliceCall is not None and self._sliceCall.active():
+            self._sliceCall.cancel()
         self.factory.connectionClosed(self)
         self.factory.server.peerLost(self.peer)
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
+            return
+        if self._listing is not None:
+            # Read before reading paused: parsed once the listing is sent.
+            self._held.append(data)
             return
         parser = self._parser
         assert parser is not None
@@ -143,7 +156,9 @@ class GearmanServerProtocol(Protocol):
                 except _DropConnection:
                     self._drop("refused packet %d" % (ptype,))
                     return
-                if self._closing:
+                if self._closing or self._listing is not None:
+                    # A listing goes out first; the rest of this read stays
+                    # in the parser until it has.
                     return
             failure = parser.failure
             if failure is not None:
@@ -188,8 +203,32 @@ class GearmanServerProtocol(Protocol):
         reply = self.factory.admin.execute(self.peer, line)
         if reply is None:
             self._drop("admin line with too many words")
-        else:
+        elif isinstance(reply, bytes):
             self.peer.write(reply)
+        else:
+            self._listing = iter(reply)
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
+
+    def _slice(self) -> None:
+        """
+        Make and send the next slice of the listing; once it is all sent,
+        read and handle this connection's next commands again.
+        """
+        self._sliceCall = None
+        listing = self._listing
+        if listing is None or self._closing:
+            return
+        chunk = next(listing, None)
+        if chunk is not None:
+            if chunk:
+                self.peer.write(chunk)
+            self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
+            return
+        self._listing = None
+        held, self._held = self._held, []
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self.dataReceived(b"".join(held))
 
     # Worker packets
 
