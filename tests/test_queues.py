@@ -3,6 +3,7 @@ Tests for the persistent queue backends: one mixin, run for every backend.
 """
 
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from zope.interface.verify import verifyObject
 
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw import queues
 from gearman_tw.queues import QueuedJob, queueFromURL
 from gearman_tw.queues.memory import MemoryQueue
 from gearman_tw.queues.records import decodeRecords, encodeRecords
@@ -526,3 +528,384 @@ class StorageFaultTests(TestCase):
         self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
         failure = yield self.assertFailure(queue.add(job(1)), QueueError)
         self.assertEqual(str(failure), "redis add: no answer from Redis within 1 s")
+
+    @inlineCallbacks
+    def test_sqliteDirectoryDeleted(self):
+        """
+        With the database's directory deleted, a commit succeeds into the
+        unlinked file, but the queue finds the file gone and fails the add
+        with QueueError naming the cause, so that no job is acknowledged
+        that a restart would lose; later adds fail too.
+        """
+        directory = tempfile.mkdtemp()
+        path = os.path.join(directory, "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.add(job(1))
+        shutil.rmtree(directory)
+        failure = yield self.assertFailure(queue.add(job(2)), QueueError)
+        self.assertIn("deleted", str(failure))
+        self.assertIn(path, str(failure))
+        yield self.assertFailure(queue.addMany([job(3), job(4)]), QueueError)
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_sqliteFileReplaced(self):
+        """
+        With the database file replaced by another (renamed over it), adds
+        fail with QueueError saying so, and nothing more is acknowledged
+        while the queue writes to a file no restart reads.
+        """
+        directory = tempfile.mkdtemp()
+        path = os.path.join(directory, "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.add(job(1))
+        other = os.path.join(directory, "other.db")
+        connection = sqlite3.connect(other)
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+        connection.close()
+        os.replace(other, path)
+        failure = yield self.assertFailure(queue.add(job(2)), QueueError)
+        self.assertIn("replaced", str(failure))
+        yield self.assertFailure(queue.add(job(3)), QueueError)
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisTimeoutWithdrawn(self):
+        """
+        An add that Redis (SIGSTOPped past the timeout) did not answer is
+        withdrawn before it fails: the QueueError goes out once Redis has
+        answered the withdrawal, and the job is not stored, though Redis ran
+        the add after all (a client that retries gets the job once).
+        """
+        import signal
+
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
+        reactor.callLater(1.5, os.kill, redis.process.pid, signal.SIGCONT)
+        failure = yield self.assertFailure(queue.addMany([job(1), job(2)]), QueueError)
+        self.assertEqual(str(failure), "redis add: no answer from Redis within 1 s")
+        self.assertEqual((yield queue.replay()), [])
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisTimeoutWithdrawalUnanswered(self):
+        """
+        If Redis answers neither the add nor its withdrawal in time, the add
+        fails, and the withdrawal, sent after the add on the same
+        connection, still removes the job once Redis runs both.
+        """
+        import signal
+
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
+        yield self.assertFailure(queue.add(job(1)), QueueError)
+        os.kill(redis.process.pid, signal.SIGCONT)
+        self.assertEqual((yield queue.replay()), [])
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisRefusedAddNotWithdrawn(self):
+        """
+        An add that Redis refuses (NOREPLICAS) failed for certain: it fails
+        at once, without waiting for a withdrawal.
+        """
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        began = reactor.seconds()
+        failure = yield self.assertFailure(queue.add(job(1)), QueueError)
+        self.assertLess(reactor.seconds() - began, 1)
+        self.assertIn("NOREPLICAS", str(failure))
+        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        self.assertEqual((yield queue.replay()), [])
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisCloseWaitsForAdds(self):
+        """
+        close() waits for the adds under way, withdrawals included, before
+        it disconnects, so an add Redis runs late is still withdrawn.
+        """
+        import signal
+
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
+        yield queue.open()
+        os.kill(redis.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
+        added = queue.add(job(1))
+        self.assertFailure(added, QueueError)
+        reactor.callLater(1.5, os.kill, redis.process.pid, signal.SIGCONT)
+        yield sleep(0.5)
+        yield queue.close()
+        yield added
+        again = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
+        yield again.open()
+        self.addCleanup(again.close)
+        self.assertEqual((yield again.replay()), [])
+        self.flushLoggedErrors()
+
+    def fillSQLite(self, queue):
+        """
+        Fill C{queue}'s database: its page limit is its size now.
+        """
+
+        def limit(pages):
+            connection = queue._connection
+            count = connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.execute("PRAGMA max_page_count=%d" % (count + pages,))
+
+        return queue._run(limit, 0), lambda: queue._run(limit, 10000)
+
+    @inlineCallbacks
+    def test_sqliteFailedDeleteRetried(self):
+        """
+        Deletes that fail on a full database (its page limit reached: the
+        done table needs pages) are kept and retried until they succeed,
+        while the queue stays open.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(n) for n in range(1, 2001)])
+        full, room = self.fillSQLite(queue)
+        yield full
+        failure = yield self.assertFailure(queue.doneMany(list(range(1, 1001))), QueueError)
+        self.assertIn("full", str(failure))
+        yield room()
+        for attempt in range(100):
+            (count,) = sqliteRows(path, "SELECT count(*) FROM gearman_tw_done")[0]
+            if count == 1000:
+                break
+            yield sleep(0.1)
+        self.assertEqual(count, 1000)
+        self.assertEqual([j.key for j in (yield queue.replay())], list(range(1001, 2001)))
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_sqliteFailedDeleteRetriedAtClose(self):
+        """
+        A delete that failed is retried at close() at the latest, so a
+        graceful restart does not bring back jobs that ended while the disk
+        was full.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(n) for n in range(1, 2001)])
+        full, room = self.fillSQLite(queue)
+        yield full
+        yield self.assertFailure(queue.doneMany(list(range(1, 1001))), QueueError)
+        yield room()
+        yield queue.close()
+        again = SQLiteQueue(path, reactor=reactor)
+        yield again.open()
+        self.addCleanup(again.close)
+        self.assertEqual([j.key for j in (yield again.replay())], list(range(1001, 2001)))
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisFailedDeleteRetried(self):
+        """
+        Deletes that Redis refuses (NOREPLICAS: min-replicas-to-write set
+        with no replica) are kept and retried until Redis takes them.
+        """
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(1), job(2), job(3)])
+        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        failure = yield self.assertFailure(queue.doneMany([1, 2]), QueueError)
+        self.assertIn("NOREPLICAS", str(failure))
+        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        for attempt in range(100):
+            keys = [j.key for j in (yield queue.replay())]
+            if keys == [3]:
+                break
+            yield sleep(0.1)
+        self.assertEqual(keys, [3])
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_redisFailedDeleteRetriedAtClose(self):
+        """
+        A delete Redis refused is retried at close() at the latest.
+        """
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(1), job(2), job(3)])
+        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        yield self.assertFailure(queue.doneMany([1, 2]), QueueError)
+        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        yield queue.close()
+        again = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
+        yield again.open()
+        self.addCleanup(again.close)
+        self.assertEqual([j.key for j in (yield again.replay())], [3])
+        self.flushLoggedErrors()
+
+
+def sleep(seconds):
+    """
+    A Deferred that fires after C{seconds} on the global reactor.
+    """
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def sqliteRows(path, statement):
+    """
+    The rows of one statement, from a connection of its own.
+    """
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(statement).fetchall()
+    finally:
+        connection.close()
+
+
+def redisCommand(port, *arguments):
+    """
+    Run one command on the Redis at C{port} over a blocking connection of
+    its own, and return the first line of its answer.
+    """
+    import socket
+
+    command = b"*%d\r\n" % (len(arguments),) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(command)
+        answer = connection.recv(4096)
+    if not answer.startswith(b"+"):
+        raise AssertionError("Redis answered %r" % (answer,))
+    return answer.split(b"\r\n")[0]
+
+
+class DeleteRetriesTests(SynchronousTestCase):
+    """
+    Tests for L{gearman_tw.queues.DeleteRetries}, on a fake clock.
+    """
+
+    def setUp(self):
+        from twisted.internet.task import Clock
+
+        from gearman_tw.queues import DeleteRetries
+
+        self.clock = Clock()
+        self.attempts = []
+        self.retries = DeleteRetries(self.clock, self.attempt, "test", limit=5)
+
+    def attempt(self, items):
+        d = Deferred()
+        self.attempts.append((list(items), d))
+        return d
+
+    def test_backoff(self):
+        """
+        Kept deletes are retried together after queues.FIRST_RETRY_DELAY, then
+        after twice as long each time an attempt fails, until one succeeds;
+        after that the delay starts over.
+        """
+        self.retries.keep([1, 2], 2)
+        self.retries.keep([3], 1)
+        self.clock.advance(queues.FIRST_RETRY_DELAY - 0.01)
+        self.assertEqual(self.attempts, [])
+        self.clock.advance(0.01)
+        [(items, d)] = self.attempts
+        self.assertEqual(items, [1, 2, 3])
+        self.retries.keep([4], 1)
+        self.clock.advance(60)
+        self.assertEqual(len(self.attempts), 1)
+        d.errback(QueueError("disk full"))
+        self.assertEqual(self.retries.count, 4)
+        self.clock.advance(2 * queues.FIRST_RETRY_DELAY - 0.01)
+        self.assertEqual(len(self.attempts), 1)
+        self.clock.advance(0.01)
+        items, d = self.attempts[-1]
+        self.assertEqual(items, [1, 2, 3, 4])
+        d.callback(None)
+        self.assertEqual(self.retries.count, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.retries.keep([5], 1)
+        self.clock.advance(queues.FIRST_RETRY_DELAY)
+        self.assertEqual(self.attempts[-1][0], [5])
+
+    def test_longestDelay(self):
+        """
+        The delay between retries stops growing at queues.MAX_RETRY_DELAY.
+        """
+        self.retries.keep([1], 1)
+        for attempt in range(20):
+            [call] = self.clock.getDelayedCalls()
+            self.assertLessEqual(call.getTime() - self.clock.seconds(), queues.MAX_RETRY_DELAY)
+            self.clock.advance(call.getTime() - self.clock.seconds())
+            self.attempts[-1][1].errback(QueueError("disk full"))
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime() - self.clock.seconds(), queues.MAX_RETRY_DELAY)
+        self.flushLoggedErrors()
+
+    def test_bounded(self):
+        """
+        Past its limit, deletes are dropped (and counted), not kept.
+        """
+        self.retries.keep([1, 2, 3], 3)
+        self.retries.keep([4, 5, 6], 3)
+        self.assertEqual((self.retries.count, self.retries.dropped), (3, 3))
+        self.clock.advance(queues.FIRST_RETRY_DELAY)
+        self.assertEqual(self.attempts[0][0], [1, 2, 3])
+
+    def test_close(self):
+        """
+        close() retries at once; what still fails is dropped, and nothing
+        is scheduled after.
+        """
+        self.retries.keep([1, 2], 2)
+        d = self.retries.close()
+        self.assertNoResult(d)
+        self.assertEqual(self.attempts[0][0], [1, 2])
+        self.attempts[0][1].errback(QueueError("disk full"))
+        self.successResultOf(d)
+        self.assertEqual((self.retries.count, self.retries.dropped), (0, 2))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.retries.keep([3], 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_closeWaitsForAttempt(self):
+        """
+        close() waits for an attempt under way before its own.
+        """
+        self.retries.keep([1], 1)
+        self.clock.advance(queues.FIRST_RETRY_DELAY)
+        d = self.retries.close()
+        self.assertNoResult(d)
+        self.attempts[0][1].callback(None)
+        self.successResultOf(d)
+        self.assertEqual(len(self.attempts), 1)

@@ -12,6 +12,15 @@ namespace takes over its unfinished jobs.
 Durability is Redis's: run it with C{appendonly yes} and C{appendfsync
 always} for no acknowledged job to be lost when Redis itself crashes
 (C{everysec} can lose the last second).
+
+An add that Redis did not answer (no answer within the timeout, or the
+connection lost) may have been stored all the same.  Before it fails, it is
+withdrawn: an HDEL of the same fields, on the same connection (Redis runs
+one connection's commands in order, so it comes after the HSET if that ever
+runs), waited for up to the timeout again.  An add Redis refused (an error
+reply) stored nothing and fails at once.  Deletes that fail, and withdrawals
+not answered in time, are kept and retried with backoff until they succeed
+(L{DeleteRetries}).
 """
 
 from __future__ import annotations
@@ -19,24 +28,35 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from twisted.internet import defer
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError, describeFailure
 from gearman_tw.interfaces import IPersistentQueue
-from gearman_tw.queues import QueuedJob
+from gearman_tw.queues import DeleteRetries, QueuedJob
 from gearman_tw.queues.records import decodeRecords, encodeRecords
 
 #: Seconds a Redis command may take before the job server gives up on it.
 DEFAULT_TIMEOUT = 10.0
+
+#: Attempts at most to withdraw an add whose connection was lost (each
+#: waits for the next connection, within the timeout).
+WITHDRAW_ATTEMPTS = 20
+
+#: Seconds between two attempts to withdraw an add.
+WITHDRAW_PAUSE = 0.1
 
 
 @implementer(IPersistentQueue)
 class RedisQueue:
     """
     Background jobs kept in Redis.
+
+    @ivar retries: the deletes (and withdrawals) that failed, retried until
+        they succeed.
     """
 
     name = "redis"
@@ -66,23 +86,41 @@ class RedisQueue:
         self.timeout = timeout
         self.key = namespace.encode("utf-8") + b":jobs"
         self._redis: Any = None
+        # Adds under way (withdrawals included), and close() waiting for
+        # them to end.
+        self._adding = 0
+        self._whenAdded: List[Deferred[None]] = []
+        self.retries = DeleteRetries(reactor, self._retryDeletes, self.name)
 
-    def _call(self, what: str, command: str, *args: Any) -> Deferred[Any]:
+    def _command(self, command: str, *args: Any, timeout: Optional[float] = None) -> Deferred[Any]:
+        """
+        Run one command; fails with Redis's or txredisapi's error, with
+        C{defer.TimeoutError} past C{timeout} (the queue's by default), or
+        with L{QueueError} if the queue is not open.
+        """
         if self._redis is None:
             return Deferred.fromCoroutine(self._notOpen())
         d = self._redis.execute_command(command, *args)
-        d.addTimeout(self.timeout, self.reactor)
+        d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
+        return d
+
+    def _call(self, what: str, command: str, *args: Any) -> Deferred[Any]:
+        d = self._command(command, *args)
         d.addErrback(self._error, what)
         return d
 
     async def _notOpen(self) -> None:
         raise QueueError("the Redis queue is not open")
 
-    def _error(self, failure: Failure, what: str) -> Failure:
+    def _why(self, failure: Failure) -> str:
+        if failure.check(QueueError):
+            return failure.getErrorMessage()
         if failure.check(defer.TimeoutError):
-            why = "no answer from Redis within %g s" % (self.timeout,)
-        else:
-            why = describeFailure(failure)
+            return "no answer from Redis within %g s" % (self.timeout,)
+        return describeFailure(failure)
+
+    def _error(self, failure: Failure, what: str) -> Failure:
+        why = self._why(failure)
         self.log.error("Redis queue: {what} failed: {why}", what=what, why=why)
         return Failure(QueueError("redis %s: %s" % (what, why)))
 
@@ -105,10 +143,25 @@ class RedisQueue:
         return self._call("connect", "PING").addCallback(lambda _: None)
 
     def close(self) -> Deferred[None]:
+        """
+        Wait for the adds under way (and their withdrawals), retry the
+        deletes that failed once more, and disconnect.
+        """
+        return Deferred.fromCoroutine(self._close())
+
+    async def _close(self) -> None:
+        if self._adding:
+            # Each add ends within twice the timeout.
+            waiter: Deferred[None] = Deferred()
+            self._whenAdded.append(waiter)
+            await waiter
+        await self.retries.close()
         redis, self._redis = self._redis, None
-        if redis is None:
-            return succeed(None)
-        return redis.disconnect().addBoth(lambda _: None)
+        if redis is not None:
+            try:
+                await redis.disconnect()
+            except Exception:
+                pass
 
     # IPersistentQueue types records as object (interfaces.py does not
     # import QueuedJob).
@@ -123,15 +176,95 @@ class RedisQueue:
         for job in jobs:
             arguments.append(b"%d" % (job.key,))
             arguments.append(encodeRecords([job]))
-        d = self._call("add", "HSET", self.key, *arguments)
-        return d.addCallback(lambda _: None)
+        self._adding += 1
+        d = self._command("HSET", self.key, *arguments)
+        d.addCallbacks(lambda _: None, self._addFailed, errbackArgs=(arguments[0::2],))
+        d.addBoth(self._added)
+        return d
+
+    def _added(self, result: object) -> object:
+        self._adding -= 1
+        if not self._adding:
+            waiters, self._whenAdded = self._whenAdded, []
+            for waiter in waiters:
+                waiter.callback(None)
+        return result
+
+    def _addFailed(self, failure: Failure, fields: List[bytes]) -> Any:
+        """
+        Fail an add, withdrawing it first unless Redis refused it.
+        """
+        import txredisapi
+
+        if failure.check(txredisapi.ResponseError, QueueError):
+            # Redis refused it (HSET is atomic), or it was never sent.
+            return self._error(failure, "add")
+        return Deferred.fromCoroutine(self._withdraw(fields, self._why(failure)))
+
+    async def _withdraw(self, fields: List[bytes], why: str) -> None:
+        """
+        Delete the fields of an add that may have been stored, then raise
+        L{QueueError} with C{why}.  Waits up to the timeout for Redis to
+        answer the HDEL, sent again on the next connection if the
+        connection is lost; if it does not answer, the delete is kept for
+        retrying.
+        """
+        import txredisapi
+
+        deadline = self.reactor.seconds() + self.timeout
+        withdrawn = False
+        for attempt in range(WITHDRAW_ATTEMPTS):
+            remaining = deadline - self.reactor.seconds()
+            if remaining <= 0:
+                break
+            try:
+                await self._command("HDEL", self.key, *fields, timeout=remaining)
+            except txredisapi.ConnectionError:
+                # Lost with its connection (before or after the HSET ran):
+                # again on the next one.
+                await deferLater(self.reactor, WITHDRAW_PAUSE, lambda: None)
+                continue
+            except Exception:
+                break
+            withdrawn = True
+            break
+        if withdrawn:
+            self.log.error("Redis queue: add failed: {why}; withdrawn, not stored", why=why)
+        else:
+            self.retries.keep(list(fields), len(fields))
+            self.log.error(
+                "Redis queue: add failed: {why}; its withdrawal did not succeed within {timeout} s either, and"
+                " is retried: until it succeeds, these {count} jobs may be stored (and run after a restart)",
+                why=why,
+                timeout=self.timeout,
+                count=len(fields),
+            )
+        raise QueueError("redis add: %s" % (why,))
 
     def done(self, key: int) -> Deferred[None]:
         return self.doneMany([key])
 
     def doneMany(self, keys: List[int]) -> Deferred[None]:
-        d = self._call("done", "HDEL", self.key, *[b"%d" % (key,) for key in keys])
-        return d.addCallback(lambda _: None)
+        """
+        One HDEL of every key; a delete that fails is kept and retried
+        until it succeeds.
+        """
+        fields = [b"%d" % (key,) for key in keys]
+        d = self._call("done", "HDEL", self.key, *fields)
+        d.addCallbacks(lambda _: None, self._keepDeletes, errbackArgs=(fields,))
+        return d
+
+    def _keepDeletes(self, failure: Failure, fields: List[bytes]) -> Failure:
+        self.retries.keep(fields, len(fields))
+        return failure
+
+    def _retryDeletes(self, fields: List[bytes]) -> Deferred[None]:
+        """
+        Delete kept fields again, with one HDEL (for L{DeleteRetries}).
+        """
+        d = self._command("HDEL", self.key, *fields)
+        d.addCallbacks(lambda _: None, lambda f: Failure(QueueError(self._why(f))))
+        return d
 
     def replay(self) -> Deferred[List[QueuedJob]]:
         d = self._call("replay", "HVALS", self.key)

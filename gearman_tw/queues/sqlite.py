@@ -20,6 +20,13 @@ jobs, so after C{open} the done table is empty and no batch spans a key
 above its last live job.  A file holding gearmand's own C{libsqlite3} table
 (C{gearman_queue}) is taken over at the same time: its jobs become a batch,
 in their order, and the old table is dropped.
+
+After each commit the database thread checks that the path still names the
+files it opened (the database and its C{-wal} file, by device and inode): if
+they were deleted or replaced, the commit's adds fail with L{QueueError}
+naming the cause, as gearmand's libsqlite3 answers QUEUE_ERROR, instead of
+acknowledging jobs no restart would find.  Deletes that fail (a full disk)
+are kept and retried with backoff until they succeed (L{DeleteRetries}).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
-from gearman_tw.queues import QueuedJob
+from gearman_tw.queues import DeleteRetries, QueuedJob
 from gearman_tw.queues.records import decodeRecords, encodeRecords
 
 _ADD = 0
@@ -62,6 +69,8 @@ ROWS_PER_STATEMENT = 500
 _Batch = List[Any]
 # One batch row: first key, last key, job count, records.
 _Row = Tuple[int, int, int, bytes]
+# What a delete writes: finished keys, and (first, last) of emptied batches.
+_Deletes = Tuple[List[int], List[Tuple[int, int]]]
 
 
 def _row(first: int, last: int, jobs: List[QueuedJob]) -> _Row:
@@ -74,6 +83,7 @@ class SQLiteQueue:
     Background jobs kept in an SQLite database file.
 
     @ivar commits: transactions committed so far (for tests and metrics).
+    @ivar retries: the deletes that failed, retried until they succeed.
     """
 
     name = "sqlite"
@@ -128,6 +138,10 @@ class SQLiteQueue:
         # Live batches by first key, and their first keys in order.
         self._batches: Dict[int, _Batch] = {}
         self._firsts: List[int] = []
+        # The files opened, as (path, (device, inode)), checked after each
+        # commit.
+        self._files: List[Tuple[str, Tuple[int, int]]] = []
+        self.retries = DeleteRetries(reactor, self._retryDeletes, self.name)
 
     def _run(self, f: Any, *args: Any) -> Deferred[Any]:
         assert self._pool is not None
@@ -179,6 +193,7 @@ class SQLiteQueue:
             batches = connection.execute(
                 "SELECT first, last, count FROM %s ORDER BY first" % (self.batchesTable,)
             ).fetchall()
+            self._files = _identities(os.path.abspath(self.path))
         except BaseException:
             connection.close()
             raise
@@ -256,9 +271,12 @@ class SQLiteQueue:
 
     def close(self) -> Deferred[None]:
         """
-        Commit what is pending, close the database and stop the thread.
+        Commit what is pending, retry the deletes that failed once more,
+        close the database and stop the thread.
         """
         d = self.flush()
+        d.addCallback(lambda _: self.retries.close())
+        d.addCallback(lambda _: self.flush())
 
         def closeInThread() -> None:
             if self._connection is not None:
@@ -367,7 +385,24 @@ class SQLiteQueue:
         if not finished and not emptied:
             return succeed(None)
         d: Deferred[None] = Deferred()
-        self._pending.append((_DONE, (finished, emptied), d))
+        deletes = (finished, emptied)
+        # Before the caller's errbacks: keep the deletes to retry them.
+        d.addErrback(self._keepDeletes, deletes)
+        self._pending.append((_DONE, deletes, d))
+        self._kick()
+        return d
+
+    def _keepDeletes(self, failure: Failure, deletes: _Deletes) -> Failure:
+        self.retries.keep([deletes], len(deletes[0]) + len(deletes[1]))
+        return failure
+
+    def _retryDeletes(self, kept: List[_Deletes]) -> Deferred[None]:
+        """
+        Commit kept deletes again, as one (for L{DeleteRetries}).
+        """
+        deletes = ([key for finished, _ in kept for key in finished], [span for _, emptied in kept for span in emptied])
+        d: Deferred[None] = Deferred()
+        self._pending.append((_DONE, deletes, d))
         self._kick()
         return d
 
@@ -435,6 +470,26 @@ class SQLiteQueue:
         except BaseException:
             _rollback(connection)
             raise
+        # After the commit: a file deleted or replaced before this point
+        # holds what was committed only until the last descriptor closes.
+        self._checkFiles()
+
+    def _checkFiles(self) -> None:
+        """
+        Raise L{QueueError} if a file opened is no longer at its path: two
+        C{stat} calls per commit.
+        """
+        for path, identity in self._files:
+            try:
+                status = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                raise QueueError("%s was deleted while open; nothing is stored until a restart" % (path,))
+            except OSError as e:
+                raise QueueError("%s cannot be checked: %s" % (path, e.strerror))
+            if (status.st_dev, status.st_ino) != identity:
+                raise QueueError(
+                    "%s was replaced by another file while open; nothing is stored until a restart" % (path,)
+                )
 
     def _insertBatches(self, connection: sqlite3.Connection, rows: List[_Row]) -> None:
         """
@@ -505,6 +560,21 @@ def _bytes(value: Any) -> bytes:
     if value is None:
         return b""
     return bytes(value)
+
+
+def _identities(path: str) -> List[Tuple[str, Tuple[int, int]]]:
+    """
+    The device and inode of the database file at C{path} and of its
+    C{-wal} file, if it has one.
+    """
+    found = []
+    for name in (path, path + "-wal"):
+        try:
+            status = os.stat(name)
+        except FileNotFoundError:
+            continue
+        found.append((name, (status.st_dev, status.st_ino)))
+    return found
 
 
 def _rollback(connection: sqlite3.Connection) -> None:

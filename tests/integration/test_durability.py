@@ -167,3 +167,117 @@ class RedisDurabilityTests(DurabilityMixin, SynchronousTestCase):
         self.redis = RedisServer()
         self.addCleanup(self.redis.stop)
         return "redis://127.0.0.1:%d/0?namespace=crash" % (self.redis.port,)
+
+
+ERROR = 19
+
+
+def _redisCommand(port: int, *arguments: bytes) -> bytes:
+    """
+    Run one command on the Redis at C{port} and return the first line of
+    its answer (which must be a status reply).
+    """
+    import socket
+
+    command = b"*%d\r\n" % (len(arguments),) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(command)
+        answer = connection.recv(4096)
+    if not answer.startswith(b"+"):
+        raise AssertionError("Redis answered %r" % (answer,))
+    return answer.split(b"\r\n")[0]
+
+
+class SQLiteStorageFaultTests(SynchronousTestCase):
+    """
+    A server whose SQLite file goes away refuses jobs instead of
+    acknowledging jobs no restart would find.
+    """
+
+    def test_directoryDeleted(self) -> None:
+        """
+        With the queue's directory deleted under a running server, a
+        background submission gets ERROR QUEUE_ERROR naming the cause, not
+        JOB_CREATED (as gearmand's libsqlite3 queue answers).
+        """
+        import shutil
+
+        directory = tempfile.mkdtemp()
+        server = startOurs(self, "--queue", "sqlite:" + os.path.join(directory, "queue.db"))
+        client = server.connect()
+        self.addCleanup(client.close)
+        client.sendPacket(SUBMIT_JOB_BG, b"f", b"", b"before")
+        self.assertEqual(client.readPacket()[0], JOB_CREATED)
+        shutil.rmtree(directory)
+        for n in range(3):
+            client.sendPacket(SUBMIT_JOB_BG, b"f", b"", b"after%d" % n)
+            ptype, payload = client.readPacket()
+            self.assertEqual(ptype, ERROR)
+            code, message = payload.split(b"\0", 1)
+            self.assertEqual(code, b"QUEUE_ERROR")
+            self.assertIn(b"deleted", message)
+
+
+class RedisStorageFaultTests(SynchronousTestCase):
+    """
+    Redis faults: the answer agrees with what is stored, and deletes are
+    retried.
+    """
+
+    def setUp(self) -> None:
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.stop)
+        self.url = "redis://127.0.0.1:%d/0?namespace=faults" % (self.redis.port,)
+
+    def drain(self, server) -> List[bytes]:
+        """
+        The data of every job a worker is given, each completed.
+        """
+        return [data for _, _, data in DurabilityMixin.drain(self, server)]  # type: ignore[arg-type]
+
+    def test_deletesRefusedRetried(self) -> None:
+        """
+        Jobs that completed while Redis refused deletes (NOREPLICAS) are
+        deleted once it takes them again, and do not come back after a
+        graceful restart.
+        """
+        server = startOurs(self, "--queue", self.url)
+        client = server.connect()
+        self.addCleanup(client.close)
+        for n in range(5):
+            client.sendPacket(SUBMIT_JOB_BG, b"f", b"", b"job%d" % n)
+        self.assertEqual({ptype for ptype, _ in client.readPackets(5)}, {JOB_CREATED})
+        _redisCommand(self.redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        self.assertEqual(sorted(self.drain(server)), [b"job%d" % n for n in range(5)])
+        time.sleep(1)
+        _redisCommand(self.redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        self.assertIn(server.stop(), (0, -signal.SIGTERM))
+        restarted = startOurs(self, "--queue", self.url)
+        self.assertEqual(self.drain(restarted), [])
+
+    def test_frozenPastTimeout(self) -> None:
+        """
+        With Redis frozen (SIGSTOP) past the queue's timeout (10 s), every
+        client gets QUEUE_ERROR, and none of those jobs runs after a
+        restart: a client that retries gets its job once.
+        """
+        server = startOurs(self, "--queue", self.url)
+        clients = [server.connect() for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+            # The server answers once it has replayed the queue.
+            client.sync()
+        os.kill(self.redis.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.redis.process.pid, signal.SIGCONT)
+        for n, client in enumerate(clients):
+            client.sendPacket(SUBMIT_JOB_BG, b"f", b"", b"frozen%d" % n)
+        time.sleep(11)
+        os.kill(self.redis.process.pid, signal.SIGCONT)
+        for client in clients:
+            ptype, payload = client.readPacket(timeout=30)
+            self.assertEqual((ptype, payload.split(b"\0")[0]), (ERROR, b"QUEUE_ERROR"))
+        self.assertIn(server.stop(), (0, -signal.SIGTERM))
+        restarted = startOurs(self, "--queue", self.url)
+        self.assertEqual(self.drain(restarted), [])
