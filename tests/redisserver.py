@@ -67,3 +67,20 @@ class RedisServer:
     def stop(self) -> None:
         self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def command(self, *arguments: bytes) -> bytes:
+        """
+        Run one command over a blocking connection of its own and return
+        the first line of its answer, which must be a status reply.
+        """
+        import socket
+
+        command = b"*%d\r\n" % (len(arguments),) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments
+        )
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+            connection.sendall(command)
+            answer = connection.recv(4096)
+        if not answer.startswith(b"+"):
+            raise AssertionError("Redis answered %r" % (answer,))
+        return answer.split(b"\r\n")[0]

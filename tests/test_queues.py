@@ -484,6 +484,18 @@ class StorageFaultTests(TestCase):
     timeout = 60
 
     @inlineCallbacks
+    def redisQueue(self, timeout):
+        """
+        A redis-server of this test's own and an open queue on it.
+        """
+        redis = RedisServer()
+        self.addCleanup(redis.stop)
+        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=timeout)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        return redis, queue
+
+    @inlineCallbacks
     def test_sqliteFull(self):
         """
         A full SQLite database (its page limit reached, as a full disk
@@ -519,11 +531,7 @@ class StorageFaultTests(TestCase):
         """
         import signal
 
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        redis, queue = yield self.redisQueue(timeout=1)
         os.kill(redis.process.pid, signal.SIGSTOP)
         self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
         failure = yield self.assertFailure(queue.add(job(1)), QueueError)
@@ -584,11 +592,7 @@ class StorageFaultTests(TestCase):
         """
         import signal
 
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        redis, queue = yield self.redisQueue(timeout=1)
         os.kill(redis.process.pid, signal.SIGSTOP)
         self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
         reactor.callLater(1.5, os.kill, redis.process.pid, signal.SIGCONT)
@@ -606,11 +610,7 @@ class StorageFaultTests(TestCase):
         """
         import signal
 
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=1)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        redis, queue = yield self.redisQueue(timeout=1)
         os.kill(redis.process.pid, signal.SIGSTOP)
         self.addCleanup(os.kill, redis.process.pid, signal.SIGCONT)
         yield self.assertFailure(queue.add(job(1)), QueueError)
@@ -624,17 +624,13 @@ class StorageFaultTests(TestCase):
         An add that Redis refuses (NOREPLICAS) failed for certain: it fails
         at once, without waiting for a withdrawal.
         """
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
-        yield queue.open()
-        self.addCleanup(queue.close)
-        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        redis, queue = yield self.redisQueue(timeout=5)
+        redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
         began = reactor.seconds()
         failure = yield self.assertFailure(queue.add(job(1)), QueueError)
         self.assertLess(reactor.seconds() - began, 1)
         self.assertIn("NOREPLICAS", str(failure))
-        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
         self.assertEqual((yield queue.replay()), [])
         self.flushLoggedErrors()
 
@@ -731,16 +727,12 @@ class StorageFaultTests(TestCase):
         Deletes that Redis refuses (NOREPLICAS: min-replicas-to-write set
         with no replica) are kept and retried until Redis takes them.
         """
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        redis, queue = yield self.redisQueue(timeout=5)
         yield queue.addMany([job(1), job(2), job(3)])
-        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
         failure = yield self.assertFailure(queue.doneMany([1, 2]), QueueError)
         self.assertIn("NOREPLICAS", str(failure))
-        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
         for attempt in range(100):
             keys = [j.key for j in (yield queue.replay())]
             if keys == [3]:
@@ -754,15 +746,11 @@ class StorageFaultTests(TestCase):
         """
         A delete Redis refused is retried at close() at the latest.
         """
-        redis = RedisServer()
-        self.addCleanup(redis.stop)
-        queue = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        redis, queue = yield self.redisQueue(timeout=5)
         yield queue.addMany([job(1), job(2), job(3)])
-        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
         yield self.assertFailure(queue.doneMany([1, 2]), QueueError)
-        redisCommand(redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
         yield queue.close()
         again = RedisQueue(port=redis.port, reactor=reactor, timeout=5)
         yield again.open()
@@ -789,24 +777,6 @@ def sqliteRows(path, statement):
         return connection.execute(statement).fetchall()
     finally:
         connection.close()
-
-
-def redisCommand(port, *arguments):
-    """
-    Run one command on the Redis at C{port} over a blocking connection of
-    its own, and return the first line of its answer.
-    """
-    import socket
-
-    command = b"*%d\r\n" % (len(arguments),) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-        connection.sendall(command)
-        answer = connection.recv(4096)
-    if not answer.startswith(b"+"):
-        raise AssertionError("Redis answered %r" % (answer,))
-    return answer.split(b"\r\n")[0]
 
 
 class DeleteRetriesTests(SynchronousTestCase):

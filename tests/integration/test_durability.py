@@ -172,24 +172,6 @@ class RedisDurabilityTests(DurabilityMixin, SynchronousTestCase):
 ERROR = 19
 
 
-def _redisCommand(port: int, *arguments: bytes) -> bytes:
-    """
-    Run one command on the Redis at C{port} and return the first line of
-    its answer (which must be a status reply).
-    """
-    import socket
-
-    command = b"*%d\r\n" % (len(arguments),) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments
-    )
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
-        connection.sendall(command)
-        answer = connection.recv(4096)
-    if not answer.startswith(b"+"):
-        raise AssertionError("Redis answered %r" % (answer,))
-    return answer.split(b"\r\n")[0]
-
-
 class SQLiteStorageFaultTests(SynchronousTestCase):
     """
     A server whose SQLite file goes away refuses jobs instead of
@@ -249,10 +231,10 @@ class RedisStorageFaultTests(SynchronousTestCase):
         for n in range(5):
             client.sendPacket(SUBMIT_JOB_BG, b"f", b"", b"job%d" % n)
         self.assertEqual({ptype for ptype, _ in client.readPackets(5)}, {JOB_CREATED})
-        _redisCommand(self.redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
+        self.redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"1")
         self.assertEqual(sorted(self.drain(server)), [b"job%d" % n for n in range(5)])
         time.sleep(1)
-        _redisCommand(self.redis.port, b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
+        self.redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
         self.assertIn(server.stop(), (0, -signal.SIGTERM))
         restarted = startOurs(self, "--queue", self.url)
         self.assertEqual(self.drain(restarted), [])
