@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any, BinaryIO, Callable, List, Optional, Sequence, TextIO
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.error import ProcessDone
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
@@ -230,12 +230,13 @@ def main(
     binaryIn = stdin if stdin is not None else sys.stdin.buffer
     binaryOut = stdout if stdout is not None else sys.stdout.buffer
     textOut = out if out is not None else sys.stdout
+    # maybeDeferred: an argument error raised at once is explained too.
     if options.command == "submit":
-        d = _submit(reactor, options, binaryIn, binaryOut)
+        d = maybeDeferred(_submit, reactor, options, binaryIn, binaryOut)
     elif options.command == "worker":
-        d = _worker(reactor, options)
+        d = maybeDeferred(_worker, reactor, options)
     else:
-        d = _admin(reactor, options, textOut)
+        d = maybeDeferred(_admin, reactor, options, textOut)
     return d.addErrback(_explain)
 
 

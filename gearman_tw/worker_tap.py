@@ -49,7 +49,7 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["concurrency", "c", 1, "Jobs run at once per server.", int],
+        ["concurrency", "c", 1, "Jobs run at once, in all (per server with --per-server).", int],
         ["timeout", None, None, "Seconds a job may run before the server reassigns it.", float],
         ["client-id", None, None, "The id the servers' 'workers' command shows."],
         [
@@ -61,7 +61,10 @@ class Options(usage.Options):
         ],
         ["threads", None, 10, "Size of the thread pool for --threaded.", int],
     ]
-    optFlags = [["threaded", None, "Run the functions in a thread pool."]]
+    optFlags = [
+        ["threaded", None, "Run the functions in a thread pool."],
+        ["per-server", None, "--concurrency counts jobs per server, not in all."],
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -127,6 +130,7 @@ def makeService(options: Options, reactor: Optional[IReactorTime] = None) -> ISe
         reactor=reactor,
         drainTimeout=options["drain-timeout"],
         threads=options["threads"],
+        perServer=bool(options["per-server"]),
     )
     for name, function in options["callables"]:
         worker.register(name, function, timeout=options["timeout"], threaded=bool(options["threaded"]))

@@ -87,9 +87,19 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(worker.running)
         self.assertEqual(worker.servers, ["127.0.0.1:4731", "unix:path=/tmp/g.sock"])
         self.assertEqual(worker.concurrency, 3)
+        self.assertFalse(worker.perServer)
         self.assertEqual(worker.clientId, b"me")
         function = worker.functions[b"rev"]
         self.assertEqual((function.callable, function.timeout, function.threaded), (reverse, 2, True))
+
+    def test_perServer(self) -> None:
+        """
+        C{--per-server} makes C{--concurrency} count per server.
+        """
+        options = parse("--function", "rev=tests.test_worker_tap:reverse", "-c", "2", "--per-server")
+        worker = worker_tap.makeService(options, Clock())
+        self.assertTrue(worker.perServer)
+        self.assertEqual(worker.concurrency, 2)
 
     def test_plugin(self) -> None:
         """

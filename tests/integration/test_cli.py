@@ -103,6 +103,18 @@ class CommandMixin:
         self.assertEqual(dropped.returncode, 1)
 
 
+    def test_badArguments(self) -> None:
+        """
+        Arguments the library refuses end the command with one line and
+        status 1, not a traceback.
+        """
+        for args in (("worker", "-c", "0", "f", "cat"), ("submit", "--timeout", "0", "f", "x")):
+            result = self.tw(*args, check=False)
+            self.assertEqual(result.returncode, 1, args)
+            self.assertEqual(result.stderr.count(b"\n"), 1, result.stderr)
+            self.assertTrue(result.stderr.startswith(b"gearman-tw: "), result.stderr)
+
+
 class OursCommandTests(CommandMixin, SynchronousTestCase):
     def start(self):
         return startOurs(self)
