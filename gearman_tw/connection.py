@@ -17,7 +17,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from gearman_tw.errors import ConnectionLost, describeFailure
+from gearman_tw.errors import ConnectionLost
 from gearman_tw.protocol import REQ, RES, Packet, PacketParser, PacketType, encode
 from gearman_tw.reads import ReadSizer
 

@@ -2,7 +2,6 @@
 A throwaway redis-server for tests, on a free loopback port.
 """
 
-import os
 import shutil
 import socket
 import subprocess

@@ -4,7 +4,7 @@ section 3), without I/O.
 """
 
 import socket
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock

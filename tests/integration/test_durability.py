@@ -8,7 +8,7 @@ import signal
 import tempfile
 import threading
 import time
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
