@@ -697,3 +697,29 @@ class ListingTests(AdminTestCase):
         self.clock.advance(0)
         protocol.connectionLost(None)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ForgeryTests(AdminTestCase):
+    """
+    Names with line breaks cannot forge lines of a listing.
+    """
+
+    def test_escaped(self) -> None:
+        """
+        A function name, client id or unique key with a newline or carriage
+        return is listed with C{\\n} or C{\\r} in its place: every listing
+        keeps one line per function, connection or job.
+        """
+        worker = self.peer(10, "127.0.0.2")
+        worker.clientId = b"id\nforged 1.2.3.4 x :y"
+        self.server.canDo(worker, b"f\nforged\t9\t9\t9")
+        self.server.submit(self.me, b"g\r\nh", b"u\nv", b"x", NORMAL, True)
+        status = self.command(b"status")
+        self.assertEqual(status.count(b"\n"), 3)
+        self.assertIn(b"f\\nforged\t9\t9\t9\t0\t0\t1\n", status)
+        self.assertIn(b"g\\r\\nh\t1\t0\t0\n", status)
+        workers = self.command(b"workers")
+        self.assertIn(b"10 127.0.0.2 id\\nforged 1.2.3.4 x :y : f\\nforged\t9\t9\t9\n", workers)
+        self.assertEqual(workers.count(b"\n"), 3)
+        self.assertEqual(self.command(b"show unique jobs"), b"u\\nv\n.\n")
+        self.assertEqual(self.command(b"prioritystatus").count(b"\n"), 3)

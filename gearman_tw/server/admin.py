@@ -123,8 +123,15 @@ def _reply(items: List[T], key: Callable[[T], bytes], line: Callable[[T], bytes]
 
 
 def _cstring(value: bytes) -> bytes:
-    # gearmand prints names as C strings: up to the first NUL.
-    return value.split(b"\0", 1)[0]
+    """
+    A name as a listing prints it: as gearmand's C string, up to the first
+    NUL, and with a carriage return or newline in it written C{\\r} or
+    C{\\n}, so that no name can forge lines of a listing.
+    """
+    value = value.split(b"\0", 1)[0]
+    if b"\n" in value or b"\r" in value:
+        value = value.replace(b"\r", b"\\r").replace(b"\n", b"\\n")
+    return value
 
 
 def _unknown(word: bytes) -> bytes:
@@ -357,7 +364,7 @@ def _jobLine(row: _JobRow) -> bytes:
 
 
 def _uniqueLine(row: _JobRow) -> bytes:
-    return b"%s\n" % (row[4],)
+    return b"%s\n" % (_cstring(row[4]),)
 
 
 def _functionName(function: Function) -> bytes:
@@ -366,8 +373,7 @@ def _functionName(function: Function) -> bytes:
 
 def _workerLine(peer: Peer) -> bytes:
     names = b"".join(b" " + _cstring(function.name) for function, _ in reversed(peer.abilities))
-    clientId = peer.clientId.split(b"\0", 1)[0]
-    return b"%d %s %s :%s\n" % (peer.fd, peer.host.encode("ascii"), clientId, names)
+    return b"%d %s %s :%s\n" % (peer.fd, peer.host.encode("ascii"), _cstring(peer.clientId), names)
 
 
 def _workersListing(peers: List[Peer]) -> Iterator[bytes]:
