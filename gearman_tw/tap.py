@@ -70,6 +70,14 @@ class Options(usage.Options):
             "Largest packet payload accepted, in bytes.",
             int,
         ],
+        ["max-connections", None, 0, "Most connections open at once (0: no limit).", int],
+        [
+            "max-connections-per-address",
+            None,
+            0,
+            "Most connections open at once from one IP address (0: no limit).",
+            int,
+        ],
         [
             "drain-timeout",
             None,
@@ -213,6 +221,9 @@ class Options(usage.Options):
         self["verbose"] = verbosity
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")
+        for name in ("max-connections", "max-connections-per-address"):
+            if self[name] < 0:
+                raise usage.UsageError("--%s must not be negative" % (name,))
         if self["gc-threshold"] < 0:
             raise usage.UsageError("--gc-threshold must not be negative")
         if self["keep-freed-memory"] < 0:
@@ -308,6 +319,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         maxPacketSize=options["max-packet-size"],
         keepAlive=keepAlive,
         log=filteredLogger("gearman_tw.server", verbosity),
+        maxConnections=options["max-connections"],
+        maxPerAddress=options["max-connections-per-address"],
     )
     endpoints = [
         _socketEndpoint(reactor, options, address, port) for address, port in options["sockets"]

@@ -102,3 +102,67 @@ class FilteredLoggerTests(SynchronousTestCase):
             [(e["log_format"], e["log_level"]) for e in events if e.get("log_namespace") == "gearman_tw.test"],
             [("kept warning", LogLevel.warn), ("kept error", LogLevel.error)],
         )
+
+
+class ConnectionLimitTests(SynchronousTestCase):
+    """
+    The factory's limits on open connections, in all and per address.
+    """
+
+    def connect(self, factory: GearmanServerFactory, host: str):
+        protocol = factory.buildProtocol(IPv4Address("TCP", host, 40000))
+        if protocol is not None:
+            protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", host, 40000)))
+        return protocol
+
+    def test_total(self) -> None:
+        """
+        Past C{maxConnections} a new connection gets no protocol (Twisted
+        closes it); one closing makes room again.
+        """
+        factory = GearmanServerFactory(JobServer(Clock()), maxConnections=3)
+        opened = [self.connect(factory, "127.0.0.%d" % i) for i in range(3)]
+        self.assertIsNone(self.connect(factory, "127.0.0.9"))
+        self.assertEqual(factory.refused, 1)
+        opened[0].connectionLost(None)
+        self.assertIsNotNone(self.connect(factory, "127.0.0.9"))
+
+    def test_perAddress(self) -> None:
+        """
+        Past C{maxPerAddress} connections from one address, that address is
+        refused while others are served; a closed one makes room.
+        """
+        factory = GearmanServerFactory(JobServer(Clock()), maxPerAddress=2)
+        first = self.connect(factory, "127.0.0.1")
+        self.connect(factory, "127.0.0.1")
+        self.assertIsNone(self.connect(factory, "127.0.0.1"))
+        self.assertIsNotNone(self.connect(factory, "127.0.0.2"))
+        first.connectionLost(None)
+        self.assertIsNotNone(self.connect(factory, "127.0.0.1"))
+        self.assertIsNone(self.connect(factory, "127.0.0.1"))
+        self.assertEqual(factory.refused, 2)
+
+    def test_logRateLimited(self) -> None:
+        """
+        Refusals are logged at most once per 10 seconds, with their count.
+        """
+        clock = Clock()
+        factory = GearmanServerFactory(JobServer(clock), maxConnections=1)
+        events = []
+        factory.log.observer = events.append  # type: ignore[assignment]
+        self.connect(factory, "127.0.0.1")
+        for _ in range(50):
+            self.connect(factory, "127.0.0.2")
+        clock.advance(10)
+        self.connect(factory, "127.0.0.2")
+        refusals = [e for e in events if "Refusing" in e.get("log_format", "")]
+        self.assertEqual([e["refused"] for e in refusals], [1, 51])
+
+    def test_noLimits(self) -> None:
+        """
+        Without limits nothing is refused.
+        """
+        factory = GearmanServerFactory(JobServer(Clock()))
+        for _ in range(100):
+            self.assertIsNotNone(self.connect(factory, "127.0.0.1"))
+        self.assertEqual(factory.refused, 0)

@@ -322,3 +322,28 @@ class HTTPOptionsTests(SynchronousTestCase):
         self.addCleanup(top.stopService)
         ports = [(port, interface) for port, _, _, interface in reactor.tcpServers]
         self.assertEqual(ports, [(4730, "127.0.0.1"), (8080, "127.0.0.1")])
+
+
+class ConnectionLimitOptionTests(SynchronousTestCase):
+    """
+    C{--max-connections} and C{--max-connections-per-address}.
+    """
+
+    def test_passed(self) -> None:
+        """
+        Both limits reach the server factory; by default there are none.
+        """
+        reactor = MemoryReactorClock()
+        gearman = IServiceCollection(
+            tap.makeService(parse("--max-connections", "100", "--max-connections-per-address", "5"), reactor)
+        ).getServiceNamed("gearman")
+        self.assertEqual((gearman.factory.maxConnections, gearman.factory.maxPerAddress), (100, 5))
+        plain = IServiceCollection(tap.makeService(parse(), reactor)).getServiceNamed("gearman")
+        self.assertEqual((plain.factory.maxConnections, plain.factory.maxPerAddress), (0, 0))
+
+    def test_negative(self) -> None:
+        """
+        A negative limit is a usage error.
+        """
+        self.assertRaises(UsageError, parse, "--max-connections", "-1")
+        self.assertRaises(UsageError, parse, "--max-connections-per-address", "-1")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from typing import Callable, Dict, List, Optional
 
-from twisted.internet.interfaces import ITransport
+from twisted.internet.interfaces import IAddress, ITransport
 from twisted.internet.protocol import Factory
 from twisted.logger import (
     FilteringLogObserver,
@@ -81,6 +81,10 @@ class KeepAlive:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
+#: Seconds between two log lines about refused connections.
+_REFUSAL_LOG_INTERVAL = 10.0
+
+
 class GearmanServerFactory(Factory[GearmanServerProtocol]):
     """
     Builds L{GearmanServerProtocol}s for one L{JobServer}.
@@ -91,6 +95,11 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
     @ivar keepAlive: TCP keepalive settings, or C{None} to leave it off.
     @ivar connections: the open connections.
     @ivar writes: gathers the replies of one read, to send them at its end.
+    @ivar maxConnections: the most connections open at once (0: no limit);
+        more are closed as they are accepted.
+    @ivar maxPerAddress: the most connections open at once from one IP
+        address (0: no limit).
+    @ivar refused: connections closed for a limit so far.
     """
 
     protocol = GearmanServerProtocol
@@ -102,8 +111,15 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         maxPacketSize: int = DEFAULT_MAX_PACKET_SIZE,
         keepAlive: Optional[KeepAlive] = None,
         log: Optional[Logger] = None,
+        maxConnections: int = 0,
+        maxPerAddress: int = 0,
     ) -> None:
         self.server = server
+        self.maxConnections = maxConnections
+        self.maxPerAddress = maxPerAddress
+        self.refused = 0
+        self._perAddress: Dict[str, int] = {}
+        self._lastRefusalLog = -_REFUSAL_LOG_INTERVAL
         self.admin = AdminCommands(server) if admin is None else admin
         self.maxPacketSize = maxPacketSize
         self.keepAlive = keepAlive
@@ -113,10 +129,47 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         self._connectionNumber = 0
         self._closedWaiters: List[Callable[[], object]] = []
 
+    def buildProtocol(self, addr: Optional[IAddress]) -> Optional[GearmanServerProtocol]:  # type: ignore[override]
+        """
+        A protocol for a new connection, or C{None} (Twisted then closes it)
+        when it would pass C{maxConnections} or C{maxPerAddress}.
+        """
+        host = getattr(addr, "host", None)
+        if self.maxConnections and len(self.connections) >= self.maxConnections:
+            self._refuse("%d connections are open (--max-connections)" % (len(self.connections),))
+            return None
+        if self.maxPerAddress and host is not None:
+            count = self._perAddress.get(host, 0)
+            if count >= self.maxPerAddress:
+                self._refuse("%d connections are open from %s (--max-connections-per-address)" % (count, host))
+                return None
+        protocol = super().buildProtocol(addr)  # type: ignore[arg-type]
+        if protocol is not None and self.maxPerAddress and host is not None:
+            self._perAddress[host] = self._perAddress.get(host, 0) + 1
+            protocol.limitedAddress = host
+        return protocol
+
+    def _refuse(self, why: str) -> None:
+        self.refused += 1
+        now = self.server.reactor.seconds()
+        if now - self._lastRefusalLog >= _REFUSAL_LOG_INTERVAL:
+            self._lastRefusalLog = now
+            self.log.warn(
+                "Refusing connections: {why} ({refused} refused so far)", why=why, refused=self.refused
+            )
+
     def connectionClosed(self, protocol: GearmanServerProtocol) -> None:
         """
         Forget a closed connection.
         """
+        host = protocol.limitedAddress
+        if host is not None:
+            left = self._perAddress.get(host, 1) - 1
+            if left > 0:
+                self._perAddress[host] = left
+            else:
+                self._perAddress.pop(host, None)
+            protocol.limitedAddress = None
         self.connections.pop(protocol, None)
         if not self.connections and self._closedWaiters:
             waiters, self._closedWaiters = self._closedWaiters, []

@@ -92,6 +92,9 @@ class GearmanServerProtocol(Protocol):
         self._listing: Optional[Iterator[bytes]] = None
         self._held: List[bytes] = []
         self._sliceCall: Optional[IDelayedCall] = None
+        # The address this connection counts against (the factory's
+        # per-address limit), until it closes.
+        self.limitedAddress: Optional[str] = None
 
     def connectionMade(self) -> None:
         factory = self.factory

@@ -236,3 +236,38 @@ class TwistdTests(SynchronousTestCase):
         )
         # rev reverses each line; curl -d sends no newline.
         self.assertEqual(result.stdout, b"!dlrow olleH")
+
+
+class ConnectionLimitProcessTests(SynchronousTestCase):
+    """
+    C{--max-connections-per-address} in a real server process.
+    """
+
+    def test_perAddress(self) -> None:
+        """
+        With a limit of 2, a third connection from 127.0.0.1 is closed at
+        once while the first two are served; closing one makes room.
+        """
+        server = startOurs(self, "--max-connections-per-address", "2")
+
+        def served():
+            attempt = server.connect()
+            try:
+                attempt.sync()
+            except Exception:
+                attempt.close()
+                return None
+            self.addCleanup(attempt.close)
+            return attempt
+
+        # The start-up probe's connection may not be closed on the server
+        # side yet: wait until two are served.
+        first = waitFor(served, 10)
+        second = waitFor(served, 10)
+        self.assertTrue(first and second)
+        third = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        self.addCleanup(third.close)
+        self.assertEqual(third.recv(100), b"")
+        first.close()
+
+        self.assertTrue(waitFor(served, 10))
