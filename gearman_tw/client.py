@@ -54,6 +54,7 @@ from gearman_tw.errors import (
     JobTimeout,
     ServerError,
     ServerUnavailable,
+    describeJob,
 )
 from gearman_tw.interfaces import IGearmanClient
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE, MAX_ARGUMENT_SIZE, REQ, PacketType, Priority, encode
@@ -306,7 +307,7 @@ class Task:
         if self.handle is not None:
             return succeed(self.handle)
         if self.result.called and not self._awaiting:
-            return fail(ServerUnavailable("job (%s) was never created" % (self._name(),)))
+            return fail(ServerUnavailable("%s was never created" % (describeJob(None, self.function),)))
         d: Deferred[bytes] = Deferred()
         self._createdWaiters.append(d)
         return d
@@ -318,9 +319,7 @@ class Task:
         """
         "job H:x:1 (reverse)", or "job (reverse)" before it has a handle.
         """
-        if self.handle is None:
-            return "job (%s)" % (self._name(),)
-        return "job %s (%s)" % (self.handle.decode("ascii", "replace"), self._name())
+        return describeJob(self.handle, self.function)
 
     def _call(self, callback: Callable[..., object], what: str, *args: object) -> None:
         """
@@ -828,6 +827,13 @@ class _Server:
         self.connection: Optional[GearmanClientProtocol] = None
         self.hashKey = name.encode("utf-8")
 
+    @property
+    def ready(self) -> bool:
+        """
+        Whether its connection is up and has answered.
+        """
+        return self.connection is not None and self.connection.ready
+
     def reason(self) -> str:
         """
         Why this server takes no work now.
@@ -1009,7 +1015,7 @@ class GearmanClient(MultiService):
         """
         The names of the servers whose connection is ready now.
         """
-        return [s.name for s in self._servers if s.connection is not None and s.connection.ready]
+        return [s.name for s in self._servers if s.ready]
 
     def whenConnected(self) -> Deferred[None]:
         """
@@ -1031,9 +1037,7 @@ class GearmanClient(MultiService):
     # Choosing a server
 
     def _candidates(self, task: Task, exclude: Optional[_Server] = None) -> List[_Server]:
-        live = [
-            s for s in self._servers if s is not exclude and s.connection is not None and s.connection.ready
-        ]
+        live = [s for s in self._servers if s is not exclude and s.ready]
         if not live:
             return live
         unique = task.data if task.unique == b"-" else task.unique
@@ -1193,7 +1197,7 @@ class GearmanClient(MultiService):
     def _settled(self, result: object, task: Task) -> object:
         self._unwait(task)
         if task.handle is None and not task._awaiting:
-            task._abandon(ServerUnavailable("job (%s) was never created" % (task._name(),)))
+            task._abandon(ServerUnavailable("%s was never created" % (describeJob(None, task.function),)))
         return result
 
     @staticmethod
@@ -1282,8 +1286,8 @@ class GearmanClient(MultiService):
         if server is not None and server not in self.servers:
             raise ValueError("%r is not one of this client's servers %r" % (server, self.servers))
         for s in self._servers:
-            if (server is None or s.name == server) and s.connection is not None and s.connection.ready:
-                return s.connection
+            if (server is None or s.name == server) and s.ready:
+                return s.connection  # type: ignore[return-value]
         raise self._unavailable("no job server is connected")
 
     def getStatus(self, handle: Union[bytes, str], server: Optional[str] = None) -> Deferred[JobStatus]:

@@ -38,9 +38,9 @@ def _text(value: Optional[bytes]) -> str:
     return "" if value is None else value.decode("utf-8", "replace")
 
 
-def _job(handle: Optional[bytes], function: Optional[bytes]) -> str:
+def describeJob(handle: Optional[bytes], function: Optional[bytes]) -> str:
     """
-    "job H:x:1 (reverse)", or as much of it as is known.
+    "job H:x:1 (reverse)", or as much of it as is known, for messages.
     """
     words = ["job"]
     if handle:
@@ -84,7 +84,7 @@ class JobFailed(GearmanError):
         self.function = function
 
     def __str__(self) -> str:
-        return "%s failed" % (_job(self.handle, self.function),)
+        return "%s failed" % (describeJob(self.handle, self.function),)
 
 
 class JobException(GearmanError):
@@ -103,7 +103,7 @@ class JobException(GearmanError):
         self.function = function
 
     def __str__(self) -> str:
-        return "%s raised: %s" % (_job(self.handle, self.function), _text(self.data))
+        return "%s raised: %s" % (describeJob(self.handle, self.function), _text(self.data))
 
 
 class ServerUnavailable(GearmanError):
@@ -158,7 +158,7 @@ class JobTimeout(GearmanError, TimeoutError):
         self.function = function
 
     def __str__(self) -> str:
-        what = _job(self.handle, self.function)
+        what = describeJob(self.handle, self.function)
         if self.handle is None:
             return "%s was not created within %g s" % (what, self.seconds)
         return "%s did not finish within %g s" % (what, self.seconds)

@@ -18,7 +18,6 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gearman_tw.connection import JobServerConnection
@@ -53,8 +52,6 @@ class Reconnector(Service):
     @ivar lastError: why the last attempt failed or the last connection
         was lost, if it was.
     """
-
-    log = Logger()
 
     #: Seconds a stop waits for the connection to close before aborting it.
     closeTimeout = 5.0

@@ -413,9 +413,7 @@ class GearmanWorkerProtocol(JobServerConnection):
         else:
             self._pending[name] = packet
             self._applyPending()
-        if self.sleeping:
-            self.sleeping = False
-            self.wantWork()
+        self._wake()
 
     def withdraw(self, name: bytes) -> None:
         """
@@ -468,6 +466,12 @@ class GearmanWorkerProtocol(JobServerConnection):
         for work anyway: a wake-up (NOOP) that never came, lost to a
         server's bug, costs one heartbeat, not the jobs forever.
         """
+        self._wake()
+
+    def _wake(self) -> None:
+        """
+        A sleeping connection asks for work again.
+        """
         if self.sleeping:
             self.sleeping = False
             self.wantWork()
@@ -507,9 +511,7 @@ class GearmanWorkerProtocol(JobServerConnection):
 
     def packetReceived(self, ptype: int, args: List[bytes], payload: bytes) -> None:
         if ptype == PacketType.NOOP:
-            if self.sleeping:
-                self.sleeping = False
-                self.wantWork()
+            self._wake()
         elif ptype == PacketType.NO_JOB:
             self.grabbing = False
             self._applyPending()
@@ -808,27 +810,27 @@ class GearmanWorker(MultiService):
             old = None
         self.functions[key] = new
         self._retired.pop(key, None)
-        if new.concurrency is not None:
-            group = self._groups.get(key)
-            if group is None:
-                group = self._groups[key] = _Group({key: new}, new.concurrency, len(self.servers), self.perServer)
-                self._countRunning(key, group)
-                if self.running:
-                    self._connectGroup(group)
+        group = self._groupOf(new)
+        fresh = group is None
+        if group is None:
+            size = self.concurrency if new.concurrency is None else new.concurrency
+            group = _Group({}, size, len(self.servers), self.perServer)
+            if new.concurrency is None:
+                self._shared = group
             else:
-                group.functions[key] = new
-                self._announce(group, new)
-        else:
-            if self._shared is None:
-                self._shared = _Group({}, self.concurrency, len(self.servers), self.perServer)
-                self._shared.functions[key] = new
-                self._countRunning(key, self._shared)
-                if self.running:
-                    self._connectGroup(self._shared)
-            else:
-                self._shared.functions[key] = new
-                self._countRunning(key, self._shared)
-                self._announce(self._shared, new)
+                self._groups[key] = group
+        group.functions[key] = new
+        self._countRunning(key, group)
+        if not fresh:
+            self._announce(group, new)
+        elif self.running:
+            self._connectGroup(group)
+
+    def _groupOf(self, function: Function) -> Optional[_Group]:
+        """
+        The group C{function}'s jobs run in now, if it has one yet.
+        """
+        return self._shared if function.concurrency is None else self._groups.get(function.name)
 
     def _jobEnded(self, job: Job) -> None:
         self._running.pop(job, None)
@@ -854,7 +856,7 @@ class GearmanWorker(MultiService):
         function = self.functions.get(job.function)
         if function is None:
             return None
-        group = self._shared if function.concurrency is None else self._groups.get(job.function)
+        group = self._groupOf(function)
         if group is None or group is connection.group:
             return None
         return group.slots[connection.server]
@@ -969,7 +971,6 @@ class GearmanWorker(MultiService):
                     onLost=lambda connection, reason: self._registrationChanged(),
                     onFailed=lambda reconnector: self._registrationChanged(),
                 )
-                reconnector.index = index  # type: ignore[attr-defined]
                 group.reconnectors.append(reconnector)
                 reconnector.setServiceParent(self)
 
@@ -984,6 +985,15 @@ class GearmanWorker(MultiService):
         groups = self._allGroups() if group is None else [group]
         return all(c.idle for g in groups for c in g.connections)
 
+    def _removeConnections(self, group: _Group) -> List[object]:
+        """
+        Remove a group's reconnectors from this service (which stops them
+        if it runs); return what their stops return.
+        """
+        stops = [self.removeService(r) for r in group.reconnectors if r.parent is self]
+        group.reconnectors = []
+        return stops
+
     def _disconnectGroup(self, group: _Group) -> Deferred[None]:
         """
         Stop a retiring group's connections once its jobs have ended.
@@ -992,11 +1002,7 @@ class GearmanWorker(MultiService):
             slots.close()
 
         def stop(_: object) -> "Deferred[object]":
-            stops: List[object] = []
-            for reconnector in group.reconnectors:
-                if reconnector.parent is self:
-                    stops.append(self.removeService(reconnector))
-            group.reconnectors = []
+            stops = self._removeConnections(group)
             if group in self._retiring:
                 self._retiring.remove(group)
             return DeferredList([d for d in stops if isinstance(d, Deferred)]).addCallback(lambda _: None)
@@ -1048,7 +1054,8 @@ class GearmanWorker(MultiService):
         groups = [g for g in self._activeGroups() if g.functions]
         if all(any(c.server == index and c.registered for c in g.connections) for g in groups):
             return "registered"
-        reconnectors = [r for g in groups for r in g.reconnectors if r.index == index]  # type: ignore[attr-defined]
+        # Each reconnector's factory is the _WorkerFactory of its server.
+        reconnectors = [r for g in groups for r in g.reconnectors if r.factory.server == index]  # type: ignore[attr-defined]
         if not any(r.ready for r in reconnectors) and any(r.failures for r in reconnectors):
             return "unreachable"
         return "pending"
@@ -1113,10 +1120,7 @@ class GearmanWorker(MultiService):
 
         def cleanUp(_: object) -> None:
             for group in self._allGroups():
-                for reconnector in group.reconnectors:
-                    if reconnector.parent is self:
-                        self.removeService(reconnector)
-                group.reconnectors = []
+                self._removeConnections(group)
             self._retiring = []
             pool, self._threadPool = self._threadPool, None
             if pool is not None:

@@ -484,6 +484,17 @@ class StorageFaultTests(TestCase):
     timeout = 60
 
     @inlineCallbacks
+    def sqliteQueue(self):
+        """
+        An open SQLite queue in a directory of its own, and its path.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        self.addCleanup(queue.close)
+        return path, queue
+
+    @inlineCallbacks
     def redisQueue(self, timeout):
         """
         A redis-server of this test's own and an open queue on it.
@@ -503,10 +514,7 @@ class StorageFaultTests(TestCase):
         ROLLBACK that failed after it; the queue goes on working once there
         is room.
         """
-        path = os.path.join(tempfile.mkdtemp(), "queue.db")
-        queue = SQLiteQueue(path, reactor=reactor)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        path, queue = yield self.sqliteQueue()
         yield queue.add(job(1))
 
         def limit(pages):
@@ -545,11 +553,8 @@ class StorageFaultTests(TestCase):
         with QueueError naming the cause, so that no job is acknowledged
         that a restart would lose; later adds fail too.
         """
-        directory = tempfile.mkdtemp()
-        path = os.path.join(directory, "queue.db")
-        queue = SQLiteQueue(path, reactor=reactor)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        path, queue = yield self.sqliteQueue()
+        directory = os.path.dirname(path)
         yield queue.add(job(1))
         shutil.rmtree(directory)
         failure = yield self.assertFailure(queue.add(job(2)), QueueError)
@@ -565,11 +570,8 @@ class StorageFaultTests(TestCase):
         fail with QueueError saying so, and nothing more is acknowledged
         while the queue writes to a file no restart reads.
         """
-        directory = tempfile.mkdtemp()
-        path = os.path.join(directory, "queue.db")
-        queue = SQLiteQueue(path, reactor=reactor)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        path, queue = yield self.sqliteQueue()
+        directory = os.path.dirname(path)
         yield queue.add(job(1))
         other = os.path.join(directory, "other.db")
         connection = sqlite3.connect(other)
@@ -679,10 +681,7 @@ class StorageFaultTests(TestCase):
         done table needs pages) are kept and retried until they succeed,
         while the queue stays open.
         """
-        path = os.path.join(tempfile.mkdtemp(), "queue.db")
-        queue = SQLiteQueue(path, reactor=reactor)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        path, queue = yield self.sqliteQueue()
         yield queue.addMany([job(n) for n in range(1, 2001)])
         full, room = self.fillSQLite(queue)
         yield full
@@ -705,10 +704,7 @@ class StorageFaultTests(TestCase):
         graceful restart does not bring back jobs that ended while the disk
         was full.
         """
-        path = os.path.join(tempfile.mkdtemp(), "queue.db")
-        queue = SQLiteQueue(path, reactor=reactor)
-        yield queue.open()
-        self.addCleanup(queue.close)
+        path, queue = yield self.sqliteQueue()
         yield queue.addMany([job(n) for n in range(1, 2001)])
         full, room = self.fillSQLite(queue)
         yield full
