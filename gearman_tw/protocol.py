@@ -275,6 +275,15 @@ class PacketParser:
         """
         return self._have
 
+    @property
+    def needed(self) -> int:
+        """
+        Bytes the unfinished packet or line needs in all, header included,
+        as far as they are known (0 when nothing is unfinished): a packet's
+        size once its header is in.
+        """
+        return self._need if self._have else 0
+
     def feed(self, data: bytes) -> List[Packet]:
         """
         Take more bytes from the stream.

@@ -18,6 +18,12 @@ from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IStreamServerEndpoint
 
+#: gearman_tw.server.flow's and factory's defaults (this module imports no
+#: server code until makeService).
+_DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
+_DEFAULT_MAX_INPUT = 256 * 1024 * 1024
+_DEFAULT_PACKET_TIMEOUT = 60.0
+
 #: gearman_tw.server.http.DEFAULT_MAX_BODY, which this module does not import
 #: (the tap imports twisted.web only when HTTP is served).
 _DEFAULT_HTTP_MAX_BODY = 64 * 1024 * 1024
@@ -77,6 +83,30 @@ class Options(usage.Options):
             0,
             "Most connections open at once from one IP address (0: no limit).",
             int,
+        ],
+        [
+            "max-output-buffer",
+            None,
+            _DEFAULT_MAX_OUTPUT,
+            "Bytes of replies a connection may leave unread before the server stops "
+            "reading from it until it catches up (0: no limit).",
+            int,
+        ],
+        [
+            "max-input-buffer",
+            None,
+            _DEFAULT_MAX_INPUT,
+            "Bytes of large packets being received, all connections together, past "
+            "which further large packets wait their turn (0: no limit).",
+            int,
+        ],
+        [
+            "packet-timeout",
+            None,
+            _DEFAULT_PACKET_TIMEOUT,
+            "Seconds a connection may take to finish a packet it began, or to send its "
+            "first one, before it is closed (0: no limit).",
+            float,
         ],
         [
             "drain-timeout",
@@ -221,7 +251,13 @@ class Options(usage.Options):
         self["verbose"] = verbosity
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")
-        for name in ("max-connections", "max-connections-per-address"):
+        for name in (
+            "max-connections",
+            "max-connections-per-address",
+            "max-output-buffer",
+            "max-input-buffer",
+            "packet-timeout",
+        ):
             if self[name] < 0:
                 raise usage.UsageError("--%s must not be negative" % (name,))
         if self["gc-threshold"] < 0:
@@ -321,6 +357,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         log=filteredLogger("gearman_tw.server", verbosity),
         maxConnections=options["max-connections"],
         maxPerAddress=options["max-connections-per-address"],
+        maxOutput=options["max-output-buffer"],
+        maxInput=options["max-input-buffer"],
+        packetTimeout=options["packet-timeout"],
     )
     endpoints = [
         _socketEndpoint(reactor, options, address, port) for address, port in options["sockets"]

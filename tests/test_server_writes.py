@@ -20,7 +20,25 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from gearman_tw.protocol import REQ, RES, PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
-from gearman_tw.server.writes import WriteBatch, connectionWriter
+from gearman_tw.server.flow import OutputFlow
+from gearman_tw.server.writes import WriteBatch, connectionWriter, sendsDirectly
+
+
+def _writer(transport, batch, limit=0, events=None):
+    """
+    A writer for C{transport} with an L{OutputFlow} (as C{write.flow}) that
+    records C{"full"} and C{"drained"} in C{events}.
+    """
+    events = [] if events is None else events
+    flow = OutputFlow(
+        transport,
+        limit,
+        lambda: events.append("full"),
+        lambda: events.append("drained"),
+        streaming=not sendsDirectly(transport),
+    )
+    write = connectionWriter(transport, batch, flow)
+    return write, flow
 
 
 class _Accepted(Protocol):
@@ -86,7 +104,7 @@ class WriteBatchTests(SynchronousTestCase):
 
         transport = CountingTransport()
         batch = WriteBatch()
-        write = connectionWriter(transport, batch)
+        write, _ = _writer(transport, batch)
         write(b"now")
         self.assertEqual((transport.value(), transport.writes), (b"now", 1))
         batch.begin()
@@ -115,7 +133,7 @@ class SocketWriterTests(TestCase):
         self.server = yield factory.accepted  # type: ignore[attr-defined]
         self.transport = self.server.transport
         self.batch = WriteBatch()
-        self.write = connectionWriter(self.transport, self.batch)
+        self.write, self.flow = _writer(self.transport, self.batch)
 
         def closeServer():
             if self.transport.connected:
@@ -153,7 +171,8 @@ class SocketWriterTests(TestCase):
         counting = CountingSocket()
         counting.__dict__["real"] = self.transport.socket
         self.transport.socket = counting
-        write = connectionWriter(self.transport, self.batch)
+        self.flow.detach()
+        write, _ = _writer(self.transport, self.batch)
         self.batch.begin()
         write(b"one ")
         write(b"two")
@@ -197,6 +216,7 @@ class SocketWriterTests(TestCase):
         """
         self.batch.begin()
         self.write(b"last words")
+        self.flow.detach()
         self.transport.loseConnection()
         self.batch.flush()
         yield self.lost
@@ -250,7 +270,7 @@ class UNIXSocketWriterTests(TestCase):
         client.connect(path)
         server = yield factory.accepted  # type: ignore[attr-defined]
         transport = server.transport
-        write = connectionWriter(transport, WriteBatch())
+        write, _ = _writer(transport, WriteBatch())
         write(b"over unix")
         self.assertEqual(transport._tempDataLen, 0)
         self.assertEqual(_recvAvailable(client), b"over unix")

@@ -347,3 +347,36 @@ class ConnectionLimitOptionTests(SynchronousTestCase):
         """
         self.assertRaises(UsageError, parse, "--max-connections", "-1")
         self.assertRaises(UsageError, parse, "--max-connections-per-address", "-1")
+
+
+class FlowOptionTests(SynchronousTestCase):
+    """
+    C{--max-output-buffer}, C{--max-input-buffer} and C{--packet-timeout}.
+    """
+
+    def test_passed(self) -> None:
+        """
+        The options reach the server factory; the defaults are the flow
+        module's and the factory's.
+        """
+        from gearman_tw.server.factory import DEFAULT_PACKET_TIMEOUT
+        from gearman_tw.server.flow import DEFAULT_MAX_INPUT, DEFAULT_MAX_OUTPUT
+
+        reactor = MemoryReactorClock()
+        options = parse("--max-output-buffer", "1000", "--max-input-buffer", "0", "--packet-timeout", "2.5")
+        factory = IServiceCollection(tap.makeService(options, reactor)).getServiceNamed("gearman").factory
+        self.assertEqual(
+            (factory.maxOutput, factory.inputBudget.limit, factory.packetTimeout), (1000, 0, 2.5)
+        )
+        plain = IServiceCollection(tap.makeService(parse(), reactor)).getServiceNamed("gearman").factory
+        self.assertEqual(
+            (plain.maxOutput, plain.inputBudget.limit, plain.packetTimeout),
+            (DEFAULT_MAX_OUTPUT, DEFAULT_MAX_INPUT, DEFAULT_PACKET_TIMEOUT),
+        )
+
+    def test_negative(self) -> None:
+        """
+        Negative values are usage errors.
+        """
+        for name in ("--max-output-buffer", "--max-input-buffer", "--packet-timeout"):
+            self.assertRaises(UsageError, parse, name, "-1")

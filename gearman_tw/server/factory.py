@@ -10,6 +10,8 @@ from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import IAddress, ITransport
 from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
@@ -21,6 +23,7 @@ from twisted.logger import (
 from gearman_tw.connection import setNoDelay
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
 from gearman_tw.server.admin import AdminCommands
+from gearman_tw.server.flow import DEFAULT_MAX_INPUT, DEFAULT_MAX_OUTPUT, InputBudget
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.protocol import GearmanServerProtocol
 from gearman_tw.server.writes import WriteBatch
@@ -84,6 +87,10 @@ class KeepAlive:
 #: Seconds between two log lines about refused connections.
 _REFUSAL_LOG_INTERVAL = 10.0
 
+#: Default seconds a connection may take to finish a packet it began, or to
+#: send its first one (C{--packet-timeout}).
+DEFAULT_PACKET_TIMEOUT = 60.0
+
 
 class GearmanServerFactory(Factory[GearmanServerProtocol]):
     """
@@ -100,6 +107,15 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
     @ivar maxPerAddress: the most connections open at once from one IP
         address (0: no limit).
     @ivar refused: connections closed for a limit so far.
+    @ivar maxOutput: a connection's unsent replies past which the server
+        stops reading from it until they are sent (0: no limit).
+    @ivar inputBudget: memory for large packets being received, shared by
+        every connection.
+    @ivar packetTimeout: seconds a connection may keep a packet or admin
+        line unfinished, or stay silent after connecting, before it is
+        closed (0: no limit).  Checked every quarter of it, so a
+        connection goes between C{packetTimeout} and 1.25 times that late.
+    @ivar timedOut: connections closed for C{packetTimeout} so far.
     """
 
     protocol = GearmanServerProtocol
@@ -113,8 +129,16 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         log: Optional[Logger] = None,
         maxConnections: int = 0,
         maxPerAddress: int = 0,
+        maxOutput: int = DEFAULT_MAX_OUTPUT,
+        maxInput: int = DEFAULT_MAX_INPUT,
+        packetTimeout: float = DEFAULT_PACKET_TIMEOUT,
     ) -> None:
         self.server = server
+        self.maxOutput = maxOutput
+        self.inputBudget = InputBudget(maxInput)
+        self.packetTimeout = packetTimeout
+        self.timedOut = 0
+        self._sweeper: Optional[LoopingCall] = None
         self.maxConnections = maxConnections
         self.maxPerAddress = maxPerAddress
         self.refused = 0
@@ -149,6 +173,33 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
             protocol.limitedAddress = host
         return protocol
 
+    def startFactory(self) -> None:
+        if self.packetTimeout and self._sweeper is None:
+            self._sweeper = LoopingCall(self._sweep)
+            self._sweeper.clock = self.server.reactor
+            self._sweeper.start(self.packetTimeout / 4, now=False)
+
+    def stopFactory(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
+
+    def _sweep(self) -> None:
+        """
+        Close the connections that have kept a packet unfinished, or said
+        nothing since they connected, for C{packetTimeout} seconds.
+        """
+        now = self.server.reactor.seconds()
+        late = [p for p in self.connections if p.overdue(now, self.packetTimeout)]
+        for protocol in late:
+            self.timedOut += 1
+            self.log.info(
+                "Closing connection from {host}: no complete packet in {timeout} s",
+                host=protocol.peer.host,
+                timeout=self.packetTimeout,
+            )
+            protocol.close()
+
     def _refuse(self, why: str) -> None:
         self.refused += 1
         now = self.server.reactor.seconds()
@@ -158,9 +209,11 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
                 "Refusing connections: {why} ({refused} refused so far)", why=why, refused=self.refused
             )
 
-    def connectionClosed(self, protocol: GearmanServerProtocol) -> None:
+    def connectionClosed(self, protocol: GearmanServerProtocol, reason: Optional[Failure] = None) -> None:
         """
         Forget a closed connection.
+
+        @param reason: why it closed, as C{connectionLost} was told.
         """
         host = protocol.limitedAddress
         if host is not None:

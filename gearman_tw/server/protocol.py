@@ -25,7 +25,8 @@ from gearman_tw.server.jobs import (
     Peer,
     atoi,
 )
-from gearman_tw.server.writes import connectionWriter
+from gearman_tw.server.flow import FREE_INPUT, OutputFlow
+from gearman_tw.server.writes import connectionWriter, sendsDirectly
 
 if TYPE_CHECKING:
     from gearman_tw.server.factory import GearmanServerFactory
@@ -53,6 +54,11 @@ _SUBMITS: Dict[int, Tuple[int, bool]] = {
 
 _INT64_MAX = 2**63 - 1
 
+# Why a connection's reading is paused (bits of GearmanServerProtocol._pauses).
+_LISTING = 1  # a long admin reply is being sent
+_OUTPUT = 2  # its unsent replies passed the factory's maxOutput
+_INPUT = 4  # its large packet waits for room in the factory's InputBudget
+
 
 class _DropConnection(Exception):
     """
@@ -78,10 +84,13 @@ class GearmanServerProtocol(Protocol):
     admin protocol on the same stream.
 
     @ivar peer: this connection's state in the job server.
+    @ivar flow: what its transport holds unsent.
+    @ivar received: bytes received so far.
     """
 
     factory: "GearmanServerFactory"
     peer: Peer
+    flow: OutputFlow
 
     def __init__(self) -> None:
         self._parser: Optional[PacketParser] = None
@@ -92,6 +101,15 @@ class GearmanServerProtocol(Protocol):
         self._listing: Optional[Iterator[bytes]] = None
         self._held: List[bytes] = []
         self._sliceCall: Optional[IDelayedCall] = None
+        self._pauses = 0
+        # Bytes of the factory's InputBudget granted to this connection, and
+        # whether it waits for a grant.
+        self._reserved = 0
+        self._awaiting = False
+        self.received = 0
+        # (stream offset, time): where the unfinished packet that overdue()
+        # last saw begins, and when it first saw it.
+        self._unfinished: Optional[Tuple[int, float]] = None
         # The address this connection counts against (the factory's
         # per-address limit), until it closes.
         self.limitedAddress: Optional[str] = None
@@ -107,7 +125,14 @@ class GearmanServerProtocol(Protocol):
         # UNIX socket peers have no address: "workers" shows "unix", and
         # they count as local for the admin "shutdown" command.
         host = getattr(address, "host", None) or ("unix" if isinstance(address, UNIXAddress) else "-")
-        self.peer = Peer(connectionWriter(transport, factory.writes), fd, host, factory.server.exceptions)
+        self.flow = OutputFlow(
+            transport,
+            factory.maxOutput,
+            self._outputFull,
+            self._outputDrained,
+            streaming=not sendsDirectly(transport),
+        )
+        self.peer = Peer(connectionWriter(transport, factory.writes, self.flow), fd, host, factory.server.exceptions)
         factory.configureTransport(transport)
         self._reads = ReadSizer.forTransport(transport)
         factory.connections[self] = None
@@ -118,12 +143,17 @@ class GearmanServerProtocol(Protocol):
         self._listing = None
         if self._sliceCall is not None and self._sliceCall.active():
             self._sliceCall.cancel()
-        self.factory.connectionClosed(self)
+        if self._reserved or self._awaiting:
+            self.factory.inputBudget.release(self, self._reserved)
+            self._reserved = 0
+            self._awaiting = False
+        self.factory.connectionClosed(self, reason)
         self.factory.server.peerLost(self.peer)
 
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        self.received += len(data)
         if self._listing is not None:
             # Read before reading paused: parsed once the listing is sent.
             self._held.append(data)
@@ -172,9 +202,12 @@ class GearmanServerProtocol(Protocol):
             # Closed here, not when collected: the parser then keeps only
             # the packets this read did not handle, even after an error.
             packets.close()
+            pending = parser.pending
             reads = self._reads
             if reads is not None:
-                reads.received(len(data), parser.pending > 0)
+                reads.received(len(data), pending > 0)
+            if pending > FREE_INPUT or self._reserved or self._awaiting:
+                self._budget(parser.needed if pending > FREE_INPUT else 0)
             peer.endBatch()
             server = factory.server
             if server.storing:
@@ -188,11 +221,96 @@ class GearmanServerProtocol(Protocol):
         # Send what this read gathered now: some transports (TLS) drop
         # writes made after loseConnection.
         self.factory.writes.flush()
-        self._closing = True
         self.factory.log.error(
             "Closing connection from {host}: {why}", host=self.peer.host, why=why
         )
+        self.close()
+
+    def close(self) -> None:
+        """
+        Close the connection once what was written to it is sent.
+        """
+        self._closing = True
+        self.flow.detach()
         self.transport.loseConnection()  # type: ignore[union-attr]
+
+    # Flow control
+
+    def _pause(self, reason: int) -> None:
+        if not self._pauses:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+        self._pauses |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self._pauses & reason:
+            self._pauses &= ~reason
+            if not self._pauses and not self._closing:
+                self.transport.resumeProducing()  # type: ignore[union-attr]
+
+    @property
+    def paused(self) -> bool:
+        """
+        The server stopped reading from this connection for now.
+        """
+        return bool(self._pauses)
+
+    def _outputFull(self) -> None:
+        self._pause(_OUTPUT)
+
+    def _outputDrained(self) -> None:
+        self._resume(_OUTPUT)
+        if self._listing is not None and self._sliceCall is None and not self._closing:
+            self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
+
+    def _budget(self, size: int) -> None:
+        """
+        Hold C{size} bytes of the factory's L{InputBudget} for the packet
+        arriving (0 when none is large), pausing reading until granted.
+        """
+        if size == self._reserved and not self._awaiting:
+            return
+        budget = self.factory.inputBudget
+        if self._reserved or self._awaiting:
+            budget.release(self, self._reserved)
+            self._reserved = 0
+            self._awaiting = False
+        if size:
+            if budget.reserve(self, size):
+                self._reserved = size
+            else:
+                self._awaiting = True
+                self._pause(_INPUT)
+
+    def inputGranted(self, size: int) -> None:
+        """
+        The L{InputBudget} granted this connection's waiting reservation.
+        """
+        self._awaiting = False
+        self._reserved = size
+        self._resume(_INPUT)
+
+    def overdue(self, now: float, timeout: float) -> bool:
+        """
+        Whether this connection has kept the same packet or line unfinished,
+        or has said nothing since it connected, for C{timeout} seconds, as
+        seen by calls to this method at times C{now} (its first sight of an
+        unfinished packet starts the clock).  Connections whose reading the
+        server paused are never overdue.
+        """
+        parser = self._parser
+        if self._pauses or self._closing or parser is None:
+            self._unfinished = None
+            return False
+        pending = parser.pending
+        if not pending and self.received:
+            self._unfinished = None
+            return False
+        start = self.received - pending
+        seen = self._unfinished
+        if seen is None or seen[0] != start:
+            self._unfinished = (start, now)
+            return False
+        return now - seen[1] >= timeout
 
     def _unexpected(self, ptype: int, payload: bytes) -> None:
         if ptype < 0:
@@ -210,7 +328,7 @@ class GearmanServerProtocol(Protocol):
             self.peer.write(reply)
         else:
             self._listing = iter(reply)
-            self.transport.pauseProducing()  # type: ignore[union-attr]
+            self._pause(_LISTING)
             self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
 
     def _slice(self) -> None:
@@ -226,11 +344,14 @@ class GearmanServerProtocol(Protocol):
         if chunk is not None:
             if chunk:
                 self.peer.write(chunk)
-            self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
+            if not self.flow.full:
+                # Otherwise the next slice waits until the client has read
+                # this one (_outputDrained).
+                self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
             return
         self._listing = None
         held, self._held = self._held, []
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._resume(_LISTING)
         self.dataReceived(b"".join(held))
 
     # Worker packets

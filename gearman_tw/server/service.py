@@ -271,7 +271,7 @@ class GearmanService(Service):
         self.factory.writes.flush()
         for protocol in list(self.factory.connections):
             if protocol.transport is not None:
-                protocol.transport.loseConnection()
+                protocol.close()
         return self._within(self.factory.whenNoConnections, CLOSE_TIMEOUT)
 
     def shutdown(self, graceful: bool) -> None:

@@ -9,7 +9,8 @@ writes small replies to sockets that are almost always writable, so
 L{connectionWriter} sends at once and leaves only what the kernel does not
 take to the transport.  While the server handles one read (L{WriteBatch}),
 replies to each connection are gathered and sent in one call at its end,
-whatever the transport.
+whatever the transport.  Every writer tells the connection's L{OutputFlow}
+what it leaves to the transport, which bounds what may wait there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Callable, List
 
 from twisted.internet import tcp, unix
 from twisted.internet.interfaces import ITransport
+
+from gearman_tw.server.flow import OutputFlow
 
 # Transports whose buffers and socket L{connectionWriter} understands: plain
 # TCP and UNIX stream servers (not TLS, which wraps them, nor subclasses).
@@ -67,12 +70,13 @@ class _BatchedWriter:
     and sends it in one C{transport.write} when the batch ends.
     """
 
-    __slots__ = ("_transport", "_batch", "_pending")
+    __slots__ = ("_transport", "_batch", "_pending", "_flow")
 
-    def __init__(self, transport: ITransport, batch: WriteBatch) -> None:
+    def __init__(self, transport: ITransport, batch: WriteBatch, flow: OutputFlow) -> None:
         self._transport = transport
         self._batch = batch
         self._pending: List[bytes] = []
+        self._flow = flow
 
     def write(self, data: bytes) -> None:
         pending = self._pending
@@ -92,6 +96,7 @@ class _BatchedWriter:
 
     def _send(self, data: bytes) -> None:
         self._transport.write(data)
+        self._flow.handed(len(data))
 
 
 class _SocketWriter(_BatchedWriter):
@@ -104,8 +109,10 @@ class _SocketWriter(_BatchedWriter):
 
     def _send(self, data: bytes) -> None:
         t = self._transport  # type: tcp.Server  # type: ignore[assignment]
-        if t._tempDataLen or t.dataBuffer or t.disconnecting or not t.connected:
+        flow = self._flow
+        if flow.buffered or t.disconnecting or not t.connected:
             t.write(data)
+            flow.handed(len(data))
             return
         try:
             sent = t.socket.send(data)
@@ -117,9 +124,21 @@ class _SocketWriter(_BatchedWriter):
             return
         if sent < len(data):
             t.write(data[sent:])
+            flow.handed(len(data) - sent)
 
 
-def connectionWriter(transport: ITransport, batch: WriteBatch) -> Callable[[bytes], None]:
+def sendsDirectly(transport: ITransport) -> bool:
+    """
+    Whether L{connectionWriter} sends straight to C{transport}'s socket:
+    its L{OutputFlow} must then register as a pull producer, to hear each
+    time the transport's buffer empties.
+    """
+    return type(transport) in _DIRECT
+
+
+def connectionWriter(
+    transport: ITransport, batch: WriteBatch, flow: OutputFlow
+) -> Callable[[bytes], None]:
     """
     A C{write} for C{transport} that gathers what is written during a
     C{batch} and sends it in one call when the batch ends.
@@ -129,8 +148,8 @@ def connectionWriter(transport: ITransport, batch: WriteBatch) -> Callable[[byte
     after a partial send, or an error) hands the bytes to
     C{transport.write}, so order, back-pressure and error handling stay the
     transport's.  Other transports (TLS, say) get everything through their
-    own C{write}.
+    own C{write}.  C{flow} hears of every byte left to the transport.
     """
     if type(transport) in _DIRECT:
-        return _SocketWriter(transport, batch).write
-    return _BatchedWriter(transport, batch).write
+        return _SocketWriter(transport, batch, flow).write
+    return _BatchedWriter(transport, batch, flow).write
