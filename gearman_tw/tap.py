@@ -109,6 +109,13 @@ class Options(usage.Options):
             float,
         ],
         [
+            "access-policy",
+            None,
+            None,
+            "TOML file saying who may submit to, work on or administer which "
+            "functions (see docs/security.rst); reloaded on SIGHUP.",
+        ],
+        [
             "drain-timeout",
             None,
             30.0,
@@ -273,6 +280,14 @@ class Options(usage.Options):
         from gearman_tw.errors import QueueError
         from gearman_tw.queues import queueFromURL
 
+        if self["access-policy"] is not None:
+            from gearman_tw.server.acl import Policy, PolicyError
+
+            try:
+                Policy.fromFile(self["access-policy"])
+            except PolicyError as e:
+                raise usage.UsageError(str(e))
+
         try:
             queueFromURL(self["queue"], object())
         except QueueError as e:
@@ -344,6 +359,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     admin = AdminCommands(
         server, version="%s+gearman-tw-%s" % (GEARMAND_VERSION, __version__), verbosity=verbosity
     )
+    acl = None
+    if options["access-policy"] is not None:
+        from gearman_tw.server.acl import AccessControl
+
+        acl = AccessControl(options["access-policy"], filteredLogger("gearman_tw.server", options["verbose"]))
     keepAlive = None
     if options["keepalive"]:
         keepAlive = KeepAlive(
@@ -360,6 +380,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         maxOutput=options["max-output-buffer"],
         maxInput=options["max-input-buffer"],
         packetTimeout=options["packet-timeout"],
+        acl=acl,
     )
     endpoints = [
         _socketEndpoint(reactor, options, address, port) for address, port in options["sockets"]
@@ -374,6 +395,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         gcThreshold=options["gc-threshold"],
         keepFreedMemory=options["keep-freed-memory"] << 20,
         exitOnStartFailure=exitWithErrorAtExit,
+        onHangup=[acl.reload] if acl is not None else [],
     )
     if options["admin-shutdown"]:
         admin.shutdown = gearman.shutdown

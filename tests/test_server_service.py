@@ -321,8 +321,9 @@ class LifecycleTests(SynchronousTestCase):
 
     def test_signals(self) -> None:
         """
-        With signal handling, SIGUSR1 stops gracefully and SIGHUP takes over
-        whatever SIGUSR1 did before (twistd's log rotation).
+        With signal handling, SIGUSR1 stops gracefully and SIGHUP does
+        whatever SIGUSR1 did before (twistd's log rotation), then calls the
+        C{onHangup} hooks in the reactor thread.
         """
         import signal
 
@@ -334,7 +335,11 @@ class LifecycleTests(SynchronousTestCase):
             rotated.append(signum)
 
         signal.signal(signal.SIGUSR1, rotate)
-        service = self.service(handleSignals=True)
+        hooks = []
+        service = self.service(handleSignals=True, onHangup=[lambda: hooks.append("reload")])
         service.startService()
-        self.assertIs(signal.getsignal(signal.SIGHUP), rotate)
         self.assertEqual(signal.getsignal(signal.SIGUSR1), service._onSignal)
+        signal.getsignal(signal.SIGHUP)(signal.SIGHUP, None)
+        self.assertEqual(rotated, [signal.SIGHUP])
+        self.reactor.advance(0)
+        self.assertEqual(hooks, ["reload"])

@@ -22,6 +22,7 @@ from twisted.logger import (
 
 from gearman_tw.connection import setNoDelay
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
+from gearman_tw.server.acl import AccessControl
 from gearman_tw.server.admin import AdminCommands
 from gearman_tw.server.flow import DEFAULT_MAX_INPUT, DEFAULT_MAX_OUTPUT, InputBudget
 from gearman_tw.server.jobs import JobServer
@@ -116,6 +117,7 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         closed (0: no limit).  Checked every quarter of it, so a
         connection goes between C{packetTimeout} and 1.25 times that late.
     @ivar timedOut: connections closed for C{packetTimeout} so far.
+    @ivar acl: the access policy, or C{None} to allow everything.
     """
 
     protocol = GearmanServerProtocol
@@ -132,8 +134,10 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         maxOutput: int = DEFAULT_MAX_OUTPUT,
         maxInput: int = DEFAULT_MAX_INPUT,
         packetTimeout: float = DEFAULT_PACKET_TIMEOUT,
+        acl: Optional[AccessControl] = None,
     ) -> None:
         self.server = server
+        self.acl = acl
         self.maxOutput = maxOutput
         self.inputBudget = InputBudget(maxInput)
         self.packetTimeout = packetTimeout

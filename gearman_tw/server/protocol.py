@@ -25,6 +25,7 @@ from gearman_tw.server.jobs import (
     Peer,
     atoi,
 )
+from gearman_tw.server.acl import OPEN_ADMIN, Identities, certificateName
 from gearman_tw.server.flow import FREE_INPUT, OutputFlow
 from gearman_tw.server.writes import connectionWriter, sendsDirectly
 
@@ -107,6 +108,7 @@ class GearmanServerProtocol(Protocol):
         self._reserved = 0
         self._awaiting = False
         self.received = 0
+        self._identities: Optional[Identities] = None
         # (stream offset, time): where the unfinished packet that overdue()
         # last saw begins, and when it first saw it.
         self._unfinished: Optional[Tuple[int, float]] = None
@@ -164,7 +166,7 @@ class GearmanServerProtocol(Protocol):
         submits = _SUBMITS
         peer = self.peer
         factory = self.factory
-        submit = factory.server.submit
+        submit = factory.server.submit if factory.acl is None else self._checkedSubmit
         # Replies go out at the end of the read, one write per connection:
         # this connection's gathered by its peer (plain list appends, the
         # cheapest for a read full of submissions), other connections' by
@@ -318,9 +320,79 @@ class GearmanServerProtocol(Protocol):
         else:
             self.peer.write(_INVALID_COMMAND)
 
+    # Access control (only with a policy: factory.acl)
+
+    @property
+    def identities(self) -> Identities:
+        """
+        Who this connection's peer is, for the access policy: its address
+        and the name on its TLS client certificate (known once it has sent
+        a packet, the handshake done).
+        """
+        identities = self._identities
+        if identities is None:
+            name = certificateName(self.transport)
+            identities = self._identities = Identities(
+                ["cert:" + name] if name else [], getattr(self.transport.getPeer(), "host", None)  # type: ignore[union-attr]
+            )
+        return identities
+
+    def _refused(self, action: str, function: bytes) -> Optional[str]:
+        """
+        Why the policy refuses this peer C{action} on C{function}, or
+        C{None} (also when there is no policy).
+        """
+        acl = self.factory.acl
+        if acl is None:
+            return None
+        why = acl.check(self.identities, action, function)
+        if why is not None:
+            self.factory.log.warn("Refused: {why}", why=why)
+        return why
+
+    def _refusedPacket(self, action: str, function: bytes) -> bool:
+        why = self._refused(action, function)
+        if why is None:
+            return False
+        self.peer.write(encode(PacketType.ERROR, b"PERMISSION_DENIED", why.encode("utf-8", "replace")))
+        return True
+
+    def _checkedSubmit(
+        self, peer: Peer, name: bytes, unique: bytes, data: bytes, priority: int, background: bool
+    ) -> None:
+        if not self._refusedPacket("submit", name):
+            self.factory.server.submit(peer, name, unique, data, priority, background)
+
+    def _adminTarget(self, line: bytes) -> Optional[bytes]:
+        """
+        The function an admin line acts on for the policy (C{*} for all),
+        or C{None} for the commands open to everyone.
+        """
+        words = [word for word in line.split(b" ") if word]
+        if not words:
+            return None
+        command = words[0].lower()
+        if command in OPEN_ADMIN:
+            return None
+        if command in (b"create", b"drop") and len(words) == 3 and words[1].lower() == b"function":
+            return words[2]
+        if command == b"maxqueue" and len(words) >= 2:
+            return words[1]
+        if command == b"cancel" and len(words) == 3 and words[1].lower() == b"job":
+            job = self.factory.server.lookup(words[2])
+            if job is not None:
+                return job.function.name  # type: ignore[no-any-return]
+        return b"*"
+
     # Admin
 
     def _text(self, args: List[bytes], line: bytes) -> None:
+        if self.factory.acl is not None:
+            target = self._adminTarget(line)
+            why = None if target is None else self._refused("admin", target)
+            if why is not None:
+                self.peer.write(b"ERR PERMISSION_DENIED %s\r\n" % (why.replace(" ", "+").encode("utf-8", "replace"),))
+                return
         reply = self.factory.admin.execute(self.peer, line)
         if reply is None:
             self._drop("admin line with too many words")
@@ -357,10 +429,14 @@ class GearmanServerProtocol(Protocol):
     # Worker packets
 
     def _canDo(self, args: List[bytes], payload: bytes) -> None:
+        if self.factory.acl is not None and self._refusedPacket("work", args[0]):
+            return
         self.factory.server.canDo(self.peer, args[0], 0)
 
     def _canDoTimeout(self, args: List[bytes], payload: bytes) -> None:
         name, value = args
+        if self.factory.acl is not None and self._refusedPacket("work", name):
+            return
         if len(value) > MAX_TIMEOUT_DIGITS:
             raise _DropConnection()
         milliseconds = atoi(value)
@@ -415,17 +491,23 @@ class GearmanServerProtocol(Protocol):
     def _submitEpoch(self, args: List[bytes], payload: bytes) -> None:
         name, unique, epoch, data = args
         when = strtoll(epoch)
+        if self._refusedPacket("submit", name):
+            return
         self.factory.server.submit(
             self.peer, name, unique, data, NORMAL, True, when if when > 0 else 0
         )
 
     def _submitReduce(self, args: List[bytes], payload: bytes) -> None:
         name, unique, reducer, _aggregator, data = args
+        if self._refusedPacket("submit", name):
+            return
         # An empty reducer is no reducer, as in gearmand.
         self.factory.server.submit(self.peer, name, unique, data, NORMAL, False, 0, reducer or None)
 
     def _submitReduceBackground(self, args: List[bytes], payload: bytes) -> None:
         name, unique, reducer, _aggregator, data = args
+        if self._refusedPacket("submit", name):
+            return
         self.factory.server.submit(self.peer, name, unique, data, NORMAL, True, 0, reducer or None)
 
     def _getStatus(self, args: List[bytes], payload: bytes) -> None:

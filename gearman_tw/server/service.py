@@ -71,6 +71,7 @@ class GearmanService(Service):
         gcThreshold: int = 0,
         keepFreedMemory: int = 0,
         exitOnStartFailure: Optional[Callable[[], object]] = None,
+        onHangup: Sequence[Callable[[], object]] = (),
     ) -> None:
         """
         @param handleSignals: on start, make SIGUSR1 stop the server
@@ -87,6 +88,9 @@ class GearmanService(Service):
             after the reactor is running (replaying the persistent queue
             failed, say), before the reactor is stopped; C{twistd} passes
             L{exitWithErrorAtExit} so that the process exits with status 1.
+        @param onHangup: with C{handleSignals}, called (in the reactor
+            thread) on each SIGHUP, after the log file is reopened: reloading
+            the access policy, say.
         """
         self.factory = factory
         self.endpoints = list(endpoints)
@@ -96,10 +100,12 @@ class GearmanService(Service):
         self.gcThreshold = gcThreshold
         self.keepFreedMemory = keepFreedMemory
         self.exitOnStartFailure = exitOnStartFailure
+        self.onHangup = list(onHangup)
         self.ports: List[IListeningPort] = []
         self._listening: Optional[Deferred[Any]] = None
         self._stopping = False
         self._privileged = False
+        self._rotate: Optional[Callable[[int, Any], object]] = None
 
     def privilegedStartService(self) -> None:
         """
@@ -123,10 +129,8 @@ class GearmanService(Service):
             # --logfile) rotates the log, so that moves to SIGHUP, which
             # gearmand uses to reopen its log.
             rotate = signal.getsignal(signal.SIGUSR1)
-            if callable(rotate):
-                signal.signal(signal.SIGHUP, rotate)
-            else:
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            self._rotate = rotate if callable(rotate) else None
+            signal.signal(signal.SIGHUP, self._onHangup)
             signal.signal(signal.SIGUSR1, self._onSignal)
         if self.gcThreshold and hasattr(gc, "freeze"):
             # CPython only: PyPy's collector is generational in other ways.
@@ -301,6 +305,16 @@ class GearmanService(Service):
 
         check()
         return done
+
+    def _onHangup(self, signum: int, frame: Any) -> None:
+        if self._rotate is not None:
+            self._rotate(signum, frame)
+        callFromThread = getattr(self.reactor, "callFromThread", None)
+        for hook in self.onHangup:
+            if callFromThread is not None:
+                callFromThread(hook)
+            else:
+                hook()
 
     def _onSignal(self, signum: int, frame: Any) -> None:
         callFromThread = getattr(self.reactor, "callFromThread", None)
