@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         "-s",
         "--server",
         action="append",
-        help="job server HOST[:PORT] or endpoint description (repeatable; default 127.0.0.1:4730)",
+        help="job server HOST[:PORT] or endpoint description, e.g. "
+        "tls:host=H:port=4730:trustRoots=ca.pem, which verifies the server's certificate "
+        "(repeatable; default 127.0.0.1:4730)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

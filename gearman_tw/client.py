@@ -887,8 +887,10 @@ class GearmanClient(MultiService):
     ) -> None:
         """
         @param servers: C{"host:port"} strings (port 4730 if left out),
-            Twisted client endpoint descriptions (C{tcp:...}, C{tls:...},
-            C{unix:...}), or endpoint objects.
+            Twisted client endpoint descriptions (C{tcp:...}, C{unix:...},
+            C{tls:...}, which verifies the server's certificate and host
+            name: see L{gearman_tw.endpoints.tlsEndpoint}), or endpoint
+            objects.
         @param reactor: the reactor (the global one if L{None}).
         @param exceptions: ask each server to forward WORK_EXCEPTION
             (otherwise exceptions arrive as plain failures).

@@ -5,9 +5,10 @@ C{twistd gearman}: the job server, with options mirroring gearmand's.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
@@ -30,6 +31,31 @@ _DEFAULT_HTTP_MAX_BODY = 64 * 1024 * 1024
 
 #: gearmand's log levels, most severe first.
 VERBOSITY = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+
+#: What --http-allowed-host takes: a DNS name, perhaps with a final dot.
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
+
+
+def _readToken(path: str) -> bytes:
+    """
+    The token in the file at C{path}, without surrounding whitespace.
+
+    @raise usage.UsageError: if the file cannot be read, or holds no token,
+        or one that is not printable ASCII without spaces.
+    """
+    try:
+        with open(path, "rb") as f:
+            token = f.read().strip()
+    except OSError as e:
+        raise usage.UsageError("--http-token-file: cannot read %s: %s" % (path, e.strerror or e))
+    if not token:
+        raise usage.UsageError("--http-token-file: %s is empty" % (path,))
+    if not re.fullmatch(rb"[\x21-\x7e]+", token):
+        raise usage.UsageError(
+            "--http-token-file: the token in %s must be printable ASCII without spaces" % (path,)
+        )
+    return token
 
 
 def _defaultPort() -> str:
@@ -122,7 +148,21 @@ class Options(usage.Options):
             "Seconds a stopping server waits for running jobs.",
             float,
         ],
-        ["http-port", None, None, "Serve HTTP (gearmand's protocol, JSON API, metrics, monitor) on this port, at the --listen addresses.", int],
+        [
+            "http-port",
+            None,
+            None,
+            "Serve HTTP (gearmand's protocol, JSON API, metrics, monitor) on this port, "
+            "at the --http-listen addresses (127.0.0.1 by default).",
+            int,
+        ],
+        [
+            "http-token-file",
+            None,
+            None,
+            "File holding a token that HTTP requests which change anything (job "
+            "submissions, cancels) must send as Authorization: Bearer TOKEN.",
+        ],
         [
             "http-no-worker-timeout",
             None,
@@ -191,6 +231,8 @@ class Options(usage.Options):
         self["endpoint"] = []
         self["endpoints"] = []
         self["http-endpoint"] = []
+        self["http-listen"] = []
+        self["http-allowed-host"] = []
         self["port"] = None
         self._portGiven = False
 
@@ -229,6 +271,24 @@ class Options(usage.Options):
         ssl:8443:privateKey=key.pem (repeatable).
         """
         self["http-endpoint"].append(description)
+
+    def opt_http_listen(self, address: str) -> None:
+        """
+        Serve --http-port at this IPv4 or IPv6 address (repeatable; default: 127.0.0.1).
+        """
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise usage.UsageError("--http-listen takes an IPv4 or IPv6 address, not %r" % (address,))
+        self["http-listen"].append(address)
+
+    def opt_http_allowed_host(self, name: str) -> None:
+        """
+        Also serve HTTP requests whose Host is this name (repeatable; see docs/security.rst).
+        """
+        if not _HOST_NAME.fullmatch(name):
+            raise usage.UsageError("--http-allowed-host takes a host name, not %r" % (name,))
+        self["http-allowed-host"].append(name.lower().rstrip("."))
 
     def opt_version(self) -> None:
         """
@@ -298,6 +358,14 @@ class Options(usage.Options):
             for name in ("ssl-certificate", "ssl-key", "ssl-ca-file"):
                 if self[name] and not os.path.isfile(self[name]):
                     raise usage.UsageError("--%s: no such file: %s" % (name, self[name]))
+            try:
+                from gearman_tw.tls import serverOptions
+
+                serverOptions(self["ssl-certificate"], self["ssl-key"], self["ssl-ca-file"])
+            except ImportError as e:
+                raise usage.UsageError("--ssl needs pyOpenSSL and service_identity: %s" % (e,))
+            except ValueError as e:
+                raise usage.UsageError("--ssl: %s" % (e,))
         elif self["ssl-certificate"] or self["ssl-key"] or self["ssl-ca-file"]:
             raise usage.UsageError("--ssl-certificate, --ssl-key and --ssl-ca-file need --ssl")
         # (interface, port) pairs served by --port/--listen, TLS with --ssl.
@@ -319,12 +387,21 @@ class Options(usage.Options):
             raise usage.UsageError("--http-no-worker-timeout must be positive")
         if self["http-max-body"] < 0:
             raise usage.UsageError("--http-max-body must not be negative")
+        if self["http-listen"] and httpPort is None:
+            raise usage.UsageError("--http-listen needs --http-port")
         self["http-endpoints"] = list(self["http-endpoint"])
         if httpPort is not None:
-            addresses = self["listen"] or [""]
             self["http-endpoints"][:0] = [
-                "tcp:%d%s" % (httpPort, ":interface=" + _escape(a) if a else "") for a in addresses
+                "%s:%d:interface=%s" % ("tcp6" if ":" in a else "tcp", httpPort, _escape(a))
+                for a in self["http-listen"] or ["127.0.0.1"]
             ]
+        self["http-token"] = None
+        if self["http-token-file"] is not None:
+            self["http-token"] = _readToken(self["http-token-file"])
+        if (self["http-token"] or self["http-allowed-host"]) and not self["http-endpoints"]:
+            raise usage.UsageError(
+                "--http-token-file and --http-allowed-host need --http-port or --http-endpoint"
+            )
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
@@ -405,6 +482,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if options["http-endpoints"]:
         from twisted.application.strports import service as strportsService
 
+        from gearman_tw.server.http import AccessPolicy
         from gearman_tw.server.web import makeSite
 
         site = makeSite(
@@ -413,6 +491,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             version=admin.version,
             noWorkerTimeout=options["http-no-worker-timeout"],
             maxBody=options["http-max-body"],
+            policy=AccessPolicy(options["http-token"], options["http-allowed-host"], acl),
         )
         for description in options["http-endpoints"]:
             strportsService(description, site, reactor=reactor).setServiceParent(top)
@@ -434,47 +513,7 @@ def _socketEndpoint(reactor: Any, options: Options, address: str, port: int) -> 
     if not options["ssl"]:
         kind = TCP6ServerEndpoint if ipv6 else TCP4ServerEndpoint
         return kind(reactor, port, backlog=backlog, interface=address or ("::" if ipv6 else ""))
-    contextFactory = tlsContextFactory(
-        options["ssl-certificate"], options["ssl-key"], options["ssl-ca-file"]
-    )
+    from gearman_tw.tls import serverOptions
+
+    contextFactory = serverOptions(options["ssl-certificate"], options["ssl-key"], options["ssl-ca-file"])
     return SSL4ServerEndpoint(reactor, port, contextFactory, backlog=backlog, interface=address)
-
-
-def tlsContextFactory(
-    certificatePath: str, keyPath: Optional[str] = None, caPath: Optional[str] = None
-) -> object:
-    """
-    TLS server options from PEM files, as gearmand's --ssl-* options take
-    them: with C{caPath}, clients must present a certificate it signs.
-    """
-    from twisted.internet import ssl
-
-    with open(certificatePath, "rb") as f:
-        pem = f.read()
-    if keyPath:
-        with open(keyPath, "rb") as f:
-            pem += b"\n" + f.read()
-    private = ssl.PrivateCertificate.loadPEM(pem)
-    # Certificates after the first in the file are the chain sent with it.
-    chain = [ssl.Certificate.loadPEM(block).original for block in _pemBlocks(pem)[1:]]
-    authorities = []
-    if caPath:
-        with open(caPath, "rb") as f:
-            authorities = [ssl.Certificate.loadPEM(block).original for block in _pemBlocks(f.read())]
-    return ssl.CertificateOptions(
-        privateKey=private.privateKey.original,
-        certificate=private.original,
-        extraCertChain=chain or None,
-        verify=bool(authorities),
-        caCerts=authorities or None,
-        requireCertificate=bool(authorities),
-    )
-
-
-def _pemBlocks(data: bytes) -> List[bytes]:
-    """
-    The PEM certificate blocks in C{data}, in order (keys are skipped).
-    """
-    return re.findall(
-        rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", data, re.DOTALL
-    )

@@ -74,7 +74,9 @@ class Options(usage.Options):
     def opt_server(self, server: str) -> None:
         """
         A job server: HOST[:PORT] or an endpoint description such as
-        tls:host=H:port=4730 or unix:path=/run/gearman.sock (repeatable).
+        unix:path=/run/gearman.sock or tls:host=H:port=4730 (which verifies
+        the server's certificate; add :trustRoots=CA.pem for a private CA,
+        :certificate=C.pem:privateKey=K.pem for mutual TLS) (repeatable).
         """
         self["servers"].append(server)
 

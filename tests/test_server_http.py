@@ -1,17 +1,22 @@
 """
 Tests for L{gearman_tw.server.http} and L{gearman_tw.server.web}: the
-request body limit, enforced while the request arrives, and the JSON API's
-answers to malformed input, through a real L{Site} over a L{StringTransport}.
+request body limit, enforced while the request arrives, the JSON API's
+answers to malformed input, and who may use the site (the Host, Origin and
+token checks, and GETs that never run jobs), through a real L{Site} over a
+L{StringTransport}.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any, Dict, List, Optional, Tuple
+from unittest import mock
 
 import jsonschema
-from twisted.internet.address import IPv4Address
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -19,8 +24,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from gearman_tw import tap
-from gearman_tw.server.http import DEFAULT_MAX_BODY
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer
+from gearman_tw.server.http import DEFAULT_MAX_BODY, AccessPolicy
+from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
 from gearman_tw.server.web import makeResource, makeSite
 
 _DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
@@ -85,7 +90,12 @@ class SiteHarness:
     over L{StringTransport}; every request the site builds is kept.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, local: Any = None, **kwargs: Any) -> None:
+        """
+        @param local: the server's end of every connection (by default
+            10.0.0.1, not loopback, so the Host header is not checked).
+        """
+        self.local = local
         self.clock = Clock()
         self.server = JobServer(self.clock, handlePrefix=b"T")
         self.site = makeSite(self.server, self.clock, noWorkerTimeout=5, **kwargs)
@@ -101,7 +111,7 @@ class SiteHarness:
 
     def connect(self) -> Tuple[Any, StringTransport]:
         channel = self.site.buildProtocol(_ADDRESS)
-        transport = StringTransport(peerAddress=_ADDRESS)
+        transport = StringTransport(hostAddress=self.local, peerAddress=_ADDRESS)
         channel.makeConnection(transport)
         return channel, transport
 
@@ -562,3 +572,558 @@ class JSONStatusTests(SynchronousTestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(response.json()["unique"], "\0\0\0\0abc")
         self.assertFalse(response.json()["known"])
+
+
+#: The server's end of a connection to a loopback-only site.
+_LOOPBACK = IPv4Address("TCP", "127.0.0.1", 8080)
+
+
+def request(method: bytes, path: bytes, *headers: bytes, body: bytes = b"") -> bytes:
+    """
+    A request with exactly C{headers}: no Host header unless one is given.
+    """
+    return b"%s %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (
+        method,
+        path,
+        b"".join(h + b"\r\n" for h in headers),
+        len(body),
+        body,
+    )
+
+
+def metricSamples(body: bytes) -> Dict[Tuple[str, Tuple[Tuple[str, str], ...]], float]:
+    """
+    {(sample name, sorted label items): value} from a C{/metrics} body.
+    """
+    found = {}
+    for family in text_string_to_metric_families(body.decode("utf-8")):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+class SecurityTestCase(SynchronousTestCase):
+    """
+    Helpers for the tests of who may do what on the site.
+    """
+
+    def answer(self, harness: SiteHarness, data: bytes) -> Response:
+        """
+        The one response to C{data}, sent on a new connection.
+        """
+        responses, _ = harness.send(data)
+        self.assertEqual(len(responses), 1, responses)
+        return responses[0]
+
+    def assertRefused(self, response: Response, code: int, words: str) -> None:
+        """
+        C{response} is a C{code} refusal whose one-line reason holds
+        C{words}: JSON C{{"error": ...}} under C{/api/}, else text.
+        """
+        self.assertEqual(response.code, code, response.body)
+        if response.headers[b"content-type"] == b"application/json":
+            reason = response.json()["error"]
+            self.assertEqual(list(response.json()), ["error"])
+        else:
+            self.assertEqual(response.headers[b"content-type"], b"text/plain; charset=utf-8")
+            self.assertTrue(response.body.endswith(b"\n"))
+            reason = response.body[:-1].decode("utf-8")
+        self.assertNotIn("\n", reason)
+        self.assertIn(words, reason)
+        self.assertEqual(response.headers[b"cache-control"], b"no-store")
+
+    def assertNothingSubmitted(self, harness: SiteHarness) -> None:
+        harness.clock.advance(0)
+        self.assertEqual(harness.server.functions, {})
+        self.assertEqual(harness.server.jobCount(), 0)
+        self.assertEqual(len(harness.server.peers), 0)
+
+
+class GetNeverRunsJobTests(SecurityTestCase):
+    """
+    Only POST and PUT submit jobs: a GET or HEAD of a path that is not one
+    of the site's own (C{/favicon.ico}, C{/metrics} without
+    C{prometheus_client}) answers at once and creates no job or function,
+    where gearmand would run a job named after the path.
+    """
+
+    def test_getAndHead(self) -> None:
+        """
+        GET and HEAD of any function path answer 405 with C{Allow: POST,
+        PUT}, and submit nothing.
+        """
+        harness = SiteHarness()
+        for path in (b"/f", b"/favicon.ico", b"/robots.txt", b"/f?x=1", b"//f", b"/a/b"):
+            for method in (b"GET", b"HEAD"):
+                response = self.answer(harness, request(method, path, b"Host: x"))
+                self.assertEqual(response.code, 405, (method, path))
+                self.assertEqual(response.headers[b"allow"], b"POST, PUT")
+                if method == b"GET":
+                    self.assertIn(b"POST", response.body)
+                    self.assertEqual(response.body.count(b"\n"), 1)
+        self.assertNothingSubmitted(harness)
+
+    def test_otherMethods(self) -> None:
+        """
+        Other methods on a function path are refused with the same
+        C{Allow}; POST and PUT still submit.
+        """
+        harness = SiteHarness()
+        response = self.answer(harness, request(b"DELETE", b"/f", b"Host: x"))
+        self.assertEqual((response.code, response.headers[b"allow"]), (405, b"POST, PUT"))
+        self.assertNothingSubmitted(harness)
+        for method in (b"POST", b"PUT"):
+            response = self.answer(
+                harness,
+                request(method, b"/f", b"Host: x", b"X-Gearman-Background: true", b"X-Gearman-Unique: " + method),
+            )
+            self.assertEqual(response.headers[b"x-gearman-command"], b"JOB_CREATED")
+        self.assertEqual(harness.server.functions[b"f"].total, 2)
+
+    def test_metricsWithoutPrometheus(self) -> None:
+        """
+        Without C{prometheus_client}, C{/metrics} answers 501 with a
+        one-line reason naming C{pip install prometheus_client}, and is no
+        job.
+        """
+        with mock.patch.dict(sys.modules, {"gearman_tw.server.metrics": None}):
+            harness = SiteHarness()
+        for method in (b"GET", b"HEAD"):
+            response = self.answer(harness, request(method, b"/metrics", b"Host: x"))
+            self.assertEqual(response.code, 501)
+        response = self.answer(harness, request(b"GET", b"/metrics", b"Host: x"))
+        self.assertIn(b"pip install prometheus_client", response.body)
+        self.assertEqual(response.body.count(b"\n"), 1)
+        self.assertNothingSubmitted(harness)
+
+
+class HostTests(SecurityTestCase):
+    """
+    On a connection to a loopback address, a Host header that is neither an
+    IP address, C{localhost}, nor an allowed name is refused with 403 on
+    every route, reads included: a page whose name an attacker has made
+    resolve to 127.0.0.1 (DNS rebinding) must not read the API.
+    """
+
+    def test_foreignNames(self) -> None:
+        """
+        Names other than C{localhost} are refused, on every route and
+        method, and nothing is submitted.
+        """
+        harness = SiteHarness(local=_LOOPBACK)
+        for host in (
+            b"evil.example",
+            b"evil.example:8080",
+            b"rebind.localhost:8080",
+            b"localhost.evil.example",
+            b"127.0.0.1.nip.io:8080",
+            b"x",
+            b"127.0.0.1:8080@evil.example",
+            b"[::1",
+        ):
+            for path in (b"/api/functions", b"/api/server", b"/", b"/metrics"):
+                response = self.answer(harness, request(b"GET", path, b"Host: " + host))
+                self.assertRefused(response, 403, "--http-allowed-host")
+            response = self.answer(
+                harness, request(b"POST", b"/f", b"Host: " + host, b"X-Gearman-Background: true", body=b"x")
+            )
+            self.assertRefused(response, 403, "Host")
+        response = self.answer(harness, request(b"GET", b"/api/server", b"Host: evil.example"))
+        self.assertEqual(response.headers[b"content-type"], b"application/json")
+        self.assertNothingSubmitted(harness)
+
+    def test_addressesAndLocalhost(self) -> None:
+        """
+        IP addresses, C{localhost} (any case, with a port or a final dot)
+        and no Host header at all are served.
+        """
+        harness = SiteHarness(local=_LOOPBACK)
+        for host in (
+            b"127.0.0.1:8080",
+            b"127.0.0.1",
+            b"[::1]:8080",
+            b"[::1]",
+            b"localhost:8080",
+            b"LocalHost",
+            b"localhost.",
+            b"10.1.2.3:80",
+        ):
+            response = self.answer(harness, request(b"GET", b"/api/server", b"Host: " + host))
+            self.assertEqual(response.code, 200, host)
+        self.assertEqual(self.answer(harness, request(b"GET", b"/api/server")).code, 200)
+
+    def test_allowedHosts(self) -> None:
+        """
+        The names given to L{AccessPolicy} are served too, in any case.
+        """
+        harness = SiteHarness(local=_LOOPBACK, policy=AccessPolicy(allowedHosts=["gearman.example"]))
+        response = self.answer(harness, request(b"GET", b"/api/server", b"Host: GEARMAN.example:8080"))
+        self.assertEqual(response.code, 200)
+        response = self.answer(harness, request(b"GET", b"/api/server", b"Host: other.example"))
+        self.assertRefused(response, 403, "other.example")
+
+    def test_otherAddresses(self) -> None:
+        """
+        On a connection to an address that is not loopback, any name is
+        served, unless names were given: then only they (and addresses and
+        C{localhost}) are.
+        """
+        response = self.answer(SiteHarness(), request(b"GET", b"/api/server", b"Host: evil.example"))
+        self.assertEqual(response.code, 200)
+        harness = SiteHarness(policy=AccessPolicy(allowedHosts=["gearman.example"]))
+        response = self.answer(harness, request(b"GET", b"/api/server", b"Host: evil.example"))
+        self.assertRefused(response, 403, "evil.example")
+        response = self.answer(harness, request(b"GET", b"/api/server", b"Host: gearman.example"))
+        self.assertEqual(response.code, 200)
+
+    def test_ipv6Loopback(self) -> None:
+        """
+        Connections to ::1, and to 127.0.0.1 through an IPv6 socket
+        (::ffff:127.0.0.1), are loopback too.
+        """
+        for address in ("::1", "::ffff:127.0.0.1"):
+            harness = SiteHarness(local=IPv6Address("TCP", address, 8080))
+            response = self.answer(harness, request(b"GET", b"/api/server", b"Host: evil.example"))
+            self.assertRefused(response, 403, "evil.example")
+
+
+class CrossSiteTests(SecurityTestCase):
+    """
+    A request that may change something (any method but GET and HEAD) sent
+    by a page of another origin is refused with 403, with or without a
+    token: its C{Origin} is not the origin it was sent to, or its
+    C{Sec-Fetch-Site} is C{cross-site} or C{same-site}.
+    """
+
+    host = b"Host: 127.0.0.1:8080"
+
+    def setUp(self) -> None:
+        self.harness = SiteHarness(local=_LOOPBACK)
+
+    def test_foreignOrigins(self) -> None:
+        """
+        A C{text/plain} POST (which a page may send anywhere without asking)
+        from another origin, to the JSON API or to gearmand's path, is
+        refused and submits nothing.
+        """
+        spec = json.dumps({"function": "f", "background": True}).encode()
+        for origin in (
+            b"http://127.0.0.1:9999",
+            b"http://evil.example",
+            b"http://localhost:8080",
+            b"https://127.0.0.1:8080",
+            b"null",
+            b"http://127.0.0.1:8080/path",
+            b"127.0.0.1:8080",
+        ):
+            headers = (self.host, b"Origin: " + origin, b"Content-Type: text/plain")
+            response = self.answer(self.harness, request(b"POST", b"/api/jobs", *headers, body=spec))
+            self.assertRefused(response, 403, "origin")
+            for method in (b"POST", b"PUT"):
+                response = self.answer(
+                    self.harness, request(method, b"/f", *headers, b"X-Gearman-Background: true", body=b"x")
+                )
+                self.assertRefused(response, 403, "origin")
+        self.assertNothingSubmitted(self.harness)
+
+    def test_fetchSite(self) -> None:
+        """
+        C{Sec-Fetch-Site: cross-site} or C{same-site} is refused even
+        without an Origin header.
+        """
+        for site in (b"cross-site", b"same-site", b"Cross-Site"):
+            response = self.answer(
+                self.harness,
+                request(b"POST", b"/f", self.host, b"Sec-Fetch-Site: " + site, b"X-Gearman-Background: true"),
+            )
+            self.assertRefused(response, 403, "cross-site")
+        self.assertNothingSubmitted(self.harness)
+
+    def test_sameOrigin(self) -> None:
+        """
+        The origin the request was sent to, a request typed by the user
+        (C{Sec-Fetch-Site: none}) and a request with neither header (curl)
+        are served.
+        """
+        for headers in (
+            (b"Origin: http://127.0.0.1:8080", b"Sec-Fetch-Site: same-origin"),
+            (b"Sec-Fetch-Site: none",),
+            (),
+        ):
+            response = self.answer(
+                self.harness, request(b"POST", b"/f", self.host, b"X-Gearman-Background: true", *headers)
+            )
+            self.assertEqual(response.code, 200, headers)
+            self.assertEqual(response.headers[b"x-gearman-command"], b"JOB_CREATED")
+        response = self.answer(
+            self.harness,
+            request(b"POST", b"/f", b"Host: localhost", b"Origin: http://LOCALHOST:80", b"X-Gearman-Background: true"),
+        )
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers[b"x-gearman-command"], b"JOB_CREATED")
+
+    def test_cancel(self) -> None:
+        """
+        C{DELETE /api/jobs/HANDLE} from another origin is refused and the
+        job stays; from the same origin it cancels.
+        """
+        response = self.answer(
+            self.harness, request(b"POST", b"/f", self.host, b"X-Gearman-Background: true", body=b"x")
+        )
+        handle = response.headers[b"x-gearman-job-handle"]
+        path = b"/api/jobs/" + handle
+        for header in (b"Origin: http://evil.example", b"Sec-Fetch-Site: cross-site"):
+            response = self.answer(self.harness, request(b"DELETE", path, self.host, header))
+            self.assertRefused(response, 403, "origin" if header.startswith(b"Origin") else "cross-site")
+            self.assertEqual(response.headers[b"content-type"], b"application/json")
+        self.assertEqual(self.harness.server.functions[b"f"].total, 1)
+        response = self.answer(self.harness, request(b"DELETE", path, self.host, b"Origin: http://127.0.0.1:8080"))
+        self.assertEqual((response.code, response.json()["cancelled"]), (200, True))
+
+    def test_readsOpen(self) -> None:
+        """
+        GETs from other origins are served (a browser keeps the answer from
+        the page: no CORS header allows it).
+        """
+        response = self.answer(
+            self.harness,
+            request(b"GET", b"/api/functions", self.host, b"Origin: http://evil.example", b"Sec-Fetch-Site: cross-site"),
+        )
+        self.assertEqual(response.code, 200)
+        self.assertNotIn(b"access-control-allow-origin", response.headers)
+
+    def test_anyAddress(self) -> None:
+        """
+        The origin check holds on connections to any address, not only
+        loopback.
+        """
+        harness = SiteHarness()
+        response = self.answer(
+            harness, request(b"POST", b"/f", b"Host: x", b"Origin: http://evil.example", b"X-Gearman-Background: true")
+        )
+        self.assertRefused(response, 403, "origin")
+        self.assertNothingSubmitted(harness)
+
+
+class TokenTests(SecurityTestCase):
+    """
+    With a token, every request that may change something needs
+    C{Authorization: Bearer TOKEN}; reads stay open.
+    """
+
+    def setUp(self) -> None:
+        self.harness = SiteHarness(policy=AccessPolicy(token=b"s3cret"))
+        self.harness.server.submit(Peer(lambda data: None, -1, "-"), b"queued", b"", b"x", NORMAL, True)
+        self.handle = b"T:1"
+
+    def writes(self, *headers: bytes) -> List[bytes]:
+        spec = json.dumps({"function": "g", "background": True}).encode()
+        return [
+            request(b"POST", b"/f", b"Host: x", b"X-Gearman-Background: true", *headers, body=b"x"),
+            request(b"PUT", b"/f", b"Host: x", b"X-Gearman-Background: true", *headers, body=b"x"),
+            request(b"POST", b"/api/jobs", b"Host: x", *headers, body=spec),
+            request(b"DELETE", b"/api/jobs/" + self.handle, b"Host: x", *headers),
+        ]
+
+    def assertUntouched(self) -> None:
+        self.harness.clock.advance(0)
+        self.assertEqual(set(self.harness.server.functions), {b"queued"})
+        self.assertEqual(self.harness.server.functions[b"queued"].total, 1)
+        self.assertIsNotNone(self.harness.server.lookup(self.handle))
+
+    def test_missing(self) -> None:
+        """
+        Without the header: 401 with C{WWW-Authenticate: Bearer}, nothing
+        done.
+        """
+        for data in self.writes():
+            response = self.answer(self.harness, data)
+            self.assertRefused(response, 401, "Authorization: Bearer")
+            self.assertTrue(response.headers[b"www-authenticate"].startswith(b"Bearer"))
+        self.assertUntouched()
+
+    def test_wrong(self) -> None:
+        """
+        A wrong token, another scheme or an empty token: 401, nothing done.
+        """
+        for header in (
+            b"Authorization: Bearer s3creT",
+            b"Authorization: Bearer s3cret2",
+            b"Authorization: Bearer s3cre",
+            b"Authorization: Bearer",
+            b"Authorization: Basic czNjcmV0",
+            b"Authorization: s3cret",
+        ):
+            for data in self.writes(header):
+                response = self.answer(self.harness, data)
+                self.assertRefused(response, 401, "token")
+                self.assertTrue(response.headers[b"www-authenticate"].startswith(b"Bearer"))
+        self.assertUntouched()
+
+    def test_right(self) -> None:
+        """
+        The right token (the scheme in any case) is served.
+        """
+        for header in (b"Authorization: Bearer s3cret", b"Authorization: bearer  s3cret"):
+            codes = [self.answer(self.harness, data).code for data in self.writes(header)]
+            self.assertEqual(codes, [200, 200, 202, 200])
+        self.assertTrue(self.harness.server.lookup(self.handle).ignore)  # cancelled
+
+    def test_readsOpen(self) -> None:
+        """
+        The monitor page, the API's reads and the metrics need no token.
+        """
+        for path in (b"/", b"/api/server", b"/api/functions", b"/api/workers", b"/api/jobs/T:1", b"/api/unique/u", b"/metrics"):
+            response = self.answer(self.harness, request(b"GET", path, b"Host: x"))
+            self.assertEqual(response.code, 200, path)
+
+    def test_noTokenByDefault(self) -> None:
+        """
+        Without a token, writes need no header (only the origin checks).
+        """
+        response = self.answer(SiteHarness(), self.writes()[0])
+        self.assertEqual(response.code, 200)
+
+
+class RefusedCounterTests(SecurityTestCase):
+    """
+    Every refusal is counted in C{gearman_http_refused_total}, by reason.
+    """
+
+    def test_counted(self) -> None:
+        """
+        One Host refusal, two cross-site ones and three token ones show in
+        C{/metrics}.
+        """
+        harness = SiteHarness(local=_LOOPBACK, policy=AccessPolicy(token=b"t"))
+        host = b"Host: 127.0.0.1:8080"
+        self.answer(harness, request(b"GET", b"/api/server", b"Host: evil.example"))
+        self.answer(harness, request(b"POST", b"/f", host, b"Origin: http://evil.example"))
+        self.answer(harness, request(b"DELETE", b"/api/jobs/T:1", host, b"Sec-Fetch-Site: cross-site"))
+        for _ in range(3):
+            self.answer(harness, request(b"POST", b"/f", host))
+        response = self.answer(harness, request(b"GET", b"/metrics", host))
+        found = metricSamples(response.body)
+        self.assertEqual(
+            {reason: found[("gearman_http_refused_total", (("reason", reason),))] for reason in ("host", "origin", "token")},
+            {"host": 1, "origin": 2, "token": 3},
+        )
+        self.assertEqual(harness.site.resource.policy.refused, {"host": 1, "origin": 2, "token": 3})
+
+
+class AccessControlTests(SecurityTestCase):
+    """
+    With an access policy (C{--access-policy}), HTTP submissions, cancels
+    and listings are decided per function by its rules, for the request's
+    address, its bearer token's name and its certificate's name.
+    """
+
+    POLICY = """
+[tokens]
+ops = "ops-token"
+ci = "ci-token"
+
+[[allow]]
+who = "token:ops"
+submit = "report.*"
+admin = "report.*"
+
+[[allow]]
+who = "token:ci"
+admin = "*"
+
+[[allow]]
+who = "address:127.0.0.1"
+submit = "public"
+"""
+
+    def setUp(self) -> None:
+        from gearman_tw.server.acl import AccessControl
+
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "policy.toml")
+        with open(path, "w") as f:
+            f.write(self.POLICY)
+        self.acl = AccessControl(path)
+        self.harness = SiteHarness(policy=AccessPolicy(acl=self.acl))
+
+    def submit(self, path: bytes, *headers: bytes) -> Response:
+        return self.answer(
+            self.harness,
+            request(b"POST", path, b"Host: x", b"X-Gearman-Background: true", *headers, body=b"x"),
+        )
+
+    def test_submit(self) -> None:
+        """
+        A submission the rules do not allow gets 403 saying who may not do
+        what, and makes nothing; the token's name and the address decide.
+        """
+        ops = b"Authorization: Bearer ops-token"
+        self.assertRefused(self.submit(b"/billing", ops), 403, "token:ops, address:127.0.0.1 may not submit to billing")
+        spec = json.dumps({"function": "billing", "data": "x", "background": True}).encode()
+        response = self.answer(self.harness, request(b"POST", b"/api/jobs", b"Host: x", ops, body=spec))
+        self.assertRefused(response, 403, "may not submit to billing")
+        self.assertNothingSubmitted(self.harness)
+        self.assertEqual(self.submit(b"/report.daily", ops).code, 200)
+        self.assertEqual(self.submit(b"/public").code, 200)
+        self.assertRefused(self.submit(b"/report.daily"), 403, "address:127.0.0.1 may not submit to report.daily")
+        self.assertEqual(self.acl.refused["submit"], 3)
+
+    def test_unknownTokenIsNoOne(self) -> None:
+        """
+        A bearer token the policy does not name gives no name: the request
+        is decided by its address alone.
+        """
+        response = self.submit(b"/report.daily", b"Authorization: Bearer guess")
+        self.assertRefused(response, 403, "address:127.0.0.1 may not submit to report.daily")
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling needs admin on the job's function.
+        """
+        self.harness.server.submit(Peer(lambda data: None, -1, "-"), b"billing", b"", b"x", NORMAL, True)
+        ops = b"Authorization: Bearer ops-token"
+        response = self.answer(self.harness, request(b"DELETE", b"/api/jobs/T:1", b"Host: x", ops))
+        self.assertRefused(response, 403, "token:ops, address:127.0.0.1 may not administer billing")
+        self.assertIsNotNone(self.harness.server.lookup(b"T:1"))
+        ci = b"Authorization: Bearer ci-token"
+        response = self.answer(self.harness, request(b"DELETE", b"/api/jobs/T:1", b"Host: x", ci))
+        self.assertEqual(response.code, 200)
+
+    def test_listings(self) -> None:
+        """
+        Listing functions and workers needs admin on every function.
+        """
+        for route in (b"/api/functions", b"/api/workers"):
+            ops = b"Authorization: Bearer ops-token"
+            response = self.answer(self.harness, request(b"GET", route, b"Host: x", ops))
+            self.assertRefused(response, 403, "may not administer every function")
+            ci = b"Authorization: Bearer ci-token"
+            self.assertEqual(self.answer(self.harness, request(b"GET", route, b"Host: x", ci)).code, 200)
+
+    def test_tokenFileAndPolicy(self) -> None:
+        """
+        With both --http-token-file and a policy, a policy token passes the
+        token check too, and the rules still decide.
+        """
+        self.harness = SiteHarness(policy=AccessPolicy(token=b"file-token", acl=self.acl))
+        self.assertEqual(self.submit(b"/report.daily", b"Authorization: Bearer ops-token").code, 200)
+        self.assertRefused(self.submit(b"/report.daily", b"Authorization: Bearer nope"), 401, "token")
+        self.assertRefused(
+            self.submit(b"/report.daily", b"Authorization: Bearer file-token"), 403, "may not submit"
+        )
+
+    def test_counted(self) -> None:
+        """
+        Refusals show in C{gearman_acl_refused_total}, by action.
+        """
+        self.submit(b"/billing")
+        self.submit(b"/billing")
+        self.answer(self.harness, request(b"GET", b"/api/workers", b"Host: x"))
+        response = self.answer(self.harness, request(b"GET", b"/metrics", b"Host: x"))
+        found = metricSamples(response.body)
+        self.assertEqual(
+            {a: found[("gearman_acl_refused_total", (("action", a),))] for a in ("submit", "work", "admin")},
+            {"submit": 2, "work": 0, "admin": 1},
+        )

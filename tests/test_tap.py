@@ -3,6 +3,7 @@ Tests for L{gearman_tw.tap}: C{twistd gearman}'s options and service tree.
 """
 
 import io
+import os
 import sys
 
 from twisted.application.service import IServiceCollection
@@ -264,6 +265,63 @@ class TLSOptionsTests(SynchronousTestCase):
         self.assertRaises(UsageError, parse, "--ssl", "--ssl-certificate", "/nonexistent.pem")
         self.assertRaises(UsageError, parse, "--ssl-certificate", self.certPath)
 
+    def test_unusableFiles(self) -> None:
+        """
+        A certificate file without its key, a key that is not the
+        certificate's, or a CA file without a certificate (with which
+        clients would be served unverified) is a usage error saying so.
+        """
+        import os
+
+        from tests.tlscerts import makeCertificate, writePEM
+
+        directory = os.path.dirname(self.certPath)
+        _, otherKey = writePEM(directory, "other", *makeCertificate("other"))
+        empty = os.path.join(directory, "empty.pem")
+        with open(empty, "w") as f:
+            f.write("no certificate here\n")
+        cases = [
+            (["--ssl-certificate", self.certPath], "no certificate and matching private key"),
+            (["--ssl-certificate", self.certPath, "--ssl-key", otherKey], "no certificate and matching private key"),
+            (
+                ["--ssl-certificate", self.certPath, "--ssl-key", self.keyPath, "--ssl-ca-file", empty],
+                "no PEM certificate in " + empty,
+            ),
+            (
+                ["--ssl-certificate", self.certPath, "--ssl-key", self.keyPath, "--ssl-ca-file", self.keyPath],
+                "no PEM certificate in ",
+            ),
+        ]
+        for args, message in cases:
+            with self.assertRaises(UsageError, msg=args) as caught:
+                parse("--ssl", *args)
+            self.assertIn(message, str(caught.exception))
+
+    def test_clientCertificatesRequired(self) -> None:
+        """
+        With C{--ssl-ca-file} the TLS sockets use options that require and
+        verify client certificates.
+        """
+        from gearman_tw.tls import ClientVerifyingOptions
+
+        options = parse(
+            "--ssl",
+            "--ssl-certificate",
+            self.certPath,
+            "--ssl-key",
+            self.keyPath,
+            "--ssl-ca-file",
+            self.certPath,
+            "-L",
+            "127.0.0.1",
+        )
+        reactor = MemoryReactorClock()
+        top = tap.makeService(options, reactor)
+        top.startService()
+        self.addCleanup(top.stopService)
+        [(port, factory, contextFactory, *_)] = reactor.sslServers
+        self.assertIsInstance(contextFactory, ClientVerifyingOptions)
+
     def test_tlsEndpoints(self) -> None:
         """
         With C{--ssl} every --port/--listen socket serves TLS; --endpoint
@@ -302,26 +360,131 @@ class HTTPOptionsTests(SynchronousTestCase):
 
     def test_httpPort(self) -> None:
         """
-        C{--http-port} listens at each C{--listen} address, as gearmand's
-        HTTP protocol does; C{--http-endpoint} adds any endpoint.
+        C{--http-port} listens at 127.0.0.1 only, whatever C{--listen} says;
+        C{--http-endpoint} adds any endpoint, as given.
         """
-        options = parse("--http-port", "8080", "-L", "127.0.0.1", "--http-endpoint", "tcp:9090")
+        options = parse("--http-port", "8080", "-L", "0.0.0.0", "--http-endpoint", "tcp:9090")
         self.assertEqual(
             options["http-endpoints"], ["tcp:8080:interface=127.0.0.1", "tcp:9090"]
         )
-        self.assertEqual(parse("--http-port", "8080")["http-endpoints"], ["tcp:8080"])
+        self.assertEqual(parse("--http-port", "8080")["http-endpoints"], ["tcp:8080:interface=127.0.0.1"])
+        self.assertEqual(parse("--http-endpoint", "tcp:9090")["http-endpoints"], ["tcp:9090"])
         self.assertRaises(UsageError, parse, "--http-port", "99999")
+
+    def test_httpListen(self) -> None:
+        """
+        C{--http-listen} (repeatable) names the IPv4 or IPv6 addresses
+        C{--http-port} listens at.
+        """
+        options = parse("--http-port", "8080", "--http-listen", "0.0.0.0", "--http-listen", "::1")
+        self.assertEqual(
+            options["http-endpoints"], ["tcp:8080:interface=0.0.0.0", "tcp6:8080:interface=\\:\\:1"]
+        )
+
+    def test_httpListenRefused(self) -> None:
+        """
+        C{--http-listen} takes only IP addresses, and only with
+        C{--http-port}.
+        """
+        for address in ("localhost", "", "127.0.0.1:80", "[::1]", "300.0.0.1"):
+            with self.assertRaises(UsageError) as caught:
+                parse("--http-port", "8080", "--http-listen", address)
+            self.assertIn("IPv4 or IPv6 address", str(caught.exception))
+        for argv in (("--http-listen", "127.0.0.1"), ("--http-endpoint", "tcp:9090", "--http-listen", "127.0.0.1")):
+            with self.assertRaises(UsageError) as caught:
+                parse(*argv)
+            self.assertEqual(str(caught.exception), "--http-listen needs --http-port")
 
     def test_httpService(self) -> None:
         """
-        The HTTP site listens beside the job server when started.
+        The HTTP site listens beside the job server when started: on
+        loopback, with no C{--listen} or C{--http-listen}.
         """
         reactor = MemoryReactorClock()
-        top = tap.makeService(parse("-L", "127.0.0.1", "--http-port", "8080"), reactor)
+        top = tap.makeService(parse("--port", "4730", "--http-port", "8080"), reactor)
         top.startService()
         self.addCleanup(top.stopService)
         ports = [(port, interface) for port, _, _, interface in reactor.tcpServers]
-        self.assertEqual(ports, [(4730, "127.0.0.1"), (8080, "127.0.0.1")])
+        self.assertEqual(ports, [(4730, ""), (8080, "127.0.0.1")])
+
+    def test_httpServiceIPv6(self) -> None:
+        """
+        An IPv6 C{--http-listen} address is listened at.
+        """
+        reactor = MemoryReactorClock()
+        top = tap.makeService(parse("--http-port", "8080", "--http-listen", "::1"), reactor)
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertIn((8080, "::1"), [(port, interface) for port, _, _, interface in reactor.tcpServers])
+
+    def tokenFile(self, content: bytes) -> str:
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(content)
+        return path
+
+    def test_tokenFile(self) -> None:
+        """
+        C{--http-token-file} reads the token, without surrounding
+        whitespace; without it there is none.
+        """
+        path = self.tokenFile(b"  s3cret-Token_1\n\n")
+        self.assertEqual(parse("--http-port", "8080", "--http-token-file", path)["http-token"], b"s3cret-Token_1")
+        self.assertIsNone(parse("--http-port", "8080")["http-token"])
+
+    def test_tokenFileRefused(self) -> None:
+        """
+        A missing, unreadable or empty token file, a token with spaces or
+        control characters, or a token without HTTP, is a one-line usage
+        error naming the option.
+        """
+        missing = self.mktemp()
+        directory = self.mktemp()
+        os.mkdir(directory)
+        for path, words in (
+            (missing, "cannot read"),
+            (directory, "cannot read"),
+            (self.tokenFile(b""), "empty"),
+            (self.tokenFile(b" \n\t\n"), "empty"),
+            (self.tokenFile(b"two words"), "printable ASCII"),
+            (self.tokenFile(b"t\x00k"), "printable ASCII"),
+            (self.tokenFile("t\u00e9".encode()), "printable ASCII"),
+        ):
+            with self.assertRaises(UsageError) as caught:
+                parse("--http-port", "8080", "--http-token-file", path)
+            message = str(caught.exception)
+            self.assertTrue(message.startswith("--http-token-file: "), message)
+            self.assertIn(words, message)
+            self.assertNotIn("\n", message)
+        self.assertRaises(UsageError, parse, "--http-token-file", self.tokenFile(b"t"))
+
+    def test_allowedHosts(self) -> None:
+        """
+        C{--http-allowed-host} (repeatable) takes host names, in lower case,
+        and needs HTTP.
+        """
+        options = parse("--http-port", "8080", "--http-allowed-host", "Gearman.Example.", "--http-allowed-host", "b")
+        self.assertEqual(options["http-allowed-host"], ["gearman.example", "b"])
+        self.assertEqual(parse("--http-port", "8080")["http-allowed-host"], [])
+        for name in ("", "a b", "a:80", "http://a", "a/b", "a..b"):
+            self.assertRaises(UsageError, parse, "--http-port", "8080", "--http-allowed-host", name)
+        self.assertRaises(UsageError, parse, "--http-allowed-host", "a")
+
+    def test_policy(self) -> None:
+        """
+        The token and allowed names reach the HTTP site's policy.
+        """
+        from twisted.web.server import Site
+
+        path = self.tokenFile(b"s3cret\n")
+        options = parse("--http-port", "8080", "--http-token-file", path, "--http-allowed-host", "g.example")
+        reactor = MemoryReactorClock()
+        top = tap.makeService(options, reactor)
+        top.startService()
+        self.addCleanup(top.stopService)
+        [site] = {factory for _, factory, _, _ in reactor.tcpServers if isinstance(factory, Site)}
+        policy = site.resource.policy
+        self.assertEqual((policy.token, policy.allowedHosts), (b"s3cret", frozenset(["g.example"])))
 
 
 class ConnectionLimitOptionTests(SynchronousTestCase):

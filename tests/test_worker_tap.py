@@ -107,3 +107,44 @@ class OptionsTests(SynchronousTestCase):
         """
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
         self.assertEqual(makers["gearman-worker"].module, "gearman_tw.worker_tap")
+
+
+class TLSServerTests(SynchronousTestCase):
+    """
+    C{--server} with TLS: the job server's certificate is verified.
+    """
+
+    def test_tls(self) -> None:
+        """
+        A C{tls:} description with a CA file and a client certificate is
+        accepted.
+        """
+        import tempfile
+
+        from tests.tlscerts import makeCertificate, writePEM
+
+        directory = tempfile.mkdtemp()
+        ca = makeCertificate("test CA", ca=True)
+        caPath, _ = writePEM(directory, "ca", *ca)
+        certPath, keyPath = writePEM(directory, "client", *makeCertificate("client", issuer=ca))
+        server = "tls:host=gearman.example:port=4730:trustRoots=%s:certificate=%s:privateKey=%s" % (
+            caPath,
+            certPath,
+            keyPath,
+        )
+        options = parse("--server", server, "--function", "rev=tests.test_worker_tap:reverse")
+        self.assertEqual(options["servers"], [server])
+
+    def test_unverified(self) -> None:
+        """
+        An C{ssl:} description, which would not verify the server, or a
+        C{tls:} one whose CA file cannot be read, is a usage error saying
+        why.
+        """
+        for server, message in [
+            ("ssl:host=gearman.example:port=4730", "use tls:host=HOST:port=PORT"),
+            ("tls:host=gearman.example:trustRoots=/nonexistent", "cannot read CA certificates from /nonexistent"),
+        ]:
+            with self.assertRaises(UsageError) as caught:
+                parse("--server", server, "--function", "rev=tests.test_worker_tap:reverse")
+            self.assertIn(message, str(caught.exception))

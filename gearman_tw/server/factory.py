@@ -6,6 +6,7 @@ The job server's protocol factory: what every connection shares.
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Callable, Dict, List, Optional
 
 from twisted.internet.interfaces import IAddress, ITransport
@@ -215,10 +216,13 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
 
     def connectionClosed(self, protocol: GearmanServerProtocol, reason: Optional[Failure] = None) -> None:
         """
-        Forget a closed connection.
+        Forget a closed connection, and log why if it was lost to a TLS
+        failure (a handshake that failed verification, a plaintext client).
 
         @param reason: why it closed, as C{connectionLost} was told.
         """
+        if reason is not None:
+            self._logTLSFailure(protocol, reason)
         host = protocol.limitedAddress
         if host is not None:
             left = self._perAddress.get(host, 1) - 1
@@ -232,6 +236,26 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
             waiters, self._closedWaiters = self._closedWaiters, []
             for waiter in waiters:
                 waiter()
+
+    def _logTLSFailure(self, protocol: GearmanServerProtocol, reason: Failure) -> None:
+        # pyOpenSSL is loaded once TLS is served; until then no TLS error can occur.
+        openSSL = sys.modules.get("OpenSSL.SSL")
+        if openSSL is None or reason.check(openSSL.Error) is None:
+            return
+        from gearman_tw.tls import describeFailure
+
+        transport = protocol.transport
+        failure = describeFailure(getattr(transport, "getHandle", lambda: None)(), reason.value)
+        if failure is None:
+            return
+        address = transport.getPeer() if transport is not None else None
+        host, port = getattr(address, "host", None), getattr(address, "port", None)
+        if host is None:
+            peer = str(address)
+        else:
+            peer = ("[%s]:%s" if ":" in host else "%s:%s") % (host, port)
+        stage, why = failure
+        self.log.error("TLS {stage} with {peer} failed: {why}", stage=stage, peer=peer, why=why)
 
     def whenNoConnections(self, callback: Callable[[], object]) -> None:
         """

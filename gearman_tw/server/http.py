@@ -2,16 +2,22 @@
 """
 HTTP in front of the job server, as a twisted.web resource tree:
 
-  - gearmand's HTTP protocol: C{POST /FUNCTION} (body = workload) or
-    C{GET /FUNCTION} runs a job and answers with its result; headers
+  - gearmand's HTTP protocol: C{POST /FUNCTION} (body = workload; C{PUT}
+    too) runs a job and answers with its result; headers
     C{X-Gearman-Unique}, C{X-Gearman-Background: true} and
-    C{X-Gearman-Priority: high|low} work as in gearmand;
+    C{X-Gearman-Priority: high|low} work as in gearmand.  Unlike gearmand,
+    C{GET} and C{HEAD} never run a job;
   - our JSON API under C{/api/};
   - Prometheus metrics at C{/metrics} (see L{gearman_tw.server.metrics});
   - a live monitor page at C{/}.
 
 Request bodies are limited as they arrive, by L{LimitedRequest}: one limit
 for every route, enforced before a body is held in memory.
+
+Who may use the site is decided by an L{AccessPolicy} before any route
+sees the request: names in C{Host} on loopback connections (against DNS
+rebinding), the origin of requests that may change something, and
+optionally a bearer token for those.
 
 Each HTTP job is submitted through an in-process connection to the
 L{JobServer}, so coalescing, priorities and disconnects behave exactly as
@@ -22,11 +28,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
+import ipaddress
 import json
+import re
 import time
-from typing import IO, Any, Callable, Dict, List, NoReturn, Optional, Tuple, cast
+from typing import IO, Any, Callable, Dict, Iterable, List, NamedTuple, NoReturn, Optional, Tuple, cast
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES, REQUEST_ENTITY_TOO_LARGE
@@ -35,6 +45,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from gearman_tw.protocol import HEADER, PacketType
+from gearman_tw.server.acl import AccessControl, Identities, certificateName
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
 
 _PRIORITIES = {b"high": HIGH, b"low": LOW}
@@ -113,6 +124,234 @@ class LimitedRequest(Request):
         self.channel.writeHeaders(b"HTTP/1.1", b"%d" % (code,), RESPONSES[code], headers)
         self.channel.write(body)
         self.channel.loseConnection()
+
+
+#: Methods that only read: neither their origin nor a token is checked.
+SAFE_METHODS = frozenset([b"GET", b"HEAD"])
+
+#: The reasons a request is refused, as counted in L{AccessPolicy.refused}.
+REFUSAL_REASONS = ("host", "origin", "token")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
+class Refusal(NamedTuple):
+    """
+    Why a request is refused.
+
+    @ivar code: the HTTP status: 401 or 403.
+    @ivar reason: C{"host"}, C{"origin"} or C{"token"} (counted by the
+        L{AccessPolicy}), or C{"acl"} (counted by the access policy).
+    @ivar message: one line for people.
+    """
+
+    code: int
+    reason: str
+    message: str
+
+
+def _splitAuthority(value: str) -> Optional[Tuple[str, Optional[int]]]:
+    """
+    The host (lower case, IPv6 without brackets, no final dot) and port of
+    a C{Host} header or of an origin's authority, or L{None} if it is not
+    one: a name, an IPv4 address or a bracketed IPv6 address, then an
+    optional C{:PORT}.
+    """
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+        if not bracket:
+            return None
+    else:
+        host, colon, digits = value.partition(":")
+        rest = colon + digits
+        if not _NAME.fullmatch(host):
+            return None
+        host = host[:-1] if host.endswith(".") else host
+    if not rest:
+        return host, None
+    if not rest.startswith(":") or not rest[1:].isascii() or not rest[1:].isdigit() or len(rest) > 6:
+        return None
+    port = int(rest[1:])
+    return (host, port) if port <= 65535 else None
+
+
+def _isAddress(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _isLoopback(address: IAddress) -> bool:
+    """
+    Whether C{address} (the server's end of a connection) is a loopback
+    address: 127.0.0.0/8, ::1 or 127.0.0.0/8 mapped into IPv6.
+    """
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        return False
+    try:
+        ip = ipaddress.ip_address(address.host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def _quote(value: bytes, limit: int = 80) -> str:
+    """
+    A header value for a one-line message: ASCII, no control characters,
+    at most C{limit} characters.
+    """
+    text = value.decode("ascii", "replace")
+    text = "".join(c if " " <= c < "\x7f" else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class AccessPolicy:
+    """
+    Who may use the HTTP site; checked before any route sees a request.
+
+      - On a connection to a loopback address, or on any connection when
+        C{allowedHosts} is not empty, the C{Host} header must name an IP
+        address, C{localhost} or one of C{allowedHosts}: a page whose name
+        an attacker points at 127.0.0.1 (DNS rebinding) gets 403 even for
+        reads.
+      - A request with a method other than GET and HEAD (one that may
+        change something) gets 403 if it comes from a page of another
+        origin: its C{Origin} header is not the scheme, host and port it
+        was sent to, or its C{Sec-Fetch-Site} is C{cross-site} or
+        C{same-site}.  Always, with or without a token.
+      - With a C{token}, such a request also needs C{Authorization: Bearer
+        TOKEN}, or gets 401.
+
+    @ivar token: the bearer token, or L{None} for none.  The tokens of
+        C{acl}'s policy are accepted too.
+    @ivar acl: the access policy, whose rules decide per function
+        (L{GearmanResource.refused}), or L{None}.
+    @ivar allowedHosts: host names served besides IP addresses and
+        C{localhost}, in lower case.
+    @ivar refused: how many requests were refused, by reason (the keys of
+        L{REFUSAL_REASONS}).
+    """
+
+    def __init__(
+        self,
+        token: Optional[bytes] = None,
+        allowedHosts: Iterable[str] = (),
+        acl: Optional[AccessControl] = None,
+    ) -> None:
+        self.token = token
+        self.acl = acl
+        self.allowedHosts = frozenset(name.lower().rstrip(".") for name in allowedHosts)
+        self.refused: Dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
+
+    def check(self, request: Request) -> Optional[Refusal]:
+        """
+        Why C{request} must be refused, counted in L{refused}; L{None} if
+        it may go on.
+        """
+        refusal = self._check(request)
+        if refusal is not None:
+            self.refused[refusal.reason] += 1
+        return refusal
+
+    def _check(self, request: Request) -> Optional[Refusal]:
+        host = request.getHeader(b"host")
+        if host is not None and (self.allowedHosts or _isLoopback(request.getHost())):
+            authority = _splitAuthority(host.decode("latin-1"))
+            name = authority[0] if authority is not None else ""
+            if not (name == "localhost" or _isAddress(name) or name in self.allowedHosts):
+                return Refusal(
+                    403,
+                    "host",
+                    "Host %s is not a name of this server: use its address or localhost, "
+                    "or allow the name with --http-allowed-host" % (_quote(host),),
+                )
+        if request.method in SAFE_METHODS:
+            return None
+        site = (request.getHeader(b"sec-fetch-site") or b"").lower()
+        if site in (b"cross-site", b"same-site"):
+            return Refusal(
+                403,
+                "origin",
+                "a cross-site request (Sec-Fetch-Site: %s) may not change anything here"
+                % (site.decode("ascii"),),
+            )
+        origin = request.getHeader(b"origin")
+        if origin is not None and not self._sameOrigin(origin, host, request.isSecure()):
+            return Refusal(
+                403,
+                "origin",
+                "a request from another origin (%s) may not change anything here" % (_quote(origin),),
+            )
+        if self.token is not None:
+            scheme, _, given = (request.getHeader(b"authorization") or b"").strip().partition(b" ")
+            if scheme.lower() != b"bearer":
+                return Refusal(401, "token", "this request needs the token: Authorization: Bearer TOKEN")
+            given = given.strip()
+            if not hmac.compare_digest(given, self.token) and (
+                self.acl is None or self.acl.tokenName(given) is None
+            ):
+                return Refusal(401, "token", "the bearer token is not this server's")
+        return None
+
+    @staticmethod
+    def _sameOrigin(origin: bytes, host: Optional[bytes], secure: bool) -> bool:
+        """
+        Whether C{origin} (an C{Origin} header) is the scheme, host and port
+        of a request to C{host} (its C{Host} header), over TLS or not.
+        """
+        if host is None:
+            return False
+        scheme, separator, authority = origin.decode("latin-1").lower().partition("://")
+        if not separator or scheme not in _DEFAULT_PORTS:
+            return False
+        theirs = _splitAuthority(authority)
+        ours = _splitAuthority(host.decode("latin-1"))
+        if theirs is None or ours is None:
+            return False
+        ourScheme = "https" if secure else "http"
+        return (scheme, theirs[0], theirs[1] or _DEFAULT_PORTS[scheme]) == (
+            ourScheme,
+            ours[0],
+            ours[1] or _DEFAULT_PORTS[ourScheme],
+        )
+
+
+class _RefusalPage(Resource):
+    """
+    The answer to a request its L{AccessPolicy} refused: the status and a
+    one-line reason, as JSON under C{/api/} and as text elsewhere.
+    """
+
+    isLeaf = True
+
+    def __init__(self, refusal: Refusal, asJSON: bool) -> None:
+        super().__init__()
+        self.refusal = refusal
+        self.asJSON = asJSON
+
+    def render(self, request: Request) -> bytes:
+        refusal = self.refusal
+        request.setResponseCode(refusal.code)
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        if refusal.code == 401:
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="gearman"')
+        if self.asJSON:
+            request.setHeader(b"Content-Type", b"application/json")
+            return json.dumps({"error": refusal.message}).encode("utf-8") + b"\n"
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return refusal.message.encode("utf-8") + b"\n"
 
 
 def _readBody(request: Request, maxBody: int) -> Optional[bytes]:
@@ -236,8 +475,12 @@ class GearmanResource(Resource):
     The root resource: gearmand's HTTP protocol on every path, except the
     names in C{children} (C{api}, C{metrics}) and C{GET /} (the monitor).
 
+    Every request is first put to C{policy}; a refused one never reaches
+    a route.
+
     @ivar server: the job server.
     @ivar version: the version string for the C{Server} header.
+    @ivar policy: who may use the site.
     """
 
     log = Logger()
@@ -254,6 +497,7 @@ class GearmanResource(Resource):
         noWorkerTimeout: float = DEFAULT_NO_WORKER_TIMEOUT,
         maxBody: int = DEFAULT_MAX_BODY,
         info: Optional[Callable[[], Dict[str, Any]]] = None,
+        policy: Optional[AccessPolicy] = None,
     ) -> None:
         super().__init__()
         self.server = server
@@ -261,6 +505,7 @@ class GearmanResource(Resource):
         self.version = version
         self.noWorkerTimeout = noWorkerTimeout
         self.maxBody = maxBody
+        self.policy = AccessPolicy() if policy is None else policy
         self.started = reactor.seconds()
         self.api = APIResource(self, info)
         self.putChild(b"api", self.api)
@@ -268,22 +513,57 @@ class GearmanResource(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         return self
 
+    def refused(self, request: Request, action: str, function: bytes) -> Optional[str]:
+        """
+        Why the access policy refuses C{request} C{action} on C{function},
+        or L{None} (also when there is no policy).  The request's
+        identities are its address, its bearer token's name in the policy
+        and its TLS client certificate's name.
+        """
+        acl = self.policy.acl
+        if acl is None:
+            return None
+        names = []
+        scheme, _, given = (request.getHeader(b"authorization") or b"").strip().partition(b" ")
+        if scheme.lower() == b"bearer":
+            name = acl.tokenName(given.strip())
+            if name is not None:
+                names.append("token:" + name)
+        certificate = certificateName(getattr(request.channel, "transport", None))
+        if certificate is not None:
+            names.append("cert:" + certificate)
+        address = getattr(request.getClientAddress(), "host", None)
+        return acl.check(Identities(names, address), action, function)
+
+    def renderRefusal(self, request: Request, why: str, asJSON: bool) -> bytes:
+        """
+        Answer C{request} with 403 and C{why}, as a refusal of the access
+        policy.
+        """
+        return _RefusalPage(Refusal(403, "acl", why), asJSON).render(request)
+
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
-        # Function names are taken from the raw URI, so only our own names
-        # are looked up as children; everything else is a function.
-        if path in self.children and request.prepath == [path]:
-            return self.children[path]
+        # The first segment: every request passes here once, before any
+        # route sees it.
+        if request.prepath == [path]:
+            refusal = self.policy.check(request)
+            if refusal is not None:
+                return _RefusalPage(refusal, asJSON=path == b"api")
+            # Function names are taken from the raw URI, so only our own
+            # names are looked up as children; everything else is a function.
+            if path in self.children:
+                return self.children[path]
         return self
 
     def render(self, request: Request) -> Any:
         request.setHeader(b"Server", b"Gearman/" + self.version.encode("ascii"))
         method = request.method
         function = request.uri.lstrip(b"/")
-        if method not in (b"GET", b"POST", b"PUT", b"HEAD"):
-            request.setResponseCode(405)
-            request.setHeader(b"Allow", b"GET, POST, PUT, HEAD")
-            return b""
         if not function:
+            if method not in (b"GET", b"POST", b"PUT", b"HEAD"):
+                request.setResponseCode(405)
+                request.setHeader(b"Allow", b"GET, POST, PUT, HEAD")
+                return b""
             if method == b"HEAD":
                 request.setHeader(b"X-Gearman-Job-Handle", b"(null)")
                 return b""
@@ -291,6 +571,16 @@ class GearmanResource(Resource):
                 return self.monitor(request)
             request.setResponseCode(404, b"NOT_FOUND")
             return b""
+        if method not in (b"POST", b"PUT"):
+            # gearmand runs a job for GET and HEAD too: any link, prefetch or
+            # favicon.ico would, and a page of any site could make one.
+            request.setResponseCode(405)
+            request.setHeader(b"Allow", b"POST, PUT")
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return b"Only POST (or PUT) /FUNCTION runs a job, with the body as its workload\n"
+        why = self.refused(request, "submit", function)
+        if why is not None:
+            return self.renderRefusal(request, why, asJSON=False)
         body = _readBody(request, self.maxBody)
         if body is None:
             request.setResponseCode(413)
@@ -393,6 +683,10 @@ class APIResource(Resource):
         path = [segment for segment in cast(List[bytes], request.postpath)]
         route = path[0] if path else b""
         method = request.method
+        if route in (b"functions", b"workers"):
+            why = self.root.refused(request, "admin", b"*")
+            if why is not None:
+                return self.root.renderRefusal(request, why, asJSON=True)
         if method == b"GET" and route == b"server" and len(path) == 1:
             return self._json(request, self.serverInfo())
         if method == b"GET" and route == b"functions" and len(path) == 1:
@@ -402,6 +696,10 @@ class APIResource(Resource):
         if route == b"jobs" and len(path) == 2 and method in (b"GET", b"DELETE"):
             handle = path[1]
             if method == b"DELETE":
+                job = self.root.server.lookup(handle)
+                why = self.root.refused(request, "admin", b"*" if job is None else job.function.name)
+                if why is not None:
+                    return self.root.renderRefusal(request, why, asJSON=True)
                 if not self.root.server.cancel(handle):
                     return self._error(request, 404, "no such job")
                 return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
@@ -509,6 +807,9 @@ class APIResource(Resource):
             if e.field is not None:
                 error["field"] = e.field
             return self._json(request, error, 400)
+        why = self.root.refused(request, "submit", name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
         job = _HTTPJob(self.root, request, name, background, self._renderJSON)
         job.start(unique, data, priority, self.root.noWorkerTimeout)
         return NOT_DONE_YET

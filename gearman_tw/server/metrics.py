@@ -9,7 +9,7 @@ them into metric families when Prometheus scrapes C{/metrics}.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Mapping, Optional
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -35,10 +35,22 @@ def _histogram(name: str, documentation: str, histogram: Histogram) -> Histogram
 class JobServerCollector:
     """
     A custom collector reading a L{JobServer}'s counters.
+
+    @ivar refused: HTTP requests refused, by reason (see
+        L{gearman_tw.server.http.AccessPolicy}), if the HTTP site counts them.
+    @ivar aclRefused: requests the access policy refused, by action (see
+        L{gearman_tw.server.acl.AccessControl}), if there is a policy.
     """
 
-    def __init__(self, server: JobServer) -> None:
+    def __init__(
+        self,
+        server: JobServer,
+        refused: Optional[Mapping[str, int]] = None,
+        aclRefused: Optional[Mapping[str, int]] = None,
+    ) -> None:
         self.server = server
+        self.refused = refused
+        self.aclRefused = aclRefused
 
     def collect(self) -> Iterator[Metric]:
         server = self.server
@@ -95,14 +107,39 @@ class JobServerCollector:
             "Persistent queue batch latency (store or forget).",
             stats.queueLatency,
         )
+        if self.refused is not None:
+            refused = CounterMetricFamily(
+                "gearman_http_refused",
+                "HTTP requests refused: host (a name not this server's), origin "
+                "(from another site) or token (missing or wrong).",
+                labels=["reason"],
+            )
+            for reason, count in sorted(self.refused.items()):
+                refused.add_metric([reason], count)
+            yield refused
+        if self.aclRefused is not None:
+            acl = CounterMetricFamily(
+                "gearman_acl_refused",
+                "Requests the access policy refused: submit, work (CAN_DO) or admin.",
+                labels=["action"],
+            )
+            for action, count in sorted(self.aclRefused.items()):
+                acl.add_metric([action], count)
+            yield acl
 
 
-def registryFor(server: JobServer) -> CollectorRegistry:
+def registryFor(
+    server: JobServer,
+    refused: Optional[Mapping[str, int]] = None,
+    aclRefused: Optional[Mapping[str, int]] = None,
+) -> CollectorRegistry:
     """
-    A registry holding only C{server}'s metrics.
+    A registry holding only C{server}'s metrics, C{refused} as
+    C{gearman_http_refused_total} and C{aclRefused} as
+    C{gearman_acl_refused_total} if given.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(JobServerCollector(server))  # type: ignore[arg-type]
+    registry.register(JobServerCollector(server, refused, aclRefused))  # type: ignore[arg-type]
     return registry
 
 
@@ -113,9 +150,14 @@ class MetricsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, server: JobServer) -> None:
+    def __init__(
+        self,
+        server: JobServer,
+        refused: Optional[Mapping[str, int]] = None,
+        aclRefused: Optional[Mapping[str, int]] = None,
+    ) -> None:
         super().__init__()
-        self.registry = registryFor(server)
+        self.registry = registryFor(server, refused, aclRefused)
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))

@@ -11,7 +11,8 @@ from importlib.resources import files
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.web.server import Site
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
 
 from gearman_tw.server.http import (
     DEFAULT_MAX_BODY,
@@ -32,16 +33,37 @@ def makeResource(
     """
     The root resource for C{server}: gearmand's HTTP protocol, C{/api/},
     C{/metrics} and the monitor page at C{/}.
+
+    @param kwargs: passed to L{GearmanResource}, C{policy} included.
     """
     root = GearmanResource(server, reactor, version, noWorkerTimeout, **kwargs)
+    metrics: Resource
     try:
         from gearman_tw.server.metrics import MetricsResource
     except ImportError:
-        pass  # prometheus_client is optional: no /metrics without it.
+        metrics = NoMetrics()  # prometheus_client is optional
     else:
-        root.putChild(b"metrics", MetricsResource(server))
+        acl = root.policy.acl
+        metrics = MetricsResource(
+            server, refused=root.policy.refused, aclRefused=None if acl is None else acl.refused
+        )
+    root.putChild(b"metrics", metrics)
     root.monitor = _monitorPage
     return root
+
+
+class NoMetrics(Resource):
+    """
+    C{/metrics} without C{prometheus_client}: 501 with how to get it.
+    """
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setResponseCode(501)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return b"Metrics need prometheus_client: pip install prometheus_client\n"
 
 
 def _monitorPage(request: Any) -> bytes:
@@ -62,6 +84,8 @@ def makeSite(
     @param maxBody: the largest request body accepted on any route, in
         bytes: a larger one is answered with 413 while it arrives (see
         L{LimitedRequest}).
+    @param kwargs: passed to L{makeResource}; C{policy}, an
+        L{gearman_tw.server.http.AccessPolicy}, says who may use the site.
     """
     site = Site(
         makeResource(server, reactor, maxBody=maxBody, **kwargs),

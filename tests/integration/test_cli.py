@@ -123,3 +123,64 @@ class OursCommandTests(CommandMixin, SynchronousTestCase):
 class GearmandCommandTests(CommandMixin, SynchronousTestCase):
     def start(self):
         return startGearmand(self)
+
+
+class TLSCommandTests(SynchronousTestCase):
+    """
+    C{gearman-tw} with C{tls:} servers: it verifies the server's
+    certificate, and can present its own.
+    """
+
+    def setUp(self) -> None:
+        from tests.tlscerts import Certificates
+
+        self.certificates = Certificates(self)
+        self.server = startOurs(self, *self.certificates.serverArgs(mutual=True))
+
+    def tw(self, server: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "gearman_tw", "-s", server, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=REPO),
+            timeout=30,
+        )
+
+    def test_verified(self) -> None:
+        """
+        With the server's CA and a client certificate, a worker and a
+        submission work over mutual TLS, and so do admin commands.
+        """
+        c = self.certificates
+        server = c.description(self.server.port, c.caPath, c.client, host="localhost")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "gearman_tw", "-s", server, "worker", "upper", "tr", "a-z", "A-Z"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONPATH=REPO),
+        )
+        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.assertTrue(waitFor(lambda: b"upper" in self.tw(server, "workers").stdout))
+        result = self.tw(server, "submit", "upper", "shout")
+        self.assertEqual((result.returncode, result.stdout), (0, b"SHOUT"), result.stderr)
+        self.assertTrue(self.tw(server, "version").stdout.startswith(b"1.1.20"))
+
+    def test_refused(self) -> None:
+        """
+        A server whose certificate is not trusted (the platform's store by
+        default), a client without the certificate the server requires,
+        or an C{ssl:} description end the command with one line saying why.
+        """
+        c = self.certificates
+        port = self.server.port
+        for server, why in [
+            (c.description(port, client=c.client), b"server certificate not trusted: self-signed certificate in"),
+            (c.description(port, c.otherCAPath, c.client), b"server certificate not trusted: self-signed certificate in"),
+            (c.description(port, c.caPath), b"alert certificate required"),
+            ("ssl:host=127.0.0.1:port=%d" % (port,), b"use tls:host=HOST:port=PORT"),
+        ]:
+            result = self.tw(server, "version")
+            self.assertEqual(result.returncode, 1, server)
+            self.assertTrue(result.stderr.startswith(b"gearman-tw: "), result.stderr)
+            self.assertEqual(result.stderr.count(b"\n"), 1, result.stderr)
+            self.assertIn(why, result.stderr)

@@ -2220,7 +2220,9 @@ class EpochTests(DifferentialTestCase):
         and sleeping workers are NOOPed then, not at submit (3.12: gearmand
         1.1.20 never wakes them).
         """
-        due = int(time.time()) + 2
+        # Far enough ahead that the server's start-up (seconds, on a busy
+        # machine) cannot pass it before the job is submitted.
+        due = int(time.time()) + 5
         s = Script()
         s.do("w", CAN_DO, b"f")
         s.do("w", PRE_SLEEP)

@@ -96,7 +96,8 @@ class HTTPTests(TestCase):
     @inlineCallbacks
     def test_cliWorker(self):
         """
-        A libgearman CLI worker serves HTTP jobs; GET sends no workload.
+        A libgearman CLI worker serves HTTP jobs; a GET runs none (gearmand
+        would run one with no workload): 405 with C{Allow: POST, PUT}.
         """
         gearman = requireProgram("gearman")
         process = subprocess.Popen(
@@ -108,8 +109,11 @@ class HTTPTests(TestCase):
         yield self.waitFor(lambda: b"wc" in self.server.functions and self.server.functions[b"wc"].workers)
         response = yield self.http.post(self.url + "wc", b"12345")
         self.assertEqual((yield response.content()).strip(), b"5")
+        submitted = self.server.functions[b"wc"].submitted[:]
         response = yield self.http.get(self.url + "wc")
-        self.assertEqual((yield response.content()).strip(), b"0")
+        self.assertEqual((response.code, response.headers.getRawHeaders("Allow")), (405, ["POST, PUT"]))
+        yield response.content()
+        self.assertEqual(self.server.functions[b"wc"].submitted, submitted)
 
     @inlineCallbacks
     def test_streamedData(self):
@@ -274,7 +278,7 @@ class HTTPTests(TestCase):
 
         port = int(self.url.rsplit(":", 1)[1].strip("/"))
         sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(b"POST /orphan HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        sock.sendall(b"POST /orphan HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc")
         yield self.waitFor(lambda: b"orphan" in self.server.functions and self.server.jobs)
         sock.close()
         yield self.waitFor(lambda: all(job.ignore for job in self.server.jobs.values()))
@@ -295,7 +299,7 @@ class HTTPTests(TestCase):
         port = int(self.url.rsplit(":", 1)[1].strip("/"))
         sock = socket.create_connection(("127.0.0.1", port))
         self.addCleanup(sock.close)
-        sock.sendall(b"POST /waiting HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        sock.sendall(b"POST /waiting HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc")
         yield self.waitFor(lambda: b"waiting" in self.server.functions and self.server.jobs)
         [job] = self.server.jobs.values()
         [peer] = job.clients
@@ -378,7 +382,7 @@ class HTTPBodyLimitProcessTests(TestCase):
         for path in (b"/reverse", b"/api/jobs"):
             sock = self.connect(port)
             started = time.monotonic()
-            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path, 10 * 2**30))
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % (path, 10 * 2**30))
             sock.sendall(b"x" * 65536)
             response = self.readResponse(sock, timeout=5.0)
             self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response[:200])
@@ -396,7 +400,7 @@ class HTTPBodyLimitProcessTests(TestCase):
         server, port = self.startServer()
         before = memory(server.pid)
         sock = self.connect(port)
-        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
         piece = b"%x\r\n%s\r\n" % (2**20, b"x" * 2**20)
         sent, response, cut = 0, b"", False
         while sent < 200 * 2**20:
@@ -425,13 +429,13 @@ class HTTPBodyLimitProcessTests(TestCase):
         server, port = self.startServer("--http-max-body", "1000")
         for path in (b"/f", b"/api/jobs"):
             sock = self.connect(port)
-            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n" % (path,))
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1001\r\n\r\n" % (path,))
             response = self.readResponse(sock)
             self.assertTrue(response.startswith(b"HTTP/1.1 413 "), response[:200])
             self.assertIn(b"limit of 1000 bytes", response)
         sock = self.connect(port)
         sock.sendall(
-            b"POST /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Gearman-Background: true\r\n"
+            b"POST /f HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Gearman-Background: true\r\n"
             b"Content-Length: 1000\r\n\r\n" + b"x" * 1000
         )
         response = self.readResponse(sock)

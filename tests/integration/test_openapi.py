@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from gearman_tw.server.factory import GearmanServerFactory
+from gearman_tw.server.http import AccessPolicy
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.web import makeSite
 from gearman_tw.worker import GearmanWorker
@@ -38,7 +39,7 @@ class OpenAPITests(TestCase):
         gear = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(GearmanServerFactory(self.server))
         self.addCleanup(gear.stopListening)
         http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            makeSite(self.server, reactor, noWorkerTimeout=0.3)
+            makeSite(self.server, reactor, noWorkerTimeout=0.3, policy=AccessPolicy(token=b"t0ken"))
         )
         self.addCleanup(http.stopListening)
         self.base = "http://127.0.0.1:%d" % (http.getHost().port,)
@@ -71,13 +72,17 @@ class OpenAPITests(TestCase):
         return self.sleep(0.05)
 
     @inlineCallbacks
-    def call(self, method, path, template, body=None):
+    def call(self, method, path, template, body=None, headers=None):
         """
         Make a request and check the answer against the spec's entry for
         C{template}; return the decoded body.
+
+        @param headers: the request's headers; by default the token.
         """
         data = json.dumps(body).encode() if body is not None else None
-        response = yield self.http.request(method, self.base + path, data=data)
+        if headers is None:
+            headers = {"Authorization": "Bearer t0ken"}
+        response = yield self.http.request(method, self.base + path, data=data, headers=headers)
         content = yield response.content()
         operation = SPEC["paths"][template][method.lower()]
         responses = operation["responses"]
@@ -122,6 +127,24 @@ class OpenAPITests(TestCase):
         yield self.call("GET", "/api/unique/u", "/api/unique/{unique}")
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}")
         yield self.call("DELETE", "/api/jobs/T:999", "/api/jobs/{handle}")
+        # Refusals: no token, another origin, a name not this server's.
+        yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={})
+        yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={})
+        yield self.call(
+            "POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={"Origin": "http://evil.example"}
+        )
+        yield self.call(
+            "DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        foreign = {"Host": "evil.example"}
+        for path, template in (
+            ("/api/server", "/api/server"),
+            ("/api/functions", "/api/functions"),
+            ("/api/workers", "/api/workers"),
+            ("/api/jobs/T:1", "/api/jobs/{handle}"),
+            ("/api/unique/u", "/api/unique/{unique}"),
+        ):
+            yield self.call("GET", path, template, headers=foreign)
         self.flushLoggedErrors(RuntimeError)
         documented = {
             (path, method, code)
