@@ -7,7 +7,9 @@ Twisted's C{ClientService} does this too, but hands out proxies of its
 protocols (so a lost connection cannot be matched to the one that was
 made), does not say why an attempt failed, and cannot be asked to try
 again sooner; a client with submissions waiting for a server needs all
-three.
+three.  It also logs what a person watching needs: the server's name and
+why, once each time the state changes (connected, unreachable for a new
+reason, lost), not a line per attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from gearman_tw.connection import JobServerConnection
@@ -30,6 +33,9 @@ class _HookedFactory(Factory):
     """
     Builds the owner's protocols with the reconnector's hooks on them.
     """
+
+    # One is made per attempt: no "Starting factory" line for each.
+    noisy = False
 
     def __init__(self, reconnector: "Reconnector") -> None:
         self.reconnector = reconnector
@@ -55,6 +61,8 @@ class Reconnector(Service):
 
     #: Seconds a stop waits for the connection to close before aborting it.
     closeTimeout = 5.0
+
+    log = Logger()
 
     def __init__(
         self,
@@ -90,6 +98,8 @@ class Reconnector(Service):
         self._delayed: Optional[IDelayedCall] = None
         self._closed: Optional[Deferred[None]] = None
         self._wasReady: Optional[JobServerConnection] = None
+        # What was last logged about the connection's state.
+        self._logged: Optional[str] = None
 
     def __repr__(self) -> str:
         return "<Reconnector %s>" % (self.serverName,)
@@ -128,8 +138,23 @@ class Reconnector(Service):
             return
         self.failures += 1
         self.lastError = describeFailure(failure)
+        self._state(
+            "Cannot reach job server {server}: {why}; retrying",
+            "unreachable: " + self.lastError,
+            warn=True,
+        )
         self._onFailed(self)
         self._retry()
+
+    def _state(self, format: str, state: str, warn: bool = False) -> None:
+        """
+        Log C{format} if C{state} is not what was last logged.
+        """
+        if state == self._logged:
+            return
+        self._logged = state
+        emit = self.log.warn if warn else self.log.info
+        emit(format, server=self.serverName, why=self.lastError)
 
     def _retry(self) -> None:
         if self.running and self._delayed is None and self._attempt is None and self.connection is None:
@@ -149,6 +174,7 @@ class Reconnector(Service):
         self._wasReady = protocol
         self.failures = 0
         self.lastError = None
+        self._state("Connected to job server {server}", "connected")
         self._onReady(protocol)
 
     def _lost(self, protocol: JobServerConnection, reason: Failure) -> None:
@@ -159,7 +185,20 @@ class Reconnector(Service):
         else:
             self.lastError = describeFailure(reason)
         if protocol is not self._wasReady:
+            # Connected, but never ready (the handshake went unanswered).
             self.failures += 1
+            if self.running:
+                self._state(
+                    "Cannot reach job server {server}: {why}; retrying",
+                    "unreachable: %s" % (self.lastError,),
+                    warn=True,
+                )
+        elif self.running:
+            self._state(
+                "Lost the connection to job server {server}: {why}; reconnecting",
+                "lost",
+                warn=True,
+            )
         self._wasReady = None
         self._onLost(protocol, reason)
         closed, self._closed = self._closed, None

@@ -183,3 +183,73 @@ class ReconnectorTests(SynchronousTestCase):
         protocol = self.endpoint.succeed()
         self.assertIsNone(self.reconnector.connection)
         self.assertTrue(protocol.transport.disconnecting)
+
+
+class ReconnectorLogTests(SynchronousTestCase):
+    """
+    A reconnector logs the server and the reason once per change of
+    state, not once per attempt.
+    """
+
+    def setUp(self) -> None:
+        from twisted.logger import Logger
+
+        self.clock = Clock()
+        self.endpoint = ScriptedEndpoint()
+        self.logged: List[dict] = []
+        self.reconnector = Reconnector(
+            "127.0.0.1:4730",
+            self.endpoint,
+            Factory.forProtocol(lambda: JobServerConnection(self.clock)),
+            self.clock,
+            lambda failures: 1.0,
+        )
+        self.reconnector.log = Logger(observer=self.logged.append)  # type: ignore[assignment]
+
+    def lines(self) -> List[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(event) for event in self.logged]
+
+    def test_oncePerState(self) -> None:
+        """
+        Five refusals in a row log one line naming the server and why; a
+        connection logs one line; losing it logs one, and refusals after
+        that log one again.
+        """
+        self.reconnector.startService()
+        for _ in range(5):
+            self.endpoint.refuse()
+            self.clock.advance(1)
+        self.assertEqual(
+            self.lines(), ["Cannot reach job server 127.0.0.1:4730: connection refused; retrying"]
+        )
+        protocol = self.endpoint.succeed()
+        self.reconnector._ready(protocol)
+        self.assertEqual(self.lines()[1:], ["Connected to job server 127.0.0.1:4730"])
+        protocol.transport.loseConnection()
+        protocol.connectionLost(Failure(ConnectionRefusedError()))
+        self.assertEqual(len(self.lines()), 3)
+        self.assertTrue(self.lines()[2].startswith("Lost the connection to job server 127.0.0.1:4730: "))
+        self.clock.advance(1)
+        self.endpoint.refuse()
+        self.clock.advance(1)
+        self.endpoint.refuse()
+        self.assertEqual(
+            self.lines()[3:], ["Cannot reach job server 127.0.0.1:4730: connection refused; retrying"]
+        )
+
+    def test_noFactoryLines(self) -> None:
+        """
+        The factory made for each attempt logs no "Starting factory" line.
+        """
+        from twisted.logger import globalLogPublisher
+
+        events: List[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.reconnector.startService()
+        factory = self.endpoint.factories[-1]
+        factory.doStart()
+        factory.doStop()
+        self.assertEqual([e for e in events if "factory" in e.get("log_format", "")], [])
