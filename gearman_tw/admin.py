@@ -532,7 +532,7 @@ class GearmanAdminClient(LineOnlyReceiver):
             self._closed = True
             why = "admin connection to the job server lost"
             if reason is not None:
-                why = "%s: %s" % (why, reason.getErrorMessage())
+                why = "%s: %s" % (why, describeFailure(reason))
             self._why = why
         self._failAll(self._why)
 

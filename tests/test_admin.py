@@ -307,6 +307,18 @@ class ClosedConnectionTests(SynchronousTestCase):
         self.assertEqual(self.transport.value(), b"")
         self.admin.close()
 
+    def test_lostToTLSFailure(self) -> None:
+        """
+        A connection lost to a TLS failure says which, readably, not as
+        pyOpenSSL's list of tuples.
+        """
+        from OpenSSL.SSL import Error
+
+        self.admin.connectionLost(Failure(Error([("SSL routines", "", "tlsv13 alert certificate required")])))
+        error = self.failureResultOf(self.admin.version(), ConnectionLost).value
+        self.assertIn("lost: TLS failure: tlsv13 alert certificate required", str(error))
+        self.admin.close()
+
     def test_pipelinedConnectionLost(self) -> None:
         """
         Every command pipelined before the connection is lost fails with
