@@ -335,6 +335,65 @@ class FunctionCommandTests(AdminTestCase):
         self.assertEqual(self.command(b"drop function later"), BUSY)
         self.assertEqual(self.command(b"status"), b"c\t1\t0\t0\nb\t0\t0\t1\nlater\t1\t0\t0\na\t2\t1\t1\n.\n")
 
+    def test_dropCaseVariants(self) -> None:
+        """
+        Of several functions whose names differ only in case, drop function
+        takes the oldest, whatever the case it is given in; the others stay.
+        """
+        for name in (b"aB", b"ab", b"AB"):
+            self.command(b"create function " + name)
+        worker = self.peer(10, "127.0.0.2")
+        self.server.canDo(worker, b"aB")
+        self.assertEqual(self.command(b"drop function ab"), BUSY)
+        self.server.resetAbilities(worker)
+        self.assertEqual(self.command(b"drop function AB"), OK)
+        self.assertEqual(sorted(self.server.functions), [b"AB", b"ab"])
+        self.assertEqual(self.command(b"drop function Ab"), OK)
+        self.assertEqual(self.command(b"drop function aB"), OK)
+        self.assertEqual(self.command(b"drop function ab"), NOT_FOUND)
+        self.assertEqual(self.server.functions, {})
+
+    def test_dropLooksAtMatchesOnly(self) -> None:
+        """
+        drop function finds its function without going through the others
+        (it compared every name: 30 ms a line with 200,000 functions).
+        """
+        for number in range(1000):
+            self.server.createFunction(b"F%d" % (number,))
+        functions = self.server.functions = _NoIteration(self.server.functions)
+        self.assertEqual(self.command(b"drop function nosuch"), NOT_FOUND)
+        self.assertEqual(self.command(b"drop function f500"), OK)
+        self.assertNotIn(b"F500", functions)
+        self.assertEqual(len(functions), 999)
+
+    def test_createdFunctionsKeptAsIdle(self) -> None:
+        """
+        Functions made by create function are idle functions: the server
+        keeps the newest C{idleFunctions} of them (gearmand keeps all).
+        """
+        self.server.idleFunctions = 3
+        for number in range(5):
+            self.assertEqual(self.command(b"create function f%d" % (number,)), OK)
+        self.assertEqual(self.command(b"status"), b"f4\t0\t0\t0\nf3\t0\t0\t0\nf2\t0\t0\t0\n.\n")
+
+
+class _NoIteration(dict):
+    """
+    A dictionary that must not be gone through.
+    """
+
+    def __iter__(self):
+        raise AssertionError("iterated")
+
+    def items(self):
+        raise AssertionError("iterated")
+
+    def values(self):
+        raise AssertionError("iterated")
+
+    def keys(self):
+        raise AssertionError("iterated")
+
 
 class MaxQueueTests(AdminTestCase):
     """
@@ -679,6 +738,69 @@ class ListingTests(AdminTestCase):
         listing, rest = output.split(b"\n.\n", 1)
         self.assertEqual(listing.count(b"\n") + 1, LISTING_SLICE * 4)
         self.assertEqual(rest, b"OK 1.1.20\nOK 4242\n")
+
+    def test_longNames(self) -> None:
+        """
+        A step hashes at most about a slice of 16-byte names' worth of
+        bytes: functions with long names make a sliced listing even when
+        they are few (100 names of 8,000 bytes took 0.5 s in one step).
+        """
+        from gearman_tw.server import admin
+
+        worker = self.peer(10, "127.0.0.2")
+        for number in range(100):
+            self.server.canDo(worker, b"%04d" % (number,) + b"n" * 7996)
+        hashed = [0]
+        hash = admin.gearmandHash
+
+        def counting(key: bytes) -> int:
+            hashed[0] += len(key)
+            return hash(key)
+
+        self.patch(admin, "gearmandHash", counting)
+        for line in (b"status", b"prioritystatus"):
+            reply = self.command(line)
+            self.assertIsInstance(reply, Listing)
+            steps = []
+            for chunk in reply:
+                steps.append(hashed[0])
+                hashed[0] = 0
+            self.assertEqual(sum(steps), 800000)
+            self.assertLessEqual(max(steps), LISTING_SLICE * admin.KEY_BYTES_PER_ROW + 8000)
+        self.patch(admin, "LISTING_SLICE", 10**9)
+        self.assertEqual(self.whole(self.command(b"status")).count(b"\t0\t0\t1\n"), 100)
+
+    def test_jobsOrderedASliceAtATime(self) -> None:
+        """
+        No step of C{show jobs} orders more than about a slice of jobs by
+        handle number (all of them were sorted in one step): a slice
+        sorted, or merged with the others.
+        """
+        from gearman_tw.server import admin
+
+        slice = 100
+        self.patch(admin, "LISTING_SLICE", slice)
+        compared = [0]
+
+        class Number(int):
+            def __lt__(self, other: int) -> bool:
+                compared[0] += 1
+                return int(self) < int(other)
+
+        number = self.server.handleNumber
+        self.patch(self.server, "handleNumber", lambda handle: Number(number(handle)))
+        client = self.peer(11, "127.0.0.1")
+        for index in range(slice * 200):
+            self.server.submit(client, b"f", b"u%d" % (index,), b"x", NORMAL, True)
+        steps = []
+        lines = 0
+        for chunk in self.command(b"show jobs"):
+            steps.append(compared[0])
+            compared[0] = 0
+            lines += chunk.count(b"\n")
+        self.assertEqual(lines, slice * 200 + 1)
+        # Merging 200 runs: about 2 log2(200) comparisons a job.
+        self.assertLessEqual(max(steps), slice * 20)
 
     def test_lostMidListing(self) -> None:
         """

@@ -194,10 +194,11 @@ class FunctionTests(JobServerTestCase):
         self.assertEqual(list(self.server.functions), [b"a", b"b", b"c", b"d", b"e"])
         self.assertEqual(self.status(b"d"), (0, 0, 0))
 
-    def test_neverRemoved(self) -> None:
+    def test_keptWhenIdle(self) -> None:
         """
         A function stays after its last job and worker are gone, listed
-        with zeros.
+        with zeros (while few functions are idle: see
+        L{tests.test_server_functions}).
         """
         worker, client = self.conn(), self.conn()
         worker.canDo(b"f")

@@ -3,20 +3,24 @@ The job server with a persistent queue: store before acknowledging, keep
 reply order, forget ended jobs, replay at start.
 """
 
+import os
 from typing import List, Tuple
 
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.task import Clock
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.protocol import RES, PacketType, encode, parseAll
 from gearman_tw.queues import QueuedJob
+from gearman_tw.queues.sqlite import SQLiteQueue
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
 from gearman_tw.server.service import GearmanService
@@ -467,3 +471,66 @@ class ServiceReplayTests(SynchronousTestCase):
         self.assertTrue(port.stopped)
         self.assertEqual(failed, [True])
         self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)
+
+
+class ForgottenFunctionTests(TestCase):
+    """
+    A function forgotten once idle and made again keeps the SQLite queue
+    right: its jobs are stored, forgotten when done, and replayed by name.
+    """
+
+    @inlineCallbacks
+    def submit(self, server: JobServer, client: Connection, data: bytes, unique: bytes = b""):
+        """
+        Submit a background job of C{f}; fire with its handle once the
+        queue has stored it (within 10 s).
+        """
+        server.submit(client.peer, b"f", unique, data, NORMAL, True)
+        for _ in range(1000):
+            packets = client.packets()
+            if packets:
+                [(ptype, [handle])] = packets
+                self.assertEqual(ptype, PacketType.JOB_CREATED)
+                return handle
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.fail("no JOB_CREATED")
+
+    @inlineCallbacks
+    def test_sqlite(self):
+        """
+        Jobs of a function forgotten twice (C{idleFunctions} 0) are stored
+        and deleted as they end; those queued when the server stops are
+        replayed into a new server, which makes the function again.
+        """
+        path = os.path.join(self.mktemp(), "queue.db")
+        os.makedirs(os.path.dirname(path))
+        queue = SQLiteQueue(path, reactor=reactor)
+        yield queue.open()
+        server = JobServer(reactor, handlePrefix=b"H", queue=queue, idleFunctions=0)
+        client, worker = Connection(server), Connection(server)
+        for data in (b"1", b"2"):
+            server.canDo(worker.peer, b"f")
+            handle = yield self.submit(server, client, data)
+            server.grab(worker.peer, PacketType.GRAB_JOB)
+            self.assertEqual(worker.packets(), [(PacketType.JOB_ASSIGN, [handle, b"f", data])])
+            server.workComplete(worker.peer, handle, handle + b"\0")
+            server.cantDo(worker.peer, b"f")
+            self.assertNotIn(b"f", server.functions)
+        for data in (b"3", b"4"):
+            yield self.submit(server, client, data, b"u" + data)
+        yield queue.close()
+
+        again = SQLiteQueue(path, reactor=reactor)
+        yield again.open()
+        self.addCleanup(again.close)
+        replayed = yield again.replay()
+        self.assertEqual(
+            [(job.function, job.unique, job.data) for job in replayed], [(b"f", b"u3", b"3"), (b"f", b"u4", b"4")]
+        )
+        restarted = JobServer(reactor, handlePrefix=b"H", queue=again, idleFunctions=0)
+        for job in replayed:
+            restarted.restore(job)
+        worker = Connection(restarted)
+        restarted.canDo(worker.peer, b"f")
+        restarted.grab(worker.peer, PacketType.GRAB_JOB_UNIQ)
+        self.assertEqual(worker.packets(), [(PacketType.JOB_ASSIGN_UNIQ, [b"H:1", b"f", b"u3", b"3"])])

@@ -16,7 +16,7 @@ import heapq
 import socket
 import struct
 from collections import deque
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -38,6 +38,16 @@ MAX_HANDLE = 63
 MAX_CLIENT_ID = 127
 #: OPTION_REQ names longer than this are unknown.
 MAX_OPTION = 63
+
+#: How many functions without workers, jobs or limits a server keeps by
+#: default (L{JobServer.idleFunctions}): C{status} goes on listing a
+#: function its workers left, as gearmand's does, while a stream of new
+#: names cannot make the server grow without end.
+IDLE_FUNCTIONS = 10000
+
+#: A job of at most this many clients forgets a lost one at once; one of more
+#: when they are half of its clients (L{_Clients}).
+_FEW_CLIENTS = 16
 
 #: Workers of at most this many functions are looked at whole by a GRAB;
 #: for more, only the functions with something queued are.
@@ -140,33 +150,50 @@ def defaultHandlePrefix() -> bytes:
     return b"H:" + socket.gethostname().encode("utf-8", "replace")
 
 
+#: What a function has at a priority where it never queued a job: shared,
+#: empty and immutable (L{JobServer._newQueue} puts a deque in its place).
+_NO_QUEUE: Tuple[()] = ()
+# Typed as what it stands for: being a tuple, it cannot be written by mistake.
+_NO_QUEUES = cast("List[Deque[Entry]]", (_NO_QUEUE, _NO_QUEUE, _NO_QUEUE))
+#: Shared by every function without limits; never changed (L{JobServer.setMaxQueue}
+#: gives a function a list of its own).
+_NO_LIMITS = [0, 0, 0]
+
+
 class Function:
     """
     A function name with its three priority queues and its workers.
 
+    A function without workers or jobs is small (about 400 bytes, its name
+    and its entries in the server's dictionaries included): its queues and
+    dictionaries are shared empty values until it needs its own, and a
+    server keeps only so many of them (L{JobServer.idleFunctions}).
+
     @ivar ident: the number its server's L{QueuedRecord}s know it by.
     @ivar queues: FIFO queues of runnable jobs (L{Job}s or
-        L{QueuedRecord}s), indexed by priority.
-    @ivar queued: jobs waiting per priority, including jobs in L{queues} that
-        were cancelled but not yet reaped, and epoch jobs not yet due (which
-        count as NORMAL, as in gearmand).
+        L{QueuedRecord}s), indexed by priority; an empty tuple at a
+        priority that never had one.
+    @ivar pending: epoch jobs not due yet, which count as NORMAL (in
+        L{queued}), as in gearmand.
     @ivar running: jobs now held by a worker.
     @ivar storing: new jobs the persistent queue is storing (queued once
         stored); they count towards L{maxQueue}.
     @ivar workers: CAN_DO registrations (a worker registering twice counts twice).
-    @ivar sleepers: workers that sent PRE_SLEEP and were not woken since;
-        entries may be stale and are checked when popped.
+    @ivar sleepers: workers of the function to NOOP when a job arrives,
+        oldest first: every registered worker is here, or has the function
+        in its L{Peer.unlisted}.  Entries may be stale (the worker is
+        awake, or was NOOPed already) and are checked when popped.
     @ivar uniques: live jobs by coalescing key.
     @ivar maxQueue: per-priority queue limits, 0 for none.
-    @ivar submitted: new jobs per priority since the server started (and
-        C{completed}, C{failed}, C{exceptions}: how jobs ended).
+    @ivar submitted: new jobs per priority since the function was created
+        (and C{completed}, C{failed}, C{exceptions}: how jobs ended).
     """
 
     __slots__ = (
         "name",
         "ident",
         "queues",
-        "queued",
+        "pending",
         "running",
         "storing",
         "workers",
@@ -182,28 +209,37 @@ class Function:
     def __init__(self, name: bytes, ident: int) -> None:
         self.name = name
         self.ident = ident
-        self.queues: Tuple[Deque[Entry], Deque[Entry], Deque[Entry]] = (deque(), deque(), deque())
-        self.queued = [0, 0, 0]
+        self.queues = _NO_QUEUES
+        self.pending = 0
         self.running = 0
         self.storing = 0
         self.workers = 0
-        self.sleepers: Dict[Peer, None] = {}
-        self.uniques: Dict[bytes, Job] = {}
-        self.maxQueue = [0, 0, 0]
-        # Totals since start, for metrics: new jobs per priority, and how
-        # jobs ended.
+        self.sleepers: Dict[Peer, None] = _NO_SLEEPERS
+        self.uniques: Dict[bytes, Job] = _NO_UNIQUES
+        self.maxQueue = _NO_LIMITS
+        # Totals for metrics: new jobs per priority, and how jobs ended.
         self.submitted = [0, 0, 0]
         self.completed = 0
         self.failed = 0
         self.exceptions = 0
 
     @property
+    def queued(self) -> List[int]:
+        """
+        Jobs waiting per priority, as C{prioritystatus} counts them: the
+        entries of L{queues}, including jobs that were cancelled but not yet
+        reaped, and the epoch jobs not yet due as NORMAL ones.
+        """
+        q = self.queues
+        return [len(q[0]), len(q[1]) + self.pending, len(q[2])]
+
+    @property
     def total(self) -> int:
         """
         Queued plus running jobs, as C{status} counts them.
         """
-        q = self.queued
-        return q[0] + q[1] + q[2] + self.running
+        q = self.queues
+        return len(q[0]) + len(q[1]) + len(q[2]) + self.pending + self.running
 
     def hasRunnable(self) -> bool:
         """
@@ -212,13 +248,34 @@ class Function:
         q = self.queues
         return bool(q[0] or q[1] or q[2])
 
+    def idle(self) -> bool:
+        """
+        Whether the function has no workers, no jobs and no limits: nothing
+        but its name and counters.
+        """
+        return not (
+            self.workers
+            or self.running
+            or self.storing
+            or self.pending
+            or self.hasRunnable()
+            or self.maxQueue is not _NO_LIMITS
+        )
+
+
+#: Shared by every function without sleepers or keyed jobs; never written
+#: (L{JobServer} gives a function a dictionary of its own first).
+_NO_SLEEPERS: Dict["Peer", None] = {}
+_NO_UNIQUES: Dict[bytes, "Job"] = {}
+
 
 class Job:
     """
     One job, queued or running.
 
     @ivar clients: the foreground submissions attached to the job, one entry
-        per submission (a connection that submitted twice appears twice).
+        per submission (a connection that submitted twice appears twice);
+        a job of many clients may keep some that left (L{_Clients}).
     @ivar background: a background submission holds the job: it runs even
         when every client has gone.
     @ivar persisted: the job was created by a background submission (the
@@ -344,6 +401,28 @@ def recordNumber(record: QueuedRecord) -> int:
     return _NUMBER.unpack_from(record)[0]
 
 
+class _Clients(List["Peer"]):
+    """
+    The clients of a job of many clients after one left: a list that keeps
+    the lost connections (L{Peer.lost}) until they are half of it.
+
+    @ivar departed: how many entries are lost connections.
+    """
+
+    __slots__ = ("departed",)
+
+    departed: int
+
+
+def _liveCount(clients: List["Peer"]) -> int:
+    """
+    How many of a job's C{clients} entries are connections still open.
+    """
+    if clients.__class__ is _Clients:
+        return len(clients) - clients.departed  # type: ignore[attr-defined]
+    return len(clients)
+
+
 class Peer:
     """
     One connection's state, as a worker and as a client.
@@ -356,12 +435,16 @@ class Peer:
         oldest first; duplicates are kept.
     @ivar newest: the newest position of each function in C{abilities},
         or C{None} until a GRAB needs it again.
+    @ivar unlisted: the functions whose L{Function.sleepers} a wake-up took
+        this worker off since its last PRE_SLEEP; the next PRE_SLEEP puts it
+        back on them (so a PRE_SLEEP costs nothing per ability).
     @ivar sleeping: the worker sent PRE_SLEEP and no GRAB since.
     @ivar noopSent: a NOOP was sent since the last GRAB or PRE_SLEEP.
     @ivar held: the jobs this worker holds, in the order it grabbed them.
     @ivar attached: the jobs this connection waits on as a client, with the
         number of its submissions attached to each.
     @ivar exceptions: the C{exceptions} option is on.
+    @ivar lost: the connection is gone (L{lose}).
     """
 
     __slots__ = (
@@ -371,11 +454,13 @@ class Peer:
         "clientId",
         "abilities",
         "newest",
+        "unlisted",
         "sleeping",
         "noopSent",
         "held",
         "attached",
         "exceptions",
+        "lost",
         "_replies",
         "_out",
         "_collected",
@@ -394,11 +479,13 @@ class Peer:
         # The newest position of each function in abilities, made when a
         # GRAB needs it (L{JobServer._newestFirst}); None when stale.
         self.newest: Optional[Dict[Function, int]] = None
+        self.unlisted: Dict[Function, None] = {}
         self.sleeping = False
         self.noopSent = False
         self.held: Dict[Job, None] = {}
         self.attached: Dict[Job, int] = {}
         self.exceptions = exceptions
+        self.lost = False
         self._replies: Optional[Deque[Union[bytes, Job]]] = None
         self._out = write
         self._collected: Optional[List[bytes]] = None
@@ -485,6 +572,21 @@ class Peer:
         assert self._replies is not None
         self._replies.append(data)
 
+    def lose(self) -> None:
+        """
+        The connection is gone: whatever is written to it from now on is
+        dropped.
+        """
+        self.lost = True
+        self.write = self._out = _discard
+        self._replies = self._collected = None
+
+
+def _discard(data: bytes) -> None:
+    """
+    Drop bytes written to a lost connection.
+    """
+
 
 @implementer(IJobServer)
 class JobServer:
@@ -492,6 +594,11 @@ class JobServer:
     All functions, jobs and connections of one job server.
 
     @ivar functions: every known function by name, in order of first use.
+        A function is known while it has workers, jobs or queue limits, and
+        for a while once it has none (see L{idleFunctions}).
+    @ivar idleFunctions: how many functions without workers, jobs or
+        limits are kept (and listed by C{status}); beyond that, the one idle
+        for longest is forgotten.  gearmand keeps every function forever.
     @ivar jobs: live L{Job}s by handle.
     @ivar records: queued jobs kept as
         L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}s, by handle
@@ -511,6 +618,7 @@ class JobServer:
         workerWakeup: int = 0,
         exceptions: bool = False,
         queue: Optional[IPersistentQueue] = None,
+        idleFunctions: int = IDLE_FUNCTIONS,
     ) -> None:
         """
         @param reactor: the clock for CAN_DO_TIMEOUT and epoch jobs.
@@ -525,6 +633,7 @@ class JobServer:
             connection.
         @param queue: the persistent queue for background jobs; none (as
             gearmand's builtin queue) by default.
+        @param idleFunctions: see L{idleFunctions}.
         """
         self.reactor = reactor
         prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
@@ -539,9 +648,19 @@ class JobServer:
         self.workerWakeup = workerWakeup
         self.exceptions = exceptions
         self.functions: Dict[bytes, Function] = {}
-        # Functions by L{Function.ident}, which is never reused.
+        # Functions by L{Function.ident}, which is never reused: those that
+        # queued a job since they were last idle (L{_newQueue}), as only
+        # they can have L{QueuedRecord}s.
         self._functionsByIdent: Dict[int, Function] = {}
         self._lastFunctionIdent = 0
+        # Functions whose lowercased name differs from their name, by that
+        # lowercased name, for L{dropFunction}.
+        self._folded: Dict[bytes, List[Function]] = {}
+        self.idleFunctions = idleFunctions
+        # Functions that became idle (L{Function.idle}), longest idle first;
+        # entries may be stale (the function got work since) and are
+        # checked when met.
+        self._idle: Dict[Function, None] = {}
         # Live jobs: L{Job}s by handle, and queued jobs kept as
         # L{QueuedRecord}s by handle number (sequential integers: a cheap
         # key).  L{lookup} gives a L{Job} for either.
@@ -599,10 +718,21 @@ class JobServer:
         peer.sleeping = False
         self.resetAbilities(peer)
         peer.noopSent = False
-        for job in peer.attached:
-            job.clients = [c for c in job.clients if c is not peer]
-            if not job.clients and not job.background:
-                self._abandon(job)
+        peer.lose()
+        for job, count in peer.attached.items():
+            # A job of many clients keeps the lost ones (they are written
+            # nothing) until they are half of its list, so that thousands
+            # of clients of one job leaving one by one cost O(1) each.
+            clients = job.clients
+            gone = count + (clients.departed if clients.__class__ is _Clients else 0)  # type: ignore[attr-defined]
+            if len(clients) <= _FEW_CLIENTS or 2 * gone >= len(clients):
+                clients = job.clients = [c for c in clients if not c.lost]
+                if not clients and not job.background:
+                    self._abandon(job)
+            else:
+                if clients.__class__ is not _Clients:
+                    clients = job.clients = _Clients(clients)
+                clients.departed = gone  # type: ignore[attr-defined]
         peer.attached = {}
         self._checkIdle()
 
@@ -616,36 +746,95 @@ class JobServer:
         if function is None:
             self._lastFunctionIdent += 1
             function = self.functions[name] = Function(name, self._lastFunctionIdent)
-            self._functionsByIdent[function.ident] = function
+            folded = name.lower()
+            if folded != name:
+                self._folded.setdefault(folded, []).append(function)
         return function
+
+    def createFunction(self, name: bytes) -> Function:
+        """
+        The function called C{name}, created if needed, for the C{create
+        function} admin command: like a function whose last worker just
+        left, it is kept for a while without workers or jobs
+        (L{idleFunctions}).
+        """
+        function = self.function(name)
+        self._retire(function)
+        return function
+
+    def _retire(self, function: Function) -> None:
+        """
+        Note that C{function} may have become idle: if it has, it gives up
+        the memory it no longer needs and is forgotten once more than
+        L{idleFunctions} functions have been idle for longer.
+        """
+        if not function.idle() or self.functions.get(function.name) is not function:
+            return
+        function.queues = _NO_QUEUES
+        function.sleepers = _NO_SLEEPERS
+        function.uniques = _NO_UNIQUES
+        self._functionsByIdent.pop(function.ident, None)
+        self._runnable.pop(function, None)
+        idle = self._idle
+        idle.pop(function, None)
+        idle[function] = None
+        while len(idle) > self.idleFunctions:
+            oldest = next(iter(idle))
+            del idle[oldest]
+            if oldest.idle():
+                self._forgetFunction(oldest)
+
+    def _forgetFunction(self, function: Function) -> None:
+        """
+        Forget a function that has no workers and no jobs.
+        """
+        del self.functions[function.name]
+        self._functionsByIdent.pop(function.ident, None)
+        self._runnable.pop(function, None)
+        self._idle.pop(function, None)
+        folded = function.name.lower()
+        if folded != function.name:
+            others = self._folded[folded]
+            others.remove(function)
+            if not others:
+                del self._folded[folded]
 
     def dropFunction(self, name: bytes) -> Optional[bool]:
         """
         Forget a function with no workers and no jobs.
 
-        @param name: compared case-insensitively, as gearmand does.
+        @param name: compared case-insensitively, as gearmand does; of
+            several functions that match, the oldest counts.
         @return: C{True} if dropped, C{False} if it still has workers or
             jobs, C{None} if there is no such function.
         """
-        lowered = name.lower()
-        for fname, function in self.functions.items():
-            if fname.lower() == lowered:
-                if function.workers or function.total or function.storing:
-                    return False
-                # No record names it: a function with queued jobs stays.
-                del self._functionsByIdent[function.ident]
-                del self.functions[fname]
-                return True
-        return None
+        folded = name.lower()
+        matches = list(self._folded.get(folded, ()))
+        function = self.functions.get(folded)
+        if function is not None:
+            matches.append(function)
+        if not matches:
+            return None
+        function = min(matches, key=lambda match: match.ident)
+        if function.workers or function.total or function.storing:
+            return False
+        self._forgetFunction(function)
+        return True
 
     def setMaxQueue(self, name: bytes, limits: Tuple[int, int, int]) -> None:
         """
         Set a function's per-priority queue limits; unknown functions are
-        ignored, as in gearmand.
+        ignored, as in gearmand.  A function with limits is kept even
+        without workers or jobs.
         """
         function = self.functions.get(name)
         if function is not None:
-            function.maxQueue = list(limits)
+            if any(limits):
+                function.maxQueue = list(limits)
+                self._idle.pop(function, None)
+            else:
+                function.maxQueue = _NO_LIMITS
+                self._retire(function)
 
     # Workers
 
@@ -659,9 +848,13 @@ class JobServer:
         function = self.function(name)
         peer.abilities.append((function, timeout))
         peer.newest = None
+        if not function.workers:
+            self._idle.pop(function, None)
         function.workers += 1
-        if peer.sleeping and not peer.noopSent:
-            function.sleepers[peer] = None
+        sleepers = function.sleepers
+        if sleepers is _NO_SLEEPERS:
+            sleepers = function.sleepers = {}
+        sleepers[peer] = None
 
     def cantDo(self, peer: Peer, name: bytes) -> None:
         """
@@ -682,12 +875,15 @@ class JobServer:
             return
         peer.abilities = kept
         peer.newest = None
+        function = dropped[0][0]
+        peer.unlisted.pop(function, None)
         held = [job for job in peer.held if job.function.name == name]
         if held:
             self._requeueHeld(peer, held)
         if peer.noopSent:
             # It may have been woken for this function's job.
             self._rewake(dropped)
+        self._retire(function)
 
     def resetAbilities(self, peer: Peer) -> None:
         """
@@ -696,6 +892,7 @@ class JobServer:
         """
         abilities, peer.abilities = peer.abilities, []
         peer.newest = None
+        peer.unlisted = {}
         for function, _ in abilities:
             function.workers -= 1
             function.sleepers.pop(peer, None)
@@ -704,6 +901,9 @@ class JobServer:
         if peer.noopSent:
             # It may have been woken for one of these functions' jobs.
             self._rewake(abilities)
+        for function, _ in abilities:
+            if not function.workers:
+                self._retire(function)
 
     def preSleep(self, peer: Peer) -> None:
         """
@@ -720,8 +920,16 @@ class JobServer:
                 peer.noopSent = True
                 peer.write(_NOOP)
                 return
-        for function, _ in abilities:
-            function.sleepers[peer] = None
+        # The worker is among the sleepers of each of its functions (since
+        # its CAN_DO) but those a wake-up took it off since it last slept.
+        unlisted = peer.unlisted
+        if unlisted:
+            for function in unlisted:
+                sleepers = function.sleepers
+                if sleepers is _NO_SLEEPERS:
+                    sleepers = function.sleepers = {}
+                sleepers[peer] = None
+            unlisted.clear()
 
     def _livePriority(self, function: Function) -> Optional[int]:
         """
@@ -729,7 +937,6 @@ class JobServer:
         the cancelled and abandoned jobs at the heads of its queues are
         freed on the way, as gearmand does on PRE_SLEEP and GRAB.
         """
-        queued = function.queued
         records = self.records
         for priority, queue in enumerate(function.queues):
             while queue:
@@ -740,7 +947,6 @@ class JobServer:
                     # A lookup made it a Job.
                     job = self._madeJob(head)
                     if job is None:
-                        queued[priority] -= 1
                         queue.popleft()
                         continue
                 else:
@@ -749,7 +955,6 @@ class JobServer:
                 # subclass of bytes is not C{bytes}): C{job} is a Job here.
                 if not job.ignore:  # type: ignore[union-attr]
                     return priority
-                queued[priority] -= 1
                 queue.popleft()
                 self._free(job)  # type: ignore[arg-type]
         return None
@@ -837,7 +1042,6 @@ class JobServer:
         priority = self._livePriority(function)
         if priority is None:
             return None
-        function.queued[priority] -= 1
         job = function.queues[priority].popleft()
         if job.__class__ is bytes:
             if self.records.pop(recordNumber(job), None) is job:
@@ -1101,9 +1305,10 @@ class JobServer:
         # submission comes this way.
         queue = function.queues[priority]
         if not queue:
+            if queue.__class__ is not deque:
+                queue = self._newQueue(function, priority)
             self._runnable[function] = None
         queue.append(record)
-        function.queued[priority] += 1
         if function.sleepers:
             self._wake(function)
         return self._createdHead + b"%d" % handleNumber
@@ -1186,7 +1391,10 @@ class JobServer:
         function.submitted[priority] += 1
         self.jobs[handle] = job
         if key is not None:
-            function.uniques[key] = job
+            uniques = function.uniques
+            if uniques is _NO_UNIQUES:
+                uniques = function.uniques = {}
+            uniques[key] = job
             if unique != b"-":
                 jobs = self._uniqueJobs.get(unique)
                 if jobs is None:
@@ -1201,9 +1409,10 @@ class JobServer:
             else:
                 queue = function.queues[priority]
                 if not queue:
+                    if queue.__class__ is not deque:
+                        queue = self._newQueue(function, priority)
                     self._runnable[function] = None
                 queue.append(job)
-                function.queued[priority] += 1
                 if function.sleepers:
                     self._wake(function)
         return job
@@ -1312,6 +1521,7 @@ class JobServer:
             job.function.storing -= 1
             self._detachClients(job)
             self._free(job)
+            self._retire(job.function)
         for peer in peers:
             peer.release()
 
@@ -1376,10 +1586,27 @@ class JobServer:
         function = job.function
         queue = function.queues[job.priority]
         if not queue:
+            if queue.__class__ is not deque:
+                queue = self._newQueue(function, job.priority)
             self._runnable[function] = None
         queue.append(job)
-        function.queued[job.priority] += 1
         self._wake(function)
+
+    def _newQueue(self, function: Function, priority: int) -> Deque[Entry]:
+        """
+        A deque for C{function}'s jobs at C{priority}, where it has none
+        (L{_NO_QUEUE}).  The function is listed by its ident until it is
+        idle again, for the
+        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}s it may queue.
+        """
+        self._functionsByIdent[function.ident] = function
+        queues = function.queues
+        if queues is _NO_QUEUES:
+            # An idle function getting work.
+            self._idle.pop(function, None)
+            queues = function.queues = [_NO_QUEUE, _NO_QUEUE, _NO_QUEUE]  # type: ignore[list-item]
+        queue = queues[priority] = deque()
+        return queue
 
     def _wake(self, function: Function) -> None:
         """
@@ -1396,6 +1623,7 @@ class JobServer:
         while sleepers:
             peer = next(iter(sleepers))
             del sleepers[peer]
+            peer.unlisted[function] = None
             if peer.sleeping and not peer.noopSent:
                 peer.noopSent = True
                 peer.write(_NOOP)
@@ -1419,7 +1647,7 @@ class JobServer:
     # Epoch jobs (3.12): held aside until due, then queued at the NORMAL tail.
 
     def _hold(self, job: Job) -> None:
-        job.function.queued[job.priority] += 1
+        job.function.pending += 1
         self._lastHold += 1
         heapq.heappush(self._pending, (job.when, self._lastHold, job))
         self._armPending()
@@ -1442,8 +1670,7 @@ class JobServer:
         pending = self._pending
         while pending and pending[0][0] <= now:
             job = heapq.heappop(pending)[2]
-            function = job.function
-            function.queued[job.priority] -= 1
+            job.function.pending -= 1
             self._enqueue(job)
         self._armPending()
 
@@ -1482,7 +1709,7 @@ class JobServer:
             job.worker is not None,
             job.numerator,
             job.denominator,
-            len(job.clients),
+            _liveCount(job.clients),
         )
 
     def _findUnique(self, unique: bytes) -> Optional[Job]:

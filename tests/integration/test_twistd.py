@@ -169,11 +169,19 @@ class TwistdTests(SynchronousTestCase):
         """
         path = os.path.join(tempfile.mkdtemp(), "g.sock")
         server = startOurs(self, "--admin-shutdown", "--endpoint", "unix:" + path)
-        self.assertTrue(waitFor(lambda: os.path.exists(path)))
         sock = socket.socket(socket.AF_UNIX)
         self.addCleanup(sock.close)
         sock.settimeout(5)
-        sock.connect(path)
+
+        def connected() -> bool:
+            # The file appears at bind(), a moment before listen().
+            try:
+                sock.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return False
+            return True
+
+        self.assertTrue(waitFor(connected))
         sock.sendall(b"workers\n")
         self.assertIn(b" unix - :\n", sock.recv(4096))
         sock.sendall(b"shutdown\n")
