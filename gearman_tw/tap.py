@@ -89,6 +89,14 @@ class Options(usage.Options):
     optParameters = [
         ["backlog", "b", 32, "Listen backlog of --port/--listen sockets.", int],
         ["job-retries", "j", 0, "Fail a job after this many attempts (0: no limit).", int],
+        [
+            "idle-functions",
+            None,
+            10000,
+            "Functions without workers, jobs or limits kept for status listings; "
+            "beyond this many, the one idle longest is forgotten.",
+            int,
+        ],
         ["worker-wakeup", "w", 0, "Sleeping workers to wake per new job (0: all).", int],
         ["job-handle-prefix", None, None, "Job handle prefix (default: H:<host name>)."],
         ["keepalive-idle", None, None, "Seconds idle before the first keepalive probe.", int],
@@ -324,6 +332,7 @@ class Options(usage.Options):
             "max-output-buffer",
             "max-input-buffer",
             "packet-timeout",
+            "idle-functions",
         ):
             if self[name] < 0:
                 raise usage.UsageError("--%s must not be negative" % (name,))
@@ -426,6 +435,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         reactor,
         handlePrefix=None if prefix is None else prefix.encode("utf-8"),
         jobRetries=options["job-retries"],
+        idleFunctions=options["idle-functions"],
         roundRobin=bool(options["round-robin"]),
         workerWakeup=options["worker-wakeup"],
         exceptions=bool(options["exceptions"]),

@@ -541,5 +541,18 @@ class FlowOptionTests(SynchronousTestCase):
         """
         Negative values are usage errors.
         """
-        for name in ("--max-output-buffer", "--max-input-buffer", "--packet-timeout"):
+        for name in ("--max-output-buffer", "--max-input-buffer", "--packet-timeout", "--idle-functions"):
             self.assertRaises(UsageError, parse, name, "-1")
+
+    def test_idleFunctions(self) -> None:
+        """
+        C{--idle-functions} reaches the job server; by default it is the
+        job server's default.
+        """
+        from gearman_tw.server.jobs import IDLE_FUNCTIONS
+
+        reactor = MemoryReactorClock()
+        server = IServiceCollection(tap.makeService(parse("--idle-functions", "5"), reactor)).getServiceNamed("gearman").factory.server
+        self.assertEqual(server.idleFunctions, 5)
+        plain = IServiceCollection(tap.makeService(parse(), reactor)).getServiceNamed("gearman").factory.server
+        self.assertEqual(plain.idleFunctions, IDLE_FUNCTIONS)
