@@ -22,7 +22,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=["gearman_tw", "gearman_tw.server", "gearman_tw.queues", "twisted.plugins"],
-    package_data={"gearman_tw": ["py.typed"], "gearman_tw.server": ["monitor.html"]},
+    package_data={"gearman_tw": ["py.typed"], "gearman_tw.server": ["monitor.html", "*.json"]},
     entry_points={"console_scripts": ["gearman-tw = gearman_tw.cli:run"]},
     install_requires=[
         "twisted>=22.10",

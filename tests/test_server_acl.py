@@ -312,7 +312,7 @@ class ServerPolicyTests(SynchronousTestCase):
         )
         transport.clear()
         protocol.dataReceived(b"maxqueue resize.png 10\n")
-        self.assertEqual(transport.value(), b"OK\r\n")
+        self.assertEqual(transport.value(), b"OK\n")
         transport.clear()
         protocol.dataReceived(b"drop function email\n")
         self.assertTrue(transport.value().startswith(b"ERR PERMISSION_DENIED"))

@@ -14,6 +14,7 @@ from gearman_tw.server.admin import LISTING_SLICE, LOG_LEVELS, AdminCommands, Li
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
 
 OK = b"OK\r\n"
+MAXQUEUE_OK = b"OK\n"
 BUSY = b"ERR there are still connected workers or executing clients\r\n"
 NOT_FOUND = b"ERR function not found\r\n"
 
@@ -410,7 +411,8 @@ class MaxQueueTests(AdminTestCase):
     def test_forms(self) -> None:
         """
         No limit: all unlimited; one: all; two: HIGH and NORMAL, LOW
-        unlimited; three: each.
+        unlimited; three: each.  The reply is C{OK\n}, not gearmand's
+        C{OK\r\n}, which pygearman refuses.
         """
         for line, limits in (
             (b"maxqueue f 5", [5, 5, 5]),
@@ -419,7 +421,7 @@ class MaxQueueTests(AdminTestCase):
             (b"maxqueue f", [0, 0, 0]),
             (b"MAXQUEUE f 7", [7, 7, 7]),
         ):
-            self.assertEqual(self.command(line), OK, line)
+            self.assertEqual(self.command(line), MAXQUEUE_OK, line)
             self.assertEqual(self.limits(), limits, line)
 
     def test_junk(self) -> None:
@@ -437,7 +439,7 @@ class MaxQueueTests(AdminTestCase):
             (b"maxqueue f " + b"9" * 5000, [0, 0, 0]),
             (b"maxqueue f 4 ", [4, 0, 0]),
         ):
-            self.assertEqual(self.command(line), OK, line)
+            self.assertEqual(self.command(line), MAXQUEUE_OK, line)
             self.assertEqual(self.limits(), limits, line)
 
     def test_unknownFunction(self) -> None:
@@ -445,8 +447,8 @@ class MaxQueueTests(AdminTestCase):
         Function names are case-sensitive; unknown functions are silently
         ignored.
         """
-        self.assertEqual(self.command(b"maxqueue F 9"), OK)
-        self.assertEqual(self.command(b"maxqueue nope 9"), OK)
+        self.assertEqual(self.command(b"maxqueue F 9"), MAXQUEUE_OK)
+        self.assertEqual(self.command(b"maxqueue nope 9"), MAXQUEUE_OK)
         self.assertEqual(self.limits(), [0, 0, 0])
         self.assertNotIn(b"nope", self.server.functions)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.resources import files
 from typing import Any, Dict, List, Optional, Tuple
 from unittest import mock
 
@@ -24,13 +25,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 
 from gearman_tw import tap
-from gearman_tw.server.http import DEFAULT_MAX_BODY, AccessPolicy
+from gearman_tw.server.http import API_ROUTES, DEFAULT_MAX_BODY, AccessPolicy
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
 from gearman_tw.server.web import makeResource, makeSite
 
-_DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
-with open(os.path.join(_DOCS, "openapi.json")) as f:
-    SPEC = json.load(f)
+#: The OpenAPI document, read as the package ships it.
+DOCUMENT = (files("gearman_tw.server") / "openapi.json").read_bytes()
+SPEC = json.loads(DOCUMENT)
 
 _ADDRESS = IPv4Address("TCP", "127.0.0.1", 12345)
 
@@ -455,6 +456,18 @@ class JSONSubmitTests(SynchronousTestCase):
         self.assertBad(self.spec(function="a\0b"), "function", "NUL")
         self.assertBad(self.spec(unique="a\0b"), "unique", "NUL")
 
+    def test_uniqueBytes(self) -> None:
+        """
+        A unique key of more than 64 bytes in UTF-8 gets 400 naming
+        C{unique}, although it may have no more than the 64 characters the
+        schema allows; 64 bytes are accepted.
+        """
+        error = self.assertBad(self.spec(unique="\u00e9" * 33), "unique", "66 bytes", schema=False)
+        self.assertIn("64", error["error"])
+        self.assertBad(self.spec(unique="u" * 65), "unique", "65 bytes")
+        response = self.submit(self.spec(unique="\u00e9" * 32))
+        self.assertEqual(response.code, 202)
+
     def test_unknownField(self) -> None:
         """
         A field the API does not know (a typo, say) is refused, not ignored.
@@ -572,6 +585,97 @@ class JSONStatusTests(SynchronousTestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(response.json()["unique"], "\0\0\0\0abc")
         self.assertFalse(response.json()["known"])
+
+
+def operations() -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """
+    Every operation of the OpenAPI document: {(METHOD, path): operation}.
+    """
+    return {
+        (method.upper(), path): operation
+        for path, item in SPEC["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+    }
+
+
+def schemaOf(response: Dict[str, Any], media: str = "application/json") -> Dict[str, Any]:
+    """
+    The schema of a documented response, resolvable on its own.
+    """
+    return dict(response["content"][media]["schema"], components=SPEC["components"])
+
+
+#: Methods tried on every documented path.
+_METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
+
+
+class APIRoutesTests(SynchronousTestCase):
+    """
+    The JSON API's routes are the OpenAPI document's operations, no more
+    and no fewer; C{GET /api/} lists them and C{GET /api/openapi.json}
+    serves the document.
+    """
+
+    def get(self, path: bytes) -> Response:
+        [response], _ = SiteHarness().send(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % (path,))
+        return response
+
+    def test_routesAreDocumented(self) -> None:
+        """
+        L{API_ROUTES}, by which the API answers, names exactly the
+        document's operations.
+        """
+        self.assertEqual({(r.method.decode(), r.path) for r in API_ROUTES}, set(operations()))
+
+    def test_document(self) -> None:
+        """
+        C{GET /api/openapi.json} answers the document as the package ships
+        it, as JSON.
+        """
+        response = self.get(b"/api/openapi.json")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers[b"content-type"], b"application/json")
+        self.assertEqual(response.body, DOCUMENT)
+        jsonschema.validate(response.json(), schemaOf(SPEC["paths"]["/api/openapi.json"]["get"]["responses"]["200"]))
+
+    def test_index(self) -> None:
+        """
+        C{GET /api/} lists every operation with the document's summary, and
+        links to the document.
+        """
+        response = self.get(b"/api/")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers[b"content-type"], b"application/json")
+        index = response.json()
+        jsonschema.validate(index, schemaOf(SPEC["paths"]["/api/"]["get"]["responses"]["200"]))
+        self.assertEqual(self.get(index["openapi"].encode()).body, DOCUMENT)
+        self.assertEqual(
+            {(r["method"], r["path"]): r["summary"] for r in index["routes"]},
+            {key: operation["summary"] for key, operation in operations().items()},
+        )
+        self.assertEqual(len(index["routes"]), len(operations()))
+
+    def test_otherMethods(self) -> None:
+        """
+        Every method a documented path does not document is answered 404
+        "no such API path", as any undocumented path is.
+        """
+        documented = operations()
+        for path in SPEC["paths"]:
+            concrete = path.replace("{handle}", "T:1").replace("{unique}", "u").encode()
+            for method in _METHODS:
+                if (method.decode(), path) in documented:
+                    continue
+                harness = SiteHarness()
+                [response], _ = harness.send(request(method, concrete, b"Host: x"))
+                self.assertEqual(response.code, 404, (method, path))
+                if method != b"HEAD":
+                    self.assertEqual(response.json(), {"error": "no such API path"}, (method, path))
+                self.assertEqual(harness.server.functions, {})
+        for path in (b"/api", b"/api/nothing", b"/api/server/", b"/api/jobs/T:1/more", b"/api/openapi.json/x"):
+            response = self.get(path)
+            self.assertEqual((response.code, response.json()), (404, {"error": "no such API path"}), path)
 
 
 #: The server's end of a connection to a loopback-only site.

@@ -167,6 +167,7 @@ def _incomplete(command: bytes) -> bytes:
 
 
 _OK = b"OK\r\n"
+_MAXQUEUE_OK = b"OK\n"
 
 
 class AdminCommands:
@@ -258,7 +259,9 @@ class AdminCommands:
         else:
             limits = (numbers[0], numbers[1], numbers[2])
         self.server.setMaxQueue(words[1], limits)
-        return _OK
+        # gearmand answers OK\r\n, which Python's pygearman admin client
+        # refuses; its other replies to maxqueue end in CRLF as gearmand's.
+        return _MAXQUEUE_OK
 
     def _jobRows(self) -> List[_JobRow]:
         """

@@ -33,6 +33,7 @@ import ipaddress
 import json
 import re
 import time
+from importlib.resources import files
 from typing import IO, Any, Callable, Dict, Iterable, List, NamedTuple, NoReturn, Optional, Tuple, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -46,7 +47,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from gearman_tw.protocol import HEADER, PacketType
 from gearman_tw.server.acl import AccessControl, Identities, certificateName
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+from gearman_tw.server.jobs import HIGH, LOW, MAX_UNIQUE, NORMAL, JobServer, Peer
 
 _PRIORITIES = {b"high": HIGH, b"low": LOW}
 
@@ -650,16 +651,72 @@ def _text(value: bytes) -> Dict[str, str]:
     return encoded
 
 
+#: The OpenAPI document of the JSON API, as served at C{GET /api/openapi.json}.
+OPENAPI_DOCUMENT = (files("gearman_tw.server") / "openapi.json").read_bytes()
+
+
+class Route(NamedTuple):
+    """
+    One operation of the JSON API.
+
+    @ivar method: the HTTP method.
+    @ivar path: the path as the OpenAPI document writes it, parameters in
+        braces: C{/api/jobs/{handle}}.
+    @ivar render: the method of L{APIResource} that answers it, called with
+        the resource, the request and the path's parameters (bytes, decoded
+        from the URL).
+    """
+
+    method: bytes
+    path: str
+    render: Callable[..., Any]
+
+
+_API_PREFIX = "/api/"
+
+
+def _segments(path: str) -> List[Optional[bytes]]:
+    """
+    The segments of a route's path after C{/api/}: bytes to match, or
+    L{None} for a parameter.
+    """
+    return [
+        None if part.startswith("{") else part.encode("ascii")
+        for part in path[len(_API_PREFIX) :].split("/")
+    ]
+
+
+def _match(pattern: List[Optional[bytes]], segments: List[bytes]) -> Optional[List[bytes]]:
+    """
+    The parameters of C{segments} (a request's path after C{/api/}) if it
+    matches C{pattern}, else L{None}.
+    """
+    if len(pattern) != len(segments):
+        return None
+    parameters = []
+    for expected, segment in zip(pattern, segments):
+        if expected is None:
+            parameters.append(segment)
+        elif expected != segment:
+            return None
+    return parameters
+
+
 class APIResource(Resource):
     """
-    The JSON API (documented in C{docs/openapi.json}):
+    The JSON API, one method per route of L{API_ROUTES}, described by
+    L{OPENAPI_DOCUMENT} (C{gearman_tw/server/openapi.json}):
 
+      - C{GET /api/}: an index of the routes;
+      - C{GET /api/openapi.json}: the OpenAPI document;
       - C{GET /api/server}: version, uptime, queue backend, process id;
       - C{GET /api/functions}: what C{status} and C{prioritystatus} show;
       - C{GET /api/workers}: what C{workers} shows;
       - C{GET /api/jobs/HANDLE}, C{GET /api/unique/UNIQUE}: a job's status;
       - C{POST /api/jobs}: submit a job described in JSON;
       - C{DELETE /api/jobs/HANDLE}: cancel a job.
+
+    Any other method or path is answered with 404.
     """
 
     isLeaf = True
@@ -668,6 +725,17 @@ class APIResource(Resource):
         super().__init__()
         self.root = root
         self.info = info
+        self._routes = [(route, _segments(route.path)) for route in API_ROUTES]
+        paths = json.loads(OPENAPI_DOCUMENT)["paths"]
+        listed = []
+        for route in API_ROUTES:
+            method = route.method.decode("ascii")
+            entry = {"method": method, "path": route.path}
+            operation = paths.get(route.path, {}).get(method.lower(), {})
+            if "summary" in operation:
+                entry["summary"] = operation["summary"]
+            listed.append(entry)
+        self._index = {"openapi": _API_PREFIX + "openapi.json", "routes": listed}
 
     def _json(self, request: Request, value: Any, code: int = 200) -> bytes:
         request.setResponseCode(code)
@@ -680,35 +748,66 @@ class APIResource(Resource):
 
     def render(self, request: Request) -> Any:
         # Request.process sets it before any resource renders.
-        path = [segment for segment in cast(List[bytes], request.postpath)]
-        route = path[0] if path else b""
-        method = request.method
-        if route in (b"functions", b"workers"):
-            why = self.root.refused(request, "admin", b"*")
-            if why is not None:
-                return self.root.renderRefusal(request, why, asJSON=True)
-        if method == b"GET" and route == b"server" and len(path) == 1:
-            return self._json(request, self.serverInfo())
-        if method == b"GET" and route == b"functions" and len(path) == 1:
-            return self._json(request, self.functions())
-        if method == b"GET" and route == b"workers" and len(path) == 1:
-            return self._json(request, self.workers())
-        if route == b"jobs" and len(path) == 2 and method in (b"GET", b"DELETE"):
-            handle = path[1]
-            if method == b"DELETE":
-                job = self.root.server.lookup(handle)
-                why = self.root.refused(request, "admin", b"*" if job is None else job.function.name)
-                if why is not None:
-                    return self.root.renderRefusal(request, why, asJSON=True)
-                if not self.root.server.cancel(handle):
-                    return self._error(request, 404, "no such job")
-                return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
-            return self._json(request, self.jobStatus(handle))
-        if route == b"unique" and len(path) == 2 and method == b"GET":
-            return self._json(request, self.uniqueStatus(path[1]))
-        if route == b"jobs" and len(path) == 1 and method == b"POST":
-            return self.submit(request)
+        segments = cast(List[bytes], request.postpath)
+        for route, pattern in self._routes:
+            if route.method != request.method:
+                continue
+            parameters = _match(pattern, segments)
+            if parameters is not None:
+                return route.render(self, request, *parameters)
         return self._error(request, 404, "no such API path")
+
+    def renderIndex(self, request: Request) -> bytes:
+        return self._json(request, self.routes())
+
+    def routes(self) -> Dict[str, Any]:
+        """
+        What C{GET /api/} answers: every route of L{API_ROUTES}, with its
+        summary from the document, and where the document is.
+        """
+        return self._index
+
+    def renderDocument(self, request: Request) -> bytes:
+        """
+        C{GET /api/openapi.json}: the OpenAPI document, as shipped.
+        """
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return OPENAPI_DOCUMENT
+
+    def renderServer(self, request: Request) -> bytes:
+        return self._json(request, self.serverInfo())
+
+    def renderFunctions(self, request: Request) -> bytes:
+        why = self.root.refused(request, "admin", b"*")
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        return self._json(request, self.functions())
+
+    def renderWorkers(self, request: Request) -> bytes:
+        why = self.root.refused(request, "admin", b"*")
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        return self._json(request, self.workers())
+
+    def renderJob(self, request: Request, handle: bytes) -> bytes:
+        return self._json(request, self.jobStatus(handle))
+
+    def renderUnique(self, request: Request, unique: bytes) -> bytes:
+        return self._json(request, self.uniqueStatus(unique))
+
+    def cancel(self, request: Request, handle: bytes) -> bytes:
+        """
+        C{DELETE /api/jobs/HANDLE}: cancel a queued job, as the C{cancel
+        job} admin command does.
+        """
+        job = self.root.server.lookup(handle)
+        why = self.root.refused(request, "admin", b"*" if job is None else job.function.name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        if not self.root.server.cancel(handle):
+            return self._error(request, 404, "no such job")
+        return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
 
     def serverInfo(self) -> Dict[str, Any]:
         """
@@ -843,6 +942,22 @@ class APIResource(Resource):
         request.finish()
 
 
+#: Every operation of the JSON API, and only those: L{APIResource} answers
+#: them, C{GET /api/} lists them, and the tests hold them equal to the
+#: OpenAPI document's.
+API_ROUTES = (
+    Route(b"GET", "/api/", APIResource.renderIndex),
+    Route(b"GET", "/api/openapi.json", APIResource.renderDocument),
+    Route(b"GET", "/api/server", APIResource.renderServer),
+    Route(b"GET", "/api/functions", APIResource.renderFunctions),
+    Route(b"GET", "/api/workers", APIResource.renderWorkers),
+    Route(b"POST", "/api/jobs", APIResource.submit),
+    Route(b"GET", "/api/jobs/{handle}", APIResource.renderJob),
+    Route(b"DELETE", "/api/jobs/{handle}", APIResource.cancel),
+    Route(b"GET", "/api/unique/{unique}", APIResource.renderUnique),
+)
+
+
 class BadSubmission(Exception):
     """
     A C{POST /api/jobs} body the API refuses.
@@ -943,7 +1058,9 @@ def _string(spec: Dict[str, Any], field: str) -> Optional[bytes]:
 def parseSubmission(body: bytes) -> Tuple[bytes, bytes, bytes, int, bool]:
     """
     The job a C{POST /api/jobs} body describes, checked against the
-    C{Submit} schema of C{docs/openapi.json}.
+    C{Submit} schema of L{OPENAPI_DOCUMENT}, and with a C{unique} of at
+    most L{MAX_UNIQUE} bytes (which JSON Schema, counting characters,
+    cannot say).
 
     @return: C{(function, unique, data, priority, background)}.
     @raise BadSubmission: for anything but a valid submission.
@@ -971,6 +1088,11 @@ def parseSubmission(body: bytes) -> Tuple[bytes, bytes, bytes, int, bool]:
     else:
         data = text or b""
     unique = _string(spec, "unique") or b""
+    if len(unique) > MAX_UNIQUE:
+        raise BadSubmission(
+            "unique is %d bytes long in UTF-8, more than the %d the server keeps" % (len(unique), MAX_UNIQUE),
+            "unique",
+        )
     # The binary protocol separates arguments with NUL: such a name or key
     # could never be asked for by a worker, nor sent to one intact.
     for field, value in (("function", name), ("unique", unique)):

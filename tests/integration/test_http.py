@@ -441,3 +441,50 @@ class HTTPBodyLimitProcessTests(TestCase):
         response = self.readResponse(sock)
         self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response[:200])
         self.assertIn(b"X-Gearman-Command: JOB_CREATED", response)
+
+
+class APIDocumentProcessTests(TestCase):
+    """
+    C{twistd gearman --http-port} serves the JSON API's index and OpenAPI
+    document.
+    """
+
+    timeout = 60
+
+    def get(self, port: int, path: bytes) -> bytes:
+        """
+        The whole response to C{GET path}, read until the server closes.
+        """
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.addCleanup(sock.close)
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % (path,))
+        data = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+        return data
+
+    def test_documentAndIndex(self):
+        """
+        C{GET /api/openapi.json} answers the package's document as JSON,
+        and C{GET /api/} an index that links to it.
+        """
+        from importlib.resources import files
+
+        document = (files("gearman_tw.server") / "openapi.json").read_bytes()
+        httpPort = freePort()
+        server = startOurs(self, "--http-port", str(httpPort))
+        waitForPort(httpPort, server.process)
+        head, _, body = self.get(httpPort, b"/api/openapi.json").partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        self.assertIn(b"\r\nContent-Type: application/json\r\n", head + b"\r\n")
+        self.assertEqual(body, document)
+        head, _, body = self.get(httpPort, b"/api/").partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), head)
+        index = json.loads(body)
+        self.assertEqual(index["openapi"], "/api/openapi.json")
+        summary = json.loads(document)["paths"]["/api/jobs"]["post"]["summary"]
+        self.assertIn({"method": "POST", "path": "/api/jobs", "summary": summary}, index["routes"])

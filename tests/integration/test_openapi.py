@@ -1,18 +1,27 @@
 """
-The JSON API against its OpenAPI description, docs/openapi.json: every
-documented operation is exercised, every answer's status is documented and
-its body matches the schema.
+The JSON API against its OpenAPI description, gearman_tw/server/openapi.json
+(served at /api/openapi.json): every documented operation is exercised,
+every answer's status is documented and its body matches the schema, the
+live index lists exactly the documented operations, and setup.py installs
+the document with the package.
 """
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib.resources import files
 
 import jsonschema
+import referencing
+import referencing.jsonschema
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from gearman_tw.server.factory import GearmanServerFactory
@@ -22,13 +31,29 @@ from gearman_tw.server.web import makeSite
 from gearman_tw.worker import GearmanWorker
 from tests.integration.servers import REPO
 
-with open(os.path.join(REPO, "docs", "openapi.json")) as f:
-    SPEC = json.load(f)
+#: The document as the package ships it.
+DOCUMENT = (files("gearman_tw.server") / "openapi.json").read_bytes()
+SPEC = json.loads(DOCUMENT)
+
+#: The largest request body the site under test accepts.
+MAX_BODY = 1024
+
+
+def operations():
+    """
+    Every operation of the document, as C{(METHOD, path)}.
+    """
+    return {
+        (method.upper(), path)
+        for path, item in SPEC["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
 
 
 class OpenAPITests(TestCase):
     """
-    The live API answers as docs/openapi.json says.
+    The live API answers as its OpenAPI document says.
     """
 
     timeout = 60
@@ -39,7 +64,9 @@ class OpenAPITests(TestCase):
         gear = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(GearmanServerFactory(self.server))
         self.addCleanup(gear.stopListening)
         http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            makeSite(self.server, reactor, noWorkerTimeout=0.3, policy=AccessPolicy(token=b"t0ken"))
+            makeSite(
+                self.server, reactor, noWorkerTimeout=0.3, maxBody=MAX_BODY, policy=AccessPolicy(token=b"t0ken")
+            )
         )
         self.addCleanup(http.stopListening)
         self.base = "http://127.0.0.1:%d" % (http.getHost().port,)
@@ -75,7 +102,8 @@ class OpenAPITests(TestCase):
     def call(self, method, path, template, body=None, headers=None):
         """
         Make a request and check the answer against the spec's entry for
-        C{template}; return the decoded body.
+        C{template}: a documented status, a documented media type, a body
+        its schema accepts; return the decoded body.
 
         @param headers: the request's headers; by default the token.
         """
@@ -87,9 +115,13 @@ class OpenAPITests(TestCase):
         operation = SPEC["paths"][template][method.lower()]
         responses = operation["responses"]
         self.assertIn(str(response.code), responses, "%s %s answered %d, undocumented" % (method, path, response.code))
-        self.assertEqual(response.headers.getRawHeaders("Content-Type"), ["application/json"])
-        value = json.loads(content)
-        schema = dict(responses[str(response.code)]["content"]["application/json"]["schema"])
+        [media] = response.headers.getRawHeaders("Content-Type")
+        media = media.split(";")[0]
+        documented = responses[str(response.code)]["content"]
+        self.assertIn(media, documented, "%s %s answered %d as %s, undocumented" % (method, path, response.code, media))
+        value = json.loads(content) if media == "application/json" else content.decode("utf-8")
+        self.assertNotEqual(value, {"error": "no such API path"}, "%s %s has no route" % (method, path))
+        schema = dict(documented[media]["schema"])
         schema["components"] = SPEC["components"]
         jsonschema.validate(value, schema)
         if "requestBody" in operation and body is not None:
@@ -105,6 +137,8 @@ class OpenAPITests(TestCase):
         """
         Every documented operation and response code, exercised.
         """
+        index = yield self.call("GET", "/api/", "/api/")
+        yield self.call("GET", index["openapi"], "/api/openapi.json")
         yield self.call("GET", "/api/server", "/api/server")
         done = yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo", "data": "hi"})
         self.assertEqual(done["result"]["text"], "hi")
@@ -118,6 +152,9 @@ class OpenAPITests(TestCase):
         )
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": ""})
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "x", "unique": "u" * 65})
+        tooLong = yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "x", "unique": "\u00e9" * 33})
+        self.assertEqual(tooLong["field"], "unique")
+        yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo", "data": "x" * MAX_BODY})
         self.server.setMaxQueue(b"later", (1, 1, 1))
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "later", "background": True})
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "nobody"})
@@ -138,6 +175,8 @@ class OpenAPITests(TestCase):
         )
         foreign = {"Host": "evil.example"}
         for path, template in (
+            ("/api/", "/api/"),
+            ("/api/openapi.json", "/api/openapi.json"),
             ("/api/server", "/api/server"),
             ("/api/functions", "/api/functions"),
             ("/api/workers", "/api/workers"),
@@ -154,3 +193,79 @@ class OpenAPITests(TestCase):
             for code in operation["responses"]
         }
         self.assertEqual(documented - self.covered, set())
+
+    @inlineCallbacks
+    def test_indexIsTheDocument(self):
+        """
+        The live index lists exactly the document's operations, and the
+        live document is the shipped one.
+        """
+        index = yield (yield self.http.get(self.base + "/api/")).json()
+        self.assertEqual({(r["method"], r["path"]) for r in index["routes"]}, operations())
+        response = yield self.http.get(self.base + index["openapi"])
+        self.assertEqual(response.headers.getRawHeaders("Content-Type"), ["application/json"])
+        self.assertEqual((yield response.content()), DOCUMENT)
+
+
+class DocumentTests(SynchronousTestCase):
+    """
+    The document is sound OpenAPI 3.1 as far as JSON Schema can tell, and
+    installed with the package.
+    """
+
+    def test_schemas(self) -> None:
+        """
+        Every schema is valid JSON Schema 2020-12 (OpenAPI 3.1's dialect)
+        and every C{$ref} in the document resolves.
+        """
+        self.assertEqual(SPEC["openapi"][:4], "3.1.")
+        registry = referencing.Registry().with_resource(
+            "", referencing.Resource.from_contents(SPEC, default_specification=referencing.jsonschema.DRAFT202012)
+        )
+        resolver = registry.resolver()
+        refs = []
+
+        def walk(value):
+            if isinstance(value, dict):
+                if isinstance(value.get("$ref"), str):
+                    refs.append(value["$ref"])
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(SPEC)
+        self.assertTrue(refs)
+        for ref in refs:
+            resolver.lookup(ref)
+        for name, schema in SPEC["components"]["schemas"].items():
+            jsonschema.Draft202012Validator.check_schema(schema)
+        for path, item in SPEC["paths"].items():
+            for method, operation in item.items():
+                if method == "parameters":
+                    continue
+                self.assertIn("summary", operation, (method, path))
+                for code, response in operation["responses"].items():
+                    for media, content in response.get("content", {}).items():
+                        jsonschema.Draft202012Validator.check_schema(content["schema"])
+
+    def test_installed(self) -> None:
+        """
+        setup.py puts the document in the installed package, byte for
+        byte.
+        """
+        output = tempfile.mkdtemp(prefix="gearman_tw-build-")
+        self.addCleanup(shutil.rmtree, output, True)
+        result = subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_py", "--build-lib", output],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout)
+        installed = os.path.join(output, "gearman_tw", "server", "openapi.json")
+        self.assertTrue(os.path.isfile(installed), "setup.py does not install gearman_tw/server/openapi.json")
+        with open(installed, "rb") as f:
+            self.assertEqual(f.read(), DOCUMENT)
