@@ -34,7 +34,7 @@ import json
 import re
 import time
 from importlib.resources import files
-from typing import IO, Any, Callable, Dict, Iterable, List, NamedTuple, NoReturn, Optional, Tuple, cast
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, NoReturn, Optional, Tuple, TypeVar, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
@@ -47,7 +47,10 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from gearman_tw.protocol import HEADER, PacketType
 from gearman_tw.server.acl import AccessControl, Identities, certificateName
-from gearman_tw.server.jobs import HIGH, LOW, MAX_UNIQUE, NORMAL, JobServer, Peer
+from gearman_tw.server import sliced
+from gearman_tw.server.jobs import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, JobServer, Peer
+
+T = TypeVar("T")
 
 _PRIORITIES = {b"high": HIGH, b"low": LOW}
 
@@ -635,6 +638,50 @@ class GearmanResource(Resource):
         request.finish()
 
 
+def _describeFunction(f: Function) -> Dict[str, Any]:
+    """
+    A function as C{GET /api/functions} lists it.
+    """
+    return {
+        "name": f.name.decode("utf-8", "replace"),
+        "total": f.total,
+        "queued": f.total - f.running,
+        "running": f.running,
+        "workers": f.workers,
+        "queued_by_priority": {"high": f.queued[0], "normal": f.queued[1], "low": f.queued[2]},
+        "submitted": sum(f.submitted),
+        "completed": f.completed,
+        "failed": f.failed,
+        "exceptions": f.exceptions,
+    }
+
+
+def _describeWorker(p: Peer) -> Dict[str, Any]:
+    """
+    A connection as C{GET /api/workers} lists it.
+    """
+    return {
+        "fd": p.fd,
+        "ip": p.host,
+        "client_id": p.clientId.split(b"\0", 1)[0].decode("utf-8", "replace"),
+        "functions": [f.name.decode("utf-8", "replace") for f, _ in reversed(p.abilities)],
+        "running": [j.handle.decode("utf-8", "replace") for j in p.held],
+    }
+
+
+def _jsonArray(items: List[T], describe: Callable[[T], Dict[str, Any]]) -> Iterator[bytes]:
+    """
+    The JSON array of C{describe(item)} for C{items}, as C{json.dumps}
+    with sorted keys writes it, a slice of items per chunk.
+    """
+    yield b"["
+    separator = b""
+    for run in sliced.slices(items):
+        yield separator + ", ".join(json.dumps(describe(item), sort_keys=True) for item in run).encode("utf-8")
+        separator = b", "
+    yield b"]\n"
+
+
 def _headerValue(value: bytes) -> bytes:
     return value.replace(b"\r", b" ").replace(b"\n", b" ")
 
@@ -782,13 +829,14 @@ class APIResource(Resource):
         why = self.root.refused(request, "admin", b"*")
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
-        return self._json(request, self.functions())
+        functions = list(self.root.server.functions.values())
+        return self._jsonList(request, functions, _describeFunction)
 
     def renderWorkers(self, request: Request) -> bytes:
         why = self.root.refused(request, "admin", b"*")
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
-        return self._json(request, self.workers())
+        return self._jsonList(request, list(self.root.server.peers), _describeWorker)
 
     def renderJob(self, request: Request, handle: bytes) -> bytes:
         return self._json(request, self.jobStatus(handle))
@@ -825,40 +873,17 @@ class APIResource(Resource):
             info.update(self.info())
         return info
 
-    def functions(self) -> List[Dict[str, Any]]:
+    def _jsonList(self, request: Request, items: List[T], describe: Callable[[T], Dict[str, Any]]) -> Any:
         """
-        What C{GET /api/functions} answers.
+        Answer a JSON array describing C{items}, made and sent a slice per
+        reactor turn when they are many.
         """
-        return [
-            {
-                "name": f.name.decode("utf-8", "replace"),
-                "total": f.total,
-                "queued": f.total - f.running,
-                "running": f.running,
-                "workers": f.workers,
-                "queued_by_priority": {"high": f.queued[0], "normal": f.queued[1], "low": f.queued[2]},
-                "submitted": sum(f.submitted),
-                "completed": f.completed,
-                "failed": f.failed,
-                "exceptions": f.exceptions,
-            }
-            for f in self.root.server.functions.values()
-        ]
-
-    def workers(self) -> List[Dict[str, Any]]:
-        """
-        What C{GET /api/workers} answers.
-        """
-        return [
-            {
-                "fd": p.fd,
-                "ip": p.host,
-                "client_id": p.clientId.split(b"\0", 1)[0].decode("utf-8", "replace"),
-                "functions": [f.name.decode("utf-8", "replace") for f, _ in reversed(p.abilities)],
-                "running": [j.handle.decode("utf-8", "replace") for j in p.held],
-            }
-            for p in self.root.server.peers
-        ]
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return sliced.render(
+            request, _jsonArray(items, describe), self.root.reactor, small=len(items) <= sliced.SLICE
+        )
 
     def jobStatus(self, handle: bytes) -> Dict[str, Any]:
         """

@@ -3,13 +3,16 @@
 Prometheus metrics for a job server, through C{prometheus_client}.
 
 The job path only bumps plain integers (L{gearman_tw.server.jobs.Function}
-counters and L{gearman_tw.server.stats.ServerStats}); this collector turns
-them into metric families when Prometheus scrapes C{/metrics}.
+counters and L{gearman_tw.server.stats.ServerStats}); they are turned into
+metric families when Prometheus scrapes C{/metrics}.  The families with a
+sample per function are written here, a slice of functions per reactor turn
+(a server with 10,000 functions has 110,000 of those samples); the others go
+through C{prometheus_client}.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Optional
+from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -22,8 +25,61 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from gearman_tw.server.jobs import PRIORITY_NAMES, JobServer
+from gearman_tw.server import sliced
+from gearman_tw.server.jobs import PRIORITY_NAMES, Function, JobServer
 from gearman_tw.server.stats import Histogram
+
+#: The families with a sample per function (per priority when the getter
+#: takes one): name, type, help, getter.
+_PER_FUNCTION: List[Tuple[str, str, str, bool, Callable[..., int]]] = [
+    ("gearman_jobs_submitted_total", "counter", "New jobs submitted.", True, lambda f, p: f.submitted[p]),
+    ("gearman_jobs_completed_total", "counter", "Jobs ended with WORK_COMPLETE.", False, lambda f: f.completed),
+    (
+        "gearman_jobs_failed_total",
+        "counter",
+        "Jobs ended with WORK_FAIL (including retries exhausted).",
+        False,
+        lambda f: f.failed,
+    ),
+    ("gearman_jobs_exception_total", "counter", "Jobs ended with WORK_EXCEPTION.", False, lambda f: f.exceptions),
+    ("gearman_queue_depth", "gauge", "Jobs waiting for a worker.", True, lambda f, p: f.queued[p]),
+    ("gearman_jobs_running", "gauge", "Jobs held by workers.", False, lambda f: f.running),
+    ("gearman_workers", "gauge", "Worker registrations (CAN_DO) per function.", False, lambda f: f.workers),
+]
+
+_PRIORITY_LABELS = [label.lower().encode("ascii") for label in PRIORITY_NAMES]
+
+
+def _label(name: bytes) -> bytes:
+    """
+    A function name as a label value of the text exposition format.
+    """
+    text = name.decode("utf-8", "replace").encode("utf-8")
+    return text.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b'"', b'\\"')
+
+
+def functionSamples(functions: Sequence[Function]) -> Iterator[bytes]:
+    """
+    The families with a sample per function, in Prometheus's text
+    exposition format, a slice of C{functions} per chunk.
+    """
+    labels = [_label(f.name) for f in functions]
+    for name, kind, documentation, perPriority, getter in _PER_FUNCTION:
+        metric = name.encode("ascii")
+        yield b"# HELP %s %s\n# TYPE %s %s\n" % (metric, documentation.encode("ascii"), metric, kind.encode("ascii"))
+        for start in range(0, len(functions), sliced.SLICE):
+            run = functions[start : start + sliced.SLICE]
+            names = labels[start : start + sliced.SLICE]
+            if perPriority:
+                yield b"".join(
+                    b'%s{function="%s",priority="%s"} %d\n' % (metric, label, _PRIORITY_LABELS[p], getter(f, p))
+                    for f, label in zip(run, names)
+                    for p in range(3)
+                )
+            else:
+                yield b"".join(
+                    b'%s{function="%s"} %d\n' % (metric, label, getter(f)) for f, label in zip(run, names)
+                )
 
 
 def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
@@ -34,7 +90,8 @@ def _histogram(name: str, documentation: str, histogram: Histogram) -> Histogram
 
 class JobServerCollector:
     """
-    A custom collector reading a L{JobServer}'s counters.
+    A custom collector reading a L{JobServer}'s counters, but for those
+    per function (L{functionSamples}).
 
     @ivar refused: HTTP requests refused, by reason (see
         L{gearman_tw.server.http.AccessPolicy}), if the HTTP site counts them.
@@ -54,39 +111,6 @@ class JobServerCollector:
 
     def collect(self) -> Iterator[Metric]:
         server = self.server
-        submitted = CounterMetricFamily(
-            "gearman_jobs_submitted", "New jobs submitted.", labels=["function", "priority"]
-        )
-        completed = CounterMetricFamily(
-            "gearman_jobs_completed", "Jobs ended with WORK_COMPLETE.", labels=["function"]
-        )
-        failed = CounterMetricFamily(
-            "gearman_jobs_failed",
-            "Jobs ended with WORK_FAIL (including retries exhausted).",
-            labels=["function"],
-        )
-        exceptions = CounterMetricFamily(
-            "gearman_jobs_exception", "Jobs ended with WORK_EXCEPTION.", labels=["function"]
-        )
-        queued = GaugeMetricFamily(
-            "gearman_queue_depth", "Jobs waiting for a worker.", labels=["function", "priority"]
-        )
-        running = GaugeMetricFamily("gearman_jobs_running", "Jobs held by workers.", labels=["function"])
-        workers = GaugeMetricFamily(
-            "gearman_workers", "Worker registrations (CAN_DO) per function.", labels=["function"]
-        )
-        for function in server.functions.values():
-            name = function.name.decode("utf-8", "replace")
-            for priority, label in enumerate(PRIORITY_NAMES):
-                level = label.lower()
-                submitted.add_metric([name, level], function.submitted[priority])
-                queued.add_metric([name, level], function.queued[priority])
-            completed.add_metric([name], function.completed)
-            failed.add_metric([name], function.failed)
-            exceptions.add_metric([name], function.exceptions)
-            running.add_metric([name], function.running)
-            workers.add_metric([name], function.workers)
-        yield from (submitted, completed, failed, exceptions, queued, running, workers)
         stats = server.stats
         yield GaugeMetricFamily("gearman_connections", "Open connections.", value=len(server.peers))
         yield CounterMetricFamily(
@@ -157,8 +181,21 @@ class MetricsResource(Resource):
         aclRefused: Optional[Mapping[str, int]] = None,
     ) -> None:
         super().__init__()
+        self.jobServer = server
         self.registry = registryFor(server, refused, aclRefused)
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> object:
+        """
+        The exposition: at once for a few functions, else a slice of
+        functions per reactor turn.
+        """
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        return generate_latest(self.registry)
+        server = self.jobServer
+        functions = list(server.functions.values())
+        return sliced.render(
+            request, self._chunks(functions), server.reactor, small=len(functions) <= sliced.SLICE
+        )
+
+    def _chunks(self, functions: Sequence[Function]) -> Iterator[bytes]:
+        yield from functionSamples(functions)
+        yield generate_latest(self.registry)

@@ -143,3 +143,48 @@ class FlowProcessTests(SynchronousTestCase):
         silent.settimeout(2)
         self.assertEqual(silent.recv(10), b"")
         self.assertEqual(steady.sync(b"last"), [])
+
+
+class SlicedHTTPListingTests(SynchronousTestCase):
+    """
+    C{/metrics} of a server with many functions is made a slice per
+    reactor turn: Gearman clients are answered promptly meanwhile (with
+    100,000 functions an ECHO waited 8 s with prometheus_client making the
+    whole page, 0.9 s with our own formatting in one go, 0.06 s sliced).
+    """
+
+    def test_metricsDoNotStall(self) -> None:
+        import threading
+        import urllib.request
+
+        from tests.integration.servers import freePort
+
+        httpPort = freePort()
+        server = startOurs(self, "--http-port", str(httpPort))
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        names = [b"function-%06d" % (n,) for n in range(100000)]
+        worker.send(b"".join(packet(1, name) for name in names))
+        worker.sync()
+        client = server.connect()
+        self.addCleanup(client.close)
+        fetched: List[bytes] = []
+
+        def scrape() -> None:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % (httpPort,), timeout=60) as r:
+                fetched.append(r.read())
+
+        scraper = threading.Thread(target=scrape)
+        scraper.start()
+        self.addCleanup(scraper.join, 60)
+        slowest = 0.0
+        deadline = time.monotonic() + 60
+        while scraper.is_alive() and time.monotonic() < deadline:
+            started = time.monotonic()
+            self.assertEqual(client.sync(b"ping"), [])
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.01)
+        scraper.join(60)
+        self.assertEqual(len(fetched), 1)
+        self.assertEqual(fetched[0].count(b"gearman_workers{function="), 100000)
+        self.assertLess(slowest, 0.5)
