@@ -16,7 +16,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, RawConnection, freePort, packet, startOurs, waitFor
+from tests.integration.servers import REPO, RawConnection, freePort, packet, requireProgram, run, startOurs, waitFor
 from tests.integration.test_twistd import twistdArgv
 from tests.tlscerts import makeCertificate, writePEM
 
@@ -69,6 +69,27 @@ class PolicyProcessTests(SynchronousTestCase):
         self.assertTrue(waitFor(lambda: "Keeping the access policy in force" in server.log(), 10))
         self.assertEqual(submitReply(client, b"b")[0], JOB_CREATED)
         self.assertIsNone(server.process.poll())
+
+    def test_libgearmanRefused(self) -> None:
+        """
+        libgearman's C{gearman} tool, refused by the policy, reports the
+        server's reason, and nothing is queued; an allowed submission goes
+        through.
+        """
+        gearman = requireProgram("gearman")
+        self.write("[[allow]]\nwho = '*'\nsubmit = 'public.*'\n")
+        server = startOurs(self, "--access-policy", self.path)
+        port = str(server.port)
+        refused = run([gearman, "-h", "127.0.0.1", "-p", port, "-f", "private", "-b", "data"])
+        self.assertIn(b"PERMISSION_DENIED", refused.stderr)
+        self.assertIn(b"address:127.0.0.1 may not submit to private", refused.stderr)
+        run([gearman, "-h", "127.0.0.1", "-p", port, "-f", "public.news", "-b", "data"])
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        self.write("[[allow]]\nwho = '*'\nadmin = '*'\n")
+        os.kill(server.pid, signal.SIGHUP)
+        self.assertTrue(waitFor(lambda: admin.admin(b"status\n").startswith(b"public.news\t1"), 10))
+        self.assertNotIn(b"private", admin.admin(b"status\n"))
 
     def test_badPolicyAtStart(self) -> None:
         """
