@@ -4,23 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 4730
 JOBS ?= 2
-export PYTHONPATH := $(CURDIR)
 
 # Debian packages the interoperability tests talk to.
 SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver pypy3 pypy3-venv
 
-.PHONY: run test deps system-deps pypy docs bench clean
+.PHONY: run test run-deps deps system-deps pypy docs bench clean
 
-run: deps
+# The installed plugin, not the checkout on PYTHONPATH: what users get.
+run: run-deps
 	$(BIN)/twistd -n --pidfile= gearman --port $(PORT)
 
 test: deps system-deps pypy docs
 	$(BIN)/python scripts/trial-summary --jobs=$(JOBS) tests
 
+# Tests, docs and benchmarks also run this tree under other interpreters.
+test docs bench: export PYTHONPATH := $(CURDIR)
+
+# `make run` needs only the package (editable, so edits take effect on the
+# next start) and what it installs with; `make test` adds its tools to the
+# same virtualenv.
+run-deps: $(VENV)/.run-installed
+
 deps: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-test.txt setup.py
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.run-installed: setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.run-installed requirements-test.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
@@ -49,4 +61,4 @@ docs: deps
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .venv-pypy docs/_build _trial_temp
+	rm -rf $(VENV) .venv-pypy docs/_build _trial_temp build gearman_tw.egg-info
