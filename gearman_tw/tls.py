@@ -4,8 +4,8 @@ TLS that verifies the peer and says why it refuses one: the options of our
 C{tls:} client endpoints (the job server's certificate and host name) and
 of C{twistd gearman --ssl --ssl-ca-file} (client certificates).
 
-Only imported when TLS is used: it needs pyOpenSSL and service_identity
-(C{pip install 'gearman_tw[tls]'}).
+Only imported when TLS is used: it needs pyOpenSSL and service_identity,
+which install with the package.
 """
 
 from __future__ import annotations
