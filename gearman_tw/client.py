@@ -948,6 +948,9 @@ class GearmanClient(MultiService):
         self._next = 0
         self._stopped = False
         self._readyWaiters: List[Deferred[None]] = []
+        # whenConnected(failFast=True) callers: these also fail once every
+        # server has failed an attempt.
+        self._failFastWaiters: List[Deferred[None]] = []
         for spec in servers:
             endpoint, name = clientEndpoint(reactor, spec)
             server = _Server(name)
@@ -959,6 +962,7 @@ class GearmanClient(MultiService):
                 self._retryDelay,
                 onReady=lambda connection, server=server: self._ready(server, connection),  # type: ignore[misc]
                 onLost=lambda connection, reason, server=server: self._lost(server, connection),  # type: ignore[misc]
+                onFailed=lambda reconnector: self._attemptFailed(),
             )
             server.reconnector.setServiceParent(self)
             self._servers.append(server)
@@ -992,10 +996,31 @@ class GearmanClient(MultiService):
         readyWaiters, self._readyWaiters = self._readyWaiters, []
         for d in readyWaiters:
             d.callback(None)
+        failFast, self._failFastWaiters = self._failFastWaiters, []
+        for d in failFast:
+            if not d.called:
+                d.callback(None)
+
+    def _allFailing(self) -> bool:
+        """
+        Whether every server's last attempts failed and none is connected.
+        """
+        return all(s.reconnector.failures > 0 and not s.ready for s in self._servers)
+
+    def _attemptFailed(self) -> None:
+        if not self._failFastWaiters or not self._allFailing():
+            return
+        failFast, self._failFastWaiters = self._failFastWaiters, []
+        error = self._unavailable("no job server could be reached")
+        for d in failFast:
+            if not d.called:
+                d.errback(error)
 
     def _lost(self, server: _Server, connection: JobServerConnection) -> None:
         if server.connection is connection:
             server.connection = None
+        # A connection that never answered counts as a failed attempt.
+        self._attemptFailed()
         orphans: List[Task] = connection.orphans  # type: ignore[attr-defined]
         connection.orphans = []  # type: ignore[attr-defined]
         for task in orphans:
@@ -1019,18 +1044,25 @@ class GearmanClient(MultiService):
         """
         return [s.name for s in self._servers if s.ready]
 
-    def whenConnected(self) -> Deferred[None]:
+    def whenConnected(self, failFast: bool = False) -> Deferred[None]:
         """
         A new Deferred that fires once at least one server is connected and
         has answered, or fails with L{ServerUnavailable} if the client is
         (or gets) stopped first.
+
+        @param failFast: also fail, with a L{ServerUnavailable} naming each
+            server and why it could not be used, as soon as every server
+            has failed a connection attempt and none is connected (a
+            refused connection fails at once).
         """
         if self.connectedServers():
             return succeed(None)
         if self._stopped:
             return fail(ServerUnavailable("the client is stopped"))
+        if failFast and self._allFailing():
+            return fail(self._unavailable("no job server could be reached"))
         d: Deferred[None] = Deferred()
-        self._readyWaiters.append(d)
+        (self._failFastWaiters if failFast else self._readyWaiters).append(d)
         return d
 
     def _unavailable(self, message: str) -> ServerUnavailable:
@@ -1361,6 +1393,10 @@ class GearmanClient(MultiService):
         readyWaiters, self._readyWaiters = self._readyWaiters, []
         for d in readyWaiters:
             d.errback(ServerUnavailable("the client was stopped before a server was connected"))
+        failFast, self._failFastWaiters = self._failFastWaiters, []
+        for d in failFast:
+            if not d.called:
+                d.errback(ServerUnavailable("the client was stopped before a server was connected"))
         waiting, self._waiting = self._waiting, {}
         for task, timer in waiting.items():
             if timer.active():

@@ -18,6 +18,7 @@ from typing import Callable, Optional, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -134,7 +135,8 @@ class Reconnector(Service):
 
     def _failed(self, failure: Failure) -> None:
         self._attempt = None
-        if not self.running and failure.check(CancelledError):
+        # A HostnameEndpoint's attempt cancelled by stopService fails so.
+        if not self.running and failure.check(CancelledError, ConnectingCancelledError):
             return
         self.failures += 1
         self.lastError = describeFailure(failure)
