@@ -220,9 +220,11 @@ class IGearmanClient(Interface):
         The names of the servers whose connection is ready now.
         """
 
-    def whenConnected() -> "Deferred[None]":
+    def whenConnected(failFast: bool = False) -> "Deferred[None]":
         """
-        A new Deferred that fires once at least one server is ready.
+        A new Deferred that fires once at least one server is ready; with
+        C{failFast}, that fails with L{gearman_tw.errors.ServerUnavailable}
+        once every server has failed a connection attempt.
         """
 
 
