@@ -8,9 +8,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.python import usage
 
 from gearman_tw._version import __version__
@@ -56,6 +56,77 @@ def _readToken(path: str) -> bytes:
             "--http-token-file: the token in %s must be printable ASCII without spaces" % (path,)
         )
     return token
+
+
+#: The mode of a Unix socket whose description does not say C{mode=}: its
+#: owner and group may connect (Twisted's own default, 666, lets anyone).
+DEFAULT_SOCKET_MODE = "660"
+
+
+def _fields(description: str) -> List[str]:
+    """
+    The fields of an endpoint description: what lies between colons that no
+    backslash escapes (escapes are kept).
+    """
+    fields: List[str] = []
+    start = index = 0
+    while index < len(description):
+        if description[index] == "\\":
+            index += 2
+            continue
+        if description[index] == ":":
+            fields.append(description[start:index])
+            start = index + 1
+        index += 1
+    fields.append(description[start:])
+    return fields
+
+
+def _withSocketMode(description: str) -> str:
+    """
+    C{description}, with C{mode=}L{DEFAULT_SOCKET_MODE} added if it is a
+    Unix socket's that says no mode.
+    """
+    fields = _fields(description)
+    if fields[0].lower() != "unix":
+        return description
+    if any(field.partition("=")[0] == "mode" for field in fields[1:]):
+        return description
+    return "%s:mode=%s" % (description, DEFAULT_SOCKET_MODE)
+
+
+#: What TLS needs, and how to get it.
+_TLS_NEEDS = "needs pyOpenSSL and service_identity (pip install pyOpenSSL service_identity)"
+
+
+def _checkDescription(option: str, description: str) -> None:
+    """
+    Parse a server endpoint description, as C{makeService} will.
+
+    @raise usage.UsageError: Twisted cannot parse it, or it needs a module
+        that is not installed (pyOpenSSL for C{ssl:}).
+    """
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        # Makes the endpoint (as makeService will), without listening.
+        serverFromString(reactor, description)
+    except ImportError as e:
+        if (e.name or "").split(".")[0] in ("OpenSSL", "service_identity", "cryptography"):
+            raise usage.UsageError("%s %s %s: %s" % (option, description, _TLS_NEEDS, e))
+        raise usage.UsageError("%s %s needs a module that is not installed: %s" % (option, description, e))
+    except Exception as e:
+        raise usage.UsageError("%s %s is not a valid endpoint description: %s" % (option, description, e))
+
+
+def _socketName(address: str, port: int) -> str:
+    """
+    What a start-up failure calls an --port/--listen socket.
+    """
+    if not address:
+        return "port %d" % (port,)
+    return ("[%s]:%d" if ":" in address else "%s:%d") % (address, port)
 
 
 def _defaultPort() -> str:
@@ -248,6 +319,15 @@ class Options(usage.Options):
         """
         Listen on this address at --port (repeatable).
         """
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            # A host name, resolved when listening; not all digits, which
+            # would be a mistyped IPv4 address.
+            if not _HOST_NAME.fullmatch(address) or address.rstrip(".").rpartition(".")[2].isdigit():
+                raise usage.UsageError(
+                    "--listen takes an IP address or a host name, not %r" % (address,)
+                )
         self["listen"].append(address)
 
     opt_L = opt_listen
@@ -372,11 +452,15 @@ class Options(usage.Options):
 
                 serverOptions(self["ssl-certificate"], self["ssl-key"], self["ssl-ca-file"])
             except ImportError as e:
-                raise usage.UsageError("--ssl needs pyOpenSSL and service_identity: %s" % (e,))
+                raise usage.UsageError("--ssl %s: %s" % (_TLS_NEEDS, e))
             except ValueError as e:
                 raise usage.UsageError("--ssl: %s" % (e,))
         elif self["ssl-certificate"] or self["ssl-key"] or self["ssl-ca-file"]:
             raise usage.UsageError("--ssl-certificate, --ssl-key and --ssl-ca-file need --ssl")
+        for description in self["endpoint"]:
+            _checkDescription("--endpoint", description)
+        # Unix sockets default to DEFAULT_SOCKET_MODE, not Twisted's 666.
+        self["endpoint"] = [_withSocketMode(description) for description in self["endpoint"]]
         # (interface, port) pairs served by --port/--listen, TLS with --ssl.
         # --endpoint alone replaces the default socket; an explicit --port
         # still listens beside it.
@@ -398,6 +482,9 @@ class Options(usage.Options):
             raise usage.UsageError("--http-max-body must not be negative")
         if self["http-listen"] and httpPort is None:
             raise usage.UsageError("--http-listen needs --http-port")
+        for description in self["http-endpoint"]:
+            _checkDescription("--http-endpoint", description)
+        self["http-endpoint"] = [_withSocketMode(description) for description in self["http-endpoint"]]
         self["http-endpoints"] = list(self["http-endpoint"])
         if httpPort is not None:
             self["http-endpoints"][:0] = [
@@ -422,7 +509,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     from gearman_tw.server.admin import GEARMAND_VERSION, AdminCommands
     from gearman_tw.server.factory import GearmanServerFactory, KeepAlive, filteredLogger
     from gearman_tw.server.jobs import JobServer
-    from gearman_tw.server.service import GearmanService, exitWithErrorAtExit
+    from gearman_tw.server.service import (
+        GearmanService,
+        NamedEndpoint,
+        ProcessService,
+        exitWithErrorAtExit,
+    )
 
     if reactor is None:
         from twisted.internet import reactor as _reactor
@@ -469,10 +561,15 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         packetTimeout=options["packet-timeout"],
         acl=acl,
     )
+    # Named, so that a socket that cannot listen is reported in one line.
     endpoints = [
-        _socketEndpoint(reactor, options, address, port) for address, port in options["sockets"]
+        NamedEndpoint(_socketEndpoint(reactor, options, address, port), _socketName(address, port))
+        for address, port in options["sockets"]
     ]
-    endpoints.extend(serverFromString(reactor, description) for description in options["endpoint"])
+    endpoints.extend(
+        NamedEndpoint(serverFromString(reactor, description), description)
+        for description in options["endpoint"]
+    )
     gearman = GearmanService(
         factory,
         endpoints,
@@ -486,7 +583,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     )
     if options["admin-shutdown"]:
         admin.shutdown = gearman.shutdown
-    top = MultiService()
+    # Logs a socket that cannot listen in one line, and exits with status 1.
+    top = ProcessService()
     gearman.setName("gearman")
     gearman.setServiceParent(top)
     if options["http-endpoints"]:
@@ -504,7 +602,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             policy=AccessPolicy(options["http-token"], options["http-allowed-host"], acl),
         )
         for description in options["http-endpoints"]:
-            strportsService(description, site, reactor=reactor).setServiceParent(top)
+            http = strportsService(description, site, reactor=reactor)
+            http.endpoint = NamedEndpoint(http.endpoint, description)
+            http.setServiceParent(top)
     return top
 
 

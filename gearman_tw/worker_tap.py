@@ -8,32 +8,117 @@ C{twistd gearman-worker}: run Python functions as a Gearman worker::
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from twisted.application.service import IService
 from twisted.python import usage
-from twisted.python.reflect import namedAny
 
+from gearman_tw._version import __version__
 from gearman_tw.worker import DEFAULT_DRAIN_TIMEOUT
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
 
+def _oneLine(error: BaseException) -> str:
+    """
+    C{"ZeroDivisionError: division by zero"}, on one line.
+    """
+    return " ".join(("%s: %s" % (type(error).__name__, error)).split())
+
+
+def _importModule(name: str) -> Optional[ModuleType]:
+    """
+    Import the module C{name}.
+
+    @return: the module, or C{None} if neither it nor a package above it
+        exists.
+
+    @raise usage.UsageError: importing it (or a package above it) raised,
+        or imported another module that does not exist.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        parts = name.split(".")
+        if e.name in {".".join(parts[:end]) for end in range(1, len(parts) + 1)}:
+            return None
+        raise usage.UsageError("importing %s raised %s" % (name, _oneLine(e)))
+    except Exception as e:
+        raise usage.UsageError("importing %s raised %s" % (name, _oneLine(e)))
+
+
+def _missingModule(name: str) -> str:
+    """
+    Which of C{name} and the packages above it does not exist.
+    """
+    parts = name.split(".")
+    for end in range(1, len(parts)):
+        if _importModule(".".join(parts[:end])) is None:
+            return ".".join(parts[:end])
+    return name
+
+
 def loadCallable(reference: str) -> Callable[..., Any]:
     """
-    Import C{package.module:callable} (or C{package.module.callable}).
+    Import C{package.module:callable} (or C{package.module.callable}); the
+    name after the colon may be dotted (C{module:Class.method}).  Names are
+    found as C{python -m} finds them: see L{useCurrentFolder}.
 
-    @raise usage.UsageError: it cannot be imported or is not callable.
+    @raise usage.UsageError: saying whether the module does not exist, has
+        no such attribute, or raised while being imported; or that what is
+        found is not callable.
     """
-    dotted = reference.replace(":", ".")
     try:
-        found = namedAny(dotted)
-    except Exception as e:
-        raise usage.UsageError("cannot import %s: %s" % (reference, e))
+        return _loadCallable(reference)
+    except usage.UsageError as e:
+        raise usage.UsageError("cannot load %s: %s" % (reference, e))
+
+
+def _loadCallable(reference: str) -> Callable[..., Any]:
+    moduleName, colon, attributes = reference.partition(":")
+    if colon:
+        splits = [(moduleName, attributes)]
+    else:
+        # The longest importable prefix is the module.
+        parts = reference.split(".")
+        splits = [(".".join(parts[:end]), ".".join(parts[end:])) for end in range(len(parts) - 1, 0, -1)]
+    names = [name for split in splits for name in split[0].split(".") + split[1].split(".")]
+    if not splits or not all(name.isidentifier() for name in names):
+        raise usage.UsageError("not a name of the form package.module:callable")
+    for moduleName, attributes in splits:
+        module = _importModule(moduleName)
+        if module is not None:
+            break
+    else:
+        raise usage.UsageError("no module named %s" % (_missingModule(splits[0][0]),))
+    found: Any = module
+    for index, attribute in enumerate(attributes.split(".")):
+        try:
+            found = getattr(found, attribute)
+        except AttributeError:
+            if index == 0 and moduleName != splits[0][0]:
+                # package.module.callable, without the module.
+                raise usage.UsageError("no module named %s.%s" % (moduleName, attribute))
+            raise usage.UsageError("%s has no attribute %s" % (moduleName, attributes))
     if not callable(found):
-        raise usage.UsageError("%s is not callable" % (reference,))
+        raise usage.UsageError("%s is not callable" % (attributes,))
     return found
+
+
+def useCurrentFolder() -> None:
+    """
+    Put the current folder first on the import path, as C{python -m} does
+    (the C{twistd} script puts its own folder there), so that
+    C{--function} finds the project's modules when run from its folder.
+    """
+    here = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == here for entry in sys.path):
+        sys.path.insert(0, here)
 
 
 class Options(usage.Options):
@@ -82,9 +167,17 @@ class Options(usage.Options):
 
     opt_s = opt_server
 
+    def opt_version(self) -> None:
+        """
+        Show the version and exit.
+        """
+        print("gearman_tw %s" % (__version__,))
+        raise SystemExit(0)
+
     def opt_function(self, spec: str) -> None:
         """
-        NAME=package.module:callable, a function to serve (repeatable).
+        NAME=package.module:callable, a function to serve (repeatable); the
+        current folder is searched first, as by python -m.
         """
         name, sep, reference = spec.partition("=")
         if not sep or not name or not reference:
@@ -113,6 +206,7 @@ class Options(usage.Options):
                 clientEndpoint(Clock(), server)
             except ValueError as e:
                 raise usage.UsageError(str(e))
+        useCurrentFolder()
         callables: List[Tuple[str, Callable[..., Any]]] = [
             (name, loadCallable(reference)) for name, reference in self["functions"]
         ]

@@ -22,6 +22,7 @@ from gearman_tw.queues.records import decodeRecords, encodeRecords
 from gearman_tw.queues.redis import RedisQueue
 from gearman_tw.queues import sqlite as sqlitequeue
 from gearman_tw.queues.sqlite import SQLiteQueue
+from tests.integration.servers import freePort
 from tests.redisserver import RedisServer
 
 
@@ -196,6 +197,19 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         gearmand's table name is not one of ours.
         """
         self.assertRaises(QueueError, SQLiteQueue, self.path, table="gearman_queue")
+
+    @inlineCallbacks
+    def test_noDirectory(self):
+        """
+        A path in a folder that does not exist fails to open with a
+        QueueError naming the file and the folder.
+        """
+        directory = os.path.join(os.path.dirname(self.path), "missing")
+        path = os.path.join(directory, "queue.db")
+        queue = SQLiteQueue(path, reactor=reactor)
+        failure = yield self.assertFailure(queue.open(), QueueError)
+        yield queue.close()
+        self.assertEqual(str(failure), "cannot open %s: no such directory %s" % (path, directory))
 
     @inlineCallbacks
     def test_switchInterval(self):
@@ -407,6 +421,45 @@ class RedisQueueTests(PersistentQueueMixin, TestCase):
         self.redis.stop()
         yield self.assertFailure(queue.add(job(1)), QueueError)
         self.flushLoggedErrors()
+
+
+class RedisOpenTests(TestCase):
+    """
+    Opening a Redis queue that cannot be used.
+    """
+
+    @inlineCallbacks
+    def test_refused(self):
+        """
+        A refused connection fails the open at once, saying so, instead of
+        after the command timeout (txredisapi would retry quietly).
+        """
+        port = freePort()
+        queue = RedisQueue(port=port, reactor=reactor, timeout=20)
+        started = reactor.seconds()
+        failure = yield self.assertFailure(queue.open(), QueueError)
+        yield queue.close()
+        self.assertEqual(str(failure), "cannot reach Redis at 127.0.0.1:%d: connection refused" % (port,))
+        self.assertLess(reactor.seconds() - started, 5)
+
+    def restore(self, name, module):
+        if module is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = module
+
+    def test_txredisapiMissing(self):
+        """
+        Without txredisapi a C{redis://} URL is refused when the queue is
+        made (so at option parsing), saying what to install.
+        """
+        # The import system reads sys.modules itself, not the attribute.
+        saved = sys.modules.get("txredisapi")
+        sys.modules["txredisapi"] = None
+        self.addCleanup(self.restore, "txredisapi", saved)
+        with self.assertRaises(QueueError) as caught:
+            queueFromURL("redis://127.0.0.1:6379/0", reactor)
+        self.assertIn("the Redis queue needs txredisapi: pip install txredisapi", str(caught.exception))
 
 
 class MemoryQueueTests(SynchronousTestCase):

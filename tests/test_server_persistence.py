@@ -459,8 +459,12 @@ class ServiceReplayTests(SynchronousTestCase):
     def test_replayFails(self) -> None:
         """
         If replay fails the port never accepts and is closed, and the
-        failure is logged.
+        failure is logged as one critical line, without a traceback.
         """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         queue = FakeQueue()
         failed: List[bool] = []
         service, port, _ = self.service(queue, exitOnStartFailure=lambda: failed.append(True))
@@ -470,7 +474,9 @@ class ServiceReplayTests(SynchronousTestCase):
         self.assertFalse(port.reading)
         self.assertTrue(port.stopped)
         self.assertEqual(failed, [True])
-        self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)
+        [critical] = [e for e in events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(formatEvent(critical), "Cannot start the job server: corrupt")
+        self.assertNotIn("log_failure", critical)
 
 
 class ForgottenFunctionTests(TestCase):

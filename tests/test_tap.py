@@ -2,19 +2,27 @@
 Tests for L{gearman_tw.tap}: C{twistd gearman}'s options and service tree.
 """
 
+import errno
 import io
 import os
 import sys
 
 from twisted.application.service import IServiceCollection
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
 from twisted.application.service import IServiceMaker
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
+from zope.interface.verify import verifyObject
+
 from gearman_tw import __version__, tap
-from gearman_tw.server.service import GearmanService
+from gearman_tw.errors import QueueError
+from gearman_tw.server.service import CannotStart, GearmanService, ProcessService
 
 
 def parse(*args: str) -> tap.Options:
@@ -76,8 +84,48 @@ class OptionsTests(SynchronousTestCase):
         options = parse("--endpoint", "unix:/tmp/g.sock", "-L", "127.0.0.1", "-e", "tcp:0")
         self.assertEqual(
             options["endpoints"],
-            ["tcp:4730:interface=127.0.0.1:backlog=32", "unix:/tmp/g.sock", "tcp:0"],
+            ["tcp:4730:interface=127.0.0.1:backlog=32", "unix:/tmp/g.sock:mode=660", "tcp:0"],
         )
+
+    def test_socketMode(self) -> None:
+        """
+        A Unix socket description without C{mode=} gets mode 660 (Twisted's
+        default is 666); one with it is kept as it is.  HTTP sockets too.
+        """
+        for given, used in [
+            ("unix:/tmp/g.sock", "unix:/tmp/g.sock:mode=660"),
+            ("unix:/tmp/g.sock:mode=0600", "unix:/tmp/g.sock:mode=0600"),
+            ("unix:address=/tmp/a\\:b:lockfile=0", "unix:address=/tmp/a\\:b:lockfile=0:mode=660"),
+            ("unix:mode=640:address=/tmp/g.sock", "unix:mode=640:address=/tmp/g.sock"),
+            ("tcp:0", "tcp:0"),
+        ]:
+            self.assertEqual(parse("--endpoint", given)["endpoint"], [used])
+            self.assertEqual(parse("--http-endpoint", given)["http-endpoints"], [used])
+
+    def test_badEndpoint(self) -> None:
+        """
+        An C{--endpoint} or C{--http-endpoint} description Twisted cannot
+        parse is a usage error naming it, not a traceback later.
+        """
+        for description in ("foo:bar", "tcp:x", "tcp:1:colour=red", "unix:/tmp/g.sock:mode=rw", "unix"):
+            for option in ("--endpoint", "--http-endpoint"):
+                with self.assertRaises(UsageError) as caught:
+                    parse(option, description)
+                self.assertIn("%s %s is not a valid endpoint description: " % (option, description), str(caught.exception))
+
+    def test_listenNames(self) -> None:
+        """
+        C{--listen} takes IP addresses and host names (resolved when
+        listening); anything else is a usage error.
+        """
+        for address in ("127.0.0.1", "::1", "0.0.0.0", "localhost", "gearman.example.", "fe80::1%lo"):
+            self.assertEqual(parse("--listen", address)["listen"], [address])
+        for address in ("999.1.1.1", "10.0.0", "bad name", "", "a..b", "host:4730"):
+            with self.assertRaises(UsageError) as caught:
+                parse("--listen", address)
+            self.assertEqual(
+                str(caught.exception), "--listen takes an IP address or a host name, not %r" % (address,)
+            )
 
     def test_gearmandOptions(self) -> None:
         """
@@ -157,6 +205,34 @@ class MakeServiceTests(SynchronousTestCase):
             [(4730, 50, "127.0.0.1"), (4730, 50, "127.0.0.2")],
         )
 
+    def test_namedEndpoints(self) -> None:
+        """
+        Every endpoint is named for start-up failures; the root service
+        reports them.
+        """
+        reactor, top, gearman = self.build("-L", "127.0.0.1", "-L", "::1", "-p", "4740", "-e", "tcp:0")
+        self.assertIsInstance(top, ProcessService)
+        self.assertEqual(
+            [endpoint.name for endpoint in gearman.endpoints], ["127.0.0.1:4740", "[::1]:4740", "tcp:0"]
+        )
+        for endpoint in gearman.endpoints:
+            self.assertTrue(verifyObject(IStreamServerEndpoint, endpoint))
+        self.assertEqual([endpoint.name for endpoint in self.build()[2].endpoints], ["port 4730"])
+
+    def test_unixSocketMode(self) -> None:
+        """
+        A Unix socket listens with mode 0660 unless its description says
+        otherwise.
+        """
+        reactor, top, gearman = self.build("-e", "unix:/tmp/a.sock", "-e", "unix:/tmp/b.sock:mode=600")
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        self.assertEqual(
+            [(address, mode) for address, _, _, mode, _ in reactor.unixServers],
+            [("/tmp/a.sock", 0o660), ("/tmp/b.sock", 0o600)],
+        )
+
     def test_exitOnStartFailure(self) -> None:
         """
         Under twistd a start-up failure after the reactor runs makes the
@@ -224,6 +300,97 @@ class MakeServiceTests(SynchronousTestCase):
         """
         _, _, gearman = self.build()
         self.assertTrue(gearman.factory.admin.version.startswith("1.1.20+gearman-tw-"))
+
+
+class RefusingReactor(MemoryReactorClock):
+    """
+    A memory reactor on which every TCP port is in use.
+    """
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        raise CannotListenError(interface, port, OSError(errno.EADDRINUSE, "Address already in use"))
+
+
+class FailingQueue:
+    """
+    A persistent queue that cannot be opened.
+    """
+
+    persistent = True
+    name = "failing"
+
+    def open(self):
+        return fail(QueueError("cannot open /nowhere/q.db: no such directory /nowhere"))
+
+    def close(self):
+        return succeed(None)
+
+
+class StartFailureTests(SynchronousTestCase):
+    """
+    A service tree from L{tap.makeService} that cannot start says why in one
+    log line and makes the process exit with status 1.
+    """
+
+    def setUp(self) -> None:
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def critical(self):
+        return [
+            (formatEvent(event), event.get("log_failure"))
+            for event in self.events
+            if event["log_level"] == LogLevel.critical
+        ]
+
+    def test_portInUse(self) -> None:
+        """
+        A port in use: L{CannotStart}, a L{SystemExit} with status 1 that
+        twistd lets end the process without a traceback, after one critical
+        line naming the address.
+        """
+        top = tap.makeService(parse("-L", "127.0.0.1", "-p", "4740"), RefusingReactor())
+        with self.assertRaises(CannotStart) as caught:
+            top.privilegedStartService()
+        self.assertIsInstance(caught.exception, SystemExit)
+        self.assertIsInstance(caught.exception, Exception)
+        self.assertEqual(caught.exception.code, 1)
+        message = "cannot listen on 127.0.0.1:4740: Address already in use"
+        self.assertEqual(str(caught.exception), message)
+        self.assertEqual(self.critical(), [("Cannot start the job server: " + message, None)])
+
+    def test_httpPortInUse(self) -> None:
+        """
+        An HTTP socket that cannot listen is reported the same way.
+        """
+        top = tap.makeService(parse("-e", "unix:/tmp/g.sock", "--http-port", "8080"), RefusingReactor())
+        with self.assertRaises(CannotStart) as caught:
+            top.privilegedStartService()
+        message = "cannot listen on tcp:8080:interface=127.0.0.1: Address already in use"
+        self.assertEqual(str(caught.exception), message)
+        self.assertEqual(self.critical(), [("Cannot start the job server: " + message, None)])
+
+    def test_queueFailsBeforeReactorRuns(self) -> None:
+        """
+        A queue that fails to open while the reactor is not running yet (in
+        C{startService}) is logged in one line, and the reactor is stopped
+        as soon as it runs, rather than serving nothing forever.
+        """
+        reactor = MemoryReactorClock()
+        top = tap.makeService(parse("-L", "127.0.0.1"), reactor)
+        gearman = IServiceCollection(top).getServiceNamed("gearman")
+        gearman.factory.server.queue = FailingQueue()
+        exits = []
+        gearman.exitOnStartFailure = lambda: exits.append(1)
+        top.privilegedStartService()
+        top.startService()
+        self.assertEqual(exits, [1])
+        self.assertEqual(
+            self.critical(),
+            [("Cannot start the job server: cannot open /nowhere/q.db: no such directory /nowhere", None)],
+        )
+        self.assertFalse(reactor.hasStopped)
+        reactor.run()
+        self.assertTrue(reactor.hasStopped)
 
 
 class PluginTests(SynchronousTestCase):

@@ -2,13 +2,20 @@
 Tests for L{gearman_tw.worker_tap}: C{twistd gearman-worker}.
 """
 
+import importlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+
 from twisted.application.service import IServiceMaker
 from twisted.internet.task import Clock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from gearman_tw import worker_tap
+from gearman_tw import __version__, worker_tap
 from gearman_tw.worker import GearmanWorker
 
 
@@ -33,6 +40,10 @@ class OptionsTests(SynchronousTestCase):
     Tests for L{worker_tap.Options}.
     """
 
+    def setUp(self) -> None:
+        # Parsing puts the current folder on the import path.
+        self.patch(sys, "path", list(sys.path))
+
     def test_functions(self) -> None:
         """
         C{--function NAME=module:callable} loads the callable; C{module.callable}
@@ -52,7 +63,22 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(UsageError, parse)
         self.assertRaises(UsageError, parse, "--function", "rev")
         self.assertRaises(UsageError, parse, "--function", "rev=no.such.module:f")
-        self.assertRaises(UsageError, parse, "--function", "x=tests.test_worker_tap:NOT_CALLABLE")
+        with self.assertRaises(UsageError) as caught:
+            parse("--function", "x=tests.test_worker_tap:NOT_CALLABLE")
+        self.assertEqual(
+            str(caught.exception), "cannot load tests.test_worker_tap:NOT_CALLABLE: NOT_CALLABLE is not callable"
+        )
+
+    def test_version(self) -> None:
+        """
+        C{--version} prints gearman_tw's version, not Twisted's, and exits.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        with self.assertRaises(SystemExit) as caught:
+            parse("--version")
+        self.assertEqual(caught.exception.code, 0)
+        self.assertEqual(out.getvalue(), "gearman_tw %s\n" % (__version__,))
 
     def test_badNumbers(self) -> None:
         """
@@ -109,10 +135,112 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(makers["gearman-worker"].module, "gearman_tw.worker_tap")
 
 
+#: A little project: C{wtproject} is a package of modules for the tests.
+PROJECT = {
+    "wtproject/__init__.py": "",
+    "wtproject/tasks.py": "def reverse(job):\n    return job.data[::-1]\n\nclass Tasks:\n    @staticmethod\n"
+    "    def upper(job):\n        return job.data.upper()\n",
+    "wtproject/broken.py": "raise RuntimeError('no config\\nat all')\n",
+    "wtproject/needy.py": "import wtproject_missing_dependency\n",
+    "wtproject/syntax.py": "def f(:\n",
+}
+
+
+class LoadCallableTests(SynchronousTestCase):
+    """
+    Tests for L{worker_tap.loadCallable}, with a little project in the
+    current folder.
+    """
+
+    def setUp(self) -> None:
+        self.project = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.project, True)
+        for name, text in PROJECT.items():
+            path = os.path.join(self.project, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+        here = os.getcwd()
+        os.chdir(self.project)
+        self.addCleanup(os.chdir, here)
+        self.patch(sys, "path", [entry for entry in sys.path if entry not in ("", ".", self.project)])
+        importlib.invalidate_caches()
+        self.addCleanup(self.forget)
+
+    def forget(self) -> None:
+        for name in list(sys.modules):
+            if name == "wtproject" or name.startswith("wtproject."):
+                del sys.modules[name]
+
+    def assertRefused(self, reference: str, why: str) -> None:
+        with self.assertRaises(UsageError) as caught:
+            worker_tap.loadCallable(reference)
+        self.assertEqual(str(caught.exception), "cannot load %s: %s" % (reference, why))
+
+    def test_currentFolder(self) -> None:
+        """
+        Parsing the options puts the current folder first on the import
+        path, as C{python -m} does, so the project's modules are found.
+        """
+        options = parse("--function", "rev=wtproject.tasks:reverse", "-f", "up=wtproject.tasks:Tasks.upper")
+        self.assertEqual(sys.path[0], self.project)
+        [(_, reverse), (_, upper)] = options["callables"]
+        self.assertIs(reverse, sys.modules["wtproject.tasks"].reverse)
+        self.assertIs(upper, sys.modules["wtproject.tasks"].Tasks.upper)
+        self.assertIs(worker_tap.loadCallable("wtproject.tasks.reverse"), reverse)
+
+    def test_missingModule(self) -> None:
+        """
+        A module that does not exist is named as such.
+        """
+        worker_tap.useCurrentFolder()
+        self.assertRefused("wtproject.nosuch:reverse", "no module named wtproject.nosuch")
+        self.assertRefused("wtproject.nosuch.reverse", "no module named wtproject.nosuch")
+        self.assertRefused("nosuchproject.tasks:reverse", "no module named nosuchproject")
+        self.assertRefused("nosuchproject.tasks.reverse", "no module named nosuchproject")
+
+    def test_missingAttribute(self) -> None:
+        """
+        A module that exists without the name is told apart from a missing
+        module.
+        """
+        worker_tap.useCurrentFolder()
+        self.assertRefused("wtproject.tasks:nosuch", "wtproject.tasks has no attribute nosuch")
+        self.assertRefused("wtproject.tasks.nosuch", "wtproject.tasks has no attribute nosuch")
+        self.assertRefused("wtproject.tasks:Tasks.nosuch", "wtproject.tasks has no attribute Tasks.nosuch")
+
+    def test_importRaised(self) -> None:
+        """
+        An import that raised, or imported a module that does not exist, is
+        shown as its exception, on one line.
+        """
+        worker_tap.useCurrentFolder()
+        self.assertRefused(
+            "wtproject.broken:f", "importing wtproject.broken raised RuntimeError: no config at all"
+        )
+        self.assertRefused(
+            "wtproject.needy:f",
+            "importing wtproject.needy raised ModuleNotFoundError: No module named 'wtproject_missing_dependency'",
+        )
+        with self.assertRaises(UsageError) as caught:
+            worker_tap.loadCallable("wtproject.syntax:f")
+        self.assertIn("importing wtproject.syntax raised SyntaxError: ", str(caught.exception))
+
+    def test_badNames(self) -> None:
+        """
+        A reference that is not made of Python names is refused as such.
+        """
+        for reference in ("wtproject", "wtproject:", ":f", "my-app.tasks:f", "wtproject..tasks:f"):
+            self.assertRefused(reference, "not a name of the form package.module:callable")
+
+
 class TLSServerTests(SynchronousTestCase):
     """
     C{--server} with TLS: the job server's certificate is verified.
     """
+
+    def setUp(self) -> None:
+        self.patch(sys, "path", list(sys.path))
 
     def test_tls(self) -> None:
         """

@@ -25,7 +25,7 @@ not answered in time, are kept and retried with backoff until they succeed
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List, Optional, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -73,6 +73,13 @@ class RedisQueue:
         reactor: Any = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        """
+        @raise QueueError: txredisapi is not installed.
+        """
+        try:
+            import txredisapi  # noqa: F401 (only whether it is installed)
+        except ImportError as e:
+            raise QueueError("the Redis queue needs txredisapi: pip install txredisapi (%s)" % (e,)) from None
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -128,9 +135,34 @@ class RedisQueue:
         """
         Connect (txredisapi reconnects by itself after) and check Redis
         answers.
-        """
-        import txredisapi
 
+        @return: fires when Redis has answered a PING, or fails with
+            L{QueueError}: C{"cannot reach Redis at HOST:PORT: connection
+            refused"} as soon as the connection is refused (txredisapi would
+            retry until the timeout), or with what went wrong.
+        """
+        return Deferred.fromCoroutine(self._open())
+
+    async def _open(self) -> None:
+        import txredisapi
+        from twisted.internet.endpoints import HostnameEndpoint
+        from twisted.internet.protocol import Factory, Protocol
+
+        where = "%s:%d" % (self.host, self.port)
+        # One connection of our own first: txredisapi retries a refused one
+        # quietly, so the PING below would only time out.
+        endpoint = HostnameEndpoint(self.reactor, self.host, self.port, timeout=self.timeout)
+        factory = Factory.forProtocol(Protocol)
+        factory.noisy = False
+        connecting = endpoint.connect(factory)
+        connecting.addTimeout(self.timeout, self.reactor)
+        try:
+            # Made by the factory above.
+            probe = cast(Protocol, await connecting)
+        except Exception:
+            raise QueueError("cannot reach Redis at %s: %s" % (where, self._why(Failure()))) from None
+        if probe.transport is not None:
+            probe.transport.loseConnection()
         self._redis = txredisapi.lazyConnection(
             self.host,
             self.port,
@@ -140,7 +172,10 @@ class RedisQueue:
             password=self.password,
             convertNumbers=False,
         )
-        return self._call("connect", "PING").addCallback(lambda _: None)
+        try:
+            await self._command("PING")
+        except Exception:
+            raise QueueError("cannot use Redis at %s: %s" % (where, self._why(Failure()))) from None
 
     def close(self) -> Deferred[None]:
         """

@@ -172,7 +172,7 @@ class SQLiteQueue:
     def _openInThread(self) -> List[Tuple[int, int, int]]:
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
-            raise QueueError("no such directory: %s" % (directory,))
+            raise QueueError("cannot open %s: no such directory %s" % (self.path, directory))
         connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")

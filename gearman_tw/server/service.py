@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.test_server_service -*-
+# -*- test-case-name: tests.test_server_service,tests.test_tap -*-
 """
-The job server as a Twisted service: listening, and stopping gracefully.
+The job server as a Twisted service: listening, and stopping gracefully;
+and, under twistd, start-up failures reported in one line.
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ import gc
 import os
 import signal
 import sys
-from typing import Any, Callable, List, Optional, Sequence, cast
+from typing import Any, Callable, List, NoReturn, Optional, Sequence, cast
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
-from twisted.internet.interfaces import IListeningPort, IReactorTime, IStreamServerEndpoint
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, gatherResults, succeed
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
+from gearman_tw.errors import QueueError
 from gearman_tw.server.allocator import keepFreedMemory
 from gearman_tw.server.factory import GearmanServerFactory
 
@@ -47,6 +56,96 @@ def exitWithErrorAtExit(status: int = 1) -> None:
         os._exit(status)
 
     atexit.register(exitNow)
+
+
+class CannotStart(SystemExit, Exception):
+    """
+    The job server cannot start, for the reason its message gives in one
+    line (a port in use, say).
+
+    Raised out of C{privilegedStartService}, it is an C{Exception} to
+    twistd, which then does its start-up clean-up (removes its pid file,
+    tells a daemon's parent why it failed) and re-raises it; and a
+    C{SystemExit} with status 1 to Python, which then ends the process
+    without printing a traceback.  L{ProcessService} logs the line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 1
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _why(error: BaseException) -> str:
+    """
+    Why listening failed, in a few words: C{"Address already in use"}.
+    """
+    if isinstance(error, CannotListenError):
+        inner = error.socketError
+        if isinstance(inner, BaseException):
+            return _why(inner)
+        return str(inner)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+@implementer(IStreamServerEndpoint)
+class NamedEndpoint:
+    """
+    A server endpoint whose listening failures name it: they fail with
+    L{CannotStart}, C{"cannot listen on NAME: why"}.
+
+    @ivar endpoint: the endpoint listened on.
+    @ivar name: what the failure calls it: C{127.0.0.1:4730}, or an
+        endpoint description.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, name: str) -> None:
+        self.endpoint = endpoint
+        self.name = name
+
+    def listen(self, protocolFactory: IProtocolFactory) -> "Deferred[IListeningPort]":
+        """
+        Listen on the endpoint.
+        """
+        d = self.endpoint.listen(protocolFactory)
+        d.addErrback(self._failed)
+        return d
+
+    def _failed(self, failure: Failure) -> Failure:
+        if failure.check(CancelledError, CannotStart):
+            return failure
+        return Failure(CannotStart("cannot listen on %s: %s" % (self.name, _why(failure.value))))
+
+
+class ProcessService(MultiService):
+    """
+    The root of the service tree C{twistd gearman} runs: a child that
+    cannot start (raising L{CannotStart}) is logged in one critical line,
+    and ends the process with status 1, without a traceback.
+    """
+
+    log = Logger()
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotStart as e:
+            self._cannotStart(e)
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotStart as e:
+            self._cannotStart(e)
+
+    def _cannotStart(self, error: CannotStart) -> NoReturn:
+        self.running = False
+        self.log.critical("Cannot start the job server: {why}", why=str(error))
+        raise error
 
 
 class GearmanService(Service):
@@ -203,13 +302,24 @@ class GearmanService(Service):
         return ports
 
     def _listenFailed(self, failure: Failure) -> None:
-        self.log.failure("Cannot start the job server", failure)
+        if failure.check(CannotStart, QueueError):
+            # Known causes, which say what is wrong in one line.
+            self.log.critical("Cannot start the job server: {why}", why=failure.getErrorMessage())
+        else:
+            self.log.failure("Cannot start the job server", failure)
         if self.exitOnStartFailure is not None:
             self.exitOnStartFailure()
         self._stopListening()
         stop = getattr(self.reactor, "stop", None)
-        if stop is not None and getattr(self.reactor, "running", False):
+        if stop is None:
+            return
+        if getattr(self.reactor, "running", False):
             stop()
+        else:
+            # Failed in startService, before twistd runs the reactor.
+            callWhenRunning = getattr(self.reactor, "callWhenRunning", None)
+            if callWhenRunning is not None:
+                callWhenRunning(stop)
 
     def whenListening(self) -> Deferred[List[IListeningPort]]:
         """

@@ -1,9 +1,9 @@
 """
-The C{twistd gearman} process: start-up errors, endpoints and signals.
+The C{twistd gearman} process: endpoints and signals (start-up failures are
+in L{tests.integration.test_startup}).
 """
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -12,7 +12,7 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, RawConnection, freePort, requireProgram, startOurs, waitFor
+from tests.integration.servers import RawConnection, freePort, requireProgram, startOurs, waitFor
 
 
 def twistdArgv(*args: str):
@@ -45,46 +45,6 @@ class TwistdTests(SynchronousTestCase):
         worker.sendPacket(9)
         self.assertEqual(worker.readPacket(), (11, b"T:1\0f\0x"))
         return worker, client
-
-    def test_replayFailureExitStatus(self) -> None:
-        """
-        A persistent queue that cannot be replayed (here a SQLite file that
-        is not a database) stops the server after start-up, and twistd
-        exits with status 1, not 0.
-        """
-        directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory, True)
-        path = os.path.join(directory, "broken.db")
-        with open(path, "wb") as f:
-            f.write(b"not a database " * 512)
-        result = subprocess.run(
-            twistdArgv("--port", str(freePort()), "--listen", "127.0.0.1", "--queue", "sqlite:" + path),
-            env=dict(os.environ, PYTHONPATH=REPO),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=60,
-        )
-        self.assertEqual(result.returncode, 1, result.stdout[-2000:])
-        self.assertIn(b"Cannot start the job server", result.stdout)
-
-    def test_portInUse(self) -> None:
-        """
-        A port already in use makes twistd exit with an error at once.
-        """
-        taken = socket.socket()
-        self.addCleanup(taken.close)
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            twistdArgv("--port", str(port), "--listen", "127.0.0.1"),
-            env=dict(os.environ, PYTHONPATH=REPO),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=30,
-        )
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn(b"Address already in use", result.stdout)
 
     def test_sigtermWaitsForRunningJob(self) -> None:
         """
