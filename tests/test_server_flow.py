@@ -329,6 +329,20 @@ class FlowOverSocketsTests(TestCase):
 
         return self.pump(more, 10)
 
+    def receive(self, sock: socket.socket, into: bytearray) -> None:
+        """
+        Add to C{into} all that non-blocking C{sock} has received, without
+        waiting for more.
+        """
+        try:
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                into.extend(chunk)
+        except BlockingIOError:
+            pass
+
     @inlineCallbacks
     def roundTrip(self):  # type: ignore[no-untyped-def]
         """
@@ -339,10 +353,7 @@ class FlowOverSocketsTests(TestCase):
         got = bytearray()
 
         def answered() -> bool:
-            try:
-                got.extend(other.recv(1000))
-            except BlockingIOError:
-                pass
+            self.receive(other, got)
             return len(got) >= 15
 
         yield self.pump(answered, 5)
@@ -383,14 +394,7 @@ class FlowOverSocketsTests(TestCase):
 
         def done() -> bool:
             nonlocal sent
-            try:
-                while True:
-                    chunk = sock.recv(1 << 20)
-                    if not chunk:
-                        break
-                    got.extend(chunk)
-            except BlockingIOError:
-                pass
+            self.receive(sock, got)
             if sent < len(stream):
                 try:
                     sent += sock.send(view[sent : sent + (1 << 20)])
@@ -430,14 +434,7 @@ class FlowOverSocketsTests(TestCase):
         got = bytearray()
 
         def done() -> bool:
-            try:
-                while True:
-                    chunk = sock.recv(1 << 20)
-                    if not chunk:
-                        break
-                    got.extend(chunk)
-            except BlockingIOError:
-                pass
+            self.receive(sock, got)
             return got.endswith(b"\n.\n")
 
         yield self.pump(done, 30)
@@ -469,10 +466,7 @@ class FlowOverSocketsTests(TestCase):
 
         def answered(sock: socket.socket, length: int):  # type: ignore[no-untyped-def]
             def check() -> bool:
-                try:
-                    got.extend(sock.recv(1 << 20))
-                except BlockingIOError:
-                    pass
+                self.receive(sock, got)
                 return len(got) >= length
 
             return check

@@ -406,14 +406,7 @@ class PreSleepCostTests(FunctionsTestCase):
         self.functions = [self.server.functions[name] for name in self.names]
         for function in self.functions:
             function.sleepers = CountingDict(function.sleepers)
-        self.looked: List[bytes] = []
-        live = self.server._livePriority
-
-        def counting(function):
-            self.looked.append(function.name)
-            return live(function)
-
-        self.server._livePriority = counting  # type: ignore[method-assign]
+        self.looked = self.watchLooks()
 
     def writes(self) -> int:
         """

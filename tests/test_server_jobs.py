@@ -161,6 +161,23 @@ class JobServerTestCase(SynchronousTestCase):
         """
         return list(self.server.functions[name].queued)
 
+    def watchLooks(self) -> List[bytes]:
+        """
+        From now on, note the name of each function the server looks at
+        for work.
+
+        @return: the names noted, in order.
+        """
+        looked: List[bytes] = []
+        live = self.server._livePriority
+
+        def counting(function):
+            looked.append(function.name)
+            return live(function)
+
+        self.server._livePriority = counting  # type: ignore[method-assign]
+        return looked
+
 
 class InterfaceTests(SynchronousTestCase):
     """
@@ -711,14 +728,7 @@ class ManyAbilitiesTests(JobServerTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.looked: List[bytes] = []
-        live = self.server._livePriority
-
-        def counting(function):
-            self.looked.append(function.name)
-            return live(function)
-
-        self.server._livePriority = counting  # type: ignore[method-assign]
+        self.looked = self.watchLooks()
         self.worker = self.conn()
         self.names = [b"f%d" % i for i in range(5000)]
         self.worker.canDo(*self.names)

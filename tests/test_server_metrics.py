@@ -9,7 +9,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from gearman_tw.protocol import PacketType
 from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
-from gearman_tw.server.metrics import MetricsResource
+from gearman_tw.server.metrics import JobServerCollector, MetricsResource
 from gearman_tw.server.stats import Histogram
 
 
@@ -58,7 +58,7 @@ class MetricsTests(SynchronousTestCase):
         server.grab(worker, PacketType.GRAB_JOB)
 
         request = DummyRequest([b""])
-        body = MetricsResource(server).render_GET(request)
+        body = MetricsResource(JobServerCollector(server)).render_GET(request)
         self.assertTrue(request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
         found = samples(body.decode("utf-8"))
         f = (("function", "f"),)

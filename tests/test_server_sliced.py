@@ -17,7 +17,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from gearman_tw.server import sliced
 from gearman_tw.server.jobs import HIGH, NORMAL, JobServer, Peer
-from gearman_tw.server.metrics import MetricsResource
+from gearman_tw.server.metrics import JobServerCollector, MetricsResource
 from gearman_tw.server.web import makeResource
 
 
@@ -153,7 +153,7 @@ class SlicedListingTests(SynchronousTestCase):
         count = sliced.SLICE * 2 + 10
         server = _server(count)
         request = StreamingRequest([b""])
-        self.assertEqual(MetricsResource(server).render_GET(request), NOT_DONE_YET)
+        self.assertEqual(MetricsResource(JobServerCollector(server)).render_GET(request), NOT_DONE_YET)
         self.assertEqual(request.written, [])
         turns = _drain(server.reactor, request, 1000)  # type: ignore[arg-type]
         self.assertGreater(turns, 10)
@@ -195,6 +195,6 @@ class SlicedListingTests(SynchronousTestCase):
         """
         server = _server(3)
         request = StreamingRequest([b""])
-        body = MetricsResource(server).render_GET(request)
+        body = MetricsResource(JobServerCollector(server)).render_GET(request)
         self.assertIsInstance(body, bytes)
         self.assertIn(b'gearman_workers{function="f\\"2\\n"} 0\n', body)

@@ -31,6 +31,20 @@ def parse(*args: str) -> tap.Options:
     return options
 
 
+def started(testCase: SynchronousTestCase, options: tap.Options) -> MemoryReactorClock:
+    """
+    Start the service tree of C{options} on a memory reactor, stopped at
+    C{testCase}'s cleanup.
+
+    @return: the reactor.
+    """
+    reactor = MemoryReactorClock()
+    top = tap.makeService(options, reactor)
+    top.startService()
+    testCase.addCleanup(top.stopService)
+    return reactor
+
+
 class OptionsTests(SynchronousTestCase):
     """
     Tests for L{tap.Options}.
@@ -423,6 +437,12 @@ class TLSOptionsTests(SynchronousTestCase):
             tempfile.mkdtemp(), "server", *makeCertificate("server")
         )
 
+    def parseTLS(self, *args: str) -> tap.Options:
+        """
+        Parse C{--ssl} with the test certificate and key, then C{args}.
+        """
+        return parse("--ssl", "--ssl-certificate", self.certPath, "--ssl-key", self.keyPath, *args)
+
     def test_needsCertificate(self) -> None:
         """
         C{--ssl} without a certificate, or a missing file, is a usage error;
@@ -471,21 +491,7 @@ class TLSOptionsTests(SynchronousTestCase):
         """
         from gearman_tw.tls import ClientVerifyingOptions
 
-        options = parse(
-            "--ssl",
-            "--ssl-certificate",
-            self.certPath,
-            "--ssl-key",
-            self.keyPath,
-            "--ssl-ca-file",
-            self.certPath,
-            "-L",
-            "127.0.0.1",
-        )
-        reactor = MemoryReactorClock()
-        top = tap.makeService(options, reactor)
-        top.startService()
-        self.addCleanup(top.stopService)
+        reactor = started(self, self.parseTLS("--ssl-ca-file", self.certPath, "-L", "127.0.0.1"))
         [(port, factory, contextFactory, *_)] = reactor.sslServers
         self.assertIsInstance(contextFactory, ClientVerifyingOptions)
 
@@ -494,22 +500,9 @@ class TLSOptionsTests(SynchronousTestCase):
         With C{--ssl} every --port/--listen socket serves TLS; --endpoint
         descriptions are kept as given.
         """
-        options = parse(
-            "--ssl",
-            "--ssl-certificate",
-            self.certPath,
-            "--ssl-key",
-            self.keyPath,
-            "-L",
-            "127.0.0.1",
-            "-e",
-            "tcp:0",
-        )
+        options = self.parseTLS("-L", "127.0.0.1", "-e", "tcp:0")
         self.assertEqual(options["endpoints"], ["ssl:4730:interface=127.0.0.1:backlog=32", "tcp:0"])
-        reactor = MemoryReactorClock()
-        top = tap.makeService(options, reactor)
-        top.startService()
-        self.addCleanup(top.stopService)
+        reactor = started(self, options)
         self.assertEqual([port for port, *_ in reactor.sslServers], [4730])
         self.assertEqual([port for port, *_ in reactor.tcpServers], [0])
 
@@ -567,10 +560,7 @@ class HTTPOptionsTests(SynchronousTestCase):
         The HTTP site listens beside the job server when started: on
         loopback, with no C{--listen} or C{--http-listen}.
         """
-        reactor = MemoryReactorClock()
-        top = tap.makeService(parse("--port", "4730", "--http-port", "8080"), reactor)
-        top.startService()
-        self.addCleanup(top.stopService)
+        reactor = started(self, parse("--port", "4730", "--http-port", "8080"))
         ports = [(port, interface) for port, _, _, interface in reactor.tcpServers]
         self.assertEqual(ports, [(4730, ""), (8080, "127.0.0.1")])
 
@@ -578,10 +568,7 @@ class HTTPOptionsTests(SynchronousTestCase):
         """
         An IPv6 C{--http-listen} address is listened at.
         """
-        reactor = MemoryReactorClock()
-        top = tap.makeService(parse("--http-port", "8080", "--http-listen", "::1"), reactor)
-        top.startService()
-        self.addCleanup(top.stopService)
+        reactor = started(self, parse("--http-port", "8080", "--http-listen", "::1"))
         self.assertIn((8080, "::1"), [(port, interface) for port, _, _, interface in reactor.tcpServers])
 
     def tokenFile(self, content: bytes) -> str:
@@ -645,10 +632,7 @@ class HTTPOptionsTests(SynchronousTestCase):
 
         path = self.tokenFile(b"s3cret\n")
         options = parse("--http-port", "8080", "--http-token-file", path, "--http-allowed-host", "g.example")
-        reactor = MemoryReactorClock()
-        top = tap.makeService(options, reactor)
-        top.startService()
-        self.addCleanup(top.stopService)
+        reactor = started(self, options)
         [site] = {factory for _, factory, _, _ in reactor.tcpServers if isinstance(factory, Site)}
         policy = site.resource.policy
         self.assertEqual((policy.token, policy.allowedHosts), (b"s3cret", frozenset(["g.example"])))

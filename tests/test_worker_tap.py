@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Mapping
 
 from twisted.application.service import IServiceMaker
 from twisted.internet.task import Clock
@@ -146,6 +147,23 @@ PROJECT = {
 }
 
 
+def writeProject(testCase: SynchronousTestCase, files: Mapping[str, str]) -> str:
+    """
+    Write C{files} (their text by path) into a new folder, removed at
+    C{testCase}'s cleanup.
+
+    @return: the folder.
+    """
+    project = tempfile.mkdtemp()
+    testCase.addCleanup(shutil.rmtree, project, True)
+    for name, text in files.items():
+        path = os.path.join(project, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    return project
+
+
 class LoadCallableTests(SynchronousTestCase):
     """
     Tests for L{worker_tap.loadCallable}, with a little project in the
@@ -153,13 +171,7 @@ class LoadCallableTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.project = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.project, True)
-        for name, text in PROJECT.items():
-            path = os.path.join(self.project, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+        self.project = writeProject(self, PROJECT)
         here = os.getcwd()
         os.chdir(self.project)
         self.addCleanup(os.chdir, here)

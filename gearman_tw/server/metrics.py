@@ -94,9 +94,11 @@ class JobServerCollector:
     per function (L{functionSamples}).
 
     @ivar refused: HTTP requests refused, by reason (see
-        L{gearman_tw.server.http.AccessPolicy}), if the HTTP site counts them.
+        L{gearman_tw.server.http.AccessPolicy}), if the HTTP site counts them:
+        C{gearman_http_refused_total}.
     @ivar aclRefused: requests the access policy refused, by action (see
-        L{gearman_tw.server.acl.AccessControl}), if there is a policy.
+        L{gearman_tw.server.acl.AccessControl}), if there is a policy:
+        C{gearman_acl_refused_total}.
     """
 
     def __init__(
@@ -152,37 +154,29 @@ class JobServerCollector:
             yield acl
 
 
-def registryFor(
-    server: JobServer,
-    refused: Optional[Mapping[str, int]] = None,
-    aclRefused: Optional[Mapping[str, int]] = None,
-) -> CollectorRegistry:
+def registryFor(collector: JobServerCollector) -> CollectorRegistry:
     """
-    A registry holding only C{server}'s metrics, C{refused} as
-    C{gearman_http_refused_total} and C{aclRefused} as
-    C{gearman_acl_refused_total} if given.
+    A registry holding only C{collector}'s metrics.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(JobServerCollector(server, refused, aclRefused))  # type: ignore[arg-type]
+    registry.register(collector)  # type: ignore[arg-type]
     return registry
 
 
 class MetricsResource(Resource):
     """
     C{/metrics} in Prometheus's text exposition format.
+
+    @ivar collector: what it shows, but for the samples per function
+        (L{functionSamples}), read from the collector's job server.
     """
 
     isLeaf = True
 
-    def __init__(
-        self,
-        server: JobServer,
-        refused: Optional[Mapping[str, int]] = None,
-        aclRefused: Optional[Mapping[str, int]] = None,
-    ) -> None:
+    def __init__(self, collector: JobServerCollector) -> None:
         super().__init__()
-        self.jobServer = server
-        self.registry = registryFor(server, refused, aclRefused)
+        self.collector = collector
+        self.registry = registryFor(collector)
 
     def render_GET(self, request: Request) -> object:
         """
@@ -190,7 +184,7 @@ class MetricsResource(Resource):
         functions per reactor turn.
         """
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
-        server = self.jobServer
+        server = self.collector.server
         functions = list(server.functions.values())
         return sliced.render(
             request, self._chunks(functions), server.reactor, small=len(functions) <= sliced.SLICE

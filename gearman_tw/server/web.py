@@ -39,13 +39,13 @@ def makeResource(
     root = GearmanResource(server, reactor, version, noWorkerTimeout, **kwargs)
     metrics: Resource
     try:
-        from gearman_tw.server.metrics import MetricsResource
+        from gearman_tw.server.metrics import JobServerCollector, MetricsResource
     except ImportError:
         metrics = NoMetrics()  # prometheus_client is optional
     else:
         acl = root.policy.acl
         metrics = MetricsResource(
-            server, refused=root.policy.refused, aclRefused=None if acl is None else acl.refused
+            JobServerCollector(server, refused=root.policy.refused, aclRefused=None if acl is None else acl.refused)
         )
     root.putChild(b"metrics", metrics)
     root.monitor = _monitorPage

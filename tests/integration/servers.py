@@ -31,6 +31,9 @@ PREFIX = "T"
 
 HEADER = struct.Struct(">4sII")
 
+#: Runs twistd in the Python that runs this, importing from its path.
+RUN_TWISTD = "from twisted.scripts.twistd import run; run()"
+
 
 def requireProgram(path: str) -> str:
     """
@@ -158,6 +161,18 @@ def _start(name: str, argvForPort, testCase, tries: int = 3) -> ServerProcess:
     raise AssertionError("could not start %s: %s" % (name, last))
 
 
+def twistdArgv(*args: str, twistd: Sequence[str] = ()) -> List[str]:
+    """
+    The command line of twistd in the foreground with no pid file, then
+    C{args}: a plugin name and its options, or C{-y FILE}.
+
+    @param twistd: the command that runs twistd; by default this Python
+        running L{RUN_TWISTD}, which imports from C{$PYTHONPATH} (L{REPO}
+        for this tree).
+    """
+    return [*(twistd or (sys.executable, "-c", RUN_TWISTD)), "-n", "--pidfile=", *args]
+
+
 def startOurs(testCase=None, *args: str, python: Optional[str] = None) -> ServerProcess:
     """
     Start C{twistd -n gearman} from this tree with extra C{args}; stopped at
@@ -167,12 +182,7 @@ def startOurs(testCase=None, *args: str, python: Optional[str] = None) -> Server
     """
 
     def argv(port: int, directory: str) -> List[str]:
-        return [
-            python or sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
+        return twistdArgv(
             "gearman",
             "--port",
             str(port),
@@ -181,7 +191,8 @@ def startOurs(testCase=None, *args: str, python: Optional[str] = None) -> Server
             "--job-handle-prefix",
             PREFIX,
             *args,
-        ]
+            twistd=(python, "-c", RUN_TWISTD) if python else (),
+        )
 
     return _start("gearman_tw", argv, testCase)
 

@@ -16,8 +16,17 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, RawConnection, freePort, packet, requireProgram, run, startOurs, waitFor
-from tests.integration.test_twistd import twistdArgv
+from tests.integration.servers import (
+    REPO,
+    RawConnection,
+    freePort,
+    packet,
+    requireProgram,
+    run,
+    startOurs,
+    twistdArgv,
+    waitFor,
+)
 from tests.tlscerts import makeCertificate, writePEM
 
 SUBMIT_JOB_BG = 18
@@ -98,7 +107,7 @@ class PolicyProcessTests(SynchronousTestCase):
         """
         self.write("[[allow]]\nwho = 'somebody'\n")
         result = subprocess.run(
-            twistdArgv("--port", str(freePort()), "--listen", "127.0.0.1", "--access-policy", self.path),
+            twistdArgv("gearman", "--port", str(freePort()), "--listen", "127.0.0.1", "--access-policy", self.path),
             env=dict(os.environ, PYTHONPATH=REPO),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, startOurs
+from tests.integration.servers import REPO, startOurs, twistdArgv
 
 
 class ExamplesTests(SynchronousTestCase):
@@ -23,7 +23,7 @@ class ExamplesTests(SynchronousTestCase):
         self.address = "127.0.0.1:%d" % (self.server.port,)
         self.env = dict(os.environ, PYTHONPATH=REPO, GEARMAN_SERVER=self.address)
         worker = subprocess.Popen(
-            [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "-y", os.path.join(REPO, "examples", "worker.tac")],
+            twistdArgv("-y", os.path.join(REPO, "examples", "worker.tac")),
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -21,7 +20,7 @@ from typing import Dict, Optional, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, ServerProcess, freePort, startOurs, waitFor, waitForPort
+from tests.integration.servers import REPO, ServerProcess, freePort, startOurs, twistdArgv, waitFor, waitForPort
 from tests.integration.test_monitor import browser
 
 #: The attacker's page: it tries, from its own origin, what any web page
@@ -269,20 +268,7 @@ class ProcessTests(SynchronousTestCase):
         """
         missing = self.mktemp()
         result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "gearman",
-                "--port",
-                "0",
-                "--http-port",
-                "0",
-                "--http-token-file",
-                missing,
-            ],
+            twistdArgv("gearman", "--port", "0", "--http-port", "0", "--http-token-file", missing),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=dict(os.environ, PYTHONPATH=REPO),

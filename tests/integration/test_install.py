@@ -26,11 +26,11 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.integration.servers import REPO, RawConnection, freePort, packet, waitForPort
+from tests.integration.servers import REPO, RawConnection, freePort, packet, twistdArgv, waitForPort
 
 #: Seconds one pip or venv command may take.
 PIP_TIMEOUT = 300
@@ -252,18 +252,9 @@ class InstalledMixin:
         port = freePort()
         log = open(os.path.join(self.installation.root, "server-%d.log" % (port,)), "w+b")
         self.addCleanup(log.close)
+        twistd = [self.installation.bin("twistd")]
         process = subprocess.Popen(
-            [
-                self.installation.bin("twistd"),
-                "-n",
-                "--pidfile=",
-                "gearman",
-                "--port",
-                str(port),
-                "--listen",
-                "127.0.0.1",
-                *args,
-            ],
+            twistdArgv("gearman", "--port", str(port), "--listen", "127.0.0.1", *args, twistd=twistd),
             cwd=self.installation.elsewhere,
             env=cleanEnvironment(),
             stdout=log,
@@ -288,6 +279,22 @@ class InstalledMixin:
             log.seek(0)
             raise AssertionError("%s\n%s" % (e, log.read()[-3000:].decode("utf-8", "replace")))
         return port
+
+    def assertAllFound(self, names: Sequence[str], found: str) -> None:
+        """
+        The virtualenv's Python finds every one of C{names}.
+
+        @param found: the source of a function C{found(name)} that says
+            whether C{name} is there.
+        """
+        script = found + (
+            "import sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    if not found(name):\n"
+            "        print('missing', name)\n"
+        )
+        result = self.runCommand("python", "-c", script, *names)
+        self.assertEqual((result.returncode, result.stdout), (0, b""))
 
     def assertEchoes(self, port: int) -> None:
         connection = RawConnection(port)
@@ -362,14 +369,12 @@ class InstalledMixin:
             if "__init__.py" in files
         )
         self.assertIn("gearman_tw.server", packages)
-        script = (
-            "import importlib.util, sys\n"
-            "for name in sys.argv[1:]:\n"
-            "    if importlib.util.find_spec(name) is None:\n"
-            "        print('missing', name)\n"
+        self.assertAllFound(
+            packages,
+            "def found(name):\n"
+            "    import importlib.util\n"
+            "    return importlib.util.find_spec(name) is not None\n",
         )
-        result = self.runCommand("python", "-c", script, *packages)
-        self.assertEqual((result.returncode, result.stdout), (0, b""))
 
     def test_packageData(self) -> None:
         """
@@ -382,15 +387,13 @@ class InstalledMixin:
             if name.endswith((".html", ".json"))
         ]
         self.assertIn("gearman_tw/server/monitor.html", wanted)
-        script = (
-            "import importlib.resources as r, sys\n"
-            "for name in sys.argv[1:]:\n"
+        self.assertAllFound(
+            wanted,
+            "def found(name):\n"
+            "    import importlib.resources as r\n"
             "    package, _, resource = name.rpartition('/')\n"
-            "    if not r.files(package.replace('/', '.')).joinpath(resource).is_file():\n"
-            "        print('missing', name)\n"
+            "    return r.files(package.replace('/', '.')).joinpath(resource).is_file()\n",
         )
-        result = self.runCommand("python", "-c", script, *wanted)
-        self.assertEqual((result.returncode, result.stdout), (0, b""))
 
     def test_ssl(self) -> None:
         """

@@ -17,23 +17,22 @@ from typing import List, Sequence
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw import __version__
-from tests.integration.servers import REPO, freePort, startOurs, waitFor
+from tests.integration.servers import REPO, RUN_TWISTD, freePort, startOurs, twistdArgv, waitFor
+from tests.test_worker_tap import writeProject
 
 #: Runs twistd without the current folder on the import path, as the
 #: C{twistd} script does (C{python -c} would put it first).
-RUN_TWISTD = (
-    "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; "
-    "from twisted.scripts.twistd import run; run()"
-)
+AS_SCRIPT = "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; " + RUN_TWISTD
 
 
-def twistdArgv(*args: str, missing: Sequence[str] = ()) -> List[str]:
+def scriptArgv(*args: str, missing: Sequence[str] = ()) -> List[str]:
     """
-    The command line of C{twistd -n} with C{args}, in which importing the
-    modules named in C{missing} fails as if they were not installed.
+    The command line of C{twistd -n} with C{args}, run as the C{twistd}
+    script runs (L{AS_SCRIPT}), in which importing the modules named in
+    C{missing} fails as if they were not installed.
     """
     poison = "".join("sys.modules[%r] = None; " % (name,) for name in missing)
-    return [sys.executable, "-c", "import sys; " + poison + RUN_TWISTD, "-n", "--pidfile=", *args]
+    return twistdArgv(*args, twistd=(sys.executable, "-c", "import sys; " + poison + AS_SCRIPT))
 
 
 class StartFailureMixin:
@@ -46,7 +45,7 @@ class StartFailureMixin:
         Run twistd with C{args} until it exits; its output, both streams.
         """
         result = subprocess.run(
-            twistdArgv(*args, missing=missing),
+            scriptArgv(*args, missing=missing),
             env=dict(os.environ, PYTHONPATH=REPO),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -258,13 +257,7 @@ class WorkerStartTests(StartFailureMixin, SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.project = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.project, True)
-        for name, text in PACKAGE.items():
-            path = os.path.join(self.project, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+        self.project = writeProject(self, PACKAGE)
 
     def test_importsFromCurrentFolder(self) -> None:
         """
@@ -275,7 +268,7 @@ class WorkerStartTests(StartFailureMixin, SynchronousTestCase):
         log = open(os.path.join(self.project, "worker.log"), "wb")
         self.addCleanup(log.close)
         worker = subprocess.Popen(
-            twistdArgv(
+            scriptArgv(
                 "gearman-worker", "--server", "127.0.0.1:%d" % (server.port,), "--function", "reverse=myapp.tasks:reverse"
             ),
             env=dict(os.environ, PYTHONPATH=REPO),
@@ -345,7 +338,7 @@ class VersionTests(SynchronousTestCase):
         """
         for plugin in ("gearman", "gearman-worker"):
             result = subprocess.run(
-                twistdArgv(plugin, "--version"),
+                scriptArgv(plugin, "--version"),
                 env=dict(os.environ, PYTHONPATH=REPO),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

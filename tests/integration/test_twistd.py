@@ -7,25 +7,11 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration.servers import RawConnection, freePort, requireProgram, startOurs, waitFor
-
-
-def twistdArgv(*args: str):
-    return [
-        sys.executable,
-        "-c",
-        "from twisted.scripts.twistd import run; run()",
-        "-n",
-        "--pidfile=",
-        "gearman",
-        *args,
-    ]
-
 
 
 class TwistdTests(SynchronousTestCase):

@@ -6,12 +6,11 @@ with jobs submitted by independent clients: the libgearman CLI and PHP.
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, requireProgram, run, startGearmand, startOurs, waitFor
+from tests.integration.servers import REPO, requireProgram, run, startGearmand, startOurs, twistdArgv, waitFor
 
 
 
@@ -45,18 +44,9 @@ class WorkerMixin:
         self.gearman = requireProgram("gearman")
 
     def startWorker(self, *args: str, functions=("reverse", "stream", "refuse", "explode", "slow")):
-        argv = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "-n",
-            "--pidfile=",
-            "gearman-worker",
-            "--server",
-            "127.0.0.1:%d" % (self.server.port,),
-            "--client-id",
-            "tw-worker",
-        ]
+        argv = twistdArgv(
+            "gearman-worker", "--server", "127.0.0.1:%d" % (self.server.port,), "--client-id", "tw-worker"
+        )
         for name in functions:
             argv += ["--function", "%s=tests.integration.functions:%s" % (name, name)]
         log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)
@@ -192,15 +182,7 @@ class WorkerMixin:
         examples/worker.tac serves reverse and countdown.
         """
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "-y",
-                os.path.join(REPO, "examples", "worker.tac"),
-            ],
+            twistdArgv("-y", os.path.join(REPO, "examples", "worker.tac")),
             env=dict(os.environ, PYTHONPATH=REPO, GEARMAN_SERVER="127.0.0.1:%d" % self.server.port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
