@@ -8,7 +8,7 @@ JOBS ?= 2
 # Debian packages the interoperability tests talk to.
 SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver pypy3 pypy3-venv tmux
 
-.PHONY: run test run-deps deps system-deps pypy docs bench clean
+.PHONY: run test run-deps deps system-deps pypy docs bench changelog clean
 
 # The installed plugin, not the checkout on PYTHONPATH: what users get.
 run: run-deps
@@ -59,6 +59,10 @@ bench: deps system-deps
 
 docs: deps
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
+
+# The next release's NEWS.rst entry, from newsfragments/ (nothing is written).
+changelog: deps
+	$(BIN)/python -m towncrier build --draft
 
 clean:
 	rm -rf $(VENV) .venv-pypy docs/_build _trial_temp build gearman_tw.egg-info

@@ -1,0 +1,1 @@
+``--access-policy FILE`` takes a TOML policy saying which TLS client certificate names, addresses or HTTP tokens may submit to, work on or administer which functions; refusals get ``ERROR PERMISSION_DENIED`` (HTTP 403) naming who may not do what, are logged and counted in ``/metrics``, and SIGHUP reloads the file.

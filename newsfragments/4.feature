@@ -1,0 +1,1 @@
+``gearman_tw.worker.GearmanWorker`` is a Twisted service that runs jobs from one or many job servers: functions return bytes, text or a Deferred, may run in a thread pool, send data, warnings and status, and stop gracefully. ``twistd gearman-worker --server HOST:PORT --function NAME=module:callable`` hosts one without code, and examples/worker.tac shows a ``.tac`` file.

@@ -1,0 +1,1 @@
+``--http-port`` (or ``--http-endpoint``) serves HTTP beside the job server: gearmand's HTTP protocol (``POST /FUNCTION`` with the ``X-Gearman-*`` headers), a JSON API under ``/api/`` described by an OpenAPI document served at ``/api/openapi.json``, Prometheus metrics at ``/metrics``, and a live monitor page at ``/``.

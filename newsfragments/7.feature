@@ -1,0 +1,1 @@
+The server runs unchanged under PyPy (``make pypy`` makes a PyPy virtualenv for it), and ``make bench`` measures it against C gearmand in the same run, every result checked. ``--gc-threshold`` and ``--keep-freed-memory`` tune the interpreter's collector and the C allocator for servers with many queued jobs or large payloads.
