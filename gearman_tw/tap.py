@@ -509,12 +509,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     from gearman_tw.server.admin import GEARMAND_VERSION, AdminCommands
     from gearman_tw.server.factory import GearmanServerFactory, KeepAlive, filteredLogger
     from gearman_tw.server.jobs import JobServer
-    from gearman_tw.server.service import (
-        GearmanService,
-        NamedEndpoint,
-        ProcessService,
-        exitWithErrorAtExit,
-    )
+    from gearman_tw.server.service import GearmanService, NamedEndpoint, ProcessService
+    from gearman_tw.server.tuning import ProcessTuning, exitWithErrorAtExit
 
     if reactor is None:
         from twisted.internet import reactor as _reactor
@@ -575,16 +571,25 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         endpoints,
         reactor,
         drainTimeout=options["drain-timeout"],
-        handleSignals=True,
+        exitOnStartFailure=exitWithErrorAtExit,
+    )
+    # Signals, GC, allocator and switch interval: process-wide, so set here,
+    # not by the server or the queue.
+    tuning = ProcessTuning(
+        gearman,
+        reactor,
         gcThreshold=options["gc-threshold"],
         keepFreedMemory=options["keep-freed-memory"] << 20,
-        exitOnStartFailure=exitWithErrorAtExit,
+        switchInterval=getattr(server.queue, "switchInterval", None),
         onHangup=[acl.reload] if acl is not None else [],
     )
     if options["admin-shutdown"]:
         admin.shutdown = gearman.shutdown
     # Logs a socket that cannot listen in one line, and exits with status 1.
     top = ProcessService()
+    # First, so it starts before the server and stops after it has drained.
+    tuning.setName("tuning")
+    tuning.setServiceParent(top)
     gearman.setName("gearman")
     gearman.setServiceParent(top)
     if options["http-endpoints"]:

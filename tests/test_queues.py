@@ -212,25 +212,6 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         self.assertEqual(str(failure), "cannot open %s: no such directory %s" % (path, directory))
 
     @inlineCallbacks
-    def test_switchInterval(self):
-        """
-        While open, the queue keeps the interpreter's switch interval short
-        (so its thread gets the GIL back promptly), and restores it on close;
-        None leaves it alone.
-        """
-        before = sys.getswitchinterval()
-        self.addCleanup(sys.setswitchinterval, before)
-        queue = SQLiteQueue(self.path, reactor=reactor, switchInterval=0.0001)
-        yield queue.open()
-        self.assertAlmostEqual(sys.getswitchinterval(), 0.0001)
-        yield queue.close()
-        self.assertAlmostEqual(sys.getswitchinterval(), before)
-        queue = SQLiteQueue(self.path, reactor=reactor, switchInterval=None)
-        yield queue.open()
-        self.assertAlmostEqual(sys.getswitchinterval(), before)
-        yield queue.close()
-
-    @inlineCallbacks
     def test_threadStopsWithReactor(self):
         """
         The database thread stops when the reactor shuts down, as the

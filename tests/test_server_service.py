@@ -2,7 +2,6 @@
 Tests for L{gearman_tw.server.service}: listening and stopping.
 """
 
-import os
 from typing import List, Tuple
 
 from twisted.internet.address import IPv4Address
@@ -14,7 +13,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from gearman_tw.protocol import PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer, Peer
-from gearman_tw.server import service
 from gearman_tw.server.service import CLOSE_TIMEOUT, GearmanService
 
 
@@ -119,6 +117,26 @@ class ServiceTests(SynchronousTestCase):
         self.closeAll()
         self.successResultOf(stopped)
 
+    def test_whenStopped(self) -> None:
+        """
+        whenStopped fires at once for a service that is not running, and
+        otherwise (a fresh Deferred per call) once stopService has drained.
+        """
+        self.successResultOf(self.service.whenStopped())
+        self.service.startService()
+        worker, _, _, _ = self.runningJob()
+        first = self.service.whenStopped()
+        stopped = self.service.stopService()
+        second = self.service.whenStopped()
+        self.assertIsNot(first, second)
+        self.assertNoResult(first)
+        worker.dataReceived(request(PacketType.WORK_COMPLETE, b"H:1", b"done"))
+        self.closeAll()
+        self.successResultOf(stopped)
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.successResultOf(self.service.whenStopped())
+
     def test_closeTimeout(self) -> None:
         """
         Connections that do not close within the close timeout do not hold
@@ -212,70 +230,46 @@ class ServiceTests(SynchronousTestCase):
         self.assertTrue(self.reactor.hasStopped)
 
 
-class GarbageCollectionTests(SynchronousTestCase):
+class ProcessStateTests(SynchronousTestCase):
     """
-    The service's garbage collector tuning.
+    L{GearmanService} changes nothing process-wide, so an application that
+    embeds it keeps its own settings.
     """
 
-    def test_threshold(self) -> None:
+    def test_untouched(self) -> None:
         """
-        With a gcThreshold, starting sets the young-generation threshold and
-        freezes start-up objects; without one nothing changes.
+        Starting, shutting down and stopping the service installs no signal
+        handler and changes neither the garbage collector, the C allocator
+        nor the switch interval.
         """
         import gc
-
-        before = gc.get_threshold()
-        self.addCleanup(gc.set_threshold, *before)
-        self.addCleanup(gc.unfreeze)
-        reactor = MemoryReactorClock()
-        factory = GearmanServerFactory(JobServer(reactor))
-        GearmanService(factory, [], reactor).startService()
-        self.assertEqual(gc.get_threshold(), before)
-        GearmanService(factory, [], reactor, gcThreshold=12345).startService()
-        self.assertEqual(gc.get_threshold(), (12345,) + before[1:])
-        self.assertGreater(gc.get_freeze_count(), 0)
-
-
-    def test_keepFreedMemory(self) -> None:
-        """
-        With keepFreedMemory, starting passes it to the allocator settings;
-        without, the allocator is left alone.
-        """
-        calls = []
-        self.patch(service, "keepFreedMemory", calls.append)
-        reactor = MemoryReactorClock()
-        factory = GearmanServerFactory(JobServer(reactor))
-        GearmanService(factory, [], reactor).startService()
-        self.assertEqual(calls, [])
-        GearmanService(factory, [], reactor, keepFreedMemory=1 << 20).startService()
-        self.assertEqual(calls, [1 << 20])
-
-
-class ExitStatusTests(SynchronousTestCase):
-    """
-    Tests for L{service.exitWithErrorAtExit}.
-    """
-
-    def test_exitStatus(self) -> None:
-        """
-        The process ends normally (its output flushed) but with the status
-        given.
-        """
-        import subprocess
+        import signal
         import sys
 
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from gearman_tw.server.service import exitWithErrorAtExit; "
-                "exitWithErrorAtExit(3); print('finished', end='')",
-            ],
-            stdout=subprocess.PIPE,
-            timeout=60,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        )
-        self.assertEqual((result.returncode, result.stdout), (3, b"finished"))
+        from gearman_tw.server import allocator
+
+        calls: List[str] = []
+
+        def forbidden(name: str):
+            def call(*args: object) -> None:
+                calls.append(name)
+
+            return call
+
+        self.patch(signal, "signal", forbidden("signal.signal"))
+        self.patch(gc, "set_threshold", forbidden("gc.set_threshold"))
+        self.patch(gc, "freeze", forbidden("gc.freeze"))
+        self.patch(sys, "setswitchinterval", forbidden("sys.setswitchinterval"))
+        self.patch(allocator, "keepFreedMemory", forbidden("keepFreedMemory"))
+        reactor = MemoryReactorClock()
+        factory = GearmanServerFactory(JobServer(reactor))
+        gearman = GearmanService(factory, [TCP4ServerEndpoint(reactor, 4730)], reactor)
+        gearman.privilegedStartService()
+        gearman.startService()
+        gearman.shutdown(graceful=True)
+        reactor.advance(1)
+        self.successResultOf(gearman.stopService())
+        self.assertEqual(calls, [])
 
 
 class LifecycleTests(SynchronousTestCase):
@@ -318,28 +312,3 @@ class LifecycleTests(SynchronousTestCase):
         service.shutdown(graceful=True)
         self.reactor.advance(0.2)
         self.assertTrue(self.reactor.hasStopped)
-
-    def test_signals(self) -> None:
-        """
-        With signal handling, SIGUSR1 stops gracefully and SIGHUP does
-        whatever SIGUSR1 did before (twistd's log rotation), then calls the
-        C{onHangup} hooks in the reactor thread.
-        """
-        import signal
-
-        for number in (signal.SIGUSR1, signal.SIGHUP):
-            self.addCleanup(signal.signal, number, signal.getsignal(number))
-        rotated = []
-
-        def rotate(signum, frame):
-            rotated.append(signum)
-
-        signal.signal(signal.SIGUSR1, rotate)
-        hooks = []
-        service = self.service(handleSignals=True, onHangup=[lambda: hooks.append("reload")])
-        service.startService()
-        self.assertEqual(signal.getsignal(signal.SIGUSR1), service._onSignal)
-        signal.getsignal(signal.SIGHUP)(signal.SIGHUP, None)
-        self.assertEqual(rotated, [signal.SIGHUP])
-        self.reactor.advance(0)
-        self.assertEqual(hooks, ["reload"])

@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import sys
+from typing import List
 
 from twisted.application.service import IServiceCollection
 from twisted.internet.defer import fail, succeed
@@ -252,18 +253,108 @@ class MakeServiceTests(SynchronousTestCase):
         Under twistd a start-up failure after the reactor runs makes the
         process exit with an error.
         """
-        from gearman_tw.server.service import exitWithErrorAtExit
+        from gearman_tw.server.tuning import exitWithErrorAtExit
 
         self.assertIs(self.build()[2].exitOnStartFailure, exitWithErrorAtExit)
+
+    def tuning(self, *args: str):
+        """
+        The L{ProcessTuning} of the service tree C{args} build.
+        """
+        from gearman_tw.server.tuning import ProcessTuning
+
+        _, top, gearman = self.build(*args)
+        tuned = IServiceCollection(top).getServiceNamed("tuning")
+        self.assertIsInstance(tuned, ProcessTuning)
+        self.assertIs(tuned.server, gearman)
+        return tuned
+
+    def test_tuningFirst(self) -> None:
+        """
+        The process tuning is the first service of the tree, so it starts
+        before the job server and stops after it has drained.
+        """
+        _, top, gearman = self.build()
+        self.assertEqual([service.name for service in top][:2], ["tuning", "gearman"])
 
     def test_keepFreedMemory(self) -> None:
         """
         C{--keep-freed-memory} is in MiB, 64 by default, and reaches the
-        service in bytes.
+        process tuning in bytes.
         """
-        self.assertEqual(self.build()[2].keepFreedMemory, 64 << 20)
-        self.assertEqual(self.build("--keep-freed-memory", "0")[2].keepFreedMemory, 0)
-        self.assertEqual(self.build("--keep-freed-memory", "8")[2].keepFreedMemory, 8 << 20)
+        self.assertEqual(self.tuning().keepFreedMemory, 64 << 20)
+        self.assertEqual(self.tuning("--keep-freed-memory", "0").keepFreedMemory, 0)
+        self.assertEqual(self.tuning("--keep-freed-memory", "8").keepFreedMemory, 8 << 20)
+
+    def test_gcThreshold(self) -> None:
+        """
+        C{--gc-threshold} (50000 by default) reaches the process tuning.
+        """
+        self.assertEqual(self.tuning().gcThreshold, 50000)
+        self.assertEqual(self.tuning("--gc-threshold", "0").gcThreshold, 0)
+
+    def test_switchInterval(self) -> None:
+        """
+        With an SQLite queue the process keeps the switch interval that
+        queue asks for; with the memory queue it is left alone.
+        """
+        from gearman_tw.queues.sqlite import SWITCH_INTERVAL
+
+        self.assertIsNone(self.tuning().switchInterval)
+        path = os.path.join(self.mktemp(), "q.db")
+        os.makedirs(os.path.dirname(path))
+        self.assertEqual(self.tuning("-q", "sqlite:" + path).switchInterval, SWITCH_INTERVAL)
+
+    def test_hangupReloadsPolicy(self) -> None:
+        """
+        With C{--access-policy}, SIGHUP reloads the policy; without, it
+        only rotates the log.
+        """
+        self.assertEqual(self.tuning().onHangup, [])
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("")
+        (hook,) = self.tuning("--access-policy", path).onHangup
+        self.assertEqual(hook.__name__, "reload")
+
+    def test_processTuningApplied(self) -> None:
+        """
+        Starting the tree C{twistd gearman} runs installs the signal
+        handlers and applies the garbage collector, allocator and switch
+        interval settings; stopping it puts back those it can.
+        """
+        import gc
+        import signal
+
+        from gearman_tw.server import tuning
+
+        for number in (signal.SIGUSR1, signal.SIGHUP):
+            self.addCleanup(signal.signal, number, signal.getsignal(number))
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        self.addCleanup(gc.unfreeze)
+        self.addCleanup(sys.setswitchinterval, sys.getswitchinterval())
+        sys.setswitchinterval(0.005)
+        allocator: List[int] = []
+        self.patch(tuning, "keepFreedMemory", allocator.append)
+        before = gc.get_threshold(), signal.getsignal(signal.SIGUSR1)
+        path = os.path.join(self.mktemp(), "q.db")
+        os.makedirs(os.path.dirname(path))
+        options = parse("-L", "127.0.0.1", "-q", "sqlite:" + path, "--gc-threshold", "4321")
+        top = tap.makeService(options, MemoryReactorClock())
+        tuned = IServiceCollection(top).getServiceNamed("tuning")
+        gearman = IServiceCollection(top).getServiceNamed("gearman")
+        # No queue file is opened here: only the process settings matter.
+        self.patch(gearman.factory.server, "queue", None)
+        top.privilegedStartService()
+        top.startService()
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), tuned._onSignal)
+        self.assertEqual(signal.getsignal(signal.SIGHUP), tuned._onHangup)
+        self.assertEqual(gc.get_threshold()[0], 4321)
+        self.assertEqual(allocator, [64 << 20])
+        self.assertLess(sys.getswitchinterval(), 0.001)
+        self.successResultOf(top.stopService())
+        self.assertEqual((gc.get_threshold(), signal.getsignal(signal.SIGUSR1)), before)
+        self.assertAlmostEqual(sys.getswitchinterval(), 0.005)
 
     def test_serverSettings(self) -> None:
         """

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from bisect import bisect_right
 from operator import attrgetter
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -56,7 +55,8 @@ _DONE = 1
 #: The table gearmand's libsqlite3 queue writes.
 GEARMAND_TABLE = "gearman_queue"
 
-#: The switch interval (seconds) kept while a queue is open.
+#: The switch interval (seconds) the queue's thread works best with; see
+#: L{SQLiteQueue}'s C{switchInterval}.
 SWITCH_INTERVAL = 0.0002
 
 #: A batch's records are cut into several rows past this many bytes of data.
@@ -104,13 +104,15 @@ class SQLiteQueue:
         @param synchronous: SQLite's C{synchronous} setting: C{FULL} (the
             default) makes every commit durable across power loss; C{NORMAL}
             only across process crashes (C{kill -9}).
-        @param switchInterval: while the queue is open, keep the
-            interpreter's switch interval (L{sys.setswitchinterval}) at most
-            this many seconds, C{None} to leave it alone.  The database
-            thread needs the GIL back after every SQLite call; with the
-            default 5 ms it waits that long behind the reactor's Python code
-            each time, and commits (so JOB_CREATED replies) take several
-            times longer than their work.
+        @param switchInterval: the interpreter switch interval
+            (C{sys.setswitchinterval}), in seconds, this queue works best
+            with, C{None} for no preference.  The database thread needs the
+            GIL back after every SQLite call; with the default 5 ms it waits
+            that long behind the reactor's Python code each time, and commits
+            (so JOB_CREATED replies) take several times longer than their
+            work.  The queue only says so: the switch interval is
+            process-wide, so it is the application's to set (C{twistd
+            gearman} does, see L{gearman_tw.server.tuning}).
         """
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -127,7 +129,6 @@ class SQLiteQueue:
         self.synchronous = synchronous.upper()
         self.switchInterval = switchInterval
         self.commits = 0
-        self._savedSwitchInterval: Optional[float] = None
         self._pool = threadPool
         self._ownPool = threadPool is None
         self._shutdownTrigger: Any = None
@@ -154,9 +155,6 @@ class SQLiteQueue:
         Start the database thread, create the tables if needed, take over a
         gearmand table and compact the log.
         """
-        if self.switchInterval is not None and self._savedSwitchInterval is None:
-            self._savedSwitchInterval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._savedSwitchInterval, self.switchInterval))
         if self._pool is None:
             self._pool = ThreadPool(1, 1, name="gearman-sqlite")
             self._pool.start()
@@ -290,9 +288,6 @@ class SQLiteQueue:
                 if self._shutdownTrigger is not None:
                     self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
                     self._shutdownTrigger = None
-            if self._savedSwitchInterval is not None:
-                sys.setswitchinterval(self._savedSwitchInterval)
-                self._savedSwitchInterval = None
             return result
 
         if self._pool is None:

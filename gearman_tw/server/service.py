@@ -1,16 +1,16 @@
 # -*- test-case-name: tests.test_server_service,tests.test_tap -*-
 """
-The job server as a Twisted service: listening, and stopping gracefully;
-and, under twistd, start-up failures reported in one line.
+The job server as a Twisted service: listen, replay the persistent queue,
+serve, and drain when stopping; and, under twistd, start-up failures
+reported in one line.
+
+Nothing here changes process-wide settings (signal handlers, the garbage
+collector, the C allocator, the switch interval): C{twistd gearman} does that
+in L{gearman_tw.server.tuning}.
 """
 
 from __future__ import annotations
 
-import atexit
-import gc
-import os
-import signal
-import sys
 from typing import Any, Callable, List, NoReturn, Optional, Sequence, cast
 
 from twisted.application.service import MultiService, Service
@@ -27,7 +27,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
-from gearman_tw.server.allocator import keepFreedMemory
 from gearman_tw.server.factory import GearmanServerFactory
 
 #: Seconds a stopping server waits for running jobs before it closes anyway.
@@ -35,27 +34,6 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 
 #: Seconds a stopping server waits for closing connections to flush.
 CLOSE_TIMEOUT = 5.0
-
-
-def exitWithErrorAtExit(status: int = 1) -> None:
-    """
-    Make the process exit with C{status} when it ends: C{twistd} stops the
-    reactor, removes its pid file and returns normally, so a failure after
-    start-up would otherwise exit with 0.  This runs at interpreter exit,
-    after twistd's own clean-up (threads have been joined by then); it
-    flushes standard output and error and skips the rest of interpreter
-    finalisation.
-    """
-
-    def exitNow() -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(status)
-
-    atexit.register(exitNow)
 
 
 class CannotStart(SystemExit, Exception):
@@ -166,45 +144,26 @@ class GearmanService(Service):
         endpoints: Sequence[IStreamServerEndpoint],
         reactor: IReactorTime,
         drainTimeout: float = DEFAULT_DRAIN_TIMEOUT,
-        handleSignals: bool = False,
-        gcThreshold: int = 0,
-        keepFreedMemory: int = 0,
         exitOnStartFailure: Optional[Callable[[], object]] = None,
-        onHangup: Sequence[Callable[[], object]] = (),
     ) -> None:
         """
-        @param handleSignals: on start, make SIGUSR1 stop the server
-            gracefully (see L{shutdown}), as gearmand does.
-        @param gcThreshold: on start, let this many young objects pile up
-            between garbage collections (0: leave Python's setting), and
-            freeze what start-up made.  Python's default of 700 makes a
-            server holding many queued jobs spend much of its time
-            collecting.
-        @param keepFreedMemory: on start, let the C allocator keep this many
-            bytes of freed memory for reuse (see
-            L{gearman_tw.server.allocator}); 0 leaves its settings.
         @param exitOnStartFailure: called when the server fails to start
             after the reactor is running (replaying the persistent queue
             failed, say), before the reactor is stopped; C{twistd} passes
-            L{exitWithErrorAtExit} so that the process exits with status 1.
-        @param onHangup: with C{handleSignals}, called (in the reactor
-            thread) on each SIGHUP, after the log file is reopened: reloading
-            the access policy, say.
+            L{gearman_tw.server.tuning.exitWithErrorAtExit} so that the
+            process exits with status 1.
         """
         self.factory = factory
         self.endpoints = list(endpoints)
         self.reactor = reactor
         self.drainTimeout = drainTimeout
-        self.handleSignals = handleSignals
-        self.gcThreshold = gcThreshold
-        self.keepFreedMemory = keepFreedMemory
         self.exitOnStartFailure = exitOnStartFailure
-        self.onHangup = list(onHangup)
         self.ports: List[IListeningPort] = []
         self._listening: Optional[Deferred[Any]] = None
         self._stopping = False
+        self._draining = False
+        self._whenStopped: List[Deferred[None]] = []
         self._privileged = False
-        self._rotate: Optional[Callable[[int, Any], object]] = None
 
     def privilegedStartService(self) -> None:
         """
@@ -223,21 +182,6 @@ class GearmanService(Service):
             so that C{twistd} exits with an error instead of serving nothing.
         """
         super().startService()
-        if self.handleSignals and hasattr(signal, "SIGUSR1"):
-            # gearmand's SIGUSR1 is a graceful stop; twistd's (installed with
-            # --logfile) rotates the log, so that moves to SIGHUP, which
-            # gearmand uses to reopen its log.
-            rotate = signal.getsignal(signal.SIGUSR1)
-            self._rotate = rotate if callable(rotate) else None
-            signal.signal(signal.SIGHUP, self._onHangup)
-            signal.signal(signal.SIGUSR1, self._onSignal)
-        if self.gcThreshold and hasattr(gc, "freeze"):
-            # CPython only: PyPy's collector is generational in other ways.
-            _, second, third = gc.get_threshold()
-            gc.set_threshold(self.gcThreshold, second, third)
-            gc.freeze()
-        if self.keepFreedMemory:
-            keepFreedMemory(self.keepFreedMemory)
         if not self._privileged:
             self._startListening()
         queue = self.factory.server.queue
@@ -370,7 +314,27 @@ class GearmanService(Service):
         d.addCallback(lambda _: self._within(self.factory.server.whenIdle, self.drainTimeout))
         d.addCallback(lambda _: self._closeConnections())
         d.addCallback(lambda _: self._closeQueue())
+        self._draining = True
+        d.addBoth(self._drained)
         return d
+
+    def _drained(self, result: object) -> object:
+        self._draining = False
+        observers, self._whenStopped = self._whenStopped, []
+        for observer in observers:
+            observer.callback(None)
+        return result
+
+    def whenStopped(self) -> Deferred[None]:
+        """
+        Fire once the service has stopped: at once if it is not running,
+        or when L{stopService} has finished draining.
+        """
+        if not self.running and not self._draining:
+            return succeed(None)
+        result: Deferred[None] = Deferred()
+        self._whenStopped.append(result)
+        return result
 
     def _closeQueue(self) -> Deferred[None]:
         queue = self.factory.server.queue
@@ -415,18 +379,3 @@ class GearmanService(Service):
 
         check()
         return done
-
-    def _onHangup(self, signum: int, frame: Any) -> None:
-        if self._rotate is not None:
-            self._rotate(signum, frame)
-        callFromThread = getattr(self.reactor, "callFromThread", None)
-        for hook in self.onHangup:
-            if callFromThread is not None:
-                callFromThread(hook)
-            else:
-                hook()
-
-    def _onSignal(self, signum: int, frame: Any) -> None:
-        callFromThread = getattr(self.reactor, "callFromThread", None)
-        if callFromThread is not None:
-            callFromThread(self.shutdown, True)
