@@ -1,0 +1,1 @@
+``make bench`` drives both servers with a load generator written in C (one process, raw sockets, plus a libgearman-worker scenario) and reports each server's CPU per job, user and system, beside jobs/s and the load's own CPU, so the ratios measure the servers rather than a Python load.
