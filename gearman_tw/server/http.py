@@ -220,6 +220,17 @@ def _quote(value: bytes, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def bearerToken(request: Request) -> Optional[bytes]:
+    """
+    The token of C{request}'s C{Authorization: Bearer TOKEN} header, or
+    L{None} when it has no such header.
+    """
+    scheme, _, given = (request.getHeader(b"authorization") or b"").strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    return given.strip()
+
+
 class AccessPolicy:
     """
     Who may use the HTTP site; checked before any route sees a request.
@@ -298,10 +309,9 @@ class AccessPolicy:
                 "a request from another origin (%s) may not change anything here" % (_quote(origin),),
             )
         if self.token is not None:
-            scheme, _, given = (request.getHeader(b"authorization") or b"").strip().partition(b" ")
-            if scheme.lower() != b"bearer":
+            given = bearerToken(request)
+            if given is None:
                 return Refusal(401, "token", "this request needs the token: Authorization: Bearer TOKEN")
-            given = given.strip()
             if not hmac.compare_digest(given, self.token) and (
                 self.acl is None or self.acl.tokenName(given) is None
             ):
@@ -528,11 +538,10 @@ class GearmanResource(Resource):
         if acl is None:
             return None
         names = []
-        scheme, _, given = (request.getHeader(b"authorization") or b"").strip().partition(b" ")
-        if scheme.lower() == b"bearer":
-            name = acl.tokenName(given.strip())
-            if name is not None:
-                names.append("token:" + name)
+        given = bearerToken(request)
+        name = None if given is None else acl.tokenName(given)
+        if name is not None:
+            names.append("token:" + name)
         certificate = certificateName(getattr(request.channel, "transport", None))
         if certificate is not None:
             names.append("cert:" + certificate)

@@ -145,10 +145,7 @@ class GearmanServerProtocol(Protocol):
         self._listing = None
         if self._sliceCall is not None and self._sliceCall.active():
             self._sliceCall.cancel()
-        if self._reserved or self._awaiting:
-            self.factory.inputBudget.release(self, self._reserved)
-            self._reserved = 0
-            self._awaiting = False
+        self._budget(0)
         self.factory.connectionClosed(self, reason)
         self.factory.server.peerLost(self.peer)
 
@@ -429,13 +426,13 @@ class GearmanServerProtocol(Protocol):
     # Worker packets
 
     def _canDo(self, args: List[bytes], payload: bytes) -> None:
-        if self.factory.acl is not None and self._refusedPacket("work", args[0]):
+        if self._refusedPacket("work", args[0]):
             return
         self.factory.server.canDo(self.peer, args[0], 0)
 
     def _canDoTimeout(self, args: List[bytes], payload: bytes) -> None:
         name, value = args
-        if self.factory.acl is not None and self._refusedPacket("work", name):
+        if self._refusedPacket("work", name):
             return
         if len(value) > MAX_TIMEOUT_DIGITS:
             raise _DropConnection()
