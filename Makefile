@@ -8,7 +8,7 @@ JOBS ?= 2
 # Debian packages the interoperability tests talk to.
 SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver pypy3 pypy3-venv tmux gcc libc6-dev libgearman-dev
 
-.PHONY: run test run-deps deps system-deps pypy docs bench changelog clean
+.PHONY: run test lint run-deps deps system-deps pypy docs bench changelog clean
 
 # The installed plugin, not the checkout on PYTHONPATH: what users get.
 run: run-deps
@@ -16,6 +16,17 @@ run: run-deps
 
 test: deps system-deps pypy docs
 	$(BIN)/python scripts/trial-summary --jobs=$(JOBS) tests
+
+# ruff (configured in pyproject.toml) and mypy (mypy.ini names its files),
+# as tests/test_lint.py and tests/test_typing.py run them in `make test`;
+# both report before the target fails.
+LINT_PATHS := gearman_tw tests twisted benchmarks scripts
+
+lint: deps
+	status=0; \
+	$(BIN)/python -m ruff check $(LINT_PATHS) || status=1; \
+	$(BIN)/python -m mypy --config-file mypy.ini || status=1; \
+	exit $$status
 
 # Tests, docs and benchmarks also run this tree under other interpreters.
 test docs bench: export PYTHONPATH := $(CURDIR)

@@ -708,7 +708,7 @@ def main(argv: List[str]) -> int:
     rows = []
     for name in options.scenarios:
         results: Dict[str, Dict[str, List[float]]] = {"gearmand": {}, "ours": {}}
-        for run in range(options.runs):
+        for _ in range(options.runs):
             for server in ("gearmand", "ours"):
                 for metric, value in runScenario(name, server, options.scale, options.python, not options.cold).items():
                     results[server].setdefault(metric, []).append(value)

@@ -57,9 +57,9 @@ from gearman_tw.errors import (
     describeJob,
 )
 from gearman_tw.interfaces import IGearmanClient
+from gearman_tw.numbers import atoi
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE, MAX_ARGUMENT_SIZE, REQ, PacketType, Priority, encode
 from gearman_tw.reconnect import Reconnector
-
 
 HIGH, NORMAL, LOW = Priority.HIGH, Priority.NORMAL, Priority.LOW
 
@@ -662,7 +662,7 @@ class GearmanClientProtocol(JobServerConnection):
     def _workStatus(self, args: List[bytes], payload: bytes) -> None:
         task = self._tasks.get(args[0])
         if task is not None:
-            task._event(PacketType.WORK_STATUS, (_atoi(args[1]), _atoi(args[2])))
+            task._event(PacketType.WORK_STATUS, (atoi(args[1]), atoi(args[2])))
 
     def _finished(self, handle: bytes) -> Optional[Task]:
         task = self._tasks.pop(handle, None)
@@ -695,7 +695,7 @@ class GearmanClientProtocol(JobServerConnection):
         self._answered(_STATUS)
         self._statusOrder.remove(handle)
         d = self._popWaiter(self._status, handle)
-        d.callback(JobStatus(known == b"1", running == b"1", _atoi(numerator), _atoi(denominator)))
+        d.callback(JobStatus(known == b"1", running == b"1", atoi(numerator), atoi(denominator)))
 
     def _statusResUnique(self, args: List[bytes], payload: bytes) -> None:
         unique, known, running, numerator, denominator, clients = args
@@ -708,9 +708,9 @@ class GearmanClientProtocol(JobServerConnection):
             UniqueJobStatus(
                 known == b"1",
                 running == b"1",
-                _atoi(numerator),
-                _atoi(denominator),
-                _atoi(clients),
+                atoi(numerator),
+                atoi(denominator),
+                atoi(clients),
             )
         )
 
@@ -764,14 +764,6 @@ class GearmanClientProtocol(JobServerConnection):
             orphans, self.orphans = self.orphans, []
             for task in orphans:
                 task._fail(lost)
-
-
-def _atoi(value: bytes) -> int:
-    digits = value.strip()
-    try:
-        return int(digits)
-    except ValueError:
-        return 0
 
 
 _CLIENT_HANDLERS: Dict[int, Callable[[GearmanClientProtocol, List[bytes], bytes], None]] = {
@@ -1272,7 +1264,10 @@ class GearmanClient(MultiService):
             )
         unknown = set(defaults) - _JOB_KEYS - {"function"}
         if unknown or "function" in defaults:
-            raise TypeError("submitBatch got unexpected keyword arguments: %s" % (", ".join(sorted(unknown | ({"function"} & set(defaults)))),))
+            raise TypeError(
+                "submitBatch got unexpected keyword arguments: %s"
+                % (", ".join(sorted(unknown | ({"function"} & set(defaults)))),)
+            )
         prepared = []
         for index, job in enumerate(jobs):
             if isinstance(job, Mapping):

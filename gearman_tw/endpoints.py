@@ -148,7 +148,9 @@ def tlsEndpoint(reactor: object, description: str) -> IStreamClientEndpoint:
     try:
         from gearman_tw import tls
     except ImportError as e:
-        raise ValueError("tls: needs pyOpenSSL and service_identity (pip install pyOpenSSL service_identity): %s" % (e,))
+        raise ValueError(
+            "tls: needs pyOpenSSL and service_identity (pip install pyOpenSSL service_identity): %s" % (e,)
+        )
     trustRoots = kwargs.get("trustRoots")
     certificate = kwargs.get("certificate")
     if kwargs.get("privateKey") and not certificate:

@@ -5,7 +5,7 @@ The interfaces of gearman_tw.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from zope.interface import Attribute, Interface
 
@@ -13,23 +13,25 @@ if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from gearman_tw.queues import QueuedJob
-    from gearman_tw.server.jobs import Peer
+    from gearman_tw.server.model import Job, JobStatus, Peer, UniqueStatus
 
 
 class IJobServer(Interface):
     """
     The state of one Gearman job server: functions, queues, jobs and the
     connections that use them.  Every method acts at once and answers the
-    connection by writing to it; none does I/O of its own.
+    connection through its reply methods; none does I/O of its own.
 
     Connections are represented by C{Peer} objects
-    (L{gearman_tw.server.jobs.Peer}).
+    (L{gearman_tw.server.model.Peer}), whose reply methods each kind of
+    connection renders its own way.
     """
 
     functions = Attribute("Every known function by name (bytes).")
     jobs = Attribute(
         "Live job objects by handle (bytes); queued jobs may be kept in a"
-        " compact form elsewhere: lookup() finds every job, jobCount() counts them."
+        " compact form elsewhere: lookup() finds every job, jobCount() counts them,"
+        " liveJobs() lists them."
     )
     peers = Attribute("Every open connection, oldest first.")
     exceptions = Attribute("Whether new connections start with the exceptions option on.")
@@ -60,10 +62,14 @@ class IJobServer(Interface):
         JOB_CREATED or ERROR.
         """
 
-    def lookup(handle: bytes) -> object:
+    def lookup(handle: bytes) -> Optional["Job"]:
         """
-        The live job with C{handle} (a C{gearman_tw.server.jobs.Job}), or
-        C{None}.
+        The live job with C{handle}, or C{None}; reading it changes nothing.
+        """
+
+    def liveJobs() -> Iterable["Job"]:
+        """
+        Every live job, queued or running.
         """
 
     def jobCount() -> int:
@@ -92,47 +98,52 @@ class IJobServer(Interface):
         C{peer} sleeps until a NOOP wakes it.
         """
 
-    def grab(peer: "Peer", ptype: int) -> None:
+    def grab(peer: "Peer", form: int) -> None:
         """
-        Answer a GRAB_JOB, GRAB_JOB_UNIQ or GRAB_JOB_ALL with a job
-        assignment or NO_JOB.
-        """
-
-    def workData(peer: "Peer", ptype: int, handle: bytes, payload: bytes) -> None:
-        """
-        Forward WORK_DATA or WORK_WARNING to the job's clients.
+        Answer a GRAB_JOB, GRAB_JOB_UNIQ or GRAB_JOB_ALL (C{form}, see
+        L{gearman_tw.server.model.ASSIGN}) with C{peer.assign} or
+        C{peer.noJob}.
         """
 
-    def workStatus(
-        peer: "Peer", handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
-    ) -> None:
+    def workData(peer: "Peer", handle: bytes, data: bytes) -> None:
+        """
+        Forward WORK_DATA to the job's clients.
+        """
+
+    def workWarning(peer: "Peer", handle: bytes, data: bytes) -> None:
+        """
+        Forward WORK_WARNING to the job's clients.
+        """
+
+    def workStatus(peer: "Peer", handle: bytes, numerator: bytes, denominator: bytes) -> None:
         """
         Record and forward WORK_STATUS.
         """
 
-    def workComplete(peer: "Peer", handle: bytes, payload: bytes) -> None:
+    def workComplete(peer: "Peer", handle: bytes, data: bytes) -> None:
         """
         Forward WORK_COMPLETE and end the job.
         """
 
-    def workFail(peer: "Peer", handle: bytes) -> None:
+    def workFail(peer: "Peer", handle: bytes, detail: Optional[bytes]) -> None:
         """
-        Forward WORK_FAIL and end the job.
+        Forward WORK_FAIL (with what followed the handle, if anything did)
+        and end the job.
         """
 
-    def workException(peer: "Peer", handle: bytes, payload: bytes) -> None:
+    def workException(peer: "Peer", handle: bytes, data: bytes) -> None:
         """
         Forward WORK_EXCEPTION (or WORK_FAIL) and end the job.
         """
 
-    def getStatus(handle: bytes) -> bytes:
+    def getStatus(handle: bytes) -> "JobStatus":
         """
-        The STATUS_RES payload for a job handle.
+        What GET_STATUS answers for a job handle.
         """
 
-    def getStatusUnique(unique: bytes) -> bytes:
+    def getStatusUnique(unique: bytes) -> "UniqueStatus":
         """
-        The STATUS_RES_UNIQUE payload for a unique key.
+        What GET_STATUS_UNIQUE answers for a unique key.
         """
 
     def cancel(handle: bytes) -> bool:
@@ -146,7 +157,7 @@ class IJobServer(Interface):
         C{None} if unknown.
         """
 
-    def setMaxQueue(name: bytes, limits: tuple) -> None:
+    def setMaxQueue(name: bytes, limits: Tuple[int, int, int]) -> None:
         """
         Set a function's (HIGH, NORMAL, LOW) queue limits, 0 for none.
         """

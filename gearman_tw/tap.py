@@ -15,6 +15,7 @@ from twisted.python import usage
 
 from gearman_tw._version import __version__
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
+from gearman_tw.verbosity import LOG_LEVELS
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IStreamServerEndpoint
@@ -30,7 +31,6 @@ _DEFAULT_PACKET_TIMEOUT = 60.0
 _DEFAULT_HTTP_MAX_BODY = 64 * 1024 * 1024
 
 #: gearmand's log levels, most severe first.
-VERBOSITY = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
 
 #: What --http-allowed-host takes: a DNS name, perhaps with a final dot.
@@ -173,7 +173,7 @@ class Options(usage.Options):
         ["keepalive-idle", None, None, "Seconds idle before the first keepalive probe.", int],
         ["keepalive-interval", None, None, "Seconds between keepalive probes.", int],
         ["keepalive-count", None, None, "Keepalive probes before dropping a peer.", int],
-        ["verbose", None, "ERROR", "Log level: " + ", ".join(VERBOSITY) + "."],
+        ["verbose", None, "ERROR", "Log level: " + ", ".join(LOG_LEVELS) + "."],
         [
             "max-packet-size",
             None,
@@ -401,8 +401,8 @@ class Options(usage.Options):
             if not 0 <= self[name] <= 255:
                 raise usage.UsageError("--%s must be between 0 and 255" % (name,))
         verbosity = self["verbose"].upper()
-        if verbosity not in VERBOSITY:
-            raise usage.UsageError("--verbose must be one of " + ", ".join(VERBOSITY))
+        if verbosity not in LOG_LEVELS:
+            raise usage.UsageError("--verbose must be one of " + ", ".join(LOG_LEVELS))
         self["verbose"] = verbosity
         if self["max-packet-size"] < 1024:
             raise usage.UsageError("--max-packet-size must be at least 1024")

@@ -14,8 +14,7 @@ import os
 import re
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from OpenSSL import SSL
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from OpenSSL.crypto import X509
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import (

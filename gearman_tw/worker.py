@@ -98,7 +98,9 @@ def _seconds(value: object, what: str, allowNone: bool = True, positive: bool = 
         raise TypeError("%s must be a number of seconds, not %s" % (what, type(value).__name__))
     low = 0 < value if positive else 0 <= value
     if not (low and value < 10.0**9):
-        raise ValueError("%s must be %s 0 seconds and finite, not %r" % (what, "more than" if positive else "at least", value))
+        raise ValueError(
+            "%s must be %s 0 seconds and finite, not %r" % (what, "more than" if positive else "at least", value)
+        )
     return float(value)
 
 

@@ -90,7 +90,7 @@ def _loadCallable(reference: str) -> Callable[..., Any]:
     names = [name for split in splits for name in split[0].split(".") + split[1].split(".")]
     if not splits or not all(name.isidentifier() for name in names):
         raise usage.UsageError("not a name of the form package.module:callable")
-    for moduleName, attributes in splits:
+    for moduleName, attributes in splits:  # noqa: B007 (the split found is used after the loop)
         module = _importModule(moduleName)
         if module is not None:
             break

@@ -37,6 +37,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import (
     IDelayedCall,
     IListeningPort,
+    IProtocol,
     IProtocolFactory,
     IReactorTCP,
     IReactorTime,
@@ -251,8 +252,8 @@ class FaultProxy:
                     stream.holding.clear()
                 else:
                     stream.holding.discard(ptype)
-        chosen = []
-        kept = []
+        chosen: List[Tuple[str, int, List[bytes], bytes]] = []
+        kept: List[Tuple[str, int, List[bytes], bytes]] = []
         for entry in self._held:
             if (ptype is None or entry[1] == ptype) and (count is None or len(chosen) < count):
                 chosen.append(entry)
@@ -494,7 +495,7 @@ class FaultProxy:
             return
         outbox = stream.outbox
         now = self._clock.seconds()
-        chunks = []
+        chunks: List[bytes] = []
         for _ in range(len(outbox)):
             due, data, record = outbox[0]
             if due > now:
@@ -647,7 +648,7 @@ class FaultEndpoint(_Proxies):
         self.refuse = False
         self._pumps: List[iosim.IOPump] = []
 
-    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[object]":
+    def connect(self, protocolFactory: IProtocolFactory) -> "Deferred[IProtocol]":
         """
         Connect a protocol of C{protocolFactory} to the job server through a
         new proxy.
@@ -678,6 +679,7 @@ class FaultEndpoint(_Proxies):
     def _connectUpstream(self, proxy: FaultProxy) -> None:
         factory = self.factory
         server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
+        assert server is not None
         server.factory = factory
         serverSide = _Side(proxy, TO_SERVER)
         self._pumps.append(

@@ -547,7 +547,9 @@ class ConnectAdminTests(SynchronousTestCase):
         Complete connection attempt C{index}.
         """
         transport = StringTransport()
-        self.reactor.tcpClients[index][2].buildProtocol(None).makeConnection(transport)
+        protocol = self.reactor.tcpClients[index][2].buildProtocol(None)
+        assert protocol is not None
+        protocol.makeConnection(transport)
         return transport
 
     def test_serverFirst(self) -> None:
@@ -587,8 +589,9 @@ class ConnectAdminTests(SynchronousTestCase):
         The old C{connectAdmin(reactor, server)} still connects, with a
         L{DeprecationWarning}; so does C{connectAdmin(reactor)}.
         """
-        d = connectAdmin(self.reactor, "tcp:host=127.0.0.1:port=4731")
-        connectAdmin(self.reactor)
+        # The deprecated forms are outside the signature's types.
+        d = connectAdmin(self.reactor, "tcp:host=127.0.0.1:port=4731")  # type: ignore[arg-type]
+        connectAdmin(self.reactor)  # type: ignore[arg-type]
         warnings = self.flushWarnings([self.test_reactorFirstDeprecated])
         self.assertEqual([w["category"] for w in warnings], [DeprecationWarning] * 2)
         self.assertIn("connectAdmin(server, reactor=reactor)", warnings[0]["message"])
@@ -606,8 +609,8 @@ class ConnectAdminTests(SynchronousTestCase):
             self.assertRaises(TypeError, connectAdmin, server, reactor=self.reactor)
         self.assertRaises(TypeError, connectAdmin, "127.0.0.1:4730", "127.0.0.1:4731")
         self.assertRaises(TypeError, connectAdmin, "127.0.0.1:4730", reactor=self.reactor, timeout="5")
-        for server in ("", "127.0.0.1:port", "127.0.0.1:0", "127.0.0.1:99999"):
-            self.assertRaises(ValueError, connectAdmin, server, reactor=self.reactor)
+        for address in ("", "127.0.0.1:port", "127.0.0.1:0", "127.0.0.1:99999"):
+            self.assertRaises(ValueError, connectAdmin, address, reactor=self.reactor)
         self.assertRaises(ValueError, connectAdmin, "127.0.0.1:4730", reactor=self.reactor, timeout=0)
         self.assertEqual(self.reactor.tcpClients, [])
 

@@ -7,7 +7,7 @@ nothing about attempts its own stop cancelled).
 
 import io
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectingCancelledError, ProcessDone, ProcessTerminated
@@ -113,11 +113,16 @@ class GearmanFlagsTests(SynchronousTestCase):
         A gearman command line works as it is: C{-f} without a command word
         submits, C{-w} runs a worker.
         """
-        self.assertEqual(route(["-h", "h", "-p", "1", "-f", "rev", "status"])[:2], ("submit", ["-h", "h", "-p", "1", "-f", "rev", "status"]))
+        self.assertEqual(
+            route(["-h", "h", "-p", "1", "-f", "rev", "status"])[:2],
+            ("submit", ["-h", "h", "-p", "1", "-f", "rev", "status"]),
+        )
         invocation = parse(["-w", "-f", "rev", "-c", "1", "--", "rev"])
         self.assertEqual((invocation.command, invocation.options.args), ("worker", ["rev"]))
         invocation = parse(["-bIf", "rev", "data"])
-        self.assertEqual((invocation.command, invocation.options.functions, invocation.options.priority), ("submit", ["rev"], "high"))
+        self.assertEqual(
+            (invocation.command, invocation.options.functions, invocation.options.priority), ("submit", ["rev"], "high")
+        )
 
     def test_gearadminLine(self) -> None:
         """
@@ -208,10 +213,13 @@ class MainTests(SynchronousTestCase):
 class FakeAdmin:
     """
     An admin connection with canned answers.
+
+    @ivar asked: each method called, with its arguments, in order.
     """
 
     def __init__(self, answers: Dict[str, Any]) -> None:
         self.answers = answers
+        self.asked: List[Tuple[str, Tuple[Any, ...]]] = []
         self.closed = False
 
     def close(self) -> None:
@@ -219,7 +227,12 @@ class FakeAdmin:
 
     def __getattr__(self, name: str) -> Any:
         answer = self.answers[name]
-        return lambda *args: answer if isinstance(answer, Deferred) else succeed(answer)
+
+        def ask(*args: Any) -> Deferred:
+            self.asked.append((name, args))
+            return answer if isinstance(answer, Deferred) else succeed(answer)
+
+        return ask
 
 
 class AdminTests(SynchronousTestCase):
@@ -256,7 +269,11 @@ class AdminTests(SynchronousTestCase):
         self.assertEqual(err, "gearman-tw: cannot reach b:1: connection refused\n")
         self.assertEqual(
             [line.split() for line in out.splitlines()],
-            [["SERVER", "FUNCTION", "QUEUED", "RUNNING", "WORKERS"], ["a:1", "f", "2", "1", "2"], ["c:1", "g", "0", "0", "1"]],
+            [
+                ["SERVER", "FUNCTION", "QUEUED", "RUNNING", "WORKERS"],
+                ["a:1", "f", "2", "1", "2"],
+                ["c:1", "g", "0", "0", "1"],
+            ],
         )
         self.assertTrue(self.admins["a:1"].closed and self.admins["c:1"].closed)
 
@@ -283,9 +300,13 @@ class AdminTests(SynchronousTestCase):
         self.admins["b:1"] = FakeAdmin({"version": "1.1.19"})
         self.assertEqual(self.ask("version", "-h", "a:1"), (0, "1.1.20\n", ""))
         self.assertEqual(self.ask("verbose", "-h", "a:1"), (0, "ERROR\n", ""))
-        self.assertEqual(self.ask("getpid", "-h", "a:1", "--json")[1], '[\n  {\n    "server": "a:1",\n    "result": 7\n  }\n]\n')
+        self.assertEqual(
+            self.ask("getpid", "-h", "a:1", "--json")[1], '[\n  {\n    "server": "a:1",\n    "result": 7\n  }\n]\n'
+        )
         status, out, err = self.ask("version", "-h", "a:1", "-h", "b:1")
-        self.assertEqual([line.split() for line in out.splitlines()], [["SERVER", "VERSION"], ["a:1", "1.1.20"], ["b:1", "1.1.19"]])
+        self.assertEqual(
+            [line.split() for line in out.splitlines()], [["SERVER", "VERSION"], ["a:1", "1.1.20"], ["b:1", "1.1.19"]]
+        )
 
     def test_cancelOnSeveral(self) -> None:
         """
@@ -314,11 +335,9 @@ class AdminTests(SynchronousTestCase):
         admin = FakeAdmin({"showUniqueJobs": [b"k1", b""]})
         self.admins["a:1"] = admin
         self.assertEqual(self.ask("unique-jobs", "-h", "a:1"), (0, "UNIQUE\nk1\n\n", ""))
-        asked: List[bool] = []
         admin.answers["shutdown"] = None
-        admin.shutdown = lambda graceful: asked.append(graceful) or succeed(None)  # type: ignore[method-assign]
         self.assertEqual(self.ask("shutdown", "--graceful", "-h", "a:1"), (0, "", ""))
-        self.assertEqual(asked, [True])
+        self.assertEqual([args for name, args in admin.asked if name == "shutdown"], [(True,)])
 
 
 class StateLogTests(SynchronousTestCase):
@@ -333,7 +352,13 @@ class StateLogTests(SynchronousTestCase):
         """
         err = io.StringIO()
         log = StateLog(err, LogLevel.info)
-        down = {"log_namespace": "gearman_tw.reconnect.Reconnector", "log_level": LogLevel.warn, "server": "s:1", "why": "connection refused", "log_format": "Cannot reach job server {server}: {why}; retrying"}
+        down = {
+            "log_namespace": "gearman_tw.reconnect.Reconnector",
+            "log_level": LogLevel.warn,
+            "server": "s:1",
+            "why": "connection refused",
+            "log_format": "Cannot reach job server {server}: {why}; retrying",
+        }
         up = dict(down, log_level=LogLevel.info, log_format="Connected to job server {server}")
         for event in (down, down, dict(down, server="t:1"), down, up, up, down):
             log(event)
@@ -356,7 +381,14 @@ class StateLogTests(SynchronousTestCase):
         log = StateLog(err, None)
         log({"log_namespace": "gearman_tw.x", "log_level": LogLevel.warn, "log_format": "hidden"})
         log({"log_namespace": "twisted", "log_level": LogLevel.info, "log_format": "hidden too"})
-        log({"log_namespace": "twisted", "log_level": LogLevel.critical, "log_format": "Unhandled", "log_failure": Failure(ValueError("boom"))})
+        log(
+            {
+                "log_namespace": "twisted",
+                "log_level": LogLevel.critical,
+                "log_format": "Unhandled",
+                "log_failure": Failure(ValueError("boom")),
+            }
+        )
         self.assertEqual(err.getvalue(), "gearman-tw: unhandled: boom\n")
 
     def test_sentence(self) -> None:
@@ -418,7 +450,9 @@ class CommandRunTests(SynchronousTestCase):
         The command's standard error is passed on; a non-zero exit sends
         the output, fails the job and logs the job, command and status.
         """
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         run, job, stderr, clock = self.start()
         run.outReceived(b"partial")
         run.errReceived(b"oops: broken\n")
@@ -452,7 +486,9 @@ class CommandRunTests(SynchronousTestCase):
         fails.
         """
         self.addCleanup(lambda: None)
-        EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         run, job, stderr, clock = self.start(limit=0.5)
         clock.advance(0.5)
         self.assertEqual(run.transport.signals, ["TERM"])
@@ -478,7 +514,10 @@ class TopRenderTests(SynchronousTestCase):
         self.assertIn("a:1", lines[0])
         self.assertIn("q quits", lines[0])
         self.assertEqual(lines[1], "2 functions, 3 queued, 2 running, 3 workers")
-        self.assertEqual([line.split() for line in lines[3:]], [["FUNCTION", "QUEUED", "RUNNING", "WORKERS"], ["busy", "3", "2", "2"], ["idle", "0", "0", "1"]])
+        self.assertEqual(
+            [line.split() for line in lines[3:]],
+            [["FUNCTION", "QUEUED", "RUNNING", "WORKERS"], ["busy", "3", "2", "2"], ["idle", "0", "0", "1"]],
+        )
         lines = render(["a:1", "b:1"], rows, {"b:1": "cannot reach b:1: connection refused"}, 80, 20, 0, 1.0)
         self.assertEqual(lines[2], "cannot reach b:1: connection refused")
         self.assertEqual(lines[4].split()[0], "SERVER")
@@ -648,7 +687,9 @@ class ReconnectorStopTests(SynchronousTestCase):
         a server that cannot be reached, and is not logged as one (the
         worker printed C{cannot reach ...: HostnameAddress(...)} on Ctrl-C).
         """
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         attempt: Deferred = Deferred(lambda d: d.errback(ConnectingCancelledError("address")))
 
         class Endpoint:

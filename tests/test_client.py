@@ -3,7 +3,7 @@ Tests for L{gearman_tw.client}.
 """
 
 from datetime import datetime, timezone
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple, Type
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -18,10 +18,10 @@ from gearman_tw.client import (
     HIGH,
     LOW,
     NORMAL,
-    Priority,
     GearmanClient,
     GearmanClientProtocol,
     JobStatus,
+    Priority,
     Task,
     deriveUnique,
 )
@@ -107,7 +107,7 @@ class ProtocolTests(SynchronousTestCase):
         Each priority and background combination, and epoch jobs, use their
         own packet type.
         """
-        cases = [
+        cases: List[Tuple[Dict[str, Any], PacketType]] = [
             ({}, PacketType.SUBMIT_JOB),
             ({"priority": HIGH}, PacketType.SUBMIT_JOB_HIGH),
             ({"priority": LOW}, PacketType.SUBMIT_JOB_LOW),
@@ -398,7 +398,7 @@ class ClientTests(SynchronousTestCase):
         """
         client = self.client()
         connection = client._servers[0].connection
-        cases = [
+        cases: List[Tuple[Type[Exception], Tuple[object, ...], Dict[str, object]]] = [
             (TypeError, ("f", None), {}),
             (TypeError, ("f", 5), {}),
             (TypeError, (5, b"x"), {}),
@@ -421,6 +421,7 @@ class ClientTests(SynchronousTestCase):
             (TypeError, ("f", b"x"), {"onData": "print"}),
             (TypeError, ("f", b"x"), {"onStatus": 1}),
         ]
+        assert connection is not None
         for error, args, kwargs in cases:
             self.assertRaises(error, client.submit, *args, **kwargs)
             self.assertRaises(error, client.submitJob, *args, **kwargs)
@@ -512,6 +513,7 @@ class ClientTests(SynchronousTestCase):
         task = client.submit("f", b"x", unique="k")
         self.flush()
         first = task.server
+        assert task.handle is not None
         index = [e.server for e in self.endpoints].index(
             self.servers[0] if task.handle.startswith(b"S0") else self.servers[1]
         )
@@ -640,6 +642,7 @@ class MisuseTests(SynchronousTestCase):
         self.assertEqual([self.successResultOf(t.result) for t in tasks], [b"done 0", b"done 1", b"done 2"])
         self.assertEqual(ran, [b"0", b"1", b"2"])
         self.assertIs(client._servers[0].connection, connection)
+        assert connection is not None
         self.assertTrue(connection.connected)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 9)
         texts = [formatEvent(e) for e in events if "log_failure" in e]
@@ -772,7 +775,11 @@ class MisuseTests(SynchronousTestCase):
         self.worker(lambda job: job.data.upper())
         client = self.client()
         d = client.submitBatch(
-            [("f", b"a"), {"function": "f", "data": b"b", "unique": "k", "priority": HIGH}, {"function": "f", "data": b"c", "background": False}],
+            [
+                ("f", b"a"),
+                {"function": "f", "data": b"b", "unique": "k", "priority": HIGH},
+                {"function": "f", "data": b"c", "background": False},
+            ],
             background=True,
         )
         self.flush()
@@ -802,6 +809,7 @@ class MisuseTests(SynchronousTestCase):
             e = self.assertRaises(error, client.submitBatch, jobs)
             self.assertIn(text, str(e))
         self.assertRaises(TypeError, client.submitBatch, [("f", b"x")], colour="red")
+        assert connection is not None
         self.assertEqual(connection.pendingCount(), 0)
         self.assertEqual(self.server.jobCount(), 0)
 
@@ -812,6 +820,7 @@ class MisuseTests(SynchronousTestCase):
         client = self.client()
         task = client.submit("f", b"x", unique="u", background=True)
         self.flush()
+        assert task.handle is not None
         status = client.getStatus(task.handle)
         unique = client.getStatusUnique("f", "u")
         self.flush()
@@ -947,12 +956,13 @@ class AdversarialTests(SynchronousTestCase):
         endpoint.refuse = False
         clock.advance(5)
         endpoint.flush()
-        worker = GearmanWorker([MemoryServerEndpoint(server, clock)], reactor=clock)
+        workerEndpoint = MemoryServerEndpoint(server, clock)
+        worker = GearmanWorker([workerEndpoint], reactor=clock)
         worker.register("f", lambda job: b"done")
         worker.startService()
         self.addCleanup(worker.stopService)
         for _ in range(5):
-            flushAll([endpoint] + [worker._shared.reconnectors[0].endpoint])
+            flushAll([endpoint, workerEndpoint])
         self.assertEqual(self.successResultOf(follower.result), b"done")
 
     def test_createdCallbackCancelsLeader(self) -> None:
@@ -1064,6 +1074,7 @@ class AdversarialTests(SynchronousTestCase):
         for _ in range(5):
             endpoint.flush()
             connection = client._servers[0].connection
+            assert connection is not None
             self.assertTrue(connection.connected)
             endpoint.disconnectAll()
             self.assertIsNone(client._servers[0].connection)
@@ -1087,6 +1098,7 @@ class AdversarialTests(SynchronousTestCase):
         flushAll(endpoints)
         task = client.submit("f", b"x")
         flushAll(endpoints)
+        assert task.server is not None
         index = client.servers.index(task.server)
         endpoints[index].disconnectAll()
         error = self.failureResultOf(task.result, ServerUnavailable).value

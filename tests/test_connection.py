@@ -8,9 +8,9 @@ from typing import List, Tuple
 from twisted.internet import error
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.client import GearmanClientProtocol

@@ -33,7 +33,7 @@ def public(cls: type, instance: object) -> Set[str]:
     """
     names = {n for n in vars(cls) if not n.startswith("_")}
     names.update(n for n in vars(instance) if not n.startswith("_"))
-    names.update(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+    names.update(p for p in inspect.signature(cls).parameters if p != "self")
     inherited = set(dir(MultiService()))
     return {n for n in names if n not in inherited or n in vars(cls)} - _INTERNAL - {"startService", "stopService"}
 

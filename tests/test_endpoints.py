@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 from OpenSSL import SSL
 from twisted.internet import ssl
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLContextFactory,
+    IOpenSSLServerConnectionCreator,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -22,7 +27,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw import tls
 from gearman_tw.endpoints import _parameters, clientEndpoint
-
 from tests.tlscerts import Certificates, makeCertificate, writePEM
 
 
@@ -53,7 +57,10 @@ class _Client(_Peer):
     greeting = b"hello"
 
 
-def exchange(clientOptions: object, serverOptions: object) -> Tuple[_Peer, _Peer]:
+def exchange(
+    clientOptions: IOpenSSLClientConnectionCreator,
+    serverOptions: Union[IOpenSSLContextFactory, IOpenSSLServerConnectionCreator],
+) -> Tuple[_Peer, _Peer]:
     """
     Connect a client that says C{hello} to a server over TLS in memory, and
     run the exchange to its end.
@@ -70,14 +77,15 @@ def exchange(clientOptions: object, serverOptions: object) -> Tuple[_Peer, _Peer
         clock=clock,
     )
     # Taken now: a wrapper forgets its protocol once the connection is lost.
-    peers = client.wrappedProtocol, server.wrappedProtocol
+    clientPeer, serverPeer = client.wrappedProtocol, server.wrappedProtocol
+    assert isinstance(clientPeer, _Client) and isinstance(serverPeer, _Peer)
     pump.flush()
-    return peers
+    return clientPeer, serverPeer
 
 
 def serverOptions(
     certificates: Certificates, caPath: Optional[str] = None, paths: Optional[Tuple[str, str]] = None
-) -> object:
+) -> Union[IOpenSSLContextFactory, IOpenSSLServerConnectionCreator]:
     """
     The options of a server with C{certificates}' server certificate (or
     C{paths}), as C{twistd gearman --ssl} builds them.
@@ -189,7 +197,9 @@ class ClientOptionsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.certificates = Certificates(self)
 
-    def options(self, hostname: str = "localhost", caPath: Optional[str] = None, client: Optional[Tuple[str, str]] = None) -> tls.ClientOptions:
+    def options(
+        self, hostname: str = "localhost", caPath: Optional[str] = None, client: Optional[Tuple[str, str]] = None
+    ) -> tls.ClientOptions:
         return tls.ClientOptions(
             hostname,
             tls.loadAuthorities(caPath or self.certificates.caPath),

@@ -5,7 +5,7 @@ of a L{JobServer} and on loopback TCP in front of real job servers.
 
 from __future__ import annotations
 
-from typing import Dict, Generator, List, Optional, Tuple
+from typing import Any, Dict, Generator, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -30,6 +30,7 @@ from tests.faultserver import (
     countPackets,
     listenFaultProxy,
 )
+from tests.mixins import TestCaseMixin
 
 P = PacketType
 
@@ -523,7 +524,7 @@ class FaultEndpointTests(SynchronousTestCase):
         self.assertRaises(ValueError, proxy.drop, P.NOOP, "sideways")
 
 
-class LoopbackMixin:
+class LoopbackMixin(TestCaseMixin):
     """
     L{listenFaultProxy} on loopback TCP in front of the job server that
     L{startUpstream} starts.
@@ -540,85 +541,85 @@ class LoopbackMixin:
         raise NotImplementedError()
 
     @inlineCallbacks
-    def listen(self) -> Generator[Deferred, object, FaultProxyServer]:
+    def listen(self) -> Generator[Deferred[Any], Any, FaultProxyServer]:
         from twisted.internet import reactor
 
-        server = yield listenFaultProxy(reactor, "127.0.0.1", self.startUpstream())
-        self.addCleanup(server.stop)  # type: ignore[attr-defined]
-        return server  # type: ignore[return-value]
+        server: FaultProxyServer = yield listenFaultProxy(reactor, "127.0.0.1", self.startUpstream())
+        self.addCleanup(server.stop)
+        return server
 
     @inlineCallbacks
-    def connect(self, server: FaultProxyServer) -> Generator[Deferred, object, RawPeer]:
+    def connect(self, server: FaultProxyServer) -> Generator[Deferred[Any], Any, RawPeer]:
         from twisted.internet import reactor
 
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.port)
-        peer = yield connectProtocol(endpoint, RawPeer())
-        self.addCleanup(peer.close)  # type: ignore[attr-defined]
-        return peer  # type: ignore[return-value]
+        peer: RawPeer = yield connectProtocol(endpoint, RawPeer())
+        self.addCleanup(peer.close)
+        return peer
 
     @inlineCallbacks
-    def test_job(self) -> Generator[Deferred, object, None]:
+    def test_job(self) -> Generator[Deferred[Any], Any, None]:
         """
         A job passes from a raw client through the proxy and the server to
         a raw worker and back.
         """
-        server = yield self.listen()
-        client = yield self.connect(server)
-        worker = yield self.connect(server)
+        server: FaultProxyServer = yield self.listen()
+        client: RawPeer = yield self.connect(server)
+        worker: RawPeer = yield self.connect(server)
         client.send(P.SUBMIT_JOB, b"f", b"u1", b"x")
         (handle,) = yield client.waitFor(P.JOB_CREATED)
         worker.send(P.CAN_DO, b"f")
         worker.send(P.GRAB_JOB_UNIQ)
         assigned = yield worker.waitFor(P.JOB_ASSIGN_UNIQ)
-        self.assertEqual(assigned, [handle, b"f", b"u1", b"x"])  # type: ignore[attr-defined]
+        self.assertEqual(assigned, [handle, b"f", b"u1", b"x"])
         worker.send(P.WORK_COMPLETE, handle, b"X")
         completed = yield client.waitFor(P.WORK_COMPLETE)
-        self.assertEqual(completed, [handle, b"X"])  # type: ignore[attr-defined]
+        self.assertEqual(completed, [handle, b"X"])
         workerProxy = [p for p in server.proxies if countPackets(p.fromClient, P.CAN_DO)]
-        self.assertEqual(len(workerProxy), 1)  # type: ignore[attr-defined]
-        self.assertEqual(countPackets(workerProxy[0].toClient, P.JOB_ASSIGN_UNIQ), 1)  # type: ignore[attr-defined]
+        self.assertEqual(len(workerProxy), 1)
+        self.assertEqual(countPackets(workerProxy[0].toClient, P.JOB_ASSIGN_UNIQ), 1)
 
     @inlineCallbacks
-    def test_pause(self) -> Generator[Deferred, object, None]:
+    def test_pause(self) -> Generator[Deferred[Any], Any, None]:
         """
         A paused proxy reads nothing from the client and answers nothing
         until it is resumed.
         """
         from twisted.internet import reactor
 
-        server = yield self.listen()
-        client = yield self.connect(server)
+        server: FaultProxyServer = yield self.listen()
+        client: RawPeer = yield self.connect(server)
         client.send(P.ECHO_REQ, b"ready")
         yield client.waitFor(P.ECHO_RES)
         (proxy,) = server.proxies
         proxy.pause()
         client.send(P.SUBMIT_JOB, b"f", b"", b"x")
         yield deferLater(reactor, 0.3, lambda: None)
-        self.assertEqual(client.types(), [P.ECHO_RES])  # type: ignore[attr-defined]
-        self.assertEqual(proxy.fromClient, [(P.ECHO_REQ, [b"ready"])])  # type: ignore[attr-defined]
+        self.assertEqual(client.types(), [P.ECHO_RES])
+        self.assertEqual(proxy.fromClient, [(P.ECHO_REQ, [b"ready"])])
         proxy.resume()
         (handle,) = yield client.waitFor(P.JOB_CREATED)
-        self.assertTrue(handle.startswith(b"T:"), handle)  # type: ignore[attr-defined]
+        self.assertTrue(handle.startswith(b"T:"), handle)
 
     @inlineCallbacks
-    def test_refuse(self) -> Generator[Deferred, object, None]:
+    def test_refuse(self) -> Generator[Deferred[Any], Any, None]:
         """
         While refusing, connecting fails with L{ConnectionRefusedError};
         afterwards the same port accepts again.
         """
         from twisted.internet import reactor
 
-        server = yield self.listen()
+        server: FaultProxyServer = yield self.listen()
         yield server.setRefuse(True)
-        self.assertTrue(server.refuse)  # type: ignore[attr-defined]
+        self.assertTrue(server.refuse)
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", server.port)
-        yield self.assertFailure(  # type: ignore[attr-defined]
+        yield self.assertFailure(
             connectProtocol(endpoint, RawPeer()), ConnectionRefusedError
         )
         yield server.setRefuse(False)
-        client = yield self.connect(server)
+        client: RawPeer = yield self.connect(server)
         client.send(P.ECHO_REQ, b"again")
-        self.assertEqual((yield client.waitFor(P.ECHO_RES)), [b"again"])  # type: ignore[attr-defined]
+        self.assertEqual((yield client.waitFor(P.ECHO_RES)), [b"again"])
 
 
 class OursLoopbackTests(LoopbackMixin, TestCase):
@@ -651,7 +652,7 @@ class FaultProxyServerTests(TestCase):
     timeout = 30
 
     @inlineCallbacks
-    def test_upstreamRefused(self) -> Generator[Deferred, object, None]:
+    def test_upstreamRefused(self) -> Generator[Deferred[Any], Any, None]:
         """
         When the job server refuses the proxy's connection, the proxy closes
         the client's and keeps the reason.
@@ -660,11 +661,12 @@ class FaultProxyServerTests(TestCase):
 
         from tests.integration.servers import freePort
 
-        server = yield listenFaultProxy(reactor, "127.0.0.1", freePort())
+        server: FaultProxyServer = yield listenFaultProxy(reactor, "127.0.0.1", freePort())
         self.addCleanup(server.stop)
-        peer = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), RawPeer())
+        peer: RawPeer = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), RawPeer())
         self.addCleanup(peer.close)
         yield peer.whenLost()
         (proxy,) = server.proxies
         yield proxy.whenClosed()
+        assert proxy.upstreamFailure is not None
         self.assertTrue(proxy.upstreamFailure.check(ConnectionRefusedError))

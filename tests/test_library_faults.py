@@ -15,7 +15,7 @@ from gearman_tw.errors import JobTimeout, ServerUnavailable
 from gearman_tw.protocol import PacketType
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.testing import MemoryServerEndpoint
-from gearman_tw.worker import GearmanWorker
+from gearman_tw.worker import GearmanWorker, Job
 from tests.faultserver import TO_CLIENT, TO_SERVER, FaultEndpoint, countPackets
 from tests.test_worker import ThreadClock
 
@@ -96,7 +96,7 @@ class ClientFaultTests(Faults):
             while self.pending:
                 self.pending.pop(0).callback(None)
                 self.flush()
-        for index, task in enumerate(tasks):
+        for task in tasks:
             self.assertEqual(self.successResultOf(task.result), b"", task)
         self.assertEqual(sorted(set(self.runs)), sorted(b"%d" % i for i in range(6)))
 
@@ -289,7 +289,12 @@ class FullSizeTests(SynchronousTestCase):
             endpoint.factory = GearmanServerFactory(server, maxPacketSize=limit)
         worker = GearmanWorker(endpoints[:1], reactor=clock)
         runs: List[bytes] = []
-        worker.register("f", lambda job: runs.append(job.handle) or job.data.upper())
+
+        def function(job: Job) -> bytes:
+            runs.append(job.handle)
+            return job.data.upper()
+
+        worker.register("f", function)
         worker.startService()
         self.addCleanup(worker.stopService)
         client = GearmanClient(endpoints[1:], reactor=clock, maxPacketSize=limit)

@@ -7,11 +7,12 @@ the protocol forces it.
 """
 
 from collections import Counter
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple, Union
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.client import GearmanClient, Task
@@ -25,7 +26,7 @@ from gearman_tw.errors import (
 )
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.testing import MemoryServerEndpoint, flushAll
-from gearman_tw.worker import GearmanWorker
+from gearman_tw.worker import GearmanWorker, Job
 from tests.test_worker import ThreadClock
 
 # The failures a task may end with in these runs (besides a cancel).
@@ -94,13 +95,15 @@ class World:
                 task = self.client.submit("f", b"d%d" % (self.counter,), background=style == "bg", timeout=20)
             self.tasks.append(task)
         elif kind == "bad":
-            arguments = {
+            # Wrong on purpose: each makes submit raise.
+            wrong: Dict[str, Tuple[Tuple[Any, ...], Dict[str, Any]]] = {
                 "data": (("f", None), {}),
                 "priority": (("f", b"x"), {"priority": "urgent"}),
                 "unique": (("f", b"x"), {"unique": b"u" * 65}),
                 "when": (("f", b"x"), {"when": "soon"}),
                 "timeout": (("f", b"x"), {"timeout": -1}),
-            }[operation[1]]
+            }
+            arguments = wrong[operation[1]]
             try:
                 self.client.submit(*arguments[0], **arguments[1])
             except (TypeError, ValueError):
@@ -170,7 +173,7 @@ class LibraryPropertyTests(SynchronousTestCase):
             for task in world.tasks:
                 submissions[task.data] += 1
                 resubmitted[task.data] += task.attempts - 1 if task.attempts else 0
-                outcome: List[object] = []
+                outcome: List[Union[bytes, Failure]] = []
                 task.result.addBoth(outcome.append)
                 self.assertEqual(len(outcome), 1, task)
                 value = outcome[0]
@@ -235,10 +238,10 @@ class WorkerWorld:
         self.limits: Dict[bytes, int] = {b"a": 2, b"c": 1}
         self.running: Counter = Counter()
         self.violations: List[tuple] = []
-        self.pending: List[Tuple[object, Deferred]] = []
+        self.pending: List[Tuple[Job, Deferred]] = []
         self.runs: Counter = Counter()
         self.cutShort: Counter = Counter()
-        self.started: List[object] = []
+        self.started: List[Job] = []
         self.lost: set = set()
         self.worker.register("a", self.function(b"a"))
         self.worker.register("c", self.function(b"c"), concurrency=1)
@@ -367,7 +370,7 @@ class WorkerPropertyTests(SynchronousTestCase):
             world.drain()
             self.assertEqual(world.violations, [])
             for name, task in world.tasks:
-                outcome: List[object] = []
+                outcome: List[Union[bytes, Failure]] = []
                 task.result.addBoth(outcome.append)
                 value = outcome[0]
                 if isinstance(value, bytes):

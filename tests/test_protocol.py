@@ -120,6 +120,17 @@ def feedInPieces(data: bytes, size: int, **kwargs: object) -> Tuple[List[Packet]
     return out, parser
 
 
+def failureOf(parser: PacketParser) -> ProtocolError:
+    """
+    The L{ProtocolError} that stopped C{parser}.
+
+    @raise AssertionError: none did (trial reports the test as failed).
+    """
+    if parser.failure is None:
+        raise AssertionError("the parser has not stopped")
+    return parser.failure
+
+
 class TableTests(SynchronousTestCase):
     """
     The packet type enumeration and argument table match section 2.
@@ -362,7 +373,7 @@ class TextTests(SynchronousTestCase):
                 out, parser = feedInPieces(data, size)
                 self.assertEqual(out, [])
                 self.assertIsInstance(parser.failure, ProtocolError)
-                self.assertIsNone(parser.failure.code)
+                self.assertIsNone(failureOf(parser).code)
 
     def test_lineWithoutNewline(self) -> None:
         """
@@ -375,7 +386,7 @@ class TextTests(SynchronousTestCase):
         self.assertIsNone(parser.failure)
         parser.feed(b"x")
         self.assertIsInstance(parser.failure, ProtocolError)
-        self.assertIsNone(parser.failure.code)
+        self.assertIsNone(failureOf(parser).code)
         self.assertEqual(parser.feed(b"\n"), [])
 
 
@@ -403,7 +414,7 @@ class LimitTests(SynchronousTestCase):
             out, parser = feedInPieces(data, size, magic=magic)
             self.assertEqual(out, [])
             self.assertIsInstance(parser.failure, ProtocolError)
-            self.assertEqual(parser.failure.code, code)
+            self.assertEqual(failureOf(parser).code, code)
 
     def test_functionName(self) -> None:
         """
@@ -465,14 +476,14 @@ class LimitTests(SynchronousTestCase):
         """
         parser = PacketParser(maxPacketSize=1024)
         self.assertEqual(parser.feed(header(P.ECHO_REQ, 1025)), [])
-        self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE")
+        self.assertEqual(failureOf(parser).code, b"ARGUMENT_TOO_LARGE")
         self.assertEqual(len(PacketParser(maxPacketSize=1024).feed(req(16, b"x" * 1024))), 1)
         parser = PacketParser()
         parser.feed(header(P.ECHO_REQ, DEFAULT_MAX_PACKET_SIZE + 1))
-        self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE")
+        self.assertEqual(failureOf(parser).code, b"ARGUMENT_TOO_LARGE")
         parser = PacketParser()
         parser.feed(header(P.ECHO_REQ, 0xFFFFFFFF))
-        self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE")
+        self.assertEqual(failureOf(parser).code, b"ARGUMENT_TOO_LARGE")
 
     def test_resultRoom(self) -> None:
         """
@@ -491,11 +502,11 @@ class LimitTests(SynchronousTestCase):
             self.assertEqual(len(PacketParser(maxPacketSize=1024).feed(req(ptype, *args, full))), 1, ptype)
             parser = PacketParser(maxPacketSize=1024)
             parser.feed(header(ptype, 1024 + MAX_ARGUMENT_SIZE + 1))
-            self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE", ptype)
+            self.assertEqual(failureOf(parser).code, b"ARGUMENT_TOO_LARGE", ptype)
         for ptype in (P.SUBMIT_JOB, P.SUBMIT_JOB_BG, P.SUBMIT_JOB_EPOCH, P.ECHO_REQ):
             parser = PacketParser(maxPacketSize=1024)
             parser.feed(header(ptype, 1025))
-            self.assertEqual(parser.failure.code, b"ARGUMENT_TOO_LARGE", ptype)
+            self.assertEqual(failureOf(parser).code, b"ARGUMENT_TOO_LARGE", ptype)
 
 
 class StepTests(SynchronousTestCase):
@@ -553,7 +564,7 @@ class BadInputTests(SynchronousTestCase):
             parser = PacketParser()
             self.assertEqual(parser.feed(magic + struct.pack(">II", 16, 0)), [], magic)
             self.assertIsInstance(parser.failure, ProtocolError)
-            self.assertIsNone(parser.failure.code)
+            self.assertIsNone(failureOf(parser).code)
 
     def test_otherMagic(self) -> None:
         """
@@ -575,7 +586,7 @@ class BadInputTests(SynchronousTestCase):
                 parser = PacketParser()
                 self.assertEqual(parser.feed(header(ptype, 0, magic)), [])
                 self.assertIsInstance(parser.failure, ProtocolError, ptype)
-                self.assertIsNone(parser.failure.code)
+                self.assertIsNone(failureOf(parser).code)
         self.assertEqual(parseAll(header(5, 0) + header(42, 10) + b"u\0" * 5)[0], (5, [], b""))
 
     def test_tooFewArguments(self) -> None:
@@ -593,8 +604,8 @@ class BadInputTests(SynchronousTestCase):
             for magic in (REQ, RES):
                 parser = PacketParser()
                 self.assertEqual(parser.feed(header(ptype, len(payload), magic) + payload + req(P.NOOP)), [])
-                self.assertEqual(parser.failure.code, b"INVALID_PACKET", ptype)
-                self.assertEqual(parser.failure.text, b"Packet has too few arguments")
+                self.assertEqual(failureOf(parser).code, b"INVALID_PACKET", ptype)
+                self.assertEqual(failureOf(parser).text, b"Packet has too few arguments")
 
     def test_stopsAfterFailure(self) -> None:
         """
@@ -774,7 +785,7 @@ class PropertyTests(SynchronousTestCase):
             self.assertIsNone(wholeParser.failure)
         else:
             self.assertIsInstance(failure, ProtocolError)
-            self.assertEqual(failure.code, wholeParser.failure.code)
+            self.assertEqual(failure.code, failureOf(wholeParser).code)
             self.assertEqual(parser.feed(req(P.NOOP)), [])
             self.assertIs(parser.failure, failure)
 

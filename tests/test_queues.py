@@ -7,32 +7,34 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from typing import Any, Dict
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from gearman_tw import queues
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
-from gearman_tw import queues
 from gearman_tw.queues import QueuedJob, queueFromURL
+from gearman_tw.queues import sqlite as sqlitequeue
 from gearman_tw.queues.memory import MemoryQueue
 from gearman_tw.queues.records import decodeRecords, encodeRecords
 from gearman_tw.queues.redis import RedisQueue
-from gearman_tw.queues import sqlite as sqlitequeue
 from gearman_tw.queues.sqlite import SQLiteQueue
 from tests.integration.servers import freePort
+from tests.mixins import TestCaseMixin
 from tests.redisserver import RedisServer
 
 
-def job(n: int, **kwargs) -> QueuedJob:
-    fields = dict(function=b"f", key=n, unique=b"k%d" % n, data=b"data\0%d" % n, priority=1, when=0)
+def job(n: int, **kwargs: Any) -> QueuedJob:
+    fields: Dict[str, Any] = dict(function=b"f", key=n, unique=b"k%d" % n, data=b"data\0%d" % n, priority=1, when=0)
     fields.update(kwargs)
     return QueuedJob(**fields)
 
 
-class PersistentQueueMixin:
+class PersistentQueueMixin(TestCaseMixin):
     """
     The IPersistentQueue contract, for a backend made by L{makeQueue}.
     """
@@ -380,7 +382,7 @@ class RedisQueueTests(PersistentQueueMixin, TestCase):
         yield queue.add(job(1))
         self.redis.kill()
         self.redis.start()
-        for attempt in range(50):
+        for _ in range(50):
             try:
                 yield queue.add(job(2))
                 break
@@ -722,7 +724,7 @@ class StorageFaultTests(TestCase):
         failure = yield self.assertFailure(queue.doneMany(list(range(1, 1001))), QueueError)
         self.assertIn("full", str(failure))
         yield room()
-        for attempt in range(100):
+        for _ in range(100):
             (count,) = sqliteRows(path, "SELECT count(*) FROM gearman_tw_done")[0]
             if count == 1000:
                 break
@@ -763,7 +765,7 @@ class StorageFaultTests(TestCase):
         failure = yield self.assertFailure(queue.doneMany([1, 2]), QueueError)
         self.assertIn("NOREPLICAS", str(failure))
         redis.command(b"CONFIG", b"SET", b"min-replicas-to-write", b"0")
-        for attempt in range(100):
+        for _ in range(100):
             keys = [j.key for j in (yield queue.replay())]
             if keys == [3]:
                 break
@@ -863,7 +865,7 @@ class DeleteRetriesTests(SynchronousTestCase):
         The delay between retries stops growing at queues.MAX_RETRY_DELAY.
         """
         self.retries.keep([1], 1)
-        for attempt in range(20):
+        for _ in range(20):
             [call] = self.clock.getDelayedCalls()
             self.assertLessEqual(call.getTime() - self.clock.seconds(), queues.MAX_RETRY_DELAY)
             self.clock.advance(call.getTime() - self.clock.seconds())

@@ -5,10 +5,12 @@ Tests for L{gearman_tw.reads}.
 from __future__ import annotations
 
 import socket
-from typing import List
+from typing import Any, Generator, List
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.internet.threads import deferToThread
@@ -152,6 +154,32 @@ class ServerReadsTests(TestCase):
         return sock, factory, protocol.transport
 
     @inlineCallbacks
+    def test_twistedHonoursBufferSize(self):
+        """
+        Twisted's TCP transport reads at most its C{bufferSize} at a time:
+        the public attribute L{ReadSizer} relies on.  Should a Twisted
+        release stop honouring it, this fails.
+        """
+        sock, factory, transport = yield self.connect()
+        [protocol] = list(factory.connections)
+        sizes: List[int] = []
+        real = protocol.dataReceived
+
+        def counting(data: bytes) -> None:
+            sizes.append(len(data))
+            real(data)
+
+        protocol.dataReceived = counting  # type: ignore[method-assign]
+        transport.pauseProducing()
+        count = 4 * SMALL_READ // 20
+        sock.sendall(encode(PacketType.ECHO_REQ, b"x" * 8, magic=REQ) * count)
+        yield deferLater(reactor, 0.05, lambda: None)
+        transport.resumeProducing()
+        expected = encode(PacketType.ECHO_RES, b"x" * 8, magic=RES) * count
+        self.assertEqual((yield deferToThread(lambda: _recvExactly(sock, len(expected)))), expected)
+        self.assertEqual(sizes[0], SMALL_READ)
+
+    @inlineCallbacks
     def test_burstThenSmall(self):
         """
         A burst of submissions bigger than a small read is read large, and
@@ -211,16 +239,19 @@ class LibraryReadsTests(TestCase):
     """
 
     @inlineCallbacks
-    def test_clientAndWorker(self):
+    def test_clientAndWorker(self) -> Generator[Deferred[Any], Any, None]:
         """
         A client and a worker connected over TCP read large after a job
         and a result several small reads long, and small again after a
         small job.
         """
         factory = GearmanServerFactory(JobServer(reactor, handlePrefix=b"H:t"))
-        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        # Twisted annotates a ServerFactory; any protocol factory serves.
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[arg-type]
         self.addCleanup(port.stopListening)
-        address = "127.0.0.1:%d" % (port.getHost().port,)
+        host = port.getHost()
+        assert isinstance(host, IPv4Address)
+        address = "127.0.0.1:%d" % (host.port,)
         worker = GearmanWorker([address])
         worker.register(b"double", lambda job: job.data * 2)
         worker.startService()
@@ -234,6 +265,8 @@ class LibraryReadsTests(TestCase):
             yield deferLater(reactor, 0.002, lambda: None)
         [workerProtocol] = worker.connections
         workerTransport = workerProtocol.transport
+        # A TCP connection, with a buffer size.
+        assert isinstance(workerTransport, FileDescriptor)
         sizes: List[int] = []
         real = ReadSizer.received
 

@@ -4,12 +4,13 @@ Tests for L{gearman_tw.reconnect}.
 
 from typing import List
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -26,11 +27,11 @@ class ScriptedEndpoint:
     """
 
     def __init__(self) -> None:
-        self.attempts: List[Deferred] = []
-        self.factories: List[Factory] = []
+        self.attempts: List[Deferred[IProtocol]] = []
+        self.factories: List[IProtocolFactory] = []
 
-    def connect(self, factory: Factory) -> Deferred:
-        d: Deferred = Deferred()
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        d: Deferred[IProtocol] = Deferred()
         self.attempts.append(d)
         self.factories.append(factory)
         return d
@@ -39,13 +40,23 @@ class ScriptedEndpoint:
         """
         Answer the last attempt with a connection over a StringTransport.
         """
-        protocol = self.factories[-1].buildProtocol(None)
+        protocol = self.factories[-1].buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+        assert isinstance(protocol, JobServerConnection)
         protocol.makeConnection(StringTransport())
         self.attempts[-1].callback(protocol)
         return protocol
 
     def refuse(self) -> None:
         self.attempts[-1].errback(ConnectionRefusedError())
+
+
+def transportOf(protocol: JobServerConnection) -> StringTransport:
+    """
+    The transport L{ScriptedEndpoint.succeed} connected C{protocol} over.
+    """
+    transport = protocol.transport
+    assert isinstance(transport, StringTransport)
+    return transport
 
 
 class ReconnectorTests(SynchronousTestCase):
@@ -134,7 +145,7 @@ class ReconnectorTests(SynchronousTestCase):
         self.reconnector.startService()
         protocol = self.endpoint.succeed()
         self.clock.advance(10)
-        self.assertTrue(protocol.transport.disconnecting)
+        self.assertTrue(transportOf(protocol).disconnecting)
         protocol.connectionLost(Failure(ConnectionRefusedError()))
         self.assertEqual(self.reconnector.failures, 1)
         self.assertEqual(self.reconnector.lastError, "the job server did not answer the handshake within 10 s")
@@ -153,9 +164,9 @@ class ReconnectorTests(SynchronousTestCase):
         self.reconnector.startService()
         protocol = self.endpoint.succeed()
         aborts: List[bool] = []
-        protocol.transport.abortConnection = lambda: aborts.append(True)
+        self.patch(transportOf(protocol), "abortConnection", lambda: aborts.append(True))
         stopped = self.reconnector.stopService()
-        self.assertTrue(protocol.transport.disconnecting)
+        self.assertTrue(transportOf(protocol).disconnecting)
         self.assertNoResult(stopped)
         self.clock.advance(Reconnector.closeTimeout - 0.1)
         self.assertEqual(aborts, [])
@@ -182,7 +193,7 @@ class ReconnectorTests(SynchronousTestCase):
         self.reconnector.running = False
         protocol = self.endpoint.succeed()
         self.assertIsNone(self.reconnector.connection)
-        self.assertTrue(protocol.transport.disconnecting)
+        self.assertTrue(transportOf(protocol).disconnecting)
 
 
 class ReconnectorLogTests(SynchronousTestCase):
@@ -196,7 +207,7 @@ class ReconnectorLogTests(SynchronousTestCase):
 
         self.clock = Clock()
         self.endpoint = ScriptedEndpoint()
-        self.logged: List[dict] = []
+        self.logged = EventLoggingObserver()
         self.reconnector = Reconnector(
             "127.0.0.1:4730",
             self.endpoint,
@@ -204,7 +215,7 @@ class ReconnectorLogTests(SynchronousTestCase):
             self.clock,
             lambda failures: 1.0,
         )
-        self.reconnector.log = Logger(observer=self.logged.append)  # type: ignore[assignment]
+        self.reconnector.log = Logger(observer=self.logged)
 
     def lines(self) -> List[str]:
         from twisted.logger import formatEvent
@@ -227,7 +238,7 @@ class ReconnectorLogTests(SynchronousTestCase):
         protocol = self.endpoint.succeed()
         self.reconnector._ready(protocol)
         self.assertEqual(self.lines()[1:], ["Connected to job server 127.0.0.1:4730"])
-        protocol.transport.loseConnection()
+        transportOf(protocol).loseConnection()
         protocol.connectionLost(Failure(ConnectionRefusedError()))
         self.assertEqual(len(self.lines()), 3)
         self.assertTrue(self.lines()[2].startswith("Lost the connection to job server 127.0.0.1:4730: "))
@@ -245,9 +256,9 @@ class ReconnectorLogTests(SynchronousTestCase):
         """
         from twisted.logger import globalLogPublisher
 
-        events: List[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         self.reconnector.startService()
         factory = self.endpoint.factories[-1]
         factory.doStart()

@@ -4,14 +4,20 @@ for byte (reference section 4).
 """
 
 import os
-from typing import List, Optional
+from typing import List, Optional, Union
 
+from twisted.internet.base import DelayedCall
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.protocol import RES, PacketType, parseAll
-from gearman_tw.server.admin import LISTING_SLICE, LOG_LEVELS, AdminCommands, Listing, gearmandHash, hashOrder
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+from gearman_tw.server.admin import LISTING_SLICE, AdminCommands, Listing, gearmandHash, hashOrder
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import ASSIGN, ASSIGN_UNIQ, HIGH, LOW, NORMAL, Peer
+from gearman_tw.server.packets import PacketPeer
+from gearman_tw.verbosity import LOG_LEVELS
 
 OK = b"OK\r\n"
 MAXQUEUE_OK = b"OK\n"
@@ -40,12 +46,29 @@ class AdminTestCase(SynchronousTestCase):
         self.me = self.peer(9, "127.0.0.1")
 
     def peer(self, fd: int, host: str, out: Optional[List[bytes]] = None) -> Peer:
-        peer = Peer((out if out is not None else []).append, fd, host)
+        peer = PacketPeer((out if out is not None else []).append, fd, host)
         self.server.peerConnected(peer)
         return peer
 
-    def command(self, line: bytes, peer: Optional[Peer] = None) -> Optional[bytes]:
+    def command(self, line: bytes, peer: Optional[Peer] = None) -> Union[bytes, Listing, None]:
         return self.admin.execute(peer or self.me, line)
+
+    def text(self, line: bytes, peer: Optional[Peer] = None) -> bytes:
+        """
+        The reply to C{line}, which must be bytes in one piece.
+        """
+        reply = self.command(line, peer)
+        assert isinstance(reply, bytes), (line, reply)
+        return reply
+
+    def listing(self, line: bytes, peer: Optional[Peer] = None) -> Listing:
+        """
+        The reply to C{line}, which must be a L{Listing} made a slice at a
+        time.
+        """
+        reply = self.command(line, peer)
+        assert isinstance(reply, Listing), (line, reply)
+        return reply
 
     def populate(self) -> Peer:
         """
@@ -59,7 +82,7 @@ class AdminTestCase(SynchronousTestCase):
         self.server.canDo(worker, b"b")
         self.server.submit(self.me, b"a", b"u1", b"x", HIGH, True)
         self.server.submit(self.me, b"a", b"", b"y", LOW, True)
-        self.server.grab(worker, PacketType.GRAB_JOB_UNIQ)
+        self.server.grab(worker, ASSIGN_UNIQ)
         self.server.submit(self.me, b"c", b"u3", b"z", NORMAL, False)
         return worker
 
@@ -84,7 +107,7 @@ class StatusTests(AdminTestCase):
         worker = self.populate()
         # gearmand's hash order: c (bucket 86), b (207), a (937).
         self.assertEqual(self.command(b"status"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t1\t1\n.\n")
-        self.server.grab(worker, PacketType.GRAB_JOB_UNIQ)
+        self.server.grab(worker, ASSIGN_UNIQ)
         self.assertEqual(self.command(b"STATUS extra"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t2\t1\n.\n")
         self.assertEqual(self.command(b"Status a b c d"), b"c\t1\t0\t0\nb\t0\t0\t1\na\t2\t2\t1\n.\n")
 
@@ -191,7 +214,7 @@ class ShowTests(AdminTestCase):
         client = self.peer(11, "127.0.0.1")
         for index in range(800):
             self.server.submit(client, b"f", b"u%d" % index if index % 5 == 0 else b"", b"x", NORMAL, True)
-        before = self.command(b"show jobs"), self.command(b"show unique jobs")
+        before = self.text(b"show jobs"), self.text(b"show unique jobs")
         self.assertEqual(before[0].count(b"\t0\t0\t1\n"), 800)
         for number in range(800, 0, -7):
             self.server.lookup(b"H:%d" % (number,))
@@ -205,10 +228,10 @@ class ShowTests(AdminTestCase):
         client = self.peer(11, "127.0.0.1")
         self.server.canDo(worker, b"f")
         self.server.submit(client, b"f", b"", b"x", NORMAL, False)
-        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.grab(worker, ASSIGN)
         self.server.resetAbilities(worker)
         self.server.canDo(worker, b"f")
-        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.grab(worker, ASSIGN)
         self.server.peerLost(worker)
         self.assertEqual(self.command(b"show jobs"), b"H:1\t2\t0\t0\n.\n")
         self.server.peerLost(client)
@@ -254,7 +277,7 @@ class CancelTests(AdminTestCase):
         self.assertEqual(self.command(b"status"), b"f\t1\t0\t0\n.\n")
         worker = self.peer(10, "127.0.0.1")
         self.server.canDo(worker, b"f")
-        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.grab(worker, ASSIGN)
         self.assertEqual(self.command(b"cancel job H:1"), b"ERR UNKNOWN_JOB\r\n")
 
     def test_errors(self) -> None:
@@ -600,8 +623,8 @@ class ParsingTests(AdminTestCase):
             b"DROP FUNCTION z",
             b"CANCEL JOB H:3",
         ):
-            reply = self.command(line)
-            self.assertFalse(reply.startswith(b"ERR"), (line, reply))  # type: ignore[union-attr]
+            reply = self.text(line)
+            self.assertFalse(reply.startswith(b"ERR"), (line, reply))
         self.assertEqual(self.server.functions[b"a"].maxQueue, [1, 1, 1])
         self.assertNotIn(b"z", self.server.functions)
         self.assertTrue(self.server.jobs[b"H:3"].ignore)
@@ -693,7 +716,7 @@ class ListingTests(AdminTestCase):
         Each step of a long listing handles at most a slice of rows.
         """
         self.fill(LISTING_SLICE * 10, 3)
-        steps = [chunk.count(b"\n") for chunk in self.command(b"show jobs")]
+        steps = [chunk.count(b"\n") for chunk in self.listing(b"show jobs")]
         self.assertGreater(len(steps), 10)
         self.assertLessEqual(max(steps), LISTING_SLICE + 1)
         self.assertEqual(sum(steps), LISTING_SLICE * 10 + 1)
@@ -732,6 +755,7 @@ class ListingTests(AdminTestCase):
             # One reactor turn: the call due now (Clock.advance would also
             # run the ones each call schedules).
             [call] = self.clock.getDelayedCalls()
+            assert isinstance(call, DelayedCall)
             self.clock.calls.remove(call)
             call.func(*call.args, **call.kw)
             turns += 1
@@ -761,10 +785,9 @@ class ListingTests(AdminTestCase):
 
         self.patch(admin, "gearmandHash", counting)
         for line in (b"status", b"prioritystatus"):
-            reply = self.command(line)
-            self.assertIsInstance(reply, Listing)
+            reply = self.listing(line)
             steps = []
-            for chunk in reply:
+            for _chunk in reply:
                 steps.append(hashed[0])
                 hashed[0] = 0
             self.assertEqual(sum(steps), 800000)
@@ -790,13 +813,18 @@ class ListingTests(AdminTestCase):
                 return int(self) < int(other)
 
         number = self.server.handleNumber
-        self.patch(self.server, "handleNumber", lambda handle: Number(number(handle)))
+        def numbered(handle: bytes) -> Number:
+            value = number(handle)
+            assert value is not None
+            return Number(value)
+
+        self.patch(self.server, "handleNumber", numbered)
         client = self.peer(11, "127.0.0.1")
         for index in range(slice * 200):
             self.server.submit(client, b"f", b"u%d" % (index,), b"x", NORMAL, True)
         steps = []
         lines = 0
-        for chunk in self.command(b"show jobs"):
+        for chunk in self.listing(b"show jobs"):
             steps.append(compared[0])
             compared[0] = 0
             lines += chunk.count(b"\n")
@@ -816,10 +844,11 @@ class ListingTests(AdminTestCase):
         self.fill(LISTING_SLICE * 3, 2)
         factory = GearmanServerFactory(self.server, admin=self.admin)
         protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+        assert protocol is not None
         protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000)))
         protocol.dataReceived(b"status\nshow jobs\n")
         self.clock.advance(0)
-        protocol.connectionLost(None)
+        protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
@@ -838,12 +867,12 @@ class ForgeryTests(AdminTestCase):
         worker.clientId = b"id\nforged 1.2.3.4 x :y"
         self.server.canDo(worker, b"f\nforged\t9\t9\t9")
         self.server.submit(self.me, b"g\r\nh", b"u\nv", b"x", NORMAL, True)
-        status = self.command(b"status")
+        status = self.text(b"status")
         self.assertEqual(status.count(b"\n"), 3)
         self.assertIn(b"f\\nforged\t9\t9\t9\t0\t0\t1\n", status)
         self.assertIn(b"g\\r\\nh\t1\t0\t0\n", status)
-        workers = self.command(b"workers")
+        workers = self.text(b"workers")
         self.assertIn(b"10 127.0.0.2 id\\nforged 1.2.3.4 x :y : f\\nforged\t9\t9\t9\n", workers)
         self.assertEqual(workers.count(b"\n"), 3)
         self.assertEqual(self.command(b"show unique jobs"), b"u\\nv\n.\n")
-        self.assertEqual(self.command(b"prioritystatus").count(b"\n"), 3)
+        self.assertEqual(self.text(b"prioritystatus").count(b"\n"), 3)

@@ -3,15 +3,18 @@ Tests for L{gearman_tw.server.factory}.
 """
 
 import socket
+from typing import List
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import LogEvent, LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.server.factory import GearmanServerFactory, KeepAlive, filteredLogger
 from gearman_tw.server.jobs import JobServer
-from twisted.internet.task import Clock
 
 
 class SocketTransport(StringTransport):
@@ -47,7 +50,9 @@ class FactoryTests(SynchronousTestCase):
         factory = GearmanServerFactory(JobServer(Clock()))
         transport = SocketTransport()
         self.addCleanup(transport.sock.close)
-        factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)).makeConnection(transport)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert protocol is not None
+        protocol.makeConnection(transport)
         self.assertTrue(transport.noDelay)
         self.assertEqual(transport.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 0)
 
@@ -59,7 +64,9 @@ class FactoryTests(SynchronousTestCase):
         factory = GearmanServerFactory(JobServer(Clock()), keepAlive=KeepAlive(61, 7, 3))
         transport = SocketTransport()
         self.addCleanup(transport.sock.close)
-        factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)).makeConnection(transport)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert protocol is not None
+        protocol.makeConnection(transport)
         sock = transport.sock
         self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
         self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), 61)
@@ -73,10 +80,11 @@ class FactoryTests(SynchronousTestCase):
         server = JobServer(Clock())
         factory = GearmanServerFactory(server)
         protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        assert protocol is not None
         protocol.makeConnection(StringTransport())
         self.assertEqual(list(factory.connections), [protocol])
         self.assertEqual(len(server.peers), 1)
-        protocol.connectionLost(None)
+        protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(list(factory.connections), [])
         self.assertEqual(len(server.peers), 0)
 
@@ -91,9 +99,9 @@ class FilteredLoggerTests(SynchronousTestCase):
         Events below the gearmand level given are dropped; the rest reach
         the global log publisher.
         """
-        events = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         log = filteredLogger("gearman_tw.test", "WARNING")
         log.info("dropped")
         log.warn("kept warning")
@@ -148,7 +156,7 @@ class ConnectionLimitTests(SynchronousTestCase):
         """
         clock = Clock()
         factory = GearmanServerFactory(JobServer(clock), maxConnections=1)
-        events = []
+        events: List[LogEvent] = []
         factory.log.observer = events.append  # type: ignore[assignment]
         self.connect(factory, "127.0.0.1")
         for _ in range(50):

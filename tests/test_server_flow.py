@@ -284,8 +284,11 @@ class FlowOverSocketsTests(TestCase):
 
     def listen(self, **kwargs: object) -> GearmanServerFactory:
         self.factory = GearmanServerFactory(JobServer(reactor), **kwargs)  # type: ignore[arg-type]
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
+        # Twisted annotates a ServerFactory; any protocol factory serves.
+        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")  # type: ignore[arg-type]
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        self.port = address.port
         self.addCleanup(port.stopListening)
         return self.factory
 

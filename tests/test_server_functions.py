@@ -13,8 +13,10 @@ from typing import Dict, List
 from gearman_tw.errors import QueueError
 from gearman_tw.protocol import PacketType
 from gearman_tw.queues import QueuedJob
-from gearman_tw.server import jobs
-from gearman_tw.server.jobs import IDLE_FUNCTIONS, JobServer, Peer
+from gearman_tw.server import model
+from gearman_tw.server.jobs import IDLE_FUNCTIONS, JobServer
+from gearman_tw.server.model import Peer
+from gearman_tw.server.protocol import statusPayload
 from tests.test_server_jobs import NO_JOB, NOOP, Conn, JobServerTestCase
 from tests.test_server_persistence import FakeQueue
 
@@ -51,15 +53,15 @@ class FunctionsTestCase(JobServerTestCase):
         self.server.cantDo(conn.peer, name)
         conn.out.clear()
 
-    def assertForgotten(self, name: bytes, function: jobs.Function) -> None:
+    def assertForgotten(self, name: bytes, function: model.Function) -> None:
         """
         Nothing of the server refers to C{function} any more.
         """
         server = self.server
         self.assertNotIn(name, server.functions)
         self.assertNotIn(function, server._idle)
-        self.assertNotIn(function, server._runnable)
-        self.assertNotIn(function.ident, server._functionsByIdent)
+        self.assertNotIn(function, server.runQueue._runnable)
+        self.assertNotIn(function.ident, server.runQueue._byIdent)
         self.assertNotIn(function, [f for others in server._folded.values() for f in others])
 
 
@@ -258,8 +260,10 @@ class ForgottenTests(FunctionsTestCase):
         scheduled = client.created(b"f", background=True, when=20, data=b"scheduled")
         function = self.server.functions[b"f"]
         self.assertGreater(function.ident, first)
-        self.assertEqual(self.server.getStatus(looked), b"%s\x001\x000\x000\x000" % (looked,))
-        self.assertEqual(self.server.lookup(looked).function, function)
+        self.assertEqual(statusPayload(self.server.getStatus(looked)), b"%s\x001\x000\x000\x000" % (looked,))
+        job = self.server.lookup(looked)
+        assert job is not None
+        self.assertEqual(job.function, function)
         self.clock.advance(10)
         taken = [worker.take() for _ in range(4)]
         self.assertEqual(
@@ -284,7 +288,7 @@ class ForgottenTests(FunctionsTestCase):
         client, worker = Conn(server), Conn(server)
         for data in (b"1", b"2"):
             worker.canDo(b"f")
-            server.submit(client.peer, b"f", b"", data, jobs.NORMAL, True)
+            server.submit(client.peer, b"f", b"", data, model.NORMAL, True)
             self.clock.advance(0)
             self.assertEqual([job.function for job, _ in queue.adds], [b"f"])
             queue.commit()
@@ -295,7 +299,7 @@ class ForgottenTests(FunctionsTestCase):
             server.cantDo(worker.peer, b"f")
             self.assertEqual(self.known(), [])
         self.assertEqual(queue.dones, [1, 2])
-        server.restore(QueuedJob(b"g", 7, b"", b"replayed", jobs.LOW, 0))
+        server.restore(QueuedJob(b"g", 7, b"", b"replayed", model.LOW, 0))
         worker.canDo(b"g")
         self.assertEqual(worker.take()[1], b"replayed")
 
@@ -358,7 +362,7 @@ class FunctionMemoryTests(FunctionsTestCase):
             server, peer = self.server, conn.peer
             for name in names:
                 server.canDo(peer, name)
-                server.submit(peer, name, b"", b"x", jobs.NORMAL, True)
+                server.submit(peer, name, b"", b"x", model.NORMAL, True)
                 server.grab(peer, P.GRAB_JOB)
                 [handle] = peer.held
                 server.workComplete(peer, handle.handle, handle.handle + b"\0")
@@ -414,8 +418,10 @@ class PreSleepCostTests(FunctionsTestCase):
         """
         total = 0
         for function in self.functions:
-            total += function.sleepers.writes
-            function.sleepers.writes = 0
+            sleepers = function.sleepers
+            assert isinstance(sleepers, CountingDict)
+            total += sleepers.writes
+            sleepers.writes = 0
         return total
 
     def test_sleepCostsNothingPerFunction(self) -> None:
@@ -495,7 +501,7 @@ class ClientLossCostTests(FunctionsTestCase):
         for client in clients[:19990]:
             client.lose()
         self.assertLess(time.perf_counter() - started, 1.0)
-        self.assertEqual(server.getStatusUnique(b"u"), b"u\x001\x000\x000\x000\x0010")
+        self.assertEqual(statusPayload(server.getStatusUnique(b"u")), b"u\x001\x000\x000\x000\x0010")
         worker.canDo(b"f")
         handle = worker.take()[0]
         worker.data(handle)
@@ -503,7 +509,7 @@ class ClientLossCostTests(FunctionsTestCase):
         self.assertEqual(sum(len(c.out) for c in clients[:19990]), 0)
         for client in clients[19990:]:
             client.lose()
-        self.assertEqual(server.getStatusUnique(b"u"), b"u\x001\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(server.getStatusUnique(b"u")), b"u\x001\x001\x000\x000\x000")
         self.assertTrue(server.jobs[handle].ignore)
 
     def test_queuedAbandoned(self) -> None:
@@ -517,7 +523,7 @@ class ClientLossCostTests(FunctionsTestCase):
         clients[0].created(unique=b"u")
         for client in clients[1:]:
             client.lose()
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x000\x000\x000\x002")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x000\x000\x000\x002")
         clients[0].lose()
         worker = self.conn()
         worker.canDo(b"f")
@@ -535,14 +541,14 @@ class ClientLossCostTests(FunctionsTestCase):
             client.lose()
         late = self.conn()
         late.created(unique=b"u")
-        self.assertEqual(self.server.getStatusUnique(b"u")[-3:], b"\x0026")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u"))[-3:], b"\x0026")
         worker = self.conn()
         worker.canDo(b"f")
         worker.take()
         worker.complete(handle)
         self.assertEqual(late.packets(), [(P.WORK_COMPLETE, [handle, b"r"])])
         self.assertEqual(sum(len(c.packets()) for c in clients[15:]), 25)
-        self.assertEqual(self.server.getStatusUnique(b"u")[-2:], b"\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u"))[-2:], b"\x000")
 
 
 class SharedEmptyValuesTests(FunctionsTestCase):
@@ -563,8 +569,8 @@ class SharedEmptyValuesTests(FunctionsTestCase):
         self.server.createFunction(b"c")
         self.server.setMaxQueue(b"c", (1, 2, 3))
         for name in (b"a", b"b", b"c", b"d"):
-            client.created(name, unique=b"u", priority=jobs.HIGH)
-            client.created(name, background=True, priority=jobs.LOW)
+            client.created(name, unique=b"u", priority=model.HIGH)
+            client.created(name, background=True, priority=model.LOW)
         self.server.cancel(b"H:1")
         worker.sleep()
         worker.take()
@@ -572,5 +578,5 @@ class SharedEmptyValuesTests(FunctionsTestCase):
         self.server.dropFunction(b"c")
         worker.lose()
         client.lose()
-        self.assertEqual((jobs._NO_SLEEPERS, jobs._NO_UNIQUES, jobs._NO_LIMITS), ({}, {}, [0, 0, 0]))
-        self.assertEqual(jobs._NO_QUEUES, ((), (), ()))
+        self.assertEqual((model.NO_SLEEPERS, model.NO_UNIQUES, model.NO_LIMITS), ({}, {}, [0, 0, 0]))
+        self.assertEqual(model.NO_QUEUES, ((), (), ()))

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from importlib.resources import files
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type, cast
 from unittest import mock
 
 import jsonschema
@@ -22,11 +22,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 from gearman_tw import tap
 from gearman_tw.server.http import API_ROUTES, DEFAULT_MAX_BODY, AccessPolicy
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import HIGH, LOW, NORMAL
+from gearman_tw.server.packets import PacketPeer
 from gearman_tw.server.web import makeResource, makeSite
 
 #: The OpenAPI document, read as the package ships it.
@@ -108,7 +110,9 @@ class SiteHarness:
             self.requests.append(request)
             return request
 
-        self.site.requestFactory = keep
+        # Site takes any callable of the channel as its request factory
+        # (see its docstring), though its attribute is typed as the class.
+        self.site.requestFactory = cast(Type[Request], keep)
 
     def connect(self) -> Tuple[Any, StringTransport]:
         channel = self.site.buildProtocol(_ADDRESS)
@@ -267,7 +271,8 @@ class BodyLimitTests(SynchronousTestCase):
         )
         self.assertEqual([r.code for r in responses], [200])
         server = self.harness.server
-        self.assertEqual([server.lookup(b"T:%d" % n).data for n in (1, 2)], [b"a" * 1000, body])
+        jobs = [server.lookup(b"T:%d" % n) for n in (1, 2)]
+        self.assertEqual([job.data for job in jobs if job is not None], [b"a" * 1000, body])
         spec = json.dumps({"function": "h", "data": "d" * 900, "background": True}).encode()
         self.assertLess(len(spec), 1000)
         responses, _ = self.harness.send(post(b"/api/jobs", spec))
@@ -543,7 +548,10 @@ class JSONSubmitTests(SynchronousTestCase):
         server = self.harness.server
         cases = [
             ({"function": "a", "data": "hé", "background": True}, (b"a", b"", "h\u00e9".encode(), NORMAL)),
-            ({"function": "b", "data_base64": "AAE=", "data": "ignored", "background": True}, (b"b", b"", b"\0\1", NORMAL)),
+            (
+                {"function": "b", "data_base64": "AAE=", "data": "ignored", "background": True},
+                (b"b", b"", b"\0\1", NORMAL),
+            ),
             ({"function": "c", "unique": "u", "priority": "high", "background": True}, (b"c", b"u", b"", HIGH)),
             ({"function": "d", "priority": "low", "background": True}, (b"d", b"", b"", LOW)),
             ({"function": "e", "unique": "", "priority": "normal", "background": True}, (b"e", b"", b"", NORMAL)),
@@ -553,6 +561,7 @@ class JSONSubmitTests(SynchronousTestCase):
             response = self.submit(json.dumps(spec).encode())
             self.assertEqual(response.code, 202)
             job = server.lookup(response.json()["handle"].encode())
+            assert job is not None
             self.assertEqual((job.function.name, job.unique, job.data, job.priority), (name, unique, data, priority))
         channel, transport = self.harness.connect()
         channel.dataReceived(post(b"/api/jobs", b'{"function": "fg", "background": false}'))
@@ -991,7 +1000,9 @@ class CrossSiteTests(SecurityTestCase):
         """
         response = self.answer(
             self.harness,
-            request(b"GET", b"/api/functions", self.host, b"Origin: http://evil.example", b"Sec-Fetch-Site: cross-site"),
+            request(
+                b"GET", b"/api/functions", self.host, b"Origin: http://evil.example", b"Sec-Fetch-Site: cross-site"
+            ),
         )
         self.assertEqual(response.code, 200)
         self.assertNotIn(b"access-control-allow-origin", response.headers)
@@ -1017,7 +1028,7 @@ class TokenTests(SecurityTestCase):
 
     def setUp(self) -> None:
         self.harness = SiteHarness(policy=AccessPolicy(token=b"s3cret"))
-        self.harness.server.submit(Peer(lambda data: None, -1, "-"), b"queued", b"", b"x", NORMAL, True)
+        self.harness.server.submit(PacketPeer(lambda data: None, -1, "-"), b"queued", b"", b"x", NORMAL, True)
         self.handle = b"T:1"
 
     def writes(self, *headers: bytes) -> List[bytes]:
@@ -1071,13 +1082,23 @@ class TokenTests(SecurityTestCase):
         for header in (b"Authorization: Bearer s3cret", b"Authorization: bearer  s3cret"):
             codes = [self.answer(self.harness, data).code for data in self.writes(header)]
             self.assertEqual(codes, [200, 200, 202, 200])
-        self.assertTrue(self.harness.server.lookup(self.handle).ignore)  # cancelled
+        job = self.harness.server.lookup(self.handle)
+        assert job is not None
+        self.assertTrue(job.ignore)  # cancelled
 
     def test_readsOpen(self) -> None:
         """
         The monitor page, the API's reads and the metrics need no token.
         """
-        for path in (b"/", b"/api/server", b"/api/functions", b"/api/workers", b"/api/jobs/T:1", b"/api/unique/u", b"/metrics"):
+        for path in (
+            b"/",
+            b"/api/server",
+            b"/api/functions",
+            b"/api/workers",
+            b"/api/jobs/T:1",
+            b"/api/unique/u",
+            b"/metrics",
+        ):
             response = self.answer(self.harness, request(b"GET", path, b"Host: x"))
             self.assertEqual(response.code, 200, path)
 
@@ -1109,7 +1130,10 @@ class RefusedCounterTests(SecurityTestCase):
         response = self.answer(harness, request(b"GET", b"/metrics", host))
         found = metricSamples(response.body)
         self.assertEqual(
-            {reason: found[("gearman_http_refused_total", (("reason", reason),))] for reason in ("host", "origin", "token")},
+            {
+                reason: found[("gearman_http_refused_total", (("reason", reason),))]
+                for reason in ("host", "origin", "token")
+            },
             {"host": 1, "origin": 2, "token": 3},
         )
         self.assertEqual(harness.site.resource.policy.refused, {"host": 1, "origin": 2, "token": 3})
@@ -1186,7 +1210,7 @@ submit = "public"
         """
         Cancelling needs admin on the job's function.
         """
-        self.harness.server.submit(Peer(lambda data: None, -1, "-"), b"billing", b"", b"x", NORMAL, True)
+        self.harness.server.submit(PacketPeer(lambda data: None, -1, "-"), b"billing", b"", b"x", NORMAL, True)
         ops = b"Authorization: Bearer ops-token"
         response = self.answer(self.harness, request(b"DELETE", b"/api/jobs/T:1", b"Host: x", ops))
         self.assertRefused(response, 403, "token:ops, address:127.0.0.1 may not administer billing")

@@ -3,37 +3,29 @@ Tests for L{gearman_tw.server.jobs}: gearmand 1.1's job semantics (reference
 section 3), without I/O.
 """
 
+import ast
 import socket
 from typing import List, Tuple
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from gearman_tw.interfaces import IJobServer
-from gearman_tw.queues.memory import MemoryQueue
-from gearman_tw.protocol import MAX_ARGUMENT_SIZE, RES, PacketType, encode, parseAll
-from gearman_tw.server.jobs import (
-    HIGH,
-    LOW,
-    MAX_RECORD_DATA,
-    NORMAL,
-    Function,
-    Job,
-    JobServer,
-    Peer,
-    atoi,
-    atoi32,
-    packRecord,
-    recordNumber,
-    unpackRecord,
-)
+from gearman_tw.interfaces import IJobServer, IPersistentQueue
+from gearman_tw.protocol import RES, PacketType, encode, parseAll
+from gearman_tw.queues import QueuedJob
+from gearman_tw.server import jobs, model, runqueue
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import HIGH, LOW, NORMAL
+from gearman_tw.server.packets import PacketPeer
+from gearman_tw.server.protocol import GRAB_FORMS, statusPayload
 
 P = PacketType
 
-NO_JOB = (P.NO_JOB, [])
-NOOP = (P.NOOP, [])
+NO_JOB: Tuple[int, List[bytes]] = (P.NO_JOB, [])
+NOOP: Tuple[int, List[bytes]] = (P.NOOP, [])
 QUEUE_FULL = (P.ERROR, [b"QUEUE_ERROR", b"Job queue is full"])
 NOT_FOUND_DATA = (P.ERROR, [b"JOB_NOT_FOUND", b"Job does not exist on server"])
 NOT_FOUND_RESULT = (P.ERROR, [b"JOB_NOT_FOUND", b"Job given in work result not found"])
@@ -58,7 +50,7 @@ class Conn:
     def __init__(self, server: JobServer, exceptions: bool = False, fd: int = 1) -> None:
         self.server = server
         self.out: List[bytes] = []
-        self.peer = Peer(self.out.append, fd, "127.0.0.1", exceptions)
+        self.peer = PacketPeer(self.out.append, fd, "127.0.0.1", exceptions)
         server.peerConnected(self.peer)
 
     def raw(self) -> bytes:
@@ -100,7 +92,7 @@ class Conn:
         return self.packets()
 
     def grab(self, ptype=P.GRAB_JOB_UNIQ):
-        self.server.grab(self.peer, ptype)
+        self.server.grab(self.peer, GRAB_FORMS[ptype])
         return self.packets()
 
     def take(self) -> Tuple[bytes, bytes]:
@@ -112,21 +104,22 @@ class Conn:
         return args[0], args[3]
 
     def data(self, handle: bytes, data: bytes = b"d", ptype=P.WORK_DATA) -> None:
-        self.server.workData(self.peer, ptype, handle, handle + b"\0" + data)
+        if ptype == P.WORK_WARNING:
+            self.server.workWarning(self.peer, handle, data)
+        else:
+            self.server.workData(self.peer, handle, data)
 
     def status(self, handle: bytes, numerator: bytes, denominator: bytes) -> None:
-        self.server.workStatus(
-            self.peer, handle, numerator, denominator, handle + b"\0" + numerator + b"\0" + denominator
-        )
+        self.server.workStatus(self.peer, handle, numerator, denominator)
 
     def complete(self, handle: bytes, result: bytes = b"r") -> None:
-        self.server.workComplete(self.peer, handle, handle + b"\0" + result)
+        self.server.workComplete(self.peer, handle, result)
 
     def fail(self, handle: bytes) -> None:
-        self.server.workFail(self.peer, handle, handle)
+        self.server.workFail(self.peer, handle)
 
     def exception(self, handle: bytes, data: bytes = b"boom") -> None:
-        self.server.workException(self.peer, handle, handle + b"\0" + data)
+        self.server.workException(self.peer, handle, data)
 
 
 class JobServerTestCase(SynchronousTestCase):
@@ -152,8 +145,7 @@ class JobServerTestCase(SynchronousTestCase):
         """
         The handles of every live job, records included, sorted.
         """
-        records = [self.server.handleOf(number) for number in self.server.records]
-        return sorted(list(self.server.jobs) + records)
+        return sorted(job.handle for job in self.server.liveJobs())
 
     def queued(self, name: bytes = b"f") -> List[int]:
         """
@@ -169,13 +161,14 @@ class JobServerTestCase(SynchronousTestCase):
         @return: the names noted, in order.
         """
         looked: List[bytes] = []
-        live = self.server._livePriority
+        runQueue = self.server.runQueue
+        live = runQueue.livePriority
 
         def counting(function):
             looked.append(function.name)
             return live(function)
 
-        self.server._livePriority = counting  # type: ignore[method-assign]
+        runQueue.livePriority = counting  # type: ignore[method-assign]
         return looked
 
 
@@ -189,6 +182,21 @@ class InterfaceTests(SynchronousTestCase):
         L{JobServer} provides L{IJobServer}.
         """
         self.assertTrue(verifyObject(IJobServer, JobServer(Clock())))
+
+    def test_noCodec(self) -> None:
+        """
+        The job core (the server, its model and its run queue) imports
+        nothing that knows the wire format: replies are calls on peers.
+        """
+        wire = {"gearman_tw.protocol", "gearman_tw.server.packets", "gearman_tw.server.writes"}
+        for module in (jobs, model, runqueue):
+            path = module.__file__
+            assert path is not None
+            with open(path, encoding="utf-8") as source:
+                tree = ast.parse(source.read())
+            imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+            imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+            self.assertEqual(imported & wire, set(), module.__name__)
 
 
 class FunctionTests(JobServerTestCase):
@@ -702,10 +710,10 @@ class AssignTests(JobServerTestCase):
         worker.canDo(b"f")
         client.created(data=b"data")
         client.created(data=b"")
-        self.server.grab(worker.peer, P.GRAB_JOB_UNIQ)
+        self.server.grab(worker.peer, GRAB_FORMS[P.GRAB_JOB_UNIQ])
         self.assertEqual(worker.raw(), encode(P.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"data", magic=RES))
         self.assertEqual(worker.raw(), b"")
-        self.server.grab(worker.peer, P.GRAB_JOB)
+        self.server.grab(worker.peer, GRAB_FORMS[P.GRAB_JOB])
         self.assertEqual(worker.raw(), RES + b"\0\0\0\x0b\0\0\0\x06H:2\0f\0")
 
     def test_reduceCoalesces(self) -> None:
@@ -1176,16 +1184,16 @@ class ResultTests(JobServerTestCase):
         status is stored as atoi read it.
         """
         h = self.handle
-        self.server.workData(self.worker.peer, P.WORK_DATA, h, h + b"\0a\0b")
-        self.server.workData(self.worker.peer, P.WORK_WARNING, h, h + b"\0")
-        self.server.workStatus(self.worker.peer, h, b"50%", b"100", h + b"\x0050%\x00100")
+        self.server.workData(self.worker.peer, h, b"a\0b")
+        self.server.workWarning(self.worker.peer, h, b"")
+        self.server.workStatus(self.worker.peer, h, b"50%", b"100")
         self.assertEqual(
             self.client.raw(),
             encode(P.WORK_DATA, h, b"a\0b", magic=RES)
             + encode(P.WORK_WARNING, h, b"", magic=RES)
             + encode(P.WORK_STATUS, h, b"50%", b"100", magic=RES),
         )
-        self.assertEqual(self.server.getStatus(h), h + b"\x001\x001\x0050\x00100")
+        self.assertEqual(statusPayload(self.server.getStatus(h)), h + b"\x001\x001\x0050\x00100")
 
     def test_statusNumbers(self) -> None:
         """
@@ -1208,7 +1216,7 @@ class ResultTests(JobServerTestCase):
             self.assertEqual(
                 self.client.packets(), [(P.WORK_STATUS, [h, numerator, denominator])], numerator
             )
-            self.assertEqual(self.server.getStatus(h), h + b"\x001\x001\x00" + stored, numerator)
+            self.assertEqual(statusPayload(self.server.getStatus(h)), h + b"\x001\x001\x00" + stored, numerator)
 
     def test_statusDenominatorTooLong(self) -> None:
         """
@@ -1221,23 +1229,25 @@ class ResultTests(JobServerTestCase):
         self.worker.status(h, b"7", b"123456789012")
         self.assertEqual(self.client.packets(), [])
         self.assertEqual(self.worker.packets(), [])
-        self.assertEqual(self.server.getStatus(h), h + b"\x001\x001\x007\x006")
+        self.assertEqual(statusPayload(self.server.getStatus(h)), h + b"\x001\x001\x007\x006")
         self.worker.status(h, b"8", b"9" * 5000)
-        self.assertEqual(self.server.getStatus(h), h + b"\x001\x001\x008\x006")
+        self.assertEqual(statusPayload(self.server.getStatus(h)), h + b"\x001\x001\x008\x006")
 
     def test_hugeNumeratorNoCrash(self) -> None:
         """
         A numerator of thousands of digits is read like any overflowing one.
         """
         self.worker.status(self.handle, b"7" * 5000, b"1")
-        self.assertEqual(self.server.getStatus(self.handle), self.handle + b"\x001\x001\x004294967295\x001")
+        self.assertEqual(
+            statusPayload(self.server.getStatus(self.handle)), self.handle + b"\x001\x001\x004294967295\x001"
+        )
 
     def test_complete(self) -> None:
         """
         WORK_COMPLETE is forwarded byte for byte and ends the job.
         """
         h = self.handle
-        self.server.workComplete(self.worker.peer, h, h + b"\0r\0s")
+        self.server.workComplete(self.worker.peer, h, b"r\0s")
         self.assertEqual(self.client.raw(), encode(P.WORK_COMPLETE, h, b"r\0s", magic=RES))
         self.assertNotIn(h, self.server.jobs)
         self.assertEqual(self.status(), (0, 0, 1))
@@ -1260,7 +1270,7 @@ class ResultTests(JobServerTestCase):
         A WORK_FAIL payload with bytes after the handle is forwarded as sent.
         """
         h = self.handle
-        self.server.workFail(self.worker.peer, h, h + b"\0junk")
+        self.server.workFail(self.worker.peer, h, b"junk")
         self.assertEqual(self.client.raw(), encode(P.WORK_FAIL, h + b"\0junk", magic=RES))
 
     def test_failDefaultPayload(self) -> None:
@@ -1278,7 +1288,7 @@ class ResultTests(JobServerTestCase):
         self.worker.take()
         self.worker.data(handle)
         self.worker.status(handle, b"3", b"4")
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x001\x003\x004")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x001\x003\x004")
         self.worker.complete(handle)
         self.assertEqual(self.client.packets(), [])
         self.assertEqual(self.worker.packets(), [])
@@ -1307,7 +1317,7 @@ class ExceptionTests(JobServerTestCase):
         ends.
         """
         h = self.handle
-        self.server.workException(self.worker.peer, h, h + b"\0boom\0!")
+        self.server.workException(self.worker.peer, h, b"boom\0!")
         self.assertEqual(self.plain.raw(), encode(P.WORK_FAIL, h, magic=RES))
         self.assertEqual(self.catcher.raw(), encode(P.WORK_EXCEPTION, h, b"boom\0!", magic=RES))
         self.assertNotIn(h, self.server.jobs)
@@ -1380,7 +1390,7 @@ class RequeueTests(JobServerTestCase):
         self.client.packets()
         self.worker.lose()
         self.assertEqual(self.client.packets(), [])
-        self.assertEqual(self.server.getStatus(first), first + b"\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(first)), first + b"\x001\x000\x000\x000")
         self.assertEqual(self.status(), (4, 0, 0))
         other = self.conn()
         other.canDo(b"f")
@@ -1597,7 +1607,7 @@ class RequeueTests(JobServerTestCase):
         """
         self.worker.canDo(b"t", timeout=1.0)
         handle = self.client.created(b"f")
-        self.server.grab(self.worker.peer, P.GRAB_JOB)
+        self.server.grab(self.worker.peer, GRAB_FORMS[P.GRAB_JOB])
         self.clock.advance(100)
         self.assertIs(self.server.jobs[handle].worker, self.worker.peer)
 
@@ -1634,7 +1644,7 @@ class ClientLossTests(JobServerTestCase):
         client.lose()
         self.assertEqual(self.status(), (1, 0, 0))
         self.assertTrue(self.server.jobs[handle].ignore)
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x000\x000\x000")
         worker.canDo(b"f")
         self.assertEqual(worker.grab(), [NO_JOB])
         self.assertEqual(self.status(), (0, 0, 1))
@@ -1665,7 +1675,7 @@ class ClientLossTests(JobServerTestCase):
         self.assertTrue(self.server.jobs[handle].ignore)
         worker.data(handle)
         worker.status(handle, b"1", b"2")
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x001\x001\x002")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x001\x001\x002")
         worker.complete(handle)
         self.assertEqual(worker.packets(), [])
         self.assertEqual(self.status(), (0, 0, 1))
@@ -1698,7 +1708,7 @@ class ClientLossTests(JobServerTestCase):
         handle = client.created(unique=b"u")
         worker.take()
         client.lose()
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x001\x000\x000\x000")
         again = self.conn()
         self.assertEqual(again.created(unique=b"u"), handle)
         worker.complete(handle, b"ok")
@@ -1784,7 +1794,7 @@ class ClientLossTests(JobServerTestCase):
         client = self.conn()
         client.created(unique=b"u")
         client.lose()
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x000\x000\x000\x000\x000")
         again = self.conn()
         self.assertEqual(again.created(unique=b"u"), b"H:2")
 
@@ -1900,10 +1910,10 @@ class StatusTests(JobServerTestCase):
         """
         Unknown handles and uniques are answered with zeros, echoed as sent.
         """
-        self.assertEqual(self.server.getStatus(b"nope"), b"nope\x000\x000\x000\x000")
-        self.assertEqual(self.server.getStatus(b""), b"\x000\x000\x000\x000")
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x000\x000\x000\x000\x000")
-        self.assertEqual(self.server.getStatusUnique(b""), b"\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(b"nope")), b"nope\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(b"")), b"\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"")), b"\x000\x000\x000\x000\x000")
 
     def test_known(self) -> None:
         """
@@ -1911,14 +1921,14 @@ class StatusTests(JobServerTestCase):
         """
         client, worker = self.conn(), self.conn()
         handle = client.created()
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x000\x000\x000")
         worker.canDo(b"f")
         worker.take()
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x001\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x001\x000\x000")
         worker.status(handle, b"7", b"8")
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x001\x007\x008")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x001\x007\x008")
         worker.complete(handle)
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x000\x000\x000\x000")
 
     def test_unique(self) -> None:
         """
@@ -1929,15 +1939,15 @@ class StatusTests(JobServerTestCase):
         a.created(b"g", b"u")
         b.created(b"g", b"u")
         b.created(b"g", b"u")
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x000\x000\x000\x003")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x000\x000\x000\x003")
         worker.canDo(b"g")
         handle, _ = worker.take()
         worker.status(handle, b"3", b"4")
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x001\x003\x004\x003")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x001\x003\x004\x003")
         b.lose()
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x001\x003\x004\x001")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x001\x003\x004\x001")
         worker.complete(handle)
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x000\x000\x000\x000\x000")
 
     def test_uniqueAcrossFunctions(self) -> None:
         """
@@ -1949,16 +1959,16 @@ class StatusTests(JobServerTestCase):
         client.created(b"g", b"u")
         worker.canDo(b"f")
         worker.take()
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x000\x000\x000\x001")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x000\x000\x000\x001")
         self.server.cancel(b"H:2")
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x001\x000\x000\x000")
 
     def test_uniqueBackground(self) -> None:
         """
         A background job has no clients.
         """
         self.conn().created(unique=b"u", background=True)
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x000\x000\x000\x000")
 
     def test_dashNeverFound(self) -> None:
         """
@@ -1967,9 +1977,9 @@ class StatusTests(JobServerTestCase):
         client = self.conn()
         client.created(unique=b"-", data=b"d")
         client.created(unique=b"")
-        self.assertEqual(self.server.getStatusUnique(b"-"), b"-\x000\x000\x000\x000\x000")
-        self.assertEqual(self.server.getStatusUnique(b"d"), b"d\x000\x000\x000\x000\x000")
-        self.assertEqual(self.server.getStatusUnique(b""), b"\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"-")), b"-\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"d")), b"d\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"")), b"\x000\x000\x000\x000\x000")
 
     def test_cancelledStillKnown(self) -> None:
         """
@@ -1979,11 +1989,11 @@ class StatusTests(JobServerTestCase):
         client, worker = self.conn(), self.conn()
         handle = client.created(unique=b"u", background=True)
         self.assertTrue(self.server.cancel(handle))
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x000\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x000\x000\x000\x000\x000")
         worker.canDo(b"f")
         worker.grab()
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x000\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x000\x000\x000\x000")
 
     def test_afterRequeue(self) -> None:
         """
@@ -1995,8 +2005,8 @@ class StatusTests(JobServerTestCase):
         worker.take()
         worker.status(handle, b"1", b"2")
         worker.lose()
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
-        self.assertEqual(self.server.getStatusUnique(b"u"), b"u\x001\x000\x000\x000\x001")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatusUnique(b"u")), b"u\x001\x000\x000\x000\x001")
 
 
 class EpochTests(JobServerTestCase):
@@ -2016,7 +2026,7 @@ class EpochTests(JobServerTestCase):
         handle = client.created(data=b"later", background=True, when=1010)
         self.assertEqual(self.queued(), [0, 1, 0])
         self.assertEqual(self.status(), (1, 0, 1))
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x000\x000\x000")
         self.assertEqual(list(self.server.pendingJobs()), [self.server.jobs[handle]])
         self.assertEqual(worker.packets(), [])
         self.clock.advance(9)
@@ -2102,7 +2112,7 @@ class EpochTests(JobServerTestCase):
         Future jobs with the same time stored together by a persistent
         queue are all held and released.
         """
-        server = JobServer(self.clock, handlePrefix=b"H", queue=_StoringQueue())
+        server = JobServer(self.clock, handlePrefix=b"H", queue=StoringQueue())
         client, worker = Conn(server), Conn(server)
         server.submit(client.peer, b"f", b"a", b"1", NORMAL, True, 10)
         server.submit(client.peer, b"f", b"b", b"2", NORMAL, True, 10)
@@ -2194,7 +2204,7 @@ class CancelTests(JobServerTestCase):
         self.assertTrue(self.server.cancel(handle))
         self.assertEqual(client.packets(), [(P.WORK_FAIL, [handle])])
         self.assertEqual(self.status(), (1, 1, 1))
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x001\x000\x000")
+        self.assertEqual(statusPayload(self.server.getStatus(handle)), handle + b"\x001\x001\x000\x000")
         worker.data(handle)
         worker.complete(handle)
         self.assertEqual(worker.packets(), [])
@@ -2224,9 +2234,12 @@ class CancelTests(JobServerTestCase):
         A cancelled background job is no longer persisted.
         """
         handle = self.conn().created(background=True)
-        self.assertTrue(self.server.lookup(handle).persisted)
+        job = self.server.lookup(handle)
+        assert job is not None
+        self.assertTrue(job.persisted)
         self.server.cancel(handle)
         job = self.server.lookup(handle)
+        assert job is not None
         self.assertEqual((job.ignore, job.persisted, job.background), (True, False, False))
 
     def test_unknown(self) -> None:
@@ -2236,265 +2249,6 @@ class CancelTests(JobServerTestCase):
         self.conn().created()
         self.assertFalse(self.server.cancel(b"h:1"))
         self.assertFalse(self.server.cancel(b"H:2"))
-
-
-class QueuedRecordTests(JobServerTestCase):
-    """
-    Plain background jobs are queued as compact records (QueuedRecord) and
-    become L{Job}s only when taken or looked up; nothing a peer sees
-    changes.
-    """
-
-    def isRecord(self, handle: bytes) -> bool:
-        number = self.server.handleNumber(handle)
-        return number in self.server.records and handle not in self.server.jobs
-
-    def test_onlyPlainBackground(self) -> None:
-        """
-        Only a background job with no unique key, start time or reducer is
-        a record; every other submission is a L{Job}.
-        """
-        client = self.conn()
-        self.clock.advance(100)
-        plain = client.created(background=True)
-        others = [
-            client.created(),
-            client.created(background=True, unique=b"u"),
-            client.created(background=True, unique=b"-"),
-            client.created(background=True, when=500),
-            client.created(background=True, reducer=b"r"),
-        ]
-        self.assertTrue(self.isRecord(plain))
-        self.assertEqual([self.isRecord(handle) for handle in others], [False] * 5)
-        self.assertEqual(
-            unpackRecord(self.server.records[1]), (1, self.server.functions[b"f"].ident, NORMAL, b"x", 100.0)
-        )
-        self.assertEqual(self.live(), [b"H:%d" % (number,) for number in range(1, 7)])
-        self.assertEqual(self.server.jobCount(), 6)
-
-    def test_persistentQueue(self) -> None:
-        """
-        With a persistent queue every background job is a L{Job} (it carries
-        its record number); with the memory queue, which is not persistent,
-        plain ones are records.
-        """
-        stored = JobServer(self.clock, handlePrefix=b"H", queue=_StoringQueue())
-        Conn(stored).submit(background=True)
-        self.assertIsInstance(stored.jobs[b"H:1"], Job)
-        memory = JobServer(self.clock, handlePrefix=b"H", queue=MemoryQueue())
-        Conn(memory).submit(background=True)
-        self.assertEqual((list(memory.jobs), list(memory.records)), ([], [1]))
-
-    def test_packed(self) -> None:
-        """
-        A record is one bytes object holding every field, whatever their
-        sizes: empty data, data with NULs, the largest handle number and a
-        function number past 32 bits.
-        """
-        for fields in (
-            (1, 1, NORMAL, b"x", 100.0),
-            (0xFFFFFFFF, 2**40, LOW, b"", 1.5e9),
-            (7, 3, HIGH, b"\0a\0" * 1000, 0.0),
-        ):
-            record = packRecord(*fields)
-            self.assertIsInstance(record, bytes)
-            self.assertEqual(unpackRecord(record), fields)
-            self.assertEqual(recordNumber(record), fields[0])
-
-    def test_functionNumbers(self) -> None:
-        """
-        A record names its function by number, which no other function is
-        given, even after functions are dropped: a record taken or looked
-        up finds the function it was submitted to.
-        """
-        client, worker = self.conn(), self.conn()
-        first = client.created(b"a", background=True, data=b"1")
-        self.assertIs(self.server.dropFunction(b"b"), None)
-        client.created(b"b", background=True, data=b"2")
-        self.assertIs(self.server.dropFunction(b"a"), False)
-        other = self.conn()
-        other.canDo(b"b")
-        other.complete(other.take()[0])
-        other.lose()
-        dropped = self.server.functions[b"b"].ident
-        self.assertIs(self.server.dropFunction(b"b"), True)
-        third = client.created(b"c", background=True, data=b"3")
-        idents = [function.ident for function in self.server.functions.values()]
-        self.assertEqual(len(set(idents)), 2)
-        self.assertNotIn(dropped, idents)
-        self.assertEqual(sorted(self.server._functionsByIdent), sorted(idents))
-        self.assertEqual(unpackRecord(self.server.records[1])[1], self.server.functions[b"a"].ident)
-        self.assertEqual(self.server.lookup(third).function.name, b"c")
-        worker.canDo(b"a")
-        self.assertEqual(worker.take(), (first, b"1"))
-
-    def test_largeData(self) -> None:
-        """
-        A background job with more data than L{MAX_RECORD_DATA} is a L{Job}
-        holding the very bytes submitted, not a copy.
-        """
-        client, worker = self.conn(), self.conn()
-        small = client.created(background=True, data=b"s" * MAX_RECORD_DATA)
-        data = b"l" * (MAX_RECORD_DATA + 1)
-        large = client.created(background=True, data=data)
-        self.assertTrue(self.isRecord(small))
-        self.assertFalse(self.isRecord(large))
-        self.assertIs(self.server.jobs[large].data, data)
-        worker.canDo(b"f")
-        self.assertEqual([worker.take() for _ in range(2)], [(small, b"s" * MAX_RECORD_DATA), (large, data)])
-
-    def test_longFunctionName(self) -> None:
-        """
-        A plain background job for a function with a name as long as a
-        packet argument may be is queued and taken like any other.
-        """
-        name = b"g" * (MAX_ARGUMENT_SIZE - 1)
-        client, worker = self.conn(), self.conn()
-        handle = client.created(name, background=True, data=b"d")
-        worker.canDo(name)
-        self.assertEqual(worker.grab(P.GRAB_JOB), [(P.JOB_ASSIGN, [handle, name, b"d"])])
-
-    def test_fifoWithJobs(self) -> None:
-        """
-        Records and L{Job}s in one queue are taken in submission order,
-        each with its own handle, data and unique key.
-        """
-        client, worker = self.conn(), self.conn()
-        for index in range(6):
-            client.created(background=True, data=b"%d" % index, unique=b"u%d" % index if index % 2 else b"")
-        worker.canDo(b"f")
-        assigned = [args for _, args in (worker.grab()[0] for _ in range(6))]
-        self.assertEqual(
-            assigned,
-            [[b"H:%d" % (i + 1), b"f", b"u%d" % i if i % 2 else b"", b"%d" % i] for i in range(6)],
-        )
-        self.assertEqual(worker.grab(), [NO_JOB])
-        self.assertEqual(self.queued(), [0, 0, 0])
-
-    def test_priorities(self) -> None:
-        """
-        Records keep their priority: HIGH, NORMAL then LOW.
-        """
-        client, worker = self.conn(), self.conn()
-        for priority in (LOW, NORMAL, HIGH):
-            client.created(background=True, priority=priority, data=b"%d" % priority)
-        self.assertEqual(self.queued(), [1, 1, 1])
-        worker.canDo(b"f")
-        self.assertEqual([worker.take()[1] for _ in range(3)], [b"0", b"1", b"2"])
-
-    def test_takenAsJob(self) -> None:
-        """
-        A worker takes a record as a L{Job} with every field of the
-        submission; the time it waited is measured from its submission.
-        """
-        client, worker = self.conn(), self.conn()
-        self.clock.advance(10)
-        handle = client.created(background=True, priority=LOW, data=b"d")
-        self.clock.advance(3)
-        worker.canDo(b"f")
-        self.assertEqual(worker.grab(P.GRAB_JOB_ALL), [(P.JOB_ASSIGN_UNIQ, [handle, b"f", b"", b"d"])])
-        job = self.server.jobs[handle]
-        self.assertEqual(list(worker.peer.held), [job])
-        self.assertEqual(
-            (job.handle, job.function.name, job.unique, job.data, job.priority, job.created, job.started),
-            (handle, b"f", b"", b"d", LOW, 10.0, 13.0),
-        )
-        self.assertEqual((job.background, job.persisted, job.reducer, job.key, job.when), (True, True, None, None, 0))
-        self.assertEqual(self.server.stats.wait.total, 3.0)
-        self.assertEqual(self.status(), (1, 1, 1))
-        worker.complete(handle)
-        self.assertEqual(worker.packets(), [])
-        self.assertNotIn(handle, self.server.jobs)
-        self.assertEqual(self.status(), (0, 0, 1))
-
-    def test_lookup(self) -> None:
-        """
-        L{JobServer.lookup} turns a queued record into a L{Job}, once; the
-        queue still gives that job to the next worker.
-        """
-        client, worker = self.conn(), self.conn()
-        first = client.created(background=True, data=b"a")
-        second = client.created(background=True, data=b"b")
-        job = self.server.lookup(second)
-        self.assertIsInstance(job, Job)
-        self.assertIs(self.server.lookup(second), job)
-        self.assertIs(self.server.jobs[second], job)
-        self.assertEqual((job.data, job.background, job.worker), (b"b", True, None))
-        self.assertNotIn(2, self.server.records)
-        self.assertEqual(self.server.jobCount(), 2)
-        for unknown in (b"H:99", b"H:01", b"H:+1", b"H:", b"H:1x", b"G:1", b"1", b"H:" + b"1" * 5000):
-            self.assertIsNone(self.server.lookup(unknown), unknown)
-            self.assertEqual(self.server.getStatus(unknown), unknown + b"\x000\x000\x000\x000")
-        worker.canDo(b"f")
-        self.assertEqual(worker.take(), (first, b"a"))
-        self.assertEqual(worker.take(), (second, b"b"))
-        self.assertEqual(list(worker.peer.held), [self.server.jobs[first], job])
-        self.assertEqual(self.queued(), [0, 0, 0])
-
-    def test_status(self) -> None:
-        """
-        GET_STATUS knows a queued record (not running, no progress) without
-        turning it into a L{Job}.
-        """
-        handle = self.conn().created(background=True)
-        self.assertEqual(self.server.getStatus(handle), handle + b"\x001\x000\x000\x000")
-        self.assertTrue(self.isRecord(handle))
-
-    def test_resultForQueued(self) -> None:
-        """
-        Work packets naming a queued record's handle are refused as for any
-        job the worker does not hold.
-        """
-        handle = self.conn().created(background=True)
-        worker = self.conn()
-        worker.canDo(b"f")
-        worker.data(handle)
-        worker.complete(handle)
-        worker.exception(handle)
-        self.assertEqual(worker.packets(), [NOT_FOUND_DATA, NOT_FOUND_RESULT, NOT_FOUND_EXCEPTION])
-        self.assertEqual(self.status(), (1, 0, 1))
-
-    def test_cancel(self) -> None:
-        """
-        A cancelled record stays counted until a GRAB reaps it, as a
-        cancelled L{Job} does; the next job runs.
-        """
-        client, worker = self.conn(), self.conn()
-        handle = client.created(background=True)
-        client.created(background=True, data=b"next")
-        self.assertTrue(self.server.cancel(handle))
-        self.assertTrue(self.server.lookup(handle).ignore)
-        self.assertEqual(self.status(), (2, 0, 0))
-        self.assertTrue(self.server.hasWork())
-        worker.canDo(b"f")
-        self.assertEqual(worker.take(), (b"H:2", b"next"))
-        self.assertNotIn(handle, self.server.jobs)
-        self.assertFalse(self.server.cancel(handle))
-        self.assertEqual(self.status(), (1, 1, 1))
-
-    def test_hasWork(self) -> None:
-        """
-        A queued record is work; once cancelled it is not.
-        """
-        handle = self.conn().created(background=True)
-        self.assertTrue(self.server.hasWork())
-        self.server.cancel(handle)
-        self.assertFalse(self.server.hasWork())
-
-    def test_requeued(self) -> None:
-        """
-        A record a worker took and lost is requeued as its L{Job} and run
-        again with the same handle and data.
-        """
-        client, worker = self.conn(), self.conn()
-        handle = client.created(background=True, data=b"d")
-        worker.canDo(b"f")
-        worker.take()
-        worker.lose()
-        other = self.conn()
-        other.canDo(b"f")
-        self.assertEqual(other.take(), (handle, b"d"))
-        self.assertEqual(self.server.lookup(handle).retries, 1)
 
 
 class DropTests(JobServerTestCase):
@@ -2669,137 +2423,33 @@ class StatsTests(JobServerTestCase):
         self.assertEqual(self.server.stats.connections, 2)
 
 
-class AtoiTests(SynchronousTestCase):
+@implementer(IPersistentQueue)
+class StoringQueue:
     """
-    Tests for L{atoi} and L{atoi32}.
-    """
-
-    def test_atoi(self) -> None:
-        """
-        Leading integers are read as C's strtol does, without clamping.
-        """
-        for text, value in (
-            (b"42", 42),
-            (b" -7x", -7),
-            (b"+3", 3),
-            (b"\t\n 8", 8),
-            (b"junk", 0),
-            (b"", 0),
-            (b"-", 0),
-            (b"50%", 50),
-            (b"007", 7),
-            (b"9223372036854775808", 2**63),
-        ):
-            self.assertEqual(atoi(text), value, text)
-
-    def test_huge(self) -> None:
-        """
-        Numbers too long for any C integer read as +/-10**20, however many
-        digits (Python refuses to convert more than 4300); leading zeros do
-        not count.
-        """
-        self.assertEqual(atoi(b"1" * 5000), 10**20)
-        self.assertEqual(atoi(b"-" + b"1" * 5000), -(10**20))
-        self.assertEqual(atoi(b"0" * 5000 + b"12"), 12)
-        self.assertEqual(atoi(b"0" * 5000), 0)
-
-    def test_atoi32(self) -> None:
-        """
-        atoi32 is C's C{(int)strtol}: cut to a signed 32-bit int after
-        clamping to 64 bits.
-        """
-        for text, value in (
-            (b"5", 5),
-            (b"-5", -5),
-            (b"4294967297", 1),
-            (b"3000000000", 3000000000 - 2**32),
-            (b"2147483648", -(2**31)),
-            (b"9" * 30, -1),
-            (b"-" + b"9" * 30, 0),
-            (b"x", 0),
-        ):
-            self.assertEqual(atoi32(text), value, text)
-
-
-class PeerTests(SynchronousTestCase):
-    """
-    L{Peer}'s batching and reply slots.
+    A persistent queue that acknowledges every store at once and keeps
+    nothing, so it has nothing to replay.
     """
 
-    def setUp(self) -> None:
-        self.out: List[bytes] = []
-        self.peer = Peer(self.out.append, 3, "::1")
-
-    def test_defaults(self) -> None:
-        """
-        A new peer has client id C{-}, nothing registered, the exceptions
-        option off.
-        """
-        self.assertEqual(
-            (self.peer.clientId, self.peer.abilities, self.peer.exceptions, self.peer.fd, self.peer.host),
-            (b"-", [], False, 3, "::1"),
-        )
-
-    def test_batch(self) -> None:
-        """
-        Writes between startBatch and endBatch go out as one write.
-        """
-        self.peer.startBatch()
-        self.peer.write(b"a")
-        self.peer.write(b"b")
-        self.assertEqual(self.out, [])
-        self.peer.endBatch()
-        self.assertEqual(self.out, [b"ab"])
-        self.peer.write(b"c")
-        self.assertEqual(self.out, [b"ab", b"c"])
-
-    def test_holdKeepsOrder(self) -> None:
-        """
-        Writes after a held job wait until it is stored and released, then
-        go out in one write; a job still being stored keeps what follows it
-        waiting.
-        """
-        first = Job(b"H:1", Function(b"f", 1), b"", None, b"", NORMAL, True, 0, None)
-        second = Job(b"H:2", Function(b"f", 1), b"", None, b"", NORMAL, True, 0, None)
-        first.waiting = second.waiting = self.peer
-        self.peer.hold(first)
-        self.peer.write(b"later")
-        self.peer.hold(second)
-        self.peer.write(b"last")
-        self.assertEqual(self.out, [])
-        second.waiting = None
-        self.peer.release()
-        self.assertEqual(self.out, [])
-        first.waiting = None
-        self.peer.release()
-        created = [encode(PacketType.JOB_CREATED, b"H:%d" % n) for n in (1, 2)]
-        self.assertEqual(self.out, [created[0] + b"later" + created[1] + b"last"])
-        self.peer.write(b"now")
-        self.assertEqual(self.out[-1], b"now")
-
-    def test_resolve(self) -> None:
-        """
-        A held job can be answered with other bytes (an ERROR) instead.
-        """
-        job = Job(b"H:1", Function(b"f", 1), b"", None, b"", NORMAL, True, 0, None)
-        job.waiting = self.peer
-        self.peer.hold(job)
-        self.peer.hold(job)
-        self.peer.resolve(job, b"error")
-        job.waiting = None
-        self.peer.release()
-        self.assertEqual(self.out, [b"error" + encode(PacketType.JOB_CREATED, b"H:1")])
-
-
-class _StoringQueue:
-    """
-    A persistent queue that stores everything at once.
-    """
-
+    name = "storing"
     persistent = True
 
-    def addMany(self, records):
+    def open(self) -> Deferred[None]:
         return succeed(None)
 
-    def doneMany(self, records):
+    def close(self) -> Deferred[None]:
         return succeed(None)
+
+    def add(self, job: QueuedJob) -> Deferred[None]:
+        return succeed(None)
+
+    def done(self, key: int) -> Deferred[None]:
+        return succeed(None)
+
+    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        return succeed(None)
+
+    def doneMany(self, keys: List[int]) -> Deferred[None]:
+        return succeed(None)
+
+    def replay(self) -> Deferred[List[QueuedJob]]:
+        return succeed([])

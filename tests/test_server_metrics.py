@@ -7,9 +7,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from gearman_tw.protocol import PacketType
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.metrics import JobServerCollector, MetricsResource
+from gearman_tw.server.model import ASSIGN, HIGH, LOW, NORMAL
+from gearman_tw.server.packets import PacketPeer
 from gearman_tw.server.stats import Histogram
 
 
@@ -37,8 +38,8 @@ class MetricsTests(SynchronousTestCase):
         clock = Clock()
         server = JobServer(clock, handlePrefix=b"H")
         out: list = []
-        client = Peer(out.append, 1, "127.0.0.1", exceptions=True)
-        worker = Peer(out.append, 2, "127.0.0.1")
+        client = PacketPeer(out.append, 1, "127.0.0.1", exceptions=True)
+        worker = PacketPeer(out.append, 2, "127.0.0.1")
         server.peerConnected(client)
         server.peerConnected(worker)
         server.canDo(worker, b"f")
@@ -47,7 +48,7 @@ class MetricsTests(SynchronousTestCase):
         server.submit(client, b"g", b"", b"y", NORMAL, True)
         clock.advance(2)
         for handle, end in ((b"H:1", "complete"), (b"H:2", "fail"), (b"H:3", "exception")):
-            server.grab(worker, PacketType.GRAB_JOB)
+            server.grab(worker, ASSIGN)
             clock.advance(0.5)
             if end == "complete":
                 server.workComplete(worker, handle, handle + b"\0ok")
@@ -55,11 +56,15 @@ class MetricsTests(SynchronousTestCase):
                 server.workFail(worker, handle)
             else:
                 server.workException(worker, handle, handle + b"\0boom")
-        server.grab(worker, PacketType.GRAB_JOB)
+        server.grab(worker, ASSIGN)
 
         request = DummyRequest([b""])
-        body = MetricsResource(JobServerCollector(server)).render_GET(request)
-        self.assertTrue(request.responseHeaders.getRawHeaders(b"content-type")[0].startswith(b"text/plain"))
+        # A DummyRequest stands in for the Request render_GET is annotated with.
+        body = MetricsResource(JobServerCollector(server)).render_GET(request)  # type: ignore[arg-type]
+        assert isinstance(body, bytes)
+        contentType = request.responseHeaders.getRawHeaders(b"content-type")
+        assert contentType is not None
+        self.assertTrue(contentType[0].startswith(b"text/plain"))
         found = samples(body.decode("utf-8"))
         f = (("function", "f"),)
         self.assertEqual(found[("gearman_jobs_submitted_total", (("function", "f"), ("priority", "high")))], 2)

@@ -4,14 +4,13 @@ reply order, forget ended jobs, replay at start.
 """
 
 import os
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.internet.task import Clock
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -22,7 +21,9 @@ from gearman_tw.protocol import RES, PacketType, encode, parseAll
 from gearman_tw.queues import QueuedJob
 from gearman_tw.queues.sqlite import SQLiteQueue
 from gearman_tw.server.factory import GearmanServerFactory
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer, Peer
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import ASSIGN, ASSIGN_UNIQ, HIGH, LOW, NORMAL
+from gearman_tw.server.packets import PacketPeer
 from gearman_tw.server.service import GearmanService
 
 
@@ -35,38 +36,38 @@ class FakeQueue:
     name = "fake"
     persistent = True
 
-    def __init__(self, records=()) -> None:
-        self.adds: List[Tuple[QueuedJob, Deferred]] = []
+    def __init__(self, records: Iterable[QueuedJob] = ()) -> None:
+        self.adds: List[Tuple[QueuedJob, Deferred[None]]] = []
         self.dones: List[int] = []
         self.records = list(records)
         self.opened = self.closed = False
-        self.replayed: Deferred = Deferred()
+        self.replayed: Deferred[List[QueuedJob]] = Deferred()
 
-    def open(self):
+    def open(self) -> Deferred[None]:
         self.opened = True
         return succeed(None)
 
-    def close(self):
+    def close(self) -> Deferred[None]:
         self.closed = True
         return succeed(None)
 
-    def add(self, job):
+    def add(self, job: QueuedJob) -> Deferred[None]:
         return self.addMany([job])
 
-    def addMany(self, jobs):
-        d: Deferred = Deferred()
+    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
         for job in jobs:
             self.adds.append((job, d))
         return d
 
-    def done(self, key):
+    def done(self, key: int) -> Deferred[None]:
         return self.doneMany([key])
 
-    def doneMany(self, keys):
+    def doneMany(self, keys: List[int]) -> Deferred[None]:
         self.dones.extend(keys)
         return succeed(None)
 
-    def replay(self):
+    def replay(self) -> Deferred[List[QueuedJob]]:
         return self.replayed
 
     def commit(self) -> None:
@@ -82,7 +83,7 @@ class Connection:
 
     def __init__(self, server: JobServer) -> None:
         self.sent: List[bytes] = []
-        self.peer = Peer(self.sent.append, 1, "127.0.0.1")
+        self.peer = PacketPeer(self.sent.append, 1, "127.0.0.1")
         server.peerConnected(self.peer)
 
     def packets(self):
@@ -127,13 +128,13 @@ class PersistenceTests(SynchronousTestCase):
         """
         self.server.submit(self.client.peer, b"f", b"u", b"data", HIGH, True)
         self.assertEqual(self.client.packets(), [])
-        self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
+        self.server.grab(self.worker.peer, ASSIGN)
         self.assertEqual(self.worker.packets(), [(PacketType.NO_JOB, [])])
         [(record, _)] = self.adds()
         self.assertEqual(record, QueuedJob(b"f", 1, b"u", b"data", HIGH, 0))
         self.commit()
         self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:1"])])
-        self.server.grab(self.worker.peer, PacketType.GRAB_JOB)
+        self.server.grab(self.worker.peer, ASSIGN)
         self.assertEqual(self.worker.packets(), [(PacketType.JOB_ASSIGN, [b"H:1", b"f", b"data"])])
 
     def test_replyOrder(self) -> None:
@@ -228,7 +229,11 @@ class PersistenceTests(SynchronousTestCase):
         self.commit()
         self.assertEqual(
             self.client.packets(),
-            [(PacketType.JOB_CREATED, [b"H:1"]), (PacketType.JOB_CREATED, [b"H:1"]), (PacketType.JOB_CREATED, [b"H:2"])],
+            [
+                (PacketType.JOB_CREATED, [b"H:1"]),
+                (PacketType.JOB_CREATED, [b"H:1"]),
+                (PacketType.JOB_CREATED, [b"H:2"]),
+            ],
         )
 
     def test_laterBatchWaitsForEarlier(self) -> None:
@@ -343,10 +348,10 @@ class PersistenceTests(SynchronousTestCase):
             lambda h: self.server.workException(worker, h, h + b"\0e"),
         ]
         for end in ends:
-            self.server.grab(worker, PacketType.GRAB_JOB)
+            self.server.grab(worker, ASSIGN)
             handle = self.worker.packets()[0][1][0]
             end(handle)
-        self.server.grab(worker, PacketType.GRAB_JOB)
+        self.server.grab(worker, ASSIGN)
         self.server.resetAbilities(worker)
         self.assertTrue(self.server.cancel(b"H:5"))
         self.assertEqual(sorted(self.dones()), [1, 2, 3, 4, 5])
@@ -370,7 +375,7 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(client.packets(), [(PacketType.JOB_CREATED, [b"R:1"])])
         worker = Connection(server)
         server.canDo(worker.peer, b"f")
-        server.grab(worker.peer, PacketType.GRAB_JOB_UNIQ)
+        server.grab(worker.peer, ASSIGN_UNIQ)
         [(_, args)] = worker.packets()
         self.assertEqual(args, [b"R:2", b"f", b"", b"two"])
         server.workComplete(worker.peer, b"R:2", b"R:2\0")
@@ -464,7 +469,9 @@ class ServiceReplayTests(SynchronousTestCase):
         from twisted.internet.testing import EventLoggingObserver
         from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         queue = FakeQueue()
         failed: List[bool] = []
         service, port, _ = self.service(queue, exitOnStartFailure=lambda: failed.append(True))
@@ -517,7 +524,7 @@ class ForgottenFunctionTests(TestCase):
         for data in (b"1", b"2"):
             server.canDo(worker.peer, b"f")
             handle = yield self.submit(server, client, data)
-            server.grab(worker.peer, PacketType.GRAB_JOB)
+            server.grab(worker.peer, ASSIGN)
             self.assertEqual(worker.packets(), [(PacketType.JOB_ASSIGN, [handle, b"f", data])])
             server.workComplete(worker.peer, handle, handle + b"\0")
             server.cantDo(worker.peer, b"f")
@@ -538,5 +545,5 @@ class ForgottenFunctionTests(TestCase):
             restarted.restore(job)
         worker = Connection(restarted)
         restarted.canDo(worker.peer, b"f")
-        restarted.grab(worker.peer, PacketType.GRAB_JOB_UNIQ)
+        restarted.grab(worker.peer, ASSIGN_UNIQ)
         self.assertEqual(worker.packets(), [(PacketType.JOB_ASSIGN_UNIQ, [b"H:1", b"f", b"u3", b"3"])])

@@ -9,9 +9,11 @@ from typing import List, Optional, Sequence, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,8 +21,10 @@ from gearman_tw.client import GearmanClientProtocol, Task
 from gearman_tw.errors import JobException, JobFailed
 from gearman_tw.protocol import ARGUMENTS, MAX_PACKET_TYPE, REQ, RES, PacketParser, PacketType, encode, parseAll
 from gearman_tw.server.factory import GearmanServerFactory
-from gearman_tw.server.jobs import HIGH, LOW, NORMAL, JobServer
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import HIGH, LOW, NORMAL
 from gearman_tw.server.protocol import GearmanServerProtocol
+from tests.mixins import SynchronousTestCaseMixin
 
 P = PacketType
 
@@ -87,7 +91,7 @@ class RecordingTransport(StringTransport):
         super().write(data)
 
 
-class ServerTestMixin:
+class ServerTestMixin(SynchronousTestCaseMixin):
     """
     One job server on a Clock; connections made on demand.
     """
@@ -105,6 +109,7 @@ class ServerTestMixin:
         """
         factory = factory or self.factory
         protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+        assert protocol is not None
         if transport is None:
             transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
         protocol.makeConnection(transport)
@@ -122,17 +127,17 @@ class ServerTestMixin:
         """
         The connection was closed and nothing was written to it.
         """
-        self.assertEqual(transport.value(), b"")  # type: ignore[attr-defined]
-        self.assertTrue(transport.disconnecting)  # type: ignore[attr-defined]
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
 
     def assertOpen(self, protocol: GearmanServerProtocol, transport: StringTransport) -> None:
         """
         The connection is open and still answers.
         """
-        self.assertFalse(transport.disconnecting)  # type: ignore[attr-defined]
+        self.assertFalse(transport.disconnecting)
         transport.clear()
         protocol.dataReceived(req(P.ECHO_REQ, b"alive"))
-        self.assertEqual(self.replies(transport), [(P.ECHO_RES, [b"alive"])])  # type: ignore[attr-defined]
+        self.assertEqual(self.replies(transport), [(P.ECHO_RES, [b"alive"])])
 
 
 class BadInputTests(ServerTestMixin, SynchronousTestCase):
@@ -334,11 +339,13 @@ class BadInputTests(ServerTestMixin, SynchronousTestCase):
         ):
             protocol, transport = self.connect()
             protocol.dataReceived(partial)
-            protocol.connectionLost(None)
+            protocol.connectionLost(Failure(ConnectionDone()))
             self.assertEqual(transport.value(), b"")
             self.assertNotIn(protocol, self.factory.connections)
             self.assertNotIn(protocol.peer, self.server.peers)
-        self.assertEqual((self.server.jobCount(), self.server.lookup(b"H:1").data), (1, b"kept"))
+        kept = self.server.lookup(b"H:1")
+        assert kept is not None
+        self.assertEqual((self.server.jobCount(), kept.data), (1, b"kept"))
         self.assertEqual(self.server.functions[b"f"].queued, [0, 1, 0])
         self.assertOpen(client, clientTransport)
 
@@ -354,7 +361,7 @@ class BadInputTests(ServerTestMixin, SynchronousTestCase):
             protocol, transport = self.connect()
             protocol.dataReceived(req(P.CAN_DO, b"f") + bad)
             self.assertTrue(transport.disconnecting)
-            protocol.connectionLost(None)
+            protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.server.functions[b"f"].queued, [0, 1, 0])
         self.assertEqual(self.server.functions[b"f"].workers, 0)
         worker, workerTransport = self.connect()
@@ -515,8 +522,9 @@ class CommandTests(ServerTestMixin, SynchronousTestCase):
             protocol, transport = self.submitEpoch(epoch)
             handle = b"H:%d" % (index + 1,)
             self.assertEqual(self.replies(transport), [(P.JOB_CREATED, [handle])], epoch)
-            protocol.connectionLost(None)
+            protocol.connectionLost(Failure(ConnectionDone()))
             job = self.server.lookup(handle)
+            assert job is not None
             self.assertTrue(job.background)
             self.assertEqual(job.priority, NORMAL)
         worker, workerTransport = self.connect()
@@ -804,12 +812,12 @@ class ConnectionTests(ServerTestMixin, SynchronousTestCase):
         self.assertEqual(self.server.functions[b"f"].running, 1)
         called: List[bool] = []
         self.factory.whenNoConnections(lambda: called.append(True))
-        worker.connectionLost(None)
+        worker.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.server.functions[b"f"].running, 0)
         self.assertEqual(self.server.functions[b"f"].queued, [0, 1, 0])
         self.assertEqual(self.server.functions[b"f"].workers, 0)
         self.assertEqual(called, [])
-        client.connectionLost(None)
+        client.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(called, [True])
         self.assertEqual(self.factory.connections, {})
         self.assertEqual(list(self.server.jobs), [b"H:1"])
@@ -861,7 +869,9 @@ class ClientServerTests(ServerTestMixin, SynchronousTestCase):
         workerPump = self.pair(worker)
         chunks: List[bytes] = []
         statuses: List[Tuple[int, int]] = []
-        task = Task(b"reverse", b"hello\0world", b"u", onData=chunks.append, onStatus=lambda n, d: statuses.append((n, d)))
+        task = Task(
+            b"reverse", b"hello\0world", b"u", onData=chunks.append, onStatus=lambda n, d: statuses.append((n, d))
+        )
         client.submit(task)
         echo = client.echo(b"ping")
         clientPump.flush()
@@ -1009,9 +1019,9 @@ class HotPathTests(ServerTestMixin, SynchronousTestCase):
         from twisted.internet import defer
         from twisted.logger import globalLogPublisher
 
-        events: List[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         made: List[object] = []
         realInit = defer.Deferred.__init__
 
@@ -1040,4 +1050,4 @@ class HotPathTests(ServerTestMixin, SynchronousTestCase):
         results = self.replies(clientTransport)
         self.assertEqual(len([1 for ptype, _ in results if ptype == PacketType.WORK_COMPLETE]), 200)
         self.assertEqual(made, [])
-        self.assertEqual(events, [])
+        self.assertEqual(list(events), [])

@@ -6,13 +6,16 @@ from typing import List, Tuple
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.protocol import PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
-from gearman_tw.server.jobs import JobServer, Peer
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.packets import PacketPeer
+from gearman_tw.server.protocol import GearmanServerProtocol
 from gearman_tw.server.service import CLOSE_TIMEOUT, GearmanService
 
 
@@ -45,8 +48,9 @@ class ServiceTests(SynchronousTestCase):
             drainTimeout=10,
         )
 
-    def connect(self) -> Tuple[object, StringTransport]:
+    def connect(self) -> Tuple[GearmanServerProtocol, StringTransport]:
         protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        assert protocol is not None
         transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000))
         protocol.makeConnection(transport)
         return protocol, transport
@@ -56,10 +60,12 @@ class ServiceTests(SynchronousTestCase):
         Deliver connectionLost to every connection the service closed.
         """
         for protocol in list(self.factory.connections):
-            self.assertTrue(protocol.transport.disconnecting)
-            protocol.connectionLost(None)
+            transport = protocol.transport
+            assert isinstance(transport, StringTransport)
+            self.assertTrue(transport.disconnecting)
+            protocol.connectionLost(Failure(ConnectionDone()))
 
-    def runningJob(self) -> Tuple[object, StringTransport, object, StringTransport]:
+    def runningJob(self) -> Tuple[GearmanServerProtocol, StringTransport, GearmanServerProtocol, StringTransport]:
         """
         A client's job held by a worker.
         """
@@ -191,6 +197,7 @@ class ServiceTests(SynchronousTestCase):
 
         self.service.startService()
         protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        assert protocol is not None
         transport = ClosingTransport()
         protocol.makeConnection(transport)
         self.factory.writes.begin()
@@ -304,7 +311,7 @@ class LifecycleTests(SynchronousTestCase):
         """
         service = self.service()
         service.startService()
-        client = Peer(lambda data: None, 1, "127.0.0.1")
+        client = PacketPeer(lambda data: None, 1, "127.0.0.1")
         self.server.peerConnected(client)
         self.server.submit(client, b"f", b"", b"abandoned", 1, False)
         self.server.submit(client, b"f", b"", b"later", 1, True, when=10**10)

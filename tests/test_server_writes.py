@@ -19,9 +19,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gearman_tw.protocol import REQ, RES, PacketType, encode
 from gearman_tw.server.factory import GearmanServerFactory
-from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.flow import OutputFlow
-from gearman_tw.server.writes import WriteBatch, connectionWriter, sendsDirectly
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.packets import PacketPeer
+from gearman_tw.server.writes import WriteBatch, connectionSender, sendsDirectly
 
 
 def _writer(transport, batch, limit=0, events=None):
@@ -37,7 +38,7 @@ def _writer(transport, batch, limit=0, events=None):
         lambda: events.append("drained"),
         streaming=not sendsDirectly(transport),
     )
-    write = connectionWriter(transport, batch, flow)
+    write = PacketPeer(connectionSender(transport, flow), 1, "-", batch=batch).write
     return write, flow
 
 
@@ -117,7 +118,7 @@ class WriteBatchTests(SynchronousTestCase):
 
 class SocketWriterTests(TestCase):
     """
-    Tests for L{connectionWriter} on a real TCP server transport.
+    Tests for L{connectionSender} on a real TCP server transport.
     """
 
     @inlineCallbacks
@@ -248,7 +249,7 @@ class SocketWriterTests(TestCase):
 
 class UNIXSocketWriterTests(TestCase):
     """
-    L{connectionWriter} on a UNIX stream server transport.
+    L{connectionSender} on a UNIX stream server transport.
     """
 
     @inlineCallbacks
@@ -280,7 +281,7 @@ class UNIXSocketWriterTests(TestCase):
 
 class ServerWritesTests(TestCase):
     """
-    The job server's connections write through L{connectionWriter}, gathering
+    The job server's connections write through L{connectionSender}, gathering
     each read's replies per connection.
     """
 

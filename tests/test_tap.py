@@ -8,17 +8,15 @@ import os
 import sys
 from typing import List
 
-from twisted.application.service import IServiceCollection
+from twisted.application.service import IServiceCollection, IServiceMaker, ServiceMaker
 from twisted.internet.defer import fail, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
-from twisted.application.service import IServiceMaker
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
-
 from zope.interface.verify import verifyObject
 
 from gearman_tw import __version__, tap
@@ -126,7 +124,9 @@ class OptionsTests(SynchronousTestCase):
             for option in ("--endpoint", "--http-endpoint"):
                 with self.assertRaises(UsageError) as caught:
                     parse(option, description)
-                self.assertIn("%s %s is not a valid endpoint description: " % (option, description), str(caught.exception))
+                self.assertIn(
+                    "%s %s is not a valid endpoint description: " % (option, description), str(caught.exception)
+                )
 
     def test_listenNames(self) -> None:
         """
@@ -438,7 +438,9 @@ class StartFailureTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.events = EventLoggingObserver()
+        globalLogPublisher.addObserver(self.events)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events)
 
     def critical(self):
         return [
@@ -510,6 +512,7 @@ class PluginTests(SynchronousTestCase):
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
         maker = makers["gearman"]
         self.assertTrue(IPlugin.providedBy(maker))
+        assert isinstance(maker, ServiceMaker)
         self.assertEqual(maker.module, "gearman_tw.tap")
         self.assertIsInstance(maker.options(), tap.Options)
 
@@ -794,7 +797,11 @@ class FlowOptionTests(SynchronousTestCase):
         from gearman_tw.server.jobs import IDLE_FUNCTIONS
 
         reactor = MemoryReactorClock()
-        server = IServiceCollection(tap.makeService(parse("--idle-functions", "5"), reactor)).getServiceNamed("gearman").factory.server
+        server = (
+            IServiceCollection(tap.makeService(parse("--idle-functions", "5"), reactor))
+            .getServiceNamed("gearman")
+            .factory.server
+        )
         self.assertEqual(server.idleFunctions, 5)
         plain = IServiceCollection(tap.makeService(parse(), reactor)).getServiceNamed("gearman").factory.server
         self.assertEqual(plain.idleFunctions, IDLE_FUNCTIONS)

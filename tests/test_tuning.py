@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Any, List
+from typing import Any, Generator, List
 
 from twisted.internet import reactor as globalReactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gearman_tw.protocol import PacketType, encode
@@ -84,13 +86,17 @@ class ProcessTuningTests(SynchronousTestCase):
         self.reactor.callFromThread = callFromThread  # type: ignore[attr-defined]
         tuned = self.start(onHangup=[lambda: hooks.append("reload")])
         self.assertEqual(signal.getsignal(signal.SIGUSR1), tuned._onSignal)
-        signal.getsignal(signal.SIGHUP)(signal.SIGHUP, None)
+        onHangup = signal.getsignal(signal.SIGHUP)
+        assert callable(onHangup)
+        onHangup(signal.SIGHUP, None)
         self.assertEqual(rotated, [signal.SIGHUP])
         self.assertEqual(hooks, [])
         self.reactor.advance(0)
         self.assertEqual(hooks, ["reload"])
         self.reactor.running = True
-        signal.getsignal(signal.SIGUSR1)(signal.SIGUSR1, None)
+        onSignal = signal.getsignal(signal.SIGUSR1)
+        assert callable(onSignal)
+        onSignal(signal.SIGUSR1, None)
         self.reactor.advance(0)
         self.assertEqual(called, ["<lambda>", "shutdown"])
         self.assertEqual(self.server.ports, [])
@@ -105,6 +111,7 @@ class ProcessTuningTests(SynchronousTestCase):
         before = signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGUSR1)
         tuned = self.start()
         worker = self.factory.buildProtocol(None)
+        assert worker is not None
         worker.makeConnection(StringTransport())
         worker.dataReceived(encode(PacketType.CAN_DO, b"f", magic=b"\0REQ"))
         worker.dataReceived(encode(PacketType.SUBMIT_JOB_BG, b"f", b"", b"x", magic=b"\0REQ"))
@@ -114,7 +121,7 @@ class ProcessTuningTests(SynchronousTestCase):
         self.assertNoResult(restored)
         self.assertEqual(signal.getsignal(signal.SIGUSR1), tuned._onSignal)
         self.reactor.advance(self.server.drainTimeout)
-        worker.connectionLost(None)
+        worker.connectionLost(Failure(ConnectionDone()))
         self.successResultOf(stopped)
         self.successResultOf(restored)
         self.assertEqual((signal.getsignal(signal.SIGHUP), signal.getsignal(signal.SIGUSR1)), before)
@@ -197,7 +204,7 @@ class SQLiteQueueProcessStateTests(TestCase):
     """
 
     @inlineCallbacks
-    def test_switchIntervalUntouched(self):
+    def test_switchIntervalUntouched(self) -> Generator[Deferred[Any], Any, None]:
         """
         Opening and closing the queue leaves the switch interval alone; the
         queue only says which one it works best with.

@@ -1,6 +1,8 @@
 """
 mypy, with the mypy-zope plugin and the repository's C{mypy.ini}, accepts
-the package's type hints (C{gearman_tw} and C{twisted/plugins}).
+the type hints of the package (C{gearman_tw}), its twistd dropins
+(C{twisted/plugins}) and the tests (C{tests}).  C{tests/test_lint.py} runs
+ruff beside it.
 """
 
 import importlib.util
@@ -13,7 +15,10 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "mypy.ini")
 
-#: Seconds mypy may take (with an empty cache it takes a few).
+#: What mypy checks, relative to the repository (mypy.ini names the same).
+PATHS = ("gearman_tw", "twisted/plugins", "tests")
+
+#: Seconds mypy may take (with an empty cache it takes a few on 2 cores).
 TIMEOUT = 300
 
 
@@ -60,11 +65,12 @@ class TypingTests(SynchronousTestCase):
 
     def test_mypy(self) -> None:
         """
-        mypy reports no error in C{gearman_tw} or C{twisted/plugins}.
+        mypy reports no error in C{gearman_tw}, C{twisted/plugins} or
+        C{tests}.
         """
         requireModules("mypy", "mypy_zope")
         try:
-            result = runMypy(os.path.abspath(self.mktemp()), "gearman_tw", "twisted/plugins")
+            result = runMypy(os.path.abspath(self.mktemp()), *PATHS)
         except subprocess.TimeoutExpired as e:
             output = e.output or b""
             if isinstance(output, bytes):

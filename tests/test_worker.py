@@ -2,12 +2,14 @@
 Tests for L{gearman_tw.worker}.
 """
 
-from typing import List
+from typing import Dict, List, Tuple, Type
 
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -17,7 +19,7 @@ from gearman_tw.interfaces import IGearmanWorker
 from gearman_tw.protocol import REQ, PacketType, encode, parseAll
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.testing import MemoryServerEndpoint, flushAll
-from gearman_tw.worker import Function, GearmanWorker, GearmanWorkerProtocol
+from gearman_tw.worker import Function, GearmanWorker, GearmanWorkerProtocol, Job
 
 
 def response(ptype: int, *args: bytes) -> bytes:
@@ -85,8 +87,13 @@ class ProtocolTests(SynchronousTestCase):
         A job's return value becomes WORK_COMPLETE, then the worker grabs
         again; the unique key reaches the function.
         """
-        seen = []
-        protocol = self.connect(Function(b"f", lambda job: seen.append(job.unique) or "done"))
+        seen: List[bytes] = []
+
+        def function(job: Job) -> str:
+            seen.append(job.unique)
+            return "done"
+
+        protocol = self.connect(Function(b"f", function))
         self.sent()
         protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"u", b"x"))
         self.assertEqual(
@@ -187,7 +194,7 @@ class ProtocolTests(SynchronousTestCase):
         A function returning neither bytes nor str fails the job with
         WORK_EXCEPTION instead of crashing the worker.
         """
-        protocol = self.connect(Function(b"f", lambda job: 42))
+        protocol = self.connect(Function(b"f", lambda job: 42))  # type: ignore[arg-type,return-value]
         self.sent()
         protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
         ptype, args = self.sent()[0]
@@ -201,7 +208,7 @@ class ProtocolTests(SynchronousTestCase):
         pending: Deferred = Deferred()
         protocol = self.connect(Function(b"f", lambda job: pending))
         protocol.dataReceived(response(PacketType.JOB_ASSIGN_UNIQ, b"H:1", b"f", b"", b"x"))
-        protocol.connectionLost(None)
+        protocol.connectionLost(Failure(ConnectionDone()))
         self.transport.clear()
         pending.callback(b"late")
         self.assertEqual(self.transport.value(), b"")
@@ -301,7 +308,7 @@ class WorkerServiceTests(SynchronousTestCase):
         """
         barrier: List[Deferred] = []
 
-        def wait(job):
+        def wait(job: Job) -> Deferred:
             d: Deferred = Deferred()
             barrier.append(d)
             return d
@@ -436,6 +443,7 @@ class StopTests(SynchronousTestCase):
         self.worker.register("f", function)
         self.worker.running = True
         group = self.worker._shared
+        assert group is not None
         protocol = GearmanWorkerProtocol(self.worker, group.functions, group.slots[0], 0, group)
         protocol.makeConnection(self.transport)
         protocol.dataReceived(response(PacketType.ECHO_RES, b""))
@@ -549,10 +557,11 @@ class ThreadedStopTests(SynchronousTestCase):
         worker = GearmanWorker([endpoint], reactor=clock, drainTimeout=0.5)
         worker.register("slow", slow, threaded=True)
         worker.startService()
-        client = GearmanClient([MemoryServerEndpoint(server, clock)], reactor=clock)
+        clientEndpoint = MemoryServerEndpoint(server, clock)
+        client = GearmanClient([clientEndpoint], reactor=clock)
         client.startService()
         self.addCleanup(client.stopService)
-        endpoints = [endpoint] + [client._servers[0].reconnector.endpoint]
+        endpoints = [endpoint, clientEndpoint]
         client.submit("slow", b"x")
         flushAll(endpoints)
         self.assertTrue(started.wait(5))
@@ -620,9 +629,9 @@ class ServiceBehaviourTests(SynchronousTestCase):
             self.setUp()
             pending: List[Deferred] = []
 
-            def hold(job):
+            def hold(job: Job) -> Deferred:
                 d: Deferred = Deferred()
-                pending.append(d)
+                pending.append(d)  # noqa: B023 (hold is called only within this iteration)
                 return d
 
             worker = self.worker(2, concurrency=2, perServer=perServer)
@@ -652,7 +661,12 @@ class ServiceBehaviourTests(SynchronousTestCase):
         """
         worker = self.worker(2, concurrency=1)
         ran: List[bytes] = []
-        worker.register("f", lambda job: ran.append(job.data) or b"ok")
+
+        def function(job: Job) -> bytes:
+            ran.append(job.data)
+            return b"ok"
+
+        worker.register("f", function)
         worker.startService()
         results = [self.client(i % 2).submitJob("f", b"%d" % i) for i in range(6)]
         self.flush()
@@ -918,12 +932,13 @@ class AdversarialWorkerTests(SynchronousTestCase):
         Settings that would leave a worker unable to register raise at
         once.
         """
-        for kwargs, error in [
+        cases: List[Tuple[Dict[str, object], Type[Exception]]] = [
             ({"heartbeatTimeout": 0}, ValueError),
             ({"heartbeat": 0}, ValueError),
             ({"clientId": "x" * 10000}, ValueError),
             ({"perServer": "no"}, TypeError),
-        ]:
+        ]
+        for kwargs, error in cases:
             self.assertRaises(error, GearmanWorker, ["127.0.0.1"], reactor=self.clock, **kwargs)
         self.assertRaises(TypeError, GearmanWorker, [5], reactor=self.clock)
         worker = GearmanWorker(["127.0.0.1"], reactor=self.clock)

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from typing import Mapping
 
-from twisted.application.service import IServiceMaker
+from twisted.application.service import IServiceMaker, ServiceMaker
 from twisted.internet.task import Clock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
@@ -110,7 +110,7 @@ class OptionsTests(SynchronousTestCase):
             "me",
         )
         worker = worker_tap.makeService(options, Clock())
-        self.assertIsInstance(worker, GearmanWorker)
+        assert isinstance(worker, GearmanWorker)
         self.assertFalse(worker.running)
         self.assertEqual(worker.servers, ["127.0.0.1:4731", "unix:path=/tmp/g.sock"])
         self.assertEqual(worker.concurrency, 3)
@@ -125,6 +125,7 @@ class OptionsTests(SynchronousTestCase):
         """
         options = parse("--function", "rev=tests.test_worker_tap:reverse", "-c", "2", "--per-server")
         worker = worker_tap.makeService(options, Clock())
+        assert isinstance(worker, GearmanWorker)
         self.assertTrue(worker.perServer)
         self.assertEqual(worker.concurrency, 2)
 
@@ -133,7 +134,9 @@ class OptionsTests(SynchronousTestCase):
         twistd finds the C{gearman-worker} service maker.
         """
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
-        self.assertEqual(makers["gearman-worker"].module, "gearman_tw.worker_tap")
+        maker = makers["gearman-worker"]
+        assert isinstance(maker, ServiceMaker)
+        self.assertEqual(maker.module, "gearman_tw.worker_tap")
 
 
 #: A little project: C{wtproject} is a package of modules for the tests.

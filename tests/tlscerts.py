@@ -22,11 +22,11 @@ def _name(common: str) -> x509.Name:
 
 def makeCertificate(
     common: str,
-    issuer: Optional[Tuple[x509.Certificate, object]] = None,
+    issuer: Optional[Tuple[x509.Certificate, ec.EllipticCurvePrivateKey]] = None,
     ca: bool = False,
     names: Sequence[str] = ("localhost", "127.0.0.1"),
     expired: bool = False,
-) -> Tuple[x509.Certificate, object]:
+) -> Tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """
     A certificate for C{common}, self-signed or signed by C{issuer}.
 

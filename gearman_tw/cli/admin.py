@@ -108,7 +108,13 @@ def jsonable(command: str, result: Any) -> Any:
     """
     if command == "status":
         return [
-            {"function": _text(r.function), "queued": r.queued, "running": r.running, "workers": r.workers, "total": r.total}
+            {
+                "function": _text(r.function),
+                "queued": r.queued,
+                "running": r.running,
+                "workers": r.workers,
+                "total": r.total,
+            }
             for r in result
         ]
     if command == "priority-status":
@@ -122,7 +128,10 @@ def jsonable(command: str, result: Any) -> Any:
             for r in result
         ]
     if command == "jobs":
-        return [{"handle": _text(r.handle), "retries": r.retries, "ignored": r.ignored, "persisted": r.persisted} for r in result]
+        return [
+            {"handle": _text(r.handle), "retries": r.retries, "ignored": r.ignored, "persisted": r.persisted}
+            for r in result
+        ]
     if command == "unique-jobs":
         return [_text(key) for key in result]
     return result
@@ -213,7 +222,11 @@ def report(command: str, answers: Sequence[Answer], options: Any, out: TextIO, e
 
 @inlineCallbacks
 def admin(
-    reactor: Any, invocation: Invocation, out: TextIO, err: TextIO, connect: Optional[Callable[..., "Deferred[Any]"]] = None
+    reactor: Any,
+    invocation: Invocation,
+    out: TextIO,
+    err: TextIO,
+    connect: Optional[Callable[..., "Deferred[Any]"]] = None,
 ) -> Generator[Any, Any, None]:
     """
     Run an admin command against every server; raise L{SystemExit} with

@@ -136,9 +136,13 @@ class _Parser(argparse.ArgumentParser):
 
 class _Help(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help="show this help")
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help="show this help"
+        )
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Optional[str] = None) -> None:
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Optional[str] = None
+    ) -> None:
         raise HelpRequested(parser.format_help())
 
 
@@ -194,7 +198,11 @@ def _parser(command: str, usage: str) -> _Parser:
         "(tls:host=H:port=P:trustRoots=ca.pem, unix:path=/s); repeatable; default %s" % (DEFAULT_HOST,),
     )
     servers.add_argument(
-        "-p", "--port", type=_port, default=DEFAULT_PORT, help="the port of every HOST given without one (%d)" % (DEFAULT_PORT,)
+        "-p",
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="the port of every HOST given without one (%d)" % (DEFAULT_PORT,),
     )
     servers.add_argument(
         "-S", "--ssl", action="store_true", help="TLS to every HOST, verifying it with the platform's trust store"
@@ -211,7 +219,14 @@ def _timeout(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _submitParser() -> _Parser:
     parser = _parser("submit", "gearman-tw submit [options] {FUNCTION | -f FUNCTION...} [DATA...]")
-    parser.add_argument("-f", "--function", dest="functions", action="append", metavar="FUNCTION", help="submit each job to this function (repeatable); then every argument is data")
+    parser.add_argument(
+        "-f",
+        "--function",
+        dest="functions",
+        action="append",
+        metavar="FUNCTION",
+        help="submit each job to this function (repeatable); then every argument is data",
+    )
     parser.add_argument("-u", "--unique", help="unique key: jobs with equal keys run once")
     parser.add_argument("-b", "--background", action="store_true", help="run in the background; print the job handle")
     priority = parser.add_argument_group("priority")
@@ -232,12 +247,23 @@ def _submitParser() -> _Parser:
 
 def _workerParser() -> _Parser:
     parser = _parser("worker", "gearman-tw worker [options] {FUNCTION | -f FUNCTION...} [--] [COMMAND [ARG...]]")
-    parser.add_argument("-f", "--function", dest="functions", action="append", metavar="FUNCTION", help="serve this function (repeatable); then every argument is the command")
+    parser.add_argument(
+        "-f",
+        "--function",
+        dest="functions",
+        action="append",
+        metavar="FUNCTION",
+        help="serve this function (repeatable); then every argument is the command",
+    )
     parser.add_argument("-c", "--count", type=_count, default=0, help="exit after this many jobs (0: never)")
-    parser.add_argument("-n", "--lines", action="store_true", help="send each line of the command's output to the client as it comes")
+    parser.add_argument(
+        "-n", "--lines", action="store_true", help="send each line of the command's output to the client as it comes"
+    )
     parser.add_argument("-N", "--lines-stripped", action="store_true", help="the same, without the newline")
     parser.add_argument("-w", "--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--concurrency", type=_positive(int, "concurrency"), default=1, metavar="N", help="jobs run at once (1)")
+    parser.add_argument(
+        "--concurrency", type=_positive(int, "concurrency"), default=1, metavar="N", help="jobs run at once (1)"
+    )
     parser.add_argument("--client-id", metavar="ID", help="the name the server's workers listing shows")
     _timeout(parser, "kill the command and fail the job after this many milliseconds")
     parser.add_argument("-i", "--pidfile", help="write the process id to this file")
@@ -265,7 +291,13 @@ def _adminParser(command: str) -> _Parser:
 
 def _topParser() -> _Parser:
     parser = _parser("top", "gearman-tw top [options]")
-    parser.add_argument("--interval", type=_positive(float, "interval"), default=1.0, metavar="SECONDS", help="seconds between refreshes (1)")
+    parser.add_argument(
+        "--interval",
+        type=_positive(float, "interval"),
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between refreshes (1)",
+    )
     _timeout(parser, "time limit to connect and of each reply, in milliseconds (10000)")
     return parser
 
@@ -388,7 +420,9 @@ def route(argv: Sequence[str]) -> Tuple[str, List[str], List[str]]:
     scan = _scan(argv, legacyServer=False)
     if scan.gearadmin:
         if len(scan.gearadmin) > 1:
-            raise UsageError("one gearadmin command at a time: %s" % (" ".join(argv[i].split("=")[0] for i in scan.gearadmin),))
+            raise UsageError(
+                "one gearadmin command at a time: %s" % (" ".join(argv[i].split("=")[0] for i in scan.gearadmin),)
+            )
         index = scan.gearadmin[0]
         flag, equals, value = argv[index].partition("=")
         rest = argv[:index] + argv[index + 1 :]
@@ -490,13 +524,17 @@ def _check(command: str, options: argparse.Namespace) -> None:
         if command == "submit":
             given = [name for name, on in (("-n", options.lines), ("-N", options.lines_stripped)) if on]
             if args and given:
-                raise UsageError("submit: %s makes jobs of standard input's lines, but DATA arguments were given" % (given[0],))
+                raise UsageError(
+                    "submit: %s makes jobs of standard input's lines, but DATA arguments were given" % (given[0],)
+                )
             if options.lines and options.lines_stripped:
                 raise UsageError("submit: -n or -N, not both")
         elif options.lines and options.lines_stripped:
             raise UsageError("worker: -n or -N, not both")
         return
-    wanted = {"cancel": (1, 1), "create-function": (1, 1), "drop-function": (1, 1), "maxqueue": (1, 4)}.get(command, (0, 0))
+    wanted = {"cancel": (1, 1), "create-function": (1, 1), "drop-function": (1, 1), "maxqueue": (1, 4)}.get(
+        command, (0, 0)
+    )
     low, high = wanted
     if not low <= len(args) <= high:
         usage = "gearman-tw %s %s" % (command, _ADMIN_ARGS.get(command, ""))

@@ -87,7 +87,9 @@ def connected(reactor: Any, client: Any, seconds: float) -> "Deferred[None]":
 
 
 @inlineCallbacks
-def submit(reactor: Any, invocation: Invocation, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO) -> Generator[Any, Any, None]:
+def submit(
+    reactor: Any, invocation: Invocation, stdin: BinaryIO, stdout: BinaryIO, stderr: BinaryIO
+) -> Generator[Any, Any, None]:
     """
     Run C{gearman-tw submit}: each job's data goes to each function; a job
     that fails is reported and the others still run (the exit status is

@@ -199,7 +199,9 @@ class Top:
         self.done.callback(None)
 
 
-def top(reactor: Any, invocation: Invocation, connect: Optional[Callable[..., "Deferred[Any]"]] = None) -> "Deferred[None]":
+def top(
+    reactor: Any, invocation: Invocation, connect: Optional[Callable[..., "Deferred[Any]"]] = None
+) -> "Deferred[None]":
     """
     Run C{gearman-tw top} in the terminal until C{q}.
 

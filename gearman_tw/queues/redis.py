@@ -248,7 +248,7 @@ class RedisQueue:
 
         deadline = self.reactor.seconds() + self.timeout
         withdrawn = False
-        for attempt in range(WITHDRAW_ATTEMPTS):
+        for _ in range(WITHDRAW_ATTEMPTS):
             remaining = deadline - self.reactor.seconds()
             if remaining <= 0:
                 break

@@ -6,21 +6,21 @@ gearmand 1.1.20's text admin protocol, byte for byte (reference section 4).
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import re
 from operator import itemgetter
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
-from gearman_tw.server.jobs import Function, JobServer, Peer, atoi32
+from gearman_tw.numbers import atoi32
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import Function, Job, Peer
 
 T = TypeVar("T")
 
 #: The version gearmand reports, with our own name after the C{+} the way
 #: Debian appends C{+ds}: parsers of gearmand's version still read it.
 GEARMAND_VERSION = "1.1.20"
-
-#: gearmand's log levels, most severe first; C{verbose} prints one.
-LOG_LEVELS = ("FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
 #: More words than this and gearmand closes the connection without a reply.
 MAX_WORDS = 5
@@ -266,21 +266,17 @@ class AdminCommands:
     def _jobRows(self) -> List[_JobRow]:
         """
         C{(handle, retries, ignore, persisted, unique)} of every live job,
-        oldest first; a queued record is a background job without a unique
-        key that never ran.
+        by handle number.
         """
-        server = self.server
-        rows = [
-            (job.handle, job.retries, job.ignore, job.persisted, job.unique) for job in server.jobs.values()
-        ]
-        # Jobs are in L{JobServer.jobs} in creation order, except records a
-        # lookup made Jobs: both kinds are merged by handle number.
-        ordered = [(server.handleNumber(row[0]) or 0, row) for row in rows]
-        ordered.extend(
-            (number, (server.handleOf(number), 0, False, True, b"")) for number in server.records
-        )
+        ordered = [self._numberedRow(job) for job in self.server.liveJobs()]
         ordered.sort(key=_first)
         return [row for _, row in ordered]
+
+    def _numberedRow(self, job: Job) -> Tuple[int, _JobRow]:
+        return (
+            self.server.handleNumber(job.handle) or 0,
+            (job.handle, job.retries, job.ignore, job.persisted, job.unique),
+        )
 
     def _show(self, peer: Peer, words: List[bytes]) -> Reply:
         if len(words) < 2:
@@ -301,23 +297,12 @@ class AdminCommands:
         L{_jobRows} (the jobs as they were at the first step) made and
         sorted a slice per step, then merged as L{_hashListing} lists them.
         """
-        server = self.server
-        jobs = list(server.jobs.values())
-        numbers = list(server.records)
+        jobs = self.server.liveJobs()
         runs: List[List[Tuple[int, _JobRow]]] = []
-        for start in range(0, len(jobs), LISTING_SLICE):
-            run = [
-                (server.handleNumber(job.handle) or 0, (job.handle, job.retries, job.ignore, job.persisted, job.unique))
-                for job in jobs[start : start + LISTING_SLICE]
-            ]
-            run.sort(key=_first)
-            runs.append(run)
-            yield b""
-        for start in range(0, len(numbers), LISTING_SLICE):
-            run = [
-                (number, (server.handleOf(number), 0, False, True, b""))
-                for number in numbers[start : start + LISTING_SLICE]
-            ]
+        while True:
+            run = [self._numberedRow(job) for job in itertools.islice(jobs, LISTING_SLICE)]
+            if not run:
+                break
             run.sort(key=_first)
             runs.append(run)
             yield b""

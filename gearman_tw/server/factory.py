@@ -12,14 +12,14 @@ from typing import Callable, Dict, List, Optional
 from twisted.internet.interfaces import IAddress, ITransport
 from twisted.internet.protocol import Factory
 from twisted.internet.task import LoopingCall
-from twisted.python.failure import Failure
 from twisted.logger import (
     FilteringLogObserver,
+    Logger,
     LogLevel,
     LogLevelFilterPredicate,
-    Logger,
     globalLogPublisher,
 )
+from twisted.python.failure import Failure
 
 from gearman_tw.connection import setNoDelay
 from gearman_tw.protocol import DEFAULT_MAX_PACKET_SIZE
@@ -29,18 +29,25 @@ from gearman_tw.server.flow import DEFAULT_MAX_INPUT, DEFAULT_MAX_OUTPUT, InputB
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.protocol import GearmanServerProtocol
 from gearman_tw.server.writes import WriteBatch
+from gearman_tw.verbosity import LOG_LEVELS
 
 #: gearmand's log levels and the Twisted level each maps to.
-LEVELS: Dict[str, LogLevel] = {
-    "FATAL": LogLevel.critical,
-    "ALERT": LogLevel.critical,
-    "CRITICAL": LogLevel.critical,
-    "ERROR": LogLevel.error,
-    "WARNING": LogLevel.warn,
-    "NOTICE": LogLevel.info,
-    "INFO": LogLevel.info,
-    "DEBUG": LogLevel.debug,
-}
+LEVELS: Dict[str, LogLevel] = dict(
+    zip(
+        LOG_LEVELS,
+        (
+            LogLevel.critical,
+            LogLevel.critical,
+            LogLevel.critical,
+            LogLevel.error,
+            LogLevel.warn,
+            LogLevel.info,
+            LogLevel.info,
+            LogLevel.debug,
+        ),
+        strict=True,
+    )
+)
 
 
 def filteredLogger(namespace: str, verbosity: str) -> Logger:

@@ -52,7 +52,17 @@ class OutputFlow:
         told again when it is all sent.
     """
 
-    __slots__ = ("limit", "buffered", "backlog", "full", "_counting", "_streaming", "_transport", "_onFull", "_onDrained")
+    __slots__ = (
+        "limit",
+        "buffered",
+        "backlog",
+        "full",
+        "_counting",
+        "_streaming",
+        "_transport",
+        "_onFull",
+        "_onDrained",
+    )
 
     def __init__(
         self,

@@ -34,21 +34,35 @@ import json
 import re
 import time
 from importlib.resources import files
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, NoReturn, Optional, Tuple, TypeVar, cast
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NamedTuple,
+    NoReturn,
+    Optional,
+    Tuple,
+    TypeVar,
+    cast,
+)
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import RESPONSES, REQUEST_ENTITY_TOO_LARGE
+from twisted.web.http import REQUEST_ENTITY_TOO_LARGE, RESPONSES
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from gearman_tw.protocol import HEADER, PacketType
-from gearman_tw.server.acl import AccessControl, Identities, certificateName
 from gearman_tw.server import sliced
-from gearman_tw.server.jobs import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, JobServer, Peer
+from gearman_tw.server.acl import AccessControl, Identities, certificateName
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, Job, Peer
 
 T = TypeVar("T")
 
@@ -393,9 +407,94 @@ def _fileno(request: Request) -> int:
         return -1
 
 
+# How an HTTP request's job ends, for its renderer.
+_CREATED = "created"
+_COMPLETE = "complete"
+_FAILED = "failed"
+_EXCEPTION = "exception"
+_ERROR = "error"
+_NO_WORKER = "no worker"
+
+
+class _HTTPPeer(Peer):
+    """
+    An HTTP request's job as a connection of the job server: the replies
+    go to the L{_HTTPJob}.
+    """
+
+    __slots__ = ("_held", "_job")
+
+    def __init__(self, job: "_HTTPJob", fd: int, host: str) -> None:
+        super().__init__(fd, host, exceptions=True)
+        self._job = job
+        self._held: Optional[Job] = None
+
+    def created(self, handle: bytes) -> None:
+        if not self.lost:
+            self._job.created(handle)
+
+    def hold(self, job: Job) -> None:
+        self._held = job
+
+    def refuse(self, job: Job, code: bytes, text: bytes) -> None:
+        if job is self._held:
+            self._held = None
+            self.error(code, text)
+
+    def release(self) -> None:
+        held = self._held
+        if held is not None and held.waiting is None:
+            self._held = None
+            self.created(held.handle)
+
+    def error(self, code: bytes, text: bytes) -> None:
+        if not self.lost:
+            self._job.errorCode = code
+            self._job.render(self._job, _ERROR, text)
+
+    def noop(self) -> None:
+        """
+        Never a worker: nothing to wake.
+        """
+
+    def noJob(self) -> None:
+        """
+        Never a worker: never grabs.
+        """
+
+    def assign(self, job: Job, form: int) -> None:
+        raise AssertionError("an HTTP request is never a worker")
+
+    def workData(self, job: Job, data: bytes) -> None:
+        self._job.chunks.append(data)
+
+    def workWarning(self, job: Job, data: bytes) -> None:
+        self._job.warnings.append(data)
+
+    def workStatus(self, job: Job, numerator: bytes, denominator: bytes) -> None:
+        self._job.status = (numerator, denominator)
+
+    def workComplete(self, job: Job, data: bytes) -> None:
+        if not self.lost:
+            self._job.render(self._job, _COMPLETE, data)
+
+    def workFail(self, job: Job, detail: Optional[bytes] = None) -> None:
+        if not self.lost:
+            self._job.render(self._job, _FAILED, b"")
+
+    def workException(self, job: Job, data: bytes) -> None:
+        if not self.lost:
+            self._job.render(self._job, _EXCEPTION, data)
+
+
 class _HTTPJob:
     """
     One HTTP request's job, seen through an in-process connection.
+
+    @ivar render: called once with the job, how it ended (C{_CREATED} for a
+        background job once queued, C{_COMPLETE}, C{_FAILED},
+        C{_EXCEPTION}, C{_ERROR} (see L{errorCode}) or C{_NO_WORKER}) and
+        the data that came with the end.
     """
 
     def __init__(
@@ -404,7 +503,7 @@ class _HTTPJob:
         request: Request,
         name: bytes,
         background: bool,
-        render: Callable[["_HTTPJob", int, bytes], None],
+        render: Callable[["_HTTPJob", str, bytes], None],
     ) -> None:
         self.resource = resource
         self.request = request
@@ -415,10 +514,11 @@ class _HTTPJob:
         self.chunks: List[bytes] = []
         self.warnings: List[bytes] = []
         self.status: Optional[Tuple[bytes, bytes]] = None
+        self.errorCode = b""
         self.done = False
         self.timer: Optional[IDelayedCall] = None
         host = getattr(request.getClientAddress(), "host", None) or "-"
-        self.peer = Peer(self._packet, _fileno(request), host, exceptions=True)
+        self.peer = _HTTPPeer(self, _fileno(request), host)
 
     def start(self, unique: bytes, data: bytes, priority: int, noWorkerTimeout: float) -> None:
         server = self.resource.server
@@ -431,27 +531,14 @@ class _HTTPJob:
         if not self.background and (function is None or not function.workers):
             self.timer = self.resource.reactor.callLater(noWorkerTimeout, self._noWorker)
 
-    def _packet(self, data: bytes) -> None:
-        _, ptype, size = HEADER.unpack_from(data)
-        payload = data[12 : 12 + size]
-        if ptype == PacketType.JOB_CREATED:
-            self.handle = payload
-            if self.background:
-                self.render(self, ptype, b"")
-            return
-        if ptype == PacketType.ERROR:
-            self.render(self, ptype, payload)
-            return
-        handle, _, rest = payload.partition(b"\0")
-        if ptype == PacketType.WORK_DATA:
-            self.chunks.append(rest)
-        elif ptype == PacketType.WORK_WARNING:
-            self.warnings.append(rest)
-        elif ptype == PacketType.WORK_STATUS:
-            numerator, _, denominator = rest.partition(b"\0")
-            self.status = (numerator, denominator)
-        else:
-            self.render(self, ptype, rest)
+    def created(self, handle: bytes) -> None:
+        """
+        The job server made or joined the job C{handle}: a background job
+        is answered now, a foreground one when it ends.
+        """
+        self.handle = handle
+        if self.background:
+            self.render(self, _CREATED, b"")
 
     def _noWorker(self) -> None:
         self.timer = None
@@ -461,7 +548,7 @@ class _HTTPJob:
         job = self.resource.server.lookup(self.handle or b"")
         if job is not None and job.worker is not None:
             return
-        self.render(self, 0, b"")
+        self.render(self, _NO_WORKER, b"")
 
     def finish(self) -> None:
         """
@@ -609,7 +696,7 @@ class GearmanResource(Resource):
     #: Renders the monitor page for C{GET /}; set by L{makeResource}.
     monitor: Optional[Callable[[Request], bytes]] = None
 
-    def _renderGearman(self, job: _HTTPJob, ptype: int, data: bytes) -> None:
+    def _renderGearman(self, job: _HTTPJob, outcome: str, data: bytes) -> None:
         request = job.request
         job.finish()
         if request.finished or getattr(request, "_disconnected", False):
@@ -621,23 +708,23 @@ class GearmanResource(Resource):
         for warning in job.warnings:
             request.responseHeaders.addRawHeader(b"X-Gearman-Warning", _headerValue(warning))
         body = b""
-        if ptype == PacketType.JOB_CREATED:
+        if outcome == _CREATED:
             request.setHeader(b"X-Gearman-Command", b"JOB_CREATED")
-        elif ptype == PacketType.WORK_COMPLETE:
+        elif outcome == _COMPLETE:
             request.setHeader(b"X-Gearman-Command", b"WORK_COMPLETE")
             body = b"".join(job.chunks) + data
-        elif ptype == PacketType.WORK_FAIL:
+        elif outcome == _FAILED:
             request.setResponseCode(500, b"Job Failed")
             request.setHeader(b"X-Gearman-Command", b"WORK_FAIL")
-        elif ptype == PacketType.WORK_EXCEPTION:
+        elif outcome == _EXCEPTION:
             request.setResponseCode(500, b"Job Exception")
             request.setHeader(b"X-Gearman-Command", b"WORK_EXCEPTION")
             body = data
-        elif ptype == PacketType.ERROR:
-            code, _, text = data.partition(b"\0")
+        elif outcome == _ERROR:
+            code = job.errorCode
             request.setResponseCode(503 if code == b"QUEUE_ERROR" else 400, code)
             request.setHeader(b"X-Gearman-Command", b"ERROR")
-            body = text + b"\n"
+            body = data + b"\n"
         else:
             request.setResponseCode(504, b"No Worker")
             body = b"No worker for this function\n"
@@ -898,28 +985,27 @@ class APIResource(Resource):
         """
         A job's status by handle, as GET_STATUS reports it.
         """
-        # From the right: a handle from a URL may hold NULs (%00).
-        fields = [handle] + self.root.server.getStatus(handle)[len(handle) + 1 :].split(b"\0")
+        status = self.root.server.getStatus(handle)
         return {
             "handle": handle.decode("utf-8", "replace"),
-            "known": fields[1] == b"1",
-            "running": fields[2] == b"1",
-            "numerator": int(fields[3]),
-            "denominator": int(fields[4]),
+            "known": status.known,
+            "running": status.running,
+            "numerator": status.numerator,
+            "denominator": status.denominator,
         }
 
     def uniqueStatus(self, unique: bytes) -> Dict[str, Any]:
         """
         A job's status by unique key, as GET_STATUS_UNIQUE reports it.
         """
-        fields = [unique] + self.root.server.getStatusUnique(unique)[len(unique) + 1 :].split(b"\0")
+        status = self.root.server.getStatusUnique(unique)
         return {
             "unique": unique.decode("utf-8", "replace"),
-            "known": fields[1] == b"1",
-            "running": fields[2] == b"1",
-            "numerator": int(fields[3]),
-            "denominator": int(fields[4]),
-            "clients": int(fields[5]),
+            "known": status.known,
+            "running": status.running,
+            "numerator": status.numerator,
+            "denominator": status.denominator,
+            "clients": status.clients,
         }
 
     def submit(self, request: Request) -> Any:
@@ -947,26 +1033,26 @@ class APIResource(Resource):
         job.start(unique, data, priority, self.root.noWorkerTimeout)
         return NOT_DONE_YET
 
-    def _renderJSON(self, job: _HTTPJob, ptype: int, data: bytes) -> None:
+    def _renderJSON(self, job: _HTTPJob, outcome: str, data: bytes) -> None:
         request = job.request
         job.finish()
         if request.finished or getattr(request, "_disconnected", False):
             return
         handle = job.handle.decode("utf-8", "replace") if job.handle is not None else None
         code = 200
-        if ptype == PacketType.JOB_CREATED:
+        if outcome == _CREATED:
             value: Dict[str, Any] = {"handle": handle, "state": "queued"}
             code = 202
-        elif ptype == PacketType.WORK_COMPLETE:
+        elif outcome == _COMPLETE:
             value = {"handle": handle, "state": "complete", "result": _text(b"".join(job.chunks) + data)}
-        elif ptype == PacketType.WORK_FAIL:
+        elif outcome == _FAILED:
             value = {"handle": handle, "state": "failed"}
-        elif ptype == PacketType.WORK_EXCEPTION:
+        elif outcome == _EXCEPTION:
             value = {"handle": handle, "state": "exception", "exception": _text(data)}
-        elif ptype == PacketType.ERROR:
-            errorCode, _, text = data.partition(b"\0")
+        elif outcome == _ERROR:
+            errorCode = job.errorCode
             code = 503 if errorCode == b"QUEUE_ERROR" else 400
-            value = {"error": text.decode("utf-8", "replace"), "code": errorCode.decode("ascii", "replace")}
+            value = {"error": data.decode("utf-8", "replace"), "code": errorCode.decode("ascii", "replace")}
         else:
             code = 504
             value = {"handle": handle, "error": "no worker for this function"}

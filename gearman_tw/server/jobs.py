@@ -1,11 +1,15 @@
 # -*- test-case-name: tests.test_server_jobs -*-
 """
-The job server's state and gearmand 1.1's job semantics, without any I/O.
+The job server: gearmand 1.1's job semantics over the model
+(L{gearman_tw.server.model}), without any I/O.
 
-L{JobServer} holds functions, queues and jobs, and acts on L{Peer} objects:
-one per connection, holding that connection's worker and client state and a
-C{write} callable.  The network protocol (L{gearman_tw.server.protocol})
-turns packets into calls here; the unit tests call it directly.
+L{JobServer} holds functions, queues and jobs, and acts on
+L{Peer <gearman_tw.server.model.Peer>} objects, one per connection, through
+their reply methods.  The network protocol
+(L{gearman_tw.server.protocol}) turns packets into calls here and
+L{PacketPeer <gearman_tw.server.packets.PacketPeer>} turns the replies
+into packets; the HTTP face does both its own way; the unit tests call it
+directly.
 
 Section numbers in comments refer to C{shared/reference/protocol.md}.
 """
@@ -13,31 +17,36 @@ Section numbers in comments refer to C{shared/reference/protocol.md}.
 from __future__ import annotations
 
 import heapq
+import itertools
 import socket
-import struct
-from collections import deque
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
-from gearman_tw.protocol import PacketType, encode, encodeRaw
+from gearman_tw.numbers import uint32
 from gearman_tw.queues import QueuedJob
+from gearman_tw.server.model import (
+    ASSIGN_UNIQ,
+    MAX_HANDLE,
+    MAX_UNIQUE,
+    NO_CLIENTS,
+    NO_LIMITS,
+    NO_SLEEPERS,
+    NO_UNIQUES,
+    NORMAL,
+    Clients,
+    Function,
+    Job,
+    JobStatus,
+    Peer,
+    UniqueStatus,
+    liveCount,
+)
+from gearman_tw.server.runqueue import MAX_RECORD_DATA, RunQueue
 from gearman_tw.server.stats import ServerStats
-
-HIGH, NORMAL, LOW = 0, 1, 2
-PRIORITY_NAMES = ("HIGH", "NORMAL", "LOW")
-
-#: gearmand stores uniques in 64 bytes, NUL included; longer ones are refused.
-MAX_UNIQUE = 64
-#: gearmand's job handle buffer (64 bytes, NUL included).
-MAX_HANDLE = 63
-#: SET_CLIENT_ID is cut to this length.
-MAX_CLIENT_ID = 127
-#: OPTION_REQ names longer than this are unknown.
-MAX_OPTION = 63
 
 #: How many functions without workers, jobs or limits a server keeps by
 #: default (L{JobServer.idleFunctions}): C{status} goes on listing a
@@ -46,101 +55,27 @@ MAX_OPTION = 63
 IDLE_FUNCTIONS = 10000
 
 #: A job of at most this many clients forgets a lost one at once; one of more
-#: when they are half of its clients (L{_Clients}).
+#: when they are half of its clients (L{Clients}).
 _FEW_CLIENTS = 16
 
 #: Workers of at most this many functions are looked at whole by a GRAB;
 #: for more, only the functions with something queued are.
 _FEW_ABILITIES = 32
 
-_NOOP = encode(PacketType.NOOP)
-_NO_JOB = encode(PacketType.NO_JOB)
-_NO_CLIENTS: Tuple[()] = ()
-# A plain int: an IntEnum member costs an attribute lookup per use.
-_JOB_CREATED = int(PacketType.JOB_CREATED)
-
-
-def _error(code: bytes, text: bytes) -> bytes:
-    return encode(PacketType.ERROR, code, text)
-
-
-_ERR_UNIQUE_TOO_LARGE = _error(b"ARGUMENT_TOO_LARGE", b"Unique value too large")
-_ERR_QUEUE_FULL = _error(b"QUEUE_ERROR", b"Job queue is full")
-_ERR_NOT_FOUND_DATA = _error(b"JOB_NOT_FOUND", b"Job does not exist on server")
-_ERR_NOT_FOUND_RESULT = _error(b"JOB_NOT_FOUND", b"Job given in work result not found")
-_ERR_NOT_FOUND_EXCEPTION = _error(
-    b"JOB_NOT_FOUND", b"An exception was received for a job that does not exist"
-)
-_ERR_HANDLE_TOO_LARGE = _error(
-    b"ARGUMENT_TOO_LARGE",
-    b"Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf",
-)
-
-
-def atoi(value: bytes) -> int:
-    """
-    Read a leading decimal integer as C's C{strtol} does: leading white space
-    and a sign are allowed, anything after the digits is ignored, and no
-    digits at all read as 0.
-
-    Unlike C{strtol} the result is not clamped, so callers can tell an
-    overflow; but a number of more than 20 digits (which overflows any C
-    integer) reads as +/-10**20, so that huge inputs cost nothing.
-    """
-    value = value.lstrip(b" \t\n\r\v\f")
-    sign = 1
-    if value[:1] in (b"-", b"+"):
-        if value[:1] == b"-":
-            sign = -1
-        value = value[1:]
-    end = 0
-    for byte in value:
-        if 48 <= byte <= 57:
-            end += 1
-        else:
-            break
-    if not end:
-        return 0
-    digits = value[:end].lstrip(b"0")
-    if len(digits) > _MAX_DIGITS:
-        return sign * _HUGE
-    return sign * int(digits) if digits else 0
-
-
-_MAX_DIGITS = 20
-_HUGE = 10**_MAX_DIGITS
-_LONG_MIN = -(2**63)
-_LONG_MAX = 2**63 - 1
-
-
-def _strtol(value: bytes) -> int:
-    # atoi clamped to a 64-bit long, as glibc's strtol (under atoi) does.
-    number = atoi(value)
-    if number > _LONG_MAX:
-        return _LONG_MAX
-    if number < _LONG_MIN:
-        return _LONG_MIN
-    return number
-
-
-def atoi32(value: bytes) -> int:
-    """
-    C's C{atoi} on a 64-bit glibc system: C{strtol} (clamped to 64 bits)
-    cut to a signed 32-bit C{int}, so C{4294967297} reads as 1 and
-    C{3000000000} as a negative number.
-    """
-    number = _strtol(value) & 0xFFFFFFFF
-    return number - 0x100000000 if number & 0x80000000 else number
-
-
-def _uint32(value: bytes) -> int:
-    # gearmand's (uint32_t)atoi(value).
-    return _strtol(value) & 0xFFFFFFFF
-
-
 #: gearmand copies a WORK_STATUS denominator into an 11-byte buffer: longer
 #: ones make it drop the packet; it reads at most 10 characters.
 _MAX_DENOMINATOR = 11
+
+# gearmand's refusals: (code, text) of an ERROR.
+_UNIQUE_TOO_LARGE = (b"ARGUMENT_TOO_LARGE", b"Unique value too large")
+_QUEUE_FULL = (b"QUEUE_ERROR", b"Job queue is full")
+_NOT_FOUND_DATA = (b"JOB_NOT_FOUND", b"Job does not exist on server")
+_NOT_FOUND_RESULT = (b"JOB_NOT_FOUND", b"Job given in work result not found")
+_NOT_FOUND_EXCEPTION = (b"JOB_NOT_FOUND", b"An exception was received for a job that does not exist")
+_HANDLE_TOO_LARGE = (
+    b"ARGUMENT_TOO_LARGE",
+    b"Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf",
+)
 
 
 def defaultHandlePrefix() -> bytes:
@@ -148,444 +83,6 @@ def defaultHandlePrefix() -> bytes:
     gearmand's default job handle prefix: C{H:} and the host name.
     """
     return b"H:" + socket.gethostname().encode("utf-8", "replace")
-
-
-#: What a function has at a priority where it never queued a job: shared,
-#: empty and immutable (L{JobServer._newQueue} puts a deque in its place).
-_NO_QUEUE: Tuple[()] = ()
-# Typed as what it stands for: being a tuple, it cannot be written by mistake.
-_NO_QUEUES = cast("List[Deque[Entry]]", (_NO_QUEUE, _NO_QUEUE, _NO_QUEUE))
-#: Shared by every function without limits; never changed (L{JobServer.setMaxQueue}
-#: gives a function a list of its own).
-_NO_LIMITS = [0, 0, 0]
-
-
-class Function:
-    """
-    A function name with its three priority queues and its workers.
-
-    A function without workers or jobs is small (about 400 bytes, its name
-    and its entries in the server's dictionaries included): its queues and
-    dictionaries are shared empty values until it needs its own, and a
-    server keeps only so many of them (L{JobServer.idleFunctions}).
-
-    @ivar ident: the number its server's L{QueuedRecord}s know it by.
-    @ivar queues: FIFO queues of runnable jobs (L{Job}s or
-        L{QueuedRecord}s), indexed by priority; an empty tuple at a
-        priority that never had one.
-    @ivar pending: epoch jobs not due yet, which count as NORMAL (in
-        L{queued}), as in gearmand.
-    @ivar running: jobs now held by a worker.
-    @ivar storing: new jobs the persistent queue is storing (queued once
-        stored); they count towards L{maxQueue}.
-    @ivar workers: CAN_DO registrations (a worker registering twice counts twice).
-    @ivar sleepers: workers of the function to NOOP when a job arrives,
-        oldest first: every registered worker is here, or has the function
-        in its L{Peer.unlisted}.  Entries may be stale (the worker is
-        awake, or was NOOPed already) and are checked when popped.
-    @ivar uniques: live jobs by coalescing key.
-    @ivar maxQueue: per-priority queue limits, 0 for none.
-    @ivar submitted: new jobs per priority since the function was created
-        (and C{completed}, C{failed}, C{exceptions}: how jobs ended).
-    """
-
-    __slots__ = (
-        "name",
-        "ident",
-        "queues",
-        "pending",
-        "running",
-        "storing",
-        "workers",
-        "sleepers",
-        "uniques",
-        "maxQueue",
-        "submitted",
-        "completed",
-        "failed",
-        "exceptions",
-    )
-
-    def __init__(self, name: bytes, ident: int) -> None:
-        self.name = name
-        self.ident = ident
-        self.queues = _NO_QUEUES
-        self.pending = 0
-        self.running = 0
-        self.storing = 0
-        self.workers = 0
-        self.sleepers: Dict[Peer, None] = _NO_SLEEPERS
-        self.uniques: Dict[bytes, Job] = _NO_UNIQUES
-        self.maxQueue = _NO_LIMITS
-        # Totals for metrics: new jobs per priority, and how jobs ended.
-        self.submitted = [0, 0, 0]
-        self.completed = 0
-        self.failed = 0
-        self.exceptions = 0
-
-    @property
-    def queued(self) -> List[int]:
-        """
-        Jobs waiting per priority, as C{prioritystatus} counts them: the
-        entries of L{queues}, including jobs that were cancelled but not yet
-        reaped, and the epoch jobs not yet due as NORMAL ones.
-        """
-        q = self.queues
-        return [len(q[0]), len(q[1]) + self.pending, len(q[2])]
-
-    @property
-    def total(self) -> int:
-        """
-        Queued plus running jobs, as C{status} counts them.
-        """
-        q = self.queues
-        return len(q[0]) + len(q[1]) + len(q[2]) + self.pending + self.running
-
-    def hasRunnable(self) -> bool:
-        """
-        Whether a GRAB could find a job (reaped or not) in any queue.
-        """
-        q = self.queues
-        return bool(q[0] or q[1] or q[2])
-
-    def idle(self) -> bool:
-        """
-        Whether the function has no workers, no jobs and no limits: nothing
-        but its name and counters.
-        """
-        return not (
-            self.workers
-            or self.running
-            or self.storing
-            or self.pending
-            or self.hasRunnable()
-            or self.maxQueue is not _NO_LIMITS
-        )
-
-
-#: Shared by every function without sleepers or keyed jobs; never written
-#: (L{JobServer} gives a function a dictionary of its own first).
-_NO_SLEEPERS: Dict["Peer", None] = {}
-_NO_UNIQUES: Dict[bytes, "Job"] = {}
-
-
-class Job:
-    """
-    One job, queued or running.
-
-    @ivar clients: the foreground submissions attached to the job, one entry
-        per submission (a connection that submitted twice appears twice);
-        a job of many clients may keep some that left (L{_Clients}).
-    @ivar background: a background submission holds the job: it runs even
-        when every client has gone.
-    @ivar persisted: the job was created by a background submission (the
-        C{persisted} column of C{show jobs}).
-    @ivar ignore: the job was cancelled or abandoned; queued, it is freed when
-        a GRAB reaches it.
-    @ivar numerator: the last WORK_STATUS numerator, as C{atoi} read it.
-    @ivar queueKey: the job's record number in the persistent queue, if
-        stored there.
-    @ivar waiting: while the persistent queue stores the job, the
-        connection whose submission is storing it (it waits for JOB_CREATED;
-        others that coalesce meanwhile are in C{JobServer._alsoWaiting}).
-    """
-
-    __slots__ = (
-        "handle",
-        "function",
-        "unique",
-        "key",
-        "data",
-        "priority",
-        "background",
-        "persisted",
-        "when",
-        "reducer",
-        "clients",
-        "worker",
-        "retries",
-        "numerator",
-        "denominator",
-        "ignore",
-        "timer",
-        "queueKey",
-        "waiting",
-        "created",
-        "started",
-    )
-
-    def __init__(
-        self,
-        handle: bytes,
-        function: Function,
-        unique: bytes,
-        key: Optional[bytes],
-        data: bytes,
-        priority: int,
-        background: bool,
-        when: int,
-        reducer: Optional[bytes],
-        created: float = 0.0,
-    ) -> None:
-        self.handle = handle
-        self.function = function
-        self.unique = unique
-        self.key = key
-        self.data = data
-        self.priority = priority
-        self.background = background
-        self.persisted = background
-        self.when = when
-        self.reducer = reducer
-        # A shared empty tuple until a client attaches: one object fewer
-        # per background job for the memory and the garbage collector.
-        self.clients: List[Peer] = _NO_CLIENTS  # type: ignore[assignment]
-        self.worker: Optional[Peer] = None
-        self.retries = 0
-        self.numerator = 0
-        self.denominator = 0
-        self.ignore = False
-        self.timer: Optional[IDelayedCall] = None
-        self.queueKey: Optional[int] = None
-        self.waiting: Optional[Peer] = None
-        self.created = created
-        self.started = 0.0
-
-
-#: A queued background job with no unique key, reducer, start time or
-#: persistent record, and small data (L{MAX_RECORD_DATA}), as the server
-#: keeps it from submission until a worker takes it or something asks for
-#: it by handle (L{JobServer.lookup} turns it into a L{Job}), in
-#: L{JobServer.records}: one bytes object, L{_RECORD}
-#: (handle number, priority, created, the function's L{Function.ident}),
-#: then the data (see L{packRecord}).  A L{Job} per queued
-#: job made a background submission about twice as expensive, most of it
-#: in collections walking the queue; a tuple of the same fields still made
-#: five objects per job for PyPy's collector to copy and mark.  Bytes hold
-#: no references: neither collector looks inside them.
-QueuedRecord = bytes
-#: What a queue holds.
-Entry = Union[Job, QueuedRecord]
-
-#: Data longer than this is not copied into a record: the job is a L{Job},
-#: which keeps the bytes that arrived.
-MAX_RECORD_DATA = 4096
-
-_RECORD = struct.Struct("<IBdQ")
-_RECORD_SIZE = _RECORD.size
-_NUMBER = struct.Struct("<I")
-
-
-def packRecord(number: int, function: int, priority: int, data: bytes, created: float) -> QueuedRecord:
-    """
-    A L{QueuedRecord} of these fields.
-
-    @param function: the job's L{Function.ident}.
-    """
-    return _RECORD.pack(number, priority, created, function) + data
-
-
-def unpackRecord(record: QueuedRecord) -> Tuple[int, int, int, bytes, float]:
-    """
-    The fields of a L{QueuedRecord}: C{(handle number, function ident,
-    priority, data, created)}.
-    """
-    number, priority, created, function = _RECORD.unpack_from(record)
-    return number, function, priority, record[_RECORD_SIZE:], created
-
-
-def recordNumber(record: QueuedRecord) -> int:
-    """
-    The handle number of a L{QueuedRecord}.
-    """
-    return _NUMBER.unpack_from(record)[0]
-
-
-class _Clients(List["Peer"]):
-    """
-    The clients of a job of many clients after one left: a list that keeps
-    the lost connections (L{Peer.lost}) until they are half of it.
-
-    @ivar departed: how many entries are lost connections.
-    """
-
-    __slots__ = ("departed",)
-
-    departed: int
-
-
-def _liveCount(clients: List["Peer"]) -> int:
-    """
-    How many of a job's C{clients} entries are connections still open.
-    """
-    if clients.__class__ is _Clients:
-        return len(clients) - clients.departed  # type: ignore[attr-defined]
-    return len(clients)
-
-
-class Peer:
-    """
-    One connection's state, as a worker and as a client.
-
-    @ivar write: sends bytes to the connection.
-    @ivar fd: the number C{workers} shows for the connection.
-    @ivar host: the peer's address as C{workers} shows it.
-    @ivar clientId: from SET_CLIENT_ID, C{b"-"} until then.
-    @ivar abilities: C{(function, timeout in seconds or 0)} in CAN_DO order,
-        oldest first; duplicates are kept.
-    @ivar newest: the newest position of each function in C{abilities},
-        or C{None} until a GRAB needs it again.
-    @ivar unlisted: the functions whose L{Function.sleepers} a wake-up took
-        this worker off since its last PRE_SLEEP; the next PRE_SLEEP puts it
-        back on them (so a PRE_SLEEP costs nothing per ability).
-    @ivar sleeping: the worker sent PRE_SLEEP and no GRAB since.
-    @ivar noopSent: a NOOP was sent since the last GRAB or PRE_SLEEP.
-    @ivar held: the jobs this worker holds, in the order it grabbed them.
-    @ivar attached: the jobs this connection waits on as a client, with the
-        number of its submissions attached to each.
-    @ivar exceptions: the C{exceptions} option is on.
-    @ivar lost: the connection is gone (L{lose}).
-    """
-
-    __slots__ = (
-        "write",
-        "fd",
-        "host",
-        "clientId",
-        "abilities",
-        "newest",
-        "unlisted",
-        "sleeping",
-        "noopSent",
-        "held",
-        "attached",
-        "exceptions",
-        "lost",
-        "_replies",
-        "_out",
-        "_collected",
-        "lastException",
-        "__weakref__",
-    )
-
-    def __init__(
-        self, write: Callable[[bytes], object], fd: int, host: str, exceptions: bool = False
-    ) -> None:
-        self.write = write
-        self.fd = fd
-        self.host = host
-        self.clientId = b"-"
-        self.abilities: List[Tuple[Function, float]] = []
-        # The newest position of each function in abilities, made when a
-        # GRAB needs it (L{JobServer._newestFirst}); None when stale.
-        self.newest: Optional[Dict[Function, int]] = None
-        self.unlisted: Dict[Function, None] = {}
-        self.sleeping = False
-        self.noopSent = False
-        self.held: Dict[Job, None] = {}
-        self.attached: Dict[Job, int] = {}
-        self.exceptions = exceptions
-        self.lost = False
-        self._replies: Optional[Deque[Union[bytes, Job]]] = None
-        self._out = write
-        self._collected: Optional[List[bytes]] = None
-        # The handle of the job this worker last ended with WORK_EXCEPTION.
-        self.lastException: Optional[bytes] = None
-
-    # Writes go to C{write}: the transport; a list while a batch collects
-    # them (L{startBatch}); or L{_buffer} while a JOB_CREATED waits for the
-    # persistent queue (L{hold}).
-
-    def startBatch(self) -> None:
-        """
-        Collect what is written until L{endBatch}, then write it at once.
-        """
-        if self._collected is None:
-            self._collected = []
-            if self._replies is None:
-                self.write = self._collected.append
-
-    def endBatch(self) -> None:
-        """
-        Write what was collected since L{startBatch}.
-        """
-        collected = self._collected
-        if collected is None:
-            return
-        self._collected = None
-        if self._replies is None:
-            self.write = self._out
-        if collected:
-            self._out(b"".join(collected) if len(collected) > 1 else collected[0])
-
-    def _send(self, data: bytes) -> None:
-        if self._collected is not None:
-            self._collected.append(data)
-        else:
-            self._out(data)
-
-    def hold(self, job: Job) -> None:
-        """
-        Reserve the next reply for C{job}'s JOB_CREATED: everything written
-        to this connection after now waits behind it until the persistent
-        queue has stored C{job} (L{release}), so replies keep their order.
-        """
-        if self._replies is None:
-            self._replies = deque()
-            self.write = self._buffer
-        self._replies.append(job)
-
-    def resolve(self, job: Job, data: bytes) -> None:
-        """
-        Answer the first reply held for C{job} with C{data} instead of
-        JOB_CREATED (the queue could not store it).
-        """
-        replies = self._replies
-        if replies is not None and job in replies:
-            replies[replies.index(job)] = data
-
-    def release(self) -> None:
-        """
-        Send the held replies that are ready, in order and in one write: up
-        to the first job the persistent queue is still storing.
-        """
-        replies = self._replies
-        if replies is None:
-            return
-        ready: List[bytes] = []
-        while replies:
-            head = replies[0]
-            if type(head) is bytes:
-                ready.append(head)
-            elif head.waiting is None:  # type: ignore[union-attr]
-                ready.append(encodeRaw(_JOB_CREATED, head.handle))  # type: ignore[union-attr]
-            else:
-                break
-            replies.popleft()
-        if ready:
-            self._send(b"".join(ready) if len(ready) > 1 else ready[0])
-        if not replies:
-            self._replies = None
-            self.write = self._collected.append if self._collected is not None else self._out
-
-    def _buffer(self, data: bytes) -> None:
-        assert self._replies is not None
-        self._replies.append(data)
-
-    def lose(self) -> None:
-        """
-        The connection is gone: whatever is written to it from now on is
-        dropped.
-        """
-        self.lost = True
-        self.write = self._out = _discard
-        self._replies = self._collected = None
-
-
-def _discard(data: bytes) -> None:
-    """
-    Drop bytes written to a lost connection.
-    """
 
 
 @implementer(IJobServer)
@@ -599,11 +96,10 @@ class JobServer:
     @ivar idleFunctions: how many functions without workers, jobs or
         limits are kept (and listed by C{status}); beyond that, the one idle
         for longest is forgotten.  gearmand keeps every function forever.
-    @ivar jobs: live L{Job}s by handle.
-    @ivar records: queued jobs kept as
-        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}s, by handle
-        number; L{lookup} finds a job of either kind, L{jobCount} counts
-        both.
+    @ivar jobs: live L{Job}s by handle, but those queued as compact
+        records in L{runQueue}; L{lookup} finds a job of either kind,
+        L{jobCount} counts both, L{liveJobs} lists both.
+    @ivar runQueue: the runnable jobs of every function.
     @ivar peers: every open connection, oldest first.
     """
 
@@ -639,19 +135,11 @@ class JobServer:
         prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
         self.handlePrefix = prefix + b":"
         self._now = reactor.seconds
-        # JOB_CREATED's header and the handle prefix, for handle numbers of
-        # as many digits as those in [_createdFrom, _createdUntil).
-        self._createdHead = b""
-        self._createdFrom = self._createdUntil = 0
         self.jobRetries = jobRetries
         self.roundRobin = roundRobin
         self.workerWakeup = workerWakeup
         self.exceptions = exceptions
         self.functions: Dict[bytes, Function] = {}
-        # Functions by L{Function.ident}, which is never reused: those that
-        # queued a job since they were last idle (L{_newQueue}), as only
-        # they can have L{QueuedRecord}s.
-        self._functionsByIdent: Dict[int, Function] = {}
         self._lastFunctionIdent = 0
         # Functions whose lowercased name differs from their name, by that
         # lowercased name, for L{dropFunction}.
@@ -661,11 +149,8 @@ class JobServer:
         # entries may be stale (the function got work since) and are
         # checked when met.
         self._idle: Dict[Function, None] = {}
-        # Live jobs: L{Job}s by handle, and queued jobs kept as
-        # L{QueuedRecord}s by handle number (sequential integers: a cheap
-        # key).  L{lookup} gives a L{Job} for either.
         self.jobs: Dict[bytes, Job] = {}
-        self.records: Dict[int, QueuedRecord] = {}
+        self.runQueue = RunQueue(self.jobs, self.handleOf, self._free, self._busy)
         self.peers: Dict[Peer, None] = {}
         self._lastHandle = 0
         # The handle counter came round past 2**32 - 1 (L{_unusedNumber}).
@@ -677,10 +162,6 @@ class JobServer:
         # for GET_STATUS_UNIQUE (a dict as an ordered set: forgetting one is
         # O(1) however many share a key).
         self._uniqueJobs: Dict[bytes, Dict[Job, None]] = {}
-        # Every function with something in its queues (and perhaps some
-        # whose queues emptied since: they are dropped when met), so that a
-        # GRAB from a worker of many functions looks only at those with work.
-        self._runnable: Dict[Function, None] = {}
         self._pendingTimer: Optional[IDelayedCall] = None
         self._idleWaiters: List[Callable[[], object]] = []
         self.queue = queue
@@ -724,15 +205,15 @@ class JobServer:
             # nothing) until they are half of its list, so that thousands
             # of clients of one job leaving one by one cost O(1) each.
             clients = job.clients
-            gone = count + (clients.departed if clients.__class__ is _Clients else 0)  # type: ignore[attr-defined]
+            gone = count + (clients.departed if isinstance(clients, Clients) else 0)
             if len(clients) <= _FEW_CLIENTS or 2 * gone >= len(clients):
                 clients = job.clients = [c for c in clients if not c.lost]
                 if not clients and not job.background:
                     self._abandon(job)
             else:
-                if clients.__class__ is not _Clients:
-                    clients = job.clients = _Clients(clients)
-                clients.departed = gone  # type: ignore[attr-defined]
+                if not isinstance(clients, Clients):
+                    clients = job.clients = Clients(clients)
+                clients.departed = gone
         peer.attached = {}
         self._checkIdle()
 
@@ -770,11 +251,9 @@ class JobServer:
         """
         if not function.idle() or self.functions.get(function.name) is not function:
             return
-        function.queues = _NO_QUEUES
-        function.sleepers = _NO_SLEEPERS
-        function.uniques = _NO_UNIQUES
-        self._functionsByIdent.pop(function.ident, None)
-        self._runnable.pop(function, None)
+        self.runQueue.retire(function)
+        function.sleepers = NO_SLEEPERS
+        function.uniques = NO_UNIQUES
         idle = self._idle
         idle.pop(function, None)
         idle[function] = None
@@ -789,8 +268,7 @@ class JobServer:
         Forget a function that has no workers and no jobs.
         """
         del self.functions[function.name]
-        self._functionsByIdent.pop(function.ident, None)
-        self._runnable.pop(function, None)
+        self.runQueue.retire(function)
         self._idle.pop(function, None)
         folded = function.name.lower()
         if folded != function.name:
@@ -833,7 +311,7 @@ class JobServer:
                 function.maxQueue = list(limits)
                 self._idle.pop(function, None)
             else:
-                function.maxQueue = _NO_LIMITS
+                function.maxQueue = NO_LIMITS
                 self._retire(function)
 
     # Workers
@@ -852,7 +330,7 @@ class JobServer:
             self._idle.pop(function, None)
         function.workers += 1
         sleepers = function.sleepers
-        if sleepers is _NO_SLEEPERS:
+        if sleepers is NO_SLEEPERS:
             sleepers = function.sleepers = {}
         sleepers[peer] = None
 
@@ -916,9 +394,9 @@ class JobServer:
         peer.noopSent = False
         abilities = peer.abilities
         for index in self._newestFirst(peer):
-            if self._livePriority(abilities[index][0]) is not None:
+            if self.runQueue.livePriority(abilities[index][0]) is not None:
                 peer.noopSent = True
-                peer.write(_NOOP)
+                peer.noop()
                 return
         # The worker is among the sleepers of each of its functions (since
         # its CAN_DO) but those a wake-up took it off since it last slept.
@@ -926,70 +404,38 @@ class JobServer:
         if unlisted:
             for function in unlisted:
                 sleepers = function.sleepers
-                if sleepers is _NO_SLEEPERS:
+                if sleepers is NO_SLEEPERS:
                     sleepers = function.sleepers = {}
                 sleepers[peer] = None
             unlisted.clear()
-
-    def _livePriority(self, function: Function) -> Optional[int]:
-        """
-        The priority of C{function}'s next live queued job, or C{None}:
-        the cancelled and abandoned jobs at the heads of its queues are
-        freed on the way, as gearmand does on PRE_SLEEP and GRAB.
-        """
-        records = self.records
-        for priority, queue in enumerate(function.queues):
-            while queue:
-                head = queue[0]
-                if head.__class__ is bytes:
-                    if records.get(recordNumber(head)) is head:
-                        return priority
-                    # A lookup made it a Job.
-                    job = self._madeJob(head)
-                    if job is None:
-                        queue.popleft()
-                        continue
-                else:
-                    job = head  # type: ignore[assignment]
-                # mypy cannot tell C{head} is a Job in the else branch (a
-                # subclass of bytes is not C{bytes}): C{job} is a Job here.
-                if not job.ignore:  # type: ignore[union-attr]
-                    return priority
-                queue.popleft()
-                self._free(job)  # type: ignore[arg-type]
-        return None
 
     def _newestFirst(self, peer: Peer) -> Sequence[int]:
         """
         The positions in C{peer.abilities} a GRAB or PRE_SLEEP looks at,
         newest registration first: all of them for a worker of a few
         functions; for one of many, only those whose function has something
-        queued (found through L{_runnable}, so that the abilities without
+        queued (found through the run queue, so that the abilities without
         work cost nothing).
         """
         abilities = peer.abilities
         count = len(abilities)
-        runnable = self._runnable
-        if count <= _FEW_ABILITIES or len(runnable) >= count:
+        if count <= _FEW_ABILITIES:
+            return range(count - 1, -1, -1)
+        withWork = self.runQueue.withWork()
+        if len(withWork) >= count:
             return range(count - 1, -1, -1)
         newest = peer.newest
         if newest is None:
             newest = peer.newest = {function: index for index, (function, _) in enumerate(abilities)}
-        positions = []
-        for function in list(runnable):
-            if not function.hasRunnable():
-                del runnable[function]
-                continue
-            position = newest.get(function)
-            if position is not None:
-                positions.append(position)
+        positions = [newest[function] for function in withWork if function in newest]
         positions.sort(reverse=True)
         return positions
 
-    def grab(self, peer: Peer, ptype: int) -> None:
+    def grab(self, peer: Peer, form: int = ASSIGN_UNIQ) -> None:
         """
         Hand C{peer} the next job it can do, or NO_JOB (GRAB_JOB,
-        GRAB_JOB_UNIQ, GRAB_JOB_ALL).
+        GRAB_JOB_UNIQ, GRAB_JOB_ALL: C{form} is how it asked, for
+        L{Peer.assign}).
 
         Functions are tried newest registration first, and within one
         function HIGH, NORMAL then LOW (3.4).
@@ -1002,7 +448,7 @@ class JobServer:
         order = range(count - 1, -1, -1) if count <= _FEW_ABILITIES else self._newestFirst(peer)
         for index in order:
             function, timeout = abilities[index]
-            job = self._take(function)
+            job = self.runQueue.take(function)
             if job is None:
                 continue
             if woken:
@@ -1022,51 +468,37 @@ class JobServer:
             self.stats.wait.observe(now - job.created)
             if timeout:
                 job.timer = self.reactor.callLater(timeout, self._timedOut, job)
-            if ptype == PacketType.GRAB_JOB:
-                args: Tuple[bytes, ...] = (job.handle, function.name, job.data)
-                atype = PacketType.JOB_ASSIGN
-            elif ptype == PacketType.GRAB_JOB_ALL and job.reducer is not None:
-                args = (job.handle, function.name, job.unique, job.reducer, job.data)
-                atype = PacketType.JOB_ASSIGN_ALL
-            else:
-                args = (job.handle, function.name, job.unique, job.data)
-                atype = PacketType.JOB_ASSIGN_UNIQ
-            peer.write(encode(atype, *args))
+            peer.assign(job, form)
             return
-        peer.write(_NO_JOB)
-
-    def _take(self, function: Function) -> Optional[Job]:
-        """
-        Pop the next live job of C{function}, freeing cancelled ones on the way.
-        """
-        priority = self._livePriority(function)
-        if priority is None:
-            return None
-        job = function.queues[priority].popleft()
-        if job.__class__ is bytes:
-            if self.records.pop(recordNumber(job), None) is job:
-                return self._makeJob(job)
-            return self._madeJob(job)
-        return job  # type: ignore[return-value]
+        peer.noJob()
 
     def lookup(self, handle: bytes) -> Optional[Job]:
         """
-        The live job with C{handle}, if any.  A job kept as a
-        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>} becomes a L{Job} in L{jobs} (its queue keeps the
-        record, which L{_madeJob} resolves).
+        The live job with C{handle}, if any.  A job queued as a compact
+        record is a copy: reading it changes nothing, and L{cancel} is how
+        to end it.
         """
         job = self.jobs.get(handle)
-        if job is None:
-            number = self._recordNumber(handle)
+        if job is None and len(self.runQueue):
+            number = self.handleNumber(handle)
             if number is not None:
-                job = self._makeJob(self.records.pop(number))
+                return self.runQueue.find(number)
         return job
 
     def jobCount(self) -> int:
         """
         How many jobs are live, queued or running.
         """
-        return len(self.jobs) + len(self.records)
+        return len(self.jobs) + len(self.runQueue)
+
+    def liveJobs(self) -> Iterator[Job]:
+        """
+        Every live job, queued or running, as it is now: those kept in
+        L{jobs} by creation, then those queued as records (copies, see
+        L{lookup}) by handle number.
+        """
+        jobs = list(self.jobs.values())
+        return itertools.chain(jobs, self.runQueue.queued())
 
     def handleNumber(self, handle: bytes) -> Optional[int]:
         """
@@ -1081,38 +513,11 @@ class JobServer:
                 return int(digits)
         return None
 
-    def _recordNumber(self, handle: bytes) -> Optional[int]:
-        """
-        The number of the queued record with C{handle}, if there is one.
-        """
-        if self.records:
-            number = self.handleNumber(handle)
-            if number is not None and number in self.records:
-                return number
-        return None
-
     def handleOf(self, number: int) -> bytes:
         """
         Our handle with C{number}.
         """
         return b"%s%d" % (self.handlePrefix, number)
-
-    def _makeJob(self, record: QueuedRecord) -> Job:
-        """
-        The L{Job} of a queued record taken out of L{records}.
-        """
-        number, ident, priority, data, created = unpackRecord(record)
-        handle = self.handleOf(number)
-        # A function with queued jobs cannot be dropped (L{dropFunction}).
-        function = self._functionsByIdent[ident]
-        job = self.jobs[handle] = Job(handle, function, b"", None, data, priority, True, 0, None, created)
-        return job
-
-    def _madeJob(self, record: QueuedRecord) -> Optional[Job]:
-        """
-        The L{Job} a lookup made of a queued record, if it is still live.
-        """
-        return self.jobs.get(self.handleOf(recordNumber(record)))
 
     # Work results
 
@@ -1122,21 +527,29 @@ class JobServer:
             return None
         return job
 
-    def workData(self, peer: Peer, ptype: int, handle: bytes, payload: bytes) -> None:
+    def workData(self, peer: Peer, handle: bytes, data: bytes) -> None:
         """
-        Forward WORK_DATA or WORK_WARNING to the job's clients.
-
-        @param payload: the packet's payload, forwarded byte for byte.
+        Forward WORK_DATA to the job's clients.
         """
         job = self._held(peer, handle)
         if job is None:
-            peer.write(_ERR_NOT_FOUND_DATA)
+            peer.error(*_NOT_FOUND_DATA)
             return
-        self._forward(job, ptype, payload)
+        for client in job.clients:
+            client.workData(job, data)
 
-    def workStatus(
-        self, peer: Peer, handle: bytes, numerator: bytes, denominator: bytes, payload: bytes
-    ) -> None:
+    def workWarning(self, peer: Peer, handle: bytes, data: bytes) -> None:
+        """
+        Forward WORK_WARNING to the job's clients.
+        """
+        job = self._held(peer, handle)
+        if job is None:
+            peer.error(*_NOT_FOUND_DATA)
+            return
+        for client in job.clients:
+            client.workWarning(job, data)
+
+    def workStatus(self, peer: Peer, handle: bytes, numerator: bytes, denominator: bytes) -> None:
         """
         Store a job's progress and forward WORK_STATUS as sent.
 
@@ -1146,37 +559,40 @@ class JobServer:
         """
         job = self._held(peer, handle)
         if job is None:
-            peer.write(_ERR_NOT_FOUND_RESULT)
+            peer.error(*_NOT_FOUND_RESULT)
             return
-        job.numerator = _uint32(numerator)
-        if len(denominator) > _MAX_DENOMINATOR:
-            denominator = denominator.split(b"\0", 1)[0]
-            if len(denominator) > _MAX_DENOMINATOR:
+        job.numerator = uint32(numerator)
+        stored = denominator
+        if len(stored) > _MAX_DENOMINATOR:
+            stored = stored.split(b"\0", 1)[0]
+            if len(stored) > _MAX_DENOMINATOR:
                 return
-        job.denominator = _uint32(denominator[:_MAX_DENOMINATOR - 1])
-        self._forward(job, PacketType.WORK_STATUS, payload)
+        job.denominator = uint32(stored[: _MAX_DENOMINATOR - 1])
+        for client in job.clients:
+            client.workStatus(job, numerator, denominator)
 
-    def workComplete(self, peer: Peer, handle: bytes, payload: bytes) -> None:
+    def workComplete(self, peer: Peer, handle: bytes, data: bytes) -> None:
         """
         Forward WORK_COMPLETE and end the job.
         """
         job = self._held(peer, handle)
         if job is None:
-            peer.write(_ERR_NOT_FOUND_RESULT)
+            peer.error(*_NOT_FOUND_RESULT)
             return
-        self._forward(job, PacketType.WORK_COMPLETE, payload)
+        for client in job.clients:
+            client.workComplete(job, data)
         job.function.completed += 1
         self._finish(job)
 
-    def workFail(self, peer: Peer, handle: bytes, payload: Optional[bytes] = None) -> None:
+    def workFail(self, peer: Peer, handle: bytes, detail: Optional[bytes] = None) -> None:
         """
         Forward WORK_FAIL and end the job.
 
-        @param payload: the packet's payload, forwarded as sent; the bare
-            handle by default.
+        @param detail: what the worker sent after the handle and a NUL,
+            forwarded as sent; C{None} for a bare handle.
         """
         if len(handle) > MAX_HANDLE:
-            peer.write(_ERR_HANDLE_TOO_LARGE)
+            peer.error(*_HANDLE_TOO_LARGE)
             return
         job = self._held(peer, handle)
         if job is None:
@@ -1186,47 +602,36 @@ class JobServer:
                 # worker die.  Accept it quietly.
                 peer.lastException = None
                 return
-            peer.write(_ERR_NOT_FOUND_RESULT)
+            peer.error(*_NOT_FOUND_RESULT)
             return
-        if payload is None or payload == handle:
-            self._failToClients(job)
-        else:
-            self._forward(job, PacketType.WORK_FAIL, payload)
+        for client in job.clients:
+            client.workFail(job, detail)
         job.function.failed += 1
         self._finish(job)
 
-    def workException(self, peer: Peer, handle: bytes, payload: bytes) -> None:
+    def workException(self, peer: Peer, handle: bytes, data: bytes) -> None:
         """
         End the job with WORK_EXCEPTION to clients that asked for exceptions
         and WORK_FAIL to the others (3.6).
         """
         job = self._held(peer, handle)
         if job is None:
-            peer.write(_ERR_NOT_FOUND_EXCEPTION)
+            peer.error(*_NOT_FOUND_EXCEPTION)
             return
-        if job.clients:
-            exception = encodeRaw(PacketType.WORK_EXCEPTION, payload)
-            fail = encode(PacketType.WORK_FAIL, job.handle)
-            for client in job.clients:
-                client.write(exception if client.exceptions else fail)
+        for client in job.clients:
+            if client.exceptions:
+                client.workException(job, data)
+            else:
+                client.workFail(job)
         job.function.exceptions += 1
         peer.lastException = handle
         self._finish(job)
 
-    def _forward(self, job: Job, ptype: int, payload: bytes) -> None:
-        clients = job.clients
-        if clients:
-            packet = encodeRaw(ptype, payload)
-            for client in clients:
-                client.write(packet)
-
     def _failToClients(self, job: Job) -> None:
         # gearmand 1.1.20 adds a NUL after the handle when it turns an
         # exception into WORK_FAIL; we always send the bare handle (3.6).
-        if job.clients:
-            packet = encode(PacketType.WORK_FAIL, job.handle)
-            for client in job.clients:
-                client.write(packet)
+        for client in job.clients:
+            client.workFail(job)
 
     # Clients
 
@@ -1250,7 +655,7 @@ class JobServer:
         @param reducer: the reducer of a SUBMIT_REDUCE_JOB.
         """
         if len(unique) > MAX_UNIQUE:
-            peer.write(_ERR_UNIQUE_TOO_LARGE)
+            peer.error(*_UNIQUE_TOO_LARGE)
             return
         function = self.functions.get(name) or self.function(name)
         key: Optional[bytes] = None
@@ -1267,7 +672,7 @@ class JobServer:
                     return
         limit = function.maxQueue[priority]
         if limit and function.total + function.storing >= limit:
-            peer.write(_ERR_QUEUE_FULL)
+            peer.error(*_QUEUE_FULL)
             return
         if (
             background
@@ -1277,7 +682,13 @@ class JobServer:
             and not self._persistent
             and len(data) <= MAX_RECORD_DATA
         ):
-            peer.write(self._queueRecord(function, data, priority))
+            # Most background submissions: queued as a compact record.
+            number = self._nextNumber()
+            function.submitted[priority] += 1
+            self.runQueue.pushRecord(function, number, priority, data, self._now())
+            if function.sleepers:
+                self._wake(function)
+            peer.created(b"%s%d" % (self.handlePrefix, number))
             return
         if background and self._persistent and reducer is None:
             job = self._create(function, unique, key, data, priority, True, when, None, False)
@@ -1286,32 +697,7 @@ class JobServer:
         job = self._create(function, unique, key, data, priority, background, when, reducer)
         if not background:
             self._attach(peer, job)
-        peer.write(encodeRaw(_JOB_CREATED, job.handle))
-
-    def _queueRecord(self, function: Function, data: bytes, priority: int) -> bytes:
-        """
-        Queue a new background job as a
-        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}.
-
-        @return: its JOB_CREATED packet.
-        """
-        handleNumber = self._nextNumber()
-        if not self._createdFrom <= handleNumber < self._createdUntil:
-            self._newCreatedHead(handleNumber)
-        record = packRecord(handleNumber, function.ident, priority, data, self._now())
-        function.submitted[priority] += 1
-        self.records[handleNumber] = record
-        # L{_enqueue} inlined, as in L{_create}: every plain background
-        # submission comes this way.
-        queue = function.queues[priority]
-        if not queue:
-            if queue.__class__ is not deque:
-                queue = self._newQueue(function, priority)
-            self._runnable[function] = None
-        queue.append(record)
-        if function.sleepers:
-            self._wake(function)
-        return self._createdHead + b"%d" % handleNumber
+        peer.created(job.handle)
 
     def _nextNumber(self) -> int:
         """
@@ -1331,23 +717,13 @@ class JobServer:
         """
         self._wrapped = True
         number = self._lastHandle
-        records, jobs = self.records, self.jobs
+        runQueue, jobs = self.runQueue, self.jobs
         # Bounded: fewer than 2**32 jobs can be live.
         while True:
             number = number % 0xFFFFFFFF + 1
-            if number not in records and self.handleOf(number) not in jobs:
+            if not runQueue.has(number) and self.handleOf(number) not in jobs:
                 self._lastHandle = number
                 return number
-
-    def _newCreatedHead(self, handleNumber: int) -> None:
-        """
-        Make L{_createdHead} for handle numbers with as many digits as
-        C{handleNumber}.
-        """
-        digits = len(b"%d" % (handleNumber,))
-        self._createdHead = encodeRaw(_JOB_CREATED, self.handlePrefix + b"0" * digits)[:12] + self.handlePrefix
-        self._createdFrom = 10 ** (digits - 1)
-        self._createdUntil = 10**digits
 
     def _join(self, peer: Peer, job: Job, background: bool) -> None:
         """
@@ -1367,7 +743,7 @@ class JobServer:
             self._alsoWaiting.setdefault(job, []).append(peer)
             peer.hold(job)
         else:
-            peer.write(encodeRaw(_JOB_CREATED, job.handle))
+            peer.created(job.handle)
 
     def _create(
         self,
@@ -1392,7 +768,7 @@ class JobServer:
         self.jobs[handle] = job
         if key is not None:
             uniques = function.uniques
-            if uniques is _NO_UNIQUES:
+            if uniques is NO_UNIQUES:
                 uniques = function.uniques = {}
             uniques[key] = job
             if unique != b"-":
@@ -1402,17 +778,10 @@ class JobServer:
                 else:
                     jobs[job] = None
         if runnable:
-            # L{_queue} inlined: this is every submission's path, and the
-            # two calls it saves are ~4% of a background submission.
             if when and when > now:
                 self._hold(job)
             else:
-                queue = function.queues[priority]
-                if not queue:
-                    if queue.__class__ is not deque:
-                        queue = self._newQueue(function, priority)
-                    self._runnable[function] = None
-                queue.append(job)
+                self.runQueue.push(job)
                 if function.sleepers:
                     self._wake(function)
         return job
@@ -1511,11 +880,11 @@ class JobServer:
             count=len(new) + len(joined),
             error=message.decode("utf-8"),
         )
-        error = _error(b"QUEUE_ERROR", message)
         for job in new + joined:
             job.queueKey = None
-            for peer in [job.waiting] + self._alsoWaiting.get(job, []):
-                peer.resolve(job, error)  # type: ignore[union-attr]
+            waiting = [job.waiting] if job.waiting is not None else []
+            for peer in waiting + self._alsoWaiting.get(job, []):
+                peer.refuse(job, b"QUEUE_ERROR", message)
         peers = self._waitingFor(new + joined)
         for job in new:
             job.function.storing -= 1
@@ -1583,30 +952,14 @@ class JobServer:
         """
         Put a runnable job at the tail of its queue and wake its sleepers.
         """
-        function = job.function
-        queue = function.queues[job.priority]
-        if not queue:
-            if queue.__class__ is not deque:
-                queue = self._newQueue(function, job.priority)
-            self._runnable[function] = None
-        queue.append(job)
-        self._wake(function)
+        self.runQueue.push(job)
+        self._wake(job.function)
 
-    def _newQueue(self, function: Function, priority: int) -> Deque[Entry]:
+    def _busy(self, function: Function) -> None:
         """
-        A deque for C{function}'s jobs at C{priority}, where it has none
-        (L{_NO_QUEUE}).  The function is listed by its ident until it is
-        idle again, for the
-        L{QueuedRecord <gearman_tw.server.jobs.QueuedRecord>}s it may queue.
+        An idle function queues a job: it is no longer idle.
         """
-        self._functionsByIdent[function.ident] = function
-        queues = function.queues
-        if queues is _NO_QUEUES:
-            # An idle function getting work.
-            self._idle.pop(function, None)
-            queues = function.queues = [_NO_QUEUE, _NO_QUEUE, _NO_QUEUE]  # type: ignore[list-item]
-        queue = queues[priority] = deque()
-        return queue
+        self._idle.pop(function, None)
 
     def _wake(self, function: Function) -> None:
         """
@@ -1626,7 +979,7 @@ class JobServer:
             peer.unlisted[function] = None
             if peer.sleeping and not peer.noopSent:
                 peer.noopSent = True
-                peer.write(_NOOP)
+                peer.noop()
                 woken += 1
                 if woken == limit:
                     return
@@ -1682,34 +1035,26 @@ class JobServer:
 
     # Status
 
-    def getStatus(self, handle: bytes) -> bytes:
+    def getStatus(self, handle: bytes) -> JobStatus:
         """
-        The STATUS_RES payload for C{handle} (3.11).
+        What GET_STATUS answers for C{handle} (3.11).
         """
         job = self.jobs.get(handle)
         if job is None:
-            known = self._recordNumber(handle) is not None
-            return b"%s\x00%d\x000\x000\x000" % (handle, known)
-        return b"%s\x001\x00%d\x00%d\x00%d" % (
-            handle,
-            job.worker is not None,
-            job.numerator,
-            job.denominator,
-        )
+            number = self.handleNumber(handle)
+            known = number is not None and self.runQueue.has(number)
+            return JobStatus(handle, known, False, 0, 0)
+        return JobStatus(handle, True, job.worker is not None, job.numerator, job.denominator)
 
-    def getStatusUnique(self, unique: bytes) -> bytes:
+    def getStatusUnique(self, unique: bytes) -> UniqueStatus:
         """
-        The STATUS_RES_UNIQUE payload for C{unique} (3.11).
+        What GET_STATUS_UNIQUE answers for C{unique} (3.11).
         """
         job = self._findUnique(unique) if unique else None
         if job is None:
-            return b"%s\x000\x000\x000\x000\x000" % (unique,)
-        return b"%s\x001\x00%d\x00%d\x00%d\x00%d" % (
-            unique,
-            job.worker is not None,
-            job.numerator,
-            job.denominator,
-            _liveCount(job.clients),
+            return UniqueStatus(unique, False, False, 0, 0, 0)
+        return UniqueStatus(
+            unique, True, job.worker is not None, job.numerator, job.denominator, liveCount(job.clients)
         )
 
     def _findUnique(self, unique: bytes) -> Optional[Job]:
@@ -1730,9 +1075,12 @@ class JobServer:
 
         @return: whether the job exists.
         """
-        job = self.lookup(handle)
+        job = self.jobs.get(handle)
         if job is None:
-            return False
+            number = self.handleNumber(handle)
+            job = None if number is None else self.runQueue.detach(number)
+            if job is None:
+                return False
         self._failToClients(job)
         self._detachClients(job)
         job.background = False
@@ -1747,7 +1095,7 @@ class JobServer:
     def _detachClients(self, job: Job) -> None:
         for client in job.clients:
             client.attached.pop(job, None)
-        job.clients = _NO_CLIENTS  # type: ignore[assignment]
+        job.clients = NO_CLIENTS  # type: ignore[assignment]
 
     def _abandon(self, job: Job) -> None:
         """
@@ -1770,20 +1118,30 @@ class JobServer:
                 if jobs is not None and jobs.pop(job, 0) is None and not jobs:
                     del self._uniqueJobs[job.unique]
 
-    def _finish(self, job: Job) -> None:
+    def _release(self, job: Job) -> None:
         """
-        Free a job that a worker ended.
+        Take C{job} back from its worker: the one path by which a running job
+        stops running, whether it ended (L{_finish}) or is requeued
+        (L{_requeueHeld}, L{_timedOut}).  Whoever calls it calls
+        L{_checkIdle} once done.
         """
         worker = job.worker
-        if worker is not None:
-            del worker.held[job]
-            job.worker = None
-            job.function.running -= 1
-            self.stats.run.observe(self.reactor.seconds() - job.started)
-        if job.timer is not None:
-            if job.timer.active():
-                job.timer.cancel()
+        assert worker is not None
+        del worker.held[job]
+        job.worker = None
+        job.function.running -= 1
+        timer = job.timer
+        if timer is not None:
             job.timer = None
+            if timer.active():
+                timer.cancel()
+
+    def _finish(self, job: Job) -> None:
+        """
+        Free a job that its worker ended.
+        """
+        self.stats.run.observe(self.reactor.seconds() - job.started)
+        self._release(job)
         self._detachClients(job)
         self._free(job)
         if self._idleWaiters:
@@ -1802,13 +1160,7 @@ class JobServer:
         Take C{jobs} back from C{peer}, newest grabbed first.
         """
         for job in reversed(jobs):
-            del peer.held[job]
-            job.worker = None
-            job.function.running -= 1
-            if job.timer is not None:
-                if job.timer.active():
-                    job.timer.cancel()
-                job.timer = None
+            self._release(job)
             self._retry(job)
         if self._idleWaiters:
             self._checkIdle()
@@ -1818,12 +1170,9 @@ class JobServer:
         A CAN_DO_TIMEOUT ran out: requeue the job as if its worker was lost.
         """
         job.timer = None
-        worker = job.worker
-        if worker is None:
+        if job.worker is None:
             return
-        del worker.held[job]
-        job.worker = None
-        job.function.running -= 1
+        self._release(job)
         self._retry(job)
         if self._idleWaiters:
             self._checkIdle()
@@ -1846,8 +1195,6 @@ class JobServer:
             self._detachClients(job)
             job.function.failed += 1
             self._free(job)
-            if self._idleWaiters:
-                self._checkIdle()
             return
         job.numerator = job.denominator = 0
         self._enqueue(job)
@@ -1859,17 +1206,7 @@ class JobServer:
         Whether any job is running, or queued and runnable now (cancelled,
         abandoned and not-yet-due jobs do not count).
         """
-        if self.records:
-            return True
-        for function in self.functions.values():
-            if function.running:
-                return True
-            for queue in function.queues:
-                for entry in queue:
-                    job = self._madeJob(entry) if entry.__class__ is bytes else entry
-                    if job is not None and not job.ignore:  # type: ignore[union-attr]
-                        return True
-        return False
+        return any(function.running for function in self.functions.values()) or self.runQueue.hasLive()
 
     def runningCount(self) -> int:
         """

@@ -2,7 +2,7 @@
 """
 Prometheus metrics for a job server, through C{prometheus_client}.
 
-The job path only bumps plain integers (L{gearman_tw.server.jobs.Function}
+The job path only bumps plain integers (L{gearman_tw.server.model.Function}
 counters and L{gearman_tw.server.stats.ServerStats}); they are turned into
 metric families when Prometheus scrapes C{/metrics}.  The families with a
 sample per function are written here, a slice of functions per reactor turn
@@ -26,7 +26,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from gearman_tw.server import sliced
-from gearman_tw.server.jobs import PRIORITY_NAMES, Function, JobServer
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.model import PRIORITY_NAMES, Function
 from gearman_tw.server.stats import Histogram
 
 #: The families with a sample per function (per priority when the getter

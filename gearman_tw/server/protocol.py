@@ -5,16 +5,23 @@ The job server's connection protocol: framing, then dispatch to L{JobServer}.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
+from functools import partial
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from twisted.internet.address import UNIXAddress
-from twisted.internet.protocol import Protocol
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+from gearman_tw.numbers import atoi
 from gearman_tw.protocol import TEXT, PacketParser, PacketType, encode, encodeRaw
 from gearman_tw.reads import ReadSizer
-from gearman_tw.server.jobs import (
+from gearman_tw.server.acl import OPEN_ADMIN, Identities, certificateName
+from gearman_tw.server.flow import FREE_INPUT, OutputFlow
+from gearman_tw.server.model import (
+    ASSIGN,
+    ASSIGN_ALL,
+    ASSIGN_UNIQ,
     HIGH,
     LOW,
     MAX_CLIENT_ID,
@@ -22,12 +29,11 @@ from gearman_tw.server.jobs import (
     MAX_OPTION,
     MAX_UNIQUE,
     NORMAL,
-    Peer,
-    atoi,
+    JobStatus,
+    UniqueStatus,
 )
-from gearman_tw.server.acl import OPEN_ADMIN, Identities, certificateName
-from gearman_tw.server.flow import FREE_INPUT, OutputFlow
-from gearman_tw.server.writes import connectionWriter, sendsDirectly
+from gearman_tw.server.packets import PacketPeer
+from gearman_tw.server.writes import connectionSender, sendsDirectly
 
 if TYPE_CHECKING:
     from gearman_tw.server.factory import GearmanServerFactory
@@ -53,7 +59,22 @@ _SUBMITS: Dict[int, Tuple[int, bool]] = {
     int(PacketType.SUBMIT_JOB_LOW_BG): (LOW, True),
 }
 
+#: How each GRAB asks for its job (L{gearman_tw.server.model.Peer.assign}).
+GRAB_FORMS: Dict[int, int] = {
+    int(PacketType.GRAB_JOB): ASSIGN,
+    int(PacketType.GRAB_JOB_UNIQ): ASSIGN_UNIQ,
+    int(PacketType.GRAB_JOB_ALL): ASSIGN_ALL,
+}
+
 _INT64_MAX = 2**63 - 1
+
+
+def statusPayload(status: Union[JobStatus, UniqueStatus]) -> bytes:
+    """
+    The payload of STATUS_RES (for a L{JobStatus}) or STATUS_RES_UNIQUE (for
+    a L{UniqueStatus}): the handle or unique, then each number.
+    """
+    return b"\0".join([status[0]] + [b"%d" % value for value in status[1:]])
 
 # Why a connection's reading is paused (bits of GearmanServerProtocol._pauses).
 _LISTING = 1  # a long admin reply is being sent
@@ -90,7 +111,7 @@ class GearmanServerProtocol(Protocol):
     """
 
     factory: "GearmanServerFactory"
-    peer: Peer
+    peer: PacketPeer
     flow: OutputFlow
 
     def __init__(self) -> None:
@@ -134,7 +155,9 @@ class GearmanServerProtocol(Protocol):
             self._outputDrained,
             streaming=not sendsDirectly(transport),
         )
-        self.peer = Peer(connectionWriter(transport, factory.writes, self.flow), fd, host, factory.server.exceptions)
+        self.peer = PacketPeer(
+            connectionSender(transport, self.flow), fd, host, factory.server.exceptions, factory.writes
+        )
         factory.configureTransport(transport)
         self._reads = ReadSizer.forTransport(transport)
         factory.connections[self] = None
@@ -164,13 +187,10 @@ class GearmanServerProtocol(Protocol):
         peer = self.peer
         factory = self.factory
         submit = factory.server.submit if factory.acl is None else self._checkedSubmit
-        # Replies go out at the end of the read, one write per connection:
-        # this connection's gathered by its peer (plain list appends, the
-        # cheapest for a read full of submissions), other connections' by
-        # the factory's WriteBatch.
+        # Replies go out at the end of the read, one write per connection
+        # (the factory's WriteBatch).
         writes = factory.writes
         writes.begin()
-        peer.startBatch()
         packets = parser.packets(data)
         try:
             for ptype, args, payload in packets:
@@ -207,7 +227,6 @@ class GearmanServerProtocol(Protocol):
                 reads.received(len(data), pending > 0)
             if pending > FREE_INPUT or self._reserved or self._awaiting:
                 self._budget(parser.needed if pending > FREE_INPUT else 0)
-            peer.endBatch()
             server = factory.server
             if server.storing:
                 # Start storing what this read submitted now, so the queue
@@ -216,7 +235,6 @@ class GearmanServerProtocol(Protocol):
             writes.flush()
 
     def _drop(self, why: str) -> None:
-        self.peer.endBatch()
         # Send what this read gathered now: some transports (TLS) drop
         # writes made after loseConnection.
         self.factory.writes.flush()
@@ -355,7 +373,7 @@ class GearmanServerProtocol(Protocol):
         return True
 
     def _checkedSubmit(
-        self, peer: Peer, name: bytes, unique: bytes, data: bytes, priority: int, background: bool
+        self, peer: PacketPeer, name: bytes, unique: bytes, data: bytes, priority: int, background: bool
     ) -> None:
         if not self._refusedPacket("submit", name):
             self.factory.server.submit(peer, name, unique, data, priority, background)
@@ -455,33 +473,29 @@ class GearmanServerProtocol(Protocol):
     def _preSleep(self, args: List[bytes], payload: bytes) -> None:
         self.factory.server.preSleep(self.peer)
 
-    def _grabJob(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.grab(self.peer, PacketType.GRAB_JOB)
-
-    def _grabJobUniq(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.grab(self.peer, PacketType.GRAB_JOB_UNIQ)
-
-    def _grabJobAll(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.grab(self.peer, PacketType.GRAB_JOB_ALL)
+    def _grab(self, args: List[bytes], payload: bytes, form: int) -> None:
+        self.factory.server.grab(self.peer, form)
 
     def _workData(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.workData(self.peer, PacketType.WORK_DATA, args[0], payload)
+        self.factory.server.workData(self.peer, args[0], args[1])
 
     def _workWarning(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.workData(self.peer, PacketType.WORK_WARNING, args[0], payload)
+        self.factory.server.workWarning(self.peer, args[0], args[1])
 
     def _workStatus(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.workStatus(self.peer, args[0], args[1], args[2], payload)
+        self.factory.server.workStatus(self.peer, args[0], args[1], args[2])
 
     def _workComplete(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.workComplete(self.peer, args[0], payload)
+        self.factory.server.workComplete(self.peer, args[0], args[1])
 
     def _workFail(self, args: List[bytes], payload: bytes) -> None:
-        # gearmand reads the handle as a C string and forwards the payload.
-        self.factory.server.workFail(self.peer, args[0].split(b"\0", 1)[0], payload)
+        # gearmand reads the handle as a C string and forwards the payload:
+        # what follows the handle's NUL goes to the clients as sent.
+        handle, separator, detail = payload.partition(b"\0")
+        self.factory.server.workFail(self.peer, handle, detail if separator else None)
 
     def _workException(self, args: List[bytes], payload: bytes) -> None:
-        self.factory.server.workException(self.peer, args[0], payload)
+        self.factory.server.workException(self.peer, args[0], args[1])
 
     # Client packets (plain submissions are dispatched in dataReceived)
 
@@ -512,9 +526,7 @@ class GearmanServerProtocol(Protocol):
         if len(handle) > MAX_HANDLE:
             # gearmand neither answers nor keeps the connection.
             raise _DropConnection()
-        self.peer.write(
-            encodeRaw(PacketType.STATUS_RES, self.factory.server.getStatus(handle))
-        )
+        self.peer.write(encodeRaw(PacketType.STATUS_RES, statusPayload(self.factory.server.getStatus(handle))))
 
     def _getStatusUnique(self, args: List[bytes], payload: bytes) -> None:
         unique = args[0].split(b"\0", 1)[0]
@@ -522,9 +534,8 @@ class GearmanServerProtocol(Protocol):
         # so those must be askable; longer ones close as in gearmand.
         if len(unique) > MAX_UNIQUE:
             raise _DropConnection()
-        self.peer.write(
-            encodeRaw(PacketType.STATUS_RES_UNIQUE, self.factory.server.getStatusUnique(unique))
-        )
+        status = self.factory.server.getStatusUnique(unique)
+        self.peer.write(encodeRaw(PacketType.STATUS_RES_UNIQUE, statusPayload(status)))
 
     # Any side
 
@@ -550,9 +561,6 @@ _HANDLERS: Dict[int, Callable[[GearmanServerProtocol, List[bytes], bytes], None]
     PacketType.CANT_DO: GearmanServerProtocol._cantDo,
     PacketType.RESET_ABILITIES: GearmanServerProtocol._resetAbilities,
     PacketType.PRE_SLEEP: GearmanServerProtocol._preSleep,
-    PacketType.GRAB_JOB: GearmanServerProtocol._grabJob,
-    PacketType.GRAB_JOB_UNIQ: GearmanServerProtocol._grabJobUniq,
-    PacketType.GRAB_JOB_ALL: GearmanServerProtocol._grabJobAll,
     PacketType.WORK_STATUS: GearmanServerProtocol._workStatus,
     PacketType.WORK_COMPLETE: GearmanServerProtocol._workComplete,
     PacketType.WORK_FAIL: GearmanServerProtocol._workFail,
@@ -569,4 +577,8 @@ _HANDLERS: Dict[int, Callable[[GearmanServerProtocol, List[bytes], bytes], None]
     PacketType.SUBMIT_REDUCE_JOB: GearmanServerProtocol._submitReduce,
     PacketType.SUBMIT_REDUCE_JOB_BACKGROUND: GearmanServerProtocol._submitReduceBackground,
 }
+_HANDLERS.update(
+    (ptype, partial(GearmanServerProtocol._grab, form=form))
+    for ptype, form in GRAB_FORMS.items()
+)
 _HANDLERS = {int(ptype): handler for ptype, handler in _HANDLERS.items()}

@@ -160,7 +160,6 @@ class GearmanService(Service):
         self.exitOnStartFailure = exitOnStartFailure
         self.ports: List[IListeningPort] = []
         self._listening: Optional[Deferred[Any]] = None
-        self._stopping = False
         self._draining = False
         self._whenStopped: List[Deferred[None]] = []
         self._privileged = False
@@ -309,7 +308,6 @@ class GearmanService(Service):
         for their last bytes to be written.
         """
         super().stopService()
-        self._stopping = True
         d = self._stopListening()
         d.addCallback(lambda _: self._within(self.factory.server.whenIdle, self.drainTimeout))
         d.addCallback(lambda _: self._closeConnections())

@@ -6,11 +6,15 @@ Twisted's TCP transport buffers every C{write} and sends it on the reactor's
 next turn, once the socket polls writable: two C{epoll_ctl} calls and a
 reactor turn for each reply, most of the cost of a small job.  A job server
 writes small replies to sockets that are almost always writable, so
-L{connectionWriter} sends at once and leaves only what the kernel does not
+L{connectionSender} sends at once and leaves only what the kernel does not
 take to the transport.  While the server handles one read (L{WriteBatch}),
 replies to each connection are gathered and sent in one call at its end,
-whatever the transport.  Every writer tells the connection's L{OutputFlow}
+whatever the transport.  Every sender tells the connection's L{OutputFlow}
 what it leaves to the transport, which bounds what may wait there.
+
+The socket is the transport's public C{getHandle()}; whether the transport
+still holds unsent bytes is learnt from the L{OutputFlow}, the producer
+the transport tells when its buffer empties.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from twisted.internet.interfaces import ITransport
 
 from gearman_tw.server.flow import OutputFlow
 
-# Transports whose buffers and socket L{connectionWriter} understands: plain
+# Transports whose socket L{connectionSender} writes to: plain
 # TCP and UNIX stream servers (not TLS, which wraps them, nor subclasses).
 _DIRECT = (tcp.Server, unix.Server)
 
@@ -48,7 +52,9 @@ class WriteBatch:
 
     def defer(self, flush: Callable[[], None]) -> None:
         """
-        Call C{flush} (a connection's sender) at the end of the batch.
+        Call C{flush} (a connection's L{PacketPeer.flush
+        <gearman_tw.server.packets.PacketPeer.flush>}) at the end of the
+        batch.
         """
         self._flushes.append(flush)
 
@@ -64,50 +70,32 @@ class WriteBatch:
                 flush()
 
 
-class _BatchedWriter:
+class _Sender:
     """
-    One connection's writer: gathers what is written during a L{WriteBatch}
-    and sends it in one C{transport.write} when the batch ends.
+    Sends to a transport through its C{write}, telling the connection's
+    L{OutputFlow} what it hands over.
     """
 
-    __slots__ = ("_transport", "_batch", "_pending", "_flow")
+    __slots__ = ("_flow", "_transport")
 
-    def __init__(self, transport: ITransport, batch: WriteBatch, flow: OutputFlow) -> None:
+    def __init__(self, transport: ITransport, flow: OutputFlow) -> None:
         self._transport = transport
-        self._batch = batch
-        self._pending: List[bytes] = []
         self._flow = flow
 
-    def write(self, data: bytes) -> None:
-        pending = self._pending
-        if pending:
-            pending.append(data)
-        elif self._batch.active:
-            pending.append(data)
-            self._batch.defer(self.flush)
-        else:
-            self._send(data)
-
-    def flush(self) -> None:
-        pending = self._pending
-        data = b"".join(pending) if len(pending) > 1 else pending[0]
-        pending.clear()
-        self._send(data)
-
-    def _send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         self._transport.write(data)
         self._flow.handed(len(data))
 
 
-class _SocketWriter(_BatchedWriter):
+class _SocketSender(_Sender):
     """
-    A writer that sends straight to a TCP or UNIX server transport's socket:
-    see L{connectionWriter}.
+    Sends straight to a TCP or UNIX server transport's socket: see
+    L{connectionSender}.
     """
 
     __slots__ = ()
 
-    def _send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         t = self._transport  # type: tcp.Server  # type: ignore[assignment]
         flow = self._flow
         if flow.buffered or t.disconnecting or not t.connected:
@@ -115,7 +103,7 @@ class _SocketWriter(_BatchedWriter):
             flow.handed(len(data))
             return
         try:
-            sent = t.socket.send(data)
+            sent = t.getHandle().send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
@@ -136,12 +124,9 @@ def sendsDirectly(transport: ITransport) -> bool:
     return type(transport) in _DIRECT
 
 
-def connectionWriter(
-    transport: ITransport, batch: WriteBatch, flow: OutputFlow
-) -> Callable[[bytes], None]:
+def connectionSender(transport: ITransport, flow: OutputFlow) -> Callable[[bytes], None]:
     """
-    A C{write} for C{transport} that gathers what is written during a
-    C{batch} and sends it in one call when the batch ends.
+    A C{send} for C{transport}.
 
     For plain TCP and UNIX server transports it sends to the socket at once
     when nothing is waiting in the transport's buffer, and otherwise (or
@@ -151,5 +136,5 @@ def connectionWriter(
     own C{write}.  C{flow} hears of every byte left to the transport.
     """
     if type(transport) in _DIRECT:
-        return _SocketWriter(transport, batch, flow).write
-    return _BatchedWriter(transport, batch, flow).write
+        return _SocketSender(transport, flow).send
+    return _Sender(transport, flow).send

@@ -87,6 +87,15 @@ def waitForPort(port: int, process: subprocess.Popen, timeout: float = 15.0) -> 
     raise AssertionError("nothing listens on port %d after %ss" % (port, timeout))
 
 
+def stopProcess(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """
+    Kill C{process} (nothing if it has ended) and wait for it to end: for
+    C{testCase.addCleanup(stopProcess, process)}.
+    """
+    process.kill()
+    process.wait(timeout)
+
+
 class ServerProcess:
     """
     A job server running as a child process on 127.0.0.1.
@@ -290,7 +299,7 @@ class RawConnection:
         Send ECHO_REQ and return every packet that arrives before its ECHO_RES.
         """
         self.sendPacket(16, token)
-        packets = []
+        packets: List[Tuple[int, bytes]] = []
         while True:
             ptype, payload = self.readPacket()
             if ptype == 17 and payload == token:

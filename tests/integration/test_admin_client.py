@@ -13,9 +13,10 @@ from gearman_tw.admin import AdminError, AdminTimeout, FunctionStatus, PriorityS
 from gearman_tw.client import LOW, GearmanClient
 from gearman_tw.errors import ConnectionLost, ServerUnavailable
 from tests.integration.servers import startGearmand, startOurs
+from tests.mixins import TestCaseMixin
 
 
-class AdminClientMixin:
+class AdminClientMixin(TestCaseMixin):
     """
     Every admin command through L{GearmanAdminClient}.
     """

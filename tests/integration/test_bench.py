@@ -12,8 +12,7 @@ import socket
 import sys
 import threading
 import time
-from types import ModuleType
-from typing import List
+from typing import Any, List
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -25,9 +24,10 @@ BENCH = os.path.join(REPO, "benchmarks", "bench.py")
 LIBGEARMAN_HEADER = "/usr/include/libgearman-1.0/gearman.h"
 
 
-def loadBench() -> ModuleType:
+def loadBench() -> Any:
     """
-    benchmarks/bench.py as a module (it is a script, not on the path).
+    benchmarks/bench.py as a module (it is a script, not on the path);
+    C{Any}, as mypy does not know the attributes the tests read and set.
     """
     spec = importlib.util.spec_from_file_location("gearman_tw_bench", BENCH)
     assert spec is not None and spec.loader is not None
@@ -191,7 +191,7 @@ class BenchmarkTests(SynchronousTestCase):
         received: List[bytes] = []
 
         def serve() -> None:
-            accepted = []
+            accepted: List[socket.socket] = []
             while len(accepted) < count:
                 sock, _ = listener.accept()
                 sock.settimeout(30)

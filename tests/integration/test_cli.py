@@ -13,7 +13,17 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, freePort, requireProgram, run, startGearmand, startOurs, waitFor
+from tests.integration.servers import (
+    REPO,
+    freePort,
+    requireProgram,
+    run,
+    startGearmand,
+    startOurs,
+    stopProcess,
+    waitFor,
+)
+from tests.mixins import SynchronousTestCaseMixin
 
 TW = [sys.executable, "-m", "gearman_tw"]
 ENV = dict(os.environ, PYTHONPATH=REPO)
@@ -28,10 +38,12 @@ def said(f) -> bytes:
 
 
 def twRun(*args: str, input: bytes = b"", timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([*TW, *args], input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, timeout=timeout)
+    return subprocess.run(
+        [*TW, *args], input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, timeout=timeout
+    )
 
 
-class CommandMixin:
+class CommandMixin(SynchronousTestCaseMixin):
     """
     C{gearman-tw} commands, the same against either server.
     """
@@ -52,7 +64,7 @@ class CommandMixin:
 
     def background(self, argv, stderr=subprocess.DEVNULL):
         process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr, env=ENV)
-        self.addCleanup(lambda: (process.poll() is None and process.kill(), process.wait(10)))
+        self.addCleanup(stopProcess, process)
         return process
 
     def gearmanWorker(self, *args: str):
@@ -135,7 +147,9 @@ class CommandMixin:
         whatever its line buffer holds).
         """
         script = 'case "$GEARMAN_FUNCTION" in up) tr a-z A-Z;; *) printf "a\\nb\\n";; esac'
-        worker = self.background([*TW, "worker", "-f", "up", "-f", "lines", "-N", "-c", "2", *self.address, "--", "sh", "-c", script])
+        worker = self.background(
+            [*TW, "worker", "-f", "up", "-f", "lines", "-N", "-c", "2", *self.address, "--", "sh", "-c", script]
+        )
         self.assertTrue(waitFor(lambda: self.workers("up") and self.workers("lines")))
         self.assertEqual(run([self.gearman, *self.address, "-f", "up", "abc"]).stdout, b"ABC")
         self.assertEqual(run([self.gearman, *self.address, "-f", "lines", "x"]).stdout, b"ab")
@@ -159,7 +173,13 @@ class CommandMixin:
         lines = self.read(errors).decode().splitlines()
         self.assertIn("oops: no disk", lines)
         self.assertTrue(
-            any(line.startswith("gearman-tw: job T:") and line.endswith("(broken) failed: sh -c 'echo '\"'\"'oops: no disk'\"'\"' >&2; exit 3' exited with status 3") for line in lines),
+            any(
+                line.startswith("gearman-tw: job T:")
+                and line.endswith(
+                    "(broken) failed: sh -c 'echo '\"'\"'oops: no disk'\"'\"' >&2; exit 3' exited with status 3"
+                )
+                for line in lines
+            ),
             lines,
         )
 
@@ -178,8 +198,11 @@ class CommandMixin:
         time.sleep(4)
         lines = self.read(errors).decode().splitlines()
         self.assertEqual(lines.count("gearman-tw: connected to job server %s" % (name,)), 1, lines)
-        self.assertEqual(len([l for l in lines if l.startswith("gearman-tw: lost the connection to job server %s" % (name,))]), 1, lines)
-        self.assertEqual(lines.count("gearman-tw: cannot reach job server %s: connection refused; retrying" % (name,)), 1, lines)
+        lost = "gearman-tw: lost the connection to job server %s" % (name,)
+        self.assertEqual(len([line for line in lines if line.startswith(lost)]), 1, lines)
+        self.assertEqual(
+            lines.count("gearman-tw: cannot reach job server %s: connection refused; retrying" % (name,)), 1, lines
+        )
         self.assertEqual(len(lines), 3, lines)
 
     def test_admin(self) -> None:
@@ -207,7 +230,12 @@ class CommandMixin:
         self.assertTrue(self.tw("verbose").stdout.strip().isalpha())
         self.assertEqual(
             json.loads(self.tw("status", "--json").stdout),
-            [{"server": "127.0.0.1:%d" % (self.server.port,), "result": [{"function": "made", "queued": 1, "running": 0, "workers": 0, "total": 1}]}],
+            [
+                {
+                    "server": "127.0.0.1:%d" % (self.server.port,),
+                    "result": [{"function": "made", "queued": 1, "running": 0, "workers": 0, "total": 1}],
+                }
+            ],
         )
         self.assertEqual(json.loads(self.tw("jobs", "--json").stdout)[0]["result"][0]["handle"], handle.decode())
         self.assertEqual(self.tw("cancel", handle.decode()).stdout, b"cancelled " + handle + b"\n")
@@ -216,7 +244,9 @@ class CommandMixin:
         self.tw("maxqueue", "made", "5")
         dropped = self.tw("drop-function", "nothing", check=False)
         self.assertEqual(dropped.returncode, 1)
-        self.assertTrue(dropped.stderr.startswith(b"gearman-tw: 127.0.0.1:%d: ERR" % (self.server.port,)), dropped.stderr)
+        self.assertTrue(
+            dropped.stderr.startswith(b"gearman-tw: 127.0.0.1:%d: ERR" % (self.server.port,)), dropped.stderr
+        )
 
     def test_severalServers(self) -> None:
         """
@@ -301,7 +331,9 @@ class NoServerTests(SynchronousTestCase):
             result, extra = self.timed(*args, "-p", str(self.port))
             self.assertLess(extra, 4, args)
             self.assertEqual(
-                (result.returncode, result.stderr), (1, b"gearman-tw: cannot reach %s: connection refused\n" % (self.name.encode(),)), args
+                (result.returncode, result.stderr),
+                (1, b"gearman-tw: cannot reach %s: connection refused\n" % (self.name.encode(),)),
+                args,
             )
 
     def test_submitTimeout(self) -> None:
@@ -393,7 +425,7 @@ class TLSCommandTests(SynchronousTestCase):
             stderr=subprocess.DEVNULL,
             env=ENV,
         )
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.addCleanup(stopProcess, worker)
         self.assertTrue(waitFor(lambda: b"upper" in self.tw(server, "workers").stdout))
         result = self.tw(server, "submit", "upper", "shout")
         self.assertEqual((result.returncode, result.stdout), (0, b"SHOUT"), result.stderr)
@@ -409,7 +441,10 @@ class TLSCommandTests(SynchronousTestCase):
         port = self.server.port
         for server, why in [
             (c.description(port, client=c.client), b"server certificate not trusted: self-signed certificate in"),
-            (c.description(port, c.otherCAPath, c.client), b"server certificate not trusted: self-signed certificate in"),
+            (
+                c.description(port, c.otherCAPath, c.client),
+                b"server certificate not trusted: self-signed certificate in",
+            ),
             (c.description(port, c.caPath), b"alert certificate required"),
             ("ssl:host=127.0.0.1:port=%d" % (port,), b"use tls:host=HOST:port=PORT"),
         ]:

@@ -7,17 +7,26 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 
-import subprocess
-
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, freePort, requireProgram, run, startGearmand, startOurs, waitFor
+from tests.integration.servers import (
+    REPO,
+    freePort,
+    requireProgram,
+    run,
+    startGearmand,
+    startOurs,
+    stopProcess,
+    waitFor,
+)
+from tests.mixins import SynchronousTestCaseMixin
 
 
-class TopMixin:
+class TopMixin(SynchronousTestCaseMixin):
     """
     The live view against either server.
     """
@@ -32,7 +41,9 @@ class TopMixin:
         directory = tempfile.mkdtemp(prefix="gearman-top-")
         self.addCleanup(shutil.rmtree, directory, True)
         self.socket = os.path.join(directory, "tmux.sock")
-        self.addCleanup(lambda: subprocess.run([self.tmuxPath, "-S", self.socket, "kill-server"], capture_output=True, timeout=10))
+        self.addCleanup(
+            lambda: subprocess.run([self.tmuxPath, "-S", self.socket, "kill-server"], capture_output=True, timeout=10)
+        )
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([self.tmuxPath, "-S", self.socket, *args], capture_output=True, timeout=10)
@@ -49,7 +60,9 @@ class TopMixin:
             ["env", "PYTHONPATH=" + shlex.quote(REPO), shlex.quote(sys.executable), "-m", "gearman_tw", "top"]
             + [shlex.quote(a) for a in args]
         )
-        result = self.tmux("new-session", "-d", "-s", "top", "-x", "100", "-y", "30", command + "; echo EXIT=$?; sleep 60")
+        result = self.tmux(
+            "new-session", "-d", "-s", "top", "-x", "100", "-y", "30", command + "; echo EXIT=$?; sleep 60"
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
 
     def gearmanWorker(self, *args: str) -> None:
@@ -58,7 +71,7 @@ class TopMixin:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: (process.kill(), process.wait(10)))
+        self.addCleanup(stopProcess, process)
 
     def test_liveView(self) -> None:
         """
@@ -74,14 +87,21 @@ class TopMixin:
         self.top("-h", up, "-h", "127.0.0.1:%d" % (dead,), "--interval", "0.2")
         refused = "cannot reach 127.0.0.1:%d: connection refused" % (dead,)
         self.assertTrue(
-            waitFor(lambda: re.search(r"(?m)^%s\s+piled\s+3\s+0\s+0$" % (re.escape(up),), self.screen()) and refused in self.screen()),
+            waitFor(
+                lambda: (
+                    re.search(r"(?m)^%s\s+piled\s+3\s+0\s+0$" % (re.escape(up),), self.screen())
+                    and refused in self.screen()
+                )
+            ),
             self.screen(),
         )
         screen = self.screen()
         self.assertIn("1 functions, 3 queued, 0 running, 0 workers", screen)
         self.assertRegex(screen, r"(?m)^SERVER\s+FUNCTION\s+QUEUED\s+RUNNING\s+WORKERS$")
         self.gearmanWorker("-f", "other", "--", "cat")
-        self.assertTrue(waitFor(lambda: re.search(r"(?m)^%s\s+other\s+0\s+0\s+1$" % (re.escape(up),), self.screen())), self.screen())
+        self.assertTrue(
+            waitFor(lambda: re.search(r"(?m)^%s\s+other\s+0\s+0\s+1$" % (re.escape(up),), self.screen())), self.screen()
+        )
         self.tmux("send-keys", "-t", "top", "q")
         self.assertTrue(waitFor(lambda: "EXIT=" in self.screen()), self.screen())
         screen = self.screen()
@@ -98,7 +118,12 @@ class TopMixin:
         size = self.tmux("display-message", "-p", "-t", "top", "#{pane_width}x#{pane_height}").stdout
         self.assertEqual(size, b"30x4\n")
         # Redrawn for the new size: the title cut to 29 columns.
-        self.assertTrue(waitFor(lambda: self.screen().splitlines()[:1] == [("gearman-tw top - 127.0.0.1:%d" % (self.server.port,))[:29]]), self.screen())
+        self.assertTrue(
+            waitFor(
+                lambda: self.screen().splitlines()[:1] == [("gearman-tw top - 127.0.0.1:%d" % (self.server.port,))[:29]]
+            ),
+            self.screen(),
+        )
         self.tmux("send-keys", "-t", "top", "q")
         self.assertTrue(waitFor(lambda: "EXIT=0" in self.screen()), self.screen())
 
@@ -129,4 +154,7 @@ class NotATerminalTests(SynchronousTestCase):
             env=dict(os.environ, PYTHONPATH=REPO),
             timeout=30,
         )
-        self.assertEqual((result.returncode, result.stderr), (2, b"gearman-tw: top needs a terminal (gearman-tw status lists the same once)\n"))
+        self.assertEqual(
+            (result.returncode, result.stderr),
+            (2, b"gearman-tw: top needs a terminal (gearman-tw status lists the same once)\n"),
+        )

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Callable, List, Optional
+from typing import Any, Callable, Generator, List, Optional
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
@@ -18,7 +18,8 @@ from twisted.trial.unittest import TestCase
 from gearman_tw.client import HIGH, LOW, GearmanClient
 from gearman_tw.errors import JobException, JobFailed, ServerUnavailable
 from gearman_tw.protocol import REQ, RES, PacketParser, PacketType, encode
-from tests.integration.servers import freePort, requireProgram, startGearmand, startOurs
+from tests.integration.servers import freePort, requireProgram, startGearmand, startOurs, stopProcess
+from tests.mixins import TestCaseMixin
 
 
 class ScriptedWorker(Protocol):
@@ -35,6 +36,7 @@ class ScriptedWorker(Protocol):
         self.grabs = 0
 
     def send(self, ptype: int, *args: bytes) -> None:
+        assert self.transport is not None, "not connected"
         self.transport.write(encode(ptype, *args, magic=REQ))
 
     def connectionMade(self) -> None:
@@ -58,7 +60,7 @@ class ScriptedWorker(Protocol):
                 self.grab()
 
 
-class ClientMixin:
+class ClientMixin(TestCaseMixin):
     """
     Client tests run against the server L{start} returns.
     """
@@ -111,7 +113,7 @@ class ClientMixin:
         self.assertEqual(result, b"olleh\n")
 
     @inlineCallbacks
-    def test_events(self):
+    def test_events(self) -> Generator[Deferred[Any], Any, None]:
         """
         WORK_DATA, WORK_STATUS and WORK_WARNING reach the callbacks in order
         before the result.
@@ -185,7 +187,7 @@ class ClientMixin:
         self.assertEqual(unknown, (False, False, 0, 0))
 
     @inlineCallbacks
-    def test_priorities(self):
+    def test_priorities(self) -> Generator[Deferred[Any], Any, None]:
         """
         Queued background jobs are handed out HIGH, NORMAL, then LOW.
         """
@@ -207,7 +209,7 @@ class ClientMixin:
         self.assertEqual(seen, [b"high", b"normal", b"low"])
 
     @inlineCallbacks
-    def test_coalescing(self):
+    def test_coalescing(self) -> Generator[Deferred[Any], Any, None]:
         """
         Two clients submitting the same unique key get one run and both get
         its result.
@@ -232,15 +234,18 @@ class ClientMixin:
         self.assertEqual(len(worker.seen), 1)
 
     @inlineCallbacks
-    def test_epochInPast(self):
+    def test_epochInPast(self) -> Generator[Deferred[Any], Any, None]:
         """
         An epoch job due in the past runs at once.
         """
         client = self.client()
         done: Deferred = Deferred()
-        yield self.scriptedWorker(
-            b"epoch", lambda job: [done.callback(job[3]) or (PacketType.WORK_COMPLETE, job[0], b"")]
-        )
+
+        def script(job: List[bytes]) -> list:
+            done.callback(job[3])
+            return [(PacketType.WORK_COMPLETE, job[0], b"")]
+
+        yield self.scriptedWorker(b"epoch", script)
         handle = yield client.submitJob("epoch", b"due", when=int(time.time()) - 10)
         self.assertTrue(handle.startswith(b"T:"))
         self.assertEqual((yield done), b"due")
@@ -373,7 +378,7 @@ class FailoverTests(TestCase):
     timeout = 90
 
     @inlineCallbacks
-    def test_killOneServer(self):
+    def test_killOneServer(self) -> Generator[Deferred[Any], Any, None]:
         """
         Two servers, each with a CLI worker; killing one mid-run, every job
         still completes (on the other).
@@ -383,12 +388,13 @@ class FailoverTests(TestCase):
         workers = []
         for server in servers:
             process = subprocess.Popen(
-                [gearman, "-h", "127.0.0.1", "-p", str(server.port), "-w", "-f", "slow", "--", "sh", "-c", "sleep 0.05; cat"],
+                [gearman, "-h", "127.0.0.1", "-p", str(server.port)]
+                + ["-w", "-f", "slow", "--", "sh", "-c", "sleep 0.05; cat"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             workers.append(process)
-            self.addCleanup(lambda p=process: (p.kill(), p.wait(10)))
+            self.addCleanup(stopProcess, process)
         client = GearmanClient(
             ["127.0.0.1:%d" % s.port for s in servers], connectTimeout=30
         )

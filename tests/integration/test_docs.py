@@ -52,7 +52,10 @@ class _Build:
             )
         except subprocess.TimeoutExpired as e:
             self.returncode: Optional[int] = None
-            self.log = "sphinx-build timed out after %d s\n%s" % (BUILD_TIMEOUT, (e.output or b"").decode("utf-8", "replace"))
+            self.log = "sphinx-build timed out after %d s\n%s" % (
+                BUILD_TIMEOUT,
+                (e.output or b"").decode("utf-8", "replace"),
+            )
         else:
             self.returncode = result.returncode
             self.log = result.stdout.decode("utf-8", "replace")

@@ -13,13 +13,14 @@ from typing import List, Tuple
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration.servers import RawConnection, packet, startOurs
+from tests.mixins import SynchronousTestCaseMixin
 from tests.redisserver import RedisServer
 
 SUBMIT_JOB_BG, SUBMIT_JOB_HIGH_BG, SUBMIT_JOB_LOW_BG, SUBMIT_JOB_EPOCH = 18, 32, 34, 36
 CAN_DO, GRAB_JOB_UNIQ, WORK_COMPLETE, JOB_CREATED, NO_JOB, JOB_ASSIGN_UNIQ = 1, 30, 13, 8, 10, 31
 
 
-class DurabilityMixin:
+class DurabilityMixin(SynchronousTestCaseMixin):
     """
     Crash tests for the queue named by L{queueURL}.
     """
@@ -43,7 +44,7 @@ class DurabilityMixin:
         worker = server.connect()
         self.addCleanup(worker.close)
         worker.sendPacket(CAN_DO, b"f")
-        jobs = []
+        jobs: List[Tuple[bytes, bytes, bytes]] = []
         for _ in range(100000):
             worker.sendPacket(GRAB_JOB_UNIQ)
             ptype, payload = worker.readPacket()

@@ -10,7 +10,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, startOurs, twistdArgv
+from tests.integration.servers import REPO, startOurs, stopProcess, twistdArgv
 
 
 class ExamplesTests(SynchronousTestCase):
@@ -28,7 +28,7 @@ class ExamplesTests(SynchronousTestCase):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.addCleanup(stopProcess, worker)
         conn = self.server.connect()
         self.addCleanup(conn.close)
         deadline = time.monotonic() + 15

@@ -20,7 +20,7 @@ from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.web import makeSite
 from gearman_tw.worker import GearmanWorker
-from tests.integration.servers import freePort, requireProgram, startOurs, waitForPort
+from tests.integration.servers import freePort, requireProgram, startOurs, stopProcess, waitForPort
 
 
 class HTTPTests(TestCase):
@@ -52,7 +52,7 @@ class HTTPTests(TestCase):
         """
         Let closed connections finish closing on the server side too.
         """
-        d = Deferred()
+        d: Deferred[None] = Deferred()
         reactor.callLater(0.05, d.callback, None)
         return d
 
@@ -62,7 +62,11 @@ class HTTPTests(TestCase):
             worker.register(name, function)
         worker.startService()
         self.addCleanup(worker.stopService)
-        return self.waitFor(lambda: all(self.server.functions.get(n.encode()) and self.server.functions[n.encode()].workers for n in functions))
+        return self.waitFor(
+            lambda: all(
+                self.server.functions.get(n.encode()) and self.server.functions[n.encode()].workers for n in functions
+            )
+        )
 
     @inlineCallbacks
     def waitFor(self, predicate, timeout=10.0):
@@ -105,7 +109,7 @@ class HTTPTests(TestCase):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: (process.kill(), process.wait(10)))
+        self.addCleanup(stopProcess, process)
         yield self.waitFor(lambda: b"wc" in self.server.functions and self.server.functions[b"wc"].workers)
         response = yield self.http.post(self.url + "wc", b"12345")
         self.assertEqual((yield response.content()).strip(), b"5")
@@ -210,7 +214,9 @@ class HTTPTests(TestCase):
         response = yield self.http.post(self.url + "nobody", b"x")
         self.assertEqual(response.code, 504)
         yield response.content()
-        yield self.waitFor(lambda: self.server.functions[b"nobody"].total == 0 or all(j.ignore for j in self.server.jobs.values()))
+        yield self.waitFor(
+            lambda: self.server.functions[b"nobody"].total == 0 or all(j.ignore for j in self.server.jobs.values())
+        )
 
     @inlineCallbacks
     def test_rawPaths(self):

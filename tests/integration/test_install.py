@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.integration.servers import REPO, RawConnection, freePort, packet, twistdArgv, waitForPort
+from tests.mixins import SynchronousTestCaseMixin
 
 #: Seconds one pip or venv command may take.
 PIP_TIMEOUT = 300
@@ -217,7 +218,7 @@ def version() -> str:
     return namespace["__version__"]
 
 
-class InstalledMixin:
+class InstalledMixin(SynchronousTestCaseMixin):
     """
     Tests of an installed package; L{editable} says how it is installed.
     """

@@ -4,7 +4,7 @@ gearmand) with the fault-injecting proxy of L{tests.faultserver} in between,
 over loopback TCP.
 """
 
-from typing import List
+from typing import Any, Generator, List
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
@@ -12,9 +12,10 @@ from twisted.trial.unittest import TestCase
 
 from gearman_tw.client import GearmanClient
 from gearman_tw.protocol import PacketType
-from gearman_tw.worker import GearmanWorker
+from gearman_tw.worker import GearmanWorker, Job
 from tests.faultserver import countPackets, listenFaultProxy
 from tests.integration.servers import startGearmand, startOurs
+from tests.mixins import TestCaseMixin
 
 
 def sleep(seconds: float) -> Deferred:
@@ -36,7 +37,7 @@ def until(predicate, timeout: float = 10.0):
     raise AssertionError("condition not met in %g s" % (timeout,))
 
 
-class LibraryFaultsMixin:
+class LibraryFaultsMixin(TestCaseMixin):
     """
     Fault scenarios against the job server L{start} starts.
     """
@@ -67,7 +68,7 @@ class LibraryFaultsMixin:
         return worker
 
     @inlineCallbacks
-    def test_assignDuringStop(self):
+    def test_assignDuringStop(self) -> Generator[Deferred[Any], Any, None]:
         """
         A JOB_ASSIGN held by the proxy until the worker's stop began: the
         job runs once, the stop waits for it, the client gets its result.
@@ -77,7 +78,7 @@ class LibraryFaultsMixin:
         runs: List[bytes] = []
         pending: List[Deferred] = []
 
-        def hold(job):
+        def hold(job: Job) -> Deferred:
             runs.append(job.data)
             d: Deferred = Deferred()
             pending.append(d)

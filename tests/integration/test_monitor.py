@@ -8,7 +8,7 @@ import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.integration.servers import freePort, requireProgram, run, startOurs, waitFor
+from tests.integration.servers import freePort, requireProgram, run, startOurs, stopProcess, waitFor
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -88,7 +88,7 @@ class MonitorTests(SynchronousTestCase):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.addCleanup(stopProcess, worker)
         cells = self.waitFor(
             lambda: (lambda c: c if c and c["completed"] == "4" else None)(self.cells(driver, "resize"))
         )

@@ -85,7 +85,10 @@ class OpenAPITests(TestCase):
         worker.startService()
         self.addCleanup(worker.stopService)
         for _ in range(500):
-            if all(self.server.functions.get(n) and self.server.functions[n].workers for n in (b"echo", b"fail", b"explode")):
+            if all(
+                self.server.functions.get(n) and self.server.functions[n].workers
+                for n in (b"echo", b"fail", b"explode")
+            ):
                 break
             yield self.sleep(0.02)
         self.covered = set()
@@ -148,7 +151,10 @@ class OpenAPITests(TestCase):
         raised = yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "explode"})
         self.assertEqual((raised["state"], raised["exception"]["text"]), ("exception", "no"))
         queued = yield self.call(
-            "POST", "/api/jobs", "/api/jobs", {"function": "later", "unique": "u", "priority": "low", "background": True}
+            "POST",
+            "/api/jobs",
+            "/api/jobs",
+            {"function": "later", "unique": "u", "priority": "low", "background": True},
         )
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": ""})
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "x", "unique": "u" * 65})
@@ -239,15 +245,15 @@ class DocumentTests(SynchronousTestCase):
         self.assertTrue(refs)
         for ref in refs:
             resolver.lookup(ref)
-        for name, schema in SPEC["components"]["schemas"].items():
+        for schema in SPEC["components"]["schemas"].values():
             jsonschema.Draft202012Validator.check_schema(schema)
         for path, item in SPEC["paths"].items():
             for method, operation in item.items():
                 if method == "parameters":
                     continue
                 self.assertIn("summary", operation, (method, path))
-                for code, response in operation["responses"].items():
-                    for media, content in response.get("content", {}).items():
+                for response in operation["responses"].values():
+                    for content in response.get("content", {}).values():
                         jsonschema.Draft202012Validator.check_schema(content["schema"])
 
     def test_installed(self) -> None:

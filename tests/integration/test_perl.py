@@ -7,7 +7,8 @@ import subprocess
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import requireProgram, run, startGearmand, startOurs, waitFor
+from tests.integration.servers import requireProgram, run, startGearmand, startOurs, stopProcess, waitFor
+from tests.mixins import SynchronousTestCaseMixin
 
 WORKER = r"""
 use strict; use warnings;
@@ -51,7 +52,7 @@ print "coalesced ", ($again eq $handle ? "same" : "different"), "\n";
 """
 
 
-class PerlMixin:
+class PerlMixin(SynchronousTestCaseMixin):
     """
     The Perl client and worker against the server L{start} returns.
     """
@@ -83,7 +84,8 @@ class PerlMixin:
         worker = subprocess.Popen(
             [perl, "-e", WORKER, str(server.port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
         )
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.addCleanup(stopProcess, worker)
+        assert worker.stdout is not None
         self.assertEqual(worker.stdout.readline(), b"ready\n")
         admin = server.connect()
         self.addCleanup(admin.close)

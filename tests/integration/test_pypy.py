@@ -7,7 +7,7 @@ import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from tests.integration.servers import REPO, requireProgram, run, startOurs
+from tests.integration.servers import REPO, requireProgram, run, startOurs, stopProcess
 
 PYPY = os.path.join(REPO, ".venv-pypy", "bin", "python")
 
@@ -31,8 +31,10 @@ class PyPyTests(SynchronousTestCase):
         version = run([PYPY, "-c", "import sys; print(sys.implementation.name)"])
         self.assertEqual(version.stdout, b"pypy\n")
         address = ["-h", "127.0.0.1", "-p", str(server.port)]
-        worker = subprocess.Popen([gearman, *address, "-w", "-f", "rev", "--", "rev"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        worker = subprocess.Popen(
+            [gearman, *address, "-w", "-f", "rev", "--", "rev"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.addCleanup(stopProcess, worker)
         result = run([gearman, *address, "-f", "rev"], input=b"pypy\n")
         self.assertEqual(result.stdout, b"ypyp\n")
         status = run([requireProgram("gearadmin"), *address, "--status"])

@@ -6,9 +6,10 @@ protocol and runs a job between two raw connections, and so does gearmand.
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration.servers import startGearmand, startOurs
+from tests.mixins import SynchronousTestCaseMixin
 
 
-class SmokeMixin:
+class SmokeMixin(SynchronousTestCaseMixin):
     """
     One job through a server started by L{start}.
     """

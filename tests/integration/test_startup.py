@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw import __version__
 from tests.integration.servers import REPO, RUN_TWISTD, freePort, startOurs, twistdArgv, waitFor
+from tests.mixins import SynchronousTestCaseMixin
 from tests.test_worker_tap import writeProject
 
 #: Runs twistd without the current folder on the import path, as the
@@ -35,7 +36,7 @@ def scriptArgv(*args: str, missing: Sequence[str] = ()) -> List[str]:
     return twistdArgv(*args, twistd=(sys.executable, "-c", "import sys; " + poison + AS_SCRIPT))
 
 
-class StartFailureMixin:
+class StartFailureMixin(SynchronousTestCaseMixin):
     """
     Runs twistd to a failure and checks what it printed.
     """
@@ -125,7 +126,9 @@ class ServerStartFailureTests(StartFailureMixin, SynchronousTestCase):
         one line.
         """
         self.runTwistd("gearman", "--port", "0", "--listen", "no-such-host.invalid")
-        self.assertOneLine("Cannot start the job server: cannot listen on no-such-host.invalid:0: ", about="no-such-host")
+        self.assertOneLine(
+            "Cannot start the job server: cannot listen on no-such-host.invalid:0: ", about="no-such-host"
+        )
 
     def test_badEndpoint(self) -> None:
         """
@@ -269,7 +272,11 @@ class WorkerStartTests(StartFailureMixin, SynchronousTestCase):
         self.addCleanup(log.close)
         worker = subprocess.Popen(
             scriptArgv(
-                "gearman-worker", "--server", "127.0.0.1:%d" % (server.port,), "--function", "reverse=myapp.tasks:reverse"
+                "gearman-worker",
+                "--server",
+                "127.0.0.1:%d" % (server.port,),
+                "--function",
+                "reverse=myapp.tasks:reverse",
             ),
             env=dict(os.environ, PYTHONPATH=REPO),
             stdout=log,

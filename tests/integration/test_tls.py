@@ -22,8 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from gearman_tw.client import GearmanClient
 from gearman_tw.errors import ServerUnavailable
 from gearman_tw.worker import GearmanWorker
-
-from tests.integration.servers import REPO, packet, requireProgram, startOurs, waitFor
+from tests.integration.servers import REPO, packet, requireProgram, startOurs, stopProcess, waitFor
 from tests.tlscerts import Certificates, makeCertificate, writePEM
 
 #: ECHO_REQ "hello" and its ECHO_RES.
@@ -298,7 +297,8 @@ class TLSClientTests(TestCase):
         os.mkdir(trust)
         shutil.copy(c.caPath, os.path.join(trust, "ca.pem"))
         result = yield self.roundTrip(
-            self.certificates.description(server.port, c.caPath, host="localhost"), self.certificates.description(server.port, trust)
+            self.certificates.description(server.port, c.caPath, host="localhost"),
+            self.certificates.description(server.port, trust),
         )
         self.assertEqual(result, b"SECRET")
 
@@ -411,7 +411,11 @@ class DocumentedSetupTests(SynchronousTestCase):
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory, True)
         made = subprocess.run(
-            ["sh", "-e", "-c", certificates], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60
+            ["sh", "-e", "-c", certificates],
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
         )
         self.assertEqual(made.returncode, 0, made.stdout)
         argv = shlex.split(serverCommand)
@@ -432,7 +436,7 @@ class DocumentedSetupTests(SynchronousTestCase):
         worker = subprocess.Popen(
             command(workerLine[:-2]), cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.addCleanup(stopProcess, worker)
         result = subprocess.run(
             command(submitLine), cwd=directory, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30
         )

@@ -11,7 +11,7 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import RawConnection, freePort, requireProgram, startOurs, waitFor
+from tests.integration.servers import RawConnection, freePort, requireProgram, startOurs, stopProcess, waitFor
 
 
 class TwistdTests(SynchronousTestCase):
@@ -179,7 +179,7 @@ class TwistdTests(SynchronousTestCase):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: (worker.kill(), worker.wait(10)))
+        self.addCleanup(stopProcess, worker)
         admin = server.connect()
         self.addCleanup(admin.close)
         self.assertTrue(waitFor(lambda: b"reverse\t0\t0\t1" in admin.admin(b"status\n")))

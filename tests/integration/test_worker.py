@@ -10,9 +10,17 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.integration.servers import REPO, requireProgram, run, startGearmand, startOurs, twistdArgv, waitFor
-
-
+from tests.integration.servers import (
+    REPO,
+    requireProgram,
+    run,
+    startGearmand,
+    startOurs,
+    stopProcess,
+    twistdArgv,
+    waitFor,
+)
+from tests.mixins import SynchronousTestCaseMixin
 
 PHP_CLIENT = r"""
 $client = new GearmanClient();
@@ -31,7 +39,7 @@ echo implode("\n", $events), "\n";
 """
 
 
-class WorkerMixin:
+class WorkerMixin(SynchronousTestCaseMixin):
     """
     Tests of the worker process against the server L{start} returns.
     """
@@ -111,7 +119,7 @@ class WorkerMixin:
         The server lists the worker with its client id and functions.
         """
         self.startWorker(functions=("reverse", "slow"))
-        lines = [l for l in self.admin(b"workers\n").splitlines() if b" tw-worker " in l]
+        lines = [line for line in self.admin(b"workers\n").splitlines() if b" tw-worker " in line]
         self.assertEqual(len(lines), 1)
         self.assertEqual(sorted(lines[0].split(b" : ")[1].split()), [b"reverse", b"slow"])
 
@@ -167,7 +175,8 @@ class WorkerMixin:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        self.addCleanup(lambda: client.poll() is None and client.kill())
+        self.addCleanup(client.kill)
+        assert client.stdin is not None and client.stdout is not None
         client.stdin.write(b"1")
         client.stdin.close()
         self.assertTrue(waitFor(lambda: self.status()["slow"][1] == 1))
@@ -187,7 +196,7 @@ class WorkerMixin:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.addCleanup(lambda: (process.kill(), process.wait(10)))
+        self.addCleanup(stopProcess, process)
         self.waitForWorkers("countdown", 2)
         self.assertEqual(self.client("-f", "reverse", input=b"tac"), b"cat")
         # The CLI prints each WORK_STATUS as it comes, after the result.

@@ -1,0 +1,464 @@
+# -*- test-case-name: tests.test_server_jobs -*-
+"""
+What the job server is made of: functions, jobs and the connections that
+use them, with gearmand 1.1's limits.
+
+L{Peer} is a connection as the job server sees it: its state as a worker
+and as a client, and the replies the server makes to it as calls
+(L{Peer.created}, L{Peer.assign}, L{Peer.complete}, ...) that each kind of
+connection renders its own way: L{gearman_tw.server.packets.PacketPeer} as
+Gearman packets, the HTTP face as JSON.  Nothing here knows the wire format.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Tuple, Union, cast
+
+from twisted.internet.interfaces import IDelayedCall
+
+if TYPE_CHECKING:
+    from gearman_tw.server.runqueue import QueuedRecord
+
+HIGH, NORMAL, LOW = 0, 1, 2
+PRIORITY_NAMES = ("HIGH", "NORMAL", "LOW")
+
+#: gearmand stores uniques in 64 bytes, NUL included; longer ones are refused.
+MAX_UNIQUE = 64
+#: gearmand's job handle buffer (64 bytes, NUL included).
+MAX_HANDLE = 63
+#: SET_CLIENT_ID is cut to this length.
+MAX_CLIENT_ID = 127
+#: OPTION_REQ names longer than this are unknown.
+MAX_OPTION = 63
+
+#: How a worker asked for a job (L{Peer.assign}): GRAB_JOB (handle, function
+#: and data), GRAB_JOB_UNIQ (and the unique) or GRAB_JOB_ALL (and the
+#: reducer, for a job that has one).
+ASSIGN, ASSIGN_UNIQ, ASSIGN_ALL = 0, 1, 2
+
+
+class JobStatus(NamedTuple):
+    """
+    A job's state as GET_STATUS reports it.
+    """
+
+    handle: bytes
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+
+
+class UniqueStatus(NamedTuple):
+    """
+    A job's state as GET_STATUS_UNIQUE reports it, with how many clients
+    wait for it.
+    """
+
+    unique: bytes
+    known: bool
+    running: bool
+    numerator: int
+    denominator: int
+    clients: int
+
+
+#: What a function has at a priority where it never queued a job: shared,
+#: empty and immutable (L{gearman_tw.server.runqueue.RunQueue} puts a deque
+#: in its place).
+NO_QUEUE: Tuple[()] = ()
+# Typed as what it stands for: being a tuple, it cannot be written by mistake.
+NO_QUEUES = cast("List[Deque[Entry]]", (NO_QUEUE, NO_QUEUE, NO_QUEUE))
+#: Shared by every function without limits; never changed (a function with
+#: limits gets a list of its own).
+NO_LIMITS = [0, 0, 0]
+
+
+class Function:
+    """
+    A function name with its three priority queues and its workers.
+
+    A function without workers or jobs is small (about 400 bytes, its name
+    and its entries in the server's dictionaries included): its queues and
+    dictionaries are shared empty values until it needs its own, and a
+    server keeps only so many of them
+    (L{JobServer.idleFunctions <gearman_tw.server.jobs.JobServer.idleFunctions>}).
+
+    @ivar ident: the number the run queue's compact records know it by.
+    @ivar queues: FIFO queues of runnable jobs, indexed by priority, kept
+        by the server's L{RunQueue <gearman_tw.server.runqueue.RunQueue>}
+        (which alone knows what an entry is); an empty tuple at a priority
+        that never had one.
+    @ivar pending: epoch jobs not due yet, which count as NORMAL (in
+        L{queued}), as in gearmand.
+    @ivar running: jobs now held by a worker.
+    @ivar storing: new jobs the persistent queue is storing (queued once
+        stored); they count towards L{maxQueue}.
+    @ivar workers: CAN_DO registrations (a worker registering twice counts twice).
+    @ivar sleepers: workers of the function to NOOP when a job arrives,
+        oldest first: every registered worker is here, or has the function
+        in its L{Peer.unlisted}.  Entries may be stale (the worker is
+        awake, or was NOOPed already) and are checked when popped.
+    @ivar uniques: live jobs by coalescing key.
+    @ivar maxQueue: per-priority queue limits, 0 for none.
+    @ivar submitted: new jobs per priority since the function was created
+        (and C{completed}, C{failed}, C{exceptions}: how jobs ended).
+    """
+
+    __slots__ = (
+        "completed",
+        "exceptions",
+        "failed",
+        "ident",
+        "maxQueue",
+        "name",
+        "pending",
+        "queues",
+        "running",
+        "sleepers",
+        "storing",
+        "submitted",
+        "uniques",
+        "workers",
+    )
+
+    def __init__(self, name: bytes, ident: int) -> None:
+        self.name = name
+        self.ident = ident
+        self.queues = NO_QUEUES
+        self.pending = 0
+        self.running = 0
+        self.storing = 0
+        self.workers = 0
+        self.sleepers: Dict[Peer, None] = NO_SLEEPERS
+        self.uniques: Dict[bytes, Job] = NO_UNIQUES
+        self.maxQueue = NO_LIMITS
+        # Totals for metrics: new jobs per priority, and how jobs ended.
+        self.submitted = [0, 0, 0]
+        self.completed = 0
+        self.failed = 0
+        self.exceptions = 0
+
+    @property
+    def queued(self) -> List[int]:
+        """
+        Jobs waiting per priority, as C{prioritystatus} counts them: the
+        entries of L{queues}, including jobs that were cancelled but not yet
+        reaped, and the epoch jobs not yet due as NORMAL ones.
+        """
+        q = self.queues
+        return [len(q[0]), len(q[1]) + self.pending, len(q[2])]
+
+    @property
+    def total(self) -> int:
+        """
+        Queued plus running jobs, as C{status} counts them.
+        """
+        q = self.queues
+        return len(q[0]) + len(q[1]) + len(q[2]) + self.pending + self.running
+
+    def hasRunnable(self) -> bool:
+        """
+        Whether a GRAB could find a job (reaped or not) in any queue.
+        """
+        q = self.queues
+        return bool(q[0] or q[1] or q[2])
+
+    def idle(self) -> bool:
+        """
+        Whether the function has no workers, no jobs and no limits: nothing
+        but its name and counters.
+        """
+        return not (
+            self.workers
+            or self.running
+            or self.storing
+            or self.pending
+            or self.hasRunnable()
+            or self.maxQueue is not NO_LIMITS
+        )
+
+
+#: Shared by every function without sleepers or keyed jobs; never written
+#: (the server gives a function a dictionary of its own first).
+NO_SLEEPERS: Dict["Peer", None] = {}
+NO_UNIQUES: Dict[bytes, "Job"] = {}
+
+
+class Job:
+    """
+    One job, queued or running.
+
+    @ivar clients: the foreground submissions attached to the job, one entry
+        per submission (a connection that submitted twice appears twice);
+        a job of many clients may keep some that left (L{Clients}).
+    @ivar background: a background submission holds the job: it runs even
+        when every client has gone.
+    @ivar persisted: the job was created by a background submission (the
+        C{persisted} column of C{show jobs}).
+    @ivar ignore: the job was cancelled or abandoned; queued, it is freed when
+        a GRAB reaches it.
+    @ivar numerator: the last WORK_STATUS numerator, as C{atoi} read it.
+    @ivar queueKey: the job's record number in the persistent queue, if
+        stored there.
+    @ivar waiting: while the persistent queue stores the job, the
+        connection whose submission is storing it (it waits for JOB_CREATED;
+        others that coalesce meanwhile wait too, as the server knows).
+    """
+
+    __slots__ = (
+        "background",
+        "clients",
+        "created",
+        "data",
+        "denominator",
+        "function",
+        "handle",
+        "ignore",
+        "key",
+        "numerator",
+        "persisted",
+        "priority",
+        "queueKey",
+        "reducer",
+        "retries",
+        "started",
+        "timer",
+        "unique",
+        "waiting",
+        "when",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        handle: bytes,
+        function: Function,
+        unique: bytes,
+        key: Optional[bytes],
+        data: bytes,
+        priority: int,
+        background: bool,
+        when: int,
+        reducer: Optional[bytes],
+        created: float = 0.0,
+    ) -> None:
+        self.handle = handle
+        self.function = function
+        self.unique = unique
+        self.key = key
+        self.data = data
+        self.priority = priority
+        self.background = background
+        self.persisted = background
+        self.when = when
+        self.reducer = reducer
+        # A shared empty tuple until a client attaches: one object fewer
+        # per background job for the memory and the garbage collector.
+        self.clients: List[Peer] = NO_CLIENTS  # type: ignore[assignment]
+        self.worker: Optional[Peer] = None
+        self.retries = 0
+        self.numerator = 0
+        self.denominator = 0
+        self.ignore = False
+        self.timer: Optional[IDelayedCall] = None
+        self.queueKey: Optional[int] = None
+        self.waiting: Optional[Peer] = None
+        self.created = created
+        self.started = 0.0
+
+
+NO_CLIENTS: Tuple[()] = ()
+
+#: What a function's queue holds: L{Job}s, and the compact records the run
+#: queue keeps plain background jobs as.
+Entry = Union[Job, "QueuedRecord"]
+
+
+class Clients(List["Peer"]):
+    """
+    The clients of a job of many clients after one left: a list that keeps
+    the lost connections (L{Peer.lost}) until they are half of it.
+
+    @ivar departed: how many entries are lost connections.
+    """
+
+    __slots__ = ("departed",)
+
+    departed: int
+
+
+def liveCount(clients: List["Peer"]) -> int:
+    """
+    How many of a job's C{clients} entries are connections still open.
+    """
+    if isinstance(clients, Clients):
+        return len(clients) - clients.departed
+    return len(clients)
+
+
+class Peer:
+    """
+    One connection as the job server sees it: its state as a worker and as
+    a client, and the replies the server makes to it.
+
+    The replies are methods that subclasses implement for their kind of
+    connection (L{gearman_tw.server.packets.PacketPeer} encodes them as
+    Gearman packets); each answers one request or forwards one worker
+    packet, in the order the server calls them.
+
+    @ivar fd: the number C{workers} shows for the connection.
+    @ivar host: the peer's address as C{workers} shows it.
+    @ivar clientId: from SET_CLIENT_ID, C{b"-"} until then.
+    @ivar abilities: C{(function, timeout in seconds or 0)} in CAN_DO order,
+        oldest first; duplicates are kept.
+    @ivar newest: the newest position of each function in C{abilities},
+        or C{None} until a GRAB needs it again.
+    @ivar unlisted: the functions whose L{Function.sleepers} a wake-up took
+        this worker off since its last PRE_SLEEP; the next PRE_SLEEP puts it
+        back on them (so a PRE_SLEEP costs nothing per ability).
+    @ivar sleeping: the worker sent PRE_SLEEP and no GRAB since.
+    @ivar noopSent: a NOOP was sent since the last GRAB or PRE_SLEEP.
+    @ivar held: the jobs this worker holds, in the order it grabbed them.
+    @ivar attached: the jobs this connection waits on as a client, with the
+        number of its submissions attached to each.
+    @ivar exceptions: the C{exceptions} option is on.
+    @ivar lost: the connection is gone (L{lose}).
+    @ivar lastException: the handle of the job this worker last ended with
+        WORK_EXCEPTION.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "abilities",
+        "attached",
+        "clientId",
+        "exceptions",
+        "fd",
+        "held",
+        "host",
+        "lastException",
+        "lost",
+        "newest",
+        "noopSent",
+        "sleeping",
+        "unlisted",
+    )
+
+    def __init__(self, fd: int, host: str, exceptions: bool = False) -> None:
+        self.fd = fd
+        self.host = host
+        self.clientId = b"-"
+        self.abilities: List[Tuple[Function, float]] = []
+        self.newest: Optional[Dict[Function, int]] = None
+        self.unlisted: Dict[Function, None] = {}
+        self.sleeping = False
+        self.noopSent = False
+        self.held: Dict[Job, None] = {}
+        self.attached: Dict[Job, int] = {}
+        self.exceptions = exceptions
+        self.lost = False
+        self.lastException: Optional[bytes] = None
+
+    def lose(self) -> None:
+        """
+        The connection is gone: replies made to it from now on are dropped.
+        """
+        self.lost = True
+
+    # Answers to a submission
+
+    def created(self, handle: bytes) -> None:
+        """
+        JOB_CREATED: the submission made or joined the job C{handle}.
+        """
+        raise NotImplementedError()
+
+    def hold(self, job: Job) -> None:
+        """
+        The submission's JOB_CREATED for C{job} waits until the persistent
+        queue has stored it (L{release}); replies made meanwhile keep their
+        order behind it.
+        """
+        raise NotImplementedError()
+
+    def refuse(self, job: Job, code: bytes, text: bytes) -> None:
+        """
+        The persistent queue could not store C{job}: its held JOB_CREATED is
+        answered with ERROR C{code} C{text} instead.
+        """
+        raise NotImplementedError()
+
+    def release(self) -> None:
+        """
+        The persistent queue stored (or refused) some held jobs: send the
+        held replies that are ready.
+        """
+        raise NotImplementedError()
+
+    def error(self, code: bytes, text: bytes) -> None:
+        """
+        ERROR C{code} C{text}: the request was refused.
+        """
+        raise NotImplementedError()
+
+    # Replies to a worker
+
+    def noop(self) -> None:
+        """
+        NOOP: wake up, there may be a job for you.
+        """
+        raise NotImplementedError()
+
+    def noJob(self) -> None:
+        """
+        NO_JOB: nothing to grab.
+        """
+        raise NotImplementedError()
+
+    def assign(self, job: Job, form: int) -> None:
+        """
+        Hand C{job} to this worker, as it asked: C{form} is L{ASSIGN},
+        L{ASSIGN_UNIQ} or L{ASSIGN_ALL}.
+        """
+        raise NotImplementedError()
+
+    # A job's progress and end, forwarded to its clients
+
+    def workData(self, job: Job, data: bytes) -> None:
+        """
+        WORK_DATA from C{job}'s worker.
+        """
+        raise NotImplementedError()
+
+    def workWarning(self, job: Job, data: bytes) -> None:
+        """
+        WORK_WARNING from C{job}'s worker.
+        """
+        raise NotImplementedError()
+
+    def workStatus(self, job: Job, numerator: bytes, denominator: bytes) -> None:
+        """
+        WORK_STATUS from C{job}'s worker, its numbers as sent.
+        """
+        raise NotImplementedError()
+
+    def workComplete(self, job: Job, data: bytes) -> None:
+        """
+        WORK_COMPLETE: C{job} ended with C{data}.
+        """
+        raise NotImplementedError()
+
+    def workFail(self, job: Job, detail: Optional[bytes] = None) -> None:
+        """
+        WORK_FAIL: C{job} failed.  C{detail} is what a worker sent after the
+        handle, forwarded as sent; C{None} for a bare handle.
+        """
+        raise NotImplementedError()
+
+    def workException(self, job: Job, data: bytes) -> None:
+        """
+        WORK_EXCEPTION: C{job} ended with an exception (sent only to clients
+        with the C{exceptions} option; the others get L{workFail}).
+        """
+        raise NotImplementedError()

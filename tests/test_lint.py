@@ -1,0 +1,66 @@
+"""
+ruff, with the configuration in the repository's C{pyproject.toml}, finds
+nothing in the package, its twistd dropins, the tests, the benchmarks or
+the scripts.  C{tests/test_typing.py} runs mypy beside it.
+"""
+
+import os
+import subprocess
+import sys
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_typing import ROOT, requireModules
+
+CONFIG = os.path.join(ROOT, "pyproject.toml")
+
+#: What ruff checks, relative to the repository (as `make lint` does).
+PATHS = ("gearman_tw", "tests", "twisted", "benchmarks", "scripts")
+
+#: Seconds ruff may take (it takes well under one).
+TIMEOUT = 120
+
+
+def runRuff(*paths: str) -> "subprocess.CompletedProcess[str]":
+    """
+    Run ruff from this interpreter's environment over C{paths} (relative to
+    the repository) with the repository's configuration, writing no cache.
+    """
+    env = dict(os.environ)
+    # Plain output, and no user-wide settings.
+    for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "RUFF_CACHE_DIR", "RUFF_OUTPUT_FORMAT"):
+        env.pop(name, None)
+    env["NO_COLOR"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--config", CONFIG, "--no-cache", "--output-format", "concise"]
+        + list(paths),
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+class LintTests(SynchronousTestCase):
+    """
+    Tests for the code's lint.
+    """
+
+    def test_ruff(self) -> None:
+        """
+        ruff reports nothing in C{gearman_tw}, C{tests}, C{twisted},
+        C{benchmarks} or C{scripts}.
+        """
+        requireModules("ruff")
+        try:
+            result = runRuff(*PATHS)
+        except subprocess.TimeoutExpired as e:
+            output = e.output or b""
+            if isinstance(output, bytes):
+                output = output.decode("utf-8", "replace")
+            self.fail("ruff did not finish within %d seconds:\n%s" % (TIMEOUT, output))
+        if result.returncode != 0:
+            self.fail("ruff exited with status %d:\n%s" % (result.returncode, result.stdout))
