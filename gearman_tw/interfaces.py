@@ -98,11 +98,12 @@ class IJobServer(Interface):
         C{peer} sleeps until a NOOP wakes it.
         """
 
-    def grab(peer: "Peer", form: int) -> None:
+    def grab(peer: "Peer", form: int, answerEmpty: bool) -> bool:
         """
         Answer a GRAB_JOB, GRAB_JOB_UNIQ or GRAB_JOB_ALL (C{form}, see
-        L{gearman_tw.server.model.ASSIGN}) with C{peer.assign} or
-        C{peer.noJob}.
+        L{gearman_tw.server.model.ASSIGN}) with C{peer.assign}, or with
+        C{peer.noJob} unless C{answerEmpty} is false; whether a job was
+        handed out.
         """
 
     def workData(peer: "Peer", handle: bytes, data: bytes) -> None:

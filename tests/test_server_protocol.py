@@ -529,6 +529,7 @@ class CommandTests(ServerTestMixin, SynchronousTestCase):
             self.assertEqual(job.priority, NORMAL)
         worker, workerTransport = self.connect()
         worker.dataReceived(req(P.CAN_DO, b"f") + req(P.GRAB_JOB) * 7 + req(P.GRAB_JOB))
+        self.clock.advance(0)
         self.assertEqual(
             [ptype for ptype, _ in self.replies(workerTransport)], [P.JOB_ASSIGN] * 7 + [P.NO_JOB]
         )
@@ -543,9 +544,11 @@ class CommandTests(ServerTestMixin, SynchronousTestCase):
         self.submitEpoch(b"9223372036854775807")
         worker, workerTransport = self.connect()
         worker.dataReceived(req(P.CAN_DO, b"f") + req(P.GRAB_JOB))
+        self.clock.advance(0)
         self.assertEqual(self.replies(workerTransport), [(P.NO_JOB, [])])
         self.clock.advance(1000)
         worker.dataReceived(req(P.GRAB_JOB) + req(P.GRAB_JOB))
+        self.clock.advance(0)
         self.assertEqual(self.replies(workerTransport), [(P.JOB_ASSIGN, [b"H:1", b"f", b"d"]), (P.NO_JOB, [])])
         self.assertEqual(self.server.jobs[b"H:2"].when, 9223372036854775807)
 
@@ -721,6 +724,89 @@ def session() -> List[bytes]:
         req(P.GRAB_JOB),
         b"show jobs\n",
     ]
+
+
+class EmptyGrabTests(ServerTestMixin, SynchronousTestCase):
+    """
+    A GRAB that finds nothing is answered once the reactor has handled the
+    turn's other reads: a job submitted meanwhile goes to that worker at
+    once, instead of a NO_JOB, PRE_SLEEP, NOOP and second GRAB.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.worker, self.workerTransport = self.connect()
+        self.worker.dataReceived(req(P.CAN_DO, b"f"))
+
+    def test_noJobAtTurnEnd(self) -> None:
+        """
+        With nothing submitted in the turn, NO_JOB comes at its end.
+        """
+        self.worker.dataReceived(req(P.GRAB_JOB_UNIQ))
+        self.assertEqual(self.replies(self.workerTransport), [])
+        self.clock.advance(0)
+        self.assertEqual(self.replies(self.workerTransport), [(P.NO_JOB, [])])
+        self.clock.advance(0)
+        self.assertEqual(self.replies(self.workerTransport), [])
+
+    def test_jobInSameTurn(self) -> None:
+        """
+        A job another connection submits in the same turn is the answer;
+        no NO_JOB is sent, and the worker was not NOOPed.
+        """
+        client, clientTransport = self.connect()
+        self.worker.dataReceived(req(P.GRAB_JOB_UNIQ))
+        client.dataReceived(req(P.SUBMIT_JOB, b"f", b"u", b"data"))
+        self.assertEqual(self.replies(clientTransport), [(P.JOB_CREATED, [b"H:1"])])
+        self.clock.advance(0)
+        self.assertEqual(self.replies(self.workerTransport), [(P.JOB_ASSIGN_UNIQ, [b"H:1", b"f", b"u", b"data"])])
+
+    def test_orderKept(self) -> None:
+        """
+        Packets after the GRAB in the same read are answered after its
+        NO_JOB; its form is kept (GRAB_JOB gets JOB_ASSIGN).
+        """
+        self.worker.dataReceived(req(P.GRAB_JOB) + req(P.ECHO_REQ, b"e"))
+        self.assertEqual(self.replies(self.workerTransport), [(P.NO_JOB, []), (P.ECHO_RES, [b"e"])])
+        client, _ = self.connect()
+        self.worker.dataReceived(req(P.GRAB_JOB))
+        client.dataReceived(req(P.SUBMIT_JOB, b"f", b"", b"d"))
+        self.worker.dataReceived(req(P.ECHO_REQ, b"e"))
+        self.assertEqual(
+            self.replies(self.workerTransport), [(P.JOB_ASSIGN, [b"H:1", b"f", b"d"]), (P.ECHO_RES, [b"e"])]
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.replies(self.workerTransport), [])
+
+    def test_lostMeanwhile(self) -> None:
+        """
+        A worker gone before the turn ends is answered nothing, and the job
+        submitted meanwhile stays queued for another.
+        """
+        client, _ = self.connect()
+        self.worker.dataReceived(req(P.GRAB_JOB_UNIQ))
+        self.worker.connectionLost(Failure(ConnectionDone()))
+        client.dataReceived(req(P.SUBMIT_JOB_BG, b"f", b"", b"d"))
+        self.clock.advance(0)
+        self.assertEqual(self.replies(self.workerTransport), [])
+        self.assertEqual(self.server.functions[b"f"].queued, [0, 1, 0])
+
+    def test_manyWorkersOneJob(self) -> None:
+        """
+        Of several workers whose GRABs found nothing, the first gets the job
+        submitted in the turn and the others NO_JOB, each once.
+        """
+        others = [self.connect() for _ in range(3)]
+        for worker, _ in others:
+            worker.dataReceived(req(P.CAN_DO, b"f"))
+        self.worker.dataReceived(req(P.GRAB_JOB_UNIQ))
+        for worker, _ in others:
+            worker.dataReceived(req(P.GRAB_JOB_UNIQ))
+        client, _ = self.connect()
+        client.dataReceived(req(P.SUBMIT_JOB_BG, b"f", b"", b"d"))
+        self.clock.advance(0)
+        self.assertEqual(self.replies(self.workerTransport), [(P.JOB_ASSIGN_UNIQ, [b"H:1", b"f", b"", b"d"])])
+        self.assertEqual([self.replies(transport) for _, transport in others], [[(P.NO_JOB, [])]] * 3)
 
 
 class SplitTests(ServerTestMixin, SynchronousTestCase):

@@ -162,6 +162,8 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         self.log = Logger() if log is None else log
         self.connections: Dict[GearmanServerProtocol, None] = {}
         self.writes = WriteBatch()
+        # Connections whose empty GRAB is answered at the end of the turn.
+        self._emptyGrabs: List[GearmanServerProtocol] = []
         self._connectionNumber = 0
         self._closedWaiters: List[Callable[[], object]] = []
 
@@ -184,6 +186,26 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
             self._perAddress[host] = self._perAddress.get(host, 0) + 1
             protocol.limitedAddress = host
         return protocol
+
+    def grabLater(self, protocol: GearmanServerProtocol) -> None:
+        """
+        Answer C{protocol}'s empty GRAB (L{GearmanServerProtocol.answerGrab})
+        once the reactor has handled every read of this turn: a job another
+        connection submits in the same turn goes to this worker at once.
+        """
+        if not self._emptyGrabs:
+            self.server.reactor.callLater(0, self._answerGrabs)
+        self._emptyGrabs.append(protocol)
+
+    def _answerGrabs(self) -> None:
+        waiting, self._emptyGrabs = self._emptyGrabs, []
+        writes = self.writes
+        writes.begin()
+        try:
+            for protocol in waiting:
+                protocol.answerGrab()
+        finally:
+            writes.flush()
 
     def startFactory(self) -> None:
         if self.packetTimeout and self._sweeper is None:

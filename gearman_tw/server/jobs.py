@@ -431,11 +431,15 @@ class JobServer:
         positions.sort(reverse=True)
         return positions
 
-    def grab(self, peer: Peer, form: int = ASSIGN_UNIQ) -> None:
+    def grab(self, peer: Peer, form: int = ASSIGN_UNIQ, answerEmpty: bool = True) -> bool:
         """
         Hand C{peer} the next job it can do, or NO_JOB (GRAB_JOB,
         GRAB_JOB_UNIQ, GRAB_JOB_ALL: C{form} is how it asked, for
         L{Peer.assign}).
+
+        @param answerEmpty: answer NO_JOB when there is nothing to grab;
+            if C{False}, the caller will ask again (or answer) later.
+        @return: whether C{peer} was handed a job.
 
         Functions are tried newest registration first, and within one
         function HIGH, NORMAL then LOW (3.4).
@@ -469,8 +473,10 @@ class JobServer:
             if timeout:
                 job.timer = self.reactor.callLater(timeout, self._timedOut, job)
             peer.assign(job, form)
-            return
-        peer.noJob()
+            return True
+        if answerEmpty:
+            peer.noJob()
+        return False
 
     def lookup(self, handle: bytes) -> Optional[Job]:
         """

@@ -124,6 +124,9 @@ class GearmanServerProtocol(Protocol):
         self._held: List[bytes] = []
         self._sliceCall: Optional[IDelayedCall] = None
         self._pauses = 0
+        # How this connection's last GRAB asked, while its empty answer
+        # waits for the end of the reactor turn (L{_grab}).
+        self.emptyGrab: Optional[int] = None
         # Bytes of the factory's InputBudget granted to this connection, and
         # whether it waits for a grant.
         self._reserved = 0
@@ -165,6 +168,7 @@ class GearmanServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._closing = True
+        self.emptyGrab = None
         self._listing = None
         if self._sliceCall is not None and self._sliceCall.active():
             self._sliceCall.cancel()
@@ -194,6 +198,9 @@ class GearmanServerProtocol(Protocol):
         packets = parser.packets(data)
         try:
             for ptype, args, payload in packets:
+                if self.emptyGrab is not None:
+                    # Its NO_JOB goes before the reply to what follows.
+                    self.answerGrab()
                 kind = submits.get(ptype)
                 if kind is not None:
                     # The hot path: plain submissions go straight in.
@@ -474,7 +481,22 @@ class GearmanServerProtocol(Protocol):
         self.factory.server.preSleep(self.peer)
 
     def _grab(self, args: List[bytes], payload: bytes, form: int) -> None:
-        self.factory.server.grab(self.peer, form)
+        # Nothing to grab now: ask again once the reactor has handled this
+        # turn's reads, which may submit jobs (the factory's grabLater).
+        # Answered at once, the worker would send PRE_SLEEP, be woken by a
+        # NOOP and GRAB again: three packets more for the same job.
+        if not self.factory.server.grab(self.peer, form, answerEmpty=False):
+            self.emptyGrab = form
+            self.factory.grabLater(self)
+
+    def answerGrab(self) -> None:
+        """
+        Answer the GRAB that found nothing (L{emptyGrab}): with a job if one
+        came since, else NO_JOB.
+        """
+        form, self.emptyGrab = self.emptyGrab, None
+        if form is not None and not self._closing:
+            self.factory.server.grab(self.peer, form)
 
     def _workData(self, args: List[bytes], payload: bytes) -> None:
         self.factory.server.workData(self.peer, args[0], args[1])
