@@ -386,6 +386,12 @@ class Options(usage.Options):
         raise SystemExit(0)
 
     def postOptions(self) -> None:
+        # Before anything imports Twisted's default reactor (checking an
+        # endpoint description does): twistd gearman runs on GearmanReactor
+        # unless twistd --reactor chose another.
+        from gearman_tw.server.reactor import installIfNone
+
+        installIfNone()
         port = self["port"]
         if port is None:
             try:

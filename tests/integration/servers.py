@@ -182,16 +182,20 @@ def twistdArgv(*args: str, twistd: Sequence[str] = ()) -> List[str]:
     return [*(twistd or (sys.executable, "-c", RUN_TWISTD)), "-n", "--pidfile=", *args]
 
 
-def startOurs(testCase=None, *args: str, python: Optional[str] = None) -> ServerProcess:
+def startOurs(
+    testCase=None, *args: str, python: Optional[str] = None, twistdOptions: Sequence[str] = ()
+) -> ServerProcess:
     """
     Start C{twistd -n gearman} from this tree with extra C{args}; stopped at
     C{testCase}'s cleanup.
 
     @param python: the interpreter to run it with; this one by default.
+    @param twistdOptions: twistd's own options, before C{gearman}.
     """
 
     def argv(port: int, directory: str) -> List[str]:
         return twistdArgv(
+            *twistdOptions,
             "gearman",
             "--port",
             str(port),

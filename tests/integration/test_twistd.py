@@ -165,6 +165,24 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(client.admin(b"status\n"), b"f\t1\t0\t0\n.\n")
         self.assertIsNone(server.process.poll())
 
+    def test_gearmanReactor(self) -> None:
+        """
+        twistd gearman runs on L{GearmanReactor} unless twistd's
+        C{--reactor} chose another, and serves jobs on either; the reactor
+        is also a twistd reactor plugin (C{--reactor gearman}).
+        """
+        for options, name in (
+            ((), "gearman_tw.server.reactor.GearmanReactor"),
+            (("--reactor", "epoll"), "twisted.internet.epollreactor.EPollReactor"),
+            (("--reactor", "gearman"), "gearman_tw.server.reactor.GearmanReactor"),
+        ):
+            server = startOurs(self, twistdOptions=options)
+            client = server.connect()
+            self.addCleanup(client.close)
+            client.sendPacket(16, b"ping")
+            self.assertEqual(client.readPacket(), (17, b"ping"))
+            self.assertIn("reactor class: %s." % (name,), server.log())
+
     def test_httpCurl(self) -> None:
         """
         With --http-port, curl -d gets a worker's result over HTTP, as with

@@ -3,6 +3,7 @@ twistd dropins for C{twistd gearman} and C{twistd gearman-worker}; they
 import nothing but the service maker, and load their taps lazily.
 """
 
+from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 gearman = ServiceMaker(
@@ -17,4 +18,11 @@ gearmanWorker = ServiceMaker(
     "gearman_tw.worker_tap",
     "Run Python callables as Gearman worker functions",
     "gearman-worker",
+)
+
+# twistd --reactor=gearman: the reactor twistd gearman runs on by default.
+gearmanReactor = Reactor(
+    "gearman",
+    "gearman_tw.server.reactor",
+    "epoll, each event handled without a log context (Linux; gearman_tw)",
 )
