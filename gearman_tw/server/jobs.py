@@ -533,13 +533,22 @@ class JobServer:
             return None
         return job
 
+    def _heldOrRefuse(self, peer: Peer, handle: bytes, refusal: Tuple[bytes, bytes]) -> Optional[Job]:
+        """
+        The job C{handle} if C{peer} holds it; else C{None}, and C{peer} is
+        answered ERROR C{refusal}.
+        """
+        job = self._held(peer, handle)
+        if job is None:
+            peer.error(*refusal)
+        return job
+
     def workData(self, peer: Peer, handle: bytes, data: bytes) -> None:
         """
         Forward WORK_DATA to the job's clients.
         """
-        job = self._held(peer, handle)
+        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_DATA)
         if job is None:
-            peer.error(*_NOT_FOUND_DATA)
             return
         for client in job.clients:
             client.workData(job, data)
@@ -548,9 +557,8 @@ class JobServer:
         """
         Forward WORK_WARNING to the job's clients.
         """
-        job = self._held(peer, handle)
+        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_DATA)
         if job is None:
-            peer.error(*_NOT_FOUND_DATA)
             return
         for client in job.clients:
             client.workWarning(job, data)
@@ -563,9 +571,8 @@ class JobServer:
         denominator longer than 11 bytes (up to a NUL) leaves the stored
         denominator as it was and the packet unforwarded, without a reply.
         """
-        job = self._held(peer, handle)
+        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_RESULT)
         if job is None:
-            peer.error(*_NOT_FOUND_RESULT)
             return
         job.numerator = uint32(numerator)
         stored = denominator
@@ -581,9 +588,8 @@ class JobServer:
         """
         Forward WORK_COMPLETE and end the job.
         """
-        job = self._held(peer, handle)
+        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_RESULT)
         if job is None:
-            peer.error(*_NOT_FOUND_RESULT)
             return
         for client in job.clients:
             client.workComplete(job, data)
@@ -620,9 +626,8 @@ class JobServer:
         End the job with WORK_EXCEPTION to clients that asked for exceptions
         and WORK_FAIL to the others (3.6).
         """
-        job = self._held(peer, handle)
+        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_EXCEPTION)
         if job is None:
-            peer.error(*_NOT_FOUND_EXCEPTION)
             return
         for client in job.clients:
             if client.exceptions:
