@@ -6,11 +6,10 @@ the scripts.  C{tests/test_typing.py} runs mypy beside it.
 
 import os
 import subprocess
-import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_typing import ROOT, requireModules
+from tests.test_typing import ROOT, requireModules, runModule
 
 CONFIG = os.path.join(ROOT, "pyproject.toml")
 
@@ -21,26 +20,19 @@ PATHS = ("gearman_tw", "tests", "twisted", "benchmarks", "scripts")
 TIMEOUT = 120
 
 
-def runRuff(*paths: str) -> "subprocess.CompletedProcess[str]":
+def runRuff(testCase: SynchronousTestCase, *paths: str) -> "subprocess.CompletedProcess[str]":
     """
     Run ruff from this interpreter's environment over C{paths} (relative to
     the repository) with the repository's configuration, writing no cache.
     """
-    env = dict(os.environ)
     # Plain output, and no user-wide settings.
-    for name in ("FORCE_COLOR", "CLICOLOR_FORCE", "RUFF_CACHE_DIR", "RUFF_OUTPUT_FORMAT"):
-        env.pop(name, None)
-    env["NO_COLOR"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--config", CONFIG, "--no-cache", "--output-format", "concise"]
-        + list(paths),
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=TIMEOUT,
+    return runModule(
+        testCase,
+        "ruff",
+        ["check", "--config", CONFIG, "--no-cache", "--output-format", "concise"] + list(paths),
+        TIMEOUT,
+        unset=("FORCE_COLOR", "CLICOLOR_FORCE", "RUFF_CACHE_DIR", "RUFF_OUTPUT_FORMAT"),
+        NO_COLOR="1",
     )
 
 
@@ -55,12 +47,6 @@ class LintTests(SynchronousTestCase):
         C{benchmarks} or C{scripts}.
         """
         requireModules("ruff")
-        try:
-            result = runRuff(*PATHS)
-        except subprocess.TimeoutExpired as e:
-            output = e.output or b""
-            if isinstance(output, bytes):
-                output = output.decode("utf-8", "replace")
-            self.fail("ruff did not finish within %d seconds:\n%s" % (TIMEOUT, output))
+        result = runRuff(self, *PATHS)
         if result.returncode != 0:
             self.fail("ruff exited with status %d:\n%s" % (result.returncode, result.stdout))

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from typing import Sequence
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -36,25 +37,57 @@ def requireModules(*names: str) -> None:
         raise SkipTest(message)
 
 
-def runMypy(cacheDir: str, *paths: str) -> "subprocess.CompletedProcess[str]":
+def runModule(
+    testCase: SynchronousTestCase,
+    module: str,
+    args: Sequence[str],
+    timeout: float,
+    unset: Sequence[str] = (),
+    **setenv: str,
+) -> "subprocess.CompletedProcess[str]":
     """
-    Run mypy from this interpreter over C{paths} (relative to the
-    repository) with the repository's configuration.
+    Run C{python -m module args} from this interpreter's environment in the
+    repository, with the variables C{unset} removed from the environment and
+    C{setenv} added, and return what it wrote (standard output and error
+    together, as text).  Fail C{testCase}, with that output, if it does not
+    finish within C{timeout} seconds.
     """
     env = dict(os.environ)
-    # Plain output, and no user-wide settings.
-    for name in ("MYPY_FORCE_COLOR", "FORCE_COLOR", "MYPYPATH"):
+    for name in unset:
         env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", CONFIG, "--cache-dir", cacheDir]
-        + list(paths),
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=TIMEOUT,
+    env.update(setenv)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", module] + list(args),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        output = e.output or b""
+        if isinstance(output, bytes):
+            output = output.decode("utf-8", "replace")
+        testCase.fail("%s did not finish within %d seconds:\n%s" % (module, timeout, output))
+
+
+def runMypy(testCase: SynchronousTestCase, *paths: str) -> "subprocess.CompletedProcess[str]":
+    """
+    Run mypy from this interpreter over C{paths} (relative to the
+    repository) with the repository's configuration and a cache of
+    C{testCase}'s own.
+    """
+    cacheDir = os.path.abspath(testCase.mktemp())
+    # Plain output, and no user-wide settings.
+    return runModule(
+        testCase,
+        "mypy",
+        ["--config-file", CONFIG, "--cache-dir", cacheDir] + list(paths),
+        TIMEOUT,
+        unset=("MYPY_FORCE_COLOR", "FORCE_COLOR", "MYPYPATH"),
     )
 
 
@@ -69,12 +102,6 @@ class TypingTests(SynchronousTestCase):
         C{tests}.
         """
         requireModules("mypy", "mypy_zope")
-        try:
-            result = runMypy(os.path.abspath(self.mktemp()), *PATHS)
-        except subprocess.TimeoutExpired as e:
-            output = e.output or b""
-            if isinstance(output, bytes):
-                output = output.decode("utf-8", "replace")
-            self.fail("mypy did not finish within %d seconds:\n%s" % (TIMEOUT, output))
+        result = runMypy(self, *PATHS)
         if result.returncode != 0 or "Success: no issues found" not in result.stdout:
             self.fail("mypy exited with status %d:\n%s" % (result.returncode, result.stdout))

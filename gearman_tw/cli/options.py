@@ -217,16 +217,13 @@ def _timeout(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-t", "--timeout", type=_positive(int, "timeout"), metavar="MS", help=what)
 
 
+def _functions(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-f", "--function", dest="functions", action="append", metavar="FUNCTION", help=what)
+
+
 def _submitParser() -> _Parser:
     parser = _parser("submit", "gearman-tw submit [options] {FUNCTION | -f FUNCTION...} [DATA...]")
-    parser.add_argument(
-        "-f",
-        "--function",
-        dest="functions",
-        action="append",
-        metavar="FUNCTION",
-        help="submit each job to this function (repeatable); then every argument is data",
-    )
+    _functions(parser, "submit each job to this function (repeatable); then every argument is data")
     parser.add_argument("-u", "--unique", help="unique key: jobs with equal keys run once")
     parser.add_argument("-b", "--background", action="store_true", help="run in the background; print the job handle")
     priority = parser.add_argument_group("priority")
@@ -247,14 +244,7 @@ def _submitParser() -> _Parser:
 
 def _workerParser() -> _Parser:
     parser = _parser("worker", "gearman-tw worker [options] {FUNCTION | -f FUNCTION...} [--] [COMMAND [ARG...]]")
-    parser.add_argument(
-        "-f",
-        "--function",
-        dest="functions",
-        action="append",
-        metavar="FUNCTION",
-        help="serve this function (repeatable); then every argument is the command",
-    )
+    _functions(parser, "serve this function (repeatable); then every argument is the command")
     parser.add_argument("-c", "--count", type=_count, default=0, help="exit after this many jobs (0: never)")
     parser.add_argument(
         "-n", "--lines", action="store_true", help="send each line of the command's output to the client as it comes"

@@ -292,6 +292,23 @@ class Step:
         Record what arrived, after the pause and before the barrier.
         """
 
+    def sendData(self, world: World, data: bytes) -> Optional[RawConnection]:
+        """
+        Send C{data} on this step's connection of C{world}.
+
+        @return: the connection, or L{None} (with a record of why) if it is
+            gone, cannot connect or is closed by the server.
+        """
+        conn = world.connection(self.conn)
+        if conn is None:
+            return None
+        try:
+            conn.send(data)
+        except OSError:
+            world.lost(self.conn, CLOSED)
+            return None
+        return conn
+
     def expectations(self, worldName: str) -> Dict[str, List[Item]]:
         """
         What the connections must receive during this step on server
@@ -339,13 +356,7 @@ class Send(Step):
         return "%s sends %s" % (self.conn, _short(self.data))
 
     def run(self, world: World) -> None:
-        conn = world.connection(self.conn)
-        if conn is None:
-            return
-        try:
-            conn.send(self.data)
-        except OSError:
-            world.lost(self.conn, CLOSED)
+        self.sendData(world, self.data)
 
 
 class Admin(Step):
@@ -367,13 +378,8 @@ class Admin(Step):
         return "%s admin %s" % (self.conn, _short(self.data))
 
     def run(self, world: World) -> None:
-        conn = world.connection(self.conn)
+        conn = self.sendData(world, self.data)
         if conn is None:
-            return
-        try:
-            conn.send(self.data)
-        except OSError:
-            world.lost(self.conn, CLOSED)
             return
         for index in range(self.replies):
             try:

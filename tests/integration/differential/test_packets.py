@@ -49,6 +49,20 @@ from tests.integration.differential.harness import (
 )
 
 
+def _submitPlain(s: Script) -> None:
+    """
+    Client C{c} submits one job to C{f} with each of the six plain submit
+    types, foreground then background at NORMAL, HIGH and LOW: jobs T:1 to
+    T:6 with data C{n}, C{nb}, C{h}, C{hb}, C{l} and C{lb}.
+    """
+    s.do("c", SUBMIT_JOB, b"f", b"", b"n", expect=created(b"T:1"))
+    s.do("c", SUBMIT_JOB_BG, b"f", b"", b"nb", expect=created(b"T:2"))
+    s.do("c", SUBMIT_JOB_HIGH, b"f", b"", b"h", expect=created(b"T:3"))
+    s.do("c", SUBMIT_JOB_HIGH_BG, b"f", b"", b"hb", expect=created(b"T:4"))
+    s.do("c", SUBMIT_JOB_LOW, b"f", b"", b"l", expect=created(b"T:5"))
+    s.do("c", SUBMIT_JOB_LOW_BG, b"f", b"", b"lb", expect=created(b"T:6"))
+
+
 class PacketTests(DifferentialTestCase):
     """
     Reference section 2: each request packet type.
@@ -144,12 +158,7 @@ class PacketTests(DifferentialTestCase):
         background, HIGH before NORMAL before LOW (2, 3.2, 3.4).
         """
         s = Script()
-        s.do("c", SUBMIT_JOB, b"f", b"", b"n", expect=created(b"T:1"))
-        s.do("c", SUBMIT_JOB_BG, b"f", b"", b"nb", expect=created(b"T:2"))
-        s.do("c", SUBMIT_JOB_HIGH, b"f", b"", b"h", expect=created(b"T:3"))
-        s.do("c", SUBMIT_JOB_HIGH_BG, b"f", b"", b"hb", expect=created(b"T:4"))
-        s.do("c", SUBMIT_JOB_LOW, b"f", b"", b"l", expect=created(b"T:5"))
-        s.do("c", SUBMIT_JOB_LOW_BG, b"f", b"", b"lb", expect=created(b"T:6"))
+        _submitPlain(s)
         s.admin("a", b"prioritystatus\n", expect=b"f\t2\t2\t2\t0\n.\n")
         s.admin("a", b"status\n", expect=b"f\t6\t0\t0\n.\n")
         s.do("w", CAN_DO, b"f")
@@ -440,12 +449,7 @@ class SubmitAssignTests(DifferentialTestCase):
         counts show where each went, and GRAB follows them (2, 3.4).
         """
         s = Script()
-        s.do("c", SUBMIT_JOB, b"f", b"", b"n", expect=created(b"T:1"))
-        s.do("c", SUBMIT_JOB_BG, b"f", b"", b"nb", expect=created(b"T:2"))
-        s.do("c", SUBMIT_JOB_HIGH, b"f", b"", b"h", expect=created(b"T:3"))
-        s.do("c", SUBMIT_JOB_HIGH_BG, b"f", b"", b"hb", expect=created(b"T:4"))
-        s.do("c", SUBMIT_JOB_LOW, b"f", b"", b"l", expect=created(b"T:5"))
-        s.do("c", SUBMIT_JOB_LOW_BG, b"f", b"", b"lb", expect=created(b"T:6"))
+        _submitPlain(s)
         s.do("c", SUBMIT_JOB_EPOCH, b"f", b"", b"1", b"e", expect=created(b"T:7"))
         s.do("c", SUBMIT_REDUCE_JOB, b"f", b"", b"red", b"agg", b"r", expect=created(b"T:8"))
         s.do("c", SUBMIT_REDUCE_JOB_BACKGROUND, b"f", b"", b"red", b"agg", b"rb", expect=created(b"T:9"))
