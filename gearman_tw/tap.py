@@ -8,7 +8,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from typing import TYPE_CHECKING, Any, List
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, List
 
 from twisted.application.service import IService
 from twisted.python import usage
@@ -212,6 +213,13 @@ class Options(usage.Options):
             "Seconds a connection may take to finish a packet it began, or to send its "
             "first one, before it is closed (0: no limit).",
             float,
+        ],
+        [
+            "policies",
+            None,
+            None,
+            "TOML file of per-function job lifecycle policies: attempts, backoff, "
+            "retried failures, time limits (see docs/lifecycle.rst); reloaded on SIGHUP.",
         ],
         [
             "access-policy",
@@ -435,6 +443,13 @@ class Options(usage.Options):
         from gearman_tw.errors import QueueError
         from gearman_tw.queues import queueFromURL
 
+        if self["policies"] is not None:
+            from gearman_tw.server.lifecycle import Policies, PoliciesError
+
+            try:
+                Policies.fromFile(self["policies"])
+            except PoliciesError as e:
+                raise usage.UsageError(str(e))
         if self["access-policy"] is not None:
             from gearman_tw.server.acl import Policy, PolicyError
 
@@ -506,6 +521,23 @@ class Options(usage.Options):
             )
 
 
+def _reloadPolicies(server: Any, path: str) -> bool:
+    """
+    Read the policy file at C{path} again for C{server}; if it is not
+    valid, log why and keep the policies in force.
+    """
+    from gearman_tw.server.lifecycle import Policies, PoliciesError
+
+    try:
+        policies = Policies.fromFile(path)
+    except PoliciesError as e:
+        server.log.error("Keeping the lifecycle policies in force: {why}", why=str(e))
+        return False
+    server.setPolicies(policies)
+    server.log.info("Lifecycle policies reloaded from {path}", path=path)
+    return True
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """
     Build the (unstarted) job server service tree from parsed C{options}.
@@ -525,6 +557,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     from gearman_tw.queues import queueFromURL
 
     prefix = options["job-handle-prefix"]
+    policies = None
+    if options["policies"] is not None:
+        from gearman_tw.server.lifecycle import Policies
+
+        policies = Policies.fromFile(options["policies"])
     server = JobServer(
         reactor,
         handlePrefix=None if prefix is None else prefix.encode("utf-8"),
@@ -534,6 +571,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         workerWakeup=options["worker-wakeup"],
         exceptions=bool(options["exceptions"]),
         queue=queueFromURL(options["queue"], reactor),
+        policies=policies,
     )
     verbosity = options["verbose"]
     server.log = filteredLogger("gearman_tw.server", verbosity)
@@ -579,6 +617,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         drainTimeout=options["drain-timeout"],
         exitOnStartFailure=exitWithErrorAtExit,
     )
+    # SIGHUP reloads the policy files.
+    hangupHooks: List[Callable[[], object]] = []
+    if acl is not None:
+        hangupHooks.append(acl.reload)
+    if policies is not None:
+        hangupHooks.append(partial(_reloadPolicies, server, options["policies"]))
     # Signals, GC, allocator and switch interval: process-wide, so set here,
     # not by the server or the queue.
     tuning = ProcessTuning(
@@ -587,7 +631,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         gcThreshold=options["gc-threshold"],
         keepFreedMemory=options["keep-freed-memory"] << 20,
         switchInterval=getattr(server.queue, "switchInterval", None),
-        onHangup=[acl.reload] if acl is not None else [],
+        onHangup=hangupHooks,
     )
     if options["admin-shutdown"]:
         admin.shutdown = gearman.shutdown

@@ -42,6 +42,8 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from twisted.logger import Logger
 
+from gearman_tw.server.tomlfile import TOMLFileError, parseTOML
+
 #: The rights a rule can give.
 ACTIONS = ("submit", "work", "admin")
 
@@ -194,16 +196,9 @@ class Policy:
 
 def _loadTOML(text: str) -> Dict[str, Any]:
     try:
-        import tomllib as toml  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # Python < 3.11 (PyPy 3.9): the same parser, as tomli.
-        try:
-            import tomli as toml  # type: ignore[import-not-found,no-redef,unused-ignore]
-        except ImportError:
-            raise PolicyError("reading TOML needs Python 3.11 or the tomli package")
-    try:
-        return toml.loads(text)  # type: ignore[no-any-return]
-    except toml.TOMLDecodeError as e:
-        raise PolicyError("not valid TOML: %s" % (e,))
+        return parseTOML(text)
+    except TOMLFileError as e:
+        raise PolicyError(str(e))
 
 
 def _table(value: Any, where: str) -> Dict[str, Any]:

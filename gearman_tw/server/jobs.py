@@ -28,6 +28,7 @@ from zope.interface import implementer
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.numbers import uint32
 from gearman_tw.queues import QueuedJob
+from gearman_tw.server.lifecycle import Policies, uniform
 from gearman_tw.server.model import (
     ASSIGN_UNIQ,
     MAX_HANDLE,
@@ -115,6 +116,8 @@ class JobServer:
         exceptions: bool = False,
         queue: Optional[IPersistentQueue] = None,
         idleFunctions: int = IDLE_FUNCTIONS,
+        policies: Optional[Policies] = None,
+        random: Callable[[float, float], float] = uniform,
     ) -> None:
         """
         @param reactor: the clock for CAN_DO_TIMEOUT and epoch jobs.
@@ -130,6 +133,9 @@ class JobServer:
         @param queue: the persistent queue for background jobs; none (as
             gearmand's builtin queue) by default.
         @param idleFunctions: see L{idleFunctions}.
+        @param policies: each function's lifecycle policy; gearmand's
+            behaviour for every function by default.
+        @param random: C{random.uniform}, for the backoff's jitter.
         """
         self.reactor = reactor
         prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
@@ -145,6 +151,8 @@ class JobServer:
         # lowercased name, for L{dropFunction}.
         self._folded: Dict[bytes, List[Function]] = {}
         self.idleFunctions = idleFunctions
+        self.policies = Policies() if policies is None else policies
+        self._uniform = random
         # Functions that became idle (L{Function.idle}), longest idle first;
         # entries may be stale (the function got work since) and are
         # checked when met.
@@ -155,8 +163,9 @@ class JobServer:
         self._lastHandle = 0
         # The handle counter came round past 2**32 - 1 (L{_unusedNumber}).
         self._wrapped = False
-        # Epoch jobs not due yet: (when, sequence number, job), a heap.
-        self._pending: List[Tuple[int, int, Job]] = []
+        # Epoch jobs not due yet, and jobs waiting out a retry's backoff:
+        # (due, sequence number, job), a heap.
+        self._pending: List[Tuple[float, int, Job]] = []
         self._lastHold = 0
         # Live jobs by unique key (not C{-}) across functions, oldest first,
         # for GET_STATUS_UNIQUE (a dict as an ordered set: forgetting one is
@@ -226,11 +235,22 @@ class JobServer:
         function = self.functions.get(name)
         if function is None:
             self._lastFunctionIdent += 1
-            function = self.functions[name] = Function(name, self._lastFunctionIdent)
+            function = self.functions[name] = Function(
+                name, self._lastFunctionIdent, self.policies.forFunction(name)
+            )
             folded = name.lower()
             if folded != name:
                 self._folded.setdefault(folded, []).append(function)
         return function
+
+    def setPolicies(self, policies: Policies) -> None:
+        """
+        Give every function its policy from C{policies} (a reloaded file):
+        running jobs keep their time limits, the rest applies from now on.
+        """
+        self.policies = policies
+        for function in self.functions.values():
+            function.policy = policies.forFunction(function.name)
 
     def createFunction(self, name: bytes) -> Function:
         """
@@ -470,8 +490,9 @@ class JobServer:
             function.running += 1
             now = job.started = self.reactor.seconds()
             self.stats.wait.observe(now - job.created)
-            if timeout:
-                job.timer = self.reactor.callLater(timeout, self._timedOut, job)
+            limit = timeout or function.policy.timeLimit
+            if limit:
+                job.timer = self.reactor.callLater(limit, self._timedOut, job)
             peer.assign(job, form)
             return True
         if answerEmpty:
@@ -616,6 +637,9 @@ class JobServer:
                 return
             peer.error(*_NOT_FOUND_RESULT)
             return
+        if job.function.policy.retriesFailure(bool(job.clients)):
+            self._attemptAgain(job)
+            return
         for client in job.clients:
             client.workFail(job, detail)
         job.function.failed += 1
@@ -629,13 +653,16 @@ class JobServer:
         job = self._heldOrRefuse(peer, handle, _NOT_FOUND_EXCEPTION)
         if job is None:
             return
+        peer.lastException = handle
+        if job.function.policy.retriesFailure(bool(job.clients)):
+            self._attemptAgain(job)
+            return
         for client in job.clients:
             if client.exceptions:
                 client.workException(job, data)
             else:
                 client.workFail(job)
         job.function.exceptions += 1
-        peer.lastException = handle
         self._finish(job)
 
     def _failToClients(self, job: Job) -> None:
@@ -1008,12 +1035,17 @@ class JobServer:
                 if function.hasRunnable():
                     self._wake(function)
 
-    # Epoch jobs (3.12): held aside until due, then queued at the NORMAL tail.
+    # Epoch jobs (3.12) and retries after a backoff: held aside until due,
+    # then queued at the tail.
 
-    def _hold(self, job: Job) -> None:
+    def _hold(self, job: Job, due: Optional[float] = None) -> None:
+        """
+        Hold C{job} aside until C{due} (its epoch time by default), then
+        queue it at its priority's tail.
+        """
         job.function.pending += 1
         self._lastHold += 1
-        heapq.heappush(self._pending, (job.when, self._lastHold, job))
+        heapq.heappush(self._pending, (job.when if due is None else due, self._lastHold, job))
         self._armPending()
 
     def _armPending(self) -> None:
@@ -1040,7 +1072,8 @@ class JobServer:
 
     def pendingJobs(self) -> Iterator[Job]:
         """
-        The epoch jobs that are not due yet.
+        The epoch jobs that are not due yet, and the jobs waiting out a
+        retry's backoff.
         """
         return (entry[2] for entry in self._pending)
 
@@ -1176,6 +1209,18 @@ class JobServer:
         if self._idleWaiters:
             self._checkIdle()
 
+    def _attemptAgain(self, job: Job) -> None:
+        """
+        A job whose policy retries failures failed: its worker is done with
+        it, and it is attempted again (or given up) as one whose worker was
+        lost.
+        """
+        self.stats.run.observe(self.reactor.seconds() - job.started)
+        self._release(job)
+        self._retry(job)
+        if self._idleWaiters:
+            self._checkIdle()
+
     def _timedOut(self, job: Job) -> None:
         """
         A CAN_DO_TIMEOUT ran out: requeue the job as if its worker was lost.
@@ -1189,6 +1234,11 @@ class JobServer:
             self._checkIdle()
 
     def _retry(self, job: Job) -> None:
+        """
+        Count an attempt that did not end C{job}, then queue it again, at
+        once or after its policy's backoff, or give it up once its attempts
+        are used up (its clients get WORK_FAIL).
+        """
         if job.ignore:
             if job.clients or job.background:
                 # Abandoned while running, then joined by a new submission.
@@ -1196,7 +1246,9 @@ class JobServer:
             else:
                 self._forgetUnique(job)
         job.retries += 1
-        if self.jobRetries and job.retries >= self.jobRetries:
+        policy = job.function.policy
+        limit = self.jobRetries if policy.maxAttempts is None else policy.maxAttempts
+        if limit and job.retries >= limit:
             self.log.info(
                 "Job {handle} failed after {retries} attempts",
                 handle=job.handle.decode("ascii", "replace"),
@@ -1208,6 +1260,12 @@ class JobServer:
             self._free(job)
             return
         job.numerator = job.denominator = 0
+        backoff = policy.backoff
+        if backoff is not None and not job.ignore:
+            delay = backoff.delay(job.retries, self._uniform)
+            if delay > 0:
+                self._hold(job, self.reactor.seconds() + delay)
+                return
         self._enqueue(job)
 
     # Draining

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from twisted.internet.interfaces import IDelayedCall
 
+from gearman_tw.server.lifecycle import DEFAULT_POLICY, Policy
+
 if TYPE_CHECKING:
     from gearman_tw.server.runqueue import QueuedRecord
 
@@ -101,6 +103,7 @@ class Function:
         awake, or was NOOPed already) and are checked when popped.
     @ivar uniques: live jobs by coalescing key.
     @ivar maxQueue: per-priority queue limits, 0 for none.
+    @ivar policy: what happens to its jobs (L{gearman_tw.server.lifecycle}).
     @ivar submitted: new jobs per priority since the function was created
         (and C{completed}, C{failed}, C{exceptions}: how jobs ended).
     """
@@ -113,6 +116,7 @@ class Function:
         "maxQueue",
         "name",
         "pending",
+        "policy",
         "queues",
         "running",
         "sleepers",
@@ -122,9 +126,10 @@ class Function:
         "workers",
     )
 
-    def __init__(self, name: bytes, ident: int) -> None:
+    def __init__(self, name: bytes, ident: int, policy: Policy = DEFAULT_POLICY) -> None:
         self.name = name
         self.ident = ident
+        self.policy = policy
         self.queues = NO_QUEUES
         self.pending = 0
         self.running = 0

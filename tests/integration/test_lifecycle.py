@@ -1,0 +1,82 @@
+"""
+Lifecycle policies on a real server: a job held past its time limit by a
+raw worker comes back after its backoff and is completed by libgearman's
+C{gearman -w}; a bad policy file stops twistd with one line.
+"""
+
+import os
+import subprocess
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.integration.servers import requireProgram, startOurs, stopProcess, twistdArgv, waitFor
+
+JOB_ASSIGN, SUBMIT_JOB_BG, JOB_CREATED, CAN_DO, GRAB_JOB = 11, 18, 8, 1, 9
+
+POLICIES = """
+[functions.flaky]
+time-limit = 1
+max-attempts = 3
+backoff = { base = 1.0, factor = 1.0, cap = 1.0, jitter = 0.0 }
+"""
+
+
+class LifecycleProcessTests(SynchronousTestCase):
+    """
+    C{twistd gearman --policies FILE}.
+    """
+
+    def policyFile(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_timeLimitThenBackoff(self) -> None:
+        """
+        A worker that never answers loses the job after the time limit; the
+        job is queued again a second later, and a libgearman worker
+        completes it.
+        """
+        server = startOurs(self, "--policies", self.policyFile(POLICIES))
+        client = server.connect()
+        self.addCleanup(client.close)
+        client.sendPacket(SUBMIT_JOB_BG, b"flaky", b"", b"payload")
+        ptype, handle = client.readPacket()
+        self.assertEqual(ptype, JOB_CREATED)
+        stuck = server.connect()
+        self.addCleanup(stuck.close)
+        stuck.sendPacket(CAN_DO, b"flaky")
+        stuck.sendPacket(GRAB_JOB)
+        self.assertEqual(stuck.readPacket(), (JOB_ASSIGN, handle + b"\0flaky\0payload"))
+        grabbed = time.monotonic()
+        self.assertTrue(waitFor(lambda: client.admin(b"status\n") == b"flaky\t1\t0\t1\n.\n", 10))
+        # Taken back after the limit (1 s), waiting its backoff (1 s).
+        self.assertGreaterEqual(time.monotonic() - grabbed, 0.9)
+        gearman = requireProgram("gearman")
+        worker = subprocess.Popen(
+            [gearman, "-h", "127.0.0.1", "-p", str(server.port), "-w", "-f", "flaky", "-c", "1", "--", "cat"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(stopProcess, worker)
+        self.assertEqual(worker.wait(15), 0)
+        self.assertGreaterEqual(time.monotonic() - grabbed, 1.9)
+        # Done; the stuck worker is still registered.
+        self.assertEqual(client.admin(b"status\n"), b"flaky\t0\t0\t1\n.\n")
+
+    def test_badFile(self) -> None:
+        """
+        An invalid file stops twistd before it listens, saying where.
+        """
+        path = self.policyFile("[default]\nbackoff = { factor = 0.5 }\n")
+        result = subprocess.run(
+            twistdArgv("gearman", "--port", "0", "--policies", path),
+            capture_output=True,
+            timeout=60,
+            env=dict(os.environ),
+        )
+        self.assertNotEqual(result.returncode, 0)
+        message = b"the policy file %s: [default] backoff.factor must be at least 1" % (path.encode(),)
+        self.assertIn(message, result.stderr + result.stdout)

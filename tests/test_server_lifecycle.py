@@ -1,0 +1,438 @@
+"""
+Tests for L{gearman_tw.server.lifecycle} and the job server's use of it:
+attempts, backoff, retried failures and time limits per function.
+"""
+
+import os
+from typing import Any, Dict, List, Tuple
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw import tap
+from gearman_tw.protocol import PacketType
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import DEFAULT_POLICY, Backoff, Policies, PoliciesError, Policy
+from gearman_tw.server.tomlfile import TOMLFileError, readTOML
+from tests.test_server_jobs import NO_JOB, Conn
+
+P = PacketType
+
+EXAMPLE = """
+[default]
+max-attempts = 4
+backoff = { base = 2.0, factor = 3.0, cap = 60.0, jitter = 0.0 }
+
+[functions."resize_*"]
+time-limit = 30
+retry-failures = true
+
+[functions.report]
+max-attempts = 0
+backoff = false
+retry-failures = true
+retry-foreground = true
+"""
+
+
+class PolicyFileTests(SynchronousTestCase):
+    """
+    Reading policy files.
+    """
+
+    def test_example(self) -> None:
+        """
+        A table gives what differs from the default; the first matching
+        glob applies; other functions get the default.
+        """
+        policies = Policies.fromText(EXAMPLE)
+        default = Policy(maxAttempts=4, backoff=Backoff(2.0, 3.0, 60.0, 0.0))
+        self.assertEqual(policies.default, default)
+        self.assertEqual(
+            policies.forFunction(b"resize_png"),
+            Policy(maxAttempts=4, backoff=Backoff(2.0, 3.0, 60.0, 0.0), retryFailures=True, timeLimit=30.0),
+        )
+        self.assertEqual(
+            policies.forFunction(b"report"),
+            Policy(maxAttempts=0, backoff=None, retryFailures=True, retryForeground=True),
+        )
+        self.assertEqual(policies.forFunction(b"other"), default)
+        self.assertEqual(policies.forFunction(b"\xff\xfe"), default)
+
+    def test_firstMatchWins(self) -> None:
+        """
+        Of several matching tables, the first in the file applies.
+        """
+        policies = Policies.fromText('[functions."a*"]\ntime-limit = 1\n[functions."*"]\ntime-limit = 2\n')
+        self.assertEqual(
+            (policies.forFunction(b"ab").timeLimit, policies.forFunction(b"b").timeLimit), (1.0, 2.0)
+        )
+
+    def test_empty(self) -> None:
+        """
+        An empty file is gearmand's behaviour for everything.
+        """
+        self.assertEqual(Policies.fromText("").forFunction(b"f"), DEFAULT_POLICY)
+
+    def test_errors(self) -> None:
+        """
+        Every mistake is one line naming where it is.
+        """
+        for text, message in (
+            ("[defaults]\n", "unknown table [defaults] (expected [default] and [functions])"),
+            ("default = 3\n", "[default] must be a table"),
+            ("[default]\nmax-tries = 3\n", "[default]: unknown key max-tries (expected max-attempts,"),
+            ("[default]\nmax-attempts = -1\n", "[default] max-attempts must be a whole number, 0 or more"),
+            ("[default]\nmax-attempts = 1.5\n", "[default] max-attempts must be a whole number"),
+            ("[default]\nmax-attempts = true\n", "[default] max-attempts must be a whole number"),
+            ("[default]\ntime-limit = -1\n", "[default] time-limit must be a finite number of at least 0"),
+            ("[default]\ntime-limit = inf\n", "[default] time-limit must be a finite number"),
+            ("[default]\ntime-limit = nan\n", "[default] time-limit must be a number"),
+            ('[default]\ntime-limit = "10"\n', "[default] time-limit must be a number"),
+            ("[default]\nretry-failures = 1\n", "[default] retry-failures must be true or false"),
+            ("[default]\nbackoff = 5\n", "[default] backoff must be a table"),
+            ("[default]\nbackoff = { base = 1, step = 2 }\n", "[default] backoff: unknown key step"),
+            ("[default]\nbackoff = { factor = 0.5 }\n", "[default] backoff.factor must be at least 1"),
+            ("[default]\nbackoff = { jitter = 2 }\n", "[default] backoff.jitter must be a fraction"),
+            ("[functions]\nf = 1\n", "[functions.f] must be a table"),
+            ('[functions."a b"]\nbad = 1\n', '[functions."a b"]: unknown key bad'),
+            ("[default\n", "not valid TOML:"),
+        ):
+            with self.assertRaises(PoliciesError, msg=text) as caught:
+                Policies.fromText(text)
+            self.assertIn(message, str(caught.exception), text)
+            self.assertNotIn("\n", str(caught.exception))
+
+    def test_files(self) -> None:
+        """
+        A file that cannot be read, is not UTF-8 or not valid says which
+        file; a valid one is read.
+        """
+        directory = self.mktemp()
+        os.mkdir(directory)
+        good, bad, binary = (os.path.join(directory, name) for name in ("good.toml", "bad.toml", "bin.toml"))
+        with open(good, "w") as f:
+            f.write(EXAMPLE)
+        with open(bad, "w") as f:
+            f.write("[default]\nmax-attempts = -2\n")
+        with open(binary, "wb") as f:
+            f.write(b"\xff\xfe")
+        self.assertEqual(Policies.fromFile(good).default.maxAttempts, 4)
+        for path, message in (
+            (os.path.join(directory, "missing.toml"), "cannot read the policy file %s: No such file"),
+            (bad, "the policy file %s: [default] max-attempts must be"),
+            (binary, "the policy file %s: not UTF-8 text"),
+        ):
+            with self.assertRaises(PoliciesError) as caught:
+                Policies.fromFile(path)
+            self.assertIn(message % (path,), str(caught.exception))
+        with self.assertRaises(TOMLFileError):
+            readTOML(directory, "a directory")
+
+    def test_tapOption(self) -> None:
+        """
+        C{--policies} with an invalid file is a usage error of one line.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("[default]\ntime-limit = -3\n")
+        options = tap.Options()
+        with self.assertRaises(Exception) as caught:
+            options.parseOptions(["--policies", path])
+        self.assertIn("time-limit must be a finite number of at least 0", str(caught.exception))
+
+
+class BackoffTests(SynchronousTestCase):
+    """
+    L{Backoff.delay}.
+    """
+
+    def test_exponential(self) -> None:
+        """
+        Without jitter: base, base * factor, ... up to the cap.
+        """
+        backoff = Backoff(base=1.0, factor=2.0, cap=10.0, jitter=0.0)
+        self.assertEqual([backoff.delay(n, lambda a, b: 0.0) for n in range(1, 7)], [1, 2, 4, 8, 10, 10])
+
+    def test_huge(self) -> None:
+        """
+        A huge attempt count gives the cap, not an overflow.
+        """
+        self.assertEqual(Backoff(cap=60.0, jitter=0.0).delay(10**6, lambda a, b: 0.0), 60.0)
+
+    @given(
+        attempts=st.integers(min_value=1, max_value=5000),
+        base=st.floats(min_value=0, max_value=1e6),
+        factor=st.floats(min_value=1, max_value=100),
+        cap=st.floats(min_value=0, max_value=1e6),
+        jitter=st.floats(min_value=0, max_value=1),
+        draw=st.floats(min_value=0, max_value=1),
+    )
+    def test_bounds(
+        self, attempts: int, base: float, factor: float, cap: float, jitter: float, draw: float
+    ) -> None:
+        """
+        Any delay is within the jitter of min(cap, base * factor ** (n - 1)),
+        and never negative.
+        """
+        backoff = Backoff(base, factor, cap, jitter)
+        seen: List[Tuple[float, float]] = []
+
+        def uniform(low: float, high: float) -> float:
+            seen.append((low, high))
+            return low + (high - low) * draw
+
+        delay = backoff.delay(attempts, uniform)
+        plain = Backoff(base, factor, cap, 0.0).delay(attempts, uniform)
+        self.assertGreaterEqual(delay, 0.0)
+        self.assertLessEqual(plain, cap)
+        self.assertLessEqual(delay, plain * (1 + jitter) + 1e-9)
+        self.assertGreaterEqual(delay, plain * (1 - jitter) - 1e-9)
+        if jitter:
+            self.assertEqual(seen, [(-jitter, jitter)])
+
+
+class LifecycleServerTestCase(SynchronousTestCase):
+    """
+    A job server on a Clock with the L{EXAMPLE} policies, a client and a
+    worker.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.server = JobServer(self.clock, handlePrefix=b"H", policies=Policies.fromText(EXAMPLE))
+        self.client = Conn(self.server)
+        self.worker = Conn(self.server)
+
+    def take(self, name: bytes) -> bytes:
+        """
+        A new worker connection for C{name} takes a job: its handle.
+        """
+        self.worker = Conn(self.server)
+        self.worker.canDo(name)
+        handle, _ = self.worker.take()
+        return handle
+
+
+class BackoffServerTests(LifecycleServerTestCase):
+    """
+    A job whose worker is lost waits out the backoff, then runs again; once
+    its attempts are used up its clients get WORK_FAIL.
+    """
+
+    def test_waitsThenRuns(self) -> None:
+        handle = self.client.created(b"f", data=b"d")
+        delays = []
+        for attempt in range(1, 4):
+            self.assertEqual(self.take(b"f"), handle)
+            started = self.clock.seconds()
+            self.worker.lose()
+            other = Conn(self.server)
+            other.canDo(b"f")
+            # Not before the backoff, which counts as queued (NORMAL).
+            self.assertEqual(other.grab(), [NO_JOB])
+            self.assertEqual(self.server.functions[b"f"].queued, [0, 1, 0])
+            self.clock.advance(2.0 * 3 ** (attempt - 1) - 0.01)
+            self.assertEqual(other.grab(), [NO_JOB])
+            self.clock.advance(0.01)
+            delays.append(self.clock.seconds() - started)
+            other.lose()
+        self.assertEqual(delays, [2.0, 6.0, 18.0])
+        self.assertEqual(self.server.lookup(handle).retries, 3)  # type: ignore[union-attr]
+        self.take(b"f")
+        self.worker.lose()
+        # The fourth attempt was the last.
+        self.assertEqual(self.client.packets(), [(P.WORK_FAIL, [handle])])
+        self.assertIsNone(self.server.lookup(handle))
+        self.assertEqual(self.server.functions[b"f"].failed, 1)
+
+    def test_sleepersWoken(self) -> None:
+        """
+        A sleeping worker is woken when the backoff ends.
+        """
+        self.client.created(b"f")
+        self.take(b"f")
+        self.worker.lose()
+        sleeper = Conn(self.server)
+        sleeper.canDo(b"f")
+        self.assertEqual(sleeper.sleep(), [])
+        self.clock.advance(2.0)
+        self.assertEqual(sleeper.packets(), [(P.NOOP, [])])
+
+    def test_cancelledWhileWaiting(self) -> None:
+        """
+        A job cancelled during its backoff is not run.
+        """
+        handle = self.client.created(b"f", background=True, unique=b"u")
+        self.take(b"f")
+        self.worker.lose()
+        self.assertTrue(self.server.cancel(handle))
+        self.clock.advance(2.0)
+        worker = Conn(self.server)
+        worker.canDo(b"f")
+        self.assertEqual(worker.grab(), [NO_JOB])
+
+    def test_unlimitedAttempts(self) -> None:
+        """
+        C{max-attempts = 0} with no backoff requeues at once, for ever.
+        """
+        handle = self.client.created(b"report")
+        for _ in range(10):
+            self.assertEqual(self.take(b"report"), handle)
+            self.worker.lose()
+        self.assertEqual(self.client.packets(), [])
+
+    def test_noPolicies(self) -> None:
+        """
+        Without policies, --job-retries still bounds attempts and a lost
+        job is queued again at once (gearmand's behaviour).
+        """
+        server = JobServer(self.clock, handlePrefix=b"H", jobRetries=2)
+        client = Conn(server)
+        handle = client.created()
+        worker = Conn(server)
+        worker.canDo(b"f")
+        worker.take()
+        worker.lose()
+        again = Conn(server)
+        again.canDo(b"f")
+        self.assertEqual(again.take()[0], handle)
+        again.lose()
+        self.assertEqual(client.packets(), [(P.WORK_FAIL, [handle])])
+
+
+class FailureRetryTests(LifecycleServerTestCase):
+    """
+    C{retry-failures}: WORK_FAIL and WORK_EXCEPTION count as attempts.
+    """
+
+    def test_backgroundFailRetried(self) -> None:
+        handle = self.client.created(b"resize_a", background=True)
+        self.take(b"resize_a")
+        self.worker.fail(handle)
+        self.assertEqual(self.server.functions[b"resize_a"].failed, 0)
+        self.clock.advance(2.0)
+        self.assertEqual(self.take(b"resize_a"), handle)
+        self.worker.exception(handle)
+        self.assertEqual(self.worker.packets(), [])
+        self.clock.advance(6.0)
+        self.assertEqual(self.take(b"resize_a"), handle)
+        self.worker.complete(handle)
+        self.assertIsNone(self.server.lookup(handle))
+        self.assertEqual(self.server.functions[b"resize_a"].completed, 1)
+
+    def test_foregroundNotRetried(self) -> None:
+        """
+        Without C{retry-foreground}, a job clients wait for fails to them
+        as in gearmand.
+        """
+        handle = self.client.created(b"resize_a")
+        self.take(b"resize_a")
+        self.worker.fail(handle)
+        self.assertEqual(self.client.packets(), [(P.WORK_FAIL, [handle])])
+        self.assertIsNone(self.server.lookup(handle))
+
+    def test_foregroundOptIn(self) -> None:
+        """
+        With C{retry-foreground}, clients hear only of the last failure,
+        or of a success.
+        """
+        handle = self.client.created(b"report")
+        for _ in range(3):
+            self.assertEqual(self.take(b"report"), handle)
+            self.worker.fail(handle)
+        self.assertEqual(self.client.packets(), [])
+        self.take(b"report")
+        self.worker.complete(handle, b"done")
+        self.assertEqual(self.client.packets(), [(P.WORK_COMPLETE, [handle, b"done"])])
+
+    def test_attemptsUsedUp(self) -> None:
+        """
+        Failures use up the attempts like lost workers; the clients of the
+        last get WORK_FAIL.
+        """
+        server = JobServer(
+            self.clock,
+            handlePrefix=b"H",
+            policies=Policies.fromText("[default]\nmax-attempts = 2\nretry-failures = true\nretry-foreground = true"),
+        )
+        client = Conn(server)
+        handle = client.created(b"g")
+        for _ in range(2):
+            worker = Conn(server)
+            worker.canDo(b"g")
+            worker.take()
+            worker.fail(handle)
+        self.assertEqual(client.packets(), [(P.WORK_FAIL, [handle])])
+        self.assertEqual(server.functions[b"g"].failed, 1)
+
+
+class TimeLimitTests(LifecycleServerTestCase):
+    """
+    C{time-limit}: a job held longer is taken back and attempted again.
+    """
+
+    def test_expires(self) -> None:
+        handle = self.client.created(b"resize_b", background=True)
+        self.take(b"resize_b")
+        self.clock.advance(29.9)
+        self.assertEqual(self.server.functions[b"resize_b"].running, 1)
+        self.clock.advance(0.1)
+        self.assertEqual(self.server.functions[b"resize_b"].running, 0)
+        self.assertEqual(self.worker.peer.held, {})
+        self.clock.advance(2.0)
+        self.assertEqual(self.take(b"resize_b"), handle)
+        self.worker.complete(handle)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_workerTimeoutWins(self) -> None:
+        """
+        A worker's own CAN_DO_TIMEOUT is the limit for its jobs.
+        """
+        self.client.created(b"resize_c", background=True)
+        worker = Conn(self.server)
+        worker.canDo(b"resize_c", timeout=5)
+        worker.take()
+        self.clock.advance(5)
+        self.assertEqual(worker.peer.held, {})
+
+    def test_reloaded(self) -> None:
+        """
+        New policies apply to known functions' next jobs.
+        """
+        self.client.created(b"plain", background=True)
+        self.server.setPolicies(Policies.fromText("[default]\ntime-limit = 1"))
+        self.take(b"plain")
+        self.clock.advance(1)
+        self.assertEqual(self.worker.peer.held, {})
+
+
+class ReloadTests(SynchronousTestCase):
+    """
+    SIGHUP's reload of the policy file (C{tap._reloadPolicies}).
+    """
+
+    def test_reload(self) -> None:
+        """
+        A valid file replaces the policies; an invalid one is logged and the
+        policies in force are kept.
+        """
+        path = self.mktemp()
+        server = JobServer(Clock(), policies=Policies.fromText(EXAMPLE))
+        function = server.function(b"f")
+        with open(path, "w") as f:
+            f.write("[default]\ntime-limit = 7\n")
+        self.assertTrue(tap._reloadPolicies(server, path))
+        self.assertEqual(function.policy, Policy(timeLimit=7.0))
+        events: List[Dict[str, Any]] = []
+        server.log = Logger(observer=events.append)  # type: ignore[arg-type]
+        with open(path, "w") as f:
+            f.write("[default]\ntime-limit = -1\n")
+        self.assertFalse(tap._reloadPolicies(server, path))
+        self.assertEqual(function.policy, Policy(timeLimit=7.0))
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.error)
+        self.assertIn("time-limit must be a finite number", event["why"])
