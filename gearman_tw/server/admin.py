@@ -154,6 +154,18 @@ def _cstring(value: bytes) -> bytes:
     return value
 
 
+def _field(value: bytes, limit: int = 200) -> bytes:
+    """
+    C{value} as one field of a tab-separated admin line: tabs, line breaks
+    and NULs as spaces, at most C{limit} bytes, C{-} if empty.
+    """
+    value = value[:limit].translate(_FIELD_SAFE)
+    return value or b"-"
+
+
+_FIELD_SAFE = bytes(range(256)).replace(b"\t", b" ").replace(b"\n", b" ").replace(b"\r", b" ").replace(b"\0", b" ")
+
+
 def _unknown(word: bytes) -> bytes:
     return b"ERR UNKNOWN_COMMAND Unknown+server+command%s\r\n" % (word,)
 
@@ -337,6 +349,55 @@ class AdminCommands:
             return b"ERR there are still connected workers or executing clients\r\n"
         return _OK
 
+    # Dead letters: words of our own, which no gearmand client sends.
+
+    def _deadLetters(self, peer: Peer, words: List[bytes]) -> bytes:
+        """
+        C{deadletters}: each function keeping some, with how many it keeps
+        and has dropped for room; C{deadletters FUNCTION}: its dead letters,
+        oldest first.
+        """
+        letters = self.server.deadLetters
+        if len(words) == 1:
+            counts = letters.functions()
+            names = sorted(set(counts) | set(letters.dropped))
+            lines = [b"%s\t%d\t%d\n" % (name, counts.get(name, 0), letters.dropped.get(name, 0)) for name in names]
+            return b"".join(lines) + b".\n"
+        if len(words) != 2:
+            return _incomplete(words[0])
+        return b"".join(
+            b"%d\t%d\t%d\t%s\t%s\t%s\n"
+            % (
+                letter.ident,
+                letter.attempts,
+                letter.failed,
+                letter.handle,
+                _field(letter.unique),
+                _field(letter.error),
+            )
+            for letter in letters.of(words[1])
+        ) + b".\n"
+
+    def _retryDead(self, peer: Peer, words: List[bytes]) -> bytes:
+        return self._actOnDead(words, self.server.retryDeadLetters)
+
+    def _purgeDead(self, peer: Peer, words: List[bytes]) -> bytes:
+        return self._actOnDead(words, self.server.purgeDeadLetters)
+
+    def _actOnDead(self, words: List[bytes], act: Callable[[bytes, Optional[List[int]]], int]) -> bytes:
+        """
+        C{retry|purge deadletters FUNCTION [ID]}: all of a function's dead
+        letters, or the one numbered ID; answered C{OK} and how many.
+        """
+        if len(words) not in (3, 4) or words[1].lower() != b"deadletters":
+            return _incomplete(words[0])
+        idents = None
+        if len(words) == 4:
+            if not words[3].isdigit() or len(words[3]) > 18:
+                return b"ERR INVALID_ARGUMENTS dead+letter+numbers+are+whole+numbers\r\n"
+            idents = [int(words[3])]
+        return b"OK %d\n" % (act(words[2], idents),)
+
     def _shutdown(self, peer: Peer, words: List[bytes]) -> bytes:
         if self.shutdown is None or not _isLoopback(peer.host):
             return _unknown(words[0])
@@ -359,6 +420,9 @@ class AdminCommands:
         b"create": _create,
         b"drop": _drop,
         b"shutdown": _shutdown,
+        b"deadletters": _deadLetters,
+        b"retry": _retryDead,
+        b"purge": _purgeDead,
     }
 
 

@@ -28,6 +28,7 @@ from zope.interface import implementer
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.numbers import uint32
 from gearman_tw.queues import QueuedJob
+from gearman_tw.server.deadletters import DeadLetter, DeadLetters
 from gearman_tw.server.lifecycle import Policies, uniform
 from gearman_tw.server.model import (
     ASSIGN_UNIQ,
@@ -77,6 +78,28 @@ _HANDLE_TOO_LARGE = (
     b"ARGUMENT_TOO_LARGE",
     b"Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf",
 )
+
+
+# Why an attempt ended, for dead letters.
+_WORK_FAIL = b"WORK_FAIL"
+_WORKER_LOST = b"worker lost"
+_GIVEN_BACK = b"worker gave it back"
+_TIME_LIMIT = b"time limit"
+
+
+class _Nobody(Peer):
+    """
+    A connection that is never answered: the submitter of dead letters run
+    again (C{retry deadletters}).
+    """
+
+    __slots__ = ()
+
+    def _ignore(self, *args: object) -> None:
+        pass
+
+    created = hold = refuse = release = error = noop = noJob = assign = _ignore  # type: ignore[assignment]
+    workData = workWarning = workStatus = workComplete = workFail = workException = _ignore  # type: ignore[assignment]
 
 
 def defaultHandlePrefix() -> bytes:
@@ -153,6 +176,9 @@ class JobServer:
         self.idleFunctions = idleFunctions
         self.policies = Policies() if policies is None else policies
         self._uniform = random
+        self.deadLetters = DeadLetters()
+        # Answers nothing: the submitter of dead letters run again.
+        self._nobody = _Nobody(-1, "-")
         # Functions that became idle (L{Function.idle}), longest idle first;
         # entries may be stale (the function got work since) and are
         # checked when met.
@@ -206,7 +232,7 @@ class JobServer:
         # they wake other workers, and if it was woken but never grabbed,
         # someone else is woken.
         peer.sleeping = False
-        self.resetAbilities(peer)
+        self._dropAbilities(peer, _WORKER_LOST)
         peer.noopSent = False
         peer.lose()
         for job, count in peer.attached.items():
@@ -377,7 +403,7 @@ class JobServer:
         peer.unlisted.pop(function, None)
         held = [job for job in peer.held if job.function.name == name]
         if held:
-            self._requeueHeld(peer, held)
+            self._requeueHeld(peer, held, _GIVEN_BACK)
         if peer.noopSent:
             # It may have been woken for this function's job.
             self._rewake(dropped)
@@ -388,6 +414,12 @@ class JobServer:
         Drop all of C{peer}'s registrations and requeue its jobs
         (RESET_ABILITIES).
         """
+        self._dropAbilities(peer, _GIVEN_BACK)
+
+    def _dropAbilities(self, peer: Peer, why: bytes) -> None:
+        """
+        L{resetAbilities}, C{why} saying why its jobs' attempts ended.
+        """
         abilities, peer.abilities = peer.abilities, []
         peer.newest = None
         peer.unlisted = {}
@@ -395,7 +427,7 @@ class JobServer:
             function.workers -= 1
             function.sleepers.pop(peer, None)
         if peer.held:
-            self._requeueHeld(peer, list(peer.held))
+            self._requeueHeld(peer, list(peer.held), why)
         if peer.noopSent:
             # It may have been woken for one of these functions' jobs.
             self._rewake(abilities)
@@ -638,11 +670,12 @@ class JobServer:
             peer.error(*_NOT_FOUND_RESULT)
             return
         if job.function.policy.retriesFailure(bool(job.clients)):
-            self._attemptAgain(job)
+            self._attemptAgain(job, _WORK_FAIL if detail is None else detail)
             return
         for client in job.clients:
             client.workFail(job, detail)
         job.function.failed += 1
+        self._keepDead(job, job.retries + 1, _WORK_FAIL if detail is None else detail)
         self._finish(job)
 
     def workException(self, peer: Peer, handle: bytes, data: bytes) -> None:
@@ -655,7 +688,7 @@ class JobServer:
             return
         peer.lastException = handle
         if job.function.policy.retriesFailure(bool(job.clients)):
-            self._attemptAgain(job)
+            self._attemptAgain(job, data)
             return
         for client in job.clients:
             if client.exceptions:
@@ -663,6 +696,7 @@ class JobServer:
             else:
                 client.workFail(job)
         job.function.exceptions += 1
+        self._keepDead(job, job.retries + 1, data)
         self._finish(job)
 
     def _failToClients(self, job: Job) -> None:
@@ -1199,17 +1233,17 @@ class JobServer:
 
     # Requeue (3.7)
 
-    def _requeueHeld(self, peer: Peer, jobs: List[Job]) -> None:
+    def _requeueHeld(self, peer: Peer, jobs: List[Job], why: bytes) -> None:
         """
         Take C{jobs} back from C{peer}, newest grabbed first.
         """
         for job in reversed(jobs):
             self._release(job)
-            self._retry(job)
+            self._retry(job, why)
         if self._idleWaiters:
             self._checkIdle()
 
-    def _attemptAgain(self, job: Job) -> None:
+    def _attemptAgain(self, job: Job, why: bytes) -> None:
         """
         A job whose policy retries failures failed: its worker is done with
         it, and it is attempted again (or given up) as one whose worker was
@@ -1217,7 +1251,7 @@ class JobServer:
         """
         self.stats.run.observe(self.reactor.seconds() - job.started)
         self._release(job)
-        self._retry(job)
+        self._retry(job, why)
         if self._idleWaiters:
             self._checkIdle()
 
@@ -1229,15 +1263,16 @@ class JobServer:
         if job.worker is None:
             return
         self._release(job)
-        self._retry(job)
+        self._retry(job, _TIME_LIMIT)
         if self._idleWaiters:
             self._checkIdle()
 
-    def _retry(self, job: Job) -> None:
+    def _retry(self, job: Job, why: bytes) -> None:
         """
-        Count an attempt that did not end C{job}, then queue it again, at
-        once or after its policy's backoff, or give it up once its attempts
-        are used up (its clients get WORK_FAIL).
+        Count an attempt that did not end C{job} (C{why} says how it
+        ended), then queue it again, at once or after its policy's backoff,
+        or give it up once its attempts are used up (its clients get
+        WORK_FAIL; a background job may be kept as a dead letter).
         """
         if job.ignore:
             if job.clients or job.background:
@@ -1257,6 +1292,7 @@ class JobServer:
             self._failToClients(job)
             self._detachClients(job)
             job.function.failed += 1
+            self._keepDead(job, job.retries, why)
             self._free(job)
             return
         job.numerator = job.denominator = 0
@@ -1267,6 +1303,52 @@ class JobServer:
                 self._hold(job, self.reactor.seconds() + delay)
                 return
         self._enqueue(job)
+
+    # Dead letters
+
+    def _keepDead(self, job: Job, attempts: int, why: bytes) -> None:
+        """
+        Keep a background job given up as a dead letter, if its function's
+        policy keeps them.
+        """
+        limit = job.function.policy.deadLetters
+        if not limit or not job.background:
+            return
+        letter = DeadLetter(
+            self.deadLetters.nextIdent(),
+            job.function.name,
+            job.handle,
+            job.unique,
+            job.data,
+            job.priority,
+            attempts,
+            why,
+            job.created,
+            self.reactor.seconds(),
+        )
+        self.deadLetters.add(letter, limit)
+
+    def retryDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
+        """
+        Submit the dead letters of function C{name} numbered C{idents} (all
+        if C{None}) again, as new background jobs (a unique one joins a live
+        job with its key), and forget them.
+
+        @return: how many were submitted.
+        """
+        letters = self.deadLetters.remove(name, idents)
+        for letter in letters:
+            self.submit(self._nobody, name, letter.unique, letter.data, letter.priority, True)
+        return len(letters)
+
+    def purgeDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
+        """
+        Forget the dead letters of function C{name} numbered C{idents} (all
+        if C{None}).
+
+        @return: how many were forgotten.
+        """
+        return len(self.deadLetters.remove(name, idents))
 
     # Draining
 

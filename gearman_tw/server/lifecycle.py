@@ -95,6 +95,9 @@ class Policy:
         (they are told only once the attempts are used up).
     @ivar timeLimit: seconds a worker may hold a job when it did not say
         with CAN_DO_TIMEOUT; 0 for no limit.
+    @ivar deadLetters: how many background jobs that used up their
+        attempts (or failed, when failures are not retried) the function
+        keeps as dead letters; 0 to drop them, as gearmand does.
     """
 
     maxAttempts: Optional[int] = None
@@ -102,6 +105,7 @@ class Policy:
     retryFailures: bool = False
     retryForeground: bool = False
     timeLimit: float = 0.0
+    deadLetters: int = 0
 
     def retriesFailure(self, hasClients: bool) -> bool:
         """
@@ -121,6 +125,7 @@ _KEYS = {
     "retry-failures": "retryFailures",
     "retry-foreground": "retryForeground",
     "time-limit": "timeLimit",
+    "dead-letters": "deadLetters",
 }
 _BACKOFF_KEYS = ("base", "factor", "cap", "jitter")
 
@@ -220,9 +225,10 @@ def _policy(table: Dict[str, Any], base: Policy, where: str) -> Policy:
         at = "%s %s" % (where, key)
         if field is None:
             raise PoliciesError("%s: unknown key %s (expected %s)" % (where, key, ", ".join(_KEYS)))
-        if field == "maxAttempts":
+        if field in ("maxAttempts", "deadLetters"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise PoliciesError("%s must be a whole number, 0 or more (0: no limit)" % (at,))
+                meaning = "no limit" if field == "maxAttempts" else "none kept"
+                raise PoliciesError("%s must be a whole number, 0 or more (0: %s)" % (at, meaning))
             changes[field] = value
         elif field == "backoff":
             changes[field] = _backoff(value, at)

@@ -400,6 +400,10 @@ class GearmanServerProtocol(Protocol):
             return words[2]
         if command == b"maxqueue" and len(words) >= 2:
             return words[1]
+        if command == b"deadletters" and len(words) == 2:
+            return words[1]
+        if command in (b"retry", b"purge") and len(words) >= 3 and words[1].lower() == b"deadletters":
+            return words[2]
         if command == b"cancel" and len(words) == 3 and words[1].lower() == b"job":
             job = self.factory.server.lookup(words[2])
             if job is not None:

@@ -1,0 +1,214 @@
+"""
+Tests for dead letters (L{gearman_tw.server.deadletters}), their policy and
+their admin commands.
+"""
+
+from typing import List
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw.protocol import PacketType
+from gearman_tw.server.admin import AdminCommands
+from gearman_tw.server.deadletters import DeadLetter, DeadLetters
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import Policies, PoliciesError
+from tests.test_server_jobs import Conn
+
+P = PacketType
+
+POLICIES = """
+[default]
+max-attempts = 2
+dead-letters = 3
+
+[functions.fragile]
+dead-letters = 2
+retry-failures = false
+
+[functions.nothing]
+dead-letters = 0
+"""
+
+
+class DeadLettersStoreTests(SynchronousTestCase):
+    """
+    L{DeadLetters} on its own.
+    """
+
+    def letter(self, store: DeadLetters, function: bytes = b"f") -> DeadLetter:
+        return DeadLetter(store.nextIdent(), function, b"H:1", b"", b"d", 1, 1, b"why", 1.0, 2.0)
+
+    def test_boundedOldestDropped(self) -> None:
+        store = DeadLetters()
+        letters = [self.letter(store) for _ in range(5)]
+        for letter in letters:
+            store.add(letter, 3)
+        self.assertEqual(store.of(b"f"), letters[2:])
+        self.assertEqual((store.dropped, store.functions(), len(store)), ({b"f": 2}, {b"f": 3}, 3))
+
+    def test_remove(self) -> None:
+        store = DeadLetters()
+        letters = [self.letter(store) for _ in range(3)]
+        for letter in letters:
+            store.add(letter, 10)
+        self.assertEqual(store.remove(b"f", [letters[1].ident, 999]), [letters[1]])
+        self.assertEqual(store.remove(b"g"), [])
+        self.assertEqual(store.remove(b"f"), [letters[0], letters[2]])
+        self.assertEqual(store.functions(), {})
+
+
+class DeadLetterServerTests(SynchronousTestCase):
+    """
+    The job server keeps background jobs it gives up, per policy.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.server = JobServer(self.clock, handlePrefix=b"H", policies=Policies.fromText(POLICIES))
+        self.admin = AdminCommands(self.server)
+        self.client = Conn(self.server)
+
+    def loseTwice(self, name: bytes) -> None:
+        for _ in range(2):
+            worker = Conn(self.server)
+            worker.canDo(name)
+            worker.take()
+            self.clock.advance(1)
+            worker.lose()
+
+    def command(self, line: bytes) -> bytes:
+        reply = self.admin.execute(Conn(self.server).peer, line)
+        assert isinstance(reply, bytes), reply
+        return reply
+
+    def test_attemptsUsedUp(self) -> None:
+        """
+        A background job whose attempts are used up is kept with its data,
+        unique, attempts and why; the admin lists it.
+        """
+        handle = self.client.created(b"f", background=True, unique=b"u1", data=b"payload")
+        self.loseTwice(b"f")
+        [letter] = self.server.deadLetters.of(b"f")
+        self.assertEqual(
+            (letter.handle, letter.unique, letter.data, letter.attempts, letter.error, letter.submitted, letter.failed),
+            (handle, b"u1", b"payload", 2, b"worker lost", 1000.0, 1002.0),
+        )
+        self.assertEqual(self.command(b"deadletters"), b"f\t1\t0\n.\n")
+        self.assertEqual(
+            self.command(b"deadletters f"), b"%d\t2\t1002\t%s\tu1\tworker lost\n.\n" % (letter.ident, handle)
+        )
+        self.assertEqual(self.command(b"deadletters other"), b".\n")
+
+    def test_foregroundNotKept(self) -> None:
+        """
+        A job only foreground clients waited for fails to them and is not
+        kept.
+        """
+        handle = self.client.created(b"f")
+        self.loseTwice(b"f")
+        self.assertEqual(self.client.packets(), [(P.WORK_FAIL, [handle])])
+        self.assertEqual(len(self.server.deadLetters), 0)
+
+    def test_failureKept(self) -> None:
+        """
+        Without retried failures, a background job that fails is kept with
+        the worker's words; an exception too.
+        """
+        first = self.client.created(b"fragile", background=True, data=b"1")
+        second = self.client.created(b"fragile", background=True, data=b"2")
+        worker = Conn(self.server)
+        worker.canDo(b"fragile")
+        worker.take()
+        self.server.workFail(worker.peer, first, b"disk\tfull\n")
+        worker.take()
+        worker.exception(second, b"Traceback")
+        errors = [(letter.handle, letter.error, letter.attempts) for letter in self.server.deadLetters.of(b"fragile")]
+        self.assertEqual(errors, [(first, b"disk\tfull\n", 1), (second, b"Traceback", 1)])
+        self.assertIn(b"disk full ", self.command(b"deadletters fragile"))
+
+    def test_noneKept(self) -> None:
+        """
+        C{dead-letters = 0}: dropped as in gearmand.
+        """
+        self.client.created(b"nothing", background=True)
+        self.loseTwice(b"nothing")
+        self.assertEqual((len(self.server.deadLetters), self.command(b"deadletters")), (0, b".\n"))
+
+    def test_bounded(self) -> None:
+        """
+        Beyond its limit a function drops its oldest, counted.
+        """
+        for index in range(3):
+            self.client.created(b"fragile", background=True, data=b"%d" % index)
+            worker = Conn(self.server)
+            worker.canDo(b"fragile")
+            handle, _ = worker.take()
+            worker.fail(handle)
+        self.assertEqual([letter.data for letter in self.server.deadLetters.of(b"fragile")], [b"1", b"2"])
+        self.assertEqual(self.command(b"deadletters"), b"fragile\t2\t1\n.\n")
+
+    def test_retry(self) -> None:
+        """
+        C{retry deadletters F [ID]} submits them again as new background
+        jobs and forgets them.
+        """
+        for unique in (b"a", b"b"):
+            self.client.created(b"f", background=True, unique=unique, data=unique)
+            self.loseTwice(b"f")
+        first, second = self.server.deadLetters.of(b"f")
+        self.assertEqual(self.command(b"retry deadletters f %d" % (first.ident,)), b"OK 1\n")
+        self.assertEqual(self.server.deadLetters.of(b"f"), [second])
+        worker = Conn(self.server)
+        worker.canDo(b"f")
+        handle, data = worker.take()
+        self.assertEqual(data, b"a")
+        self.assertNotEqual(handle, first.handle)
+        self.assertEqual(self.command(b"RETRY DEADLETTERS f"), b"OK 1\n")
+        self.assertEqual(worker.take()[1], b"b")
+        self.assertEqual(self.command(b"retry deadletters f"), b"OK 0\n")
+        self.assertEqual(self.client.packets(), [])
+
+    def test_purge(self) -> None:
+        self.client.created(b"f", background=True)
+        self.loseTwice(b"f")
+        [letter] = self.server.deadLetters.of(b"f")
+        self.assertEqual(self.command(b"purge deadletters f 99"), b"OK 0\n")
+        self.assertEqual(self.command(b"purge deadletters f %d" % (letter.ident,)), b"OK 1\n")
+        self.assertEqual(self.command(b"deadletters"), b".\n")
+
+    def test_badArguments(self) -> None:
+        for line in (b"retry", b"retry jobs f", b"purge deadletters", b"deadletters a b"):
+            self.assertTrue(self.command(line).startswith(b"ERR INVALID_ARGUMENTS"), line)
+        for line in (b"retry deadletters f x", b"purge deadletters f -1", b"retry deadletters f " + b"9" * 30):
+            self.assertTrue(self.command(line).startswith(b"ERR INVALID_ARGUMENTS dead+letter"), line)
+
+    def test_policyValues(self) -> None:
+        with self.assertRaises(PoliciesError) as caught:
+            Policies.fromText("[default]\ndead-letters = -1\n")
+        self.assertIn("dead-letters must be a whole number, 0 or more (0: none kept)", str(caught.exception))
+
+
+class DeadLetterACLTests(SynchronousTestCase):
+    """
+    The access policy sees the function a dead-letter command acts on.
+    """
+
+    def test_targets(self) -> None:
+        from gearman_tw.server.factory import GearmanServerFactory
+
+        factory = GearmanServerFactory(JobServer(Clock()))
+        protocol = factory.buildProtocol(None)
+        assert protocol is not None
+        targets: List[object] = [
+            protocol._adminTarget(line)
+            for line in (
+                b"deadletters f",
+                b"deadletters",
+                b"retry deadletters g 3",
+                b"purge deadletters h",
+                b"retry x y",
+            )
+        ]
+        self.assertEqual(targets, [b"f", b"*", b"g", b"h", b"*"])
