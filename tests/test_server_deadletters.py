@@ -7,13 +7,16 @@ from typing import List
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
 
 from gearman_tw.protocol import PacketType
 from gearman_tw.server.admin import AdminCommands
 from gearman_tw.server.deadletters import DeadLetter, DeadLetters
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import Policies, PoliciesError
+from gearman_tw.server.metrics import JobServerCollector, MetricsResource
 from tests.test_server_jobs import Conn
+from tests.test_server_metrics import samples
 
 P = PacketType
 
@@ -212,3 +215,40 @@ class DeadLetterACLTests(SynchronousTestCase):
             )
         ]
         self.assertEqual(targets, [b"f", b"*", b"g", b"h", b"*"])
+
+
+class LifecycleMetricsTests(SynchronousTestCase):
+    """
+    /metrics counts retries, time limits and dead letters per function.
+    """
+
+    def test_counted(self) -> None:
+        clock = Clock()
+        server = JobServer(
+            clock,
+            handlePrefix=b"H",
+            policies=Policies.fromText("[default]\nmax-attempts = 3\ntime-limit = 5\ndead-letters = 1\n"),
+        )
+        client = Conn(server)
+        for data in (b"1", b"2"):
+            client.created(b"f", background=True, data=data)
+        worker = Conn(server)
+        worker.canDo(b"f")
+        for _ in range(3):
+            worker.take()
+            clock.advance(5)
+        for _ in range(3):
+            worker.take()
+            worker.lose()
+            worker = Conn(server)
+            worker.canDo(b"f")
+        request = DummyRequest([b""])
+        body = MetricsResource(JobServerCollector(server)).render_GET(request)  # type: ignore[arg-type]
+        assert isinstance(body, bytes)
+        found = samples(body.decode("utf-8"))
+        f = (("function", "f"),)
+        self.assertEqual(found[("gearman_jobs_timed_out_total", f)], 3)
+        self.assertEqual(found[("gearman_jobs_retried_total", f)], 4)
+        self.assertEqual(found[("gearman_jobs_dead_lettered_total", f)], 2)
+        self.assertEqual(found[("gearman_dead_letters", f)], 1)
+        self.assertEqual(found[("gearman_dead_letters_dropped_total", f)], 1)

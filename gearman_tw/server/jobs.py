@@ -1263,6 +1263,7 @@ class JobServer:
         if job.worker is None:
             return
         self._release(job)
+        job.function.timedOut += 1
         self._retry(job, _TIME_LIMIT)
         if self._idleWaiters:
             self._checkIdle()
@@ -1296,6 +1297,7 @@ class JobServer:
             self._free(job)
             return
         job.numerator = job.denominator = 0
+        job.function.retried += 1
         backoff = policy.backoff
         if backoff is not None and not job.ignore:
             delay = backoff.delay(job.retries, self._uniform)
@@ -1327,6 +1329,7 @@ class JobServer:
             self.reactor.seconds(),
         )
         self.deadLetters.add(letter, limit)
+        job.function.deadLettered += 1
 
     def retryDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
         """

@@ -43,6 +43,15 @@ _PER_FUNCTION: List[Tuple[str, str, str, bool, Callable[..., int]]] = [
         lambda f: f.failed,
     ),
     ("gearman_jobs_exception_total", "counter", "Jobs ended with WORK_EXCEPTION.", False, lambda f: f.exceptions),
+    (
+        "gearman_jobs_retried_total",
+        "counter",
+        "Attempts that ended without ending their job, which was queued again.",
+        False,
+        lambda f: f.retried,
+    ),
+    ("gearman_jobs_timed_out_total", "counter", "Attempts ended by a time limit.", False, lambda f: f.timedOut),
+    ("gearman_jobs_dead_lettered_total", "counter", "Jobs kept as dead letters.", False, lambda f: f.deadLettered),
     ("gearman_queue_depth", "gauge", "Jobs waiting for a worker.", True, lambda f, p: f.queued[p]),
     ("gearman_jobs_running", "gauge", "Jobs held by workers.", False, lambda f: f.running),
     ("gearman_workers", "gauge", "Worker registrations (CAN_DO) per function.", False, lambda f: f.workers),
@@ -115,6 +124,17 @@ class JobServerCollector:
     def collect(self) -> Iterator[Metric]:
         server = self.server
         stats = server.stats
+        letters = server.deadLetters
+        kept = GaugeMetricFamily("gearman_dead_letters", "Dead letters kept.", labels=["function"])
+        for name, count in sorted(letters.functions().items()):
+            kept.add_metric([name.decode("utf-8", "replace")], count)
+        yield kept
+        dropped = CounterMetricFamily(
+            "gearman_dead_letters_dropped", "Dead letters dropped for room.", labels=["function"]
+        )
+        for name, count in sorted(letters.dropped.items()):
+            dropped.add_metric([name.decode("utf-8", "replace")], count)
+        yield dropped
         yield GaugeMetricFamily("gearman_connections", "Open connections.", value=len(server.peers))
         yield CounterMetricFamily(
             "gearman_connections_accepted", "Connections accepted.", value=stats.connections

@@ -105,11 +105,15 @@ class Function:
     @ivar maxQueue: per-priority queue limits, 0 for none.
     @ivar policy: what happens to its jobs (L{gearman_tw.server.lifecycle}).
     @ivar submitted: new jobs per priority since the function was created
-        (and C{completed}, C{failed}, C{exceptions}: how jobs ended).
+        (and C{completed}, C{failed}, C{exceptions}: how jobs ended;
+        C{retried}: attempts that ended without ending their job;
+        C{timedOut}: attempts a time limit ended; C{deadLettered}: jobs
+        kept as dead letters).
     """
 
     __slots__ = (
         "completed",
+        "deadLettered",
         "exceptions",
         "failed",
         "ident",
@@ -118,10 +122,12 @@ class Function:
         "pending",
         "policy",
         "queues",
+        "retried",
         "running",
         "sleepers",
         "storing",
         "submitted",
+        "timedOut",
         "uniques",
         "workers",
     )
@@ -143,6 +149,9 @@ class Function:
         self.completed = 0
         self.failed = 0
         self.exceptions = 0
+        self.retried = 0
+        self.timedOut = 0
+        self.deadLettered = 0
 
     @property
     def queued(self) -> List[int]:
