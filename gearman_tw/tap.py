@@ -296,6 +296,13 @@ class Options(usage.Options):
             "not pay page faults per job (glibc; 0 keeps its defaults).",
             int,
         ],
+        [
+            "priority-scope",
+            None,
+            "function",
+            "function: a worker takes its first function's most urgent job (gearmand 1.1); "
+            "global: the most urgent job of any of its functions (gearmand 2.0).",
+        ],
         ["threads", "t", 4, "Accepted for gearmand compatibility; ignored.", int],
         ["hashtable-buckets", None, 991, "Accepted for gearmand compatibility; ignored.", int],
     ]
@@ -436,6 +443,8 @@ class Options(usage.Options):
             raise usage.UsageError("--keep-freed-memory must not be negative")
         if self["drain-timeout"] < 0:
             raise usage.UsageError("--drain-timeout must not be negative")
+        if self["priority-scope"] not in ("function", "global"):
+            raise usage.UsageError("--priority-scope must be function or global")
         for name in ("keepalive-idle", "keepalive-interval", "keepalive-count"):
             value = self[name]
             if value is not None and value < 1:
@@ -568,6 +577,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         jobRetries=options["job-retries"],
         idleFunctions=options["idle-functions"],
         roundRobin=bool(options["round-robin"]),
+        globalPriority=options["priority-scope"] == "global",
         workerWakeup=options["worker-wakeup"],
         exceptions=bool(options["exceptions"]),
         queue=queueFromURL(options["queue"], reactor),

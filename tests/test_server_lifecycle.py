@@ -16,6 +16,7 @@ from gearman_tw import tap
 from gearman_tw.protocol import PacketType
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import DEFAULT_POLICY, Backoff, Policies, PoliciesError, Policy
+from gearman_tw.server.model import HIGH, LOW
 from gearman_tw.server.tomlfile import TOMLFileError, readTOML
 from tests.test_server_jobs import NO_JOB, Conn
 
@@ -436,3 +437,46 @@ class ReloadTests(SynchronousTestCase):
         [event] = events
         self.assertEqual(event["log_level"], LogLevel.error)
         self.assertIn("time-limit must be a finite number", event["why"])
+
+
+class PriorityScopeTests(SynchronousTestCase):
+    """
+    C{--priority-scope}: gearmand 1.1's per-function order by default,
+    2.0's global order as an option.
+    """
+
+    def grabbed(self, globalPriority: bool) -> List[bytes]:
+        server = JobServer(Clock(), handlePrefix=b"H", globalPriority=globalPriority)
+        client = Conn(server)
+        client.created(b"old", data=b"old-high", priority=HIGH)
+        client.created(b"new", data=b"new-normal")
+        client.created(b"new", data=b"new-low", priority=LOW)
+        client.created(b"other", data=b"other-high", priority=HIGH)
+        worker = Conn(server)
+        worker.canDo(b"old", b"new")
+        return [worker.take()[1] for _ in range(3)]
+
+    def test_perFunction(self) -> None:
+        """
+        By default the newest registration's jobs come first, whatever
+        another function queued.
+        """
+        self.assertEqual(self.grabbed(False), [b"new-normal", b"new-low", b"old-high"])
+
+    def test_global(self) -> None:
+        """
+        Global: a HIGH job of any function first; among equal priorities,
+        the newest registration first.
+        """
+        self.assertEqual(self.grabbed(True), [b"old-high", b"new-normal", b"new-low"])
+
+    def test_option(self) -> None:
+        """
+        The option takes function or global, nothing else.
+        """
+        options = tap.Options()
+        options.parseOptions(["--priority-scope", "global"])
+        self.assertEqual(options["priority-scope"], "global")
+        with self.assertRaises(Exception) as caught:
+            tap.Options().parseOptions(["--priority-scope", "everything"])
+        self.assertIn("--priority-scope must be function or global", str(caught.exception))

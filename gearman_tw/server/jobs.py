@@ -32,6 +32,8 @@ from gearman_tw.server.deadletters import DeadLetter, DeadLetters
 from gearman_tw.server.lifecycle import Policies, uniform
 from gearman_tw.server.model import (
     ASSIGN_UNIQ,
+    HIGH,
+    LOW,
     MAX_HANDLE,
     MAX_UNIQUE,
     NO_CLIENTS,
@@ -141,6 +143,7 @@ class JobServer:
         idleFunctions: int = IDLE_FUNCTIONS,
         policies: Optional[Policies] = None,
         random: Callable[[float, float], float] = uniform,
+        globalPriority: bool = False,
     ) -> None:
         """
         @param reactor: the clock for CAN_DO_TIMEOUT and epoch jobs.
@@ -159,6 +162,9 @@ class JobServer:
         @param policies: each function's lifecycle policy; gearmand's
             behaviour for every function by default.
         @param random: C{random.uniform}, for the backoff's jitter.
+        @param globalPriority: a worker of several functions takes the most
+            urgent job of any of them (gearmand 2.0's order) rather than the
+            first function's most urgent one (1.1's).
         """
         self.reactor = reactor
         prefix = defaultHandlePrefix() if handlePrefix is None else handlePrefix
@@ -177,6 +183,7 @@ class JobServer:
         self.policies = Policies() if policies is None else policies
         self._uniform = random
         self.deadLetters = DeadLetters()
+        self.globalPriority = globalPriority
         # Answers nothing: the submitter of dead letters run again.
         self._nobody = _Nobody(-1, "-")
         # Functions that became idle (L{Function.idle}), longest idle first;
@@ -461,6 +468,22 @@ class JobServer:
                 sleepers[peer] = None
             unlisted.clear()
 
+    def _mostUrgent(self, abilities: List[Tuple[Function, float]], order: Sequence[int]) -> Sequence[int]:
+        """
+        Of the positions C{order} in C{abilities}, the first whose function's
+        next live job has the most urgent priority (none if none has one).
+        """
+        best: Optional[int] = None
+        bestPriority = LOW + 1
+        livePriority = self.runQueue.livePriority
+        for index in order:
+            priority = livePriority(abilities[index][0])
+            if priority is not None and priority < bestPriority:
+                best, bestPriority = index, priority
+                if priority == HIGH:
+                    break
+        return () if best is None else (best,)
+
     def _newestFirst(self, peer: Peer) -> Sequence[int]:
         """
         The positions in C{peer.abilities} a GRAB or PRE_SLEEP looks at,
@@ -494,14 +517,18 @@ class JobServer:
         @return: whether C{peer} was handed a job.
 
         Functions are tried newest registration first, and within one
-        function HIGH, NORMAL then LOW (3.4).
+        function HIGH, NORMAL then LOW (3.4); with L{globalPriority}, the
+        most urgent job of any function first, newest registration first
+        among equals.
         """
         woken = peer.noopSent
         peer.sleeping = False
         peer.noopSent = False
         abilities = peer.abilities
         count = len(abilities)
-        order = range(count - 1, -1, -1) if count <= _FEW_ABILITIES else self._newestFirst(peer)
+        order: Sequence[int] = range(count - 1, -1, -1) if count <= _FEW_ABILITIES else self._newestFirst(peer)
+        if self.globalPriority and count > 1:
+            order = self._mostUrgent(abilities, order)
         for index in order:
             function, timeout = abilities[index]
             job = self.runQueue.take(function)
