@@ -480,3 +480,63 @@ class PriorityScopeTests(SynchronousTestCase):
         with self.assertRaises(Exception) as caught:
             tap.Options().parseOptions(["--priority-scope", "everything"])
         self.assertIn("--priority-scope must be function or global", str(caught.exception))
+
+
+class MaxRunningTests(SynchronousTestCase):
+    """
+    C{max-running}: at most N of a function's jobs run at once across all
+    workers; the others wait queued and go to a sleeping worker when room
+    comes.
+    """
+
+    def setUp(self) -> None:
+        self.server = JobServer(
+            Clock(), handlePrefix=b"H", policies=Policies.fromText('[functions."lim*"]\nmax-running = 2\n')
+        )
+        self.client = Conn(self.server)
+        self.handles = [self.client.created(b"limited", background=True, data=b"%d" % i) for i in range(4)]
+        self.workers = [Conn(self.server) for _ in range(3)]
+        for worker in self.workers:
+            worker.canDo(b"limited")
+
+    def test_limit(self) -> None:
+        first, second, third = self.workers
+        self.assertEqual([first.take()[1], second.take()[1]], [b"0", b"1"])
+        self.assertEqual(third.grab(), [NO_JOB])
+        # Still queued, not refused.
+        self.assertEqual(self.server.functions[b"limited"].queued, [0, 2, 0])
+        self.assertEqual(third.sleep(), [])
+        first.complete(self.handles[0])
+        self.assertEqual(third.packets(), [(P.NOOP, [])])
+        self.assertEqual(third.take()[1], b"2")
+        self.assertEqual(first.grab(), [NO_JOB])
+
+    def test_otherFunctionsRun(self) -> None:
+        """
+        A worker passes a full function by for its other functions' jobs.
+        """
+        first, second, third = self.workers
+        first.take()
+        second.take()
+        self.client.created(b"free", background=True, data=b"f")
+        third.canDo(b"free")
+        self.assertEqual(third.take()[1], b"f")
+
+    def test_globalScope(self) -> None:
+        """
+        The global order passes a full function by too.
+        """
+        server = JobServer(
+            Clock(),
+            handlePrefix=b"H",
+            globalPriority=True,
+            policies=Policies.fromText("[functions.a]\nmax-running = 1\n"),
+        )
+        client = Conn(server)
+        client.created(b"a", data=b"a1", priority=HIGH)
+        client.created(b"a", data=b"a2", priority=HIGH)
+        client.created(b"b", data=b"b1")
+        one, two = Conn(server), Conn(server)
+        one.canDo(b"a", b"b")
+        two.canDo(b"a", b"b")
+        self.assertEqual([one.take()[1], two.take()[1]], [b"a1", b"b1"])

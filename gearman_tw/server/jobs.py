@@ -453,7 +453,8 @@ class JobServer:
         peer.noopSent = False
         abilities = peer.abilities
         for index in self._newestFirst(peer):
-            if self.runQueue.livePriority(abilities[index][0]) is not None:
+            function = abilities[index][0]
+            if not function.full() and self.runQueue.livePriority(function) is not None:
                 peer.noopSent = True
                 peer.noop()
                 return
@@ -477,7 +478,8 @@ class JobServer:
         bestPriority = LOW + 1
         livePriority = self.runQueue.livePriority
         for index in order:
-            priority = livePriority(abilities[index][0])
+            function = abilities[index][0]
+            priority = None if function.full() else livePriority(function)
             if priority is not None and priority < bestPriority:
                 best, bestPriority = index, priority
                 if priority == HIGH:
@@ -531,6 +533,8 @@ class JobServer:
             order = self._mostUrgent(abilities, order)
         for index in order:
             function, timeout = abilities[index]
+            if function.full():
+                continue
             job = self.runQueue.take(function)
             if job is None:
                 continue
@@ -1234,7 +1238,11 @@ class JobServer:
         assert worker is not None
         del worker.held[job]
         job.worker = None
-        job.function.running -= 1
+        function = job.function
+        function.running -= 1
+        if function.running + 1 == function.policy.maxRunning and function.hasRunnable():
+            # Room again under its limit: someone must come for the rest.
+            self._wake(function)
         timer = job.timer
         if timer is not None:
             job.timer = None

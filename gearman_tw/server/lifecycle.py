@@ -98,6 +98,8 @@ class Policy:
     @ivar deadLetters: how many background jobs that used up their
         attempts (or failed, when failures are not retried) the function
         keeps as dead letters; 0 to drop them, as gearmand does.
+    @ivar maxRunning: at most this many of the function's jobs run at once,
+        across all workers (the others wait queued); 0 for no limit.
     """
 
     maxAttempts: Optional[int] = None
@@ -106,6 +108,7 @@ class Policy:
     retryForeground: bool = False
     timeLimit: float = 0.0
     deadLetters: int = 0
+    maxRunning: int = 0
 
     def retriesFailure(self, hasClients: bool) -> bool:
         """
@@ -126,6 +129,7 @@ _KEYS = {
     "retry-foreground": "retryForeground",
     "time-limit": "timeLimit",
     "dead-letters": "deadLetters",
+    "max-running": "maxRunning",
 }
 _BACKOFF_KEYS = ("base", "factor", "cap", "jitter")
 
@@ -225,9 +229,9 @@ def _policy(table: Dict[str, Any], base: Policy, where: str) -> Policy:
         at = "%s %s" % (where, key)
         if field is None:
             raise PoliciesError("%s: unknown key %s (expected %s)" % (where, key, ", ".join(_KEYS)))
-        if field in ("maxAttempts", "deadLetters"):
+        if field in ("maxAttempts", "deadLetters", "maxRunning"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                meaning = "no limit" if field == "maxAttempts" else "none kept"
+                meaning = "none kept" if field == "deadLetters" else "no limit"
                 raise PoliciesError("%s must be a whole number, 0 or more (0: %s)" % (at, meaning))
             changes[field] = value
         elif field == "backoff":

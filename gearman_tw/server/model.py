@@ -171,6 +171,14 @@ class Function:
         q = self.queues
         return len(q[0]) + len(q[1]) + len(q[2]) + self.pending + self.running
 
+    def full(self) -> bool:
+        """
+        Whether as many of its jobs run as its policy's C{max-running}
+        allows: a GRAB passes it by.
+        """
+        limit = self.policy.maxRunning
+        return bool(limit) and self.running >= limit
+
     def hasRunnable(self) -> bool:
         """
         Whether a GRAB could find a job (reaped or not) in any queue.
