@@ -252,3 +252,35 @@ class LifecycleMetricsTests(SynchronousTestCase):
         self.assertEqual(found[("gearman_jobs_dead_lettered_total", f)], 2)
         self.assertEqual(found[("gearman_dead_letters", f)], 1)
         self.assertEqual(found[("gearman_dead_letters_dropped_total", f)], 1)
+
+
+class PolicyCommandTests(SynchronousTestCase):
+    """
+    C{policy FUNCTION} shows the lifecycle policy that applies.
+    """
+
+    def test_policy(self) -> None:
+        server = JobServer(
+            Clock(),
+            jobRetries=7,
+            policies=Policies.fromText(
+                '[functions."r*"]\nmax-attempts = 3\nbackoff = { base = 0.5 }\n'
+                "time-limit = 2.5\nretry-failures = true\n"
+            ),
+        )
+        admin = AdminCommands(server)
+        peer = Conn(server).peer
+        self.assertEqual(
+            admin.execute(peer, b"policy resize"),
+            b"backoff base=0.5 cap=300 factor=2 jitter=0.1\n"
+            b"dead-letters 0\n"
+            b"max-attempts 3\n"
+            b"max-running 0\n"
+            b"retry-failures true\n"
+            b"retry-foreground false\n"
+            b"time-limit 2.5\n"
+            b".\n",
+        )
+        self.assertIn(b"max-attempts 7\n", admin.execute(peer, b"policy other"))  # type: ignore[operator]
+        self.assertIn(b"backoff false\n", admin.execute(peer, b"policy other"))  # type: ignore[operator]
+        self.assertTrue(admin.execute(peer, b"policy").startswith(b"ERR INVALID_ARGUMENTS"))  # type: ignore[union-attr]

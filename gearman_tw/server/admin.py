@@ -154,6 +154,16 @@ def _cstring(value: bytes) -> bytes:
     return value
 
 
+def _number(value: object) -> str:
+    """
+    A policy's number as the policy file would give it: whole numbers
+    without a fraction.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return "%d" % (value,)
+    return str(value)
+
+
 def _field(value: bytes, limit: int = 200) -> bytes:
     """
     C{value} as one field of a tab-separated admin line: tabs, line breaks
@@ -378,6 +388,29 @@ class AdminCommands:
             for letter in letters.of(words[1])
         ) + b".\n"
 
+    def _policy(self, peer: Peer, words: List[bytes]) -> bytes:
+        """
+        C{policy FUNCTION}: the lifecycle policy that applies to a function
+        (known or not), one C{KEY VALUE} line per setting, as in the policy
+        file.
+        """
+        if len(words) != 2:
+            return _incomplete(words[0])
+        described = self.server.policies.forFunction(words[1]).describe()
+        if "max-attempts" not in described:
+            described["max-attempts"] = self.server.jobRetries
+        lines = []
+        for key in sorted(described):
+            value = described[key]
+            if isinstance(value, dict):
+                text = " ".join("%s=%s" % (name, _number(value[name])) for name in sorted(value))
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = _number(value)
+            lines.append(b"%s %s\n" % (key.encode("ascii"), text.encode("ascii")))
+        return b"".join(lines) + b".\n"
+
     def _retryDead(self, peer: Peer, words: List[bytes]) -> bytes:
         return self._actOnDead(words, self.server.retryDeadLetters)
 
@@ -421,6 +454,7 @@ class AdminCommands:
         b"drop": _drop,
         b"shutdown": _shutdown,
         b"deadletters": _deadLetters,
+        b"policy": _policy,
         b"retry": _retryDead,
         b"purge": _purgeDead,
     }

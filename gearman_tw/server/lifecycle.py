@@ -110,6 +110,22 @@ class Policy:
     deadLetters: int = 0
     maxRunning: int = 0
 
+    def describe(self) -> Dict[str, Any]:
+        """
+        The policy as the policy file's keys and values (C{max-attempts}
+        absent when it follows C{--job-retries}, C{backoff} C{False} when
+        there is none).
+        """
+        described: Dict[str, Any] = {}
+        for key, field in _KEYS.items():
+            value = getattr(self, field)
+            if field == "maxAttempts" and value is None:
+                continue
+            if field == "backoff":
+                value = False if value is None else dataclasses.asdict(value)
+            described[key] = value
+        return described
+
     def retriesFailure(self, hasClients: bool) -> bool:
         """
         Whether a job that ended in WORK_FAIL or WORK_EXCEPTION, with or
