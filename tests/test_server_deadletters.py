@@ -284,3 +284,42 @@ class PolicyCommandTests(SynchronousTestCase):
         self.assertIn(b"max-attempts 7\n", admin.execute(peer, b"policy other"))  # type: ignore[operator]
         self.assertIn(b"backoff false\n", admin.execute(peer, b"policy other"))  # type: ignore[operator]
         self.assertTrue(admin.execute(peer, b"policy").startswith(b"ERR INVALID_ARGUMENTS"))  # type: ignore[union-attr]
+
+
+class DeadLetterRetryEdgeTests(SynchronousTestCase):
+    """
+    Retrying dead letters when the retry is refused, and reduce jobs.
+    """
+
+    def test_refusedKept(self) -> None:
+        """
+        A retry into a full queue is refused: the letter stays, saying so,
+        and the reply counts it out.
+        """
+        server = JobServer(Clock(), handlePrefix=b"H", policies=Policies.fromText(POLICIES))
+        client, worker = Conn(server), Conn(server)
+        worker.canDo(b"fragile")
+        handle = client.created(b"fragile", background=True, unique=b"u1")
+        worker.take()
+        worker.fail(handle)
+        server.setMaxQueue(b"fragile", (1, 1, 1))
+        client.created(b"fragile", background=True, unique=b"u2")
+        admin = AdminCommands(server)
+        self.assertEqual(admin.execute(client.peer, b"retry deadletters fragile"), b"OK 0\n")
+        [letter] = server.deadLetters.of(b"fragile")
+        self.assertEqual((letter.unique, letter.error), (b"u1", b"retry refused: Job queue is full"))
+
+    def test_reducerKept(self) -> None:
+        """
+        A background reduce job comes back with its reducer.
+        """
+        server = JobServer(Clock(), handlePrefix=b"H", policies=Policies.fromText(POLICIES))
+        client, worker = Conn(server), Conn(server)
+        worker.canDo(b"fragile")
+        handle = client.created(b"fragile", background=True, unique=b"r", reducer=b"sum")
+        worker.take()
+        worker.fail(handle)
+        self.assertEqual(server.deadLetters.of(b"fragile")[0].reducer, b"sum")
+        self.assertEqual(server.retryDeadLetters(b"fragile"), 1)
+        [job] = [job for job in server.liveJobs() if job.unique == b"r"]
+        self.assertEqual(job.reducer, b"sum")

@@ -540,3 +540,79 @@ class MaxRunningTests(SynchronousTestCase):
         one.canDo(b"a", b"b")
         two.canDo(b"a", b"b")
         self.assertEqual([one.take()[1], two.take()[1]], [b"a1", b"b1"])
+
+
+class LifecycleEdgeTests(SynchronousTestCase):
+    """
+    Edge cases found in review: wake-ups under a limit, reloads, draining.
+    """
+
+    def server(self, text: str) -> JobServer:
+        return JobServer(Clock(), handlePrefix=b"H", policies=Policies.fromText(text), random=lambda a, b: 0.0)
+
+    def test_eachSlotWakes(self) -> None:
+        """
+        Two jobs ending under max-running = 2 wake two sleepers: one-shot
+        workers leave no job stranded.
+        """
+        server = self.server("[default]\nmax-running = 2\n")
+        a, b, c, d, client = (Conn(server, fd=i) for i in range(1, 6))
+        for worker in (a, b, c, d):
+            worker.canDo(b"f")
+        handles = [client.created(background=True, data=b"%d" % i) for i in range(4)]
+        a.take()
+        b.take()
+        for worker in (c, d):
+            self.assertEqual((worker.grab(), worker.sleep()), ([NO_JOB], []))
+        a.complete(handles[0])
+        a.lose()
+        b.complete(handles[1])
+        b.lose()
+        self.assertEqual([c.packets(), d.packets()], [[(P.NOOP, [])]] * 2)
+
+    def test_reloadOpensRoom(self) -> None:
+        """
+        Raising or removing max-running on reload wakes sleepers for the
+        room it makes.
+        """
+        for text in ("[default]\nmax-running = 3\n", ""):
+            server = self.server("[default]\nmax-running = 1\n")
+            a, b, client = Conn(server), Conn(server), Conn(server)
+            a.canDo(b"f")
+            b.canDo(b"f")
+            client.created(background=True, data=b"1")
+            client.created(background=True, data=b"2")
+            a.take()
+            self.assertEqual((b.grab(), b.sleep()), ([NO_JOB], []))
+            server.setPolicies(Policies.fromText(text))
+            self.assertEqual(b.packets(), [(P.NOOP, [])], text)
+
+    def test_backoffIsWork(self) -> None:
+        """
+        A job waiting out its backoff keeps a graceful stop waiting.
+        """
+        server = self.server("[default]\nbackoff = { base = 5.0 }\n")
+        worker, client = Conn(server), Conn(server)
+        worker.canDo(b"f")
+        client.created()
+        worker.take()
+        worker.lose()
+        self.assertTrue(server.hasWork())
+        epoch = self.server("")
+        Conn(epoch).created(background=True, when=10**9)
+        self.assertFalse(epoch.hasWork())
+
+    def test_cancelledNotRetried(self) -> None:
+        """
+        A job cancelled while running that its worker then fails is not
+        counted as retried.
+        """
+        server = self.server("[default]\nretry-failures = true\n")
+        worker, client = Conn(server), Conn(server)
+        worker.canDo(b"f")
+        handle = client.created(background=True)
+        worker.take()
+        server.cancel(handle)
+        worker.fail(handle)
+        self.assertEqual(server.functions[b"f"].retried, 0)
+        self.assertEqual(worker.grab(), [NO_JOB])

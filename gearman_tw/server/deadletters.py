@@ -24,6 +24,7 @@ class DeadLetter:
         C{time limit}).
     @ivar submitted: when it was submitted, and C{failed}: given up (epoch
         seconds).
+    @ivar reducer: the reducer of a background reduce job.
     """
 
     ident: int
@@ -36,6 +37,7 @@ class DeadLetter:
     error: bytes
     submitted: float
     failed: float
+    reducer: Optional[bytes] = None
 
 
 class DeadLetters:

@@ -16,6 +16,7 @@ Section numbers in comments refer to C{shared/reference/protocol.md}.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import socket
@@ -89,18 +90,40 @@ _GIVEN_BACK = b"worker gave it back"
 _TIME_LIMIT = b"time limit"
 
 
-class _Nobody(Peer):
+class _Resubmitter(Peer):
     """
-    A connection that is never answered: the submitter of dead letters run
-    again (C{retry deadletters}).
+    The submitter of a dead letter run again (C{retry deadletters}): it is
+    answered nothing, but a refusal (a full queue, a persistent queue that
+    could not store the job) puts the letter back among the dead.
+
+    @ivar refused: the submission was refused at once.
     """
 
-    __slots__ = ()
+    __slots__ = ("_letter", "_server", "refused")
+
+    def __init__(self, server: "JobServer", letter: DeadLetter) -> None:
+        super().__init__(-1, "-")
+        self._server = server
+        self._letter = letter
+        self.refused = False
 
     def _ignore(self, *args: object) -> None:
         pass
 
-    created = hold = refuse = release = error = noop = noJob = assign = _ignore  # type: ignore[assignment]
+    def error(self, code: bytes, text: bytes) -> None:
+        self.refused = True
+        self._putBack(text)
+
+    def refuse(self, job: Job, code: bytes, text: bytes) -> None:
+        self._putBack(text)
+
+    def _putBack(self, why: bytes) -> None:
+        letter = self._letter
+        function = self._server.function(letter.function)
+        limit = max(function.policy.deadLetters, 1)
+        self._server.deadLetters.add(dataclasses.replace(letter, error=b"retry refused: " + why), limit)
+
+    created = hold = release = noop = noJob = assign = _ignore  # type: ignore[assignment]
     workData = workWarning = workStatus = workComplete = workFail = workException = _ignore  # type: ignore[assignment]
 
 
@@ -184,8 +207,6 @@ class JobServer:
         self._uniform = random
         self.deadLetters = DeadLetters()
         self.globalPriority = globalPriority
-        # Answers nothing: the submitter of dead letters run again.
-        self._nobody = _Nobody(-1, "-")
         # Functions that became idle (L{Function.idle}), longest idle first;
         # entries may be stale (the function got work since) and are
         # checked when met.
@@ -283,7 +304,16 @@ class JobServer:
         """
         self.policies = policies
         for function in self.functions.values():
+            before = function.policy.maxRunning
             function.policy = policies.forFunction(function.name)
+            after = function.policy.maxRunning
+            if before and (not after or after > before) and function.hasRunnable():
+                # Room a lower limit kept closed: wake a sleeper per slot.
+                room = after - function.running if after else len(function.sleepers)
+                for _ in range(max(room, 0)):
+                    if not function.sleepers:
+                        break
+                    self._wake(function)
 
     def createFunction(self, name: bytes) -> Function:
         """
@@ -1240,8 +1270,9 @@ class JobServer:
         job.worker = None
         function = job.function
         function.running -= 1
-        if function.running + 1 == function.policy.maxRunning and function.hasRunnable():
-            # Room again under its limit: someone must come for the rest.
+        if function.policy.maxRunning and function.hasRunnable():
+            # A slot under its limit opened: someone must come for the rest
+            # (the queued jobs' own wake-ups found it full).
             self._wake(function)
         timer = job.timer
         if timer is not None:
@@ -1332,7 +1363,8 @@ class JobServer:
             self._free(job)
             return
         job.numerator = job.denominator = 0
-        job.function.retried += 1
+        if not job.ignore:
+            job.function.retried += 1
         backoff = policy.backoff
         if backoff is not None and not job.ignore:
             delay = backoff.delay(job.retries, self._uniform)
@@ -1362,6 +1394,7 @@ class JobServer:
             why,
             job.created,
             self.reactor.seconds(),
+            job.reducer,
         )
         self.deadLetters.add(letter, limit)
         job.function.deadLettered += 1
@@ -1375,9 +1408,12 @@ class JobServer:
         @return: how many were submitted.
         """
         letters = self.deadLetters.remove(name, idents)
+        submitted = 0
         for letter in letters:
-            self.submit(self._nobody, name, letter.unique, letter.data, letter.priority, True)
-        return len(letters)
+            resubmitter = _Resubmitter(self, letter)
+            self.submit(resubmitter, name, letter.unique, letter.data, letter.priority, True, 0, letter.reducer)
+            submitted += not resubmitter.refused
+        return submitted
 
     def purgeDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
         """
@@ -1392,10 +1428,14 @@ class JobServer:
 
     def hasWork(self) -> bool:
         """
-        Whether any job is running, or queued and runnable now (cancelled,
-        abandoned and not-yet-due jobs do not count).
+        Whether any job is running, queued and runnable now, or waiting out a
+        retry's backoff (cancelled, abandoned and not-yet-due epoch jobs do
+        not count).
         """
-        return any(function.running for function in self.functions.values()) or self.runQueue.hasLive()
+        if any(function.running for function in self.functions.values()) or self.runQueue.hasLive():
+            return True
+        # A retry's wait: held like an epoch job, but with no epoch time.
+        return any(not job.when and not job.ignore for _, _, job in self._pending)
 
     def runningCount(self) -> int:
         """
