@@ -275,6 +275,7 @@ class PolicyCommandTests(SynchronousTestCase):
             b"backoff base=0.5 cap=300 factor=2 jitter=0.1\n"
             b"dead-letters 0\n"
             b"max-attempts 3\n"
+            b"max-rate 0\n"
             b"max-running 0\n"
             b"retry-failures true\n"
             b"retry-foreground false\n"

@@ -616,3 +616,55 @@ class LifecycleEdgeTests(SynchronousTestCase):
         worker.fail(handle)
         self.assertEqual(server.functions[b"f"].retried, 0)
         self.assertEqual(worker.grab(), [NO_JOB])
+
+
+class MaxRateTests(SynchronousTestCase):
+    """
+    C{max-rate}: at most R of a function's jobs start per second (a bucket
+    of max(1, R) starts refilled at R a second); the others wait queued and
+    a sleeping worker is woken when a start is allowed again.
+    """
+
+    def test_rate(self) -> None:
+        clock = Clock()
+        server = JobServer(clock, handlePrefix=b"H", policies=Policies.fromText("[default]\nmax-rate = 2\n"))
+        client = Conn(server)
+        for index in range(5):
+            client.created(background=True, data=b"%d" % index)
+        workers = [Conn(server) for _ in range(4)]
+        for worker in workers:
+            worker.canDo(b"f")
+        # The bucket holds two starts.
+        self.assertEqual([workers[0].take()[1], workers[1].take()[1]], [b"0", b"1"])
+        self.assertEqual(workers[2].grab(), [NO_JOB])
+        self.assertEqual(workers[2].sleep(), [])
+        self.assertEqual(server.functions[b"f"].queued, [0, 3, 0])
+        clock.advance(0.49)
+        self.assertEqual(workers[2].packets(), [])
+        clock.advance(0.01)
+        self.assertEqual(workers[2].packets(), [(P.NOOP, [])])
+        self.assertEqual(workers[2].take()[1], b"2")
+        self.assertEqual(workers[3].grab(), [NO_JOB])
+        clock.advance(1.0)
+        self.assertEqual([workers[3].take()[1], workers[0].take()[1]], [b"3", b"4"])
+
+    def test_slowRate(self) -> None:
+        """
+        A rate below one a second allows one start, then one every 1/R s.
+        """
+        clock = Clock()
+        server = JobServer(clock, handlePrefix=b"H", policies=Policies.fromText("[default]\nmax-rate = 0.25\n"))
+        client, worker = Conn(server), Conn(server)
+        for index in range(2):
+            client.created(background=True, data=b"%d" % index)
+        worker.canDo(b"f")
+        self.assertEqual(worker.take()[1], b"0")
+        clock.advance(3.9)
+        self.assertEqual(worker.grab(), [NO_JOB])
+        clock.advance(0.1)
+        self.assertEqual(worker.take()[1], b"1")
+
+    def test_badValue(self) -> None:
+        with self.assertRaises(PoliciesError) as caught:
+            Policies.fromText("[default]\nmax-rate = -1\n")
+        self.assertIn("max-rate must be a finite number of at least 0", str(caught.exception))

@@ -47,6 +47,7 @@ from gearman_tw.server.model import (
     Job,
     JobStatus,
     Peer,
+    RateState,
     UniqueStatus,
     liveCount,
 )
@@ -484,7 +485,7 @@ class JobServer:
         abilities = peer.abilities
         for index in self._newestFirst(peer):
             function = abilities[index][0]
-            if not function.full() and self.runQueue.livePriority(function) is not None:
+            if self._mayStart(function) and self.runQueue.livePriority(function) is not None:
                 peer.noopSent = True
                 peer.noop()
                 return
@@ -499,6 +500,41 @@ class JobServer:
                 sleepers[peer] = None
             unlisted.clear()
 
+    def _mayStart(self, function: Function) -> bool:
+        """
+        Whether a job of C{function} may start now under its policy's
+        C{max-running} and C{max-rate}.  When the rate stops it, a timer
+        wakes the function's sleepers once a start is allowed again.
+        """
+        if function.full():
+            return False
+        rate = function.policy.maxRate
+        if not rate:
+            return True
+        now = self.reactor.seconds()
+        capacity = max(1.0, rate)
+        state = function.rate
+        if state is None:
+            state = function.rate = RateState(capacity, now)
+        else:
+            state.tokens = min(capacity, state.tokens + (now - state.at) * rate)
+            state.at = now
+        if state.tokens >= 1:
+            return True
+        if state.timer is None or not state.timer.active():
+            state.timer = self.reactor.callLater((1 - state.tokens) / rate, self._rateRefilled, function)
+        return False
+
+    def _rateRefilled(self, function: Function) -> None:
+        """
+        A job of C{function} may start again under its C{max-rate}: wake a
+        sleeper if jobs wait.
+        """
+        if function.rate is not None:
+            function.rate.timer = None
+        if function.hasRunnable():
+            self._wake(function)
+
     def _mostUrgent(self, abilities: List[Tuple[Function, float]], order: Sequence[int]) -> Sequence[int]:
         """
         Of the positions C{order} in C{abilities}, the first whose function's
@@ -509,7 +545,7 @@ class JobServer:
         livePriority = self.runQueue.livePriority
         for index in order:
             function = abilities[index][0]
-            priority = None if function.full() else livePriority(function)
+            priority = livePriority(function) if self._mayStart(function) else None
             if priority is not None and priority < bestPriority:
                 best, bestPriority = index, priority
                 if priority == HIGH:
@@ -563,11 +599,13 @@ class JobServer:
             order = self._mostUrgent(abilities, order)
         for index in order:
             function, timeout = abilities[index]
-            if function.full():
+            if not self._mayStart(function):
                 continue
             job = self.runQueue.take(function)
             if job is None:
                 continue
+            if function.rate is not None:
+                function.rate.tokens -= 1
             if woken:
                 # It may have been woken for another function's job: make
                 # sure someone else comes for those.

@@ -100,6 +100,9 @@ class Policy:
         keeps as dead letters; 0 to drop them, as gearmand does.
     @ivar maxRunning: at most this many of the function's jobs run at once,
         across all workers (the others wait queued); 0 for no limit.
+    @ivar maxRate: at most this many of the function's jobs start per
+        second, on average (a bucket of C{max(1, maxRate)} starts that
+        refills at that rate; the others wait queued); 0 for no limit.
     """
 
     maxAttempts: Optional[int] = None
@@ -109,6 +112,7 @@ class Policy:
     timeLimit: float = 0.0
     deadLetters: int = 0
     maxRunning: int = 0
+    maxRate: float = 0.0
 
     def describe(self) -> Dict[str, Any]:
         """
@@ -146,6 +150,7 @@ _KEYS = {
     "time-limit": "timeLimit",
     "dead-letters": "deadLetters",
     "max-running": "maxRunning",
+    "max-rate": "maxRate",
 }
 _BACKOFF_KEYS = ("base", "factor", "cap", "jitter")
 

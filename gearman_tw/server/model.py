@@ -121,6 +121,7 @@ class Function:
         "name",
         "pending",
         "policy",
+        "rate",
         "queues",
         "retried",
         "running",
@@ -136,6 +137,8 @@ class Function:
         self.name = name
         self.ident = ident
         self.policy = policy
+        # For max-rate: (starts left, when counted, timer to wake sleepers).
+        self.rate: Optional[RateState] = None
         self.queues = NO_QUEUES
         self.pending = 0
         self.running = 0
@@ -199,6 +202,20 @@ class Function:
             or self.hasRunnable()
             or self.maxQueue is not NO_LIMITS
         )
+
+
+class RateState:
+    """
+    A function's starts under its C{max-rate}: a bucket of C{tokens} last
+    counted at C{at}, and the timer that wakes its sleepers when one is back.
+    """
+
+    __slots__ = ("at", "timer", "tokens")
+
+    def __init__(self, tokens: float, at: float) -> None:
+        self.tokens = tokens
+        self.at = at
+        self.timer: Optional[IDelayedCall] = None
 
 
 #: Shared by every function without sleepers or keyed jobs; never written
