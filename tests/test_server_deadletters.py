@@ -324,3 +324,32 @@ class DeadLetterRetryEdgeTests(SynchronousTestCase):
         self.assertEqual(server.retryDeadLetters(b"fragile"), 1)
         [job] = [job for job in server.liveJobs() if job.unique == b"r"]
         self.assertEqual(job.reducer, b"sum")
+
+
+class AgeAndAttemptsMetricsTests(SynchronousTestCase):
+    """
+    /metrics: attempts per function and the oldest queued job's age.
+    """
+
+    def test_ageAndAttempts(self) -> None:
+        clock = Clock()
+        clock.advance(100)
+        server = JobServer(clock, handlePrefix=b"H")
+        client, worker = Conn(server), Conn(server)
+        client.created(b"f", background=True, data=b"record")
+        clock.advance(5)
+        client.created(b"f", data=b"job", priority=0)
+        client.created(b"g", background=True, unique=b"u")
+        clock.advance(10)
+        worker.canDo(b"f")
+        worker.take()
+        worker.lose()
+        request = DummyRequest([b""])
+        body = MetricsResource(JobServerCollector(server)).render_GET(request)  # type: ignore[arg-type]
+        assert isinstance(body, bytes)
+        found = samples(body.decode("utf-8"))
+        self.assertEqual(found[("gearman_jobs_started_total", (("function", "f"),))], 1)
+        # f's HIGH job was taken and requeued at the tail: its head is the
+        # record submitted at 100; g's job was submitted at 105.
+        self.assertEqual(found[("gearman_oldest_queued_seconds", (("function", "f"),))], 15.0)
+        self.assertEqual(found[("gearman_oldest_queued_seconds", (("function", "g"),))], 10.0)

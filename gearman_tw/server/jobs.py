@@ -606,6 +606,7 @@ class JobServer:
                 continue
             if function.rate is not None:
                 function.rate.tokens -= 1
+            function.started += 1
             if woken:
                 # It may have been woken for another function's job: make
                 # sure someone else comes for those.

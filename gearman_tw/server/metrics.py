@@ -43,6 +43,7 @@ _PER_FUNCTION: List[Tuple[str, str, str, bool, Callable[..., int]]] = [
         lambda f: f.failed,
     ),
     ("gearman_jobs_exception_total", "counter", "Jobs ended with WORK_EXCEPTION.", False, lambda f: f.exceptions),
+    ("gearman_jobs_started_total", "counter", "Attempts: jobs handed to workers.", False, lambda f: f.started),
     (
         "gearman_jobs_retried_total",
         "counter",
@@ -124,6 +125,17 @@ class JobServerCollector:
     def collect(self) -> Iterator[Metric]:
         server = self.server
         stats = server.stats
+        oldest = GaugeMetricFamily(
+            "gearman_oldest_queued_seconds",
+            "Age of the oldest job waiting at the head of a function's queues.",
+            labels=["function"],
+        )
+        now = server.reactor.seconds()
+        for function in server.runQueue.withWork():
+            submitted = server.runQueue.oldest(function)
+            if submitted is not None:
+                oldest.add_metric([function.name.decode("utf-8", "replace")], max(now - submitted, 0.0))
+        yield oldest
         letters = server.deadLetters
         kept = GaugeMetricFamily("gearman_dead_letters", "Dead letters kept.", labels=["function"])
         for name, count in sorted(letters.functions().items()):

@@ -106,7 +106,8 @@ class Function:
     @ivar policy: what happens to its jobs (L{gearman_tw.server.lifecycle}).
     @ivar submitted: new jobs per priority since the function was created
         (and C{completed}, C{failed}, C{exceptions}: how jobs ended;
-        C{retried}: attempts that ended without ending their job;
+        C{started}: attempts, jobs handed to workers; C{retried}: attempts
+        that ended without ending their job;
         C{timedOut}: attempts a time limit ended; C{deadLettered}: jobs
         kept as dead letters).
     """
@@ -126,6 +127,7 @@ class Function:
         "retried",
         "running",
         "sleepers",
+        "started",
         "storing",
         "submitted",
         "timedOut",
@@ -152,6 +154,7 @@ class Function:
         self.completed = 0
         self.failed = 0
         self.exceptions = 0
+        self.started = 0
         self.retried = 0
         self.timedOut = 0
         self.deadLettered = 0

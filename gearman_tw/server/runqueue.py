@@ -230,6 +230,19 @@ class RunQueue:
 
     # Looking
 
+    def oldest(self, function: Function) -> Optional[float]:
+        """
+        When the oldest job at the head of one of C{function}'s queues was
+        submitted (a cancelled one not yet reaped included), or C{None} if
+        its queues are empty.
+        """
+        times = []
+        for queue in function.queues:
+            if queue:
+                head = queue[0]
+                times.append(_RECORD.unpack_from(head)[2] if isinstance(head, bytes) else head.created)
+        return min(times) if times else None
+
     def has(self, number: int) -> bool:
         """
         Whether a live record has handle number C{number}.
