@@ -668,3 +668,24 @@ class MaxRateTests(SynchronousTestCase):
         with self.assertRaises(PoliciesError) as caught:
             Policies.fromText("[default]\nmax-rate = -1\n")
         self.assertIn("max-rate must be a finite number of at least 0", str(caught.exception))
+
+
+class RateReloadTests(SynchronousTestCase):
+    """
+    A reload that lifts C{max-rate} and a later one that sets it again
+    start from a full bucket: starts made without a limit are not owed.
+    """
+
+    def test_reloadResetsBucket(self) -> None:
+        clock = Clock()
+        server = JobServer(clock, handlePrefix=b"H", policies=Policies.fromText("[default]\nmax-rate = 1\n"))
+        client, worker = Conn(server), Conn(server)
+        worker.canDo(b"f")
+        for index in range(12):
+            client.created(background=True, data=b"%d" % index)
+        worker.take()
+        server.setPolicies(Policies.fromText(""))
+        for _ in range(10):
+            worker.take()
+        server.setPolicies(Policies.fromText("[default]\nmax-rate = 1\n"))
+        self.assertEqual(worker.take()[1], b"11")

@@ -305,9 +305,12 @@ class JobServer:
         """
         self.policies = policies
         for function in self.functions.values():
-            before = function.policy.maxRunning
+            old = function.policy
             function.policy = policies.forFunction(function.name)
-            after = function.policy.maxRunning
+            if function.policy.maxRate != old.maxRate:
+                # A new rate starts with a full bucket; none keeps none.
+                function.rate = None
+            before, after = old.maxRunning, function.policy.maxRunning
             if before and (not after or after > before) and function.hasRunnable():
                 # Room a lower limit kept closed: wake a sleeper per slot.
                 room = after - function.running if after else len(function.sleepers)
@@ -769,13 +772,14 @@ class JobServer:
                 return
             peer.error(*_NOT_FOUND_RESULT)
             return
+        why = _WORK_FAIL if detail is None else detail
         if job.function.policy.retriesFailure(bool(job.clients)):
-            self._attemptAgain(job, _WORK_FAIL if detail is None else detail)
+            self._attemptAgain(job, why)
             return
         for client in job.clients:
             client.workFail(job, detail)
         job.function.failed += 1
-        self._keepDead(job, job.retries + 1, _WORK_FAIL if detail is None else detail)
+        self._keepDead(job, job.retries + 1, why)
         self._finish(job)
 
     def workException(self, peer: Peer, handle: bytes, data: bytes) -> None:
@@ -1299,8 +1303,8 @@ class JobServer:
     def _release(self, job: Job) -> None:
         """
         Take C{job} back from its worker: the one path by which a running job
-        stops running, whether it ended (L{_finish}) or is requeued
-        (L{_requeueHeld}, L{_timedOut}).  Whoever calls it calls
+        stops running, whether it ended (L{_finish}) or is attempted again
+        (L{_requeueHeld}, L{_timedOut}, L{_attemptAgain}).  Whoever calls it calls
         L{_checkIdle} once done.
         """
         worker = job.worker
