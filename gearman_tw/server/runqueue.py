@@ -128,7 +128,7 @@ class RunQueue:
         Queue a plain background job (no unique, reducer or start time, at
         most L{MAX_RECORD_DATA} bytes of data) as a compact record.
         """
-        record = _RECORD.pack(number, priority, created, function.ident) + data
+        record = packRecord(number, function.ident, priority, data, created)
         self._records[number] = record
         queue = function.queues[priority]
         if not queue:
@@ -173,7 +173,7 @@ class RunQueue:
             while queue:
                 head = queue[0]
                 if isinstance(head, bytes):
-                    number = _NUMBER.unpack_from(head)[0]
+                    number = recordNumber(head)
                     if records.get(number) is head:
                         return priority
                     queue.popleft()
@@ -198,7 +198,7 @@ class RunQueue:
         head = function.queues[priority].popleft()
         if isinstance(head, bytes):
             job = self._job(head)
-            del self._records[_NUMBER.unpack_from(head)[0]]
+            del self._records[recordNumber(head)]
             self.jobs[job.handle] = job
             return job
         return head
@@ -240,7 +240,7 @@ class RunQueue:
         for queue in function.queues:
             if queue:
                 head = queue[0]
-                times.append(_RECORD.unpack_from(head)[2] if isinstance(head, bytes) else head.created)
+                times.append(unpackRecord(head)[4] if isinstance(head, bytes) else head.created)
         return min(times) if times else None
 
     def has(self, number: int) -> bool:
@@ -280,17 +280,6 @@ class RunQueue:
         return map(self._job, list(self._records.values()))
 
     def _job(self, record: QueuedRecord) -> Job:
-        number, priority, created, ident = _RECORD.unpack_from(record)
+        number, ident, priority, data, created = unpackRecord(record)
         # A function with queued jobs is never dropped: it is listed.
-        return Job(
-            self._handleOf(number),
-            self._byIdent[ident],
-            b"",
-            None,
-            record[_RECORD_SIZE:],
-            priority,
-            True,
-            0,
-            None,
-            created,
-        )
+        return Job(self._handleOf(number), self._byIdent[ident], b"", None, data, priority, True, 0, None, created)
