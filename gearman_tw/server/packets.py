@@ -147,10 +147,10 @@ class PacketPeer(Peer):
     # Answers to a submission
 
     def created(self, handle: bytes) -> None:
-        # Every submission's reply: the common case (a handle shorter than
-        # 256 bytes, more replies of one read, nothing held) makes no call.
-        size = len(handle)
-        data = (_CREATED_HEADS[size] if size < 256 else HEADER.pack(RES, _JOB_CREATED, size)) + handle
+        data = _jobCreated(handle)
+        # Every submission's reply: the common case (more replies of one
+        # read, nothing held) appends without a further call (measured: 6%
+        # of a background submission's cost through write()).
         out = self._out
         if out and self._replies is None:
             out.append(data)
