@@ -288,6 +288,10 @@ class IPersistentQueue(Interface):
     gives each record, identifies one: every add's keys are above every key
     added before (since L{open}), and the server numbers new records above
     the largest key L{replay} returned.
+
+    Beyond gearmand's contract, a job attempted again keeps its attempts and
+    the end of its backoff (L{update}), and what outlives a job, such as a
+    dead letter, is kept as records of a kind (L{keep}, L{kept}).
     """
 
     name = Attribute("A short name of the backend, e.g. 'sqlite'.")
@@ -326,4 +330,29 @@ class IPersistentQueue(Interface):
     def replay() -> "Deferred[list]":
         """
         Fire with every stored job in key order (oldest first).
+        """
+
+    def update(jobs: list) -> "Deferred[None]":
+        """
+        Rewrite stored jobs in place (same keys), for their C{attempts} and
+        C{due}; a key no longer stored is left alone (never stored again).
+        Fires once durable.
+        """
+
+    def keep(kind: bytes, records: list, done: list, dropped: list) -> "Deferred[None]":
+        """
+        In one atomic change: store C{records}, C{(ident, value)} pairs of
+        bytes, among the records of C{kind} (replacing any with the same
+        ident), forget the jobs stored under the keys C{done}, and forget
+        the records of C{kind} whose idents are in C{dropped}.  A crash
+        leaves all of it or none.
+
+        Records of a kind are what outlives a job (dead letters, kind
+        C{gearman_tw.queues.DEAD_LETTERS}).  A change that fails is not
+        retried: the jobs in C{done} stay stored.
+        """
+
+    def kept(kind: bytes) -> "Deferred[list]":
+        """
+        Fire with every record of C{kind}, as C{(ident, value)} pairs.
         """

@@ -5,6 +5,7 @@ Tests for the persistent queue backends: one mixin, run for every backend.
 import os
 import shutil
 import sqlite3
+import struct
 import sys
 import tempfile
 from typing import Any, Dict
@@ -134,6 +135,88 @@ class PersistentQueueMixin(TestCaseMixin):
         self.assertEqual([j.key for j in replayed], list(range(1, 100, 2)))
 
 
+    @inlineCallbacks
+    def test_update(self):
+        """
+        An updated job replays with its attempts and due time, also after a
+        reopen; its key and place are unchanged.
+        """
+        queue = self.makeQueue()
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(1), job(2), job(3)])
+        yield queue.update([job(2, attempts=3, due=1900000000.25)])
+        yield queue.update([job(2, attempts=4, due=1900000001.5)])
+        expected = [job(1), job(2, attempts=4, due=1900000001.5), job(3)]
+        self.assertEqual((yield queue.replay()), expected)
+        yield queue.close()
+        again = yield self.openQueue()
+        self.assertEqual((yield again.replay()), expected)
+
+    @inlineCallbacks
+    def test_updateNotStored(self):
+        """
+        An update of a job done (or never stored) stores nothing.
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(1), job(2)])
+        yield queue.done(2)
+        yield queue.update([job(2, attempts=1), job(7, attempts=1)])
+        self.assertEqual((yield queue.replay()), [job(1)])
+
+    @inlineCallbacks
+    def test_updateThenDone(self):
+        """
+        A job updated and then done is not replayed, nor its update.
+        """
+        queue = self.makeQueue()
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(n) for n in range(1, 5)])
+        yield gatherResults([queue.update([job(n, attempts=1) for n in range(1, 5)]), queue.doneMany([1, 2, 3])])
+        self.assertEqual((yield queue.replay()), [job(4, attempts=1)])
+        yield queue.done(4)
+        yield queue.close()
+        again = yield self.openQueue()
+        self.assertEqual((yield again.replay()), [])
+
+    @inlineCallbacks
+    def test_keep(self):
+        """
+        Records of a kind are kept, replaced by ident, dropped, and kept
+        apart from other kinds; keeping forgets the jobs named with it.
+        """
+        queue = self.makeQueue()
+        yield queue.open()
+        self.addCleanup(queue.close)
+        yield queue.addMany([job(1), job(2), job(3)])
+        yield queue.keep(b"letters", [(b"1", b"one"), (b"2", b"two\0")], [1], [])
+        yield queue.keep(b"other", [(b"1", b"x")], [], [])
+        yield queue.keep(b"letters", [(b"2", b"TWO"), (b"3", b"three")], [3, 99], [b"1", b"404"])
+        self.assertEqual(sorted((yield queue.kept(b"letters"))), [(b"2", b"TWO"), (b"3", b"three")])
+        self.assertEqual((yield queue.kept(b"other")), [(b"1", b"x")])
+        self.assertEqual((yield queue.kept(b"none")), [])
+        self.assertEqual((yield queue.replay()), [job(2)])
+        yield queue.close()
+        again = yield self.openQueue()
+        self.assertEqual(sorted((yield again.kept(b"letters"))), [(b"2", b"TWO"), (b"3", b"three")])
+        self.assertEqual((yield again.replay()), [job(2)])
+
+    @inlineCallbacks
+    def test_keepMany(self):
+        """
+        Changes larger than one statement are made whole.
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(n) for n in range(1200)])
+        records = [(b"%d" % n, b"v%d" % n) for n in range(1200)]
+        yield queue.keep(b"k", records, list(range(0, 1200, 2)), [])
+        self.assertEqual(len((yield queue.kept(b"k"))), 1200)
+        self.assertEqual([j.key for j in (yield queue.replay())], list(range(1, 1200, 2)))
+        yield queue.keep(b"k", [], [], [ident for ident, _ in records[:1100]])
+        self.assertEqual(sorted((yield queue.kept(b"k"))), sorted(records[1100:]))
+
+
 class SQLiteQueueTests(PersistentQueueMixin, TestCase):
     """
     The SQLite backend.
@@ -192,7 +275,9 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         connection = sqlite3.connect(self.path)
         tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         connection.close()
-        self.assertEqual(sorted(tables), ["gearman_tw_batches", "gearman_tw_done"])
+        self.assertEqual(
+            sorted(tables), ["gearman_tw_batches", "gearman_tw_done", "gearman_tw_kept", "gearman_tw_updates"]
+        )
 
     def test_gearmandTableNameRefused(self):
         """
@@ -314,6 +399,42 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         yield queue.done(3)
         yield queue.add(job(5))
         self.assertEqual([j.key for j in (yield queue.replay())], [4, 5])
+
+    @inlineCallbacks
+    def test_updatesCompactedOnOpen(self):
+        """
+        Opening folds update rows into their batches (and drops those of
+        finished jobs): the updates table is empty after open; update rows
+        of jobs done go with them, without waiting for their batch.
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany([job(n) for n in range(1, 5)])
+        yield queue.update([job(2, attempts=1, due=5.5), job(3, attempts=2)])
+        self.assertEqual(sorted(self.sql("SELECT key FROM gearman_tw_updates")), [(2,), (3,)])
+        yield queue.done(3)
+        self.assertEqual(self.sql("SELECT key FROM gearman_tw_updates"), [(2,)])
+        yield queue.close()
+        self.sql("INSERT INTO gearman_tw_updates VALUES (4, ?)", encodeRecords([job(4, attempts=9)]))
+        self.sql("INSERT INTO gearman_tw_done VALUES (4)")
+        queue = yield self.openQueue()
+        self.assertEqual(self.sql("SELECT * FROM gearman_tw_updates"), [])
+        self.assertEqual(self.sql("SELECT first, last, count FROM gearman_tw_batches"), [(1, 2, 2)])
+        self.assertEqual((yield queue.replay()), [job(1), job(2, attempts=1, due=5.5)])
+
+    @inlineCallbacks
+    def test_corruptUpdate(self):
+        """
+        An update row that does not hold one record of its key fails open
+        with QueueError.
+        """
+        queue = yield self.openQueue()
+        yield queue.add(job(1))
+        yield queue.close()
+        self.sql("INSERT INTO gearman_tw_updates VALUES (1, ?)", encodeRecords([job(2)]))
+        queue = SQLiteQueue(self.path, reactor=reactor)
+        failure = yield self.assertFailure(queue.open(), QueueError)
+        yield queue.close()
+        self.assertIn("corrupt queue record (update of 1)", str(failure))
 
     @inlineCallbacks
     def test_keysMustIncrease(self):
@@ -474,6 +595,24 @@ class RecordTests(SynchronousTestCase):
             job(2**40, unique=b"\0u\xff", data=b"", when=-5),
         ):
             self.assertEqual(list(decodeRecords(encodeRecords([original]))), [original])
+
+    def test_attempts(self):
+        """
+        A job attempted before round-trips its attempts and due time; a
+        record without them (as stored before they were kept) reads as
+        never attempted.
+        """
+        attempted = job(3, attempts=2, due=1234.5, priority=2)
+        self.assertEqual(list(decodeRecords(encodeRecords([attempted, job(4)]))), [attempted, job(4)])
+        old = b"".join(
+            [
+                struct.pack(">QBqIII", 9, 0, 77, 1, 2, 3),
+                b"fuudat",
+            ]
+        )
+        self.assertEqual(list(decodeRecords(old)), [QueuedJob(b"f", 9, b"uu", b"dat", 0, 77, 0, 0.0)])
+        cut = encodeRecords([attempted])[: struct.calcsize(">QBqIII") + 4]
+        self.assertRaises(QueueError, list, decodeRecords(cut))
 
     def test_corruptRecords(self):
         """
@@ -731,6 +870,30 @@ class StorageFaultTests(TestCase):
             yield sleep(0.1)
         self.assertEqual(count, 1000)
         self.assertEqual([j.key for j in (yield queue.replay())], list(range(1001, 2001)))
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
+    def test_sqliteKeepFailsWhole(self):
+        """
+        A keep that fails on a full database stores none of its records and
+        forgets none of its jobs, then or later: the jobs replay after a
+        restart (the change is not retried).
+        """
+        path, queue = yield self.sqliteQueue()
+        yield queue.addMany([job(n) for n in range(1, 11)])
+        full, room = self.fillSQLite(queue)
+        yield full
+        records = [(b"%d" % n, b"x" * 5000) for n in range(1, 11)]
+        failure = yield self.assertFailure(queue.keep(b"dead", records, list(range(1, 11)), []), QueueError)
+        self.assertIn("full", str(failure))
+        yield room()
+        yield sleep(1.5)
+        self.assertEqual((yield queue.kept(b"dead")), [])
+        yield queue.close()
+        again = SQLiteQueue(path, reactor=reactor)
+        yield again.open()
+        self.addCleanup(again.close)
+        self.assertEqual([j.key for j in (yield again.replay())], list(range(1, 11)))
         self.flushLoggedErrors()
 
     @inlineCallbacks

@@ -7,15 +7,13 @@ import ast
 import socket
 from typing import List, Tuple
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from gearman_tw.interfaces import IJobServer, IPersistentQueue
+from gearman_tw.interfaces import IJobServer
 from gearman_tw.protocol import RES, PacketType, encode, parseAll
-from gearman_tw.queues import QueuedJob
+from gearman_tw.queues.memory import MemoryQueue
 from gearman_tw.server import jobs, model, runqueue
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.model import HIGH, LOW, NORMAL
@@ -2423,8 +2421,7 @@ class StatsTests(JobServerTestCase):
         self.assertEqual(self.server.stats.connections, 2)
 
 
-@implementer(IPersistentQueue)
-class StoringQueue:
+class StoringQueue(MemoryQueue):
     """
     A persistent queue that acknowledges every store at once and keeps
     nothing, so it has nothing to replay.
@@ -2432,24 +2429,3 @@ class StoringQueue:
 
     name = "storing"
     persistent = True
-
-    def open(self) -> Deferred[None]:
-        return succeed(None)
-
-    def close(self) -> Deferred[None]:
-        return succeed(None)
-
-    def add(self, job: QueuedJob) -> Deferred[None]:
-        return succeed(None)
-
-    def done(self, key: int) -> Deferred[None]:
-        return succeed(None)
-
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
-        return succeed(None)
-
-    def doneMany(self, keys: List[int]) -> Deferred[None]:
-        return succeed(None)
-
-    def replay(self) -> Deferred[List[QueuedJob]]:
-        return succeed([])

@@ -4,7 +4,7 @@ reply order, forget ended jobs, replay at start.
 """
 
 import os
-from typing import Iterable, List, Tuple
+from typing import Dict, List, Tuple
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -36,10 +36,15 @@ class FakeQueue:
     name = "fake"
     persistent = True
 
-    def __init__(self, records: Iterable[QueuedJob] = ()) -> None:
+    def __init__(self) -> None:
         self.adds: List[Tuple[QueuedJob, Deferred[None]]] = []
         self.dones: List[int] = []
-        self.records = list(records)
+        self.updates: List[QueuedJob] = []
+        self.changes: List[Tuple[bytes, List[Tuple[bytes, bytes]], List[int], List[bytes]]] = []
+        # What keep() answers.
+        self.keeping: Deferred[None] = succeed(None)
+        # What kept() answers, by kind.
+        self.records: Dict[bytes, List[Tuple[bytes, bytes]]] = {}
         self.opened = self.closed = False
         self.replayed: Deferred[List[QueuedJob]] = Deferred()
 
@@ -69,6 +74,20 @@ class FakeQueue:
 
     def replay(self) -> Deferred[List[QueuedJob]]:
         return self.replayed
+
+    def update(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        self.updates.extend(jobs)
+        return succeed(None)
+
+    def keep(
+        self, kind: bytes, records: List[Tuple[bytes, bytes]], done: List[int], dropped: List[bytes]
+    ) -> Deferred[None]:
+        self.changes.append((kind, records, done, dropped))
+        self.dones.extend(done)
+        return self.keeping
+
+    def kept(self, kind: bytes) -> Deferred[List[Tuple[bytes, bytes]]]:
+        return succeed(list(self.records.get(kind, [])))
 
     def commit(self) -> None:
         adds, self.adds = self.adds, []

@@ -40,6 +40,10 @@ class QueuedJob(NamedTuple):
     @ivar unique: the job's unique key, empty for none.
     @ivar priority: 0 HIGH, 1 NORMAL, 2 LOW (gearmand's numbers).
     @ivar when: the epoch second the job may run from, 0 for at once.
+    @ivar attempts: the attempts made at it that did not end it (a worker
+        lost, a time limit, a failure its policy retries).
+    @ivar due: after such an attempt, the time (epoch seconds) its
+        backoff ends, 0 for at once.
     """
 
     function: bytes
@@ -48,6 +52,8 @@ class QueuedJob(NamedTuple):
     data: bytes
     priority: int
     when: int = 0
+    attempts: int = 0
+    due: float = 0.0
 
 
 def queueFromURL(url: Optional[str], reactor: Any = None) -> Any:
@@ -228,4 +234,9 @@ def _quietly(d: "Deferred[None]") -> "Deferred[None]":
     return waiter
 
 
-__all__ = ["DeleteRetries", "QueuedJob", "queueFromURL"]
+#: The kind of the records a persistent queue keeps for dead letters
+#: (L{IPersistentQueue.keep <gearman_tw.interfaces.IPersistentQueue.keep>}).
+DEAD_LETTERS = b"deadletter"
+
+
+__all__ = ["DEAD_LETTERS", "DeleteRetries", "QueuedJob", "queueFromURL"]

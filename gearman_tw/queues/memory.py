@@ -5,7 +5,7 @@ The default queue: nothing is persisted, as with gearmand's builtin queue.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -44,4 +44,15 @@ class MemoryQueue:
         return succeed(None)
 
     def replay(self) -> "Deferred[List[QueuedJob]]":
+        return succeed([])
+
+    def update(self, jobs: List[QueuedJob]) -> "Deferred[None]":
+        return succeed(None)
+
+    def keep(
+        self, kind: bytes, records: List[Tuple[bytes, bytes]], done: List[int], dropped: List[bytes]
+    ) -> "Deferred[None]":
+        return succeed(None)
+
+    def kept(self, kind: bytes) -> "Deferred[List[Tuple[bytes, bytes]]]":
         return succeed([])

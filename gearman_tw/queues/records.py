@@ -3,6 +3,11 @@
 The stored form of queued jobs, shared by the SQLite and Redis queues: each
 record is a header (key, priority, when, then the lengths of function,
 unique and data) followed by those three, and records go back to back.
+
+A job attempted before (L{QueuedJob.attempts}, L{QueuedJob.due}) has the
+high bit of its priority byte set and a second header (attempts, due)
+after the first; records written before attempts were kept have neither
+and read as never attempted.
 """
 
 from __future__ import annotations
@@ -14,6 +19,13 @@ from gearman_tw.errors import QueueError
 from gearman_tw.queues import QueuedJob
 
 _RECORD = struct.Struct(">QBqIII")
+_ATTEMPTS = struct.Struct(">Id")
+
+# Set in the priority byte of a record with the second header.
+_ATTEMPTED = 0x80
+
+#: The most attempts a record holds (more are stored as this many).
+MAX_ATTEMPTS = 0xFFFFFFFF
 
 
 def encodeRecords(jobs: List[QueuedJob]) -> bytes:
@@ -21,12 +33,15 @@ def encodeRecords(jobs: List[QueuedJob]) -> bytes:
     The stored form of C{jobs}, back to back.
     """
     pack = _RECORD.pack
-    return b"".join(
-        [
-            pack(key, priority, when, len(function), len(unique), len(data)) + function + unique + data
-            for function, key, unique, data, priority, when in jobs
-        ]
-    )
+    parts = []
+    for function, key, unique, data, priority, when, attempts, due in jobs:
+        if attempts or due:
+            header = pack(key, priority | _ATTEMPTED, when, len(function), len(unique), len(data))
+            header += _ATTEMPTS.pack(min(attempts, MAX_ATTEMPTS), due)
+        else:
+            header = pack(key, priority, when, len(function), len(unique), len(data))
+        parts.append(header + function + unique + data)
+    return b"".join(parts)
 
 
 def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:
@@ -44,6 +59,13 @@ def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:
             raise QueueError("corrupt queue record")
         key, priority, when, functionLength, uniqueLength, dataLength = unpack(blob, offset)
         offset += header
+        attempts, due = 0, 0.0
+        if priority & _ATTEMPTED:
+            priority &= ~_ATTEMPTED
+            if end - offset < _ATTEMPTS.size:
+                raise QueueError("corrupt queue record")
+            attempts, due = _ATTEMPTS.unpack_from(blob, offset)
+            offset += _ATTEMPTS.size
         stop = offset + functionLength + uniqueLength + dataLength
         if stop > end:
             raise QueueError("corrupt queue record")
@@ -51,5 +73,5 @@ def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:
         offset += functionLength
         unique = blob[offset : offset + uniqueLength]
         offset += uniqueLength
-        yield QueuedJob(function, key, unique, blob[offset:stop], priority, when)
+        yield QueuedJob(function, key, unique, blob[offset:stop], priority, when, attempts, due)
         offset = stop

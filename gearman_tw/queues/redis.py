@@ -9,6 +9,11 @@ HDEL, pipelined over one connection, so several servers can share a Redis
 with a namespace each, and a replacement server started with a dead one's
 namespace takes over its unfinished jobs.
 
+A job attempted again is rewritten in place (L{RedisQueue.update}: an HSET
+of the fields that still exist, in one script).  Records of a kind (dead
+letters) live in C{<namespace>:kept:<kind>}, a hash by ident; L{RedisQueue.keep}
+changes them and forgets jobs in one script, so atomically.
+
 Durability is Redis's: run it with C{appendonly yes} and C{appendfsync
 always} for no acknowledged job to be lost when Redis itself crashes
 (C{everysec} can lose the last second).
@@ -25,7 +30,7 @@ not answered in time, are kept and retried with backoff until they succeed
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, cast
+from typing import Any, List, Optional, Tuple, cast
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -48,6 +53,31 @@ WITHDRAW_ATTEMPTS = 20
 
 #: Seconds between two attempts to withdraw an add.
 WITHDRAW_PAUSE = 0.1
+
+# KEYS[1] the jobs; ARGV field, record, field, record...: rewrite the fields
+# that exist.
+_UPDATE = b"""
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
+# KEYS[1] the jobs, KEYS[2] the kept records of one kind; ARGV: how many job
+# fields to delete (n), how many records to store (m), the n fields, m
+# ident/value pairs, then the idents to delete.
+_KEEP = b"""
+local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i = 3
+for j = i, i + n - 1 do redis.call('HDEL', KEYS[1], ARGV[j]) end
+i = i + n
+for j = i, i + 2 * m - 1, 2 do redis.call('HSET', KEYS[2], ARGV[j], ARGV[j + 1]) end
+i = i + 2 * m
+for j = i, #ARGV do redis.call('HDEL', KEYS[2], ARGV[j]) end
+return 0
+"""
 
 
 @implementer(IPersistentQueue)
@@ -301,6 +331,49 @@ class RedisQueue:
         d.addCallbacks(lambda _: None, lambda f: Failure(QueueError(self._why(f))))
         return d
 
+    def update(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        """
+        Rewrite the jobs' records that are still stored, in one script.
+        """
+        if not jobs:
+            return defer.succeed(None)
+        arguments: List[bytes] = []
+        for job in jobs:
+            arguments.append(b"%d" % (job.key,))
+            arguments.append(encodeRecords([job]))
+        d = self._call("update", "EVAL", _UPDATE, 1, self.key, *arguments)
+        d.addCallback(lambda _: None)
+        return d
+
+    def keep(
+        self, kind: bytes, records: List[Tuple[bytes, bytes]], done: List[int], dropped: List[bytes]
+    ) -> Deferred[None]:
+        """
+        Change the records of C{kind} and forget the jobs under C{done}, in
+        one script.  If it fails (even without an answer) the change was
+        made whole or not at all; either way it is not retried.
+        """
+        arguments: List[bytes] = [b"%d" % (len(done),), b"%d" % (len(records),)]
+        arguments.extend(b"%d" % (key,) for key in done)
+        for ident, value in records:
+            arguments.append(ident)
+            arguments.append(value)
+        arguments.extend(dropped)
+        d = self._call("keep", "EVAL", _KEEP, 2, self.key, self._kept(kind), *arguments)
+        d.addCallback(lambda _: None)
+        return d
+
+    def kept(self, kind: bytes) -> Deferred[List[Tuple[bytes, bytes]]]:
+        """
+        Fire with the records of C{kind}.
+        """
+        d = self._call("kept", "HGETALL", self._kept(kind))
+        d.addCallback(_pairs)
+        return d
+
+    def _kept(self, kind: bytes) -> bytes:
+        return self.key[: -len(b"jobs")] + b"kept:" + bytes(kind)
+
     def replay(self) -> Deferred[List[QueuedJob]]:
         d = self._call("replay", "HVALS", self.key)
         d.addCallback(self._replayed)
@@ -309,3 +382,13 @@ class RedisQueue:
     def _replayed(self, values: List[bytes]) -> List[QueuedJob]:
         jobs = [job for value in values or [] for job in decodeRecords(bytes(value))]
         return sorted(jobs, key=lambda job: job.key)
+
+
+def _pairs(reply: Any) -> List[Tuple[bytes, bytes]]:
+    """
+    The (field, value) pairs of an HGETALL reply (a flat list, or a dict).
+    """
+    if isinstance(reply, dict):
+        return [(bytes(field), bytes(value)) for field, value in reply.items()]
+    items = list(reply or [])
+    return [(bytes(items[i]), bytes(items[i + 1])) for i in range(0, len(items) - 1, 2)]

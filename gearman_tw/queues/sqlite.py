@@ -15,9 +15,14 @@ batch has finished; then the batch and those rows are deleted together.
 Storing a thousand jobs is one row insert and deleting them a few more, so
 the queue keeps up with the server.
 
+A job attempted again (L{SQLiteQueue.update}) gets a row of
+C{gearman_tw_updates(key, record)} that stands for its record in the batch.
+What outlives a job (dead letters) is C{gearman_tw_kept(kind, ident,
+value)}.
+
 Opening the file compacts it: batches are rewritten without their finished
-jobs, so after C{open} the done table is empty and no batch spans a key
-above its last live job.  A file holding gearmand's own C{libsqlite3} table
+jobs and with their updated records, so after C{open} the done and updates
+tables are empty and no batch spans a key above its last live job.  A file holding gearmand's own C{libsqlite3} table
 (C{gearman_queue}) is taken over at the same time: its jobs become a batch,
 in their order, and the old table is dropped.
 
@@ -49,8 +54,12 @@ from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import DeleteRetries, QueuedJob
 from gearman_tw.queues.records import decodeRecords, encodeRecords
 
+# What the database thread is asked to do, in order (see _commit).
 _ADD = 0
 _DONE = 1
+_UPDATE = 2
+_UNUPDATE = 3
+_KEEP = 4
 
 #: The table gearmand's libsqlite3 queue writes.
 GEARMAND_TABLE = "gearman_queue"
@@ -100,7 +109,8 @@ class SQLiteQueue:
         switchInterval: Optional[float] = SWITCH_INTERVAL,
     ) -> None:
         """
-        @param table: the prefix of the two tables (C{_batches}, C{_done}).
+        @param table: the prefix of the tables (C{_batches}, C{_done},
+            C{_updates}, C{_kept}).
         @param synchronous: SQLite's C{synchronous} setting: C{FULL} (the
             default) makes every commit durable across power loss; C{NORMAL}
             only across process crashes (C{kill -9}).
@@ -126,6 +136,8 @@ class SQLiteQueue:
         self.reactor = reactor
         self.batchesTable = table + "_batches"
         self.doneTable = table + "_done"
+        self.updatesTable = table + "_updates"
+        self.keptTable = table + "_kept"
         self.synchronous = synchronous.upper()
         self.switchInterval = switchInterval
         self.commits = 0
@@ -139,6 +151,8 @@ class SQLiteQueue:
         # Live batches by first key, and their first keys in order.
         self._batches: Dict[int, _Batch] = {}
         self._firsts: List[int] = []
+        # Keys with a row in the updates table (that rows's job may be live).
+        self._updated: Set[int] = set()
         # The files opened, as (path, (device, inode)), checked after each
         # commit.
         self._files: List[Tuple[str, Tuple[int, int]]] = []
@@ -180,6 +194,13 @@ class SQLiteQueue:
                 "count INTEGER, records BLOB)" % (self.batchesTable,)
             )
             connection.execute("CREATE TABLE IF NOT EXISTS %s (key INTEGER PRIMARY KEY)" % (self.doneTable,))
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS %s (key INTEGER PRIMARY KEY, record BLOB)" % (self.updatesTable,)
+            )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS %s (kind BLOB, ident BLOB, value BLOB, PRIMARY KEY (kind, ident))"
+                % (self.keptTable,)
+            )
             connection.execute("BEGIN IMMEDIATE")
             try:
                 self._compact(connection)
@@ -200,26 +221,42 @@ class SQLiteQueue:
 
     def _compact(self, connection: sqlite3.Connection) -> None:
         """
-        Rewrite every batch with finished jobs without them, and empty the
-        done table.
+        Rewrite every batch with finished or updated jobs, without the
+        finished ones and with the updated records, and empty the done and
+        updates tables.
         """
         done = {key for (key,) in connection.execute("SELECT key FROM %s" % (self.doneTable,))}
-        if not done:
+        updates = self._updates(connection)
+        if not done and not updates:
             return
-        ordered = sorted(done)
+        finished = sorted(done)
+        updated = sorted(updates)
         rows = connection.execute(
             "SELECT first, last, records FROM %s ORDER BY first" % (self.batchesTable,)
         ).fetchall()
         for first, last, records in rows:
-            # Any finished key within [first, last]?
-            at = bisect_right(ordered, last) - 1
-            if at < 0 or ordered[at] < first:
+            if not _within(finished, first, last) and not _within(updated, first, last):
                 continue
-            live = [job for job in decodeRecords(bytes(records)) if job.key not in done]
+            live = [updates.get(job.key, job) for job in decodeRecords(bytes(records)) if job.key not in done]
             connection.execute("DELETE FROM %s WHERE first = ?" % (self.batchesTable,), (first,))
             if live:
                 self._insertBatches(connection, [_row(live[0].key, live[-1].key, live)])
         connection.execute("DELETE FROM %s" % (self.doneTable,))
+        connection.execute("DELETE FROM %s" % (self.updatesTable,))
+
+    def _updates(self, connection: sqlite3.Connection) -> Dict[int, QueuedJob]:
+        """
+        The updated records, by key.
+
+        @raise QueueError: one is corrupt.
+        """
+        updates = {}
+        for key, record in connection.execute("SELECT key, record FROM %s" % (self.updatesTable,)):
+            jobs = list(decodeRecords(bytes(record)))
+            if len(jobs) != 1 or jobs[0].key != key:
+                raise QueueError("corrupt queue record (update of %d)" % (key,))
+            updates[key] = jobs[0]
+        return updates
 
     def _takeOverGearmand(self, connection: sqlite3.Connection) -> None:
         """
@@ -357,6 +394,25 @@ class SQLiteQueue:
         Forget the jobs stored under C{keys}: each is marked finished, and
         a batch whose jobs have all finished is deleted.
         """
+        deletes = self._markDone(keys)
+        if self._updated:
+            self._forgetUpdates(keys)
+        if not deletes[0] and not deletes[1]:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        # Before the caller's errbacks: keep the deletes to retry them.
+        d.addErrback(self._keepDeletes, deletes)
+        self._pending.append((_DONE, deletes, d))
+        self._kick()
+        return d
+
+    def _markDone(self, keys: List[int]) -> _Deletes:
+        """
+        Mark the jobs under C{keys} finished in the index of batches.
+
+        @return: the keys to mark finished in the database, and the batches
+            (first and last keys) to delete from it.
+        """
         firsts = self._firsts
         batches = self._batches
         finished: List[int] = []
@@ -377,15 +433,78 @@ class SQLiteQueue:
                 del batches[first]
                 del firsts[at]
                 emptied.append((first, batch[0]))
-        if not finished and not emptied:
+        return finished, emptied
+
+    def _isLive(self, key: int) -> bool:
+        """
+        Whether a job is stored under C{key} and not finished.
+        """
+        at = bisect_right(self._firsts, key) - 1
+        if at < 0:
+            return False
+        batch = self._batches[self._firsts[at]]
+        return key <= batch[0] and key not in batch[2]
+
+    def _forgetUpdates(self, keys: List[int]) -> None:
+        """
+        Delete the update rows of finished jobs (with the next commit; one
+        that fails leaves rows the next L{open} drops).
+        """
+        updated = self._updated
+        gone = [key for key in keys if key in updated]
+        if gone:
+            updated.difference_update(gone)
+            d: Deferred[None] = Deferred()
+            d.addErrback(lambda _: None)
+            self._pending.append((_UNUPDATE, gone, d))
+            self._kick()
+
+    def update(self, jobs: List[QueuedJob]) -> Deferred[None]:
+        """
+        Rewrite the records of C{jobs} (same keys): each gets a row in the
+        updates table; jobs not stored, or finished, are left alone.
+        """
+        rows = [(job.key, encodeRecords([job])) for job in jobs if self._isLive(job.key)]
+        if not rows:
             return succeed(None)
+        self._updated.update(key for key, _ in rows)
         d: Deferred[None] = Deferred()
-        deletes = (finished, emptied)
-        # Before the caller's errbacks: keep the deletes to retry them.
-        d.addErrback(self._keepDeletes, deletes)
-        self._pending.append((_DONE, deletes, d))
+        self._pending.append((_UPDATE, rows, d))
         self._kick()
         return d
+
+    def keep(
+        self, kind: bytes, records: List[Tuple[bytes, bytes]], done: List[int], dropped: List[bytes]
+    ) -> Deferred[None]:
+        """
+        Store and drop records of C{kind} and forget the jobs under C{done},
+        in one transaction.  If it fails, those jobs stay stored (and the
+        next L{open} replays them).
+        """
+        deletes = self._markDone(done)
+        if self._updated:
+            self._forgetUpdates(done)
+        d: Deferred[None] = Deferred()
+        self._pending.append((_KEEP, (bytes(kind), records, dropped, deletes), d))
+        self._kick()
+        return d
+
+    def kept(self, kind: bytes) -> Deferred[List[Tuple[bytes, bytes]]]:
+        """
+        Fire with the records of C{kind}, as C{(ident, value)}.
+        """
+        d = self._run(self._keptInThread, bytes(kind))
+        d.addErrback(self._queueError, "cannot read %s" % (self.path,))
+        return d
+
+    def _keptInThread(self, kind: bytes) -> List[Tuple[bytes, bytes]]:
+        connection = self._connection
+        if connection is None:
+            raise QueueError("the queue is not open")
+        rows = connection.execute(
+            "SELECT ident, value FROM %s WHERE kind = ? ORDER BY rowid" % (self.keptTable,), (kind,)
+        )
+        return [(bytes(ident), bytes(value)) for ident, value in rows]
 
     def _keepDeletes(self, failure: Failure, deletes: _Deletes) -> Failure:
         self.retries.keep([deletes], len(deletes[0]) + len(deletes[1]))
@@ -454,12 +573,25 @@ class SQLiteQueue:
                 merged = operations[start:end]
                 if kind == _ADD:
                     self._insertBatches(connection, [batch for _, batches in merged for batch in batches])
-                else:
+                elif kind == _DONE:
                     self._finish(
                         connection,
                         [key for _, (finished, _) in merged for key in finished],
                         [span for _, (_, emptied) in merged for span in emptied],
                     )
+                elif kind == _UPDATE:
+                    self._replaceRows(
+                        connection, self.updatesTable, "key, record", [r for _, rows in merged for r in rows]
+                    )
+                elif kind == _UNUPDATE:
+                    self._deleteKeys(connection, self.updatesTable, [key for _, keys in merged for key in keys])
+                else:
+                    for _, (kept, records, dropped, (finished, emptied)) in merged:
+                        self._finish(connection, finished, emptied)
+                        self._replaceRows(
+                            connection, self.keptTable, "kind, ident, value", [(kept,) + r for r in records]
+                        )
+                        self._dropKept(connection, kept, dropped)
                 start = end
             connection.execute("COMMIT")
         except BaseException:
@@ -499,6 +631,36 @@ class SQLiteQueue:
                 parameters,
             )
 
+    def _replaceRows(
+        self, connection: sqlite3.Connection, table: str, columns: str, rows: List[Tuple[Any, ...]]
+    ) -> None:
+        """
+        Insert C{rows} into C{table}, replacing those with the same primary
+        key.
+        """
+        if not rows:
+            return
+        marks = "(%s)" % (",".join("?" * len(rows[0])),)
+        for offset in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[offset : offset + ROWS_PER_STATEMENT]
+            connection.execute(
+                "INSERT OR REPLACE INTO %s (%s) VALUES %s" % (table, columns, ",".join([marks] * len(chunk))),
+                [value for row in chunk for value in row],
+            )
+
+    def _deleteKeys(self, connection: sqlite3.Connection, table: str, keys: List[int]) -> None:
+        for offset in range(0, len(keys), ROWS_PER_STATEMENT):
+            chunk = keys[offset : offset + ROWS_PER_STATEMENT]
+            connection.execute("DELETE FROM %s WHERE key IN (%s)" % (table, ",".join("?" * len(chunk))), chunk)
+
+    def _dropKept(self, connection: sqlite3.Connection, kind: bytes, idents: List[bytes]) -> None:
+        for offset in range(0, len(idents), ROWS_PER_STATEMENT):
+            chunk = idents[offset : offset + ROWS_PER_STATEMENT]
+            connection.execute(
+                "DELETE FROM %s WHERE kind = ? AND ident IN (%s)" % (self.keptTable, ",".join("?" * len(chunk))),
+                [kind] + list(chunk),
+            )
+
     def _finish(self, connection: sqlite3.Connection, finished: List[int], emptied: List[Tuple[int, int]]) -> None:
         for offset in range(0, len(finished), ROWS_PER_STATEMENT):
             chunk = finished[offset : offset + ROWS_PER_STATEMENT]
@@ -532,9 +694,10 @@ class SQLiteQueue:
         if connection is None:
             raise QueueError("the queue is not open")
         done = {key for (key,) in connection.execute("SELECT key FROM %s" % (self.doneTable,))}
+        updates = self._updates(connection)
         jobs: List[QueuedJob] = []
         for (records,) in connection.execute("SELECT records FROM %s ORDER BY first" % (self.batchesTable,)):
-            jobs.extend(job for job in decodeRecords(bytes(records)) if job.key not in done)
+            jobs.extend(updates.get(job.key, job) for job in decodeRecords(bytes(records)) if job.key not in done)
         jobs.sort(key=attrgetter("key"))
         return jobs
 
@@ -547,6 +710,14 @@ class SQLiteQueue:
         d: Deferred[None] = Deferred()
         self._flushed.append(d)
         return d
+
+
+def _within(ordered: List[int], first: int, last: int) -> bool:
+    """
+    Whether a key of C{ordered} (sorted) lies within [C{first}, C{last}].
+    """
+    at = bisect_right(ordered, last) - 1
+    return at >= 0 and ordered[at] >= first
 
 
 def _bytes(value: Any) -> bytes:

@@ -8,8 +8,16 @@ again or to see why they failed, instead of being dropped.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections import deque
 from typing import Deque, Dict, Iterable, List, Optional
+
+from gearman_tw.errors import QueueError
+
+# The stored form: ident, priority, attempts, submitted, failed, whether
+# there is a reducer, then the lengths of function, handle, unique, data,
+# error and reducer, followed by those.
+_STORED = struct.Struct(">QBIddB6I")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +47,54 @@ class DeadLetter:
     failed: float
     reducer: Optional[bytes] = None
 
+    def encode(self) -> bytes:
+        """
+        The form a persistent queue keeps.
+        """
+        fields = (self.function, self.handle, self.unique, self.data, self.error, self.reducer or b"")
+        header = _STORED.pack(
+            self.ident,
+            self.priority,
+            min(self.attempts, 0xFFFFFFFF),
+            self.submitted,
+            self.failed,
+            self.reducer is not None,
+            *[len(field) for field in fields],
+        )
+        return header + b"".join(fields)
+
+    @classmethod
+    def decode(cls, value: bytes) -> "DeadLetter":
+        """
+        The dead letter L{encode} gave C{value}.
+
+        @raise QueueError: C{value} is not one.
+        """
+        if len(value) < _STORED.size:
+            raise QueueError("corrupt dead letter record")
+        ident, priority, attempts, submitted, failed, reduce, *lengths = _STORED.unpack_from(value)
+        if _STORED.size + sum(lengths) != len(value):
+            raise QueueError("corrupt dead letter record")
+        fields = []
+        offset = _STORED.size
+        for length in lengths:
+            fields.append(value[offset : offset + length])
+            offset += length
+        function, handle, unique, data, error, reducer = fields
+        return cls(
+            ident,
+            function,
+            handle,
+            unique,
+            data,
+            priority,
+            attempts,
+            error,
+            submitted,
+            failed,
+            reducer if reduce else None,
+        )
+
 
 class DeadLetters:
     """
@@ -60,17 +116,23 @@ class DeadLetters:
         self._lastIdent += 1
         return self._lastIdent
 
-    def add(self, letter: DeadLetter, limit: int) -> None:
+    def add(self, letter: DeadLetter, limit: Optional[int]) -> List[DeadLetter]:
         """
-        Keep C{letter}, dropping its function's oldest beyond C{limit}.
+        Keep C{letter}, dropping its function's oldest beyond C{limit} (none
+        if C{None}).
+
+        @return: the letters dropped.
         """
         letters = self._letters.get(letter.function)
         if letters is None:
             letters = self._letters[letter.function] = deque()
         letters.append(letter)
-        while len(letters) > limit:
-            letters.popleft()
+        self._lastIdent = max(self._lastIdent, letter.ident)
+        dropped = []
+        while limit is not None and len(letters) > limit:
+            dropped.append(letters.popleft())
             self.dropped[letter.function] = self.dropped.get(letter.function, 0) + 1
+        return dropped
 
     def functions(self) -> Dict[bytes, int]:
         """

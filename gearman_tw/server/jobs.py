@@ -28,7 +28,7 @@ from zope.interface import implementer
 
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.numbers import uint32
-from gearman_tw.queues import QueuedJob
+from gearman_tw.queues import DEAD_LETTERS, QueuedJob
 from gearman_tw.server.deadletters import DeadLetter, DeadLetters
 from gearman_tw.server.lifecycle import Policies, uniform
 from gearman_tw.server.model import (
@@ -52,7 +52,7 @@ from gearman_tw.server.model import (
     liveCount,
 )
 from gearman_tw.server.runqueue import MAX_RECORD_DATA, RunQueue
-from gearman_tw.server.stats import ServerStats
+from gearman_tw.server.stats import Histogram, ServerStats
 
 #: How many functions without workers, jobs or limits a server keeps by
 #: default (L{JobServer.idleFunctions}): C{status} goes on listing a
@@ -100,31 +100,39 @@ class _Resubmitter(Peer):
     @ivar refused: the submission was refused at once.
     """
 
-    __slots__ = ("_letter", "_server", "refused")
+    __slots__ = ("_letter", "_putBack", "_server", "refused")
 
     def __init__(self, server: "JobServer", letter: DeadLetter) -> None:
         super().__init__(-1, "-")
         self._server = server
         self._letter = letter
         self.refused = False
+        self._putBack = False
 
     def _ignore(self, *args: object) -> None:
         pass
 
+    def _submitted(self, *args: object) -> None:
+        # Queued (and stored, with a persistent queue): the letter goes;
+        # after a refusal, release() only ends the wait.
+        if not self._putBack:
+            self._server._dropLetters(self._letter.function, [self._letter])
+
     def error(self, code: bytes, text: bytes) -> None:
         self.refused = True
-        self._putBack(text)
+        self._keepAgain(text)
 
     def refuse(self, job: Job, code: bytes, text: bytes) -> None:
-        self._putBack(text)
+        self._keepAgain(text)
 
-    def _putBack(self, why: bytes) -> None:
-        letter = self._letter
+    def _keepAgain(self, why: bytes) -> None:
+        self._putBack = True
+        letter = dataclasses.replace(self._letter, error=b"retry refused: " + why)
         function = self._server.function(letter.function)
-        limit = max(function.policy.deadLetters, 1)
-        self._server.deadLetters.add(dataclasses.replace(letter, error=b"retry refused: " + why), limit)
+        self._server._keepLetter(letter, max(function.policy.deadLetters, 1))
 
-    created = hold = release = noop = noJob = assign = _ignore  # type: ignore[assignment]
+    created = release = _submitted  # type: ignore[assignment]
+    hold = noop = noJob = assign = _ignore  # type: ignore[assignment]
     workData = workWarning = workStatus = workComplete = workFail = workException = _ignore  # type: ignore[assignment]
 
 
@@ -236,6 +244,9 @@ class JobServer:
         self._toStore: List[Job] = []
         self._toStoreJoined: List[Job] = []
         self._toForget: List[int] = []
+        # Stored jobs attempted again, with the end of their backoff, to
+        # update in the queue (L{_flushUpdates}).
+        self._toUpdate: Dict[Job, float] = {}
         # Submissions that joined a job while it was being stored, besides
         # the one storing it (Job.waiting).
         self._alsoWaiting: Dict[Job, List[Peer]] = {}
@@ -624,7 +635,12 @@ class JobServer:
             peer.held[job] = None
             function.running += 1
             now = job.started = self.reactor.seconds()
-            self.stats.wait.observe(now - job.created)
+            waited = now - job.created
+            self.stats.wait.observe(waited)
+            times = function.waitTimes
+            if times is None:
+                times = function.waitTimes = Histogram()
+            times.observe(waited)
             limit = timeout or function.policy.timeLimit
             if limit:
                 job.timer = self.reactor.callLater(limit, self._timedOut, job)
@@ -1113,8 +1129,24 @@ class JobServer:
                 return existing
         job = self._create(function, record.unique, key, record.data, record.priority, True, record.when, None, False)
         job.queueKey = record.key
-        self._queue(job)
+        job.retries = record.attempts
+        if record.due > self.reactor.seconds():
+            # Stopped while waiting out a retry's backoff.
+            self._hold(job, record.due)
+        else:
+            self._queue(job)
         return job
+
+    def restoreDeadLetters(self, records: List[Tuple[bytes, bytes]]) -> None:
+        """
+        Keep the dead letters a persistent queue kept (L{DEAD_LETTERS}
+        records), oldest first; a policy's limit applies from the next one.
+
+        @raise QueueError: a record is not a dead letter.
+        """
+        letters = sorted((DeadLetter.decode(value) for _, value in records), key=lambda letter: letter.ident)
+        for letter in letters:
+            self.deadLetters.add(letter, None)
 
     def _attach(self, peer: Peer, job: Job) -> None:
         if job.clients:
@@ -1327,12 +1359,25 @@ class JobServer:
         """
         Free a job that its worker ended.
         """
-        self.stats.run.observe(self.reactor.seconds() - job.started)
+        self._ran(job)
         self._release(job)
         self._detachClients(job)
         self._free(job)
         if self._idleWaiters:
             self._checkIdle()
+
+    def _ran(self, job: Job) -> None:
+        """
+        Observe how long the attempt at C{job} its worker just ended ran,
+        server-wide and for its function.
+        """
+        ran = self.reactor.seconds() - job.started
+        self.stats.run.observe(ran)
+        function = job.function
+        times = function.runTimes
+        if times is None:
+            times = function.runTimes = Histogram()
+        times.observe(ran)
 
     def _free(self, job: Job) -> None:
         self._forgetUnique(job)
@@ -1358,7 +1403,7 @@ class JobServer:
         it, and it is attempted again (or given up) as one whose worker was
         lost.
         """
-        self.stats.run.observe(self.reactor.seconds() - job.started)
+        self._ran(job)
         self._release(job)
         self._retry(job, why)
         if self._idleWaiters:
@@ -1409,12 +1454,45 @@ class JobServer:
         if not job.ignore:
             job.function.retried += 1
         backoff = policy.backoff
+        due = 0.0
         if backoff is not None and not job.ignore:
             delay = backoff.delay(job.retries, self._uniform)
             if delay > 0:
-                self._hold(job, self.reactor.seconds() + delay)
-                return
-        self._enqueue(job)
+                due = self.reactor.seconds() + delay
+        if job.queueKey is not None:
+            self._update(job, due)
+        if due:
+            self._hold(job, due)
+        else:
+            self._enqueue(job)
+
+    def _update(self, job: Job, due: float) -> None:
+        """
+        Store a stored job's attempts and the end of its backoff, with this
+        reactor turn's other updates.
+        """
+        if not self._toUpdate:
+            self.reactor.callLater(0, self._flushUpdates)
+        self._toUpdate[job] = due
+
+    def _flushUpdates(self) -> None:
+        assert self.queue is not None
+        updates, self._toUpdate = self._toUpdate, {}
+        records = [
+            QueuedJob(
+                job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when, job.retries, due
+            )
+            for job, due in updates.items()
+            # Still stored (not ended since).
+            if job.queueKey is not None
+        ]
+        if records:
+            d = self.queue.update(records)
+            d.addErrback(
+                lambda f: self.log.failure(
+                    "Persistent queue could not store the attempts of {count} jobs", f, count=len(records)
+                )
+            )
 
     # Dead letters
 
@@ -1426,6 +1504,10 @@ class JobServer:
         limit = job.function.policy.deadLetters
         if not limit or not job.background:
             return
+        key = job.queueKey
+        if key is not None:
+            # Forgotten with the letter kept, in one change.
+            job.queueKey = None
         letter = DeadLetter(
             self.deadLetters.nextIdent(),
             job.function.name,
@@ -1439,8 +1521,50 @@ class JobServer:
             self.reactor.seconds(),
             job.reducer,
         )
-        self.deadLetters.add(letter, limit)
+        self._keepLetter(letter, limit, key)
         job.function.deadLettered += 1
+
+    def _keepLetter(self, letter: DeadLetter, limit: int, key: Optional[int] = None) -> None:
+        """
+        Keep C{letter} (dropping its function's oldest beyond C{limit}), in
+        the persistent queue too, where the job stored under C{key} is
+        forgotten with it.
+        """
+        dropped = self.deadLetters.add(letter, limit)
+        if not self._persistent:
+            return
+        assert self.queue is not None
+        d = self.queue.keep(
+            DEAD_LETTERS,
+            [(b"%d" % (letter.ident,), letter.encode())],
+            [] if key is None else [key],
+            [b"%d" % (old.ident,) for old in dropped],
+        )
+        d.addErrback(
+            lambda f: self.log.failure(
+                "Persistent queue could not keep dead letter {ident} of {function}",
+                f,
+                ident=letter.ident,
+                function=letter.function.decode("utf-8", "replace"),
+            )
+        )
+
+    def _dropLetters(self, name: bytes, letters: List[DeadLetter]) -> None:
+        """
+        Forget C{letters} (of function C{name}) in the persistent queue.
+        """
+        if not self._persistent or not letters:
+            return
+        assert self.queue is not None
+        d = self.queue.keep(DEAD_LETTERS, [], [], [b"%d" % (letter.ident,) for letter in letters])
+        d.addErrback(
+            lambda f: self.log.failure(
+                "Persistent queue could not forget {count} dead letters of {function}",
+                f,
+                count=len(letters),
+                function=name.decode("utf-8", "replace"),
+            )
+        )
 
     def retryDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
         """
@@ -1465,7 +1589,9 @@ class JobServer:
 
         @return: how many were forgotten.
         """
-        return len(self.deadLetters.remove(name, idents))
+        letters = self.deadLetters.remove(name, idents)
+        self._dropLetters(name, letters)
+        return len(letters)
 
     # Draining
 

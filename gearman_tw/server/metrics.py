@@ -6,8 +6,9 @@ The job path only bumps plain integers (L{gearman_tw.server.model.Function}
 counters and L{gearman_tw.server.stats.ServerStats}); they are turned into
 metric families when Prometheus scrapes C{/metrics}.  The families with a
 sample per function are written here, a slice of functions per reactor turn
-(a server with 10,000 functions has 110,000 of those samples); the others go
-through C{prometheus_client}.
+(a server with 10,000 functions has 110,000 of those samples, and 20 per
+histogram of a function that ran jobs); the others go through
+C{prometheus_client}.
 """
 
 from __future__ import annotations
@@ -58,6 +59,21 @@ _PER_FUNCTION: List[Tuple[str, str, str, bool, Callable[..., int]]] = [
     ("gearman_workers", "gauge", "Worker registrations (CAN_DO) per function.", False, lambda f: f.workers),
 ]
 
+#: The histograms per function, for the functions that observed something:
+#: name, help, getter.
+_PER_FUNCTION_HISTOGRAMS: List[Tuple[str, str, Callable[[Function], Optional[Histogram]]]] = [
+    (
+        "gearman_function_wait_seconds",
+        "Time from submission to a worker taking the job, per function.",
+        lambda f: f.waitTimes,
+    ),
+    (
+        "gearman_function_run_seconds",
+        "Time from a worker taking the job to its end (or to a failure that was retried), per function.",
+        lambda f: f.runTimes,
+    ),
+]
+
 _PRIORITY_LABELS = [label.lower().encode("ascii") for label in PRIORITY_NAMES]
 
 
@@ -72,7 +88,8 @@ def _label(name: bytes) -> bytes:
 def functionSamples(functions: Sequence[Function]) -> Iterator[bytes]:
     """
     The families with a sample per function, in Prometheus's text
-    exposition format, a slice of C{functions} per chunk.
+    exposition format, a slice of C{functions} per chunk; the histograms
+    per function only for the functions that observed something.
     """
     labels = [_label(f.name) for f in functions]
     for name, kind, documentation, perPriority, getter in _PER_FUNCTION:
@@ -91,6 +108,30 @@ def functionSamples(functions: Sequence[Function]) -> Iterator[bytes]:
                 yield b"".join(
                     b'%s{function="%s"} %d\n' % (metric, label, getter(f)) for f, label in zip(run, names)
                 )
+    for name, documentation, histogramOf in _PER_FUNCTION_HISTOGRAMS:
+        metric = name.encode("ascii")
+        yield b"# HELP %s %s\n# TYPE %s histogram\n" % (metric, documentation.encode("ascii"), metric)
+        for start in range(0, len(functions), sliced.SLICE):
+            run = functions[start : start + sliced.SLICE]
+            names = labels[start : start + sliced.SLICE]
+            yield b"".join(
+                _histogramSamples(metric, label, histogram)
+                for histogram, label in zip(map(histogramOf, run), names)
+                if histogram is not None
+            )
+
+
+def _histogramSamples(metric: bytes, label: bytes, histogram: Histogram) -> bytes:
+    """
+    One function's histogram in the text exposition format: its cumulative
+    buckets, C{+Inf} last, then its sum and count.
+    """
+    bucket = b'%s_bucket{function="%s",le="' % (metric, label)
+    cumulative = histogram.cumulative()
+    lines = [b'%s%s"} %d\n' % (bucket, bound.encode("ascii"), count) for bound, count in cumulative]
+    lines.append(b'%s_sum{function="%s"} %s\n' % (metric, label, repr(histogram.total).encode("ascii")))
+    lines.append(b'%s_count{function="%s"} %d\n' % (metric, label, cumulative[-1][1]))
+    return b"".join(lines)
 
 
 def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Tuple
 from twisted.internet.interfaces import IDelayedCall
 
 from gearman_tw.server.lifecycle import DEFAULT_POLICY, Policy
+from gearman_tw.server.stats import Histogram
 
 if TYPE_CHECKING:
     from gearman_tw.server.runqueue import QueuedRecord
@@ -110,6 +111,10 @@ class Function:
         that ended without ending their job;
         C{timedOut}: attempts a time limit ended; C{deadLettered}: jobs
         kept as dead letters).
+    @ivar waitTimes: seconds its jobs waited between submission and a
+        worker taking them; C{None} until one was taken.
+    @ivar runTimes: seconds its attempts ran, a worker taking the job to
+        its end or to a failure that was retried; C{None} until one ended.
     """
 
     __slots__ = (
@@ -126,12 +131,14 @@ class Function:
         "queues",
         "retried",
         "running",
+        "runTimes",
         "sleepers",
         "started",
         "storing",
         "submitted",
         "timedOut",
         "uniques",
+        "waitTimes",
         "workers",
     )
 
@@ -158,6 +165,9 @@ class Function:
         self.retried = 0
         self.timedOut = 0
         self.deadLettered = 0
+        # Made by the first observation: an idle function costs nothing.
+        self.waitTimes: Optional[Histogram] = None
+        self.runTimes: Optional[Histogram] = None
 
     @property
     def queued(self) -> List[int]:

@@ -151,6 +151,84 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         self.assertEqual(missing, [])
 
 
+    def takeAndLose(self, server, function: bytes) -> bytes:
+        """
+        A worker takes a job of C{function} and goes away; the job's data.
+        """
+        worker = server.connect()
+        worker.sendPacket(CAN_DO, function)
+        worker.sendPacket(GRAB_JOB_UNIQ)
+        ptype, payload = worker.readPacket()
+        worker.close()
+        self.assertEqual(ptype, JOB_ASSIGN_UNIQ)
+        return payload.split(b"\0", 3)[3]
+
+    def assertNothingToTake(self, server, function: bytes) -> None:
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        worker.sendPacket(CAN_DO, function)
+        worker.sendPacket(GRAB_JOB_UNIQ)
+        self.assertEqual(worker.readPacket()[0], NO_JOB)
+
+    def test_lifecycleSurvivesCrash(self) -> None:
+        """
+        kill -9 keeps a job's attempts (it is given up after what was left
+        of them), a job waiting out its backoff (it goes on waiting), and
+        dead letters (listed, with why, after the next crash).
+        """
+        policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
+        with open(policies, "w") as f:
+            f.write(
+                "[default]\nmax-attempts = 2\ndead-letters = 5\n\n"
+                '[functions.slow]\nbackoff = { base = 3600, jitter = 0 }\n'
+            )
+        server = startOurs(self, "--queue", self.url, "--policies", policies)
+        client = server.connect()
+        self.addCleanup(client.close)
+        client.sendPacket(SUBMIT_JOB_BG, b"f", b"key-f", b"fragile")
+        client.sendPacket(SUBMIT_JOB_BG, b"slow", b"", b"patient")
+        self.assertEqual([ptype for ptype, _ in client.readPackets(2)], [JOB_CREATED, JOB_CREATED])
+        self.assertEqual(self.takeAndLose(server, b"f"), b"fragile")
+        self.assertEqual(self.takeAndLose(server, b"slow"), b"patient")
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        # Both lost attempts are seen (and their updates sent) before
+        # this answer; give the queue time to commit them.
+        self.assertIn(b"slow\t1\t0\t0\n", admin.admin(b"status\n"))
+        time.sleep(0.5)
+        self.crash(server)
+
+        restarted = startOurs(self, "--queue", self.url, "--policies", policies)
+        self.assertNothingToTake(restarted, b"slow")
+        # The second attempt at f is its last.
+        self.assertEqual(self.takeAndLose(restarted, b"f"), b"fragile")
+        admin = restarted.connect()
+        self.addCleanup(admin.close)
+        letters = admin.admin(b"deadletters f\n").splitlines()
+        self.assertEqual(len(letters), 2, letters)
+        self.assertEqual(letters[0].split(b"\t")[1], b"2")
+        time.sleep(0.5)
+        self.crash(restarted)
+
+        again = startOurs(self, "--queue", self.url, "--policies", policies)
+        admin = again.connect()
+        self.addCleanup(admin.close)
+        [line, end] = admin.admin(b"deadletters f\n").splitlines()
+        fields = line.split(b"\t")
+        self.assertEqual((fields[1], fields[4], fields[5], end), (b"2", b"key-f", b"worker lost", b"."))
+        self.assertEqual(admin.admin(b"status\n"), b"slow\t1\t0\t0\n.\n")
+        self.assertNothingToTake(again, b"slow")
+        self.assertEqual(admin.admin(b"retry deadletters f\n"), b"OK 1\n")
+        time.sleep(0.5)
+        self.crash(again)
+
+        last = startOurs(self, "--queue", self.url, "--policies", policies)
+        admin = last.connect()
+        self.addCleanup(admin.close)
+        self.assertEqual(admin.admin(b"deadletters f\n"), b".\n")
+        self.assertEqual(self.drain(last), [(b"f", b"key-f", b"fragile")])
+
+
 def _sendQuietly(connection: RawConnection, data: bytes) -> None:
     try:
         connection.send(data)

@@ -1,0 +1,318 @@
+"""
+The job lifecycle with a persistent queue: a job's attempts and the end of
+its backoff, and dead letters, are stored, so that a restart keeps them.
+"""
+
+from twisted.internet.defer import fail
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from gearman_tw.errors import QueueError
+from gearman_tw.protocol import PacketType
+from gearman_tw.queues import DEAD_LETTERS, QueuedJob
+from gearman_tw.server.deadletters import DeadLetter
+from gearman_tw.server.factory import GearmanServerFactory
+from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import Policies
+from gearman_tw.server.model import ASSIGN, HIGH, NORMAL
+from gearman_tw.server.service import GearmanService
+from tests.test_server_persistence import Connection, FakeQueue, PortEndpoint
+
+POLICIES = """
+[default]
+max-attempts = 3
+dead-letters = 2
+backoff = { base = 10, factor = 2, jitter = 0 }
+"""
+
+
+def letter(ident: int, function: bytes = b"f", **changes: object) -> DeadLetter:
+    fields = dict(
+        ident=ident,
+        function=function,
+        handle=b"H:%d" % ident,
+        unique=b"u%d" % ident,
+        data=b"d\0%d" % ident,
+        priority=NORMAL,
+        attempts=3,
+        error=b"worker lost",
+        submitted=5.0,
+        failed=9.5,
+    )
+    fields.update(changes)
+    return DeadLetter(**fields)  # type: ignore[arg-type]
+
+
+class LifecycleStoreTests(SynchronousTestCase):
+    """
+    What the job server stores of a job's lifecycle.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.queue = FakeQueue()
+        self.server = JobServer(self.clock, handlePrefix=b"H", queue=self.queue, policies=Policies.fromText(POLICIES))
+        self.client = Connection(self.server)
+
+    def stored(self, data: bytes = b"x", unique: bytes = b"") -> None:
+        """
+        Submit a background job of C{f} and let the queue store it.
+        """
+        self.server.submit(self.client.peer, b"f", unique, data, NORMAL, True)
+        self.clock.advance(0)
+        self.queue.commit()
+        self.client.packets()
+
+    def takeAndLose(self) -> bytes:
+        """
+        A new worker takes a job of C{f} and is lost; the handle it had.
+        """
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        [(_, args)] = worker.packets()
+        self.server.peerLost(worker.peer)
+        return args[0]
+
+    def test_attemptsStored(self) -> None:
+        """
+        A stored job attempted again is updated in the queue, under its
+        key, with its attempts and the end of its backoff, once per
+        reactor turn.
+        """
+        self.stored(b"a")
+        self.takeAndLose()
+        self.assertEqual(self.queue.updates, [])
+        self.clock.advance(0)
+        self.assertEqual(self.queue.updates, [QueuedJob(b"f", 1, b"", b"a", NORMAL, 0, 1, 1010.0)])
+        self.clock.advance(10)
+        self.takeAndLose()
+        self.clock.advance(0)
+        self.assertEqual(self.queue.updates[1], QueuedJob(b"f", 1, b"", b"a", NORMAL, 0, 2, 1030.0))
+
+    def test_attemptsWithoutBackoff(self) -> None:
+        """
+        Without a backoff the update says "due at once" (0).
+        """
+        self.server.setPolicies(Policies.fromText("[default]\nmax-attempts = 5\n"))
+        self.stored()
+        self.takeAndLose()
+        self.clock.advance(0)
+        self.assertEqual([(r.attempts, r.due) for r in self.queue.updates], [(1, 0.0)])
+
+    def test_endedBeforeUpdate(self) -> None:
+        """
+        A job that ends in the turn it was attempted again is not updated
+        (it is forgotten instead): an update never brings back a job.
+        """
+        self.server.setPolicies(Policies.fromText("[default]\nmax-attempts = 5\n"))
+        self.stored()
+        self.takeAndLose()
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        self.server.workComplete(worker.peer, b"H:1", b"")
+        self.clock.advance(0)
+        self.assertEqual((self.queue.updates, self.queue.dones), ([], [1]))
+
+    def test_foregroundNotStored(self) -> None:
+        """
+        Foreground jobs are not stored, so their attempts are not either.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, False)
+        self.takeAndLose()
+        self.clock.advance(0)
+        self.assertEqual(self.queue.updates, [])
+
+    def test_restoreAttempts(self) -> None:
+        """
+        A replayed job keeps its attempts: it is given up after what is
+        left of them.
+        """
+        self.server.restore(QueuedJob(b"f", 4, b"", b"x", NORMAL, 0, 2, 0.0))
+        self.assertEqual(self.server.functions[b"f"].queued[NORMAL], 1)
+        self.takeAndLose()
+        self.clock.advance(0)
+        self.assertEqual(self.server.jobCount(), 0)
+        [(kind, records, done, dropped)] = self.queue.changes
+        self.assertEqual((kind, done, dropped), (DEAD_LETTERS, [4], []))
+        self.assertEqual(DeadLetter.decode(records[0][1]).attempts, 3)
+
+    def test_restoreDue(self) -> None:
+        """
+        A replayed job that was waiting out its backoff waits for the rest
+        of it; one whose backoff ended is queued at once.
+        """
+        self.server.restore(QueuedJob(b"f", 4, b"", b"later", HIGH, 0, 1, 1005.5))
+        self.server.restore(QueuedJob(b"f", 5, b"", b"now", NORMAL, 0, 1, 999.0))
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        self.assertEqual(worker.packets(), [(PacketType.JOB_ASSIGN, [b"H:2", b"f", b"now"])])
+        self.server.grab(worker.peer, ASSIGN)
+        self.assertEqual(worker.packets(), [(PacketType.NO_JOB, [])])
+        self.assertTrue(self.server.hasWork())
+        self.clock.advance(5.5)
+        self.server.grab(worker.peer, ASSIGN)
+        self.assertEqual(worker.packets(), [(PacketType.JOB_ASSIGN, [b"H:1", b"f", b"later"])])
+
+    def test_deadLetterStoredWithDone(self) -> None:
+        """
+        A stored job given up becomes a dead letter record in the same
+        change that forgets the job (never a separate done), with the
+        oldest letters beyond the policy's limit dropped.
+        """
+        for n in range(3):
+            self.stored(b"%d" % n)
+        for _ in range(3):
+            for _ in range(3):
+                self.takeAndLose()
+                self.clock.advance(100)
+        self.assertEqual(self.queue.dones, [1, 2, 3])
+        self.assertEqual(self.queue.updates and {r.key for r in self.queue.updates}, {1, 2, 3})
+        kinds = [(kind, [i for i, _ in records], done, dropped) for kind, records, done, dropped in self.queue.changes]
+        self.assertEqual(
+            kinds,
+            [(DEAD_LETTERS, [b"1"], [1], []), (DEAD_LETTERS, [b"2"], [2], []), (DEAD_LETTERS, [b"3"], [3], [b"1"])],
+        )
+        stored = DeadLetter.decode(self.queue.changes[-1][1][0][1])
+        self.assertEqual(stored, self.server.deadLetters.of(b"f")[-1])
+        self.assertEqual((stored.data, stored.attempts, stored.error), (b"2", 3, b"worker lost"))
+
+    def test_deadLetterOfFailure(self) -> None:
+        """
+        A background job failed with retries off is kept the same way.
+        """
+        self.server.setPolicies(Policies.fromText("[default]\ndead-letters = 5\n"))
+        self.stored()
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        self.server.workFail(worker.peer, b"H:1", b"bad input")
+        self.clock.advance(0)
+        [(kind, [(ident, value)], done, dropped)] = self.queue.changes
+        self.assertEqual((ident, done, self.queue.dones), (b"1", [1], [1]))
+        self.assertEqual(DeadLetter.decode(value).error, b"bad input")
+
+    def test_keepFails(self) -> None:
+        """
+        A queue that cannot keep a dead letter is logged; the letter is
+        kept in memory.
+        """
+        self.queue.keeping = fail(QueueError("disk full"))
+        self.server.setPolicies(Policies.fromText("[default]\ndead-letters = 5\n"))
+        self.stored()
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        self.server.workFail(worker.peer, b"H:1")
+        self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)
+        self.assertEqual(len(self.server.deadLetters.of(b"f")), 1)
+
+    def test_purgeDropsRecords(self) -> None:
+        """
+        Purged letters are dropped from the queue.
+        """
+        self.server.restoreDeadLetters([(b"4", letter(4).encode()), (b"7", letter(7).encode())])
+        self.assertEqual(self.server.purgeDeadLetters(b"f", [7, 99]), 1)
+        self.assertEqual(self.server.purgeDeadLetters(b"g"), 0)
+        self.assertEqual(self.queue.changes, [(DEAD_LETTERS, [], [], [b"7"])])
+
+    def test_retryDropsOnceStored(self) -> None:
+        """
+        A letter run again is dropped from the queue once its new job is
+        stored, not before: a crash in between keeps the letter.
+        """
+        self.server.restoreDeadLetters([(b"4", letter(4).encode())])
+        self.assertEqual(self.server.retryDeadLetters(b"f"), 1)
+        self.clock.advance(0)
+        [(record, _)] = self.queue.adds
+        self.assertEqual((record.function, record.unique, record.data), (b"f", b"u4", b"d\x004"))
+        self.assertEqual(self.queue.changes, [])
+        self.queue.commit()
+        self.assertEqual(self.queue.changes, [(DEAD_LETTERS, [], [], [b"4"])])
+        self.assertEqual(self.server.deadLetters.of(b"f"), [])
+
+    def test_retryRefusedKeepsRecord(self) -> None:
+        """
+        A letter whose new job the queue could not store is kept again,
+        and its record rewritten with why.
+        """
+        self.server.restoreDeadLetters([(b"4", letter(4).encode())])
+        self.server.retryDeadLetters(b"f")
+        self.clock.advance(0)
+        [(_, d)] = self.queue.adds
+        d.errback(QueueError("disk full"))
+        self.flushLoggedErrors(QueueError)
+        [kept] = self.server.deadLetters.of(b"f")
+        self.assertEqual(kept.error, b"retry refused: disk full")
+        [(kind, [(ident, value)], done, dropped)] = self.queue.changes
+        self.assertEqual((kind, ident, done, dropped), (DEAD_LETTERS, b"4", [], []))
+        self.assertEqual(DeadLetter.decode(value), kept)
+
+    def test_restoreDeadLetters(self) -> None:
+        """
+        Restored letters come back oldest (lowest number) first, beyond
+        the policy's limit too; new ones are numbered above them and
+        bring the function back to its limit.
+        """
+        records = [(b"%d" % n, letter(n, data=b"%d" % n).encode()) for n in (9, 3, 5)]
+        self.server.restoreDeadLetters(records)
+        self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [3, 5, 9])
+        self.stored()
+        self.server.setPolicies(Policies.fromText("[default]\ndead-letters = 2\n"))
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        self.server.workFail(worker.peer, b"H:1")
+        self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [9, 10])
+        [(_, _, _, dropped)] = self.queue.changes
+        self.assertEqual(dropped, [b"3", b"5"])
+
+    def test_restoreCorrupt(self) -> None:
+        """
+        A record that is not a dead letter is a QueueError.
+        """
+        self.assertRaises(QueueError, self.server.restoreDeadLetters, [(b"1", b"junk")])
+        self.assertRaises(QueueError, self.server.restoreDeadLetters, [(b"1", letter(1).encode() + b"x")])
+
+
+class ServiceRestoreTests(SynchronousTestCase):
+    """
+    The service restores dead letters with the jobs, before accepting.
+    """
+
+    def test_restoredBeforeAccepting(self) -> None:
+        reactor = MemoryReactorClock()
+        queue = FakeQueue()
+        queue.records[DEAD_LETTERS] = [(b"2", letter(2).encode())]
+        server = JobServer(reactor, handlePrefix=b"H", queue=queue)
+        endpoint = PortEndpoint()
+        service = GearmanService(GearmanServerFactory(server), [endpoint], reactor)
+        service.privilegedStartService()
+        service.startService()
+        queue.replayed.callback([])
+        self.assertTrue(endpoint.port.reading)
+        self.assertEqual(server.deadLetters.of(b"f"), [letter(2)])
+        self.successResultOf(service.stopService())
+
+
+class EncodingTests(SynchronousTestCase):
+    """
+    The stored form of a dead letter.
+    """
+
+    def test_roundTrip(self) -> None:
+        for original in (
+            letter(1),
+            letter(2**40, unique=b"", data=b"", error=b"", reducer=b"r\0"),
+            letter(3, reducer=b"", attempts=2**32 - 1),
+        ):
+            self.assertEqual(DeadLetter.decode(original.encode()), original)
+
+    def test_cut(self) -> None:
+        encoded = letter(1).encode()
+        for cut in (1, 10, len(encoded) - 1):
+            self.assertRaises(QueueError, DeadLetter.decode, encoded[:cut])
