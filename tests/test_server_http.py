@@ -1,8 +1,9 @@
 """
 Tests for L{gearman_tw.server.http} and L{gearman_tw.server.web}: the
 request body limit, enforced while the request arrives, the JSON API's
-answers to malformed input, and who may use the site (the Host, Origin and
-token checks, and GETs that never run jobs), through a real L{Site} over a
+answers to malformed input, its dead letter and policy routes, and who may
+use the site (the Host, Origin and token checks, the access policy, and
+GETs that never run jobs), through a real L{Site} over a
 L{StringTransport}.
 """
 
@@ -25,11 +26,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Request, Site
 
 from gearman_tw import tap
+from gearman_tw.server.admin import AdminCommands
 from gearman_tw.server.http import API_ROUTES, DEFAULT_MAX_BODY, AccessPolicy
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import Policies
 from gearman_tw.server.model import HIGH, LOW, NORMAL
 from gearman_tw.server.packets import PacketPeer
 from gearman_tw.server.web import makeResource, makeSite
+from tests.test_server_jobs import Conn
 
 #: The OpenAPI document, read as the package ships it.
 DOCUMENT = (files("gearman_tw.server") / "openapi.json").read_bytes()
@@ -302,7 +306,12 @@ class BodyLimitTests(SynchronousTestCase):
         clock = Clock()
         server = JobServer(clock, handlePrefix=b"T")
         site = Site(makeResource(server, clock, maxBody=10), reactor=clock)
-        for path, code in ((b"/f", 413), (b"/api/jobs", 413)):
+        for path, code in (
+            (b"/f", 413),
+            (b"/api/jobs", 413),
+            (b"/api/functions/f/deadletters/retry", 413),
+            (b"/api/functions/f/deadletters/purge", 413),
+        ):
             channel = site.buildProtocol(_ADDRESS)
             transport = StringTransport(peerAddress=_ADDRESS)
             channel.makeConnection(transport)
@@ -672,7 +681,7 @@ class APIRoutesTests(SynchronousTestCase):
         """
         documented = operations()
         for path in SPEC["paths"]:
-            concrete = path.replace("{handle}", "T:1").replace("{unique}", "u").encode()
+            concrete = path.replace("{handle}", "T:1").replace("{unique}", "u").replace("{name}", "f").encode()
             for method in _METHODS:
                 if (method.decode(), path) in documented:
                     continue
@@ -682,7 +691,17 @@ class APIRoutesTests(SynchronousTestCase):
                 if method != b"HEAD":
                     self.assertEqual(response.json(), {"error": "no such API path"}, (method, path))
                 self.assertEqual(harness.server.functions, {})
-        for path in (b"/api", b"/api/nothing", b"/api/server/", b"/api/jobs/T:1/more", b"/api/openapi.json/x"):
+        for path in (
+            b"/api",
+            b"/api/nothing",
+            b"/api/server/",
+            b"/api/jobs/T:1/more",
+            b"/api/openapi.json/x",
+            b"/api/functions/f",
+            b"/api/functions/f/deadletters/",
+            b"/api/functions/f/deadletters/1",
+            b"/api/deadletters/f",
+        ):
             response = self.get(path)
             self.assertEqual((response.code, response.json()), (404, {"error": "no such API path"}), path)
 
@@ -1242,6 +1261,48 @@ submit = "public"
             self.submit(b"/report.daily", b"Authorization: Bearer file-token"), 403, "may not submit"
         )
 
+    def test_deadLetters(self) -> None:
+        """
+        As the admin words they mirror: listing a function's dead letters,
+        retrying, purging them and its policy need admin on the function;
+        the counts of every function's need it on every function.  A
+        refused request changes nothing.
+        """
+        self.harness.server.setPolicies(Policies.fromText("[default]\ndead-letters = 5\n"))
+        for name in (b"billing", b"report.daily"):
+            client = Conn(self.harness.server)
+            client.created(name, background=True)
+            worker = Conn(self.harness.server)
+            worker.canDo(name)
+            worker.fail(worker.take()[0])
+        ops = b"Authorization: Bearer ops-token"
+        ci = b"Authorization: Bearer ci-token"
+        routes = [
+            (b"GET", b"/deadletters"),
+            (b"GET", b"/policy"),
+            (b"POST", b"/deadletters/retry"),
+            (b"POST", b"/deadletters/purge"),
+        ]
+        for method, route in routes:
+            response = self.answer(
+                self.harness, request(method, b"/api/functions/billing" + route, b"Host: x", ops)
+            )
+            self.assertRefused(response, 403, "token:ops, address:127.0.0.1 may not administer billing")
+        self.assertEqual(len(self.harness.server.deadLetters.of(b"billing")), 1)
+        self.assertEqual(self.harness.server.jobCount(), 0)
+        self.assertEqual(self.acl.refused["admin"], 4)
+        response = self.answer(self.harness, request(b"GET", b"/api/deadletters", b"Host: x", ops))
+        self.assertRefused(response, 403, "may not administer every function")
+        response = self.answer(self.harness, request(b"GET", b"/api/deadletters", b"Host: x", ci))
+        self.assertEqual([c["function"] for c in response.json()], ["billing", "report.daily"])
+        for method, route in routes:
+            response = self.answer(
+                self.harness, request(method, b"/api/functions/report.daily" + route, b"Host: x", ops)
+            )
+            self.assertEqual(response.code, 200, route)
+        self.assertEqual(response.json(), {"function": "report.daily", "purged": 0, "kept": 0})
+        self.assertEqual(self.harness.server.functions[b"report.daily"].total, 1)  # retried
+
     def test_counted(self) -> None:
         """
         Refusals show in C{gearman_acl_refused_total}, by action.
@@ -1255,3 +1316,504 @@ submit = "public"
             {a: found[("gearman_acl_refused_total", (("action", a),))] for a in ("submit", "work", "admin")},
             {"submit": 2, "work": 0, "admin": 1},
         )
+
+
+#: Three dead letters kept per function; C{fragile}'s failures attempted
+#: once more after a backoff.
+_POLICIES = """
+[default]
+dead-letters = 3
+
+[functions.fragile]
+max-attempts = 2
+retry-failures = true
+backoff = { base = 2.0, factor = 3.0, cap = 60.0, jitter = 0.0 }
+time-limit = 30
+"""
+
+
+class DeadLetterTestCase(SecurityTestCase):
+    """
+    A site whose job server keeps dead letters (L{_POLICIES}), and ways to
+    make them and to check answers against the OpenAPI document.
+    """
+
+    def setUp(self) -> None:
+        self.harness = SiteHarness(**self.siteOptions())
+        self.server = self.harness.server
+        self.server.setPolicies(Policies.fromText(_POLICIES))
+        self.clock = self.harness.clock
+        self.clock.advance(1000)
+        self.client = Conn(self.server)
+
+    def siteOptions(self) -> Dict[str, Any]:
+        return {}
+
+    def kill(self, name: bytes, data: bytes = b"x", error: Optional[bytes] = None, **kw: Any) -> bytes:
+        """
+        Submit a background job to C{name}, then have a worker take it and,
+        five seconds later, fail it (or raise C{error}): a dead letter.
+
+        @return: its handle.
+        """
+        handle = self.client.created(name, data=data, background=True, **kw)
+        worker = Conn(self.server)
+        worker.canDo(name)
+        taken, _ = worker.take()
+        self.assertEqual(taken, handle)
+        self.clock.advance(5)
+        if error is None:
+            worker.fail(handle)
+        else:
+            worker.exception(handle, error)
+        worker.lose()
+        return handle
+
+    def ids(self, name: bytes) -> List[int]:
+        return [letter.ident for letter in self.server.deadLetters.of(name)]
+
+    def call(self, method: bytes, path: bytes, template: str, code: int, *headers: bytes, body: bytes = b"") -> Any:
+        """
+        The decoded answer to C{method path}, which must be C{code}, a JSON
+        body its documented schema (for the operation C{template})
+        accepts.
+        """
+        response = self.answer(self.harness, request(method, path, b"Host: x", *headers, body=body))
+        self.assertEqual(response.code, code, response.body)
+        self.assertEqual(response.headers[b"content-type"], b"application/json")
+        self.assertEqual(response.headers[b"cache-control"], b"no-store")
+        value = response.json()
+        operation = operations()[(method.decode(), template)]
+        jsonschema.validate(value, schemaOf(operation["responses"][str(code)]))
+        return value
+
+
+class DeadLetterListingTests(DeadLetterTestCase):
+    """
+    C{GET /api/deadletters} and C{GET /api/functions/NAME/deadletters}
+    show what the C{deadletters} admin words show, and each letter's data,
+    priority and times.
+    """
+
+    def test_counts(self) -> None:
+        """
+        Each function that keeps dead letters or dropped some, by name,
+        with how many it keeps and dropped for room; none at first.
+        """
+        self.assertEqual(self.call(b"GET", b"/api/deadletters", "/api/deadletters", 200), [])
+        self.kill(b"b")
+        for _ in range(4):
+            self.kill(b"a")
+        self.assertEqual(
+            self.call(b"GET", b"/api/deadletters", "/api/deadletters", 200),
+            [{"function": "a", "kept": 3, "dropped": 1}, {"function": "b", "kept": 1, "dropped": 0}],
+        )
+        self.server.purgeDeadLetters(b"a")
+        self.assertEqual(
+            self.call(b"GET", b"/api/deadletters", "/api/deadletters", 200),
+            [{"function": "a", "kept": 0, "dropped": 1}, {"function": "b", "kept": 1, "dropped": 0}],
+        )
+
+    def test_letters(self) -> None:
+        """
+        A function's dead letters, oldest first, with their handle, unique,
+        data (base64, and text when UTF-8), priority by name, attempts, why
+        the last attempt ended, and when they were submitted and given up
+        (epoch seconds).
+        """
+        first = self.kill(b"f", data=b"\xff\x00", unique=b"u1", priority=HIGH)
+        second = self.kill(b"f", data=b"caf\xc3\xa9", error=b"disk full", priority=LOW)
+        one, two = self.ids(b"f")
+        template = "/api/functions/{name}/deadletters"
+        self.assertEqual(
+            self.call(b"GET", b"/api/functions/f/deadletters", template, 200),
+            [
+                {
+                    "id": one,
+                    "handle": first.decode(),
+                    "unique": "u1",
+                    "data": {"base64": "/wA="},
+                    "priority": "high",
+                    "attempts": 1,
+                    "error": {"base64": "V09SS19GQUlM", "text": "WORK_FAIL"},
+                    "submitted": 1000.0,
+                    "failed": 1005.0,
+                    "reducer": None,
+                },
+                {
+                    "id": two,
+                    "handle": second.decode(),
+                    "unique": "",
+                    "data": {"base64": "Y2Fmw6k=", "text": "caf\u00e9"},
+                    "priority": "low",
+                    "attempts": 1,
+                    "error": {"base64": "ZGlzayBmdWxs", "text": "disk full"},
+                    "submitted": 1005.0,
+                    "failed": 1010.0,
+                    "reducer": None,
+                },
+            ],
+        )
+
+    def test_unknownFunction(self) -> None:
+        """
+        A function the server does not know, or knows without dead letters,
+        has none: an empty list, and nothing is created.
+        """
+        self.client.created(b"known", background=True)
+        for name in (b"known", b"nobody", b"%00", b""):
+            path = b"/api/functions/%s/deadletters" % (name,)
+            self.assertEqual(self.call(b"GET", path, "/api/functions/{name}/deadletters", 200), [], name)
+        self.assertEqual(set(self.server.functions), {b"known"})
+
+    def test_encodedNameAndReducer(self) -> None:
+        """
+        The name is percent-decoded as one segment (a C{/} in it as
+        C{%2F}); a reduce job's letter names its reducer.
+        """
+        self.kill(b"a/b c", reducer=b"sum")
+        [letter] = self.call(
+            b"GET", b"/api/functions/a%2Fb%20c/deadletters", "/api/functions/{name}/deadletters", 200
+        )
+        self.assertEqual(letter["reducer"], "sum")
+        path = b"/api/functions/a/deadletters"
+        self.assertEqual(self.call(b"GET", path, "/api/functions/{name}/deadletters", 200), [])
+
+    def test_many(self) -> None:
+        """
+        A long list is sent a slice per reactor turn and is whole, oldest
+        first.
+        """
+        self.server.setPolicies(Policies.fromText("[default]\ndead-letters = 5000\n"))
+        for n in range(2500):
+            self.kill(b"f", data=b"%d" % (n,))
+        channel, transport = self.harness.connect()
+        channel.dataReceived(request(b"GET", b"/api/functions/f/deadletters", b"Host: x"))
+        self.assertEqual(parseResponses(transport.value()), [])
+        self.clock.advance(0)
+        self.clock.advance(0)
+        [response] = parseResponses(transport.value())
+        letters = response.json()
+        self.assertEqual([letter["data"]["text"] for letter in letters], ["%d" % (n,) for n in range(2500)])
+        self.assertEqual([letter["id"] for letter in letters], self.ids(b"f"))
+
+    def test_functionCounters(self) -> None:
+        """
+        C{GET /api/functions} counts per function the attempts retried and
+        the jobs kept as dead letters, besides its other fields.
+        """
+        handle = self.client.created(b"fragile", background=True)
+        for _ in range(2):
+            worker = Conn(self.server)
+            worker.canDo(b"fragile")
+            self.assertEqual(worker.take()[0], handle)
+            worker.fail(handle)
+            worker.lose()
+            self.clock.advance(2)
+        self.kill(b"f")
+        self.client.created(b"g", background=True)
+        functions = self.call(b"GET", b"/api/functions", "/api/functions", 200)
+        self.assertEqual(
+            {f["name"]: (f["retried"], f["dead_lettered"], f["failed"]) for f in functions},
+            {"fragile": (1, 1, 1), "f": (0, 1, 1), "g": (0, 0, 0)},
+        )
+
+
+class DeadLetterActionTests(DeadLetterTestCase):
+    """
+    C{POST /api/functions/NAME/deadletters/retry} and C{.../purge} act as
+    C{retry deadletters} and C{purge deadletters}: on all of a function's
+    dead letters, or on those of a list of ids.
+    """
+
+    retry = "/api/functions/{name}/deadletters/retry"
+    purge = "/api/functions/{name}/deadletters/purge"
+
+    def test_retryIds(self) -> None:
+        """
+        The letters named are submitted again as background jobs with their
+        unique, data and priority, and forgotten; ids the function does not
+        keep are ignored, and an empty list names none.
+        """
+        self.kill(b"f", data=b"d0")
+        self.kill(b"f", data=b"d1", unique=b"u1", priority=HIGH)
+        self.kill(b"f", data=b"d2")
+        one, two, three = self.ids(b"f")
+        path = b"/api/functions/f/deadletters/retry"
+        body = json.dumps({"ids": [two, 999999]}).encode()
+        answer = self.call(b"POST", path, self.retry, 200, body=body)
+        self.assertEqual(answer, {"function": "f", "retried": 1, "kept": 2})
+        [job] = self.server.liveJobs()
+        self.assertEqual((job.data, job.unique, job.priority, job.background), (b"d1", b"u1", HIGH, True))
+        self.assertEqual(self.ids(b"f"), [one, three])
+        answer = self.call(b"POST", path, self.retry, 200, body=b'{"ids": []}')
+        self.assertEqual(answer, {"function": "f", "retried": 0, "kept": 2})
+        self.assertEqual(self.server.jobCount(), 1)
+
+    def test_retryAll(self) -> None:
+        """
+        Without a body, or without ids, every letter of the function is
+        submitted again; another function's stay.
+        """
+        self.kill(b"f", data=b"d0")
+        self.kill(b"f", data=b"d1")
+        self.kill(b"g")
+        answer = self.call(b"POST", b"/api/functions/f/deadletters/retry", self.retry, 200)
+        self.assertEqual(answer, {"function": "f", "retried": 2, "kept": 0})
+        self.assertEqual(sorted(job.data for job in self.server.liveJobs()), [b"d0", b"d1"])
+        self.assertEqual(self.server.deadLetters.functions(), {b"g": 1})
+        answer = self.call(b"POST", b"/api/functions/g/deadletters/retry", self.retry, 200, body=b"{}\n")
+        self.assertEqual(answer, {"function": "g", "retried": 1, "kept": 0})
+        answer = self.call(b"POST", b"/api/functions/nobody/deadletters/retry", self.retry, 200)
+        self.assertEqual(answer, {"function": "nobody", "retried": 0, "kept": 0})
+        self.assertNotIn(b"nobody", self.server.functions)
+
+    def test_retryRefused(self) -> None:
+        """
+        A letter the server refuses to submit again (its function's queue
+        is full) is not counted and stays kept, saying why.
+        """
+        self.kill(b"f")
+        self.client.created(b"f", background=True)
+        self.server.setMaxQueue(b"f", (1, 1, 1))
+        answer = self.call(b"POST", b"/api/functions/f/deadletters/retry", self.retry, 200)
+        self.assertEqual(answer, {"function": "f", "retried": 0, "kept": 1})
+        [letter] = self.call(b"GET", b"/api/functions/f/deadletters", "/api/functions/{name}/deadletters", 200)
+        self.assertTrue(letter["error"]["text"].startswith("retry refused: "), letter)
+        self.assertEqual(self.server.jobCount(), 1)
+
+    def test_purge(self) -> None:
+        """
+        The letters named, or all of them, are forgotten, and nothing is
+        submitted.
+        """
+        self.kill(b"f")
+        self.kill(b"f")
+        one, two = self.ids(b"f")
+        path = b"/api/functions/f/deadletters/purge"
+        answer = self.call(b"POST", path, self.purge, 200, body=json.dumps({"ids": [one, one]}).encode())
+        self.assertEqual(answer, {"function": "f", "purged": 1, "kept": 1})
+        self.assertEqual(self.ids(b"f"), [two])
+        self.assertEqual(self.call(b"POST", path, self.purge, 200), {"function": "f", "purged": 1, "kept": 0})
+        self.assertEqual(self.call(b"POST", path, self.purge, 200), {"function": "f", "purged": 0, "kept": 0})
+        self.assertEqual(self.server.jobCount(), 0)
+
+    def test_badBodies(self) -> None:
+        """
+        Anything but an empty body or a C{DeadLetterIds} object gets 400
+        with a one-line reason (and the field at fault, when one is), and
+        changes nothing; the documented schema refuses it too where JSON
+        Schema can tell.
+        """
+        self.kill(b"f")
+        kept = self.ids(b"f")
+        idsSchema = {"$ref": "#/components/schemas/DeadLetterIds", "components": SPEC["components"]}
+        deep = b"[" * 10000 + b"]" * 10000
+        cases: List[Tuple[bytes, Optional[str], str, bool]] = [
+            (b"[]", None, "JSON object, not an array", True),
+            (b'"ids"', None, "not a string", True),
+            (b"1", None, "not a number", True),
+            (b"null", None, "not null", True),
+            (b"{not json", None, "not valid JSON", False),
+            (b'{"ids": [1]', None, "not valid JSON", False),
+            (b"\xff\xfe{\x00", None, "", False),
+            (b'{"ids": "%d"}' % (kept[0],), "ids", "not a string", True),
+            (b'{"ids": 1}', "ids", "not a number", True),
+            (b'{"ids": null}', "ids", "not null", True),
+            (b'{"ids": {"1": 1}}', "ids", "not an object", True),
+            (b'{"ids": [1, "2"]}', "ids", "ids[1] must be a dead letter id", True),
+            (b'{"ids": [1.5]}', "ids", "not 1.5", True),
+            (b'{"ids": [true]}', "ids", "not a boolean", True),
+            (b'{"ids": [0]}', "ids", "not 0", True),
+            (b'{"ids": [-3]}', "ids", "not -3", True),
+            (b'{"ids": [null]}', "ids", "not null", True),
+            (b'{"ids": [[1]]}', "ids", "not an array", True),
+            (b'{"id": [1]}', "id", "unknown field", True),
+            (b'{"ids": [1], "ids": [2]}', "ids", "more than once", False),
+            (b'{"ids": [NaN]}', None, "NaN", False),
+            (b'{"ids": ' + deep + b"}", None, "deep", False),
+            (b'{"ids": [1' + b"0" * 5000 + b"]}", None, "too many digits", False),
+        ]
+        for template in (self.retry, self.purge):
+            path = template.replace("{name}", "f").encode()
+            for body, field, words, schema in cases:
+                if schema:
+                    self.assertRaises(jsonschema.ValidationError, jsonschema.validate, json.loads(body), idsSchema)
+                error = self.call(b"POST", path, template, 400, body=body)
+                self.assertNotIn("\n", error["error"])
+                self.assertIn(words, error["error"], body[:100])
+                self.assertEqual(error.get("field"), field, body[:100])
+        self.assertEqual(self.ids(b"f"), kept)
+        self.assertEqual(self.server.jobCount(), 0)
+
+
+class PolicyRouteTests(DeadLetterTestCase):
+    """
+    C{GET /api/functions/NAME/policy} answers the lifecycle policy that
+    applies to a function, known or not, with every key of the policy
+    file, as C{policy FUNCTION} shows it.
+    """
+
+    template = "/api/functions/{name}/policy"
+
+    def adminPolicy(self, name: bytes) -> Dict[str, str]:
+        """
+        What the admin command C{policy NAME} shows, by key.
+        """
+        reply = AdminCommands(self.server).execute(Conn(self.server).peer, b"policy " + name)
+        assert isinstance(reply, bytes)
+        return dict(line.split(" ", 1) for line in reply.decode().splitlines()[:-1])  # type: ignore[misc]
+
+    def test_table(self) -> None:
+        """
+        A function a table matches gets that table's settings over the
+        default's.
+        """
+        self.assertEqual(
+            self.call(b"GET", b"/api/functions/fragile/policy", self.template, 200),
+            {
+                "max-attempts": 2,
+                "backoff": {"base": 2.0, "factor": 3.0, "cap": 60.0, "jitter": 0.0},
+                "retry-failures": True,
+                "retry-foreground": False,
+                "time-limit": 30.0,
+                "dead-letters": 3,
+                "max-running": 0,
+                "max-rate": 0.0,
+            },
+        )
+        self.assertEqual(self.server.functions, {})
+
+    def test_default(self) -> None:
+        """
+        Any other function, known or not, gets the default, with
+        C{max-attempts} from C{--job-retries}.
+        """
+        self.server.jobRetries = 4
+        self.client.created(b"known", background=True)
+        for name in (b"known", b"unknown"):
+            self.assertEqual(
+                self.call(b"GET", b"/api/functions/%s/policy" % (name,), self.template, 200),
+                {
+                    "max-attempts": 4,
+                    "backoff": False,
+                    "retry-failures": False,
+                    "retry-foreground": False,
+                    "time-limit": 0.0,
+                    "dead-letters": 3,
+                    "max-running": 0,
+                    "max-rate": 0.0,
+                },
+            )
+        self.assertEqual(set(self.server.functions), {b"known"})
+
+    def test_sameAsAdmin(self) -> None:
+        """
+        The keys are the admin command's, which are the policy file's, and
+        so are the values.
+        """
+        self.server.setPolicies(
+            Policies.fromText("[default]\nmax-running = 7\nmax-rate = 2.5\nretry-failures = true\n")
+        )
+        self.server.changePolicy(b"changed", {"max-running": 3})
+        for name in (b"fragile", b"other", b"changed"):
+            policy = self.call(b"GET", b"/api/functions/%s/policy" % (name,), self.template, 200)
+            shown = self.adminPolicy(name)
+            self.assertEqual(set(policy), set(shown))
+            self.assertEqual(set(policy), set(SPEC["components"]["schemas"]["Policy"]["required"]))
+            self.assertEqual(policy["max-rate"], float(shown["max-rate"]))
+            self.assertEqual(policy["max-running"], int(shown["max-running"]))
+            self.assertEqual(policy["retry-failures"], shown["retry-failures"] == "true")
+        self.assertEqual(policy["max-running"], 3)
+
+
+class DeadLetterGuardTests(DeadLetterTestCase):
+    """
+    Retrying and purging go through the checks every write does; listing
+    a function's dead letters, which hold jobs' data, needs the token too;
+    the counts and the policy are open reads.
+    """
+
+    def siteOptions(self) -> Dict[str, Any]:
+        return {"policy": AccessPolicy(token=b"s3cret"), "local": _LOOPBACK}
+
+    host = b"Host: 127.0.0.1:8080"
+
+    def guarded(self, *headers: bytes) -> List[bytes]:
+        return [
+            request(b"GET", b"/api/functions/f/deadletters", self.host, *headers),
+            request(b"POST", b"/api/functions/f/deadletters/retry", self.host, *headers),
+            request(b"POST", b"/api/functions/f/deadletters/purge", self.host, *headers, body=b'{"ids": [1]}'),
+        ]
+
+    def assertUntouched(self) -> None:
+        self.clock.advance(0)
+        self.assertEqual(self.ids(b"f"), self.kept)
+        self.assertEqual(self.server.jobCount(), 0)
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.kill(b"f")
+        self.kept = self.ids(b"f")
+
+    def test_token(self) -> None:
+        """
+        Without the token, or with a wrong one: 401 with
+        C{WWW-Authenticate: Bearer}, counted, and nothing done.
+        """
+        for headers in ((), (b"Authorization: Bearer s3creT",), (b"Authorization: Basic czNjcmV0",)):
+            for data in self.guarded(*headers):
+                response = self.answer(self.harness, data)
+                self.assertRefused(response, 401, "token")
+                self.assertTrue(response.headers[b"www-authenticate"].startswith(b"Bearer"))
+                self.assertEqual(response.headers[b"content-type"], b"application/json")
+        self.assertUntouched()
+        self.assertEqual(self.harness.site.resource.policy.refused["token"], 9)
+
+    def test_rightToken(self) -> None:
+        """
+        With the token, each is served.
+        """
+        codes = [self.answer(self.harness, data).code for data in self.guarded(b"Authorization: Bearer s3cret")]
+        self.assertEqual(codes, [200, 200, 200])
+        self.assertEqual(self.server.jobCount(), 1)
+
+    def test_readsOpen(self) -> None:
+        """
+        The counts and a function's policy need no token, even asked from
+        another origin.
+        """
+        for path in (b"/api/deadletters", b"/api/functions/f/policy"):
+            response = self.answer(
+                self.harness, request(b"GET", path, self.host, b"Origin: http://evil.example")
+            )
+            self.assertEqual(response.code, 200, path)
+
+    def test_otherOrigin(self) -> None:
+        """
+        Retrying or purging from a page of another origin is refused with
+        403, even with the token.
+        """
+        token = b"Authorization: Bearer s3cret"
+        for header in (b"Origin: http://evil.example", b"Sec-Fetch-Site: cross-site"):
+            for data in self.guarded(token, header)[1:]:
+                response = self.answer(self.harness, data)
+                self.assertRefused(response, 403, "origin" if header.startswith(b"Origin") else "cross-site")
+        self.assertUntouched()
+
+    def test_foreignHost(self) -> None:
+        """
+        A Host that is not a name of this server is refused on every route.
+        """
+        host = b"Host: evil.example"
+        token = b"Authorization: Bearer s3cret"
+        for method, path in (
+            (b"GET", b"/api/deadletters"),
+            (b"GET", b"/api/functions/f/deadletters"),
+            (b"POST", b"/api/functions/f/deadletters/retry"),
+            (b"POST", b"/api/functions/f/deadletters/purge"),
+            (b"GET", b"/api/functions/f/policy"),
+        ):
+            response = self.answer(self.harness, request(method, path, host, token))
+            self.assertRefused(response, 403, "Host evil.example")
+        self.assertUntouched()

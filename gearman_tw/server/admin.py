@@ -14,6 +14,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Ty
 
 from gearman_tw.numbers import atoi32
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import PoliciesError, parseSetting
 from gearman_tw.server.model import Function, Job, Peer
 
 T = TypeVar("T")
@@ -392,11 +393,22 @@ class AdminCommands:
         """
         C{policy FUNCTION}: the lifecycle policy that applies to a function
         (known or not), one C{KEY VALUE} line per setting, as in the policy
-        file.
+        file; C{policy set FUNCTION KEY VALUE} changes one setting at run
+        time (VALUE as the file writes it, without spaces); C{policy reset
+        FUNCTION} takes back every run-time change.
         """
+        if len(words) == 5 and words[1].lower() == b"set":
+            key, value = (word.decode("utf-8", "replace") for word in words[3:])
+            try:
+                self.server.changePolicy(words[2], parseSetting(key, value))
+            except PoliciesError as e:
+                return b"ERR INVALID_ARGUMENTS %s\r\n" % (str(e).replace(" ", "+").encode("utf-8", "replace"),)
+            return b"OK\n"
+        if len(words) == 3 and words[1].lower() == b"reset":
+            return b"OK %d\n" % (self.server.resetPolicy(words[2]),)
         if len(words) != 2:
             return _incomplete(words[0])
-        described = self.server.policies.forFunction(words[1]).describe()
+        described = self.server.policyOf(words[1]).describe()
         if "max-attempts" not in described:
             described["max-attempts"] = self.server.jobRetries
         lines = []

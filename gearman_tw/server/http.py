@@ -61,6 +61,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from gearman_tw.server import sliced
 from gearman_tw.server.acl import AccessControl, Identities, certificateName
+from gearman_tw.server.deadletters import DeadLetter
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.model import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, Job, Peer
 
@@ -322,6 +323,21 @@ class AccessPolicy:
                 "origin",
                 "a request from another origin (%s) may not change anything here" % (_quote(origin),),
             )
+        return self._token(request)
+
+    def checkToken(self, request: Request) -> Optional[Refusal]:
+        """
+        Why C{request}, a read that shows jobs' data (a function's dead
+        letters), must be refused for want of the token, counted in
+        L{refused}; L{None} if it may go on (always, without a token).
+        The other checks were made before any route saw it.
+        """
+        refusal = self._token(request)
+        if refusal is not None:
+            self.refused[refusal.reason] += 1
+        return refusal
+
+    def _token(self, request: Request) -> Optional[Refusal]:
         if self.token is not None:
             given = bearerToken(request)
             if given is None:
@@ -749,7 +765,35 @@ def _describeFunction(f: Function) -> Dict[str, Any]:
         "completed": f.completed,
         "failed": f.failed,
         "exceptions": f.exceptions,
+        "retried": f.retried,
+        "dead_lettered": f.deadLettered,
     }
+
+
+def _describeDeadLetter(letter: DeadLetter) -> Dict[str, Any]:
+    """
+    A dead letter as C{GET /api/functions/NAME/deadletters} lists it.
+    """
+    return {
+        "id": letter.ident,
+        "handle": letter.handle.decode("utf-8", "replace"),
+        "unique": letter.unique.decode("utf-8", "replace"),
+        "data": _text(letter.data),
+        "priority": _PRIORITY_OF[letter.priority],
+        "attempts": letter.attempts,
+        "error": _text(letter.error),
+        "submitted": letter.submitted,
+        "failed": letter.failed,
+        "reducer": None if letter.reducer is None else letter.reducer.decode("utf-8", "replace"),
+    }
+
+
+def _describeDeadLetterCount(count: Tuple[bytes, int, int]) -> Dict[str, Any]:
+    """
+    A function's dead letters as C{GET /api/deadletters} counts them.
+    """
+    name, kept, dropped = count
+    return {"function": name.decode("utf-8", "replace"), "kept": kept, "dropped": dropped}
 
 
 def _describeWorker(p: Peer) -> Dict[str, Any]:
@@ -857,7 +901,16 @@ class APIResource(Resource):
       - C{GET /api/workers}: what C{workers} shows;
       - C{GET /api/jobs/HANDLE}, C{GET /api/unique/UNIQUE}: a job's status;
       - C{POST /api/jobs}: submit a job described in JSON;
-      - C{DELETE /api/jobs/HANDLE}: cancel a job.
+      - C{DELETE /api/jobs/HANDLE}: cancel a job;
+      - C{GET /api/deadletters}: how many dead letters each function keeps
+        and dropped (the C{deadletters} admin command);
+      - C{GET /api/functions/NAME/deadletters}: a function's dead letters
+        (C{deadletters FUNCTION});
+      - C{POST /api/functions/NAME/deadletters/retry} and C{.../purge}:
+        submit them again or forget them, all or those of an C{"ids"} list
+        (C{retry deadletters}, C{purge deadletters});
+      - C{GET /api/functions/NAME/policy}: the lifecycle policy that
+        applies to a function (C{policy FUNCTION}).
 
     Any other method or path is answered with 404.
     """
@@ -953,6 +1006,101 @@ class APIResource(Resource):
             return self._error(request, 404, "no such job")
         return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
 
+    def renderDeadLetterCounts(self, request: Request) -> Any:
+        """
+        C{GET /api/deadletters}: each function that keeps dead letters or
+        dropped some, by name, as the C{deadletters} admin command lists
+        them.
+        """
+        why = self.root.refused(request, "admin", b"*")
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        letters = self.root.server.deadLetters
+        kept = letters.functions()
+        counts = [
+            (name, kept.get(name, 0), letters.dropped.get(name, 0)) for name in sorted(set(kept) | set(letters.dropped))
+        ]
+        return self._jsonList(request, counts, _describeDeadLetterCount)
+
+    def renderDeadLetters(self, request: Request, name: bytes) -> Any:
+        """
+        C{GET /api/functions/NAME/deadletters}: the function's dead letters,
+        oldest first (none for a function the server does not know).  They
+        hold jobs' data, so with a token (C{--http-token-file}) this read
+        needs it, as writes do.
+        """
+        refusal = self.root.policy.checkToken(request)
+        if refusal is not None:
+            return _RefusalPage(refusal, asJSON=True).render(request)
+        why = self.root.refused(request, "admin", name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        return self._jsonList(request, self.root.server.deadLetters.of(name), _describeDeadLetter)
+
+    def retryDeadLetters(self, request: Request, name: bytes) -> bytes:
+        """
+        C{POST /api/functions/NAME/deadletters/retry}: submit the function's
+        dead letters again as new background jobs, all of them or those
+        the body's C{"ids"} names (see L{parseIdents}); answers how many
+        were submitted.
+        """
+        return self._actOnDeadLetters(request, name, "retried", self.root.server.retryDeadLetters)
+
+    def purgeDeadLetters(self, request: Request, name: bytes) -> bytes:
+        """
+        C{POST /api/functions/NAME/deadletters/purge}: forget the function's
+        dead letters, all of them or those the body's C{"ids"} names;
+        answers how many were forgotten.
+        """
+        return self._actOnDeadLetters(request, name, "purged", self.root.server.purgeDeadLetters)
+
+    def _actOnDeadLetters(
+        self, request: Request, name: bytes, done: str, act: Callable[[bytes, Optional[List[int]]], int]
+    ) -> bytes:
+        """
+        Check C{request} as the C{retry}/C{purge deadletters} admin words
+        are (C{admin} on the function), read its ids, C{act} on them and
+        answer C{{"function": NAME, DONE: COUNT, "kept": LEFT}}.
+        """
+        why = self.root.refused(request, "admin", name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        body = _readBody(request, self.root.maxBody)
+        if body is None:
+            return self._error(request, 413, "the body is larger than the limit of %d bytes" % (self.root.maxBody,))
+        try:
+            idents = parseIdents(body)
+        except BadSubmission as e:
+            return self._badRequest(request, e)
+        count = act(name, idents)
+        kept = self.root.server.deadLetters.functions().get(name, 0)
+        return self._json(request, {"function": name.decode("utf-8", "replace"), done: count, "kept": kept})
+
+    def renderPolicy(self, request: Request, name: bytes) -> bytes:
+        """
+        C{GET /api/functions/NAME/policy}: the lifecycle policy that applies
+        to the function (L{JobServer.policyOf}), known to the server or not,
+        with every key of the policy file (C{max-attempts} from
+        C{--job-retries} where the file does not set it), as the C{policy
+        FUNCTION} admin command shows it.
+        """
+        why = self.root.refused(request, "admin", name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        server = self.root.server
+        described = server.policyOf(name).describe()
+        described.setdefault("max-attempts", server.jobRetries)
+        return self._json(request, described)
+
+    def _badRequest(self, request: Request, e: "BadSubmission") -> bytes:
+        """
+        Answer 400 with C{e}'s reason, and the field at fault if one is.
+        """
+        error: Dict[str, Any] = {"error": e.message}
+        if e.field is not None:
+            error["field"] = e.field
+        return self._json(request, error, 400)
+
     def serverInfo(self) -> Dict[str, Any]:
         """
         What C{GET /api/server} answers.
@@ -1022,10 +1170,7 @@ class APIResource(Resource):
         try:
             name, unique, data, priority, background = parseSubmission(body)
         except BadSubmission as e:
-            error: Dict[str, Any] = {"error": e.message}
-            if e.field is not None:
-                error["field"] = e.field
-            return self._json(request, error, 400)
+            return self._badRequest(request, e)
         why = self.root.refused(request, "submit", name)
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
@@ -1075,12 +1220,18 @@ API_ROUTES = (
     Route(b"GET", "/api/jobs/{handle}", APIResource.renderJob),
     Route(b"DELETE", "/api/jobs/{handle}", APIResource.cancel),
     Route(b"GET", "/api/unique/{unique}", APIResource.renderUnique),
+    Route(b"GET", "/api/deadletters", APIResource.renderDeadLetterCounts),
+    Route(b"GET", "/api/functions/{name}/deadletters", APIResource.renderDeadLetters),
+    Route(b"POST", "/api/functions/{name}/deadletters/retry", APIResource.retryDeadLetters),
+    Route(b"POST", "/api/functions/{name}/deadletters/purge", APIResource.purgeDeadLetters),
+    Route(b"GET", "/api/functions/{name}/policy", APIResource.renderPolicy),
 )
 
 
 class BadSubmission(Exception):
     """
-    A C{POST /api/jobs} body the API refuses.
+    A request body the API refuses: a C{POST /api/jobs} submission, or
+    the ids of dead letters to retry or purge.
 
     @ivar message: why, for people.
     @ivar field: the field at fault, if one is.
@@ -1096,6 +1247,7 @@ class BadSubmission(Exception):
 _FIELDS = ("function", "data", "data_base64", "unique", "priority", "background")
 
 _PRIORITY_NAMES = {"high": HIGH, "normal": NORMAL, "low": LOW}
+_PRIORITY_OF = {value: name for name, value in _PRIORITY_NAMES.items()}
 
 
 def _printable(text: str) -> str:
@@ -1226,3 +1378,36 @@ def parseSubmission(body: bytes) -> Tuple[bytes, bytes, bytes, int, bool]:
     if not isinstance(background, bool):
         raise BadSubmission("background must be true or false, not %s" % (_kind(background),), "background")
     return name, unique, data, _PRIORITY_NAMES[priority], background
+
+
+def parseIdents(body: bytes) -> Optional[List[int]]:
+    """
+    The dead letters a C{POST /api/functions/NAME/deadletters/retry} (or
+    C{.../purge}) body names, checked against the C{DeadLetterIds} schema
+    of L{OPENAPI_DOCUMENT}: L{None}, all of them, for an empty body or an
+    object without C{"ids"}; else the ids of C{{"ids": [ID, ...]}} (an
+    empty array names none).
+
+    @raise BadSubmission: for anything else.
+    """
+    if not body.strip():
+        return None
+    spec = _decode(body)
+    if not isinstance(spec, dict):
+        raise BadSubmission("the body must be a JSON object, not %s" % (_kind(spec),))
+    for key in spec:
+        if key != "ids":
+            raise BadSubmission("%s is an unknown field (known: ids)" % (_printable(key),), _printable(key))
+    if "ids" not in spec:
+        return None
+    idents = spec["ids"]
+    if not isinstance(idents, list):
+        raise BadSubmission("ids must be an array of dead letter ids, not %s" % (_kind(idents),), "ids")
+    for position, ident in enumerate(idents):
+        if isinstance(ident, bool) or not isinstance(ident, int) or ident < 1:
+            number = isinstance(ident, (int, float)) and not isinstance(ident, bool)
+            given = json.dumps(ident) if number else _kind(ident)
+            raise BadSubmission(
+                "ids[%d] must be a dead letter id (a whole number, 1 or more), not %s" % (position, given), "ids"
+            )
+    return idents

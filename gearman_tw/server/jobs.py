@@ -19,18 +19,20 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import itertools
+import json
 import socket
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.numbers import uint32
-from gearman_tw.queues import DEAD_LETTERS, QueuedJob
+from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES, QueuedJob
 from gearman_tw.server.deadletters import DeadLetter, DeadLetters
-from gearman_tw.server.lifecycle import Policies, uniform
+from gearman_tw.server.lifecycle import Policies, PoliciesError, Policy, changed, uniform
 from gearman_tw.server.model import (
     ASSIGN_UNIQ,
     HIGH,
@@ -213,6 +215,8 @@ class JobServer:
         self._folded: Dict[bytes, List[Function]] = {}
         self.idleFunctions = idleFunctions
         self.policies = Policies() if policies is None else policies
+        # Policy keys changed at run time, by function name (over the file).
+        self._policyChanges: Dict[bytes, Dict[str, Any]] = {}
         self._uniform = random
         self.deadLetters = DeadLetters()
         self.globalPriority = globalPriority
@@ -301,9 +305,7 @@ class JobServer:
         function = self.functions.get(name)
         if function is None:
             self._lastFunctionIdent += 1
-            function = self.functions[name] = Function(
-                name, self._lastFunctionIdent, self.policies.forFunction(name)
-            )
+            function = self.functions[name] = Function(name, self._lastFunctionIdent, self._policyFor(name))
             folded = name.lower()
             if folded != name:
                 self._folded.setdefault(folded, []).append(function)
@@ -316,19 +318,121 @@ class JobServer:
         """
         self.policies = policies
         for function in self.functions.values():
-            old = function.policy
-            function.policy = policies.forFunction(function.name)
-            if function.policy.maxRate != old.maxRate:
-                # A new rate starts with a full bucket; none keeps none.
-                function.rate = None
-            before, after = old.maxRunning, function.policy.maxRunning
-            if before and (not after or after > before) and function.hasRunnable():
-                # Room a lower limit kept closed: wake a sleeper per slot.
-                room = after - function.running if after else len(function.sleepers)
-                for _ in range(max(room, 0)):
-                    if not function.sleepers:
-                        break
-                    self._wake(function)
+            self._applyPolicy(function, self._policyFor(function.name))
+
+    def _policyFor(self, name: bytes) -> Policy:
+        """
+        The policy of function C{name}: the file's, with the changes made
+        at run time.
+        """
+        policy = self.policies.forFunction(name)
+        changes = self._policyChanges.get(name)
+        return policy if changes is None else changed(policy, changes)
+
+    def _applyPolicy(self, function: Function, policy: Policy) -> None:
+        """
+        Give C{function} a new policy: running jobs keep their time limits,
+        the rest applies from now on.
+        """
+        old = function.policy
+        function.policy = policy
+        if policy.maxRate != old.maxRate:
+            # A new rate starts with a full bucket; none keeps none.
+            function.rate = None
+        before, after = old.maxRunning, policy.maxRunning
+        if before and (not after or after > before) and function.hasRunnable():
+            # Room a lower limit kept closed: wake a sleeper per slot.
+            room = after - function.running if after else len(function.sleepers)
+            for _ in range(max(room, 0)):
+                if not function.sleepers:
+                    break
+                self._wake(function)
+
+    def policyOf(self, name: bytes) -> Policy:
+        """
+        The policy that applies to function C{name}, known or not.
+        """
+        function = self.functions.get(name)
+        return self._policyFor(name) if function is None else function.policy
+
+    def policyChanges(self, name: bytes) -> Dict[str, Any]:
+        """
+        The policy keys of function C{name} changed at run time.
+        """
+        return dict(self._policyChanges.get(name, {}))
+
+    def changePolicy(self, name: bytes, changes: Dict[str, Any]) -> Policy:
+        """
+        Change the policy of function C{name} (known or not) at run time:
+        C{changes} are policy file keys and values (C{None} takes back an
+        earlier change of that key), kept over the file's as it is
+        reloaded, and by a persistent queue over restarts.
+
+        @return: the policy that applies now.
+        @raise PoliciesError: a key is unknown or a value out of range.
+        """
+        merged = dict(self._policyChanges.get(name, {}))
+        for key, value in changes.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        where = "the change of %s" % (name.decode("utf-8", "replace"),)
+        policy = changed(self.policies.forFunction(name), merged, where)
+        if merged:
+            self._policyChanges[name] = merged
+        else:
+            self._policyChanges.pop(name, None)
+        function = self.functions.get(name)
+        if function is not None:
+            self._applyPolicy(function, policy)
+        self._storePolicyChanges(name, merged)
+        return policy
+
+    def resetPolicy(self, name: bytes) -> bool:
+        """
+        Take back every run-time change of function C{name}'s policy.
+
+        @return: whether there was one.
+        """
+        if name not in self._policyChanges:
+            return False
+        self.changePolicy(name, dict.fromkeys(self._policyChanges[name]))
+        return True
+
+    def _storePolicyChanges(self, name: bytes, changes: Dict[str, Any]) -> None:
+        if not self._persistent:
+            return
+        assert self.queue is not None
+        if changes:
+            d = self.queue.keep(POLICY_CHANGES, [(name, json.dumps(changes).encode("utf-8"))], [], [])
+        else:
+            d = self.queue.keep(POLICY_CHANGES, [], [], [name])
+        d.addErrback(
+            lambda f: self.log.failure(
+                "Persistent queue could not store the policy changes of {function}",
+                f,
+                function=name.decode("utf-8", "replace"),
+            )
+        )
+
+    def restorePolicyChanges(self, records: List[Tuple[bytes, bytes]]) -> None:
+        """
+        Apply the run-time policy changes a persistent queue kept
+        (L{POLICY_CHANGES} records).
+
+        @raise QueueError: a record is not a valid change.
+        """
+        for name, value in records:
+            try:
+                changes = json.loads(value.decode("utf-8"))
+                policy = changed(self.policies.forFunction(name), changes)
+            except (ValueError, PoliciesError) as e:
+                raise QueueError("corrupt policy change record for %r: %s" % (name, e))
+            self._policyChanges[name] = changes
+            function = self.functions.get(name)
+            if function is not None:
+                self._applyPolicy(function, policy)
 
     def createFunction(self, name: bytes) -> Function:
         """

@@ -222,6 +222,34 @@ class Policies:
         return cls(default, tables)
 
 
+def changed(policy: Policy, changes: Dict[str, Any], where: str = "the change") -> Policy:
+    """
+    C{policy} with C{changes}: policy file keys and values (as TOML or JSON
+    reads them) changed at run time.
+
+    @raise PoliciesError: a key is unknown or a value out of range.
+    """
+    return _policy(_table(changes, where), policy, where)
+
+
+def parseSetting(key: str, text: str) -> Dict[str, Any]:
+    """
+    One setting given as the policy file writes it, e.g. C{backoff} and
+    C{"{ base = 1, factor = 2 }"}, as a change for L{changed}.
+
+    @raise PoliciesError: C{text} is not a TOML value, or C{key} not a key.
+    """
+    if key not in _KEYS:
+        raise PoliciesError("unknown key %s (expected %s)" % (key, ", ".join(_KEYS)))
+    try:
+        parsed = parseTOML("value = " + text)
+    except TOMLFileError:
+        parsed = {}
+    if list(parsed) != ["value"]:
+        raise PoliciesError("%s: %s is not a value as the policy file writes one" % (key, text.strip() or "nothing"))
+    return {key: parsed["value"]}
+
+
 def _quoted(key: str) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else '"%s"' % (key,)
 

@@ -402,6 +402,8 @@ class GearmanServerProtocol(Protocol):
             return words[1]
         if command in (b"deadletters", b"policy") and len(words) == 2:
             return words[1]
+        if command == b"policy" and len(words) >= 3 and words[1].lower() in (b"set", b"reset"):
+            return words[2]
         if command in (b"retry", b"purge") and len(words) >= 3 and words[1].lower() == b"deadletters":
             return words[2]
         if command == b"cancel" and len(words) == 3 and words[1].lower() == b"job":

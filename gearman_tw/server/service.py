@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
-from gearman_tw.queues import DEAD_LETTERS
+from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES
 from gearman_tw.server.factory import GearmanServerFactory
 
 #: Seconds a stopping server waits for running jobs before it closes anyway.
@@ -202,6 +202,7 @@ class GearmanService(Service):
         for record in records:
             server.restore(record)
         server.restoreDeadLetters(await queue.kept(DEAD_LETTERS))
+        server.restorePolicyChanges(await queue.kept(POLICY_CHANGES))
         self.log.info(
             "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
         )

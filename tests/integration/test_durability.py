@@ -173,8 +173,9 @@ class DurabilityMixin(SynchronousTestCaseMixin):
     def test_lifecycleSurvivesCrash(self) -> None:
         """
         kill -9 keeps a job's attempts (it is given up after what was left
-        of them), a job waiting out its backoff (it goes on waiting), and
-        dead letters (listed, with why, after the next crash).
+        of them), a job waiting out its backoff (it goes on waiting), a
+        policy changed at run time, and dead letters (listed, with why,
+        after the next crash).
         """
         policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
         with open(policies, "w") as f:
@@ -195,15 +196,17 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         # Both lost attempts are seen (and their updates sent) before
         # this answer; give the queue time to commit them.
         self.assertIn(b"slow\t1\t0\t0\n", admin.admin(b"status\n"))
+        self.assertEqual(admin.admin(b"policy set slow dead-letters 7\n"), b"OK\n")
         time.sleep(0.5)
         self.crash(server)
 
         restarted = startOurs(self, "--queue", self.url, "--policies", policies)
         self.assertNothingToTake(restarted, b"slow")
-        # The second attempt at f is its last.
-        self.assertEqual(self.takeAndLose(restarted, b"f"), b"fragile")
         admin = restarted.connect()
         self.addCleanup(admin.close)
+        self.assertIn(b"dead-letters 7\n", admin.admin(b"policy slow\n"))
+        # The second attempt at f is its last.
+        self.assertEqual(self.takeAndLose(restarted, b"f"), b"fragile")
         letters = admin.admin(b"deadletters f\n").splitlines()
         self.assertEqual(len(letters), 2, letters)
         self.assertEqual(letters[0].split(b"\t")[1], b"2")

@@ -18,6 +18,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import Policies
 from gearman_tw.server.web import makeSite
 from gearman_tw.worker import GearmanWorker
 from tests.integration.servers import freePort, requireProgram, startOurs, stopProcess, waitForPort
@@ -273,6 +274,47 @@ class HTTPTests(TestCase):
         response = yield self.http.post(self.url + "api/jobs", b"{not json")
         self.assertEqual(response.code, 400)
         yield response.content()
+
+    @inlineCallbacks
+    def test_deadLetters(self):
+        """
+        A background job its worker fails is kept as a dead letter, which
+        the API lists with its data and the worker's words, and submits
+        again: the worker, now fine, completes it.
+        """
+        self.server.setPolicies(Policies.fromText("[functions.flaky]\ndead-letters = 10\n"))
+        broken = [True, False]
+
+        def flaky(job):
+            self.seen.append(job.data)
+            if broken.pop(0):
+                raise ValueError("disk full")
+            return job.data
+
+        yield self.worker(flaky=flaky)
+        response = yield self.http.post(
+            self.url + "api/jobs", json.dumps({"function": "flaky", "data": "img", "background": True}).encode()
+        )
+        self.assertEqual(response.code, 202)
+        yield response.content()
+        yield self.waitFor(lambda: self.server.deadLetters.of(b"flaky"))
+        counts = yield (yield self.http.get(self.url + "api/deadletters")).json()
+        self.assertEqual(counts, [{"function": "flaky", "kept": 1, "dropped": 0}])
+        [letter] = yield (yield self.http.get(self.url + "api/functions/flaky/deadletters")).json()
+        self.assertEqual((letter["data"]["text"], letter["error"]["text"]), ("img", "disk full"))
+        policy = yield (yield self.http.get(self.url + "api/functions/flaky/policy")).json()
+        self.assertEqual(policy["dead-letters"], 10)
+        response = yield self.http.post(
+            self.url + "api/functions/flaky/deadletters/retry", json.dumps({"ids": [letter["id"]]}).encode()
+        )
+        self.assertEqual((yield response.json()), {"function": "flaky", "retried": 1, "kept": 0})
+        yield self.waitFor(lambda: self.server.functions[b"flaky"].completed == 1)
+        self.assertEqual(self.seen, [b"img", b"img"])
+        functions = yield (yield self.http.get(self.url + "api/functions")).json()
+        [flakyRow] = [f for f in functions if f["name"] == "flaky"]
+        self.assertEqual((flakyRow["dead_lettered"], flakyRow["exceptions"], flakyRow["retried"]), (1, 1, 0))
+        self.assertEqual(self.server.deadLetters.functions(), {})
+        self.flushLoggedErrors(ValueError)
 
     @inlineCallbacks
     def test_clientGoesAway(self):

@@ -27,6 +27,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.http import AccessPolicy
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import Policies
 from gearman_tw.server.web import makeSite
 from gearman_tw.worker import GearmanWorker
 from tests.integration.servers import REPO
@@ -170,6 +171,38 @@ class OpenAPITests(TestCase):
         yield self.call("GET", "/api/unique/u", "/api/unique/{unique}")
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}")
         yield self.call("DELETE", "/api/jobs/T:999", "/api/jobs/{handle}")
+        # Dead letters: a background job that fails is kept.
+        self.server.setPolicies(Policies.fromText("[functions.fail]\ndead-letters = 5\n"))
+        yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "fail", "background": True})
+        for _ in range(500):
+            if self.server.deadLetters.of(b"fail"):
+                break
+            yield self.sleep(0.02)
+        counts = yield self.call("GET", "/api/deadletters", "/api/deadletters")
+        self.assertEqual(counts, [{"function": "fail", "kept": 1, "dropped": 0}])
+        letters = "/api/functions/{name}/deadletters"
+        [letter] = yield self.call("GET", "/api/functions/fail/deadletters", letters)
+        self.assertEqual(letter["error"]["text"], "WORK_FAIL")
+        yield self.call("GET", "/api/functions/fail/deadletters", letters, headers={})
+        retry = letters + "/retry"
+        retried = yield self.call("POST", "/api/functions/fail/deadletters/retry", retry, {"ids": [letter["id"]]})
+        self.assertEqual(retried["retried"], 1)
+        yield self.call("POST", "/api/functions/fail/deadletters/retry", retry, {"ids": "all"})
+        yield self.call("POST", "/api/functions/fail/deadletters/retry", retry, headers={})
+        yield self.call(
+            "POST", "/api/functions/fail/deadletters/retry", retry, headers={"Origin": "http://evil.example"}
+        )
+        yield self.call("POST", "/api/functions/fail/deadletters/retry", retry, {"ids": [1] * MAX_BODY})
+        purge = letters + "/purge"
+        yield self.call("POST", "/api/functions/fail/deadletters/purge", purge)
+        yield self.call("POST", "/api/functions/fail/deadletters/purge", purge, [])
+        yield self.call("POST", "/api/functions/fail/deadletters/purge", purge, headers={})
+        yield self.call(
+            "POST", "/api/functions/fail/deadletters/purge", purge, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        yield self.call("POST", "/api/functions/fail/deadletters/purge", purge, {"ids": [1] * MAX_BODY})
+        policy = yield self.call("GET", "/api/functions/fail/policy", "/api/functions/{name}/policy")
+        self.assertEqual(policy["dead-letters"], 5)
         # Refusals: no token, another origin, a name not this server's.
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={})
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={})
@@ -188,6 +221,9 @@ class OpenAPITests(TestCase):
             ("/api/workers", "/api/workers"),
             ("/api/jobs/T:1", "/api/jobs/{handle}"),
             ("/api/unique/u", "/api/unique/{unique}"),
+            ("/api/deadletters", "/api/deadletters"),
+            ("/api/functions/fail/deadletters", "/api/functions/{name}/deadletters"),
+            ("/api/functions/fail/policy", "/api/functions/{name}/policy"),
         ):
             yield self.call("GET", path, template, headers=foreign)
         self.flushLoggedErrors(RuntimeError)
