@@ -14,6 +14,8 @@ sense, C{ERR} replies) fails the returned Deferred.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 import warnings
@@ -168,6 +170,37 @@ class QueuedJob:
     persisted: bool
 
 
+@dataclass(frozen=True)
+class JobResult:
+    """
+    What C{result} tells of a job (gearman_tw's own word): where a live one
+    stands, or how it ended, kept per its function's policy.
+
+    @ivar unique: its unique key, empty for none.
+    @ivar outcome: C{"queued"} or C{"running"} for a live job; C{"complete"},
+        C{"fail"} or C{"exception"} for one that ended.
+    @ivar data: for a job that ended, its WORK_COMPLETE data, its
+        WORK_EXCEPTION data, or why it failed; empty for a live one.
+    @ivar finished: when it ended, and C{expires}: until when its result is
+        kept (epoch seconds); L{None} for a live job.
+    """
+
+    function: bytes
+    handle: bytes
+    unique: bytes
+    outcome: str
+    data: bytes = b""
+    finished: Optional[float] = None
+    expires: Optional[float] = None
+
+    @property
+    def done(self) -> bool:
+        """
+        Whether the job has ended.
+        """
+        return self.outcome not in ("queued", "running")
+
+
 # Reply parsers: each takes one reply line and raises ValueError when the
 # line is not what the command's reply looks like.
 
@@ -238,6 +271,27 @@ def _jobRow(line: bytes) -> QueuedJob:
 
 def _line(line: bytes) -> bytes:
     return line
+
+
+def _jobResult(lines: List[bytes]) -> JobResult:
+    fields: dict = {}
+    data: List[bytes] = []
+    for line in lines:
+        key, _, value = line.partition(b" ")
+        if key == b"data":
+            data.append(value)
+        else:
+            fields[key] = value
+    try:
+        function, handle, unique, outcome = (fields[key] for key in (b"function", b"handle", b"unique", b"outcome"))
+        encoded = b"".join(data)
+        decoded = base64.b64decode(encoded, validate=True)
+    except (KeyError, binascii.Error) as e:
+        raise ValueError("not a job's result: %s" % (e,))
+    times = [float(fields[key]) if key in fields else None for key in (b"finished", b"expires")]
+    return JobResult(
+        function, handle, b"" if unique == b"-" else unique, outcome.decode("ascii", "replace"), decoded, *times
+    )
 
 
 class _Command:
@@ -610,6 +664,36 @@ class GearmanAdminClient(LineOnlyReceiver):
         line = b"cancel job " + _word(handle, "cancelJob() handle")
         d = self._send(line, False, _cancelled, list)
         return d.addErrback(unknown)
+
+    def result(self, handle: Union[bytes, str]) -> "Deferred[Optional[JobResult]]":
+        """
+        C{result HANDLE}: where the job stands, or its stored result; fires
+        with L{None} for a job the server neither runs nor keeps a result
+        of.
+
+        @raise TypeError: C{handle} is not L{bytes} or L{str}.
+        @raise ValueError: C{handle} is not one word.
+        """
+        return self._result(b"result " + _word(handle, "result() handle"))
+
+    def resultUnique(self, unique: Union[bytes, str]) -> "Deferred[Optional[JobResult]]":
+        """
+        C{result unique UNIQUE}: the same for the newest job with C{unique}.
+
+        @raise TypeError: C{unique} is not L{bytes} or L{str}.
+        @raise ValueError: C{unique} is not one word.
+        """
+        return self._result(b"result unique " + _word(unique, "resultUnique() unique"))
+
+    def _result(self, line: bytes) -> "Deferred[Optional[JobResult]]":
+        def unknown(failure: Failure) -> None:
+            failure.trap(AdminError)
+            if failure.value.code != "UNKNOWN_JOB":  # type: ignore[union-attr]
+                failure.raiseException()
+            return None
+
+        d = self._send(line, True, _line, _jobResult)
+        return d.addErrback(unknown)  # type: ignore[no-any-return]
 
     def createFunction(self, name: Union[bytes, str]) -> "Deferred[None]":
         """

@@ -45,6 +45,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from gearman_tw.admin import JobResult, connectAdmin
 from gearman_tw.connection import DEFAULT_HEARTBEAT, DEFAULT_HEARTBEAT_TIMEOUT, JobServerConnection
 from gearman_tw.endpoints import clientEndpoint
 from gearman_tw.errors import (
@@ -1356,6 +1357,63 @@ class GearmanClient(MultiService):
         if not candidates:
             return fail(self._unavailable("no job server is connected"))
         return candidates[0].connection.getStatusUnique(probe.unique)  # type: ignore[union-attr]
+
+    def getResult(
+        self,
+        handle: Union[bytes, str, None] = None,
+        *,
+        unique: Union[bytes, str, None] = None,
+        function: Union[bytes, str, None] = None,
+        server: Optional[str] = None,
+    ) -> Deferred[Optional[JobResult]]:
+        """
+        Ask a gearman_tw server for the result of a job that ended (kept per
+        its function's policy, C{keep-results} or C{unique-window}), or
+        where a live one stands, through its admin protocol (C{result}).
+
+        @param handle: the job's handle; handles are known to the server
+            that made them (C{task.server}), the first of this client's by
+            default.
+        @param unique: instead of a handle, the job's unique key: the newest
+            job with it.  With C{function}, asked of the server jobs with
+            that function and unique go to.
+        @param server: the server to ask (one of L{servers}).
+        @return: fires with a L{JobResult <gearman_tw.admin.JobResult>}, or
+            L{None} if the server neither runs the job nor keeps its result;
+            fails with L{ServerUnavailable} or the admin command's error.
+        @raise TypeError: an argument is of the wrong type.
+        @raise ValueError: neither or both of C{handle} and C{unique}, an
+            argument empty or not one word, or C{server} not one of this
+            client's.
+        """
+        if (handle is None) == (unique is None):
+            raise ValueError("getResult() needs a handle or a unique, not %s" % ("both" if handle else "neither",))
+        if server is not None and server not in self.servers:
+            raise ValueError("%r is not one of this client's servers %r" % (server, self.servers))
+        word = _argument(
+            handle if unique is None else unique, "handle" if unique is None else "unique", MAX_UNIQUE, allowEmpty=False
+        )
+        if b" " in word:
+            raise ValueError("getResult() %s must be one word" % ("handle" if unique is None else "unique",))
+        target = self._servers[0]
+        if server is not None:
+            target = next(s for s in self._servers if s.name == server)
+        elif unique is not None and function is not None:
+            probe = Task(_argument(function, "function", MAX_FUNCTION, allowEmpty=False), b"", word)
+            candidates = self._candidates(probe)
+            if candidates:
+                target = candidates[0]
+
+        async def ask() -> Optional[JobResult]:
+            admin = await connectAdmin(target.reconnector.endpoint, reactor=self.reactor, timeout=self.connectTimeout)
+            try:
+                if unique is None:
+                    return await admin.result(word)
+                return await admin.resultUnique(word)
+            finally:
+                admin.close()
+
+        return Deferred.fromCoroutine(ask())
 
     def echo(self, data: Union[bytes, str] = b"ping", server: Optional[str] = None) -> Deferred[bytes]:
         """

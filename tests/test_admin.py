@@ -2,6 +2,8 @@
 Tests for L{gearman_tw.admin}.
 """
 
+import base64
+
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectingCancelledError, ConnectionDone, ConnectionRefusedError
@@ -16,6 +18,7 @@ from gearman_tw.admin import (
     AdminTimeout,
     FunctionStatus,
     GearmanAdminClient,
+    JobResult,
     PriorityStatus,
     QueuedJob,
     Worker,
@@ -123,9 +126,7 @@ class AdminClientTests(SynchronousTestCase):
         self.admin.maxQueue("f")
         self.admin.maxQueue("f", 5)
         self.admin.maxQueue("f", 1, 2, 3)
-        self.assertEqual(
-            self.transport.value(), b"maxqueue f\r\nmaxqueue f 5\r\nmaxqueue f 1 2 3\r\n"
-        )
+        self.assertEqual(self.transport.value(), b"maxqueue f\r\nmaxqueue f 5\r\nmaxqueue f 1 2 3\r\n")
 
     def test_connectionLost(self) -> None:
         """
@@ -205,6 +206,70 @@ class AdminClientTests(SynchronousTestCase):
         d = self.admin.status()
         self.reply(b"ERRands\t1\t0\t0\n.\n")
         self.assertEqual(self.successResultOf(d), [FunctionStatus(b"ERRands", 1, 0, 0)])
+
+
+class ResultCommandTests(SynchronousTestCase):
+    """
+    L{GearmanAdminClient.result} and L{GearmanAdminClient.resultUnique}.
+    """
+
+    def setUp(self) -> None:
+        self.transport = StringTransport()
+        self.admin = GearmanAdminClient()
+        self.admin.makeConnection(self.transport)
+
+    def test_ended(self) -> None:
+        """
+        A stored result: its data from base64 over several lines, times as
+        floats, C{-} as no unique.
+        """
+        d = self.admin.result(b"H:1")
+        self.assertEqual(self.transport.value(), b"result H:1\r\n")
+        self.admin.dataReceived(
+            b"function f g\nhandle H:1\nunique -\noutcome exception\nfinished 5.250\nexpires 65.250\n"
+            b"data " + base64.b64encode(b"\0bo")[:4] + b"\ndata " + base64.b64encode(b"\0bo")[4:] + b"\n.\n"
+        )
+        result = self.successResultOf(d)
+        self.assertEqual(result, JobResult(b"f g", b"H:1", b"", "exception", b"\0bo", 5.25, 65.25))
+        assert result is not None
+        self.assertTrue(result.done)
+
+    def test_live(self) -> None:
+        d = self.admin.resultUnique("u")
+        self.assertEqual(self.transport.value(), b"result unique u\r\n")
+        self.admin.dataReceived(b"function f\nhandle H:1\nunique u\noutcome running\n.\n")
+        result = self.successResultOf(d)
+        self.assertEqual(result, JobResult(b"f", b"H:1", b"u", "running"))
+        assert result is not None
+        self.assertFalse(result.done)
+
+    def test_unknown(self) -> None:
+        """
+        ERR UNKNOWN_JOB is None; other errors fail.
+        """
+        unknown = self.admin.result(b"H:1")
+        denied = self.admin.result(b"H:2")
+        self.admin.dataReceived(b"ERR UNKNOWN_JOB\r\nERR PERMISSION_DENIED not+yours\r\n")
+        self.assertIsNone(self.successResultOf(unknown))
+        self.assertEqual(self.failureResultOf(denied, AdminError).value.code, "PERMISSION_DENIED")
+
+    def test_badReply(self) -> None:
+        """
+        A reply that is not a result (no outcome, data not base64) fails
+        with AdminProtocolError.
+        """
+        for reply in (b"function f\nhandle H:1\n.\n", b"function f\nhandle H\nunique -\noutcome fail\ndata !!\n.\n"):
+            transport = StringTransport()
+            admin = GearmanAdminClient()
+            admin.makeConnection(transport)
+            d = admin.result(b"H:1")
+            admin.dataReceived(reply)
+            self.failureResultOf(d, AdminProtocolError)
+
+    def test_badArguments(self) -> None:
+        self.assertRaises(TypeError, self.admin.result, 7)
+        self.assertRaises(ValueError, self.admin.result, b"a b")
+        self.assertRaises(ValueError, self.admin.resultUnique, "")
 
 
 class AdminErrorTests(SynchronousTestCase):

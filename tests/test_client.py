@@ -835,6 +835,20 @@ class MisuseTests(SynchronousTestCase):
         self.assertRaises(ValueError, client.echo, b"x" * (client.maxPacketSize + 1))
         self.assertRaises(TypeError, client.echo, 5)
 
+    def test_getResultChecks(self) -> None:
+        """
+        getResult refuses bad arguments at once, before connecting.
+        """
+        client = self.client()
+        self.assertRaises(ValueError, client.getResult)
+        self.assertRaises(ValueError, client.getResult, b"H:1", unique=b"u")
+        self.assertRaises(TypeError, client.getResult, 5)
+        self.assertRaises(ValueError, client.getResult, b"")
+        self.assertRaises(ValueError, client.getResult, b"H 1")
+        self.assertRaises(ValueError, client.getResult, unique=b"u" * 65)
+        self.assertRaises(ValueError, client.getResult, b"H:1", server="elsewhere:1")
+        self.assertRaises(TypeError, client.getResult, unique=b"u", function=5)
+
     def test_constructorChecks(self) -> None:
         """
         The client's settings are checked when it is made.

@@ -274,12 +274,15 @@ class PolicyCommandTests(SynchronousTestCase):
             admin.execute(peer, b"policy resize"),
             b"backoff base=0.5 cap=300 factor=2 jitter=0.1\n"
             b"dead-letters 0\n"
+            b"keep-results 0\n"
             b"max-attempts 3\n"
             b"max-rate 0\n"
             b"max-running 0\n"
+            b"results 1000\n"
             b"retry-failures true\n"
             b"retry-foreground false\n"
             b"time-limit 2.5\n"
+            b"unique-window 0\n"
             b".\n",
         )
         self.assertIn(b"max-attempts 7\n", admin.execute(peer, b"policy other"))  # type: ignore[operator]

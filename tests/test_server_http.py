@@ -27,9 +27,9 @@ from twisted.web.server import Request, Site
 
 from gearman_tw import tap
 from gearman_tw.server.admin import AdminCommands
-from gearman_tw.server.http import API_ROUTES, DEFAULT_MAX_BODY, AccessPolicy
+from gearman_tw.server.http import API_ROUTES, DEFAULT_MAX_BODY, POLICY_KEYS, AccessPolicy
 from gearman_tw.server.jobs import JobServer
-from gearman_tw.server.lifecycle import Policies
+from gearman_tw.server.lifecycle import Policies, PoliciesError
 from gearman_tw.server.model import HIGH, LOW, NORMAL
 from gearman_tw.server.packets import PacketPeer
 from gearman_tw.server.web import makeResource, makeSite
@@ -210,6 +210,7 @@ class BodyLimitTests(SynchronousTestCase):
             b"PUT /api/server HTTP/1.1\r\n",
             b"GET /metrics HTTP/1.1\r\n",
             b"DELETE /api/jobs/T:1 HTTP/1.1\r\n",
+            b"PATCH /api/functions/f/policy HTTP/1.1\r\n",
             b"GET / HTTP/1.0\r\n",
         ):
             responses, transport = self.harness.send(start + b"Host: x\r\n" + big)
@@ -306,19 +307,23 @@ class BodyLimitTests(SynchronousTestCase):
         clock = Clock()
         server = JobServer(clock, handlePrefix=b"T")
         site = Site(makeResource(server, clock, maxBody=10), reactor=clock)
-        for path, code in (
-            (b"/f", 413),
-            (b"/api/jobs", 413),
-            (b"/api/functions/f/deadletters/retry", 413),
-            (b"/api/functions/f/deadletters/purge", 413),
+        for method, path in (
+            (b"POST", b"/f"),
+            (b"POST", b"/api/jobs"),
+            (b"POST", b"/api/functions/f/deadletters/retry"),
+            (b"POST", b"/api/functions/f/deadletters/purge"),
+            (b"PATCH", b"/api/functions/f/policy"),
         ):
             channel = site.buildProtocol(_ADDRESS)
             transport = StringTransport(peerAddress=_ADDRESS)
             channel.makeConnection(transport)
-            channel.dataReceived(post(path, b'{"function": "f", "data": "xxxxxxx"}'))
+            channel.dataReceived(request(method, path, b"Host: x", body=b'{"max-running": 1, "max-rate": 2}'))
             [response] = parseResponses(transport.value())
-            self.assertEqual(response.code, code)
+            self.assertEqual(response.code, 413, path)
+            if path.startswith(b"/api/"):
+                self.assertEqual(response.json(), {"error": "the body is larger than the limit of 10 bytes"})
         self.assertEqual(server.jobCount(), 0)
+        self.assertEqual(server.policyChanges(b"f"), {})
 
 
 class MaxBodyOptionTests(SynchronousTestCase):
@@ -1303,6 +1308,37 @@ submit = "public"
         self.assertEqual(response.json(), {"function": "report.daily", "purged": 0, "kept": 0})
         self.assertEqual(self.harness.server.functions[b"report.daily"].total, 1)  # retried
 
+    def test_policyChanges(self) -> None:
+        """
+        Changing or resetting a function's policy needs admin on the
+        function, as C{policy set} and C{policy reset} do; a refused
+        request changes nothing, however bad its body.
+        """
+        server = self.harness.server
+        server.changePolicy(b"billing", {"max-rate": 5})
+        ops = b"Authorization: Bearer ops-token"
+        writes = [
+            (b"PATCH", b'{"max-running": 1}'),
+            (b"PATCH", b"not json"),
+            (b"DELETE", b""),
+        ]
+        for method, body in writes:
+            response = self.answer(
+                self.harness, request(method, b"/api/functions/billing/policy", b"Host: x", ops, body=body)
+            )
+            self.assertRefused(response, 403, "token:ops, address:127.0.0.1 may not administer billing")
+        self.assertEqual(server.policyChanges(b"billing"), {"max-rate": 5})
+        self.assertEqual(self.acl.refused["admin"], 3)
+        path = b"/api/functions/report.daily/policy"
+        response = self.answer(self.harness, request(b"PATCH", path, b"Host: x", ops, body=b'{"max-running": 1}'))
+        self.assertEqual((response.code, response.json()["changed"]), (200, {"max-running": 1}))
+        response = self.answer(self.harness, request(b"DELETE", path, b"Host: x", ops))
+        self.assertEqual((response.code, response.json()["reset"]), (200, True))
+        ci = b"Authorization: Bearer ci-token"
+        path = b"/api/functions/billing/policy"
+        response = self.answer(self.harness, request(b"DELETE", path, b"Host: x", ci))
+        self.assertEqual((response.code, response.json()["reset"]), (200, True))
+
     def test_counted(self) -> None:
         """
         Refusals show in C{gearman_acl_refused_total}, by action.
@@ -1680,6 +1716,10 @@ class PolicyRouteTests(DeadLetterTestCase):
                 "dead-letters": 3,
                 "max-running": 0,
                 "max-rate": 0.0,
+                "keep-results": 0.0,
+                "results": 1000,
+                "unique-window": 0.0,
+                "changed": {},
             },
         )
         self.assertEqual(self.server.functions, {})
@@ -1703,6 +1743,10 @@ class PolicyRouteTests(DeadLetterTestCase):
                     "dead-letters": 3,
                     "max-running": 0,
                     "max-rate": 0.0,
+                    "keep-results": 0.0,
+                    "results": 1000,
+                    "unique-window": 0.0,
+                    "changed": {},
                 },
             )
         self.assertEqual(set(self.server.functions), {b"known"})
@@ -1710,7 +1754,7 @@ class PolicyRouteTests(DeadLetterTestCase):
     def test_sameAsAdmin(self) -> None:
         """
         The keys are the admin command's, which are the policy file's, and
-        so are the values.
+        so are the values; C{changed} holds the keys changed at run time.
         """
         self.server.setPolicies(
             Policies.fromText("[default]\nmax-running = 7\nmax-rate = 2.5\nretry-failures = true\n")
@@ -1719,19 +1763,221 @@ class PolicyRouteTests(DeadLetterTestCase):
         for name in (b"fragile", b"other", b"changed"):
             policy = self.call(b"GET", b"/api/functions/%s/policy" % (name,), self.template, 200)
             shown = self.adminPolicy(name)
-            self.assertEqual(set(policy), set(shown))
+            self.assertEqual(set(policy) - {"changed"}, set(shown))
             self.assertEqual(set(policy), set(SPEC["components"]["schemas"]["Policy"]["required"]))
             self.assertEqual(policy["max-rate"], float(shown["max-rate"]))
             self.assertEqual(policy["max-running"], int(shown["max-running"]))
             self.assertEqual(policy["retry-failures"], shown["retry-failures"] == "true")
-        self.assertEqual(policy["max-running"], 3)
+            self.assertEqual(policy["changed"], self.server.policyChanges(name))
+        self.assertEqual((policy["max-running"], policy["changed"]), (3, {"max-running": 3}))
+
+    def test_keys(self) -> None:
+        """
+        L{POLICY_KEYS}, which C{PATCH} takes, are the keys C{GET} shows and
+        the ones the C{Policy} and C{PolicyChanges} schemas know.
+        """
+        schemas = SPEC["components"]["schemas"]
+        self.assertEqual(set(POLICY_KEYS), set(schemas["PolicyChanges"]["properties"]))
+        self.assertEqual(set(POLICY_KEYS) | {"changed"}, set(schemas["Policy"]["properties"]))
+        shown = self.call(b"GET", b"/api/functions/f/policy", self.template, 200)
+        self.assertEqual(set(shown), set(POLICY_KEYS) | {"changed"})
+
+
+class PolicyChangeTests(DeadLetterTestCase):
+    """
+    C{PATCH /api/functions/NAME/policy} changes a function's policy at run
+    time as C{policy set} does, and C{DELETE} takes the changes back as
+    C{policy reset} does; both answer the policy that applies then.
+    """
+
+    template = "/api/functions/{name}/policy"
+
+    def patch(self, name: bytes, changes: Any, code: int = 200) -> Any:
+        """
+        The answer to C{PATCH} of C{changes} (a value, sent as JSON, or
+        bytes, sent as they are) to function C{name}'s policy.
+        """
+        body = changes if isinstance(changes, bytes) else json.dumps(changes).encode()
+        return self.call(b"PATCH", b"/api/functions/%s/policy" % (name,), self.template, code, body=body)
+
+    def get(self, name: bytes) -> Any:
+        return self.call(b"GET", b"/api/functions/%s/policy" % (name,), self.template, 200)
+
+    def reset(self, name: bytes) -> Any:
+        return self.call(b"DELETE", b"/api/functions/%s/policy" % (name,), self.template, 200)
+
+    def test_patch(self) -> None:
+        """
+        The keys given are changed over the file's and the others kept; the
+        answer is what C{GET} then answers, with C{changed} naming the keys
+        changed and the values given, and the server applies it.
+        """
+        answer = self.patch(b"fragile", {"max-running": 2, "backoff": {"base": 0.5}, "retry-foreground": True})
+        self.assertEqual(answer, self.get(b"fragile"))
+        self.assertEqual(
+            answer["changed"], {"max-running": 2, "backoff": {"base": 0.5}, "retry-foreground": True}
+        )
+        self.assertEqual(
+            (answer["max-running"], answer["backoff"], answer["retry-foreground"]),
+            (2, {"base": 0.5, "factor": 2.0, "cap": 300.0, "jitter": 0.1}, True),
+        )
+        self.assertEqual((answer["max-attempts"], answer["time-limit"]), (2, 30.0))
+        policy = self.server.policyOf(b"fragile")
+        self.assertEqual((policy.maxRunning, policy.retryForeground), (2, True))
+        answer = self.patch(b"fragile", {"time-limit": 5, "backoff": False})
+        self.assertEqual(
+            answer["changed"], {"max-running": 2, "backoff": False, "retry-foreground": True, "time-limit": 5}
+        )
+        self.assertEqual((answer["time-limit"], answer["backoff"]), (5.0, False))
+        self.assertEqual(self.server.policyChanges(b"fragile"), answer["changed"])
+        self.assertEqual(self.server.functions, {})
+
+    def test_patchKnownFunction(self) -> None:
+        """
+        A function the server knows gets its new policy at once.
+        """
+        self.client.created(b"f", background=True)
+        self.patch(b"f", {"max-running": 1, "dead-letters": 0})
+        function = self.server.functions[b"f"]
+        self.assertEqual((function.policy.maxRunning, function.policy.deadLetters), (1, 0))
+
+    def test_patchNull(self) -> None:
+        """
+        C{null} takes back the run-time change of a key, and is nothing for
+        a key not changed; an empty object changes nothing.
+        """
+        before = self.get(b"fragile")
+        self.patch(b"fragile", {"max-running": 2, "time-limit": 5})
+        answer = self.patch(b"fragile", {"time-limit": None, "max-rate": None})
+        self.assertEqual((answer["changed"], answer["time-limit"]), ({"max-running": 2}, 30.0))
+        self.assertEqual(self.patch(b"fragile", {}), answer)
+        self.assertEqual(self.patch(b"fragile", {"max-running": None}), before)
+        self.assertEqual(self.server.policyChanges(b"fragile"), {})
+        self.assertEqual(self.patch(b"other", {"backoff": None})["changed"], {})
+
+    def test_sameAsAdmin(self) -> None:
+        """
+        A change made over HTTP is the one C{policy set} makes: the admin
+        command shows it, and C{policy reset} takes it back.
+        """
+        self.patch(b"f", {"max-rate": 2.5, "backoff": {"base": 1, "cap": 10}})
+        admin = AdminCommands(self.server)
+        peer = Conn(self.server).peer
+        reply = admin.execute(peer, b"policy f")
+        assert isinstance(reply, bytes)
+        self.assertIn(b"max-rate 2.5\n", reply)
+        self.assertIn(b"backoff base=1 cap=10 factor=2 jitter=0.1\n", reply)
+        self.assertEqual(admin.execute(peer, b"policy set f max-running 4"), b"OK\n")
+        self.assertEqual(
+            self.get(b"f")["changed"], {"max-rate": 2.5, "backoff": {"base": 1, "cap": 10}, "max-running": 4}
+        )
+        self.assertEqual(admin.execute(peer, b"policy reset f"), b"OK 1\n")
+        self.assertEqual(self.get(b"f")["changed"], {})
+
+    def test_reset(self) -> None:
+        """
+        C{DELETE} takes back every run-time change: it answers whether there
+        was one and the policy that applies now, the file's.
+        """
+        before = self.get(b"fragile")
+        self.patch(b"fragile", {"max-running": 2, "time-limit": 5})
+        answer = self.reset(b"fragile")
+        self.assertEqual(answer, {"function": "fragile", "reset": True, "policy": before})
+        self.assertEqual(self.server.policyChanges(b"fragile"), {})
+        self.assertEqual(self.server.policyOf(b"fragile").timeLimit, 30.0)
+        self.assertEqual(self.reset(b"fragile"), {"function": "fragile", "reset": False, "policy": before})
+        answer = self.reset(b"a%2Fb%20c")
+        self.assertEqual((answer["function"], answer["reset"]), ("a/b c", False))
+        self.assertEqual(self.server.functions, {})
+
+    def test_keptOverReload(self) -> None:
+        """
+        A change stays when the policy file is read again, over the new
+        file's value.
+        """
+        self.patch(b"fragile", {"time-limit": 5})
+        self.server.setPolicies(Policies.fromText("[functions.fragile]\ntime-limit = 60\nmax-running = 9\n"))
+        answer = self.get(b"fragile")
+        self.assertEqual((answer["time-limit"], answer["max-running"]), (5.0, 9))
+        self.assertEqual(self.reset(b"fragile")["policy"]["time-limit"], 60.0)
+
+    def test_badBodies(self) -> None:
+        """
+        Anything but a C{PolicyChanges} object the policy file's rules take
+        gets 400 with a one-line reason (and the key at fault, when one
+        is), and changes nothing, not even the keys that were right; the
+        documented schema refuses it too where JSON Schema can tell.
+        """
+        self.patch(b"fragile", {"max-running": 2})
+        before = self.get(b"fragile")
+        schema = {"$ref": "#/components/schemas/PolicyChanges", "components": SPEC["components"]}
+        cases: List[Tuple[bytes, Optional[str], str, bool]] = [
+            (b"", None, "body is empty", False),
+            (b"  \r\n", None, "body is empty", False),
+            (b"[]", None, "JSON object of policy keys, not an array", True),
+            (b"null", None, "not null", True),
+            (b'"max-running"', None, "not a string", True),
+            (b"{not json", None, "not valid JSON", False),
+            (b"\xff\xfe{\x00", None, "", False),
+            (b'{"max-running": 1, "max-running": 2}', "max-running", "more than once", False),
+            (b'{"max-rate": NaN}', None, "NaN", False),
+            (b'{"max-rate": Infinity}', None, "Infinity", False),
+            (b'{"max-rate": 1' + b"0" * 5000 + b"}", None, "too many digits", False),
+            (b'{"bogus": 1}', "bogus", "bogus is an unknown policy key (known: max-attempts, backoff,", True),
+            (b'{"bogus": null}', "bogus", "unknown policy key", True),
+            (b'{"max_running": 1}', "max_running", "unknown policy key", True),
+            (b'{"max-running": 3, "\\ud800": 1}', "\\ud800", "unknown policy key", True),
+            (b'{"max-attempts": -1}', "max-attempts", "max-attempts must be a whole number, 0 or more", True),
+            (b'{"max-attempts": 1.5}', "max-attempts", "whole number", True),
+            (b'{"max-attempts": 2.0}', "max-attempts", "whole number", False),
+            (b'{"max-attempts": true}', "max-attempts", "whole number", True),
+            (b'{"max-running": "2"}', "max-running", "whole number", True),
+            (b'{"dead-letters": -1}', "dead-letters", "(0: none kept)", True),
+            (b'{"max-rate": -0.5}', "max-rate", "max-rate must be a finite number of at least 0", True),
+            (b'{"max-rate": 1e400}', "max-rate", "finite number", False),
+            (b'{"time-limit": "30"}', "time-limit", "time-limit must be a number", True),
+            (b'{"retry-failures": 1}', "retry-failures", "retry-failures must be true or false", True),
+            (b'{"retry-foreground": "yes"}', "retry-foreground", "true or false", True),
+            (b'{"backoff": true}', "backoff", "backoff must be false or an object, not a boolean", True),
+            (b'{"backoff": [1]}', "backoff", "not an array", True),
+            (b'{"backoff": {"base": "1"}}', "backoff", "backoff.base must be a number", True),
+            (b'{"backoff": {"factor": 0.5}}', "backoff", "backoff.factor must be at least 1", True),
+            (b'{"backoff": {"jitter": 2}}', "backoff", "backoff.jitter", True),
+            (b'{"backoff": {"bases": 1}}', "backoff", "backoff: unknown key bases", True),
+            (b'{"backoff": {"base": 1, "base": 2}}', "base", "more than once", False),
+            (b'{"max-running": 3, "max-rate": -1}', "max-rate", "max-rate", True),
+        ]
+        for body, field, words, refusedBySchema in cases:
+            if refusedBySchema:
+                self.assertRaises(jsonschema.ValidationError, jsonschema.validate, json.loads(body), schema)
+            error = self.patch(b"fragile", body, 400)
+            self.assertNotIn("\n", error["error"])
+            self.assertIn(words, error["error"], body[:100])
+            self.assertEqual(error.get("field"), field, body[:100])
+        self.assertEqual(self.get(b"fragile"), before)
+        self.assertEqual(self.server.policyChanges(b"fragile"), {"max-running": 2})
+        for body in (b'{"max-running": 3}', b'{"backoff": {"base": 1}}', b'{"max-rate": null}', b"{}"):
+            jsonschema.validate(json.loads(body), schema)
+
+    def test_refusedByServer(self) -> None:
+        """
+        A change the job server refuses (L{PoliciesError}) is answered 400
+        with its reason, never as an internal error.
+        """
+
+        def refuse(name: bytes, changes: Dict[str, Any]) -> Any:
+            raise PoliciesError("the change of f: no")
+
+        self.server.changePolicy = refuse  # type: ignore[method-assign]
+        self.assertEqual(self.patch(b"f", {"max-running": 1}, 400), {"error": "the change of f: no"})
 
 
 class DeadLetterGuardTests(DeadLetterTestCase):
     """
-    Retrying and purging go through the checks every write does; listing
-    a function's dead letters, which hold jobs' data, needs the token too;
-    the counts and the policy are open reads.
+    Retrying and purging dead letters, and changing or resetting a policy,
+    go through the checks every write does; listing a function's dead
+    letters, which hold jobs' data, needs the token too; the counts and
+    the policy are open reads.
     """
 
     def siteOptions(self) -> Dict[str, Any]:
@@ -1744,17 +1990,21 @@ class DeadLetterGuardTests(DeadLetterTestCase):
             request(b"GET", b"/api/functions/f/deadletters", self.host, *headers),
             request(b"POST", b"/api/functions/f/deadletters/retry", self.host, *headers),
             request(b"POST", b"/api/functions/f/deadletters/purge", self.host, *headers, body=b'{"ids": [1]}'),
+            request(b"PATCH", b"/api/functions/f/policy", self.host, *headers, body=b'{"max-running": 1}'),
+            request(b"DELETE", b"/api/functions/f/policy", self.host, *headers),
         ]
 
     def assertUntouched(self) -> None:
         self.clock.advance(0)
         self.assertEqual(self.ids(b"f"), self.kept)
         self.assertEqual(self.server.jobCount(), 0)
+        self.assertEqual(self.server.policyChanges(b"f"), {"max-rate": 5})
 
     def setUp(self) -> None:
         super().setUp()
         self.kill(b"f")
         self.kept = self.ids(b"f")
+        self.server.changePolicy(b"f", {"max-rate": 5})
 
     def test_token(self) -> None:
         """
@@ -1768,15 +2018,18 @@ class DeadLetterGuardTests(DeadLetterTestCase):
                 self.assertTrue(response.headers[b"www-authenticate"].startswith(b"Bearer"))
                 self.assertEqual(response.headers[b"content-type"], b"application/json")
         self.assertUntouched()
-        self.assertEqual(self.harness.site.resource.policy.refused["token"], 9)
+        self.assertEqual(self.harness.site.resource.policy.refused["token"], 15)
 
     def test_rightToken(self) -> None:
         """
         With the token, each is served.
         """
-        codes = [self.answer(self.harness, data).code for data in self.guarded(b"Authorization: Bearer s3cret")]
-        self.assertEqual(codes, [200, 200, 200])
+        responses = [self.answer(self.harness, data) for data in self.guarded(b"Authorization: Bearer s3cret")]
+        self.assertEqual([response.code for response in responses], [200] * 5)
         self.assertEqual(self.server.jobCount(), 1)
+        self.assertEqual(responses[3].json()["changed"], {"max-rate": 5, "max-running": 1})
+        self.assertEqual(responses[4].json()["reset"], True)
+        self.assertEqual(self.server.policyChanges(b"f"), {})
 
     def test_readsOpen(self) -> None:
         """
@@ -1791,8 +2044,8 @@ class DeadLetterGuardTests(DeadLetterTestCase):
 
     def test_otherOrigin(self) -> None:
         """
-        Retrying or purging from a page of another origin is refused with
-        403, even with the token.
+        Retrying, purging, or changing or resetting a policy from a page of
+        another origin is refused with 403, even with the token.
         """
         token = b"Authorization: Bearer s3cret"
         for header in (b"Origin: http://evil.example", b"Sec-Fetch-Site: cross-site"):
@@ -1813,6 +2066,8 @@ class DeadLetterGuardTests(DeadLetterTestCase):
             (b"POST", b"/api/functions/f/deadletters/retry"),
             (b"POST", b"/api/functions/f/deadletters/purge"),
             (b"GET", b"/api/functions/f/policy"),
+            (b"PATCH", b"/api/functions/f/policy"),
+            (b"DELETE", b"/api/functions/f/policy"),
         ):
             response = self.answer(self.harness, request(method, path, host, token))
             self.assertRefused(response, 403, "Host evil.example")

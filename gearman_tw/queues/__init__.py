@@ -238,9 +238,12 @@ def _quietly(d: "Deferred[None]") -> "Deferred[None]":
 #: (L{IPersistentQueue.keep <gearman_tw.interfaces.IPersistentQueue.keep>}).
 DEAD_LETTERS = b"deadletter"
 
+#: The kind of the records of stored results, by job handle.
+RESULTS = b"result"
+
 #: The kind of the records of policies changed at run time: by function
 #: name, the changed keys as JSON.
 POLICY_CHANGES = b"policy"
 
 
-__all__ = ["DEAD_LETTERS", "POLICY_CHANGES", "DeleteRetries", "QueuedJob", "queueFromURL"]
+__all__ = ["DEAD_LETTERS", "POLICY_CHANGES", "RESULTS", "DeleteRetries", "QueuedJob", "queueFromURL"]

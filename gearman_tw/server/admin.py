@@ -5,6 +5,7 @@ gearmand 1.1.20's text admin protocol, byte for byte (reference section 4).
 
 from __future__ import annotations
 
+import base64
 import heapq
 import itertools
 import os
@@ -16,6 +17,7 @@ from gearman_tw.numbers import atoi32
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import PoliciesError, parseSetting
 from gearman_tw.server.model import Function, Job, Peer
+from gearman_tw.server.results import OUTCOME_NAMES
 
 T = TypeVar("T")
 
@@ -165,6 +167,13 @@ def _number(value: object) -> str:
     return str(value)
 
 
+def _whole(value: bytes) -> bytes:
+    """
+    C{value} as the value of a C{KEY VALUE} line: as L{_field}, whole.
+    """
+    return _field(value, len(value))
+
+
 def _field(value: bytes, limit: int = 200) -> bytes:
     """
     C{value} as one field of a tab-separated admin line: tabs, line breaks
@@ -190,6 +199,11 @@ def _incomplete(command: bytes) -> bytes:
 
 
 _OK = b"OK\r\n"
+
+# A stored result's data is sent as base64, this many characters a line.
+_DATA_LINE = 65536
+
+_OUTCOMES = [name.encode("ascii") for name in OUTCOME_NAMES]
 _MAXQUEUE_OK = b"OK\n"
 
 
@@ -423,6 +437,43 @@ class AdminCommands:
             lines.append(b"%s %s\n" % (key.encode("ascii"), text.encode("ascii")))
         return b"".join(lines) + b".\n"
 
+    def _result(self, peer: Peer, words: List[bytes]) -> bytes:
+        """
+        C{result HANDLE}, C{result unique UNIQUE}: where a live job stands,
+        else the stored result of the job (the newest with that unique), as
+        C{KEY VALUE} lines then C{.}; C{ERR UNKNOWN_JOB} if neither.
+        """
+        server = self.server
+        job: Optional[Job]
+        if len(words) == 2:
+            job = server.lookup(words[1])
+            stored = None if job is not None else server.resultOf(words[1])
+        elif len(words) == 3 and words[1].lower() == b"unique":
+            job = server.lookupUnique(words[2])
+            stored = None if job is not None else server.resultOfUnique(words[2])
+        else:
+            return _incomplete(words[0])
+        if job is not None:
+            outcome = b"running" if job.worker is not None else b"queued"
+            return b"function %s\nhandle %s\nunique %s\noutcome %s\n.\n" % (
+                _whole(job.function.name),
+                _whole(job.handle),
+                _whole(job.unique),
+                outcome,
+            )
+        if stored is None:
+            return b"ERR UNKNOWN_JOB\r\n"
+        encoded = base64.b64encode(stored.data)
+        return b"".join(
+            [
+                b"function %s\nhandle %s\nunique %s\noutcome %s\n"
+                % (_whole(stored.function), _whole(stored.handle), _whole(stored.unique), _OUTCOMES[stored.outcome]),
+                b"finished %.3f\nexpires %.3f\n" % (stored.finished, stored.expires),
+            ]
+            + [b"data %s\n" % (encoded[i : i + _DATA_LINE],) for i in range(0, len(encoded), _DATA_LINE)]
+            + [b".\n"]
+        )
+
     def _retryDead(self, peer: Peer, words: List[bytes]) -> bytes:
         return self._actOnDead(words, self.server.retryDeadLetters)
 
@@ -467,6 +518,7 @@ class AdminCommands:
         b"shutdown": _shutdown,
         b"deadletters": _deadLetters,
         b"policy": _policy,
+        b"result": _result,
         b"retry": _retryDead,
         b"purge": _purgeDead,
     }

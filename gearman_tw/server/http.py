@@ -63,6 +63,7 @@ from gearman_tw.server import sliced
 from gearman_tw.server.acl import AccessControl, Identities, certificateName
 from gearman_tw.server.deadletters import DeadLetter
 from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.lifecycle import DEFAULT_POLICY, PoliciesError, Policy, changed
 from gearman_tw.server.model import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, Job, Peer
 
 T = TypeVar("T")
@@ -910,7 +911,12 @@ class APIResource(Resource):
         submit them again or forget them, all or those of an C{"ids"} list
         (C{retry deadletters}, C{purge deadletters});
       - C{GET /api/functions/NAME/policy}: the lifecycle policy that
-        applies to a function (C{policy FUNCTION}).
+        applies to a function (C{policy FUNCTION}), and which of its keys
+        were changed at run time;
+      - C{PATCH /api/functions/NAME/policy}: change keys of it at run time
+        (C{policy set FUNCTION KEY VALUE});
+      - C{DELETE /api/functions/NAME/policy}: take back every run-time
+        change (C{policy reset FUNCTION}).
 
     Any other method or path is answered with 404.
     """
@@ -1079,18 +1085,67 @@ class APIResource(Resource):
     def renderPolicy(self, request: Request, name: bytes) -> bytes:
         """
         C{GET /api/functions/NAME/policy}: the lifecycle policy that applies
-        to the function (L{JobServer.policyOf}), known to the server or not,
-        with every key of the policy file (C{max-attempts} from
-        C{--job-retries} where the file does not set it), as the C{policy
-        FUNCTION} admin command shows it.
+        to the function, known to the server or not (see
+        L{functionPolicy}).
         """
         why = self.root.refused(request, "admin", name)
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
+        return self._json(request, self.functionPolicy(name))
+
+    def changePolicy(self, request: Request, name: bytes) -> bytes:
+        """
+        C{PATCH /api/functions/NAME/policy}: change the function's policy
+        at run time, as C{policy set} does, by the keys and values of the
+        body (see L{parsePolicyChanges}; C{null} takes back a key's
+        change), all or none of them; answers the policy that applies now,
+        as C{GET} does.  Checked as the dead letter writes are (C{admin} on
+        the function).
+        """
+        why = self.root.refused(request, "admin", name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        body = _readBody(request, self.root.maxBody)
+        if body is None:
+            return self._error(request, 413, "the body is larger than the limit of %d bytes" % (self.root.maxBody,))
+        try:
+            self.root.server.changePolicy(name, parsePolicyChanges(body))
+        except BadSubmission as e:
+            return self._badRequest(request, e)
+        except PoliciesError as e:
+            return self._badRequest(request, BadSubmission(_printable(str(e))))
+        return self._json(request, self.functionPolicy(name))
+
+    def resetPolicy(self, request: Request, name: bytes) -> bytes:
+        """
+        C{DELETE /api/functions/NAME/policy}: take back every run-time
+        change of the function's policy, as C{policy reset} does; answers
+        C{{"function": NAME, "reset": BOOL, "policy": POLICY}}: whether
+        there was a change, and the policy that applies now.
+        """
+        why = self.root.refused(request, "admin", name)
+        if why is not None:
+            return self.root.renderRefusal(request, why, asJSON=True)
+        reset = self.root.server.resetPolicy(name)
+        return self._json(
+            request,
+            {"function": name.decode("utf-8", "replace"), "reset": reset, "policy": self.functionPolicy(name)},
+        )
+
+    def functionPolicy(self, name: bytes) -> Dict[str, Any]:
+        """
+        The lifecycle policy that applies to function C{name}
+        (L{JobServer.policyOf}), as the C{policy FUNCTION} admin command
+        shows it: every key of the policy file, C{max-attempts} from
+        C{--job-retries} where neither the file nor a change sets it; and
+        C{"changed"}, the keys changed at run time with the values given
+        (L{JobServer.policyChanges}; empty when none).
+        """
         server = self.root.server
         described = server.policyOf(name).describe()
         described.setdefault("max-attempts", server.jobRetries)
-        return self._json(request, described)
+        described["changed"] = server.policyChanges(name)
+        return described
 
     def _badRequest(self, request: Request, e: "BadSubmission") -> bytes:
         """
@@ -1225,13 +1280,15 @@ API_ROUTES = (
     Route(b"POST", "/api/functions/{name}/deadletters/retry", APIResource.retryDeadLetters),
     Route(b"POST", "/api/functions/{name}/deadletters/purge", APIResource.purgeDeadLetters),
     Route(b"GET", "/api/functions/{name}/policy", APIResource.renderPolicy),
+    Route(b"PATCH", "/api/functions/{name}/policy", APIResource.changePolicy),
+    Route(b"DELETE", "/api/functions/{name}/policy", APIResource.resetPolicy),
 )
 
 
 class BadSubmission(Exception):
     """
-    A request body the API refuses: a C{POST /api/jobs} submission, or
-    the ids of dead letters to retry or purge.
+    A request body the API refuses: a C{POST /api/jobs} submission, the
+    ids of dead letters to retry or purge, or changes of a policy.
 
     @ivar message: why, for people.
     @ivar field: the field at fault, if one is.
@@ -1411,3 +1468,42 @@ def parseIdents(body: bytes) -> Optional[List[int]]:
                 "ids[%d] must be a dead letter id (a whole number, 1 or more), not %s" % (position, given), "ids"
             )
     return idents
+
+
+#: The keys of a lifecycle policy, as the policy file and
+#: C{GET /api/functions/NAME/policy} write them.
+POLICY_KEYS = tuple(Policy(maxAttempts=0).describe())
+
+
+def parsePolicyChanges(body: bytes) -> Dict[str, Any]:
+    """
+    The changes a C{PATCH /api/functions/NAME/policy} body asks for,
+    checked against the C{PolicyChanges} schema of L{OPENAPI_DOCUMENT}
+    and by the policy file's rules (L{gearman_tw.server.lifecycle}): an
+    object of policy keys (L{POLICY_KEYS}) and values as the policy file
+    gives them, or C{null} to take back the run-time change of that key.
+
+    @return: the changes, for L{JobServer.changePolicy}.
+    @raise BadSubmission: for anything else, naming the key at fault.
+    """
+    if not body.strip():
+        raise BadSubmission("the body is empty: it must be a JSON object of policy keys")
+    spec = _decode(body)
+    if not isinstance(spec, dict):
+        raise BadSubmission("the body must be a JSON object of policy keys, not %s" % (_kind(spec),))
+    for key, value in spec.items():
+        if key not in POLICY_KEYS:
+            raise BadSubmission(
+                "%s is an unknown policy key (known: %s)" % (_printable(key), ", ".join(POLICY_KEYS)), _printable(key)
+            )
+        if value is None:
+            continue
+        if key == "backoff" and not (value is False or isinstance(value, dict)):
+            raise BadSubmission("backoff must be false or an object, not %s" % (_kind(value),), key)
+        try:
+            # Checked alone, so the reason names the key, not the function:
+            # "max-rate must be a number".
+            changed(DEFAULT_POLICY, {key: value}, "")
+        except PoliciesError as e:
+            raise BadSubmission(_printable(str(e).strip()), key)
+    return spec

@@ -30,7 +30,7 @@ from zope.interface import implementer
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.numbers import uint32
-from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES, QueuedJob
+from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES, RESULTS, QueuedJob
 from gearman_tw.server.deadletters import DeadLetter, DeadLetters
 from gearman_tw.server.lifecycle import Policies, PoliciesError, Policy, changed, uniform
 from gearman_tw.server.model import (
@@ -53,6 +53,7 @@ from gearman_tw.server.model import (
     UniqueStatus,
     liveCount,
 )
+from gearman_tw.server.results import COMPLETE, EXCEPTION, FAIL, Results, StoredResult
 from gearman_tw.server.runqueue import MAX_RECORD_DATA, RunQueue
 from gearman_tw.server.stats import Histogram, ServerStats
 
@@ -219,6 +220,8 @@ class JobServer:
         self._policyChanges: Dict[bytes, Dict[str, Any]] = {}
         self._uniform = random
         self.deadLetters = DeadLetters()
+        self.results = Results()
+        self._resultsTimer: Optional[IDelayedCall] = None
         self.globalPriority = globalPriority
         # Functions that became idle (L{Function.idle}), longest idle first;
         # entries may be stale (the function got work since) and are
@@ -869,7 +872,10 @@ class JobServer:
             return
         for client in job.clients:
             client.workComplete(job, data)
-        job.function.completed += 1
+        function = job.function
+        function.completed += 1
+        if function.policy.storesResults:
+            self._keepResult(job, COMPLETE, data)
         self._finish(job)
 
     def workFail(self, peer: Peer, handle: bytes, detail: Optional[bytes] = None) -> None:
@@ -900,6 +906,8 @@ class JobServer:
             client.workFail(job, detail)
         job.function.failed += 1
         self._keepDead(job, job.retries + 1, why)
+        if job.function.policy.storesResults:
+            self._keepResult(job, FAIL, detail or b"")
         self._finish(job)
 
     def workException(self, peer: Peer, handle: bytes, data: bytes) -> None:
@@ -921,6 +929,8 @@ class JobServer:
                 client.workFail(job)
         job.function.exceptions += 1
         self._keepDead(job, job.retries + 1, data)
+        if job.function.policy.storesResults:
+            self._keepResult(job, EXCEPTION, data)
         self._finish(job)
 
     def _failToClients(self, job: Job) -> None:
@@ -965,6 +975,8 @@ class JobServer:
                 job = function.uniques.get(key)
                 if job is not None:
                     self._join(peer, job, background)
+                    return
+                if function.policy.uniqueWindow and self._answerFromResult(peer, function, key, background):
                     return
         limit = function.maxQueue[priority]
         if limit and function.total + function.storing >= limit:
@@ -1375,6 +1387,13 @@ class JobServer:
             unique, True, job.worker is not None, job.numerator, job.denominator, liveCount(job.clients)
         )
 
+    def lookupUnique(self, unique: bytes) -> Optional[Job]:
+        """
+        The newest live job with C{unique} in any function, as
+        GET_STATUS_UNIQUE finds it.
+        """
+        return self._findUnique(unique) if unique else None
+
     def _findUnique(self, unique: bytes) -> Optional[Job]:
         """
         The newest live job with C{unique} in any function; gearmand never
@@ -1552,6 +1571,8 @@ class JobServer:
             self._detachClients(job)
             job.function.failed += 1
             self._keepDead(job, job.retries, why)
+            if policy.storesResults:
+                self._keepResult(job, FAIL, why)
             self._free(job)
             return
         job.numerator = job.denominator = 0
@@ -1597,6 +1618,116 @@ class JobServer:
                     "Persistent queue could not store the attempts of {count} jobs", f, count=len(records)
                 )
             )
+
+    # Stored results
+
+    def _keepResult(self, job: Job, outcome: int, data: bytes) -> None:
+        """
+        Keep the final result of C{job}, if its function's policy keeps it;
+        with a persistent queue the job is forgotten with the result kept,
+        in one change.
+        """
+        policy = job.function.policy
+        seconds = policy.keepsResultFor(job.background, job.key is not None, outcome == COMPLETE)
+        if not seconds:
+            return
+        now = self.reactor.seconds()
+        result = StoredResult(
+            job.function.name, job.handle, job.unique, job.key or b"", outcome, data, now, now + seconds
+        )
+        dropped = self.results.add(result, policy.results)
+        self._armResults()
+        if self._persistent:
+            key = job.queueKey
+            job.queueKey = None
+            self._changeResults([result], [] if key is None else [key], dropped)
+
+    def _changeResults(self, kept: List[StoredResult], done: List[int], dropped: List[StoredResult]) -> None:
+        assert self.queue is not None
+        d = self.queue.keep(
+            RESULTS, [(result.handle, result.encode()) for result in kept], done, [r.handle for r in dropped]
+        )
+        d.addErrback(
+            lambda f: self.log.failure(
+                "Persistent queue could not store {kept} results and forget {dropped}",
+                f,
+                kept=len(kept),
+                dropped=len(dropped),
+            )
+        )
+
+    def _armResults(self) -> None:
+        due = self.results.nextExpiry()
+        timer = self._resultsTimer
+        if timer is not None and timer.active():
+            if due is not None and timer.getTime() <= due:
+                return
+            timer.cancel()
+        self._resultsTimer = None
+        if due is not None:
+            self._resultsTimer = self.reactor.callLater(max(0.0, due - self.reactor.seconds()), self._expireResults)
+
+    def _expireResults(self) -> None:
+        self._resultsTimer = None
+        expired = self.results.expire(self.reactor.seconds())
+        if expired and self._persistent:
+            self._changeResults([], [], expired)
+        self._armResults()
+
+    def _answerFromResult(self, peer: Peer, function: Function, key: bytes, background: bool) -> bool:
+        """
+        Answer a submission with the result of the job with its key that
+        completed within the function's unique window, if there is one: a
+        background one JOB_CREATED with that job's handle, a foreground one
+        that and WORK_COMPLETE with its data.
+
+        @return: whether it was answered.
+        """
+        now = self.reactor.seconds()
+        result = self.results.byKey(function.name, key, now)
+        if result is None or result.outcome != COMPLETE or result.finished + function.policy.uniqueWindow <= now:
+            return False
+        function.answeredFromResults += 1
+        peer.created(result.handle)
+        if not background:
+            ended = Job(result.handle, function, result.unique, key, b"", NORMAL, False, 0, None, result.finished)
+            peer.workComplete(ended, result.data)
+        return True
+
+    def resultOf(self, handle: bytes) -> Optional[StoredResult]:
+        """
+        The stored result of the job with C{handle}, unless expired.
+        """
+        return self.results.byHandle(handle, self.reactor.seconds())
+
+    def resultOfUnique(self, unique: bytes) -> Optional[StoredResult]:
+        """
+        The newest stored result of a job with C{unique}, unless expired.
+        """
+        return self.results.byUnique(unique, self.reactor.seconds())
+
+    def restoreResults(self, records: List[Tuple[bytes, bytes]]) -> None:
+        """
+        Keep the results a persistent queue kept (L{RESULTS} records), but
+        those expired since (forgotten there too); new job handles are
+        numbered above theirs, so that a handle never names two jobs.
+
+        @raise QueueError: a record is not a stored result.
+        """
+        now = self.reactor.seconds()
+        results = sorted((StoredResult.decode(value) for _, value in records), key=lambda r: r.finished)
+        expired = []
+        for result in results:
+            if result.expires <= now:
+                expired.append(result)
+                continue
+            self.results.add(result, None)
+            number = self.handleNumber(result.handle)
+            if number is not None and self._lastHandle < number <= 0xFFFFFFFF:
+                self._lastHandle = number
+        if expired and self._persistent:
+            self._changeResults([], [], expired)
+        self._armResults()
 
     # Dead letters
 

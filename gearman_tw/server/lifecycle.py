@@ -80,6 +80,10 @@ class Backoff:
         return max(seconds, 0.0)
 
 
+#: How many results a function keeps at most by default (C{results}).
+DEFAULT_RESULTS = 1000
+
+
 @dataclasses.dataclass(frozen=True)
 class Policy:
     """
@@ -103,6 +107,13 @@ class Policy:
     @ivar maxRate: at most this many of the function's jobs start per
         second, on average (a bucket of C{max(1, maxRate)} starts that
         refills at that rate; the others wait queued); 0 for no limit.
+    @ivar keepResults: seconds the final result of a background job is kept
+        (to be fetched by handle or unique); 0 to keep none.
+    @ivar results: how many results the function keeps at most (the oldest
+        dropped beyond).
+    @ivar uniqueWindow: seconds after a job with a unique key completed
+        during which a submission with that key is answered from its result
+        instead of running again (the result is kept that long); 0 for none.
     """
 
     maxAttempts: Optional[int] = None
@@ -113,6 +124,14 @@ class Policy:
     deadLetters: int = 0
     maxRunning: int = 0
     maxRate: float = 0.0
+    keepResults: float = 0.0
+    results: int = DEFAULT_RESULTS
+    uniqueWindow: float = 0.0
+    #: Whether any job's result may be kept (the job path's one check).
+    storesResults: bool = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "storesResults", bool(self.results and (self.keepResults or self.uniqueWindow)))
 
     def describe(self) -> Dict[str, Any]:
         """
@@ -129,6 +148,19 @@ class Policy:
                 value = False if value is None else dataclasses.asdict(value)
             described[key] = value
         return described
+
+    def keepsResultFor(self, background: bool, coalesces: bool, completed: bool) -> float:
+        """
+        Seconds to keep the final result of a job (0: not kept): a
+        background job's for C{keep-results}; one that coalesces by a key
+        and C{completed}, for at least C{unique-window}.
+        """
+        if not self.results:
+            return 0.0
+        seconds = self.keepResults if background else 0.0
+        if coalesces and completed and self.uniqueWindow > seconds:
+            seconds = self.uniqueWindow
+        return seconds
 
     def retriesFailure(self, hasClients: bool) -> bool:
         """
@@ -151,6 +183,9 @@ _KEYS = {
     "dead-letters": "deadLetters",
     "max-running": "maxRunning",
     "max-rate": "maxRate",
+    "keep-results": "keepResults",
+    "results": "results",
+    "unique-window": "uniqueWindow",
 }
 _BACKOFF_KEYS = ("base", "factor", "cap", "jitter")
 
@@ -278,9 +313,9 @@ def _policy(table: Dict[str, Any], base: Policy, where: str) -> Policy:
         at = "%s %s" % (where, key)
         if field is None:
             raise PoliciesError("%s: unknown key %s (expected %s)" % (where, key, ", ".join(_KEYS)))
-        if field in ("maxAttempts", "deadLetters", "maxRunning"):
+        if field in ("maxAttempts", "deadLetters", "maxRunning", "results"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                meaning = "none kept" if field == "deadLetters" else "no limit"
+                meaning = "none kept" if field in ("deadLetters", "results") else "no limit"
                 raise PoliciesError("%s must be a whole number, 0 or more (0: %s)" % (at, meaning))
             changes[field] = value
         elif field == "backoff":

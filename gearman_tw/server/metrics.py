@@ -54,6 +54,13 @@ _PER_FUNCTION: List[Tuple[str, str, str, bool, Callable[..., int]]] = [
     ),
     ("gearman_jobs_timed_out_total", "counter", "Attempts ended by a time limit.", False, lambda f: f.timedOut),
     ("gearman_jobs_dead_lettered_total", "counter", "Jobs kept as dead letters.", False, lambda f: f.deadLettered),
+    (
+        "gearman_jobs_answered_from_results_total",
+        "counter",
+        "Submissions answered from a stored result within the unique window.",
+        False,
+        lambda f: f.answeredFromResults,
+    ),
     ("gearman_queue_depth", "gauge", "Jobs waiting for a worker.", True, lambda f, p: f.queued[p]),
     ("gearman_jobs_running", "gauge", "Jobs held by workers.", False, lambda f: f.running),
     ("gearman_workers", "gauge", "Worker registrations (CAN_DO) per function.", False, lambda f: f.workers),
@@ -188,6 +195,10 @@ class JobServerCollector:
         for name, count in sorted(letters.dropped.items()):
             dropped.add_metric([name.decode("utf-8", "replace")], count)
         yield dropped
+        results = GaugeMetricFamily("gearman_stored_results", "Stored results kept.", labels=["function"])
+        for name, count in sorted(server.results.functions().items()):
+            results.add_metric([name.decode("utf-8", "replace")], count)
+        yield results
         yield GaugeMetricFamily("gearman_connections", "Open connections.", value=len(server.peers))
         yield CounterMetricFamily(
             "gearman_connections_accepted", "Connections accepted.", value=stats.connections

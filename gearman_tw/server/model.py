@@ -110,7 +110,8 @@ class Function:
         C{started}: attempts, jobs handed to workers; C{retried}: attempts
         that ended without ending their job;
         C{timedOut}: attempts a time limit ended; C{deadLettered}: jobs
-        kept as dead letters).
+        kept as dead letters; C{answeredFromResults}: submissions answered
+        from a stored result within the unique window).
     @ivar waitTimes: seconds its jobs waited between submission and a
         worker taking them; C{None} until one was taken.
     @ivar runTimes: seconds its attempts ran, a worker taking the job to
@@ -118,6 +119,7 @@ class Function:
     """
 
     __slots__ = (
+        "answeredFromResults",
         "completed",
         "deadLettered",
         "exceptions",
@@ -165,6 +167,7 @@ class Function:
         self.retried = 0
         self.timedOut = 0
         self.deadLettered = 0
+        self.answeredFromResults = 0
         # Made by the first observation: an idle function costs nothing.
         self.waitTimes: Optional[Histogram] = None
         self.runTimes: Optional[Histogram] = None

@@ -406,6 +406,15 @@ class GearmanServerProtocol(Protocol):
             return words[2]
         if command in (b"retry", b"purge") and len(words) >= 3 and words[1].lower() == b"deadletters":
             return words[2]
+        if command == b"result" and len(words) in (2, 3):
+            server = self.factory.server
+            unique = len(words) == 3
+            live = server.lookupUnique(words[2]) if unique else server.lookup(words[1])
+            if live is not None:
+                return live.function.name  # type: ignore[no-any-return]
+            stored = server.resultOfUnique(words[2]) if unique else server.resultOf(words[1])
+            if stored is not None:
+                return stored.function  # type: ignore[no-any-return]
         if command == b"cancel" and len(words) == 3 and words[1].lower() == b"job":
             job = self.factory.server.lookup(words[2])
             if job is not None:

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
-from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES
+from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES, RESULTS
 from gearman_tw.server.factory import GearmanServerFactory
 
 #: Seconds a stopping server waits for running jobs before it closes anyway.
@@ -199,10 +199,12 @@ class GearmanService(Service):
         await queue.open()
         records = await queue.replay()
         server = self.factory.server
+        server.restorePolicyChanges(await queue.kept(POLICY_CHANGES))
+        # Before the jobs, which get handles numbered above the results'.
+        server.restoreResults(await queue.kept(RESULTS))
         for record in records:
             server.restore(record)
         server.restoreDeadLetters(await queue.kept(DEAD_LETTERS))
-        server.restorePolicyChanges(await queue.kept(POLICY_CHANGES))
         self.log.info(
             "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
         )

@@ -3,6 +3,7 @@ Crash tests: background jobs acknowledged by C{twistd gearman --queue ...}
 survive C{kill -9} with their priority, unique key, data and epoch time.
 """
 
+import base64
 import os
 import signal
 import tempfile
@@ -230,6 +231,49 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         self.addCleanup(admin.close)
         self.assertEqual(admin.admin(b"deadletters f\n"), b".\n")
         self.assertEqual(self.drain(last), [(b"f", b"key-f", b"fragile")])
+
+
+    def test_resultsSurviveCrash(self) -> None:
+        """
+        kill -9 keeps stored results: found by handle and unique after a
+        restart, answering a submission within the unique window; new
+        handles do not reuse theirs.
+        """
+        policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
+        with open(policies, "w") as f:
+            f.write("[default]\nkeep-results = 3600\nunique-window = 3600\n")
+        server = startOurs(self, "--queue", self.url, "--policies", policies)
+        client = server.connect()
+        self.addCleanup(client.close)
+        client.sendPacket(SUBMIT_JOB_BG, b"f", b"img-7", b"in")
+        ptype, handle = client.readPacket()
+        self.assertEqual(ptype, JOB_CREATED)
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        worker.sendPacket(CAN_DO, b"f")
+        worker.sendPacket(GRAB_JOB_UNIQ)
+        self.assertEqual(worker.readPacket()[0], JOB_ASSIGN_UNIQ)
+        worker.sendPacket(WORK_COMPLETE, handle, b"out\0put")
+        worker.sync()
+        time.sleep(0.5)
+        self.crash(server)
+
+        restarted = startOurs(self, "--queue", self.url, "--policies", policies)
+        admin = restarted.connect()
+        self.addCleanup(admin.close)
+        lines = admin.admin(b"result " + handle + b"\n").splitlines()
+        self.assertIn(b"outcome complete", lines)
+        self.assertIn(b"data " + base64.b64encode(b"out\0put"), lines)
+        self.assertEqual(admin.admin(b"result unique img-7\n").splitlines(), lines)
+        # Not run again: the job ended before the crash.
+        self.assertEqual(self.drain(restarted), [])
+        again = restarted.connect()
+        self.addCleanup(again.close)
+        again.sendPacket(SUBMIT_JOB_BG, b"f", b"img-7", b"in")
+        self.assertEqual(again.readPacket(), (JOB_CREATED, handle))
+        again.sendPacket(SUBMIT_JOB_BG, b"f", b"other", b"in")
+        ptype, other = again.readPacket()
+        self.assertGreater(int(other.rsplit(b":", 1)[1]), int(handle.rsplit(b":", 1)[1]))
 
 
 def _sendQuietly(connection: RawConnection, data: bytes) -> None:

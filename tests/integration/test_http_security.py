@@ -3,7 +3,7 @@ The HTTP face of C{twistd gearman} against real clients: a page of another
 origin in headless Chromium cannot submit or cancel jobs, a name pointed at
 127.0.0.1 (DNS rebinding) cannot read the API, GETs never run jobs, HTTP
 listens on loopback only by default, and C{--http-token-file} guards
-writes.
+writes (policy changes included) and a function's dead letters.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ Promise.all([
     headers: {"Content-Type": "text/plain"}, body: "x"}),
   attempt(base + "/api/jobs/" + %(handle)s, {method: "DELETE"}),
   attempt(base + "/api/jobs/" + %(handle)s, {method: "DELETE", mode: "no-cors"}),
+  attempt(base + "/api/functions/victim/policy", {method: "PATCH",
+    headers: {"Content-Type": "text/plain"}, body: JSON.stringify({"max-running": 0})}),
+  attempt(base + "/api/functions/victim/policy", {method: "DELETE"}),
 ]).then(function (results) {
   document.getElementById("out").textContent = results.join("\\n");
   document.title = "done";
@@ -148,8 +151,9 @@ class BrowserTests(SynchronousTestCase):
         """
         A page served from another origin POSTs C{text/plain} to
         C{/api/jobs} and to gearmand's C{/FUNCTION} (which a page may do
-        without asking), and DELETEs a queued job: the browser sends both
-        POSTs, the server refuses them, and no job is created or cancelled.
+        without asking), DELETEs a queued job, and PATCHes and DELETEs a
+        function's policy: the browser sends both POSTs, the server refuses
+        them, and no job is created or cancelled, no policy changed.
         """
         code, _, body = call(
             self.base + "/api/jobs",
@@ -159,23 +163,27 @@ class BrowserTests(SynchronousTestCase):
         self.assertEqual(code, 202)
         handle = json.loads(body)["handle"]
         self.assertEqual(self.status(), b"victim\t1\t0\t0\n.\n")
+        code, _, _ = call(self.base + "/api/functions/victim/policy", "PATCH", b'{"max-running": 3}')
+        self.assertEqual(code, 200)
         page = PageServer((ATTACK % {"base": json.dumps(self.base), "handle": json.dumps(handle)}).encode())
         self.addCleanup(page.stop)
         self.driver.get(page.url)
         self.assertTrue(waitFor(lambda: self.driver.title == "done", 30), "the page did not finish")
         results = self.driver.find_element("id", "out").text.split("\n")
         # Both POSTs left the browser (their answers are opaque to the page);
-        # the DELETEs did not get past the browser's own checks.
+        # the DELETEs and PATCH did not get past the browser's own checks.
         self.assertEqual(results[:2], ["sent opaque", "sent opaque"])
-        self.assertEqual(results[2:], ["error TypeError", "error TypeError"])
+        self.assertEqual(results[2:], ["error TypeError"] * 4)
         self.assertEqual(self.status(), b"victim\t1\t0\t0\n.\n")
         code, _, body = call(self.base + "/api/jobs/" + handle)
         self.assertEqual(json.loads(body)["known"], True)
         code, _, body = call(self.base + "/api/functions")
         self.assertEqual([f["name"] for f in json.loads(body)], ["victim"])
+        code, _, body = call(self.base + "/api/functions/victim/policy")
+        self.assertEqual(json.loads(body)["changed"], {"max-running": 3})
         # The server saw them, and refused them for their origin: the two
-        # POSTs and the DELETE's preflight.
-        self.assertGreaterEqual(refused(self.base).get("origin", 0), 3)
+        # POSTs and the preflights.
+        self.assertGreaterEqual(refused(self.base).get("origin", 0), 5)
 
     def test_rebinding(self) -> None:
         """
@@ -260,6 +268,43 @@ class ProcessTests(SynchronousTestCase):
         code, _, body = call(base + "/api/functions")
         self.assertEqual((code, [f["name"] for f in json.loads(body)]), (200, ["f"]))
         self.assertEqual(refused(base)["token"], 2)
+
+    def test_tokenForPolicyAndDeadLetters(self) -> None:
+        """
+        With C{--http-token-file}, changing or resetting a function's
+        policy and listing its dead letters (which hold jobs' data) need
+        the token: 401 without it, and nothing changes; its policy stays
+        an open read.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("s3cret\n")
+        server, base = self.startServer("--http-token-file", path)
+        policy = base + "/api/functions/f/policy"
+        change = json.dumps({"max-running": 2}).encode()
+        for method, url, body in (
+            ("PATCH", policy, change),
+            ("DELETE", policy, None),
+            ("GET", base + "/api/functions/f/deadletters", None),
+        ):
+            code, headers, answer = call(url, method, body)
+            self.assertEqual(code, 401, (method, url))
+            self.assertTrue(headers["WWW-Authenticate"].startswith("Bearer"))
+            self.assertIn("Authorization: Bearer", json.loads(answer)["error"])
+        code, _, answer = call(policy)
+        self.assertEqual((code, json.loads(answer)["changed"]), (200, {}))
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        self.assertIn(b"max-running 0\n", admin.admin(b"policy f\n"))
+        token = {"Authorization": "Bearer s3cret"}
+        code, _, answer = call(policy, "PATCH", change, token)
+        self.assertEqual((code, json.loads(answer)["changed"]), (200, {"max-running": 2}))
+        self.assertIn(b"max-running 2\n", admin.admin(b"policy f\n"))
+        code, _, answer = call(base + "/api/functions/f/deadletters", headers=token)
+        self.assertEqual((code, json.loads(answer)), (200, []))
+        code, _, answer = call(policy, "DELETE", headers=token)
+        self.assertEqual((code, json.loads(answer)["reset"]), (200, True))
+        self.assertEqual(refused(base)["token"], 3)
 
     def test_tokenFileMissing(self) -> None:
         """

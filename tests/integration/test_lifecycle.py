@@ -1,15 +1,20 @@
 """
 Lifecycle policies on a real server: a job held past its time limit by a
 raw worker comes back after its backoff and is completed by libgearman's
-C{gearman -w}; a bad policy file stops twistd with one line.
+C{gearman -w}; stored results are fetched by our client and answer
+libgearman's client within the unique window; a bad policy file stops
+twistd with one line.
 """
 
 import os
 import subprocess
 import time
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from gearman_tw.client import GearmanClient
 from tests.integration.servers import requireProgram, startOurs, stopProcess, twistdArgv, waitFor
 
 JOB_ASSIGN, SUBMIT_JOB_BG, JOB_CREATED, CAN_DO, GRAB_JOB = 11, 18, 8, 1, 9
@@ -22,16 +27,86 @@ backoff = { base = 1.0, factor = 1.0, cap = 1.0, jitter = 0.0 }
 """
 
 
+RESULTS = """
+[functions.echo]
+keep-results = 60
+unique-window = 30
+"""
+
+
+def policyFile(testCase, text: str) -> str:
+    path = testCase.mktemp()
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def runWorker(testCase, port: int, function: str) -> None:
+    """
+    libgearman's C{gearman -w} does one job of C{function} with C{cat}.
+    """
+    gearman = requireProgram("gearman")
+    worker = subprocess.Popen(
+        [gearman, "-h", "127.0.0.1", "-p", str(port), "-w", "-f", function, "-c", "1", "--", "cat"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    testCase.addCleanup(stopProcess, worker)
+    testCase.assertEqual(worker.wait(15), 0)
+
+
+class StoredResultProcessTests(TestCase):
+    """
+    Stored results on a real server, with libgearman's worker and client
+    and ours.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_resultAndWindow(self):
+        """
+        The result of a background job libgearman's worker did is fetched
+        by handle and unique with GearmanClient.getResult; within the
+        window libgearman's foreground client with that unique gets it
+        without any worker.
+        """
+        server = startOurs(self, "--policies", policyFile(self, RESULTS))
+        raw = server.connect()
+        self.addCleanup(raw.close)
+        raw.sendPacket(SUBMIT_JOB_BG, b"echo", b"img-7", b"payload\0bytes")
+        ptype, handle = raw.readPacket()
+        self.assertEqual(ptype, JOB_CREATED)
+        client = GearmanClient(["127.0.0.1:%d" % (server.port,)], reactor=reactor)
+        client.startService()
+        self.addCleanup(client.stopService)
+        yield client.whenConnected()
+        pending = yield client.getResult(handle)
+        self.assertEqual((pending.outcome, pending.done, pending.unique), ("queued", False, b"img-7"))
+        runWorker(self, server.port, "echo")
+        result = yield client.getResult(handle)
+        self.assertEqual((result.outcome, result.data, result.function), ("complete", b"payload\0bytes", b"echo"))
+        self.assertGreater(result.expires, result.finished)
+        byUnique = yield client.getResult(unique="img-7", function="echo")
+        self.assertEqual(byUnique, result)
+        self.assertIsNone((yield client.getResult(b"H:nothing:1")))
+        gearman = requireProgram("gearman")
+        answered = subprocess.run(
+            [gearman, "-h", "127.0.0.1", "-p", str(server.port), "-f", "echo", "-u", "img-7", "--", "other"],
+            capture_output=True,
+            timeout=15,
+        )
+        self.assertEqual(answered.stdout, b"payload\0bytes")
+        self.assertEqual(raw.admin(b"status\n"), b"echo\t0\t0\t0\n.\n")
+
+
 class LifecycleProcessTests(SynchronousTestCase):
     """
     C{twistd gearman --policies FILE}.
     """
 
     def policyFile(self, text: str) -> str:
-        path = self.mktemp()
-        with open(path, "w") as f:
-            f.write(text)
-        return path
+        return policyFile(self, text)
 
     def test_timeLimitThenBackoff(self) -> None:
         """

@@ -201,8 +201,29 @@ class OpenAPITests(TestCase):
             "POST", "/api/functions/fail/deadletters/purge", purge, headers={"Sec-Fetch-Site": "cross-site"}
         )
         yield self.call("POST", "/api/functions/fail/deadletters/purge", purge, {"ids": [1] * MAX_BODY})
-        policy = yield self.call("GET", "/api/functions/fail/policy", "/api/functions/{name}/policy")
-        self.assertEqual(policy["dead-letters"], 5)
+        policyPath = "/api/functions/{name}/policy"
+        policy = yield self.call("GET", "/api/functions/fail/policy", policyPath)
+        self.assertEqual((policy["dead-letters"], policy["changed"]), (5, {}))
+        changed = yield self.call(
+            "PATCH", "/api/functions/fail/policy", policyPath, {"dead-letters": 7, "backoff": {"base": 0.5}}
+        )
+        self.assertEqual(changed["changed"], {"dead-letters": 7, "backoff": {"base": 0.5}})
+        changed = yield self.call("PATCH", "/api/functions/fail/policy", policyPath, {"backoff": None})
+        self.assertEqual((changed["dead-letters"], changed["changed"]), (7, {"dead-letters": 7}))
+        bad = yield self.call("PATCH", "/api/functions/fail/policy", policyPath, {"max-rate": -1})
+        self.assertEqual(bad["field"], "max-rate")
+        yield self.call("PATCH", "/api/functions/fail/policy", policyPath, {"max-running": 1}, headers={})
+        yield self.call(
+            "PATCH", "/api/functions/fail/policy", policyPath, {"max-running": 1}, headers={"Origin": "null"}
+        )
+        yield self.call("PATCH", "/api/functions/fail/policy", policyPath, {"max-attempts": 10**MAX_BODY})
+        yield self.call("DELETE", "/api/functions/fail/policy", policyPath, headers={})
+        yield self.call(
+            "DELETE", "/api/functions/fail/policy", policyPath, headers={"Sec-Fetch-Site": "same-site"}
+        )
+        reset = yield self.call("DELETE", "/api/functions/fail/policy", policyPath)
+        self.assertEqual((reset["reset"], reset["policy"]), (True, policy))
+        self.assertEqual(self.server.policyChanges(b"fail"), {})
         # Refusals: no token, another origin, a name not this server's.
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={})
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={})
