@@ -9,6 +9,7 @@ L{StringTransport}.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Request, Site
 
 from gearman_tw import tap
+from gearman_tw.protocol import PacketType as P
 from gearman_tw.server.admin import AdminCommands
 from gearman_tw.server.http import API_ROUTES, DEFAULT_MAX_BODY, POLICY_KEYS, AccessPolicy
 from gearman_tw.server.jobs import JobServer
@@ -1339,6 +1341,59 @@ submit = "public"
         response = self.answer(self.harness, request(b"DELETE", path, b"Host: x", ci))
         self.assertEqual((response.code, response.json()["reset"]), (200, True))
 
+    def test_results(self) -> None:
+        """
+        A job's result, by handle or unique key, needs admin on the job's
+        function, live or ended, as the C{result} admin command does; for
+        an unknown job admin on every function.  A refusal names no
+        function and is the same for a job of a function the request may
+        not administer and for an unknown job, so it tells neither whether
+        the job exists nor its function.
+        """
+        server = self.harness.server
+        server.setPolicies(Policies.fromText("[default]\nkeep-results = 60\n"))
+        client = Conn(server)
+        worker = Conn(server)
+        ended = client.created(b"billing", unique=b"b1", data=b"x", background=True)
+        worker.canDo(b"billing")
+        worker.complete(worker.take()[0], b"invoice")
+        live = client.created(b"billing", unique=b"b2", background=True)
+        mine = client.created(b"report.daily", unique=b"r1", background=True)
+        done = client.created(b"report.weekly", unique=b"r2", background=True)
+        worker.canDo(b"report.weekly")
+        worker.complete(worker.take()[0], b"done")
+        ops = b"Authorization: Bearer ops-token"
+        ci = b"Authorization: Bearer ci-token"
+
+        def get(path: bytes, *headers: bytes) -> Response:
+            return self.answer(self.harness, request(b"GET", path, b"Host: x", *headers))
+
+        hidden = [
+            b"/api/results/" + ended,
+            b"/api/results/" + live,
+            b"/api/results/T:99",
+            b"/api/unique/b1/result",
+            b"/api/unique/b2/result",
+            b"/api/unique/nothing/result",
+        ]
+        refusals = [get(path, ops) for path in hidden]
+        for response in refusals:
+            self.assertRefused(response, 403, "token:ops, address:127.0.0.1 may not see this job")
+            self.assertNotIn(b"billing", response.body)
+            self.assertNotIn(b"every function", response.body)
+        self.assertEqual(len({response.body for response in refusals}), 1)
+        self.assertEqual(self.acl.refused["admin"], len(hidden))
+        self.assertEqual(get(b"/api/results/" + mine, ops).json()["outcome"], "queued")
+        self.assertEqual(get(b"/api/unique/r1/result", ops).json()["handle"], mine.decode())
+        self.assertEqual(get(b"/api/results/" + done, ops).json()["data"]["text"], "done")
+        self.assertEqual(get(b"/api/unique/r2/result", ops).json()["outcome"], "complete")
+        self.assertEqual(
+            [get(path, ci).code for path in hidden],
+            [200, 200, 404, 200, 200, 404],
+        )
+        self.assertEqual(get(b"/api/results/" + ended, ci).json()["data"]["text"], "invoice")
+        self.assertRefused(get(b"/api/results/" + mine), 403, "address:127.0.0.1 may not see this job")
+
     def test_counted(self) -> None:
         """
         Refusals show in C{gearman_acl_refused_total}, by action.
@@ -2072,3 +2127,286 @@ class DeadLetterGuardTests(DeadLetterTestCase):
             response = self.answer(self.harness, request(method, path, host, token))
             self.assertRefused(response, 403, "Host evil.example")
         self.assertUntouched()
+
+
+#: Results kept a minute, three per function; C{window}'s completed jobs
+#: answer submissions with their unique key for 30 seconds.
+_RESULT_POLICIES = """
+[default]
+keep-results = 60
+results = 3
+
+[functions.window]
+unique-window = 30
+"""
+
+
+class StoredResultTestCase(DeadLetterTestCase):
+    """
+    A site whose job server keeps results (L{_RESULT_POLICIES}), and ways
+    to end jobs and to read their results over HTTP.
+    """
+
+    results = "/api/results/{handle}"
+    uniqueResult = "/api/unique/{unique}/result"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.server.setPolicies(Policies.fromText(_RESULT_POLICIES))
+        self.worker = Conn(self.server)
+
+    def end(self, name: bytes, how: str, data: bytes = b"r", unique: bytes = b"") -> bytes:
+        """
+        Submit a background job to C{name} and have a worker take it and,
+        two seconds later, end it C{how}: C{"complete"} with C{data},
+        C{"fail"}, or C{"exception"} with C{data}.
+
+        @return: its handle.
+        """
+        handle = self.client.created(name, unique=unique, background=True)
+        self.worker.canDo(name)
+        self.assertEqual(self.worker.take()[0], handle)
+        self.clock.advance(2)
+        if how == "complete":
+            self.worker.complete(handle, data)
+        elif how == "fail":
+            self.worker.fail(handle)
+        else:
+            self.worker.exception(handle, data)
+        return handle
+
+    def result(self, handle: bytes, code: int = 200, *headers: bytes) -> Any:
+        return self.call(b"GET", b"/api/results/" + handle, self.results, code, *headers)
+
+    def resultOfUnique(self, unique: bytes, code: int = 200, *headers: bytes) -> Any:
+        return self.call(b"GET", b"/api/unique/%s/result" % (unique,), self.uniqueResult, code, *headers)
+
+
+class StoredResultRouteTests(StoredResultTestCase):
+    """
+    C{GET /api/results/HANDLE} and C{GET /api/unique/UNIQUE/result} answer
+    what the C{result} admin command answers: a live job's state, else its
+    stored result, else 404.
+    """
+
+    def test_unknown(self) -> None:
+        """
+        A job the server neither runs nor keeps a result of is 404 with a
+        JSON reason, by handle or unique key; nothing is created.
+        """
+        for handle in (b"T:99", b"nothing", b"%00", b"a%2Fb"):
+            answer = self.result(handle, 404)
+            self.assertIn("no such job", answer["error"])
+        for unique in (b"u", b"-", b"%00"):
+            self.assertIn("no such job", self.resultOfUnique(unique, 404)["error"])
+        self.assertEqual(self.server.functions, {})
+        # A job's status stays as GET_STATUS answers it: 200, unknown.
+        self.assertFalse(self.call(b"GET", b"/api/jobs/T:99", "/api/jobs/{handle}", 200)["known"])
+        self.assertEqual(self.call(b"GET", b"/api/unique/", "/api/unique/{unique}", 200)["known"], False)
+        self.resultOfUnique(b"", 404)
+
+    def test_live(self) -> None:
+        """
+        A live job is C{queued}, then C{running} once a worker took it,
+        without data or times.
+        """
+        handle = self.client.created(b"f", unique=b"u1", data=b"secret", background=True)
+        queued = {"function": "f", "handle": handle.decode(), "unique": "u1", "outcome": "queued"}
+        self.assertEqual(self.result(handle), queued)
+        self.assertEqual(self.resultOfUnique(b"u1"), queued)
+        self.worker.canDo(b"f")
+        self.worker.take()
+        running = dict(queued, outcome="running")
+        self.assertEqual(self.result(handle), running)
+        self.assertEqual(self.resultOfUnique(b"u1"), running)
+
+    def test_complete(self) -> None:
+        """
+        A completed job's result: its data as bytes are everywhere in the
+        API (base64, and text when UTF-8), when it ended and until when it
+        is kept (epoch seconds).
+        """
+        handle = self.end(b"f", "complete", b"caf\xc3\xa9", unique=b"u1")
+        expected = {
+            "function": "f",
+            "handle": handle.decode(),
+            "unique": "u1",
+            "outcome": "complete",
+            "data": {"base64": "Y2Fmw6k=", "text": "caf\u00e9"},
+            "finished": 1002.0,
+            "expires": 1062.0,
+        }
+        self.assertEqual(self.result(handle), expected)
+        self.assertEqual(self.resultOfUnique(b"u1"), expected)
+
+    def test_binary(self) -> None:
+        """
+        Data that is not UTF-8 is given in base64 only, whole.
+        """
+        data = bytes(range(256)) + b"\xff\x00"
+        handle = self.end(b"f", "complete", data)
+        answer = self.result(handle)
+        self.assertEqual(list(answer["data"]), ["base64"])
+        self.assertEqual(base64.b64decode(answer["data"]["base64"]), data)
+
+    def test_failAndException(self) -> None:
+        """
+        A failed job's result is C{fail} with the worker's words (none for
+        a bare WORK_FAIL); an exception's is C{exception} with its data.
+        """
+        failed = self.end(b"f", "fail", unique=b"u1")
+        raised = self.end(b"g", "exception", b"disk \xff full", unique=b"u2")
+        answer = self.result(failed)
+        self.assertEqual((answer["outcome"], answer["data"]), ("fail", {"base64": "", "text": ""}))
+        answer = self.resultOfUnique(b"u2")
+        self.assertEqual(
+            (answer["function"], answer["handle"], answer["outcome"], answer["data"]),
+            ("g", raised.decode(), "exception", {"base64": base64.b64encode(b"disk \xff full").decode()}),
+        )
+
+    def test_expired(self) -> None:
+        """
+        Once it expires, a result is 404, as an unknown job.
+        """
+        handle = self.end(b"f", "complete", unique=b"u1")
+        self.clock.advance(59.5)
+        self.assertEqual(self.result(handle)["outcome"], "complete")
+        self.clock.advance(1)
+        self.result(handle, 404)
+        self.resultOfUnique(b"u1", 404)
+
+    def test_liveFirst(self) -> None:
+        """
+        By unique key, the newest job wins: a live job with the key before
+        an ended one's result, whose handle still finds that result.
+        """
+        ended = self.end(b"f", "complete", b"old", unique=b"u1")
+        live = self.client.created(b"f", unique=b"u1", background=True)
+        self.assertNotEqual(live, ended)
+        self.assertEqual(
+            self.resultOfUnique(b"u1"),
+            {"function": "f", "handle": live.decode(), "unique": "u1", "outcome": "queued"},
+        )
+        self.assertEqual(self.result(ended)["data"], {"base64": "b2xk", "text": "old"})
+
+    def test_encoded(self) -> None:
+        """
+        The handle and the key are one percent-decoded path segment each.
+        """
+        handle = self.end(b"f", "complete", unique=b"a/b c")
+        self.assertEqual(self.resultOfUnique(b"a%2Fb%20c")["handle"], handle.decode())
+        self.assertEqual(self.result(handle.replace(b":", b"%3A"))["unique"], "a/b c")
+
+    def test_sameAsAdmin(self) -> None:
+        """
+        Every field is the C{result} admin command's, for every outcome,
+        by handle and by unique key.
+        """
+        handles = [
+            self.end(b"f", "complete", b"\x00\xffdata", unique=b"u1"),
+            self.end(b"f", "fail", unique=b"u2"),
+            self.end(b"g", "exception", b"boom", unique=b"u3"),
+            self.client.created(b"h", unique=b"u4", background=True),
+        ]
+        admin = AdminCommands(self.server)
+        peer = Conn(self.server).peer
+        for n, handle in enumerate(handles, 1):
+            unique = b"u%d" % (n,)
+            for line, answer in (
+                (b"result " + handle, self.result(handle)),
+                (b"result unique " + unique, self.resultOfUnique(unique)),
+            ):
+                reply = admin.execute(peer, line)
+                assert isinstance(reply, bytes)
+                lines = reply.split(b"\n")
+                self.assertEqual(lines[-2:], [b".", b""])
+                shown: Dict[str, str] = {}
+                for item in lines[:-2]:
+                    key, _, value = item.decode().partition(" ")
+                    shown[key] = shown.get(key, "") + value
+                self.assertEqual(
+                    [answer["function"], answer["handle"], answer["unique"], answer["outcome"]],
+                    [shown["function"], shown["handle"], shown["unique"], shown["outcome"]],
+                )
+                if "finished" in shown:
+                    self.assertEqual("%.3f" % (answer["finished"],), shown["finished"])
+                    self.assertEqual("%.3f" % (answer["expires"],), shown["expires"])
+                    self.assertEqual(answer["data"]["base64"], shown.get("data", ""))
+                else:
+                    self.assertNotIn("data", answer)
+
+    def test_functionCounters(self) -> None:
+        """
+        C{GET /api/functions} counts per function the results it keeps
+        and the submissions answered from one within the unique window.
+        """
+        for n in range(4):
+            self.end(b"f", "complete", unique=b"f%d" % (n,))
+        self.end(b"window", "complete", unique=b"w")
+        self.assertEqual(self.client.submit(b"window", unique=b"w", background=True)[0][0], P.JOB_CREATED)
+        self.client.created(b"idle", background=True)
+        functions = self.call(b"GET", b"/api/functions", "/api/functions", 200)
+        self.assertEqual(
+            {f["name"]: (f["stored_results"], f["answered_from_results"]) for f in functions},
+            {"f": (3, 0), "window": (1, 1), "idle": (0, 0)},
+        )
+
+
+class StoredResultGuardTests(StoredResultTestCase):
+    """
+    A result holds a job's data: with a token both routes need it, as a
+    function's dead letters do, whether the job is known or not.
+    """
+
+    host = b"Host: 127.0.0.1:8080"
+
+    def siteOptions(self) -> Dict[str, Any]:
+        return {"policy": AccessPolicy(token=b"s3cret"), "local": _LOOPBACK}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.handle = self.end(b"f", "complete", b"secret", unique=b"u1")
+
+    def reads(self, *headers: bytes) -> List[bytes]:
+        return [
+            request(b"GET", b"/api/results/" + self.handle, self.host, *headers),
+            request(b"GET", b"/api/results/T:99", self.host, *headers),
+            request(b"GET", b"/api/unique/u1/result", self.host, *headers),
+            request(b"GET", b"/api/unique/nothing/result", self.host, *headers),
+        ]
+
+    def test_token(self) -> None:
+        """
+        Without the token, or with a wrong one: 401 with
+        C{WWW-Authenticate: Bearer}, counted, for known and unknown jobs
+        alike, and no data.
+        """
+        for headers in ((), (b"Authorization: Bearer s3creT",), (b"Authorization: Basic czNjcmV0",)):
+            for data in self.reads(*headers):
+                response = self.answer(self.harness, data)
+                self.assertRefused(response, 401, "token")
+                self.assertTrue(response.headers[b"www-authenticate"].startswith(b"Bearer"))
+                self.assertNotIn(b"c2VjcmV0", response.body)
+        self.assertEqual(self.harness.site.resource.policy.refused["token"], 12)
+
+    def test_rightToken(self) -> None:
+        """
+        With the token, each is answered: the result, or 404.
+        """
+        codes = [self.answer(self.harness, data).code for data in self.reads(b"Authorization: Bearer s3cret")]
+        self.assertEqual(codes, [200, 404, 200, 404])
+
+    def test_foreignHost(self) -> None:
+        """
+        A Host that is not a name of this server is refused, token or not.
+        """
+        for data in self.reads(b"Authorization: Bearer s3cret"):
+            response = self.answer(self.harness, data.replace(self.host, b"Host: evil.example"))
+            self.assertRefused(response, 403, "Host evil.example")
+
+    def test_statusOpen(self) -> None:
+        """
+        A job's status, which holds no data, stays an open read.
+        """
+        response = self.answer(self.harness, request(b"GET", b"/api/jobs/" + self.handle, self.host))
+        self.assertEqual(response.code, 200)

@@ -201,6 +201,22 @@ class ServerResultsTests(SynchronousTestCase):
             self.worker.complete(handle)
         self.assertEqual([r.handle for r in self.server.results.of(b"f")], handles[2:])
 
+    def test_stopTimers(self) -> None:
+        """
+        stopTimers leaves the clock with no call of the server's: results
+        expiring, backoffs and epoch jobs coming due, rates refilling.
+        """
+        self.server.changePolicy(b"f", {"max-rate": 1})
+        handle = self.client.created(b"f", background=True)
+        self.client.created(b"f", background=True)
+        self.client.created(b"f", background=True, when=5000)
+        self.worker.take()
+        self.worker.complete(handle)
+        self.assertEqual(self.worker.grab(), [(P.NO_JOB, [])])
+        self.assertGreaterEqual(len(self.clock.getDelayedCalls()), 3)
+        self.server.stopTimers()
+        self.assertEqual([call for call in self.clock.getDelayedCalls() if call.active()], [])
+
     def test_offByDefault(self) -> None:
         server = JobServer(self.clock, handlePrefix=b"H")
         client, worker = Conn(server), Conn(server)

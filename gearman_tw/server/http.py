@@ -65,6 +65,7 @@ from gearman_tw.server.deadletters import DeadLetter
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import DEFAULT_POLICY, PoliciesError, Policy, changed
 from gearman_tw.server.model import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, Job, Peer
+from gearman_tw.server.results import OUTCOME_NAMES, StoredResult
 
 T = TypeVar("T")
 
@@ -641,6 +642,13 @@ class GearmanResource(Resource):
         acl = self.policy.acl
         if acl is None:
             return None
+        return acl.check(self.identities(acl, request), action, function)
+
+    def identities(self, acl: AccessControl, request: Request) -> Identities:
+        """
+        Who C{request} is for C{acl}: its address, its bearer token's name
+        in the policy and its TLS client certificate's name.
+        """
         names = []
         given = bearerToken(request)
         name = None if given is None else acl.tokenName(given)
@@ -650,7 +658,7 @@ class GearmanResource(Resource):
         if certificate is not None:
             names.append("cert:" + certificate)
         address = getattr(request.getClientAddress(), "host", None)
-        return acl.check(Identities(names, address), action, function)
+        return Identities(names, address)
 
     def renderRefusal(self, request: Request, why: str, asJSON: bool) -> bytes:
         """
@@ -751,9 +759,10 @@ class GearmanResource(Resource):
         request.finish()
 
 
-def _describeFunction(f: Function) -> Dict[str, Any]:
+def _describeFunction(f: Function, storedResults: int) -> Dict[str, Any]:
     """
-    A function as C{GET /api/functions} lists it.
+    A function as C{GET /api/functions} lists it, with the number of
+    results it keeps (L{JobServer.results}).
     """
     return {
         "name": f.name.decode("utf-8", "replace"),
@@ -768,6 +777,36 @@ def _describeFunction(f: Function) -> Dict[str, Any]:
         "exceptions": f.exceptions,
         "retried": f.retried,
         "dead_lettered": f.deadLettered,
+        "stored_results": storedResults,
+        "answered_from_results": f.answeredFromResults,
+    }
+
+
+def _describeLiveResult(job: Job) -> Dict[str, Any]:
+    """
+    A live job as C{GET /api/results/HANDLE} shows it: where it stands.
+    """
+    return {
+        "function": job.function.name.decode("utf-8", "replace"),
+        "handle": job.handle.decode("utf-8", "replace"),
+        "unique": job.unique.decode("utf-8", "replace"),
+        "outcome": "running" if job.worker is not None else "queued",
+    }
+
+
+def _describeStoredResult(result: StoredResult) -> Dict[str, Any]:
+    """
+    The stored result of an ended job as C{GET /api/results/HANDLE} shows
+    it: how it ended, its data, when it ended and until when it is kept.
+    """
+    return {
+        "function": result.function.decode("utf-8", "replace"),
+        "handle": result.handle.decode("utf-8", "replace"),
+        "unique": result.unique.decode("utf-8", "replace"),
+        "outcome": OUTCOME_NAMES[result.outcome],
+        "data": _text(result.data),
+        "finished": result.finished,
+        "expires": result.expires,
     }
 
 
@@ -901,6 +940,9 @@ class APIResource(Resource):
       - C{GET /api/functions}: what C{status} and C{prioritystatus} show;
       - C{GET /api/workers}: what C{workers} shows;
       - C{GET /api/jobs/HANDLE}, C{GET /api/unique/UNIQUE}: a job's status;
+      - C{GET /api/results/HANDLE}, C{GET /api/unique/UNIQUE/result}: where
+        a live job stands, else the stored result of an ended one (the
+        C{result} admin command);
       - C{POST /api/jobs}: submit a job described in JSON;
       - C{DELETE /api/jobs/HANDLE}: cancel a job;
       - C{GET /api/deadletters}: how many dead letters each function keeps
@@ -984,8 +1026,10 @@ class APIResource(Resource):
         why = self.root.refused(request, "admin", b"*")
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
-        functions = list(self.root.server.functions.values())
-        return self._jsonList(request, functions, _describeFunction)
+        server = self.root.server
+        functions = list(server.functions.values())
+        stored = server.results.functions()
+        return self._jsonList(request, functions, lambda f: _describeFunction(f, stored.get(f.name, 0)))
 
     def renderWorkers(self, request: Request) -> bytes:
         why = self.root.refused(request, "admin", b"*")
@@ -1011,6 +1055,61 @@ class APIResource(Resource):
         if not self.root.server.cancel(handle):
             return self._error(request, 404, "no such job")
         return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
+
+    def renderResult(self, request: Request, handle: bytes) -> bytes:
+        """
+        C{GET /api/results/HANDLE}: where the live job with the handle
+        stands, else the stored result of the job that had it, as the
+        C{result HANDLE} admin command answers (see L{_renderResult}).
+        """
+        server = self.root.server
+        return self._renderResult(request, lambda: server.lookup(handle), lambda: server.resultOf(handle))
+
+    def renderUniqueResult(self, request: Request, unique: bytes) -> bytes:
+        """
+        C{GET /api/unique/UNIQUE/result}: the same for the newest job with
+        the unique key in any function, live or ended (C{result unique
+        UNIQUE}).
+        """
+        server = self.root.server
+        return self._renderResult(
+            request, lambda: server.lookupUnique(unique), lambda: server.resultOfUnique(unique)
+        )
+
+    def _renderResult(
+        self,
+        request: Request,
+        live: Callable[[], Optional[Job]],
+        stored: Callable[[], Optional[StoredResult]],
+    ) -> bytes:
+        """
+        Answer the C{live} job's state, else the C{stored} result, else 404.
+
+        A result holds a job's data, so with a token this read needs it,
+        as a function's dead letters do; with an access policy it needs
+        C{admin} on the job's function, and for an unknown job on every
+        function (C{*}), as the admin command.  A refusal never names the
+        function, and is the same for an unknown job: who may not
+        administer every function cannot tell a job it may not see from
+        one the server does not know.
+        """
+        refusal = self.root.policy.checkToken(request)
+        if refusal is not None:
+            return _RefusalPage(refusal, asJSON=True).render(request)
+        job = live()
+        result = None if job is not None else stored()
+        acl = self.root.policy.acl
+        if acl is not None:
+            function = job.function.name if job is not None else result.function if result is not None else b"*"
+            identities = self.root.identities(acl, request)
+            if acl.check(identities, "admin", function) is not None:
+                why = "%s may not see this job: that needs admin on its function" % (identities.describe(),)
+                return self.root.renderRefusal(request, why, asJSON=True)
+        if job is not None:
+            return self._json(request, _describeLiveResult(job))
+        if result is None:
+            return self._error(request, 404, "no such job: the server neither runs it nor keeps its result")
+        return self._json(request, _describeStoredResult(result))
 
     def renderDeadLetterCounts(self, request: Request) -> Any:
         """
@@ -1275,6 +1374,8 @@ API_ROUTES = (
     Route(b"GET", "/api/jobs/{handle}", APIResource.renderJob),
     Route(b"DELETE", "/api/jobs/{handle}", APIResource.cancel),
     Route(b"GET", "/api/unique/{unique}", APIResource.renderUnique),
+    Route(b"GET", "/api/results/{handle}", APIResource.renderResult),
+    Route(b"GET", "/api/unique/{unique}/result", APIResource.renderUniqueResult),
     Route(b"GET", "/api/deadletters", APIResource.renderDeadLetterCounts),
     Route(b"GET", "/api/functions/{name}/deadletters", APIResource.renderDeadLetters),
     Route(b"POST", "/api/functions/{name}/deadletters/retry", APIResource.retryDeadLetters),

@@ -1828,6 +1828,22 @@ class JobServer:
         self._dropLetters(name, letters)
         return len(letters)
 
+    def stopTimers(self) -> None:
+        """
+        Cancel the timers that would run something later (epoch jobs and
+        backoffs coming due, results expiring, rate limits refilling), for
+        a server that stops: the reactor is left with none of its calls.
+        """
+        timers: List[Optional[IDelayedCall]] = [self._pendingTimer, self._resultsTimer]
+        timers.extend(function.rate.timer for function in self.functions.values() if function.rate is not None)
+        for timer in timers:
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._pendingTimer = self._resultsTimer = None
+        for function in self.functions.values():
+            if function.rate is not None:
+                function.rate.timer = None
+
     # Draining
 
     def hasWork(self) -> bool:

@@ -310,12 +310,14 @@ class GearmanService(Service):
         """
         Close the listeners, wait up to C{drainTimeout} seconds for running
         jobs, then close every connection, waiting (a few seconds at most)
-        for their last bytes to be written.
+        for their last bytes to be written, cancel the job server's timers
+        and close the persistent queue.
         """
         super().stopService()
         d = self._stopListening()
         d.addCallback(lambda _: self._within(self.factory.server.whenIdle, self.drainTimeout))
         d.addCallback(lambda _: self._closeConnections())
+        d.addCallback(lambda _: self.factory.server.stopTimers())
         d.addCallback(lambda _: self._closeQueue())
         self._draining = True
         d.addBoth(self._drained)

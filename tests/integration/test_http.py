@@ -3,17 +3,20 @@ HTTP against a live job server in this process: gearmand's HTTP protocol and
 the JSON API, with jobs run by real workers (ours and the libgearman CLI).
 """
 
+import base64
 import json
 import select
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from gearman_tw.server.factory import GearmanServerFactory
@@ -536,3 +539,87 @@ class APIDocumentProcessTests(TestCase):
         self.assertEqual(index["openapi"], "/api/openapi.json")
         summary = json.loads(document)["paths"]["/api/jobs"]["post"]["summary"]
         self.assertIn({"method": "POST", "path": "/api/jobs", "summary": summary}, index["routes"])
+
+
+def fetch(url: str, data=None, headers=None):
+    """
+    C{(code, headers, body)} of a request made with urllib (a POST when
+    C{data} is given), errors included.
+    """
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.headers, e.read()
+
+
+class StoredResultProcessTests(SynchronousTestCase):
+    """
+    C{twistd gearman --http-port --policies} answers a job's stored result
+    over the JSON API, as its admin command does.
+    """
+
+    POLICIES = """
+[functions.echo]
+keep-results = 60
+"""
+
+    def test_backgroundResult(self):
+        """
+        A background job submitted over HTTP is C{queued}; once
+        libgearman's worker did it, its result (binary data, whole) is
+        fetched by handle and by unique key, with the times and data the
+        C{result} admin command shows, and the function counts it.
+        """
+        gearman = requireProgram("gearman")
+        policies = self.mktemp()
+        with open(policies, "w") as f:
+            f.write(self.POLICIES)
+        httpPort = freePort()
+        server = startOurs(self, "--http-port", str(httpPort), "--policies", policies)
+        waitForPort(httpPort, server.process)
+        base = "http://127.0.0.1:%d" % (httpPort,)
+        payload = b"payload\0bytes\xff"
+        code, headers, _ = fetch(
+            base + "/echo", payload, {"X-Gearman-Background": "true", "X-Gearman-Unique": "img-7"}
+        )
+        self.assertEqual((code, headers["X-Gearman-Command"]), (200, "JOB_CREATED"))
+        handle = headers["X-Gearman-Job-Handle"]
+        code, _, body = fetch(base + "/api/results/" + handle)
+        self.assertEqual(
+            (code, json.loads(body)),
+            (200, {"function": "echo", "handle": handle, "unique": "img-7", "outcome": "queued"}),
+        )
+        before = time.time()
+        worker = subprocess.Popen(
+            [gearman, "-h", "127.0.0.1", "-p", str(server.port), "-w", "-f", "echo", "-c", "1", "--", "cat"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(stopProcess, worker)
+        self.assertEqual(worker.wait(15), 0)
+        code, _, body = fetch(base + "/api/results/" + handle)
+        self.assertEqual(code, 200, body)
+        result = json.loads(body)
+        self.assertEqual(
+            (result["function"], result["handle"], result["unique"], result["outcome"]),
+            ("echo", handle, "img-7", "complete"),
+        )
+        self.assertEqual(list(result["data"]), ["base64"])
+        self.assertEqual(base64.b64decode(result["data"]["base64"]), payload)
+        self.assertTrue(before - 1 <= result["finished"] <= time.time() + 1, (before, result))
+        self.assertAlmostEqual(result["expires"] - result["finished"], 60, places=3)
+        code, _, body = fetch(base + "/api/unique/img-7/result")
+        self.assertEqual((code, json.loads(body)), (200, result))
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        reply = admin.admin(b"result " + handle.encode() + b"\n")
+        self.assertIn(b"finished %.3f\nexpires %.3f\n" % (result["finished"], result["expires"]), reply)
+        self.assertIn(b"data " + result["data"]["base64"].encode() + b"\n", reply)
+        code, _, body = fetch(base + "/api/functions")
+        [echo] = json.loads(body)
+        self.assertEqual((echo["name"], echo["completed"], echo["stored_results"]), ("echo", 1, 1))
+        code, _, body = fetch(base + "/api/results/H:nothing:1")
+        self.assertEqual((code, list(json.loads(body))), (404, ["error"]))

@@ -3,7 +3,9 @@ The HTTP face of C{twistd gearman} against real clients: a page of another
 origin in headless Chromium cannot submit or cancel jobs, a name pointed at
 127.0.0.1 (DNS rebinding) cannot read the API, GETs never run jobs, HTTP
 listens on loopback only by default, and C{--http-token-file} guards
-writes (policy changes included) and a function's dead letters.
+writes (policy changes included), a function's dead letters and a job's
+stored result, which an access policy limits to those who may administer
+its function.
 """
 
 from __future__ import annotations
@@ -50,6 +52,24 @@ Promise.all([
   document.title = "done";
 });
 </script></body></html>
+"""
+
+
+#: An access policy: C{ops} may submit anything and administer
+#: C{report.*}, C{root} administer everything.
+RESULT_ACL = """
+[tokens]
+ops = "ops-token"
+root = "root-token"
+
+[[allow]]
+who = "token:ops"
+submit = "*"
+admin = "report.*"
+
+[[allow]]
+who = "token:root"
+admin = "*"
 """
 
 
@@ -305,6 +325,61 @@ class ProcessTests(SynchronousTestCase):
         code, _, answer = call(policy, "DELETE", headers=token)
         self.assertEqual((code, json.loads(answer)["reset"]), (200, True))
         self.assertEqual(refused(base)["token"], 3)
+
+    def test_tokenForResults(self) -> None:
+        """
+        With C{--http-token-file}, a job's result (which holds its data)
+        needs the token, by handle or unique key, known or not: 401
+        without it; its status stays an open read.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("s3cret\n")
+        server, base = self.startServer("--http-token-file", path)
+        token = {"Authorization": "Bearer s3cret"}
+        code, headers, _ = call(
+            base + "/f", "POST", b"x", dict(token, **{"X-Gearman-Background": "true", "X-Gearman-Unique": "u"})
+        )
+        handle = headers["X-Gearman-Job-Handle"]
+        paths = ["/api/results/" + handle, "/api/results/H:nothing:1", "/api/unique/u/result", "/api/unique/v/result"]
+        for path in paths:
+            code, headers, answer = call(base + path)
+            self.assertEqual(code, 401, path)
+            self.assertTrue(headers["WWW-Authenticate"].startswith("Bearer"))
+            self.assertIn("Authorization: Bearer", json.loads(answer)["error"])
+        self.assertEqual([call(base + path, headers=token)[0] for path in paths], [200, 404, 200, 404])
+        code, _, answer = call(base + "/api/results/" + handle, headers=token)
+        self.assertEqual(json.loads(answer)["outcome"], "queued")
+        code, _, answer = call(base + "/api/jobs/" + handle)
+        self.assertEqual((code, json.loads(answer)["known"]), (200, True))
+        self.assertEqual(refused(base)["token"], 4)
+
+    def test_accessPolicyForResults(self) -> None:
+        """
+        With C{--access-policy}, a job's result needs admin on its
+        function; a request without it gets the same 403 for a job of
+        another function as for an unknown job, naming neither.
+        """
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(RESULT_ACL)
+        server, base = self.startServer("--access-policy", path)
+        ops = {"Authorization": "Bearer ops-token"}
+        root = {"Authorization": "Bearer root-token"}
+        handles = {}
+        for function in ("billing", "report.daily"):
+            code, headers, _ = call(base + "/" + function, "POST", b"x", dict(ops, **{"X-Gearman-Background": "true"}))
+            self.assertEqual(code, 200)
+            handles[function] = headers["X-Gearman-Job-Handle"]
+        hidden = [call(base + "/api/results/" + h, headers=ops) for h in (handles["billing"], "H:nothing:1")]
+        self.assertEqual([code for code, _, _ in hidden], [403, 403])
+        self.assertEqual(hidden[0][2], hidden[1][2])
+        self.assertNotIn(b"billing", hidden[0][2])
+        code, _, answer = call(base + "/api/results/" + handles["report.daily"], headers=ops)
+        self.assertEqual((code, json.loads(answer)["function"]), (200, "report.daily"))
+        code, _, answer = call(base + "/api/results/" + handles["billing"], headers=root)
+        self.assertEqual((code, json.loads(answer)["outcome"]), (200, "queued"))
+        self.assertEqual(call(base + "/api/results/H:nothing:1", headers=root)[0], 404)
 
     def test_tokenFileMissing(self) -> None:
         """

@@ -12,6 +12,7 @@ import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from gearman_tw.client import GearmanClient
@@ -98,6 +99,84 @@ class StoredResultProcessTests(TestCase):
         )
         self.assertEqual(answered.stdout, b"payload\0bytes")
         self.assertEqual(raw.admin(b"status\n"), b"echo\t0\t0\t0\n.\n")
+
+
+OURS = """
+[functions.flaky]
+max-attempts = 3
+retry-failures = true
+backoff = { base = 0.2, factor = 1, jitter = 0 }
+dead-letters = 10
+keep-results = 60
+"""
+
+
+class OurLibraryProcessTests(TestCase):
+    """
+    The lifecycle with our worker and client against a real server.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_retriedThenDeadThenRetried(self):
+        """
+        Our worker's exceptions are attempts: the job is tried three times,
+        0.2 s apart, then kept as a dead letter (and its exception as its
+        result); retried through the admin command, it completes, and our
+        client's getResult finds the new result by unique.
+        """
+        from gearman_tw.admin import connectAdmin
+        from gearman_tw.worker import GearmanWorker
+
+        server = startOurs(self, "--policies", policyFile(self, OURS))
+        address = "127.0.0.1:%d" % (server.port,)
+        calls = []
+        healthy = []
+
+        def flaky(job):
+            calls.append(reactor.seconds())
+            if not healthy:
+                raise ValueError("not yet")
+            return b"fine:" + job.data
+
+        worker = GearmanWorker([address], reactor=reactor)
+        worker.register("flaky", flaky)
+        worker.startService()
+        self.addCleanup(worker.stopService)
+        client = GearmanClient([address], reactor=reactor)
+        client.startService()
+        self.addCleanup(client.stopService)
+        yield client.whenConnected()
+        task = client.submit("flaky", b"x", unique="job-1", background=True)
+        yield task.whenCreated()
+        admin = yield connectAdmin(address, reactor=reactor, timeout=10)
+        self.addCleanup(admin.close)
+        for _ in range(100):
+            letters = yield admin.command(b"deadletters flaky", True, list)
+            if letters:
+                break
+            yield deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(len(calls), 3)
+        self.assertGreaterEqual(calls[2] - calls[0], 0.35)
+        [letter] = letters
+        self.assertEqual(letter.split(b"\t")[1], b"3")
+        self.assertIn(b"not yet", letter)
+        failed = yield client.getResult(task.handle)
+        # Given up after its attempts: a failure, with why the last ended.
+        self.assertEqual((failed.outcome, failed.data), ("fail", b"not yet"))
+        healthy.append(True)
+        reply = yield admin.command(b"retry deadletters flaky", False, list)
+        self.assertEqual(reply, [b"OK 1"])
+        for _ in range(100):
+            result = yield client.getResult(unique="job-1", function="flaky")
+            if result.outcome == "complete":
+                break
+            yield deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual((result.data, len(calls)), (b"fine:x", 4))
+        self.assertNotEqual(result.handle, task.handle)
+        self.assertEqual((yield admin.command(b"deadletters flaky", True, list)), [])
+        self.flushLoggedErrors(ValueError)
 
 
 class LifecycleProcessTests(SynchronousTestCase):

@@ -16,12 +16,14 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 CAN_DO, GRAB_JOB, NO_JOB, JOB_ASSIGN, WORK_FAIL, SUBMIT_JOB_BG, WORK_EXCEPTION = 1, 9, 10, 11, 14, 18, 25
 
-#: Failures are attempted once more, then kept as dead letters.
+#: Failures are attempted once more, then kept as dead letters, and
+#: their results kept a minute.
 POLICIES = """
 [functions.resize]
 max-attempts = 2
 retry-failures = true
 dead-letters = 10
+keep-results = 60
 """
 
 
@@ -131,8 +133,8 @@ class MonitorTests(SynchronousTestCase):
 
     def test_deadLetters(self) -> None:
         """
-        The functions table shows each function's retried attempts and
-        dead letters; a function's button lists its dead letters, oldest
+        The functions table shows each function's retried attempts, dead
+        letters and stored results; a function's button lists its dead letters, oldest
         first, and the list follows a retry made through the API.
         """
         policies = self.mktemp()
@@ -166,7 +168,9 @@ class MonitorTests(SynchronousTestCase):
         self.addCleanup(driver.quit)
         driver.get("http://127.0.0.1:%d/" % (httpPort,))
         cells = self.waitFor(lambda: self.cells(driver, "resize"))
-        self.assertEqual((cells["failed"], cells["retried"], cells["dead"]), ("2", "2", "2"))
+        self.assertEqual(
+            (cells["failed"], cells["retried"], cells["dead"], cells["results"]), ("2", "2", "2", "2")
+        )
         self.assertIsNone(self.letters(driver))
         driver.execute_script(
             "document.querySelector('tr[data-function=\"resize\"] button.show-dead').click();"

@@ -62,6 +62,7 @@ class OpenAPITests(TestCase):
     @inlineCallbacks
     def setUp(self):
         self.server = JobServer(reactor, handlePrefix=b"T")
+        self.addCleanup(self.stopTimers)
         gear = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(GearmanServerFactory(self.server))
         self.addCleanup(gear.stopListening)
         http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
@@ -93,6 +94,12 @@ class OpenAPITests(TestCase):
                 break
             yield self.sleep(0.02)
         self.covered = set()
+
+    def stopTimers(self):
+        """
+        Cancel the job server's timers (the expiry of stored results).
+        """
+        self.server.stopTimers()
 
     def sleep(self, seconds):
         d = Deferred()
@@ -224,6 +231,30 @@ class OpenAPITests(TestCase):
         reset = yield self.call("DELETE", "/api/functions/fail/policy", policyPath)
         self.assertEqual((reset["reset"], reset["policy"]), (True, policy))
         self.assertEqual(self.server.policyChanges(b"fail"), {})
+        # Stored results: a live job's state, a background job's result.
+        self.server.setPolicies(Policies.fromText("[functions.echo]\nkeep-results = 60\n"))
+        waiting = yield self.call(
+            "POST", "/api/jobs", "/api/jobs", {"function": "idle", "unique": "w", "background": True}
+        )
+        results, uniqueResult = "/api/results/{handle}", "/api/unique/{unique}/result"
+        live = yield self.call("GET", "/api/results/" + waiting["handle"], results)
+        self.assertEqual(live["outcome"], "queued")
+        ended = yield self.call(
+            "POST", "/api/jobs", "/api/jobs", {"function": "echo", "unique": "r", "data": "kept", "background": True}
+        )
+        for _ in range(500):
+            if self.server.resultOf(ended["handle"].encode()) is not None:
+                break
+            yield self.sleep(0.02)
+        kept = yield self.call("GET", "/api/results/" + ended["handle"], results)
+        self.assertEqual((kept["outcome"], kept["data"]["text"]), ("complete", "kept"))
+        byUnique = yield self.call("GET", "/api/unique/r/result", uniqueResult)
+        self.assertEqual(byUnique, kept)
+        yield self.call("GET", "/api/unique/w/result", uniqueResult)
+        yield self.call("GET", "/api/results/T:999", results)
+        yield self.call("GET", "/api/unique/nothing/result", uniqueResult)
+        yield self.call("GET", "/api/results/" + ended["handle"], results, headers={})
+        yield self.call("GET", "/api/unique/r/result", uniqueResult, headers={})
         # Refusals: no token, another origin, a name not this server's.
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={})
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={})
@@ -242,6 +273,8 @@ class OpenAPITests(TestCase):
             ("/api/workers", "/api/workers"),
             ("/api/jobs/T:1", "/api/jobs/{handle}"),
             ("/api/unique/u", "/api/unique/{unique}"),
+            ("/api/results/T:1", "/api/results/{handle}"),
+            ("/api/unique/u/result", "/api/unique/{unique}/result"),
             ("/api/deadletters", "/api/deadletters"),
             ("/api/functions/fail/deadletters", "/api/functions/{name}/deadletters"),
             ("/api/functions/fail/policy", "/api/functions/{name}/policy"),
