@@ -6,7 +6,7 @@ PORT ?= 4730
 JOBS ?= 2
 
 # Debian packages the interoperability tests talk to.
-SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server chromium chromium-driver pypy3 pypy3-venv tmux gcc libc6-dev libgearman-dev
+SYSTEM_PACKAGES := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl curl redis-server redis-sentinel postgresql mariadb-server chromium chromium-driver pypy3 pypy3-venv tmux gcc libc6-dev libgearman-dev
 
 .PHONY: run test lint run-deps deps system-deps pypy docs bench changelog clean
 

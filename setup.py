@@ -41,6 +41,8 @@ setup(
         "twisted>=22.10",
         "zope.interface>=5",
         "txredisapi>=1.4",  # --queue redis://
+        "psycopg[binary]>=3.1",  # --queue postgresql://
+        "PyMySQL>=1.1",  # --queue mysql://
         "prometheus_client>=0.17",  # /metrics
         "pyOpenSSL>=22",  # --ssl, tls: client descriptions
         "service_identity>=21",

@@ -356,3 +356,30 @@ class IPersistentQueue(Interface):
         """
         Fire with every record of C{kind}, as C{(ident, value)} pairs.
         """
+
+
+class ILease(Interface):
+    """
+    The right to serve a persistent queue's namespace, held by one server
+    at a time: it expires C{ttl} seconds (by the database's clock) after it
+    was last taken or renewed.  A queue that made a lease writes only while
+    its server holds it.
+    """
+
+    ttl = Attribute("Seconds the lease lasts without a renewal.")
+
+    def acquire() -> "Deferred[bool]":
+        """
+        Take the lease if nobody holds it (or extend it if this server
+        does); fire with whether this server holds it now.
+        """
+
+    def renew() -> "Deferred[bool]":
+        """
+        Extend the lease if this server holds it; fire with whether it does.
+        """
+
+    def release() -> "Deferred[None]":
+        """
+        Give the lease up, if this server holds it.
+        """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, List
 
@@ -272,6 +273,14 @@ class Options(usage.Options):
             "Persistent queue for background jobs: memory, sqlite:PATH or "
             "redis://HOST:PORT/DB?namespace=NAME.",
         ],
+        [
+            "lease-time",
+            None,
+            3.0,
+            "With --standby: seconds the serving server's lease lasts without a renewal; a "
+            "standby takes over within about this long after the server dies.",
+            float,
+        ],
         ["ssl-certificate", None, None, "PEM certificate (chain) for --ssl."],
         ["ssl-key", None, None, "PEM private key for --ssl (default: in the certificate file)."],
         [
@@ -312,6 +321,12 @@ class Options(usage.Options):
         ["exceptions", None, "Turn the exceptions option on for every connection."],
         ["keepalive", None, "Turn TCP keepalive on for every connection."],
         ["ssl", None, "Serve TLS on the --port/--listen sockets (needs pyOpenSSL)."],
+        [
+            "standby",
+            None,
+            "Serve only while holding the lease of the --queue namespace; stand by, "
+            "with no port open, while another server holds it, and take over when it dies.",
+        ],
         [
             "admin-shutdown",
             None,
@@ -468,9 +483,16 @@ class Options(usage.Options):
                 raise usage.UsageError(str(e))
 
         try:
-            queueFromURL(self["queue"], object())
+            queue = queueFromURL(self["queue"], object())
         except QueueError as e:
             raise usage.UsageError(str(e))
+        if self["standby"] and not hasattr(queue, "lease"):
+            raise usage.UsageError(
+                "--standby needs a queue the servers share (redis://), not %s"
+                % (getattr(queue, "name", self["queue"]),)
+            )
+        if not 0.1 <= self["lease-time"] <= 3600:
+            raise usage.UsageError("--lease-time must be from 0.1 to 3600 seconds")
         if self["ssl"]:
             if not self["ssl-certificate"]:
                 raise usage.UsageError("--ssl needs --ssl-certificate")
@@ -650,8 +672,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     # First, so it starts before the server and stops after it has drained.
     tuning.setName("tuning")
     tuning.setServiceParent(top)
+    serving: Any = top
+    if options["standby"]:
+        serving = _standby(server.queue, gearman, factory, reactor, options["lease-time"])
+        serving.setServiceParent(top)
     gearman.setName("gearman")
-    gearman.setServiceParent(top)
+    gearman.setServiceParent(serving)
     if options["http-endpoints"]:
         from twisted.application.strports import service as strportsService
 
@@ -669,8 +695,31 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         for description in options["http-endpoints"]:
             http = strportsService(description, site, reactor=reactor)
             http.endpoint = NamedEndpoint(http.endpoint, description)
-            http.setServiceParent(top)
+            http.setServiceParent(serving)
     return top
+
+
+def _standby(queue: Any, gearman: Any, factory: Any, reactor: Any, leaseTime: float) -> Any:
+    """
+    The service that starts the job server's listeners only while this
+    server holds the lease of the queue's namespace; one that may have lost
+    it stops serving at once and ends the process with status 1.
+    """
+    from gearman_tw.server.standby import StandbyService
+    from gearman_tw.server.tuning import exitWithErrorAtExit
+
+    holder = "%s:%d:%s" % (socket.gethostname(), os.getpid(), os.urandom(4).hex())
+
+    def lost(why: str) -> None:
+        gearman.fence()
+        exitWithErrorAtExit()
+        reactor.stop()
+
+    standby = StandbyService(queue.lease(holder.encode("utf-8"), leaseTime), reactor, lost, closeQueue=queue.close)
+    gearman.ownsQueue = False
+    factory.fence = standby.mayServe
+    standby.setName("standby")
+    return standby
 
 
 def _socketEndpoint(reactor: Any, options: Options, address: str, port: int) -> IStreamServerEndpoint:

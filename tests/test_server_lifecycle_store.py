@@ -175,7 +175,11 @@ class LifecycleStoreTests(SynchronousTestCase):
         kinds = [(kind, [i for i, _ in records], done, dropped) for kind, records, done, dropped in self.queue.changes]
         self.assertEqual(
             kinds,
-            [(DEAD_LETTERS, [b"1"], [1], []), (DEAD_LETTERS, [b"2"], [2], []), (DEAD_LETTERS, [b"3"], [3], [b"1"])],
+            [
+                (DEAD_LETTERS, [b"1", b"last"], [1], []),
+                (DEAD_LETTERS, [b"2", b"last"], [2], []),
+                (DEAD_LETTERS, [b"3", b"last"], [3], [b"1"]),
+            ],
         )
         stored = DeadLetter.decode(self.queue.changes[-1][1][0][1])
         self.assertEqual(stored, self.server.deadLetters.of(b"f")[-1])
@@ -192,8 +196,9 @@ class LifecycleStoreTests(SynchronousTestCase):
         self.server.grab(worker.peer, ASSIGN)
         self.server.workFail(worker.peer, b"H:1", b"bad input")
         self.clock.advance(0)
-        [(kind, [(ident, value)], done, dropped)] = self.queue.changes
+        [(kind, [(ident, value), last], done, dropped)] = self.queue.changes
         self.assertEqual((ident, done, self.queue.dones), (b"1", [1], [1]))
+        self.assertEqual(last, (b"last", b"1"))
         self.assertEqual(DeadLetter.decode(value).error, b"bad input")
 
     def test_keepFails(self) -> None:
@@ -248,8 +253,8 @@ class LifecycleStoreTests(SynchronousTestCase):
         self.flushLoggedErrors(QueueError)
         [kept] = self.server.deadLetters.of(b"f")
         self.assertEqual(kept.error, b"retry refused: disk full")
-        [(kind, [(ident, value)], done, dropped)] = self.queue.changes
-        self.assertEqual((kind, ident, done, dropped), (DEAD_LETTERS, b"4", [], []))
+        [(kind, [(ident, value), last], done, dropped)] = self.queue.changes
+        self.assertEqual((kind, ident, done, dropped, last), (DEAD_LETTERS, b"4", [], [], (b"last", b"4")))
         self.assertEqual(DeadLetter.decode(value), kept)
 
     def test_restoreDeadLetters(self) -> None:
@@ -270,6 +275,95 @@ class LifecycleStoreTests(SynchronousTestCase):
         self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [9, 10])
         [(_, _, _, dropped)] = self.queue.changes
         self.assertEqual(dropped, [b"3", b"5"])
+
+    def test_numbersNotReused(self) -> None:
+        """
+        The highest number given is restored, so a letter purged before a
+        restart does not see its number given again.
+        """
+        self.server.restoreDeadLetters([(b"2", letter(2).encode()), (b"last", b"9")])
+        self.assertEqual(self.server.deadLetters.nextIdent(), 10)
+        self.assertRaises(QueueError, self.server.restoreDeadLetters, [(b"last", b"x")])
+
+    def test_putBackInPlace(self) -> None:
+        """
+        A letter put back after a refused retry takes its place by number,
+        as a restart would restore it.
+        """
+        self.server.restoreDeadLetters([(b"4", letter(4).encode()), (b"5", letter(5).encode())])
+        self.server.retryDeadLetters(b"f", [4])
+        self.clock.advance(0)
+        [(_, d)] = self.queue.adds
+        d.errback(QueueError("disk full"))
+        self.flushLoggedErrors(QueueError)
+        self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [4, 5])
+
+    def test_reduceLetterKeptUntilEnd(self) -> None:
+        """
+        A letter of a background reduce job run again becomes a job the
+        queue does not store: its record is forgotten when that job ends,
+        not when it is submitted.
+        """
+        self.server.restoreDeadLetters([(b"4", letter(4, reducer=b"sum").encode())])
+        self.assertEqual(self.server.retryDeadLetters(b"f"), 1)
+        self.clock.advance(0)
+        self.assertEqual((self.queue.adds, self.queue.changes), ([], []))
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        [(_, args)] = worker.packets()
+        self.server.workComplete(worker.peer, args[0], b"done")
+        self.assertEqual(self.queue.changes, [(DEAD_LETTERS, [], [], [b"4"])])
+
+    def test_joinedJobKeepsAttempts(self) -> None:
+        """
+        A live foreground job waiting out a backoff that a background
+        submission joins is stored with its attempts and due time.
+        """
+        self.server.submit(self.client.peer, b"f", b"u", b"x", NORMAL, False)
+        self.takeAndLose()
+        other = Connection(self.server)
+        self.server.submit(other.peer, b"f", b"u", b"x", NORMAL, True)
+        self.clock.advance(0)
+        [(record, _)] = self.queue.adds
+        self.assertEqual((record.attempts, record.due), (1, 1010.0))
+
+    def test_cancelledBeforeFlush(self) -> None:
+        """
+        A job cancelled (or ended) before its batch went to the queue is
+        left out of it; its submitter is still answered.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        self.assertTrue(self.server.cancel(b"H:1"))
+        self.server.submit(self.client.peer, b"f", b"", b"y", NORMAL, True)
+        self.clock.advance(0)
+        self.assertEqual([record.data for record, _ in self.queue.adds], [b"y"])
+        self.queue.commit()
+        self.assertEqual([ptype for ptype, _ in self.client.packets()], [PacketType.JOB_CREATED] * 2)
+        self.server.submit(self.client.peer, b"f", b"", b"z", NORMAL, True)
+        self.server.cancel(b"H:3")
+        self.clock.advance(0)
+        # Nothing left to send: answered without the queue.
+        self.assertEqual(self.queue.adds, [])
+        self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:3"])])
+
+    def test_newestOfOneUniqueRestored(self) -> None:
+        """
+        Of replayed records with one unique key only the newest is a live
+        job (the older ended before the crash could forget it): the older
+        are forgotten.
+        """
+        self.server.restoreJobs(
+            [
+                QueuedJob(b"f", 3, b"u", b"old", NORMAL, 0),
+                QueuedJob(b"f", 5, b"v", b"other", NORMAL, 0),
+                QueuedJob(b"f", 8, b"u", b"new", NORMAL, 0),
+                QueuedJob(b"g", 9, b"u", b"elsewhere", NORMAL, 0),
+            ]
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.queue.dones, [3])
+        self.assertEqual(sorted(job.data for job in self.server.liveJobs()), [b"elsewhere", b"new", b"other"])
 
     def test_restoreCorrupt(self) -> None:
         """

@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError, describeFailure
-from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw.interfaces import ILease, IPersistentQueue
 from gearman_tw.queues import DeleteRetries, QueuedJob
 from gearman_tw.queues.records import decodeRecords, encodeRecords
 
@@ -54,28 +54,91 @@ WITHDRAW_ATTEMPTS = 20
 #: Seconds between two attempts to withdraw an add.
 WITHDRAW_PAUSE = 0.1
 
-# KEYS[1] the jobs; ARGV field, record, field, record...: rewrite the fields
-# that exist.
-_UPDATE = b"""
-for i = 1, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+# Every script writing to a namespace starts with its fence: KEYS[1] is the
+# namespace's lease and ARGV[1] this server's name as its holder, or empty
+# when the queue is not fenced (no standby); a server that does not hold
+# the lease writes nothing.  The script's own keys and arguments follow.
+_FENCE = b"""
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED this server does not hold the lease of the namespace')
+end
+"""
+
+# KEYS[2] the jobs; field, record, field, record...: store them.
+_ADD = (
+    _FENCE
+    + b"""
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 0
+"""
+)
+
+# KEYS[2] a hash; fields: delete them.
+_DELETE = (
+    _FENCE
+    + b"""
+for i = 2, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end
+return 0
+"""
+)
+
+# KEYS[2] the jobs; field, record, field, record...: rewrite the fields that
+# exist.
+_UPDATE = (
+    _FENCE
+    + b"""
+for i = 2, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
   end
 end
 return 0
 """
+)
 
-# KEYS[1] the jobs, KEYS[2] the kept records of one kind; ARGV: how many job
+# KEYS[2] the jobs, KEYS[3] the kept records of one kind; how many job
 # fields to delete (n), how many records to store (m), the n fields, m
 # ident/value pairs, then the idents to delete.
-_KEEP = b"""
-local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
-for j = i, i + n - 1 do redis.call('HDEL', KEYS[1], ARGV[j]) end
+_KEEP = (
+    _FENCE
+    + b"""
+local n, m = tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
+for j = i, i + n - 1 do redis.call('HDEL', KEYS[2], ARGV[j]) end
 i = i + n
-for j = i, i + 2 * m - 1, 2 do redis.call('HSET', KEYS[2], ARGV[j], ARGV[j + 1]) end
+for j = i, i + 2 * m - 1, 2 do redis.call('HSET', KEYS[3], ARGV[j], ARGV[j + 1]) end
 i = i + 2 * m
-for j = i, #ARGV do redis.call('HDEL', KEYS[2], ARGV[j]) end
+for j = i, #ARGV do redis.call('HDEL', KEYS[3], ARGV[j]) end
+return 0
+"""
+)
+
+# KEYS[1] the lease, ARGV[1] the holder, ARGV[2] milliseconds: take it if
+# nobody holds it, or extend it if ARGV[1] does; 1 if held after.
+_TAKE_LEASE = b"""
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+elseif holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# The same, only if ARGV[1] holds it already.
+_RENEW_LEASE = b"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# Give it up, if ARGV[1] holds it.
+_RELEASE_LEASE = b"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -122,6 +185,10 @@ class RedisQueue:
         self.reactor = reactor
         self.timeout = timeout
         self.key = namespace.encode("utf-8") + b":jobs"
+        self.leaseKey = namespace.encode("utf-8") + b":lease"
+        # The holder name every write must hold the lease under, once a
+        # lease was made (L{lease}); empty: writes are not fenced.
+        self._fence = b""
         self._redis: Any = None
         # Adds under way (withdrawals included), and close() waiting for
         # them to end.
@@ -140,6 +207,35 @@ class RedisQueue:
         d = self._redis.execute_command(command, *args)
         d.addTimeout(self.timeout if timeout is None else timeout, self.reactor)
         return d
+
+    def _script(
+        self, script: bytes, keys: List[bytes], arguments: List[bytes], timeout: Optional[float] = None
+    ) -> Deferred[Any]:
+        """
+        Run a writing script behind this queue's fence (see L{lease}).
+        """
+        return self._command(
+            "EVAL", script, len(keys) + 1, self.leaseKey, *keys, self._fence, *arguments, timeout=timeout
+        )
+
+    def _delete(self, key: bytes, fields: List[bytes], timeout: Optional[float] = None) -> Deferred[Any]:
+        """
+        Delete fields of a hash: one HDEL, or behind the fence.
+        """
+        if self._fence:
+            return self._script(_DELETE, [key], fields, timeout)
+        return self._command("HDEL", key, *fields, timeout=timeout)
+
+    def lease(self, holder: bytes, ttl: float) -> "RedisLease":
+        """
+        The lease of this queue's namespace, for a server named C{holder}:
+        from now on this queue writes only while C{holder} holds it (a
+        script checks it with every write), so a server that lost it
+        writes nothing (the fence of a standby; see
+        L{gearman_tw.server.standby}).
+        """
+        self._fence = holder
+        return RedisLease(self, holder, ttl)
 
     def _call(self, what: str, command: str, *args: Any) -> Deferred[Any]:
         d = self._command(command, *args)
@@ -171,6 +267,9 @@ class RedisQueue:
             refused"} as soon as the connection is refused (txredisapi would
             retry until the timeout), or with what went wrong.
         """
+        if self._redis is not None:
+            # Opened already (to take a standby's lease).
+            return defer.succeed(None)
         return Deferred.fromCoroutine(self._open())
 
     async def _open(self) -> None:
@@ -242,7 +341,10 @@ class RedisQueue:
             arguments.append(b"%d" % (job.key,))
             arguments.append(encodeRecords([job]))
         self._adding += 1
-        d = self._command("HSET", self.key, *arguments)
+        if self._fence:
+            d = self._script(_ADD, [self.key], arguments)
+        else:
+            d = self._command("HSET", self.key, *arguments)
         d.addCallbacks(lambda _: None, self._addFailed, errbackArgs=(arguments[0::2],))
         d.addBoth(self._added)
         return d
@@ -283,7 +385,7 @@ class RedisQueue:
             if remaining <= 0:
                 break
             try:
-                await self._command("HDEL", self.key, *fields, timeout=remaining)
+                await self._delete(self.key, fields, timeout=remaining)
             except txredisapi.ConnectionError:
                 # Lost with its connection (before or after the HSET ran):
                 # again on the next one.
@@ -315,7 +417,8 @@ class RedisQueue:
         until it succeeds.
         """
         fields = [b"%d" % (key,) for key in keys]
-        d = self._call("done", "HDEL", self.key, *fields)
+        d = self._delete(self.key, fields)
+        d.addErrback(self._error, "done")
         d.addCallbacks(lambda _: None, self._keepDeletes, errbackArgs=(fields,))
         return d
 
@@ -327,7 +430,7 @@ class RedisQueue:
         """
         Delete kept fields again, with one HDEL (for L{DeleteRetries}).
         """
-        d = self._command("HDEL", self.key, *fields)
+        d = self._delete(self.key, fields)
         d.addCallbacks(lambda _: None, lambda f: Failure(QueueError(self._why(f))))
         return d
 
@@ -341,7 +444,8 @@ class RedisQueue:
         for job in jobs:
             arguments.append(b"%d" % (job.key,))
             arguments.append(encodeRecords([job]))
-        d = self._call("update", "EVAL", _UPDATE, 1, self.key, *arguments)
+        d = self._script(_UPDATE, [self.key], arguments)
+        d.addErrback(self._error, "update")
         d.addCallback(lambda _: None)
         return d
 
@@ -359,7 +463,8 @@ class RedisQueue:
             arguments.append(ident)
             arguments.append(value)
         arguments.extend(dropped)
-        d = self._call("keep", "EVAL", _KEEP, 2, self.key, self._kept(kind), *arguments)
+        d = self._script(_KEEP, [self.key, self._kept(kind)], arguments)
+        d.addErrback(self._error, "keep")
         d.addCallback(lambda _: None)
         return d
 
@@ -392,3 +497,52 @@ def _pairs(reply: Any) -> List[Tuple[bytes, bytes]]:
         return [(bytes(field), bytes(value)) for field, value in reply.items()]
     items = list(reply or [])
     return [(bytes(items[i]), bytes(items[i + 1])) for i in range(0, len(items) - 1, 2)]
+
+
+@implementer(ILease)
+class RedisLease:
+    """
+    The right to serve a namespace, for one server: a key
+    (C{<namespace>:lease}) holding the server's name, which expires
+    C{ttl} seconds after it was last taken or renewed, by Redis's clock.
+
+    @ivar ttl: seconds the lease lasts without a renewal.
+    """
+
+    def __init__(self, queue: RedisQueue, holder: bytes, ttl: float) -> None:
+        self.queue = queue
+        self.holder = holder
+        self.ttl = ttl
+
+    def _run(self, script: bytes) -> Deferred[bool]:
+        d = self.queue._command(
+            "EVAL", script, 1, self.queue.leaseKey, self.holder, b"%d" % (max(1, int(self.ttl * 1000)),)
+        )
+        d.addCallbacks(lambda held: bool(int(held)), self.queue._error, errbackArgs=("lease",))
+        return d
+
+    def acquire(self) -> Deferred[bool]:
+        """
+        Take the lease if nobody holds it (or extend it if this server
+        does); fires with whether this server holds it now.  Opens the
+        queue first if needed.
+        """
+        d: Deferred[Any] = self.queue.open()
+        d.addCallback(lambda _: self._run(_TAKE_LEASE))
+        return d
+
+    def renew(self) -> Deferred[bool]:
+        """
+        Extend the lease if this server holds it; fires with whether it
+        does.
+        """
+        return self._run(_RENEW_LEASE)
+
+    def release(self) -> Deferred[None]:
+        """
+        Give the lease up, if this server holds it, so that a standby takes
+        over at once.
+        """
+        d = self.queue._command("EVAL", _RELEASE_LEASE, 1, self.queue.leaseKey, self.holder)
+        d.addCallbacks(lambda _: None, self.queue._error, errbackArgs=("lease",))
+        return d

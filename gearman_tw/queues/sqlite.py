@@ -40,7 +40,7 @@ import os
 import sqlite3
 from bisect import bisect_right
 from operator import attrgetter
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -78,8 +78,9 @@ ROWS_PER_STATEMENT = 500
 _Batch = List[Any]
 # One batch row: first key, last key, job count, records.
 _Row = Tuple[int, int, int, bytes]
-# What a delete writes: finished keys, and (first, last) of emptied batches.
-_Deletes = Tuple[List[int], List[Tuple[int, int]]]
+# What a delete writes: finished keys, and (first, last, the key that
+# finished it) of emptied batches.
+_Deletes = Tuple[List[int], List[Tuple[int, int, int]]]
 
 
 def _row(first: int, last: int, jobs: List[QueuedJob]) -> _Row:
@@ -153,6 +154,9 @@ class SQLiteQueue:
         self._firsts: List[int] = []
         # Keys with a row in the updates table (that rows's job may be live).
         self._updated: Set[int] = set()
+        # Keys the index took as finished by a keep whose commit failed: in
+        # the file they are not, and their batches must stay there.
+        self._unconfirmed: Set[int] = set()
         # The files opened, as (path, (device, inode)), checked after each
         # commit.
         self._files: List[Tuple[str, Tuple[int, int]]] = []
@@ -238,6 +242,7 @@ class SQLiteQueue:
             if not _within(finished, first, last) and not _within(updated, first, last):
                 continue
             live = [updates.get(job.key, job) for job in decodeRecords(bytes(records)) if job.key not in done]
+            live.sort(key=attrgetter("key"))
             connection.execute("DELETE FROM %s WHERE first = ?" % (self.batchesTable,), (first,))
             if live:
                 self._insertBatches(connection, [_row(live[0].key, live[-1].key, live)])
@@ -353,18 +358,18 @@ class SQLiteQueue:
         """
         if not jobs:
             return succeed(None)
+        # In key order: a batch spans its first to its last key.
+        jobs = sorted(jobs, key=attrgetter("key"))
         firsts = self._firsts
         floor = self._batches[firsts[-1]][0] if firsts else -1
         keys = [job.key for job in jobs]
-        first = min(keys)
+        first = keys[0]
         if first <= floor:
             return fail(QueueError("record keys must increase: %d after %d" % (first, floor)))
         batches = []
         if sum(len(job.data) for job in jobs) <= MAX_BATCH_BYTES:
-            batches.append((first, max(keys), jobs))
+            batches.append((first, keys[-1], jobs))
         else:
-            jobs = sorted(jobs, key=lambda job: job.key)
-            keys.sort()
             start = size = 0
             for index, job in enumerate(jobs):
                 if size and size + len(job.data) > MAX_BATCH_BYTES:
@@ -416,7 +421,7 @@ class SQLiteQueue:
         firsts = self._firsts
         batches = self._batches
         finished: List[int] = []
-        emptied: List[Tuple[int, int]] = []
+        emptied: List[Tuple[int, int, int]] = []
         for key in keys:
             at = bisect_right(firsts, key) - 1
             if at < 0:
@@ -432,7 +437,7 @@ class SQLiteQueue:
             else:
                 del batches[first]
                 del firsts[at]
-                emptied.append((first, batch[0]))
+                emptied.append((first, batch[0], key))
         return finished, emptied
 
     def _isLive(self, key: int) -> bool:
@@ -529,7 +534,8 @@ class SQLiteQueue:
             return
         batch, self._pending = self._pending, []
         self._inFlight = True
-        d = self._run(self._commit, [(kind, payload) for kind, payload, _ in batch])
+        unconfirmed = frozenset(self._unconfirmed) if self._unconfirmed else None
+        d = self._run(self._commit, [(kind, payload) for kind, payload, _ in batch], unconfirmed)
         d.addCallbacks(self._committed, self._failed, callbackArgs=(batch,), errbackArgs=(batch,))
 
     def _committed(self, _: object, batch: List[Tuple[int, Any, Deferred[None]]]) -> None:
@@ -549,13 +555,24 @@ class SQLiteQueue:
                 for first, _, _, _ in payload:
                     if self._batches.pop(first, None) is not None:
                         self._firsts.remove(first)
+            elif kind == _KEEP:
+                # Its jobs are still stored: their batches must not be
+                # deleted (a delete already computed, kept for a retry, is
+                # held back by _finish), and they replay after a restart.
+                finished, emptied = payload[3]
+                self._unconfirmed.update(finished)
+                self._unconfirmed.update(key for _, _, key in emptied)
+                for key in finished:
+                    at = bisect_right(self._firsts, key) - 1
+                    if at >= 0:
+                        self._batches[self._firsts[at]][2].discard(key)
         for _, _, d in batch:
             d.errback(error)
         self._kick()
 
     # The database thread
 
-    def _commit(self, operations: List[Tuple[int, Any]]) -> None:
+    def _commit(self, operations: List[Tuple[int, Any]], unconfirmed: Optional[FrozenSet[int]] = None) -> None:
         connection = self._connection
         if connection is None:
             raise QueueError("the queue is not open")
@@ -578,6 +595,7 @@ class SQLiteQueue:
                         connection,
                         [key for _, (finished, _) in merged for key in finished],
                         [span for _, (_, emptied) in merged for span in emptied],
+                        unconfirmed,
                     )
                 elif kind == _UPDATE:
                     self._replaceRows(
@@ -587,7 +605,7 @@ class SQLiteQueue:
                     self._deleteKeys(connection, self.updatesTable, [key for _, keys in merged for key in keys])
                 else:
                     for _, (kept, records, dropped, (finished, emptied)) in merged:
-                        self._finish(connection, finished, emptied)
+                        self._finish(connection, finished, emptied, unconfirmed)
                         self._replaceRows(
                             connection, self.keptTable, "kind, ident, value", [(kept,) + r for r in records]
                         )
@@ -661,7 +679,24 @@ class SQLiteQueue:
                 [kind] + list(chunk),
             )
 
-    def _finish(self, connection: sqlite3.Connection, finished: List[int], emptied: List[Tuple[int, int]]) -> None:
+    def _finish(
+        self,
+        connection: sqlite3.Connection,
+        finished: List[int],
+        emptied: List[Tuple[int, int, int]],
+        unconfirmed: Optional[FrozenSet[int]] = None,
+    ) -> None:
+        """
+        Mark keys finished and delete emptied batches, but a batch holding a
+        key in C{unconfirmed} (a job whose keep failed, still stored): its
+        last key is only marked finished, and the batch stays until the
+        next L{open} compacts it.
+        """
+        if unconfirmed:
+            held = [span for span in emptied if any(span[0] <= key <= span[1] for key in unconfirmed)]
+            if held:
+                finished = finished + [key for _, _, key in held]
+                emptied = [span for span in emptied if span not in held]
         for offset in range(0, len(finished), ROWS_PER_STATEMENT):
             chunk = finished[offset : offset + ROWS_PER_STATEMENT]
             connection.execute(
@@ -672,11 +707,11 @@ class SQLiteQueue:
             spans = emptied[offset : offset + ROWS_PER_STATEMENT]
             connection.execute(
                 "DELETE FROM %s WHERE first IN (%s)" % (self.batchesTable, ",".join("?" * len(spans))),
-                [first for first, _ in spans],
+                [first for first, _, _ in spans],
             )
             connection.execute(
                 "DELETE FROM %s WHERE %s" % (self.doneTable, " OR ".join(["key BETWEEN ? AND ?"] * len(spans))),
-                [key for span in spans for key in span],
+                [key for first, last, _ in spans for key in (first, last)],
             )
 
     # Replay

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from bisect import bisect_left
 from collections import deque
 from typing import Deque, Dict, Iterable, List, Optional
 
@@ -116,6 +117,20 @@ class DeadLetters:
         self._lastIdent += 1
         return self._lastIdent
 
+    @property
+    def lastIdent(self) -> int:
+        """
+        The highest number given so far.
+        """
+        return self._lastIdent
+
+    def reserve(self, ident: int) -> None:
+        """
+        Number new letters above C{ident} (the highest a persistent queue
+        remembers, of letters purged since too).
+        """
+        self._lastIdent = max(self._lastIdent, ident)
+
     def add(self, letter: DeadLetter, limit: Optional[int]) -> List[DeadLetter]:
         """
         Keep C{letter}, dropping its function's oldest beyond C{limit} (none
@@ -126,7 +141,13 @@ class DeadLetters:
         letters = self._letters.get(letter.function)
         if letters is None:
             letters = self._letters[letter.function] = deque()
-        letters.append(letter)
+        if letters and letters[-1].ident > letter.ident:
+            # Put back (a retry refused): in its place by number, as a
+            # restart restores them.
+            at = bisect_left([old.ident for old in letters], letter.ident)
+            letters.insert(at, letter)
+        else:
+            letters.append(letter)
         self._lastIdent = max(self._lastIdent, letter.ident)
         dropped = []
         while limit is not None and len(letters) > limit:

@@ -146,6 +146,9 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
     ) -> None:
         self.server = server
         self.acl = acl
+        # With a standby: whether this server may serve now (it holds the
+        # lease); checked for every connection and every read.
+        self.fence: Optional[Callable[[], bool]] = None
         self.maxOutput = maxOutput
         self.inputBudget = InputBudget(maxInput)
         self.packetTimeout = packetTimeout
@@ -173,6 +176,8 @@ class GearmanServerFactory(Factory[GearmanServerProtocol]):
         when it would pass C{maxConnections} or C{maxPerAddress}.
         """
         host = getattr(addr, "host", None)
+        if self.fence is not None and not self.fence():
+            return None
         if self.maxConnections and len(self.connections) >= self.maxConnections:
             self._refuse("%d connections are open (--max-connections)" % (len(self.connections),))
             return None

@@ -87,6 +87,9 @@ _HANDLE_TOO_LARGE = (
 )
 
 
+# The record of the highest dead letter number given.
+_LAST_IDENT = b"last"
+
 # Why an attempt ended, for dead letters.
 _WORK_FAIL = b"WORK_FAIL"
 _WORKER_LOST = b"worker lost"
@@ -121,6 +124,16 @@ class _Resubmitter(Peer):
         if not self._putBack:
             self._server._dropLetters(self._letter.function, [self._letter])
 
+    def created(self, handle: bytes) -> None:
+        server = self._server
+        job = server.lookup(handle)
+        if server._persistent and job is not None and job.queueKey is None and not self._putBack:
+            # A job the queue does not store (a reduce job): the letter's
+            # record goes only when that job ends.
+            server._dropWhenEnded(job, self._letter)
+            return
+        self._submitted()
+
     def error(self, code: bytes, text: bytes) -> None:
         self.refused = True
         self._keepAgain(text)
@@ -134,9 +147,16 @@ class _Resubmitter(Peer):
         function = self._server.function(letter.function)
         self._server._keepLetter(letter, max(function.policy.deadLetters, 1))
 
-    created = release = _submitted  # type: ignore[assignment]
+    release = _submitted  # type: ignore[assignment]
     hold = noop = noJob = assign = _ignore  # type: ignore[assignment]
     workData = workWarning = workStatus = workComplete = workFail = workException = _ignore  # type: ignore[assignment]
+
+
+def _restoredKey(record: QueuedJob) -> bytes:
+    """
+    The key a replayed job with a unique coalesces by.
+    """
+    return b"-\0" + record.data if record.unique == b"-" else record.unique
 
 
 def defaultHandlePrefix() -> bytes:
@@ -254,6 +274,9 @@ class JobServer:
         # Stored jobs attempted again, with the end of their backoff, to
         # update in the queue (L{_flushUpdates}).
         self._toUpdate: Dict[Job, float] = {}
+        # Dead letters run again as jobs the queue does not store, whose
+        # records are forgotten when those jobs end (L{_free}).
+        self._lettersOfJobs: Dict[Job, List[DeadLetter]] = {}
         # Submissions that joined a job while it was being stored, besides
         # the one storing it (Job.waiting).
         self._alsoWaiting: Dict[Job, List[Peer]] = {}
@@ -1140,12 +1163,34 @@ class JobServer:
         self._toStore, self._toStoreJoined = [], []
         records = [
             QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)  # type: ignore[arg-type]
-            for batch in (new, joined)
-            for job in batch
+            for job in new
+            # Not cancelled in the read that submitted it.
+            if job.queueKey is not None
         ]
+        for job in joined:
+            if job.queueKey is not None:
+                # A live job: with the attempts it had, and its backoff.
+                due = self._dueOf(job) if job.function.pending else 0.0
+                record = QueuedJob(
+                    job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when, job.retries, due
+                )
+                records.append(record)
         began = self.reactor.seconds()
+        if not records:
+            # All ended or were cancelled before they could be sent.
+            self._stored(None, new, joined, began)
+            return
         d = self.queue.addMany(records)
         d.addCallbacks(self._stored, self._storeFailed, callbackArgs=(new, joined, began), errbackArgs=(new, joined))
+
+    def _dueOf(self, job: Job) -> float:
+        """
+        When C{job}, waiting out a backoff, is due; 0 if it is not waiting.
+        """
+        for due, _, pending in self._pending:
+            if pending is job:
+                return due if not job.when or due > job.when else 0.0
+        return 0.0
 
     def _waitingFor(self, jobs: List[Job]) -> Dict[Peer, None]:
         """
@@ -1224,6 +1269,25 @@ class JobServer:
             lambda f: self.log.failure("Persistent queue could not forget {count} jobs", f, count=len(batch)),
         )
 
+    def restoreJobs(self, records: List[QueuedJob]) -> None:
+        """
+        Rebuild the background jobs replayed from the persistent queue, in
+        key order.  Of the records of one function with one unique key only
+        the newest is a live job: a submission with the key of a live job
+        joins it, so the older ones are jobs that ended before the crash
+        could forget them, and are forgotten now.
+        """
+        newest: Dict[Tuple[bytes, bytes], int] = {}
+        for index, record in enumerate(records):
+            if record.unique:
+                newest[(record.function, _restoredKey(record))] = index
+        for index, record in enumerate(records):
+            if record.unique and newest[(record.function, _restoredKey(record))] != index:
+                if self.queue is not None:
+                    self._forget(record.key)
+                continue
+            self.restore(record)
+
     def restore(self, record: QueuedJob) -> Job:
         """
         Rebuild a background job replayed from the persistent queue; it
@@ -1233,7 +1297,7 @@ class JobServer:
         self._lastKey = max(self._lastKey, record.key)
         key: Optional[bytes] = None
         if record.unique:
-            key = b"-\0" + record.data if record.unique == b"-" else record.unique
+            key = _restoredKey(record)
             existing = function.uniques.get(key)
             if existing is not None:
                 existing.background = True
@@ -1260,8 +1324,15 @@ class JobServer:
 
         @raise QueueError: a record is not a dead letter.
         """
-        letters = sorted((DeadLetter.decode(value) for _, value in records), key=lambda letter: letter.ident)
-        for letter in letters:
+        letters = []
+        for ident, value in records:
+            if ident == _LAST_IDENT:
+                if not value.isdigit():
+                    raise QueueError("corrupt dead letter record (the last number)")
+                self.deadLetters.reserve(int(value))
+            else:
+                letters.append(DeadLetter.decode(value))
+        for letter in sorted(letters, key=lambda letter: letter.ident):
             self.deadLetters.add(letter, None)
 
     def _attach(self, peer: Peer, job: Job) -> None:
@@ -1507,6 +1578,17 @@ class JobServer:
         self.jobs.pop(job.handle, None)
         if job.queueKey is not None:
             self._unstore(job)
+        if self._lettersOfJobs:
+            letters = self._lettersOfJobs.pop(job, None)
+            if letters:
+                self._dropLetters(job.function.name, letters)
+
+    def _dropWhenEnded(self, job: Job, letter: DeadLetter) -> None:
+        """
+        Forget C{letter}'s record in the persistent queue once C{job} (a
+        job the queue does not store, which runs it again) has ended.
+        """
+        self._lettersOfJobs.setdefault(job, []).append(letter)
 
     # Requeue (3.7)
 
@@ -1771,7 +1853,9 @@ class JobServer:
         assert self.queue is not None
         d = self.queue.keep(
             DEAD_LETTERS,
-            [(b"%d" % (letter.ident,), letter.encode())],
+            # And the highest number given, so that a restart never gives
+            # a purged letter's number again.
+            [(b"%d" % (letter.ident,), letter.encode()), (_LAST_IDENT, b"%d" % (self.deadLetters.lastIdent,))],
             [] if key is None else [key],
             [b"%d" % (old.ident,) for old in dropped],
         )

@@ -179,6 +179,11 @@ class GearmanServerProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self._closing:
             return
+        fence = self.factory.fence
+        if fence is not None and not fence():
+            # A standby's lease may be lost: serve nothing more.
+            self.close()
+            return
         self.received += len(data)
         if self._listing is not None:
             # Read before reading paused: parsed once the listing is sent.

@@ -164,6 +164,9 @@ class GearmanService(Service):
         self._draining = False
         self._whenStopped: List[Deferred[None]] = []
         self._privileged = False
+        #: Whether stopping closes the persistent queue (a standby closes
+        #: it itself, after giving its lease up).
+        self.ownsQueue = True
 
     def privilegedStartService(self) -> None:
         """
@@ -202,8 +205,7 @@ class GearmanService(Service):
         server.restorePolicyChanges(await queue.kept(POLICY_CHANGES))
         # Before the jobs, which get handles numbered above the results'.
         server.restoreResults(await queue.kept(RESULTS))
-        for record in records:
-            server.restore(record)
+        server.restoreJobs(records)
         server.restoreDeadLetters(await queue.kept(DEAD_LETTERS))
         self.log.info(
             "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
@@ -343,7 +345,7 @@ class GearmanService(Service):
 
     def _closeQueue(self) -> Deferred[None]:
         queue = self.factory.server.queue
-        if queue is None:
+        if queue is None or not self.ownsQueue:
             return succeed(None)
         d = queue.close()
         d.addErrback(lambda f: self.log.failure("Closing the persistent queue failed", f))
@@ -356,6 +358,19 @@ class GearmanService(Service):
             if protocol.transport is not None:
                 protocol.close()
         return self._within(self.factory.whenNoConnections, CLOSE_TIMEOUT)
+
+    def fence(self) -> None:
+        """
+        Stop serving at once, for a standby that may have lost its lease:
+        close the listeners and every connection, without draining.
+        """
+        self._stopListening()
+        for protocol in list(self.factory.connections):
+            transport = protocol.transport
+            if transport is not None:
+                # TCP and TLS transports can abort (ITCPTransport).
+                abort = getattr(transport, "abortConnection", transport.loseConnection)
+                abort()
 
     def shutdown(self, graceful: bool) -> None:
         """

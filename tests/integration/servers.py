@@ -104,7 +104,7 @@ class ServerProcess:
     @ivar name: C{"gearman_tw"} or C{"gearmand"}.
     """
 
-    def __init__(self, name: str, argv: List[str], port: int, logPath: str) -> None:
+    def __init__(self, name: str, argv: List[str], port: int, logPath: str, wait: bool = True) -> None:
         self.name = name
         self.port = port
         self.logPath = logPath
@@ -113,6 +113,8 @@ class ServerProcess:
         self.process = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
+        if not wait:
+            return
         try:
             waitForPort(port, self.process)
         except BaseException:
@@ -151,14 +153,14 @@ class ServerProcess:
             return f.read().decode("utf-8", "replace")
 
 
-def _start(name: str, argvForPort, testCase, tries: int = 3) -> ServerProcess:
+def _start(name: str, argvForPort, testCase, tries: int = 3, wait: bool = True) -> ServerProcess:
     directory = tempfile.mkdtemp(prefix="gearman-test-")
     last: Optional[BaseException] = None
     for attempt in range(tries):
         port = freePort()
         try:
             server = ServerProcess(
-                name, argvForPort(port, directory), port, os.path.join(directory, "log.%d" % attempt)
+                name, argvForPort(port, directory), port, os.path.join(directory, "log.%d" % attempt), wait
             )
         except AssertionError as e:
             last = e
@@ -183,7 +185,11 @@ def twistdArgv(*args: str, twistd: Sequence[str] = ()) -> List[str]:
 
 
 def startOurs(
-    testCase=None, *args: str, python: Optional[str] = None, twistdOptions: Sequence[str] = ()
+    testCase=None,
+    *args: str,
+    python: Optional[str] = None,
+    twistdOptions: Sequence[str] = (),
+    wait: bool = True,
 ) -> ServerProcess:
     """
     Start C{twistd -n gearman} from this tree with extra C{args}; stopped at
@@ -191,6 +197,7 @@ def startOurs(
 
     @param python: the interpreter to run it with; this one by default.
     @param twistdOptions: twistd's own options, before C{gearman}.
+    @param wait: wait until it listens (not for a standby, which does not).
     """
 
     def argv(port: int, directory: str) -> List[str]:
@@ -207,7 +214,7 @@ def startOurs(
             twistd=(python, "-c", RUN_TWISTD) if python else (),
         )
 
-    return _start("gearman_tw", argv, testCase)
+    return _start("gearman_tw", argv, testCase, wait=wait)
 
 
 def startGearmand(testCase=None, *args: str) -> ServerProcess:
