@@ -270,8 +270,9 @@ class Options(usage.Options):
             "queue",
             "q",
             "memory",
-            "Persistent queue for background jobs: memory, sqlite:PATH or "
-            "redis://HOST:PORT/DB?namespace=NAME.",
+            "Persistent queue for background jobs: memory, sqlite:PATH, "
+            "redis://HOST:PORT/DB?namespace=NAME, postgresql://USER:PASSWORD@HOST:PORT/DB or "
+            "mysql://USER:PASSWORD@HOST:PORT/DB.",
         ],
         [
             "lease-time",
@@ -488,7 +489,7 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
         if self["standby"] and not hasattr(queue, "lease"):
             raise usage.UsageError(
-                "--standby needs a queue the servers share (redis://), not %s"
+                "--standby needs a queue that holds a lease the servers share (redis://), not %s"
                 % (getattr(queue, "name", self["queue"]),)
             )
         if not 0.1 <= self["lease-time"] <= 3600:

@@ -647,7 +647,7 @@ class QueueFromURLTests(SynchronousTestCase):
         """
         Unknown schemes and malformed URLs are QueueErrors.
         """
-        for url in ("mysql://x", "sqlite:", "redis://h/notanumber"):
+        for url in ("ftp://x", "mysql://x", "sqlite:", "redis://h/notanumber"):
             self.assertRaises(QueueError, queueFromURL, url)
 
 

@@ -4,7 +4,11 @@ Persistent queues for background jobs, chosen by URL:
 
   - C{memory} (the default): nothing persisted, as gearmand's builtin queue;
   - C{sqlite:PATH}: an embedded SQLite database (WAL, group commit);
-  - C{redis://HOST:PORT/DB?namespace=NAME}: Redis, via txredisapi.
+  - C{redis://HOST:PORT/DB?namespace=NAME}: Redis, via txredisapi;
+  - C{postgresql://USER:PASSWORD@HOST:PORT/DB?table=NAME}: PostgreSQL, via
+    psycopg;
+  - C{mysql://USER:PASSWORD@HOST:PORT/DB?table=NAME}: MySQL or MariaDB, via
+    PyMySQL.
 """
 
 from __future__ import annotations
@@ -92,7 +96,17 @@ def queueFromURL(url: Optional[str], reactor: Any = None) -> Any:
             namespace=query.get("namespace", ["gearman"])[0],
             reactor=reactor,
         )
-    raise QueueError("unknown queue %r: use memory, sqlite:PATH or redis://HOST:PORT/DB" % (url,))
+    if url.startswith(("postgresql://", "postgres://")):
+        from gearman_tw.queues.postgresql import PostgreSQLQueue
+
+        return PostgreSQLQueue.fromURL(url, reactor=reactor)
+    if url.startswith(("mysql://", "mariadb://")):
+        from gearman_tw.queues.mysql import MySQLQueue
+
+        return MySQLQueue.fromURL(url, reactor=reactor)
+    raise QueueError(
+        "unknown queue %r: use memory, sqlite:PATH, redis://HOST:PORT/DB, postgresql://... or mysql://..." % (url,)
+    )
 
 
 class DeleteRetries:

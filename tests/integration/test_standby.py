@@ -182,4 +182,4 @@ class StandbyProcessTests(SynchronousTestCase):
             env=dict(os.environ, PYTHONPATH=REPO),
         )
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn(b"--standby needs a queue the servers share", result.stderr + result.stdout)
+        self.assertIn(b"--standby needs a queue that holds a lease the servers share", result.stderr + result.stdout)
