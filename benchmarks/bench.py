@@ -6,6 +6,7 @@ machine, every result verified.
     python benchmarks/bench.py --runs 5 submit drain
     python benchmarks/bench.py --quick         # smaller counts, one run
     python benchmarks/bench.py --cold          # no warm-up run first
+    python benchmarks/bench.py queues          # persistent queues: submit, drain
 
 The load of the throughput scenarios (submit, drain, foreground,
 libgearman, echo1m) comes from a load generator in C, benchmarks/loadgen.c,
@@ -35,7 +36,7 @@ import struct
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, cast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -327,20 +328,28 @@ class LoadGenerator:
                 stream.close()
 
 
-def runLoad(port: int, stats: ServerStats, mode: str, **options: object) -> Dict[str, float]:
+def runLoad(
+    port: int, stats: ServerStats, mode: str, database: Optional[ServerStats] = None, **options: object
+) -> Dict[str, float]:
     """
     Run the load generator in C{mode} with C{options} and measure: jobs per
     second, the server's CPU time per job (all, user, system) and its share
     of a core, the load's CPU time per job (all, user) and its share of a
     core, and latency percentiles where the mode has them.
+
+    @param database: the database server the server's queue uses, if any:
+        its CPU time per job too.
     """
-    load = LoadGenerator(mode, port, **options)
+    load = LoadGenerator(mode, port, 300, **options)
     try:
         load.ready()
         before = stats.times()
+        databaseBefore = database.times() if database is not None else (0.0, 0.0)
         load.go()
         result = load.result()
         serverCPU = stats.perJob(before, int(result["jobs"]))
+        if database is not None:
+            serverCPU["database CPU us/job"] = (sum(database.times()) - sum(databaseBefore)) / result["jobs"] * 1e6
         load.finish()
     finally:
         load.close()
@@ -374,7 +383,7 @@ def _sleepers(port: int, function: bytes, count: int, ready, quit) -> None:
     ready.put(True)
     while quit.empty():
         for key, _ in selector.select(0.05):
-            sock = key.fileobj
+            sock = cast(socket.socket, key.fileobj)
             try:
                 data = sock.recv(1 << 16)
             except BlockingIOError:
@@ -495,7 +504,8 @@ def scenarioWakeup(port: int, stats: ServerStats, scale: float) -> Dict[str, flo
     One job submitted while 5,000 workers sleep: submit to result.
     """
     count = 5000 if scale >= 1 else 1000
-    ready, quit = multiprocessing.Queue(), multiprocessing.Queue()
+    ready: "multiprocessing.Queue[bool]" = multiprocessing.Queue()
+    quit: "multiprocessing.Queue[bool]" = multiprocessing.Queue()
     sleepers = spawn(_sleepers, port, b"wake", count, ready, quit)
     waitReady(ready, "wakeup: %d sleeping workers" % (count,))
     deadline = time.monotonic() + 60
@@ -555,7 +565,8 @@ def scenarioConnections(port: int, stats: ServerStats, scale: float) -> Dict[str
     """
     connections = 5000 if scale >= 1 else 1000
     before = stats.rss()
-    ready, quit = multiprocessing.Queue(), multiprocessing.Queue()
+    ready: "multiprocessing.Queue[bool]" = multiprocessing.Queue()
+    quit: "multiprocessing.Queue[bool]" = multiprocessing.Queue()
     idle = spawn(_idle, port, connections, ready, quit)
     waitReady(ready, "connections: %d idle workers" % (connections,))
     deadline = time.monotonic() + 60
@@ -618,54 +629,454 @@ def runScenario(name: str, server: str, scale: float, python: Optional[str], war
         process.stop()
 
 
-def queueBenchmark(runs: int, scale: float, python: Optional[str]) -> None:
+# The persistent queues: `bench.py queues`.
+
+
+def descendants(pid: int) -> List[int]:
     """
-    Background submit throughput with each persistent queue, ours and
-    gearmand's, in the same run.
+    The processes started by C{pid}, and by them, and so on (a database
+    server's workers: PostgreSQL's backends), from /proc.
+    """
+    parents: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % (entry,), "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+class ProcessTreeStats(ServerStats):
+    """
+    CPU seconds of a process and all its descendants (those alive when
+    read: a database server's connections outlive a measurement).
+    """
+
+    def times(self) -> Tuple[float, float]:
+        user = system = 0.0
+        for pid in [self.pid, *descendants(self.pid)]:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            user += int(fields[11]) / self.tick
+            system += int(fields[12]) / self.tick
+        return user, system
+
+
+class QueueSetup:
+    """
+    One job server with one persistent queue, as the queue benchmark runs
+    it.
+
+    @ivar name: what the table calls it, e.g. C{"gearmand libsqlite3"}.
+    @ivar server: C{"gearmand"} or C{"ours"}.
+    @ivar database: the database server it needs (a key of the servers
+        L{startDatabases} gives), or L{None}.
+    @ivar durability: what makes a job stored before its JOB_CREATED, for
+        the table.
+    @ivar perCommit: whether it commits each job on its own (gearmand's
+        queues), so that a run gets L{SLOW_JOBS} jobs, not L{FAST_JOBS}.
+    @ivar arguments: its command-line options, given the database servers,
+        a directory of its own and a tag unique to the run and phase.
+    @ivar unique: whether its load gives each job a unique key of its own:
+        gearmand's libpq, MySQL and redis queues key their jobs by unique
+        key and function, so they cannot hold two jobs with the empty key.
+        (Only there: gearmand's unique-key table slows as it fills, 24,000
+        submissions/s at 200,000 queued jobs against 850,000 without keys.)
+    @ivar plugin: the name of the gearmand queue plugin it needs.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        server: str,
+        durability: str,
+        arguments: Callable[[Dict[str, object], str, str], List[str]],
+        database: Optional[str] = None,
+        perCommit: bool = False,
+        plugin: Optional[str] = None,
+        unique: bool = False,
+    ) -> None:
+        self.name = name
+        self.server = server
+        self.durability = durability
+        self.arguments = arguments
+        self.database = database
+        self.perCommit = perCommit
+        self.plugin = plugin
+        self.unique = unique
+
+
+def _redisPort(servers: Dict[str, object]) -> int:
+    return servers["redis"].port  # type: ignore[attr-defined, no-any-return]
+
+
+def _postgres(servers: Dict[str, object]) -> object:
+    return servers["postgresql"]
+
+
+def _mysql(servers: Dict[str, object]) -> object:
+    return servers["mysql"]
+
+
+def _gearmandPostgres(servers: Dict[str, object], directory: str, tag: str) -> List[str]:
+    server = servers["postgresql"]
+    conninfo = "host=127.0.0.1 port=%d user=gearman dbname=gearman" % (server.port,)  # type: ignore[attr-defined]
+    return ["-q", "Postgres", "--libpq-conninfo", conninfo, "--libpq-table", "gd_" + tag]
+
+
+def _gearmandRedis(servers: Dict[str, object], directory: str, tag: str) -> List[str]:
+    port = str(_redisPort(servers))
+    return ["-q", "redis", "--redis-server", "127.0.0.1", "--redis-port", port, "--redis-prefix", "gd_%s_" % (tag,)]
+
+
+def _gearmandMySQL(servers: Dict[str, object], directory: str, tag: str) -> List[str]:
+    from tests import mysqlserver
+
+    server = servers["mysql"]
+    return [
+        "-q", "MySQL",
+        "--mysql-host", "127.0.0.1",
+        "--mysql-port", str(server.port),  # type: ignore[attr-defined]
+        "--mysql-user", mysqlserver.USER,
+        "--mysql-password", mysqlserver.PASSWORD,
+        "--mysql-db", mysqlserver.DATABASE,
+        "--mysql-table", "gd_" + tag,
+    ]  # fmt: skip
+
+
+#: Background submit and drain jobs per run for our queues and gearmand's
+#: builtin one (as the submit and drain scenarios), at scale 1.
+FAST_JOBS = (200000, 100000)
+
+#: The same for gearmand's persistent queues, which commit every job on
+#: its own (one fsync each): a few hundred to a few thousand jobs/s.
+SLOW_JOBS = (1000, 1000)
+
+SQLITE_DURABILITY = "synchronous=FULL (fsync per commit)"
+REDIS_DURABILITY = "appendonly, appendfsync always"
+POSTGRES_DURABILITY = "fsync on, synchronous_commit on"
+MYSQL_DURABILITY = "InnoDB, innodb_flush_log_at_trx_commit=1"
+
+QUEUE_SETUPS = [
+    QueueSetup("gearmand builtin", "gearmand", "none (memory)", lambda s, d, t: []),
+    QueueSetup(
+        "gearmand libsqlite3",
+        "gearmand",
+        SQLITE_DURABILITY + ", rollback journal",
+        lambda s, d, t: ["-q", "libsqlite3", "--libsqlite3-db", os.path.join(d, "gearmand.db")],
+        perCommit=True,
+        plugin="libsqlite3",
+    ),
+    QueueSetup(
+        "gearmand Postgres",
+        "gearmand",
+        POSTGRES_DURABILITY,
+        _gearmandPostgres,
+        database="postgresql",
+        perCommit=True,
+        plugin="Postgres",
+        unique=True,
+    ),
+    QueueSetup(
+        "gearmand MySQL",
+        "gearmand",
+        MYSQL_DURABILITY,
+        _gearmandMySQL,
+        database="mysql",
+        perCommit=True,
+        plugin="MySQL",
+        unique=True,
+    ),
+    QueueSetup(
+        "gearmand redis",
+        "gearmand",
+        REDIS_DURABILITY,
+        _gearmandRedis,
+        database="redis",
+        perCommit=True,
+        plugin="redis",
+        unique=True,
+    ),
+    QueueSetup("gearman_tw memory", "ours", "none (memory)", lambda s, d, t: []),
+    QueueSetup(
+        "gearman_tw sqlite",
+        "ours",
+        SQLITE_DURABILITY + ", WAL",
+        lambda s, d, t: ["--queue", "sqlite:" + os.path.join(d, "ours.db")],
+    ),
+    QueueSetup(
+        "gearman_tw redis",
+        "ours",
+        REDIS_DURABILITY,
+        lambda s, d, t: ["--queue", "redis://127.0.0.1:%d/0?namespace=bench_%s" % (_redisPort(s), t)],
+        database="redis",
+    ),
+    QueueSetup(
+        "gearman_tw postgresql",
+        "ours",
+        POSTGRES_DURABILITY,
+        lambda s, d, t: ["--queue", _postgres(s).url(table="ours_" + t, gearmand_table="")],  # type: ignore[attr-defined]
+        database="postgresql",
+    ),
+    QueueSetup(
+        "gearman_tw mysql",
+        "ours",
+        MYSQL_DURABILITY,
+        lambda s, d, t: ["--queue", _mysql(s).url(table="ours_" + t)],  # type: ignore[attr-defined]
+        database="mysql",
+    ),
+]
+
+#: The baselines of the ratios.
+GEARMAND_SQLITE, OURS_MEMORY = "gearmand libsqlite3", "gearman_tw memory"
+
+
+def gearmandQueues() -> List[str]:
+    """
+    The persistent queue plugins this machine's gearmand was built with:
+    those whose option sections C{gearmand --help} shows.
+    """
+    from tests.integration.servers import GEARMAND
+
+    result = subprocess.run([GEARMAND, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    sections = {line.strip()[:-1] for line in result.stdout.decode(errors="replace").splitlines() if line.endswith(":")}
+    return [name for name in ("libsqlite3", "Postgres", "MySQL", "redis") if name in sections]
+
+
+def startDatabases(needed: List[str]) -> Tuple[Dict[str, object], Dict[str, str]]:
+    """
+    Start a throwaway server (tests/*server.py: temporary directory, free
+    loopback port, durable settings) for each database in C{needed}.
+
+    @return: the servers by name, and why each one that could not start
+        did not.
+    """
+    from twisted.trial.unittest import SkipTest
+
+    servers: Dict[str, object] = {}
+    missing: Dict[str, str] = {}
+    for name in needed:
+        try:
+            if name == "redis":
+                from tests.redisserver import RedisServer
+
+                servers[name] = RedisServer()
+            elif name == "postgresql":
+                from tests.pgserver import PostgresServer
+
+                servers[name] = PostgresServer()
+            elif name == "mysql":
+                from tests.mysqlserver import MariaDBServer
+
+                servers[name] = MariaDBServer()
+        except (SkipTest, AssertionError, ImportError) as e:
+            missing[name] = str(e)
+    return servers, missing
+
+
+def databaseProcess(server: object) -> Optional[int]:
+    """
+    The pid of a database server from L{startDatabases}.
+    """
+    process = getattr(server, "process", None)
+    return process.pid if process is not None else None
+
+
+def measureQueue(
+    port: int,
+    stats: ServerStats,
+    database: Optional[ServerStats],
+    phase: str,
+    jobs: int,
+    function: str,
+    unique: bool = False,
+) -> Dict[str, float]:
+    """
+    One measured phase on a fresh server: C{"submit"} (4 clients pipelining
+    100-byte background jobs, 500 at a time: a JOB_CREATED means the job is
+    stored) or C{"drain"} (8 workers taking and completing C{jobs} jobs
+    queued, and stored, before the measurement), checked as the submit and
+    drain scenarios check theirs.  With C{unique} each job has a unique key
+    of its own (C{loadgen --unique}).
+    """
+    if phase == "submit":
+        clients = 4
+        metrics = runLoad(
+            port, stats, "submit", database=database, function=function, clients=clients, jobs=jobs // clients,
+            size=100, window=500, unique=int(unique),
+        )  # fmt: skip
+        queued = statusOf(port, function.encode())[0]
+        if queued != jobs // clients * clients:
+            raise AssertionError("submit: the server has %d of %d jobs queued" % (queued, jobs))
+    else:
+        metrics = runLoad(
+            port, stats, "drain", database=database, function=function, workers=8, jobs=jobs, size=100,
+            unique=int(unique),
+        )  # fmt: skip
+        left = statusOf(port, function.encode())
+        if left[:2] != (0, 0):
+            raise AssertionError("drain: %d jobs still queued, %d running" % left[:2])
+    return metrics
+
+
+#: What the queue table shows of each phase.
+QUEUE_METRICS = (
+    "jobs/s",
+    "server CPU us/job",
+    "server user CPU us/job",
+    "database CPU us/job",
+    "load CPU us/job",
+    "load user CPU us/job",
+    "server share of a core",
+)
+
+
+def queueBenchmark(runs: int, scale: float, python: Optional[str]) -> Dict[str, Dict[str, List[float]]]:
+    """
+    Background submit and drain throughput with every persistent queue,
+    ours and gearmand's (those it was built with), in the same run; each
+    phase on a fresh server, configurations taken in turn within each run.
+    Prints a table: medians, ratios to gearmand's libsqlite3 queue and to
+    our memory queue, CPU per job of the server, of the database server
+    and of the load.
+
+    @return: each configuration's figures per run, by C{"phase metric"}.
     """
     import shutil
     import tempfile
 
-    from tests.redisserver import RedisServer
-
-    redis = RedisServer()
+    plugins = gearmandQueues()
+    setups = [s for s in QUEUE_SETUPS if s.plugin is None or s.plugin in plugins]
+    for setup in QUEUE_SETUPS:
+        if setup not in setups:
+            print("%s: left out, gearmand has no %s queue" % (setup.name, setup.plugin), flush=True)
+    servers, missing = startDatabases(sorted({s.database for s in setups if s.database}))
+    for name, reason in missing.items():
+        print("%s: not installed, its queues left out (%s)" % (name, reason), flush=True)
+    setups = [s for s in setups if s.database is None or s.database in servers]
     directory = tempfile.mkdtemp(prefix="bench-queue-")
-    configurations = [
-        ("gearmand builtin", "gearmand", ()),
-        ("gearmand libsqlite3", "gearmand", ("-q", "libsqlite3", "--libsqlite3-db", "{dir}/gearmand.db")),
-        ("gearman_tw memory", "ours", ()),
-        ("gearman_tw sqlite", "ours", ("--queue", "sqlite:{dir}/ours.db")),
-        ("gearman_tw redis", "ours", ("--queue", "redis://127.0.0.1:%d/0?namespace=bench{run}" % redis.port)),
-    ]
-    results: Dict[str, List[float]] = {}
+    results: Dict[str, Dict[str, List[float]]] = {}
     try:
         for run in range(runs):
-            for name, server, args in configurations:
-                runDirectory = os.path.join(directory, "%s-%d" % (name.replace(" ", "-"), run))
-                os.makedirs(runDirectory)
-                formatted = [a.format(dir=runDirectory, run=run) for a in args]
-                if server == "gearmand":
-                    process = startGearmand(None, *formatted)
-                else:
-                    process = startOurs(None, *formatted, python=python)
-                try:
-                    value = scenarioSubmit(process.port, ServerStats(process.pid), scale)["jobs/s"]
-                finally:
-                    process.stop()
-                results.setdefault(name, []).append(value)
-                print("%-22s run %d: %10.0f jobs/s" % (name, run + 1, value), flush=True)
+            for setup in setups:
+                for phase, fast, slow in zip(("submit", "drain"), FAST_JOBS, SLOW_JOBS):
+                    jobs = max(100, int((slow if setup.perCommit else fast) * scale))
+                    tag = "r%d_%s" % (run + 1, phase)
+                    runDirectory = os.path.join(directory, "%s-%s" % (setup.name.replace(" ", "-"), tag))
+                    os.makedirs(runDirectory)
+                    arguments = setup.arguments(servers, runDirectory, tag)
+                    if setup.server == "gearmand":
+                        process = startGearmand(None, *arguments)
+                    else:
+                        process = startOurs(None, *arguments, python=python)
+                    database = None
+                    if setup.database is not None:
+                        pid = databaseProcess(servers[setup.database])
+                        database = ProcessTreeStats(pid) if pid is not None else None
+                    try:
+                        metrics = measureQueue(
+                            process.port, ServerStats(process.pid), database, phase, jobs, phase, setup.unique
+                        )
+                    finally:
+                        process.stop()
+                    figures = results.setdefault(setup.name, {})
+                    figures.setdefault(phase + " jobs", []).append(jobs)
+                    for metric in QUEUE_METRICS:
+                        if metric in metrics:
+                            figures.setdefault("%s %s" % (phase, metric), []).append(metrics[metric])
+                    print(
+                        "%-22s run %d %-6s %7d jobs %10.0f jobs/s  server %.2f us/job%s  load %.2f us/job"
+                        % (
+                            setup.name, run + 1, phase, jobs, metrics["jobs/s"], metrics["server CPU us/job"],
+                            "  database %.2f us/job" % metrics["database CPU us/job"] if database else "",
+                            metrics["load CPU us/job"],
+                        ),
+                        flush=True,
+                    )  # fmt: skip
     finally:
-        redis.stop()
+        for server in servers.values():
+            server.stop()  # type: ignore[attr-defined]
         shutil.rmtree(directory, ignore_errors=True)
-    memory = statistics.median(results["gearman_tw memory"])
-    # Runs are taken back to back, so a ratio within one run is the least
-    # disturbed by a noisy machine; both medians are shown.
-    print("\n| queue | background submit jobs/s | vs gearman_tw memory | same-run ratio, median |")
-    print("|---|---|---|---|")
-    for name, _, _ in configurations:
-        value = statistics.median(results[name])
-        ratios = [ours / base for ours, base in zip(results[name], results["gearman_tw memory"])]
-        print("| %s | %.0f | %.2f | %.2f |" % (name, value, value / memory, statistics.median(ratios)))
+    print()
+    for line in queueTable(setups, results, runs, scale):
+        print(line)
+    return results
+
+
+def queueTable(
+    setups: List[QueueSetup], results: Dict[str, Dict[str, List[float]]], runs: int, scale: float
+) -> List[str]:
+    """
+    The queue benchmark's table, in Markdown, from its figures per run.
+    Each ratio is of the medians; in brackets, the median of the ratios
+    within each run (taken minutes apart at most, so the least disturbed
+    by a machine whose speed drifts).
+    """
+
+    def median(name: str, key: str) -> Optional[float]:
+        values = results.get(name, {}).get(key)
+        return statistics.median(values) if values else None
+
+    def ratio(name: str, base: str, phase: str) -> str:
+        mine, theirs = median(name, phase + " jobs/s"), median(base, phase + " jobs/s")
+        if mine is None or not theirs:
+            return "-"
+        withinRuns = statistics.median(
+            a / b for a, b in zip(results[name][phase + " jobs/s"], results[base][phase + " jobs/s"])
+        )
+        shown = "{:,.0f}".format(mine / theirs) if mine / theirs >= 10 else "%.2f" % (mine / theirs,)
+        return "%s (%.2f)" % (shown, withinRuns) if base == OURS_MEMORY else shown
+
+    def pair(name: str, metric: str, user: Optional[str] = None) -> str:
+        shown = []
+        for phase in ("submit", "drain"):
+            value = median(name, "%s %s" % (phase, metric))
+            if value is None:
+                shown.append("-")
+                continue
+            part = median(name, "%s %s" % (phase, user)) if user else None
+            shown.append("%.2f" % value + (" (%.2f)" % part if part is not None else ""))
+        return " / ".join(shown)
+
+    lines = [
+        "| queue | durability | jobs per run, submit / drain | submit jobs/s | vs gearmand libsqlite3 "
+        "| vs gearman_tw memory | drain jobs/s | vs gearmand libsqlite3 | vs gearman_tw memory "
+        "| server CPU us/job (user), submit / drain | database server CPU us/job | load CPU us/job (user) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for setup in setups:
+        name = setup.name
+        jobs = " / ".join("{:,}".format(int(median(name, p + " jobs") or 0)) for p in ("submit", "drain"))
+        lines.append(
+            "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+            % (
+                name, setup.durability, jobs,
+                "{:,.0f}".format(median(name, "submit jobs/s") or 0), ratio(name, GEARMAND_SQLITE, "submit"),
+                ratio(name, OURS_MEMORY, "submit"),
+                "{:,.0f}".format(median(name, "drain jobs/s") or 0), ratio(name, GEARMAND_SQLITE, "drain"),
+                ratio(name, OURS_MEMORY, "drain"),
+                pair(name, "server CPU us/job", "server user CPU us/job"),
+                pair(name, "database CPU us/job") if setup.database else "-",
+                pair(name, "load CPU us/job", "load user CPU us/job"),
+            )
+        )  # fmt: skip
+    lines.append(
+        "\nmedians of %d run(s), scale %.2f, no warm-up; each phase on a fresh server and a fresh table; "
+        "vs gearman_tw memory: ratio of the medians (median of the ratios within each run)" % (runs, scale)
+    )
+    return lines
 
 
 def main(argv: List[str]) -> int:

@@ -11,6 +11,10 @@
  *               jobs (SUBMIT_JOB_BG) of --size bytes, --window at a time
  *               (the next window once all of one is answered).  Every
  *               submission must get a JOB_CREATED, every handle new.
+ *               With --unique 1 each job (here and in drain) has its own
+ *               unique key, its number: gearmand's libpq, MySQL and redis
+ *               queues key their rows by unique key and function, so they
+ *               cannot store two jobs with the empty one.
  *   drain       first (unmeasured) queues --jobs background jobs, each with
  *               its own number in its data; then --workers connections
  *               GRAB_JOB_UNIQ / WORK_COMPLETE until NO_JOB.  Every job
@@ -78,6 +82,8 @@ enum role { CLIENT, WORKER, SUBMITTER, DRAINER };
 /* Each job's data starts with its identity, fixed width: "%c%08x:%08x:". */
 #define TAG 19
 #define FILL 'y'
+/* --unique: each background job's unique key is its number, "%016llx". */
+#define UNIQUE 16
 
 struct conn {
     int fd;
@@ -114,6 +120,7 @@ static size_t size = 100;
 static uint64_t window = 500;
 static double timeout = 300;
 static uint64_t corrupt;
+static int unique;
 
 /* State. */
 static int epfd;
@@ -350,15 +357,22 @@ static uint64_t hashOf(const unsigned char *p, size_t len) {
 /* Queue up to `want` more submissions on c. */
 static void submitMore(struct conn *c, uint64_t want) {
     uint64_t batch = c->total - c->sent < want ? c->total - c->sent : want;
-    size_t len = functionlen + 2 + size;
+    size_t uniquelen = unique ? UNIQUE : 0, len = functionlen + 2 + uniquelen + size;
     unsigned char *p = reserve(c, (HEADER + len) * batch);
     for (uint64_t i = 0; i < batch; i++) {
         unsigned char *q = header(p, SUBMIT_JOB_BG, len);
-        memcpy(q, function, functionlen);
-        q[functionlen] = q[functionlen + 1] = 0;
-        q += functionlen + 2;
-        memset(q, FILL, size);
         uint64_t number = c->first + c->sent + i;
+        memcpy(q, function, functionlen);
+        q += functionlen;
+        *q++ = 0;
+        if (unique) {
+            char key[UNIQUE + 1];
+            snprintf(key, sizeof key, "%016llx", (unsigned long long)number);
+            memcpy(q, key, UNIQUE);
+            q += UNIQUE;
+        }
+        *q++ = 0;
+        memset(q, FILL, size);
         /* Self-test for drain: job K carries job K-1's number. */
         if (corrupt && number == corrupt) number--;
         tag(q, 'd', 0, (uint32_t)number);
@@ -578,7 +592,7 @@ static int compareDoubles(const void *a, const void *b) {
 
 static void usage(void) {
     die("usage: loadgen submit|drain|foreground|libgearman --port PORT [--function NAME] [--clients N] "
-        "[--workers N] [--jobs N] [--size BYTES] [--window N] [--timeout SECONDS] [--corrupt K]");
+        "[--workers N] [--jobs N] [--size BYTES] [--window N] [--timeout SECONDS] [--corrupt K] [--unique 0|1]");
 }
 
 int main(int argc, char **argv) {
@@ -596,6 +610,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(name, "--window")) window = strtoull(value, NULL, 10);
         else if (!strcmp(name, "--timeout")) timeout = atof(value);
         else if (!strcmp(name, "--corrupt")) corrupt = strtoull(value, NULL, 10);
+        else if (!strcmp(name, "--unique")) unique = atoi(value);
         else usage();
     }
     int submit = !strcmp(mode, "submit"), drain = !strcmp(mode, "drain");

@@ -271,8 +271,8 @@ class Options(usage.Options):
             "q",
             "memory",
             "Persistent queue for background jobs: memory, sqlite:PATH, "
-            "redis://HOST:PORT/DB?namespace=NAME, postgresql://USER:PASSWORD@HOST:PORT/DB or "
-            "mysql://USER:PASSWORD@HOST:PORT/DB.",
+            "redis://HOST:PORT/DB?namespace=NAME, redis+sentinel://HOST:PORT,HOST:PORT/SERVICE/DB, "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB or mysql://USER:PASSWORD@HOST:PORT/DB.",
         ],
         [
             "lease-time",
@@ -489,7 +489,8 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
         if self["standby"] and not hasattr(queue, "lease"):
             raise usage.UsageError(
-                "--standby needs a queue that holds a lease the servers share (redis://), not %s"
+                "--standby needs a queue that holds a lease the servers share "
+                "(redis://, redis+sentinel://, postgresql://, mysql://), not %s"
                 % (getattr(queue, "name", self["queue"]),)
             )
         if not 0.1 <= self["lease-time"] <= 3600:

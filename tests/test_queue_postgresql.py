@@ -1,8 +1,9 @@
 """
 Tests for L{gearman_tw.queues.postgresql}: the persistent queue contract
 and PostgreSQL's own behaviour (gearmand's table taken over, reconnection,
-timeouts, withdrawals, refused deletes, names and data that are not SQL),
-against throwaway servers (L{tests.pgserver}).
+timeouts, withdrawals, refused deletes, names and data that are not SQL,
+a standby's lease and fenced writes), against throwaway servers
+(L{tests.pgserver}).
 """
 
 import time
@@ -13,10 +14,12 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from gearman_tw.errors import QueueError
-from gearman_tw.queues import QueuedJob, queueFromURL
-from gearman_tw.queues.postgresql import PostgreSQLQueue
+from gearman_tw.interfaces import ILease
+from gearman_tw.queues import FIRST_RETRY_DELAY, QueuedJob, queueFromURL
+from gearman_tw.queues.postgresql import FENCED, PostgreSQLLease, PostgreSQLQueue
 from tests.integration.servers import freePort
 from tests.pgserver import PostgresServer
 from tests.test_queues import PersistentQueueMixin, job
@@ -621,6 +624,238 @@ class PostgreSQLFaultTests(TestCase):
         self.assertLess(time.monotonic() - began, 5)
 
 
+class PostgreSQLLeaseTests(TestCase):
+    """
+    The lease of a standby (L{PostgreSQLQueue.lease}), and the fenced
+    writes of a queue that made one.
+    """
+
+    timeout = 120
+
+    def setUp(self):
+        self.pg = PostgresServer()
+        self.addCleanup(self.pg.stop)
+
+    def makeQueue(self, **query: str) -> PostgreSQLQueue:
+        queue = PostgreSQLQueue.fromURL(self.pg.url(**query), reactor=reactor)
+        self.addCleanup(queue.close)
+        return queue
+
+    @inlineCallbacks
+    def openQueue(self, **query: str):
+        queue = self.makeQueue(**query)
+        yield queue.open()
+        return queue
+
+    def leaseRow(self) -> List[Any]:
+        """
+        The holder of the lease and the seconds it has left, by the
+        database's clock.
+        """
+        return self.pg.execute("SELECT holder, extract(epoch FROM expires - clock_timestamp()) FROM gearman_tw_lease")
+
+    def snapshot(self) -> List[Any]:
+        """
+        Every row of the jobs and kept tables.
+        """
+        return self.pg.execute(
+            "SELECT key, function, unique_key, data, attempts, due FROM gearman_tw_jobs ORDER BY key"
+        ) + self.pg.execute("SELECT kind, ident, value FROM gearman_tw_kept ORDER BY kind, ident")
+
+    @inlineCallbacks
+    def test_oneHolder(self):
+        """
+        One holder at a time; it may renew and take it again; once released
+        (or expired, by the database's clock) another takes it, and a
+        renewal of an expired lease fails.
+        """
+        first, second = self.makeQueue(), self.makeQueue()
+        a, b = first.lease(b"a", 0.5), second.lease(b"b", 0.5)
+        self.assertIsInstance(a, PostgreSQLLease)
+        self.assertTrue(verifyObject(ILease, a))
+        self.assertEqual(a.ttl, 0.5)
+        self.assertTrue((yield a.acquire()))
+        self.assertFalse((yield b.acquire()))
+        self.assertTrue((yield a.renew()))
+        self.assertTrue((yield a.acquire()))
+        self.assertFalse((yield b.renew()))
+        yield b.release()
+        self.assertFalse((yield b.acquire()))
+        yield a.release()
+        self.assertEqual(self.pg.execute("SELECT count(*) FROM gearman_tw_lease"), [(0,)])
+        self.assertTrue((yield b.acquire()))
+        self.assertFalse((yield a.acquire()))
+        yield sleep(0.7)
+        self.assertFalse((yield b.renew()))
+        self.assertTrue((yield a.acquire()))
+        yield sleep(0.7)
+        # Its own, expired: taken again.
+        self.assertTrue((yield a.acquire()))
+        self.assertFalse((yield b.acquire()))
+
+    @inlineCallbacks
+    def test_leaseRow(self):
+        """
+        The lease is the one row of C{<table>_lease}, made by the first
+        acquire: the holder, and an expiry C{ttl} seconds after it was
+        taken or renewed by the database's clock.
+        """
+        queue = yield self.openQueue()
+        self.assertEqual(self.pg.execute("SELECT to_regclass('gearman_tw_lease')"), [(None,)])
+        lease = queue.lease(b"host:1:ab", 30)
+        self.assertTrue((yield lease.acquire()))
+        [(holder, left)] = self.leaseRow()
+        self.assertEqual(bytes(holder), b"host:1:ab")
+        self.assertTrue(29 < left <= 30, left)
+        self.pg.execute("UPDATE gearman_tw_lease SET expires = clock_timestamp() + interval '5 seconds'")
+        self.assertTrue((yield lease.renew()))
+        [(_, left)] = self.leaseRow()
+        self.assertTrue(29 < left <= 30, left)
+        from psycopg.errors import CheckViolation
+
+        with self.assertRaises(CheckViolation):
+            self.pg.execute("INSERT INTO gearman_tw_lease (id, holder, expires) VALUES (2, 'x', now())")
+
+    @inlineCallbacks
+    def test_acquireOpens(self):
+        """
+        acquire() opens the queue if it is not; opening it again (as the job
+        server then does) does nothing more.
+        """
+        queue = self.makeQueue()
+        lease = queue.lease(b"a", 30)
+        self.assertTrue((yield lease.acquire()))
+        self.assertEqual(self.pg.execute("SELECT to_regclass('gearman_tw_jobs') IS NOT NULL"), [(True,)])
+        opened = queue.open()
+        self.assertTrue(opened.called)
+        yield opened
+        yield queue.add(job(1))
+        self.assertEqual([j.key for j in (yield queue.replay())], [1])
+
+    @inlineCallbacks
+    def test_fencedWrites(self):
+        """
+        A queue that made a lease writes only while its holder holds it:
+        once it expired, or another server took it, every kind of write
+        (add, done, update, keep, a withdrawal, a retried delete) fails
+        with QueueError saying so, and changes nothing.
+        """
+        first, second = (yield self.openQueue()), (yield self.openQueue())
+        a, b = first.lease(b"a", 0.5), second.lease(b"b", 30)
+        self.assertTrue((yield a.acquire()))
+        yield first.addMany([job(1), job(2), job(3)])
+        yield first.done(1)
+        yield first.keep(b"dead", [(b"x", b"y")], [], [])
+        before = self.snapshot()
+        self.assertEqual(len(before), 3)
+        yield sleep(0.7)
+        # Expired, nobody else holds it yet.
+        failure = yield self.assertFailure(first.add(job(4)), QueueError)
+        self.assertEqual(str(failure), "postgresql add: " + FENCED)
+        self.assertTrue((yield b.acquire()))
+        # Another server holds it.
+        writes = [
+            first.add(job(5)),
+            first.addMany([job(6), job(7)]),
+            first.done(2),
+            first.doneMany([3]),
+            first.update([job(2, attempts=5, due=9.5)]),
+            first.keep(b"dead", [(b"2", b"letter")], [2], [b"x"]),
+            first._retryDeletes([3]),
+        ]
+        for d in writes:
+            failure = yield self.assertFailure(d, QueueError)
+            self.assertIn(FENCED, str(failure))
+        self.assertEqual(self.snapshot(), before)
+        # The failed deletes are kept, and their retries (the first after
+        # FIRST_RETRY_DELAY) fail too.
+        self.assertEqual(first.retries.count, 2)
+        yield sleep(FIRST_RETRY_DELAY + 0.3)
+        self.assertEqual((first.retries.count, first.retries._delay), (2, 2 * FIRST_RETRY_DELAY))
+        self.assertEqual(self.snapshot(), before)
+        # Reads are not fenced.
+        self.assertEqual([j.key for j in (yield first.replay())], [2, 3])
+        self.assertEqual((yield first.kept(b"dead")), [(b"x", b"y")])
+        # A lease made but never taken fences too.
+        yield second.add(job(8))
+        third = yield self.openQueue()
+        third.lease(b"c", 30)
+        yield self.assertFailure(third.add(job(9)), QueueError)
+        self.assertEqual([j.key for j in (yield second.replay())], [2, 3, 8])
+        self.flushLoggedErrors(QueueError)
+
+    @inlineCallbacks
+    def test_takerWaitsForWrites(self):
+        """
+        A write transaction that passed the fence holds the lease's row: a
+        server taking the expired lease waits for it to commit, and then
+        sees what it stored.
+        """
+        first, second = (yield self.openQueue()), (yield self.openQueue())
+        a, b = first.lease(b"a", 1), second.lease(b"b", 30)
+        self.assertTrue((yield a.acquire()))
+        self.pg.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN IF NEW.function = 'slow' THEN PERFORM pg_sleep(2); END IF; RETURN NULL; END $$"
+        )
+        self.pg.execute(
+            "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON gearman_tw_jobs DEFERRABLE INITIALLY DEFERRED"
+            " FOR EACH ROW EXECUTE FUNCTION slow()"
+        )
+        began = time.monotonic()
+        added = first.add(job(1, function=b"slow"))
+        yield sleep(1.2)
+        # Expired by now, but the add's transaction has not ended.
+        self.assertNoResult(added)
+        self.assertTrue((yield b.acquire()))
+        self.assertGreater(time.monotonic() - began, 1.9)
+        yield added
+        self.assertEqual([j.key for j in (yield second.replay())], [1])
+        yield self.assertFailure(first.add(job(2)), QueueError)
+        self.flushLoggedErrors(QueueError)
+
+    @inlineCallbacks
+    def test_unfencedUnchanged(self):
+        """
+        Without a lease, writes are not fenced: they neither look at nor
+        wait for the lease's row, even while another server holds it, and
+        make no lease table.
+        """
+        queue = yield self.openQueue()
+        yield queue.add(job(1))
+        self.assertEqual(self.pg.execute("SELECT to_regclass('gearman_tw_lease')"), [(None,)])
+        holder = self.makeQueue()
+        self.assertTrue((yield holder.lease(b"someone", 30).acquire()))
+        other = self.pg.connect()
+        self.addCleanup(other.close)
+        other.autocommit = False
+        other.execute("SELECT * FROM gearman_tw_lease FOR UPDATE")
+        yield queue.addMany([job(2), job(3)])
+        yield queue.done(1)
+        yield queue.update([job(2, attempts=1)])
+        yield queue.keep(b"k", [(b"i", b"v")], [3], [])
+        self.assertEqual((yield queue.replay()), [job(2, attempts=1)])
+        other.rollback()
+
+    @inlineCallbacks
+    def test_gearmandTableTakenByHolder(self):
+        """
+        With a lease, gearmand's table is taken over by the server that
+        takes the lease, not by a standby opening the queue.
+        """
+        with self.pg.connect() as connection:
+            connection.execute(GEARMAND_CREATE.format(table="queue"))
+            connection.execute(GEARMAND_INSERT.format(table="queue"), (1, "u", "f", b"old", 0))
+        first, second = self.makeQueue(), self.makeQueue()
+        a, b = first.lease(b"a", 30), second.lease(b"b", 30)
+        yield second.open()
+        self.assertEqual(self.pg.execute("SELECT count(*) FROM queue"), [(1,)])
+        self.assertTrue((yield a.acquire()))
+        self.assertFalse((yield b.acquire()))
+        self.assertEqual((yield first.replay()), [QueuedJob(b"f", 1, b"u", b"old", 1, 0)])
+        self.assertEqual(self.pg.execute("SELECT to_regclass('queue')"), [(None,)])
+
+
 class FromURLTests(SynchronousTestCase):
     """
     Tests for L{PostgreSQLQueue.fromURL}, and C{queueFromURL}'s use of it.
@@ -680,9 +915,19 @@ class FromURLTests(SynchronousTestCase):
                     continue
                 url = "postgresql://u:secret@h/db?%s=%s" % (parameter, name.replace(";", "%3B").replace(" ", "%20"))
                 self.assertIn("bad %s name" % (parameter,), self.assertRefused(url))
-        self.assertIn(
-            "one of the queue's own tables", self.assertRefused("postgresql://h/db?gearmand_table=gearman_tw_jobs")
-        )
+        for own in ("jobs", "kept", "lease"):
+            self.assertIn(
+                "one of the queue's own tables",
+                self.assertRefused("postgresql://h/db?gearmand_table=gearman_tw_" + own),
+            )
+
+    def test_longestTableName(self):
+        """
+        A table name leaves room for C{_lease}: 57 characters at most.
+        """
+        queue = queueFromURL("postgresql://h/db?table=" + "x" * 57, reactor)
+        self.assertEqual(len(queue.leaseTable), 63)
+        self.assertIn("bad table name", self.assertRefused("postgresql://h/db?table=" + "x" * 58))
 
     def test_badURLs(self):
         """

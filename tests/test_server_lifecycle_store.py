@@ -349,9 +349,9 @@ class LifecycleStoreTests(SynchronousTestCase):
 
     def test_newestOfOneUniqueRestored(self) -> None:
         """
-        Of replayed records with one unique key only the newest is a live
-        job (the older ended before the crash could forget it): the older
-        are forgotten.
+        Of replayed records with one unique key only the newest is the job
+        new submissions join; the older (whose end the crash kept from the
+        queue) run again once, without the key, rather than be lost.
         """
         self.server.restoreJobs(
             [
@@ -362,8 +362,12 @@ class LifecycleStoreTests(SynchronousTestCase):
             ]
         )
         self.clock.advance(0)
-        self.assertEqual(self.queue.dones, [3])
-        self.assertEqual(sorted(job.data for job in self.server.liveJobs()), [b"elsewhere", b"new", b"other"])
+        self.assertEqual(self.queue.dones, [])
+        self.assertEqual(sorted(job.data for job in self.server.liveJobs()), [b"elsewhere", b"new", b"old", b"other"])
+        client = Connection(self.server)
+        self.server.submit(client.peer, b"f", b"u", b"again", NORMAL, False)
+        [(_, [handle])] = client.packets()
+        self.assertEqual(self.server.lookup(handle).data, b"new")  # type: ignore[union-attr]
 
     def test_restoreCorrupt(self) -> None:
         """

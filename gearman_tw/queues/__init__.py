@@ -5,6 +5,8 @@ Persistent queues for background jobs, chosen by URL:
   - C{memory} (the default): nothing persisted, as gearmand's builtin queue;
   - C{sqlite:PATH}: an embedded SQLite database (WAL, group commit);
   - C{redis://HOST:PORT/DB?namespace=NAME}: Redis, via txredisapi;
+  - C{redis+sentinel://HOST:PORT,HOST:PORT/SERVICE/DB?namespace=NAME}:
+    Redis behind Redis Sentinel;
   - C{postgresql://USER:PASSWORD@HOST:PORT/DB?table=NAME}: PostgreSQL, via
     psycopg;
   - C{mysql://USER:PASSWORD@HOST:PORT/DB?table=NAME}: MySQL or MariaDB, via
@@ -96,6 +98,11 @@ def queueFromURL(url: Optional[str], reactor: Any = None) -> Any:
             namespace=query.get("namespace", ["gearman"])[0],
             reactor=reactor,
         )
+    if url.startswith("redis+sentinel://"):
+        # redis+sentinel://[:PASSWORD@]HOST:PORT,HOST:PORT/SERVICE/DB?namespace=NAME&replicas=N
+        from gearman_tw.queues.redis import RedisQueue
+
+        return RedisQueue.fromSentinelURL(url, reactor=reactor)
     if url.startswith(("postgresql://", "postgres://")):
         from gearman_tw.queues.postgresql import PostgreSQLQueue
 
@@ -105,7 +112,8 @@ def queueFromURL(url: Optional[str], reactor: Any = None) -> Any:
 
         return MySQLQueue.fromURL(url, reactor=reactor)
     raise QueueError(
-        "unknown queue %r: use memory, sqlite:PATH, redis://HOST:PORT/DB, postgresql://... or mysql://..." % (url,)
+        "unknown queue %r: use memory, sqlite:PATH, redis://HOST:PORT/DB, redis+sentinel://..., postgresql://... "
+        "or mysql://..." % (url,)
     )
 
 

@@ -31,11 +31,22 @@ it is withdrawn: its rows are deleted in a later transaction, and that
 delete is retried until it succeeds if it fails too (L{DeleteRetries}).
 Deletes that fail are kept and retried the same way.
 
+A standby (C{twistd gearman --standby}, L{gearman_tw.server.standby})
+holds the lease of the tables' prefix in a third table, C{<table>_lease}
+(L{MySQLLease}), made when a lease is first used: one row, the holder's
+name and when the lease expires, by the database's clock
+(C{UTC_TIMESTAMP(6)}).  Once a queue made a lease (L{MySQLQueue.lease}),
+each of its write transactions first reads that row, locking it in share
+mode, and writes nothing unless this server holds the lease; the lock keeps
+another server from taking it until the transaction ends.  A queue without
+a lease sends no such statement.
+
 At L{MySQLQueue.open} a table left by gearmand's MySQL queue plugin
 (C{gearman_queue}, its C{--mysql-table}) is taken over: its rows become
 jobs of ours, numbered after ours in the table's order, and the table is
-dropped.  See L{MySQLQueue._takeOverGearmand} for the steps and what a
-crash between them leaves.
+dropped (by a queue with a lease, once it holds it: a standby leaves it to
+the server that serves).  See L{MySQLQueue._takeOverGearmand} for the steps
+and what a crash between them leaves.
 """
 
 from __future__ import annotations
@@ -54,14 +65,15 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
-from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw.interfaces import ILease, IPersistentQueue
 from gearman_tw.queues import DeleteRetries, QueuedJob
 
 #: Seconds the queue waits for an add to be stored (and for each answer of
 #: the database) before it gives up on it.
 DEFAULT_TIMEOUT = 10.0
 
-#: The prefix of the queue's own tables (C{<table>_jobs}, C{<table>_kept}).
+#: The prefix of the queue's own tables (C{<table>_jobs}, C{<table>_kept},
+#: C{<table>_lease}).
 DEFAULT_TABLE = "gearman_tw"
 
 #: The table gearmand's MySQL queue writes (its C{--mysql-table} default).
@@ -84,6 +96,13 @@ MAX_ATTEMPTS = 0xFFFFFFFF
 #: key must fit InnoDB's 3072 bytes).
 MAX_KIND = 64
 MAX_IDENT = 2048
+
+#: The longest name of a lease's holder, in bytes.
+MAX_HOLDER = 1024
+
+#: What a write transaction of a queue fenced by a lease that this server
+#: does not hold fails with.
+NOT_HOLDER = "this server does not hold the lease of the namespace"
 
 #: Keys (or idents) per C{IN (...)} list, and rows per C{UPDATE} at most.
 ROWS_PER_STATEMENT = 1000
@@ -123,6 +142,15 @@ _ADD = 0
 _DONE = 1
 _UPDATE = 2
 _KEEP = 3
+
+# What a lease asks the database thread.
+_ACQUIRE = 0
+_RENEW = 1
+_RELEASE = 2
+
+# The lease row's key, and its expiry when nobody holds it.
+_LEASE_ROW = 1
+_NEVER = "1000-01-01 00:00:00"
 
 # A job as a row: key, function, unique, data, priority, when, attempts, due.
 _Row = Tuple[int, bytes, bytes, bytes, int, int, int, float]
@@ -211,13 +239,14 @@ class MySQLQueue:
             _driver()
         except ImportError as e:
             raise QueueError("the MySQL queue needs PyMySQL: pip install PyMySQL (%s)" % (e,)) from None
-        if not _NAME.match(table) or len(table) > 64 - len("_jobs"):
-            raise QueueError("mysql: bad table name %r (letters, digits and _, at most 59)" % (table,))
+        if not _NAME.match(table) or len(table) > 64 - len("_lease"):
+            raise QueueError("mysql: bad table name %r (letters, digits and _, at most 58)" % (table,))
         if not _NAME.match(gearmandTable):
             raise QueueError("mysql: bad gearmand_table name %r (letters, digits and _, at most 64)" % (gearmandTable,))
         self.jobsTable = table + "_jobs"
         self.keptTable = table + "_kept"
-        if gearmandTable.lower() in (self.jobsTable.lower(), self.keptTable.lower()):
+        self.leaseTable = table + "_lease"
+        if gearmandTable.lower() in (self.jobsTable.lower(), self.keptTable.lower(), self.leaseTable.lower()):
             raise QueueError("mysql: gearmand_table %r is one of the queue's own tables" % (gearmandTable,))
         if not database:
             raise QueueError("mysql: no database given, e.g. mysql://user:password@host/gearman")
@@ -245,6 +274,8 @@ class MySQLQueue:
         self._shutdownTrigger: Any = None
         self._opened = False
         self._closed = False
+        # Those waiting for an open under way.
+        self._opening: Optional[List[Deferred[None]]] = None
         self._pending: List[_Operation] = []
         self._inFlight: Optional[List[_Operation]] = None
         self._flushed: List[Deferred[None]] = []
@@ -259,6 +290,13 @@ class MySQLQueue:
         # The table names, quoted for statements.
         self._jobs = _quote(self.jobsTable)
         self._kept = _quote(self.keptTable)
+        self._lease = _quote(self.leaseTable)
+        # The holder every write transaction checks holds the lease, once a
+        # lease was made (L{lease}); empty: writes are not fenced.
+        self._fence = b""
+        # Whether the lease table was made (or found), in the database
+        # thread.
+        self._leaseReady = False
         # A job stored again (after a COMMIT whose outcome was lost) is left
         # as it is.
         self._insertJobs = (
@@ -297,9 +335,7 @@ class MySQLQueue:
             raise QueueError("mysql: bad query in the URL: %s" % (e,)) from None
         for name, values in query.items():
             if name not in _PARAMETERS:
-                raise QueueError(
-                    "mysql: unknown URL parameter %r (known: %s)" % (name, ", ".join(_PARAMETERS))
-                )
+                raise QueueError("mysql: unknown URL parameter %r (known: %s)" % (name, ", ".join(_PARAMETERS)))
             if len(values) != 1:
                 raise QueueError("mysql: URL parameter %r given %d times" % (name, len(values)))
         options = {name: values[0] for name, values in query.items()}
@@ -331,14 +367,23 @@ class MySQLQueue:
     def open(self) -> Deferred[None]:
         """
         Start the database thread, connect, create the tables if needed and
-        take over gearmand's table.
+        take over gearmand's table (a queue fenced by a lease does that
+        once it takes the lease: L{MySQLLease.acquire}).  Opening a queue
+        that is open (or opening) again does nothing more.
 
         @return: fires when done, or fails with L{QueueError}: at once if
             the first connection is refused, or after the timeout if it is
             not answered.
         """
-        if self._opened or self._closed:
-            return fail(QueueError("mysql: the queue was opened already"))
+        if self._closed:
+            return fail(QueueError("mysql: the queue was closed"))
+        if self._opened:
+            return succeed(None)
+        if self._opening is not None:
+            waiter: Deferred[None] = Deferred()
+            self._opening.append(waiter)
+            return waiter
+        self._opening = []
         if self._pool is None:
             self._pool = ThreadPool(1, 1, name="gearman-mysql")
             self._pool.start()
@@ -348,7 +393,20 @@ class MySQLQueue:
         d: Deferred[None] = opening.addCallbacks(
             self._openedInThread, self._error, errbackArgs=("cannot open the queue",)
         )
+        d.addBoth(self._openEnded)
         return d
+
+    def _openEnded(self, result: object) -> object:
+        """
+        Give those waiting for the open its outcome.
+        """
+        waiters, self._opening = self._opening or [], None
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
+        return result
 
     def _openedInThread(self, result: Tuple[int, Any, str]) -> None:
         taken, flushing, version = result
@@ -555,9 +613,7 @@ class MySQLQueue:
             return fail(QueueError("mysql keep: a kind is %d bytes long, more than %d" % (len(kind), MAX_KIND)))
         for ident in [ident for ident, _ in records] + list(dropped):
             if len(ident) > MAX_IDENT:
-                return fail(
-                    QueueError("mysql keep: an ident is %d bytes long, more than %d" % (len(ident), MAX_IDENT))
-                )
+                return fail(QueueError("mysql keep: an ident is %d bytes long, more than %d" % (len(ident), MAX_IDENT)))
         d: Deferred[None] = Deferred()
         self._pending.append(_Operation(_KEEP, (kind, list(records), list(done), list(dropped)), d))
         self._kick()
@@ -582,6 +638,42 @@ class MySQLQueue:
         d = self._run(self._retrying, self._replayInThread)
         d.addErrback(self._error, "cannot replay")
         return d
+
+    def lease(self, holder: bytes, ttl: float) -> "MySQLLease":
+        """
+        The lease of this queue's tables, for a server named C{holder}:
+        from now on this queue writes only while C{holder} holds it (each
+        write transaction checks it first), so a server that lost it
+        writes nothing (the fence of a standby; see
+        L{gearman_tw.server.standby}).
+
+        @param holder: the server's name, at most L{MAX_HOLDER} bytes.
+        @param ttl: seconds the lease lasts without a renewal.
+        """
+        self._fence = bytes(holder)
+        return MySQLLease(self, self._fence, ttl)
+
+    def _leaseCall(self, what: int, holder: bytes, ttl: float) -> Deferred[bool]:
+        """
+        Take, renew or give up the lease in the database thread; fires with
+        whether C{holder} holds it after.
+        """
+        if not self._opened:
+            return fail(QueueError("mysql lease: the queue is not open"))
+        d: Deferred[bool] = self._run(self._leaseInThread, what, holder, ttl).addCallbacks(
+            self._leaseAnswered, self._error, errbackArgs=("lease",)
+        )
+        return d
+
+    def _leaseAnswered(self, result: Tuple[bool, int]) -> bool:
+        held, taken = result
+        if taken:
+            self.log.info(
+                "MySQL queue: took over {count} jobs from gearmand's table {table}",
+                count=taken,
+                table=self.gearmandTable,
+            )
+        return held
 
     # Group commit
 
@@ -801,9 +893,13 @@ class MySQLQueue:
                     "table %s uses the %s engine, not InnoDB: its commits would not be durable" % (name, engine)
                 )
         taken = 0
-        found = tables.get(self.gearmandTable.lower())
-        if found is not None:
-            taken = self._takeOverGearmand(cursor, found[0], found[1])
+        if self._fence:
+            # A standby takes gearmand's table over once it holds the lease.
+            self._makeLeaseTable(cursor)
+        else:
+            found = tables.get(self.gearmandTable.lower())
+            if found is not None:
+                taken = self._takeOverGearmand(cursor, found[0], found[1])
         cursor.execute("SELECT @@innodb_flush_log_at_trx_commit, VERSION()")
         flushing, version = cursor.fetchone()
         return taken, flushing, str(version)
@@ -836,6 +932,8 @@ class MySQLQueue:
             cursor.execute("ALTER TABLE %s ENGINE=InnoDB" % (table,))
         cursor.connection.begin()
         try:
+            if self._fence:
+                self._checkFence(cursor)
             # gearmand's columns, read as the bytes stored (gearmand stored
             # the strings its connection sent, in the column's character
             # set); without an ORDER BY, as gearmand replayed them.
@@ -884,6 +982,8 @@ class MySQLQueue:
         connection = cursor.connection
         connection.begin()
         try:
+            if self._fence:
+                self._checkFence(cursor)
             # In order; consecutive operations of one kind are merged.
             start = 0
             while start < len(operations):
@@ -927,6 +1027,120 @@ class MySQLQueue:
                 flag[0] = True
             raise
 
+    def _checkFence(self, cursor: Any) -> None:
+        """
+        In a transaction: check that this server holds the lease, and keep
+        it from passing to another until the transaction ends (a shared
+        lock on its row).
+
+        @raise QueueError: it does not (nothing was written).
+        """
+        try:
+            cursor.execute(
+                "SELECT `holder` = %%s AND `expires` > UTC_TIMESTAMP(6) FROM %s WHERE `id` = %d LOCK IN SHARE MODE"
+                % (self._lease, _LEASE_ROW),
+                (self._fence,),
+            )
+        except _driver().err.ProgrammingError as e:
+            if _code(e) == 1146:
+                # No lease table: nobody holds a lease.
+                raise QueueError(NOT_HOLDER) from None
+            raise
+        row = cursor.fetchone()
+        if row is None or not row[0]:
+            raise QueueError(NOT_HOLDER)
+
+    def _makeLeaseTable(self, cursor: Any) -> None:
+        """
+        Create the lease table and its row if needed, and check it is
+        InnoDB (a lock on its row is what fences the writes).
+        """
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS %s ("
+            " `id` TINYINT UNSIGNED NOT NULL PRIMARY KEY,"
+            " `holder` VARBINARY(%d) NOT NULL,"
+            " `expires` DATETIME(6) NOT NULL"
+            ") ENGINE=InnoDB" % (self._lease, MAX_HOLDER)
+        )
+        cursor.execute(
+            "SELECT engine FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = %s",
+            (self.leaseTable,),
+        )
+        found = cursor.fetchone()
+        engine = found[0] if found else None
+        if str(engine).lower() != "innodb":
+            raise QueueError(
+                "table %s uses the %s engine, not InnoDB: it cannot fence writes" % (self.leaseTable, engine)
+            )
+        cursor.execute(
+            "INSERT INTO %s (`id`, `holder`, `expires`) VALUES (%d, '', '%s') ON DUPLICATE KEY UPDATE `id` = `id`"
+            % (self._lease, _LEASE_ROW, _NEVER)
+        )
+        self._leaseReady = True
+
+    def _leaseInThread(self, what: int, holder: bytes, ttl: float) -> Tuple[bool, int]:
+        return self._retrying(self._leaseWith, what, holder, ttl)
+
+    def _leaseWith(self, cursor: Any, what: int, holder: bytes, ttl: float) -> Tuple[bool, int]:
+        """
+        Take (L{_ACQUIRE}), extend (L{_RENEW}) or give up (L{_RELEASE}) the
+        lease for C{holder}, in one transaction locking its row, by the
+        database's clock; then, if it was just taken, take over gearmand's
+        table.  Safe to run again from the start after any failure.
+
+        @return: whether C{holder} holds the lease after, and how many jobs
+            were taken over from gearmand's table.
+        """
+        if not self._leaseReady:
+            self._makeLeaseTable(cursor)
+        connection = cursor.connection
+        connection.begin()
+        try:
+            cursor.execute(
+                "SELECT `holder`, `expires` > UTC_TIMESTAMP(6) FROM %s WHERE `id` = %d FOR UPDATE"
+                % (self._lease, _LEASE_ROW)
+            )
+            row = cursor.fetchone()
+            if row is None:
+                # Deleted by hand: made again, free.
+                cursor.execute(
+                    "INSERT INTO %s (`id`, `holder`, `expires`) VALUES (%d, '', '%s')"
+                    % (self._lease, _LEASE_ROW, _NEVER)
+                )
+                row = (b"", 0)
+            mine = bytes(row[0]) == holder
+            current = bool(row[1])
+            if what == _RELEASE:
+                held = False
+                if mine:
+                    cursor.execute(
+                        "UPDATE %s SET `holder` = '', `expires` = '%s' WHERE `id` = %d"
+                        % (self._lease, _NEVER, _LEASE_ROW)
+                    )
+            else:
+                held = (mine and current) or (what == _ACQUIRE and not current)
+                if held:
+                    cursor.execute(
+                        "UPDATE %s SET `holder` = %%s, `expires` = UTC_TIMESTAMP(6) + INTERVAL %%s MICROSECOND"
+                        " WHERE `id` = %d" % (self._lease, _LEASE_ROW),
+                        (holder, max(1000, int(ttl * 1000000))),
+                    )
+            connection.commit()
+        except BaseException:
+            _rollback(connection)
+            raise
+        taken = 0
+        if what == _ACQUIRE and held:
+            cursor.execute(
+                "SELECT engine, table_type FROM information_schema.tables"
+                " WHERE table_schema = DATABASE() AND table_name = %s",
+                (self.gearmandTable,),
+            )
+            found = cursor.fetchone()
+            if found is not None:
+                taken = self._takeOverGearmand(cursor, found[0], found[1])
+        return held, taken
+
     def _deleteKeys(self, cursor: Any, keys: List[int]) -> None:
         for offset in range(0, len(keys), ROWS_PER_STATEMENT):
             chunk = keys[offset : offset + ROWS_PER_STATEMENT]
@@ -941,9 +1155,7 @@ class MySQLQueue:
         items = list(latest.items())
         for offset in range(0, len(items), ROWS_PER_STATEMENT):
             chunk = items[offset : offset + ROWS_PER_STATEMENT]
-            values = " UNION ALL ".join(
-                ["SELECT %s AS k, %s AS a, %s AS d"] + ["SELECT %s, %s, %s"] * (len(chunk) - 1)
-            )
+            values = " UNION ALL ".join(["SELECT %s AS k, %s AS a, %s AS d"] + ["SELECT %s, %s, %s"] * (len(chunk) - 1))
             cursor.execute(
                 "UPDATE %s AS j JOIN (%s) AS u ON j.`key` = u.k SET j.`attempts` = u.a, j.`due` = u.d"
                 % (self._jobs, values),
@@ -963,6 +1175,49 @@ class MySQLQueue:
     def _keptInThread(self, cursor: Any, kind: bytes) -> List[Tuple[bytes, bytes]]:
         cursor.execute("SELECT `ident`, `value` FROM %s WHERE `kind` = %%s" % (self._kept,), (kind,))
         return [(bytes(ident), bytes(value)) for ident, value in cursor.fetchall()]
+
+
+@implementer(ILease)
+class MySQLLease:
+    """
+    The right to serve the namespace of a L{MySQLQueue} (its tables'
+    prefix), for one server: the row of C{<table>_lease} holding the
+    server's name and an expiry, C{ttl} seconds after the lease was last
+    taken or renewed, by the database's clock.
+
+    @ivar ttl: seconds the lease lasts without a renewal.
+    """
+
+    def __init__(self, queue: MySQLQueue, holder: bytes, ttl: float) -> None:
+        self.queue = queue
+        self.holder = holder
+        self.ttl = ttl
+
+    def acquire(self) -> Deferred[bool]:
+        """
+        Take the lease if nobody holds it or it expired (or extend it if
+        this server holds it); fires with whether this server holds it
+        now.  Opens the queue first if needed, and once the lease is held,
+        takes gearmand's table over.
+        """
+        d: Deferred[Any] = self.queue.open()
+        d.addCallback(lambda _: self.queue._leaseCall(_ACQUIRE, self.holder, self.ttl))
+        return d
+
+    def renew(self) -> Deferred[bool]:
+        """
+        Extend the lease if this server holds it (and it has not expired);
+        fires with whether it does.
+        """
+        return self.queue._leaseCall(_RENEW, self.holder, self.ttl)
+
+    def release(self) -> Deferred[None]:
+        """
+        Give the lease up, if this server holds it, so that a standby takes
+        over at once.
+        """
+        d: Deferred[None] = self.queue._leaseCall(_RELEASE, self.holder, self.ttl).addCallback(lambda _: None)
+        return d
 
 
 def _quote(name: str) -> str:
@@ -1054,4 +1309,4 @@ def _close(connection: Any) -> None:
         pass
 
 
-__all__ = ["DEFAULT_TIMEOUT", "GEARMAND_TABLE", "MySQLQueue"]
+__all__ = ["DEFAULT_TIMEOUT", "GEARMAND_TABLE", "MySQLLease", "MySQLQueue"]

@@ -48,6 +48,21 @@ C{?gearmand_table=NAME}, C{?gearmand_table=} for none) is taken over in
 the same transaction that makes ours: its rows become jobs of ours, numbered
 after ours, and the table is dropped.  A table of that name whose columns
 are not gearmand's is left alone.
+
+Standby (C{twistd gearman --standby}, L{gearman_tw.server.standby}): several
+servers share the tables, and only the one holding the lease serves.
+L{PostgreSQLQueue.lease} makes the lease, a row of table C{NAME_lease}
+(made when it is first taken, if missing): the holder's name and when it
+expires, by the database's clock.  From then on the queue writes only
+while its server holds it: every write transaction first locks that row
+(C{SELECT ... FOR SHARE}) and checks the holder and the expiry, and
+otherwise writes nothing and fails with L{QueueError} ("this server does
+not hold the lease of the namespace").  A server taking the lease updates
+the row, so it waits for the write transactions that checked it, and then
+sees what they stored; later ones see it has changed hands.  Reads are not
+fenced, and a queue without a lease writes as before, with no statement
+more.  With a lease, gearmand's table is taken over by the server that
+takes the lease, not at open.
 """
 
 from __future__ import annotations
@@ -58,6 +73,7 @@ import re
 import socket
 import threading
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -69,7 +85,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
-from gearman_tw.interfaces import IPersistentQueue
+from gearman_tw.interfaces import ILease, IPersistentQueue
 from gearman_tw.queues import DeleteRetries, QueuedJob
 
 if TYPE_CHECKING:
@@ -107,8 +123,12 @@ REPLAY_CHUNK = 10000
 #: PostgreSQL's longest name (longer ones are cut short).
 MAX_NAME = 63
 
-#: The longest C{?table=} name: C{_jobs} or C{_kept} follows it.
-MAX_TABLE_NAME = MAX_NAME - len("_jobs")
+#: The longest C{?table=} name: C{_jobs}, C{_kept} or C{_lease} follows
+#: it.
+MAX_TABLE_NAME = MAX_NAME - len("_lease")
+
+#: Why a write of a server that does not hold the lease fails.
+FENCED = "this server does not hold the lease of the namespace"
 
 # The URL's query parameters that are ours; the others go to libpq.
 _OURS = ("table", "gearmand_table", "timeout")
@@ -201,6 +221,13 @@ class _Failed(Exception):
 class _Refused(Exception):
     """
     A change that cannot be made (not the database's error).
+    """
+
+
+class _Fenced(_Refused):
+    """
+    A batch of a server that does not hold the lease: nothing of it is
+    written.
     """
 
 
@@ -338,7 +365,7 @@ class PostgreSQLQueue:
         _checkName(table, "table", MAX_TABLE_NAME)
         if gearmandTable is not None:
             _checkName(gearmandTable, "gearmand_table", MAX_NAME)
-            if gearmandTable in (table + "_jobs", table + "_kept"):
+            if gearmandTable in (table + "_jobs", table + "_kept", table + "_lease"):
                 raise QueueError("postgresql: gearmand_table %r is one of the queue's own tables" % (gearmandTable,))
         if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
             raise QueueError("postgresql: the timeout must be a positive number of seconds, not %r" % (timeout,))
@@ -360,6 +387,7 @@ class PostgreSQLQueue:
         self.table = table
         self.jobsTable = table + "_jobs"
         self.keptTable = table + "_kept"
+        self.leaseTable = table + "_lease"
         self.gearmandTable = gearmandTable
         self.timeout = float(timeout)
         self.reactor = reactor
@@ -372,6 +400,10 @@ class PostgreSQLQueue:
         self._inFlight = False
         self._flushed: List[Deferred[None]] = []
         self._watch: Any = None
+        self._isOpen = False
+        # The holder every write must hold the lease under, once a lease
+        # was made (L{lease}); None: writes are not fenced.
+        self._fence: Optional[bytes] = None
         # Shared by the reactor and the database thread.
         self._lock = threading.Lock()
         self._socket: Optional[socket.socket] = None
@@ -379,6 +411,7 @@ class PostgreSQLQueue:
         self._interrupted = False
         # The database thread's own.
         self._connection: Optional["psycopg.Connection[Any]"] = None
+        self._leaseTableFound = False
         self._sql = self._statements(sql)
 
     @classmethod
@@ -430,6 +463,7 @@ class PostgreSQLQueue:
         """
         jobs = sql.Identifier(self.jobsTable)
         kept = sql.Identifier(self.keptTable)
+        lease = sql.Identifier(self.leaseTable)
         statements = {
             "createJobs": "CREATE TABLE IF NOT EXISTS {jobs} ("
             " key BIGINT PRIMARY KEY,"
@@ -465,8 +499,28 @@ class PostgreSQLQueue:
             "replay": "SELECT key, function, unique_key, data, priority, when_to_run, attempts, due"
             " FROM {jobs} ORDER BY key",
             "lastKey": "SELECT coalesce(max(key), 0) FROM {jobs}",
+            # The lease: one row, its expiry by the database's clock.
+            "createLease": "CREATE TABLE IF NOT EXISTS {lease} ("
+            " id SMALLINT PRIMARY KEY DEFAULT 1 CHECK (id = 1),"
+            " holder BYTEA NOT NULL,"
+            " expires TIMESTAMPTZ NOT NULL)",
+            # Take it if nobody holds it, if it expired, or if the holder
+            # has it already.
+            "takeLease": "INSERT INTO {lease} AS l (id, holder, expires)"
+            " VALUES (1, %b::bytea, clock_timestamp() + make_interval(secs => %b::float8))"
+            " ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires"
+            " WHERE l.holder = EXCLUDED.holder OR l.expires <= clock_timestamp()"
+            " RETURNING 1",
+            "renewLease": "UPDATE {lease} SET expires = clock_timestamp() + make_interval(secs => %b::float8)"
+            " WHERE id = 1 AND holder = %b::bytea AND expires > clock_timestamp()"
+            " RETURNING 1",
+            "releaseLease": "DELETE FROM {lease} WHERE id = 1 AND holder = %b::bytea",
+            # First in every write transaction of a fenced queue: a server
+            # taking the lease waits for the transaction to end.
+            "fence": "SELECT 1 FROM {lease} WHERE id = 1 AND holder = %b::bytea AND expires > clock_timestamp()"
+            " FOR SHARE",
         }
-        composed = {name: sql.SQL(text).format(jobs=jobs, kept=kept) for name, text in statements.items()}
+        composed = {name: sql.SQL(text).format(jobs=jobs, kept=kept, lease=lease) for name, text in statements.items()}
         if self.gearmandTable is not None:
             old = sql.Identifier(self.gearmandTable)
             composed["lockGearmand"] = sql.SQL("LOCK TABLE {old} IN ACCESS EXCLUSIVE MODE").format(old=old)
@@ -533,7 +587,7 @@ class PostgreSQLQueue:
             function, _ = unit[0].payload
             d = self._run(self._attempts, function, remaining)
         else:
-            d = self._run(self._writeInThread, [(op.kind, op.payload) for op in unit], remaining)
+            d = self._run(self._writeInThread, [(op.kind, op.payload) for op in unit], remaining, self._fence)
         d.addCallbacks(self._unitDone, self._unitFailed, callbackArgs=(unit,), errbackArgs=(unit,))
 
     def _arm(self, remaining: float) -> None:
@@ -653,13 +707,17 @@ class PostgreSQLQueue:
     def open(self) -> Deferred[None]:
         """
         Start the database thread, connect, create the tables if needed and
-        take over gearmand's table, in one transaction.
+        take over gearmand's table, in one transaction; nothing more once
+        that succeeded (a standby's lease opens the queue to take the
+        lease, then the job server opens it).
 
         @return: fails with L{QueueError} if that cannot be done within the
             timeout (a database that refuses connections is tried again
             until then): C{"postgresql open: cannot connect to PostgreSQL at
             HOST:PORT/DB: connection refused"}.
         """
+        if self._isOpen:
+            return succeed(None)
         if self._pool is None:
             self._pool = ThreadPool(1, 1, name="gearman-postgresql")
             self._pool.start()
@@ -670,6 +728,10 @@ class PostgreSQLQueue:
         return d
 
     def _opened(self, notes: List[_Note]) -> None:
+        self._isOpen = True
+        self._log(notes)
+
+    def _log(self, notes: List[_Note]) -> None:
         for text, fields in notes:
             fields = dict(fields)
             if fields.pop("warn", False):
@@ -699,6 +761,7 @@ class PostgreSQLQueue:
                     self.reactor.removeSystemEventTrigger(self._shutdownTrigger)
                     self._shutdownTrigger = None
             self._pool = None
+            self._isOpen = False
 
     # Changes (on the reactor thread)
 
@@ -768,6 +831,24 @@ class PostgreSQLQueue:
         if not records and not done and not dropped:
             return succeed(None)
         return self._enqueue(_KEEP, (bytes(kind), list(records), list(done), list(dropped)))
+
+    def lease(self, holder: bytes, ttl: float) -> "PostgreSQLLease":
+        """
+        The lease of this queue's tables, for a server named C{holder}:
+        from now on this queue writes only while C{holder} holds it (each
+        write transaction checks it first), so a server that lost it
+        writes nothing (the fence of a standby; see
+        L{gearman_tw.server.standby}).
+        """
+        self._fence = bytes(holder)
+        return PostgreSQLLease(self, bytes(holder), ttl)
+
+    def _leaseCall(self, function: Callable[..., Any], *args: Any) -> Deferred[Any]:
+        """
+        Run C{function(*args, connection, attempt)} in a transaction of its
+        own, in turn with the changes.
+        """
+        return self._enqueue(_CALL, (partial(function, *args), "lease"))
 
     def kept(self, kind: bytes) -> Deferred[List[Tuple[bytes, bytes]]]:
         """
@@ -897,11 +978,16 @@ class PostgreSQLQueue:
             with self._lock:
                 self._stallAt = None
 
-    def _writeInThread(self, operations: List[Tuple[int, Any]], remaining: float) -> _Written:
+    def _writeInThread(
+        self, operations: List[Tuple[int, Any]], remaining: float, fence: Optional[bytes] = None
+    ) -> _Written:
         """
         Make a batch of changes in one transaction: consecutive changes of
         one kind together (each keep alone), each run in a savepoint when
         there are several.
+
+        @param fence: the holder that must hold the lease for anything to
+            be written, or C{None}.
         """
         runs: List[Tuple[int, List[int]]] = []
         for index, (kind, _) in enumerate(operations):
@@ -915,6 +1001,10 @@ class PostgreSQLQueue:
 
             errors: List[Optional[str]] = [None] * len(operations)
             cursor = connection.cursor()
+            if fence is not None:
+                cursor.execute(self._sql["fence"], [fence])
+                if cursor.fetchone() is None:
+                    raise _Fenced(FENCED)
             if len(runs) == 1:
                 kind, indexes = runs[0]
                 self._apply(cursor, kind, [operations[i][1] for i in indexes])
@@ -1006,19 +1096,14 @@ class PostgreSQLQueue:
         statements = self._sql
         notes: List[_Note] = []
         for table, create in ((self.jobsTable, "createJobs"), (self.keptTable, "createKept")):
-            # Only if missing: CREATE ... IF NOT EXISTS needs the privilege
-            # to create even when the table exists.
-            (found,) = connection.execute("SELECT to_regclass(%s) IS NOT NULL", (self._quoted(table),)).fetchone() or (
-                False,
-            )
-            if not found:
-                connection.execute(statements[create])
-                notes.append(
-                    ("PostgreSQL queue: created table {table} in {where}", {"table": table, "where": self.where})
-                )
+            note = self._create(connection, table, create)
+            if note is not None:
+                notes.append(note)
         connection.execute(statements["checkJobs"])
         connection.execute(statements["checkKept"])
-        if self.gearmandTable is not None:
+        # With a lease, the server that takes it takes gearmand's table
+        # over (L{_takeLeaseInThread}), not a standby opening the queue.
+        if self.gearmandTable is not None and self._fence is None:
             note = self._takeOver(connection)
             if note is not None:
                 notes.append(note)
@@ -1032,6 +1117,59 @@ class PostgreSQLQueue:
                     )
                 )
         return notes
+
+    def _create(self, connection: "psycopg.Connection[Any]", table: str, create: str) -> Optional[_Note]:
+        """
+        Make C{table} with statement C{create} if it is missing.
+
+        @return: what to log, if it was made.
+        """
+        exists = "SELECT to_regclass(%s) IS NOT NULL"
+        # Only if missing: CREATE ... IF NOT EXISTS needs the privilege to
+        # create even when the table exists.
+        (found,) = connection.execute(exists, (self._quoted(table),)).fetchone() or (False,)
+        if found:
+            return None
+        # Servers starting together on one database make it one after the
+        # other (two CREATEs at once: one fails on a duplicate type).
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("gearman_tw create " + table,))
+        (found,) = connection.execute(exists, (self._quoted(table),)).fetchone() or (False,)
+        if found:
+            return None
+        connection.execute(self._sql[create])
+        return ("PostgreSQL queue: created table {table} in {where}", {"table": table, "where": self.where})
+
+    def _takeLeaseInThread(
+        self, holder: bytes, ttl: float, connection: "psycopg.Connection[Any]", attempt: _Attempt
+    ) -> Tuple[bool, List[_Note]]:
+        """
+        Take the lease (made if missing) if it is free, expired, or
+        C{holder}'s; if it is taken, take gearmand's table over too.
+
+        @return: whether C{holder} holds it, and what to log.
+        """
+        notes: List[_Note] = []
+        if not self._leaseTableFound:
+            note = self._create(connection, self.leaseTable, "createLease")
+            if note is None:
+                # There before this transaction: no need to look again.
+                self._leaseTableFound = True
+            else:
+                notes.append(note)
+        held = connection.execute(self._sql["takeLease"], (holder, float(ttl))).fetchone() is not None
+        if held and self.gearmandTable is not None:
+            note = self._takeOver(connection)
+            if note is not None:
+                notes.append(note)
+        return held, notes
+
+    def _renewLeaseInThread(
+        self, holder: bytes, ttl: float, connection: "psycopg.Connection[Any]", attempt: _Attempt
+    ) -> bool:
+        return connection.execute(self._sql["renewLease"], (float(ttl), holder)).fetchone() is not None
+
+    def _releaseLeaseInThread(self, holder: bytes, connection: "psycopg.Connection[Any]", attempt: _Attempt) -> None:
+        connection.execute(self._sql["releaseLease"], (holder,))
 
     def _quoted(self, name: str) -> str:
         """
@@ -1092,6 +1230,54 @@ class PostgreSQLQueue:
         return jobs
 
 
+@implementer(ILease)
+class PostgreSQLLease:
+    """
+    The right to serve a queue's tables, for one server: the one row of
+    table C{NAME_lease}, holding the server's name and when the lease
+    expires, C{ttl} seconds after it was last taken or renewed, by the
+    database's clock.
+
+    @ivar ttl: seconds the lease lasts without a renewal.
+    """
+
+    def __init__(self, queue: PostgreSQLQueue, holder: bytes, ttl: float) -> None:
+        self.queue = queue
+        self.holder = holder
+        self.ttl = ttl
+
+    def acquire(self) -> Deferred[bool]:
+        """
+        Take the lease if nobody holds it or it expired (or extend it if
+        this server holds it); fires with whether this server holds it
+        now.  Opens the queue first if needed.
+        """
+        queue = self.queue
+        d: Deferred[Any] = queue.open()
+        d.addCallback(lambda _: queue._leaseCall(queue._takeLeaseInThread, self.holder, self.ttl))
+        d.addCallback(self._taken)
+        return d
+
+    def _taken(self, result: Tuple[bool, List[_Note]]) -> bool:
+        held, notes = result
+        self.queue._log(notes)
+        return held
+
+    def renew(self) -> Deferred[bool]:
+        """
+        Extend the lease if this server holds it and it has not expired;
+        fires with whether it does.
+        """
+        return self.queue._leaseCall(self.queue._renewLeaseInThread, self.holder, self.ttl)
+
+    def release(self) -> Deferred[None]:
+        """
+        Give the lease up, if this server holds it, so that a standby takes
+        over at once.
+        """
+        return self.queue._leaseCall(self.queue._releaseLeaseInThread, self.holder)
+
+
 def _rollback(connection: "psycopg.Connection[Any]") -> None:
     """
     Roll back the transaction an error interrupted, keeping that error.
@@ -1109,4 +1295,4 @@ def _hidePassword(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
-__all__ = ["PostgreSQLQueue"]
+__all__ = ["PostgreSQLLease", "PostgreSQLQueue"]

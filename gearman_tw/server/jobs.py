@@ -1273,30 +1273,32 @@ class JobServer:
         """
         Rebuild the background jobs replayed from the persistent queue, in
         key order.  Of the records of one function with one unique key only
-        the newest is a live job: a submission with the key of a live job
-        joins it, so the older ones are jobs that ended before the crash
-        could forget them, and are forgotten now.
+        the newest is the live job new submissions with the key join: a
+        submission joins a live job with its key, so the older ones are
+        jobs whose end the crash kept the queue from learning (one that
+        completed, or one given up whose dead letter could not be stored).
+        They run again, once, without the key (at least once, as every
+        job of a persistent queue).
         """
         newest: Dict[Tuple[bytes, bytes], int] = {}
         for index, record in enumerate(records):
             if record.unique:
                 newest[(record.function, _restoredKey(record))] = index
         for index, record in enumerate(records):
-            if record.unique and newest[(record.function, _restoredKey(record))] != index:
-                if self.queue is not None:
-                    self._forget(record.key)
-                continue
-            self.restore(record)
+            self.restore(record, not record.unique or newest[(record.function, _restoredKey(record))] == index)
 
-    def restore(self, record: QueuedJob) -> Job:
+    def restore(self, record: QueuedJob, coalesces: bool = True) -> Job:
         """
         Rebuild a background job replayed from the persistent queue; it
         gets a new handle, as in gearmand, and is not stored again.
+
+        @param coalesces: new submissions with its unique key join it (it
+            is the newest record with the key).
         """
         function = self.function(record.function)
         self._lastKey = max(self._lastKey, record.key)
         key: Optional[bytes] = None
-        if record.unique:
+        if record.unique and coalesces:
             key = _restoredKey(record)
             existing = function.uniques.get(key)
             if existing is not None:

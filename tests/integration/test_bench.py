@@ -8,6 +8,7 @@ C load generator catches wrong results is.
 import importlib.util
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -235,3 +236,139 @@ class BenchmarkTests(SynchronousTestCase):
         self.assertEqual(
             received, [hello + echo if i % batch == 0 or i == count else hello for i in range(1, count + 1)]
         )
+
+
+#: The rows of the queue benchmark's table: queue, then the other columns.
+QUEUE_ROW = re.compile(r"^\| (gearmand [\w]+|gearman_tw \w+) \| (.*) \|$", re.M)
+
+
+class QueueBenchmarkTests(SynchronousTestCase):
+    """
+    C{bench.py queues}: submit and drain with every persistent queue.
+    """
+
+    def test_everyQueue(self) -> None:
+        """
+        A tiny run starts its own database servers, measures submit and
+        drain on ours with each queue and on gearmand with each queue it
+        was built with, and prints a row for each: jobs/s, the ratios to
+        gearmand's libsqlite3 queue and to our memory queue, and CPU per
+        job of the server, the database server and the load.  A database
+        that is not installed is named and its queues left out; whatever it
+        started, it stops.
+        """
+        requireProgram("gearmand")
+        requireLoadGenerator()
+        bench = loadBench()
+        result = run([sys.executable, BENCH, "--runs", "1", "--scale", "0.01", "queues"], timeout=600)
+        self.assertEqual(result.returncode, 0, result.stderr.decode(errors="replace")[-2000:])
+        out = result.stdout.decode()
+        rows = {name: cells.split(" | ") for name, cells in QUEUE_ROW.findall(out)}
+        expected = [setup.name for setup in bench.QUEUE_SETUPS]
+        for setup in bench.QUEUE_SETUPS:
+            if setup.name not in rows:
+                leftOut = setup.plugin is not None and "gearmand has no %s queue" % (setup.plugin,) in out
+                notInstalled = setup.database is not None and "%s: not installed" % (setup.database,) in out
+                self.assertTrue(leftOut or notInstalled, "%s: no row and no reason\n%s" % (setup.name, out))
+                expected.remove(setup.name)
+        self.assertEqual(list(rows), expected)
+        for name in ("gearmand libsqlite3", "gearman_tw memory", "gearman_tw sqlite"):
+            self.assertIn(name, rows)
+        for name, cells in rows.items():
+            self.assertEqual(len(cells), 11, (name, cells))
+            self.assertGreater(float(cells[2].replace(",", "")), 0, name)
+            self.assertGreater(float(cells[5].replace(",", "")), 0, name)
+            self.assertRegex(cells[8], r"^[\d.]+ \([\d.]+\) / [\d.]+ \([\d.]+\)$", name)
+            if name.endswith(("redis", "postgresql", "mysql", "Postgres", "MySQL")):
+                self.assertRegex(cells[9], r"^[\d.]+ / [\d.]+$", name)
+            else:
+                self.assertEqual(cells[9], "-", name)
+        self.assertEqual(rows["gearmand libsqlite3"][3], "1.00")
+        self.assertEqual(rows["gearman_tw memory"][4], "1.00 (1.00)")
+        self.assertIn("medians of 1 run(s)", out)
+
+    def test_queueTable(self) -> None:
+        """
+        L{bench.queueTable} shows medians, the ratios of the medians to
+        gearmand's libsqlite3 queue and to our memory queue, and for the
+        latter the median of the ratios within each run too.
+        """
+        bench = loadBench()
+        setups = [s for s in bench.QUEUE_SETUPS if s.name in ("gearmand libsqlite3", "gearman_tw memory")]
+        setups.append(bench.QueueSetup("gearman_tw redis", "ours", "appendfsync always", lambda s, d, t: [], "redis"))
+
+        def figures(submit: List[float], drain: List[float]) -> dict:
+            return {
+                "submit jobs": [100.0] * 3,
+                "drain jobs": [50.0] * 3,
+                "submit jobs/s": submit,
+                "drain jobs/s": drain,
+                "submit server CPU us/job": [2.0, 1.0, 3.0],
+                "submit server user CPU us/job": [1.0, 1.0, 1.0],
+                "drain server CPU us/job": [4.0, 4.0, 4.0],
+                "drain server user CPU us/job": [2.0, 2.0, 2.0],
+                "submit load CPU us/job": [0.5, 0.5, 0.5],
+                "submit load user CPU us/job": [0.25, 0.25, 0.25],
+                "drain load CPU us/job": [1.0, 1.0, 1.0],
+                "drain load user CPU us/job": [0.5, 0.5, 0.5],
+            }
+
+        results = {
+            "gearmand libsqlite3": figures([10.0, 20.0, 30.0], [5.0, 5.0, 5.0]),
+            "gearman_tw memory": figures([1000.0, 2000.0, 4000.0], [100.0, 100.0, 100.0]),
+            "gearman_tw redis": figures([800.0, 500.0, 1000.0], [20.0, 50.0, 30.0]),
+        }
+        results["gearman_tw redis"]["submit database CPU us/job"] = [3.0, 3.0, 3.0]
+        results["gearman_tw redis"]["drain database CPU us/job"] = [6.0, 6.0, 6.0]
+        lines = bench.queueTable(setups, results, 3, 1.0)
+        rows = {name: cells.split(" | ") for name, cells in QUEUE_ROW.findall("\n".join(lines))}
+        self.assertEqual(
+            rows["gearman_tw redis"],
+            [
+                "appendfsync always",
+                "100 / 50",
+                "800",
+                "40",
+                "0.40 (0.25)",
+                "30",
+                "6.00",
+                "0.30 (0.30)",
+                "2.00 (1.00) / 4.00 (2.00)",
+                "3.00 / 6.00",
+                "0.50 (0.25) / 1.00 (0.50)",
+            ],
+        )
+        self.assertEqual(rows["gearmand libsqlite3"][2:5], ["20", "1.00", "0.01 (0.01)"])
+        self.assertEqual(rows["gearmand libsqlite3"][9], "-")
+        self.assertIn("medians of 3 run(s)", lines[-1])
+
+    def test_processTreeStats(self) -> None:
+        """
+        L{bench.descendants} finds a process's children and their children;
+        L{bench.ProcessTreeStats} adds up the CPU time of them all, as a
+        database server's processes (PostgreSQL's backends) need.
+        """
+        import subprocess
+
+        bench = loadBench()
+        child = subprocess.Popen(
+            ["sh", "-c", "sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 30' & wait"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.addCleanup(child.wait)
+
+        def killAll() -> None:
+            for pid in bench.descendants(child.pid) + [child.pid]:
+                os.kill(pid, signal.SIGKILL)
+
+        self.addCleanup(killAll)
+        deadline = time.monotonic() + 10
+        while len(bench.descendants(child.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = bench.descendants(child.pid)
+        self.assertGreaterEqual(len(found), 2)
+        self.assertNotIn(child.pid, found)
+        # The grandchild's loop is what burns CPU: the tree's time counts it.
+        while sum(bench.ProcessTreeStats(child.pid).times()) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertGreater(sum(bench.ProcessTreeStats(child.pid).times()), sum(bench.ServerStats(child.pid).times()))
