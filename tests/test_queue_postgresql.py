@@ -14,13 +14,12 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface.verify import verifyObject
 
 from gearman_tw.errors import QueueError
-from gearman_tw.interfaces import ILease
 from gearman_tw.queues import FIRST_RETRY_DELAY, QueuedJob, queueFromURL
 from gearman_tw.queues.postgresql import FENCED, PostgreSQLLease, PostgreSQLQueue
 from tests.integration.servers import freePort
+from tests.leasemixin import LeaseContractMixin
 from tests.pgserver import PostgresServer
 from tests.test_queues import PersistentQueueMixin, job
 
@@ -624,13 +623,19 @@ class PostgreSQLFaultTests(TestCase):
         self.assertLess(time.monotonic() - began, 5)
 
 
-class PostgreSQLLeaseTests(TestCase):
+class PostgreSQLLeaseTests(LeaseContractMixin, TestCase):
     """
     The lease of a standby (L{PostgreSQLQueue.lease}), and the fenced
-    writes of a queue that made one.
+    writes of a queue that made one: the contract (L{LeaseContractMixin}),
+    and what is PostgreSQL's own.
     """
 
     timeout = 120
+    leaseType = PostgreSQLLease
+    ttl = 0.5
+    expiry = 0.7
+    fencedAdd = "postgresql add: " + FENCED
+    fenced = FENCED
 
     def setUp(self):
         self.pg = PostgresServer()
@@ -663,42 +668,12 @@ class PostgreSQLLeaseTests(TestCase):
         ) + self.pg.execute("SELECT kind, ident, value FROM gearman_tw_kept ORDER BY kind, ident")
 
     @inlineCallbacks
-    def test_oneHolder(self):
-        """
-        One holder at a time; it may renew and take it again; once released
-        (or expired, by the database's clock) another takes it, and a
-        renewal of an expired lease fails.
-        """
-        first, second = self.makeQueue(), self.makeQueue()
-        a, b = first.lease(b"a", 0.5), second.lease(b"b", 0.5)
-        self.assertIsInstance(a, PostgreSQLLease)
-        self.assertTrue(verifyObject(ILease, a))
-        self.assertEqual(a.ttl, 0.5)
-        self.assertTrue((yield a.acquire()))
-        self.assertFalse((yield b.acquire()))
-        self.assertTrue((yield a.renew()))
-        self.assertTrue((yield a.acquire()))
-        self.assertFalse((yield b.renew()))
-        yield b.release()
-        self.assertFalse((yield b.acquire()))
-        yield a.release()
-        self.assertEqual(self.pg.execute("SELECT count(*) FROM gearman_tw_lease"), [(0,)])
-        self.assertTrue((yield b.acquire()))
-        self.assertFalse((yield a.acquire()))
-        yield sleep(0.7)
-        self.assertFalse((yield b.renew()))
-        self.assertTrue((yield a.acquire()))
-        yield sleep(0.7)
-        # Its own, expired: taken again.
-        self.assertTrue((yield a.acquire()))
-        self.assertFalse((yield b.acquire()))
-
-    @inlineCallbacks
     def test_leaseRow(self):
         """
         The lease is the one row of C{<table>_lease}, made by the first
         acquire: the holder, and an expiry C{ttl} seconds after it was
-        taken or renewed by the database's clock.
+        taken or renewed by the database's clock; released, the row is
+        gone.
         """
         queue = yield self.openQueue()
         self.assertEqual(self.pg.execute("SELECT to_regclass('gearman_tw_lease')"), [(None,)])
@@ -715,73 +690,44 @@ class PostgreSQLLeaseTests(TestCase):
 
         with self.assertRaises(CheckViolation):
             self.pg.execute("INSERT INTO gearman_tw_lease (id, holder, expires) VALUES (2, 'x', now())")
+        yield lease.release()
+        self.assertEqual(self.pg.execute("SELECT count(*) FROM gearman_tw_lease"), [(0,)])
 
     @inlineCallbacks
-    def test_acquireOpens(self):
+    def test_acquireMakesTables(self):
         """
-        acquire() opens the queue if it is not; opening it again (as the job
-        server then does) does nothing more.
+        acquire() opens a queue that is not open: it makes the tables.
         """
         queue = self.makeQueue()
-        lease = queue.lease(b"a", 30)
-        self.assertTrue((yield lease.acquire()))
+        self.assertTrue((yield queue.lease(b"a", 30).acquire()))
         self.assertEqual(self.pg.execute("SELECT to_regclass('gearman_tw_jobs') IS NOT NULL"), [(True,)])
-        opened = queue.open()
-        self.assertTrue(opened.called)
-        yield opened
-        yield queue.add(job(1))
-        self.assertEqual([j.key for j in (yield queue.replay())], [1])
 
     @inlineCallbacks
-    def test_fencedWrites(self):
+    def test_fencedRetries(self):
         """
-        A queue that made a lease writes only while its holder holds it:
-        once it expired, or another server took it, every kind of write
-        (add, done, update, keep, a withdrawal, a retried delete) fails
-        with QueueError saying so, and changes nothing.
+        The deletes of a server that lost the lease fail (done, doneMany,
+        and a retried delete), are kept to be retried, and their retries
+        (the first after FIRST_RETRY_DELAY) fail too and change nothing.
         """
         first, second = (yield self.openQueue()), (yield self.openQueue())
-        a, b = first.lease(b"a", 0.5), second.lease(b"b", 30)
+        a, b = first.lease(b"a", self.ttl), second.lease(b"b", 30)
         self.assertTrue((yield a.acquire()))
         yield first.addMany([job(1), job(2), job(3)])
         yield first.done(1)
         yield first.keep(b"dead", [(b"x", b"y")], [], [])
         before = self.snapshot()
         self.assertEqual(len(before), 3)
-        yield sleep(0.7)
-        # Expired, nobody else holds it yet.
-        failure = yield self.assertFailure(first.add(job(4)), QueueError)
-        self.assertEqual(str(failure), "postgresql add: " + FENCED)
+        yield sleep(self.expiry)
         self.assertTrue((yield b.acquire()))
-        # Another server holds it.
-        writes = [
-            first.add(job(5)),
-            first.addMany([job(6), job(7)]),
-            first.done(2),
-            first.doneMany([3]),
-            first.update([job(2, attempts=5, due=9.5)]),
-            first.keep(b"dead", [(b"2", b"letter")], [2], [b"x"]),
-            first._retryDeletes([3]),
-        ]
-        for d in writes:
+        for d in [first.done(2), first.doneMany([3]), first._retryDeletes([3])]:
             failure = yield self.assertFailure(d, QueueError)
             self.assertIn(FENCED, str(failure))
         self.assertEqual(self.snapshot(), before)
-        # The failed deletes are kept, and their retries (the first after
-        # FIRST_RETRY_DELAY) fail too.
         self.assertEqual(first.retries.count, 2)
         yield sleep(FIRST_RETRY_DELAY + 0.3)
         self.assertEqual((first.retries.count, first.retries._delay), (2, 2 * FIRST_RETRY_DELAY))
         self.assertEqual(self.snapshot(), before)
-        # Reads are not fenced.
         self.assertEqual([j.key for j in (yield first.replay())], [2, 3])
-        self.assertEqual((yield first.kept(b"dead")), [(b"x", b"y")])
-        # A lease made but never taken fences too.
-        yield second.add(job(8))
-        third = yield self.openQueue()
-        third.lease(b"c", 30)
-        yield self.assertFailure(third.add(job(9)), QueueError)
-        self.assertEqual([j.key for j in (yield second.replay())], [2, 3, 8])
         self.flushLoggedErrors(QueueError)
 
     @inlineCallbacks
@@ -815,7 +761,7 @@ class PostgreSQLLeaseTests(TestCase):
         self.flushLoggedErrors(QueueError)
 
     @inlineCallbacks
-    def test_unfencedUnchanged(self):
+    def test_unfencedIgnoreLeaseRow(self):
         """
         Without a lease, writes are not fenced: they neither look at nor
         wait for the lease's row, even while another server holds it, and

@@ -7,21 +7,20 @@ from typing import List
 
 from twisted.application.service import Service
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
-from zope.interface.verify import verifyObject
 
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import ILease
 from gearman_tw.protocol import REQ, PacketType, encode
-from gearman_tw.queues import QueuedJob
-from gearman_tw.queues.redis import RedisQueue
+from gearman_tw.queues.redis import RedisLease, RedisQueue
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.standby import RENEW_FRACTION, SAFE_FRACTION, StandbyService
+from tests.leasemixin import LeaseContractMixin
 from tests.redisserver import RedisServer
 
 
@@ -290,90 +289,23 @@ class FenceTests(SynchronousTestCase):
         self.assertEqual(self.factory.server.jobCount(), 0)
 
 
-class RedisLeaseTests(TestCase):
+class RedisLeaseTests(LeaseContractMixin, TestCase):
     """
     The Redis queue's lease, and its fenced writes, against redis-server.
     """
 
     timeout = 60
+    leaseType = RedisLease
+    ttl = 0.3
+    expiry = 0.5
+    fencedAdd = "redis add: FENCED this server does not hold the lease of the namespace"
+    fenced = "does not hold the lease"
 
     def setUp(self) -> None:
         self.redis = RedisServer()
         self.addCleanup(self.redis.stop)
 
-    @inlineCallbacks
-    def queue(self, namespace: str = "ha"):
-        queue = RedisQueue(port=self.redis.port, namespace=namespace, reactor=reactor, timeout=5)
-        yield queue.open()
+    def makeQueue(self) -> RedisQueue:
+        queue = RedisQueue(port=self.redis.port, namespace="ha", reactor=reactor, timeout=5)
         self.addCleanup(queue.close)
         return queue
-
-    @inlineCallbacks
-    def test_oneHolder(self):
-        """
-        One holder at a time; it may renew and take again; once released
-        (or expired) another takes it.
-        """
-        first, second = (yield self.queue()), (yield self.queue())
-        a, b = first.lease(b"a", 0.3), second.lease(b"b", 0.3)
-        self.assertTrue(verifyObject(ILease, a))
-        self.assertTrue((yield a.acquire()))
-        self.assertFalse((yield b.acquire()))
-        self.assertTrue((yield a.renew()))
-        self.assertTrue((yield a.acquire()))
-        self.assertFalse((yield b.renew()))
-        yield b.release()
-        self.assertFalse((yield b.acquire()))
-        yield a.release()
-        self.assertTrue((yield b.acquire()))
-        yield sleep(0.5)
-        self.assertTrue((yield a.acquire()))
-        self.assertFalse((yield b.renew()))
-
-    @inlineCallbacks
-    def test_fencedWrites(self):
-        """
-        A queue that made a lease writes only while its holder holds it:
-        adds, deletes, updates and keeps of a server that lost it fail with
-        QueueError and change nothing.
-        """
-        first, second = (yield self.queue()), (yield self.queue())
-        a, b = first.lease(b"a", 30), second.lease(b"b", 30)
-        self.assertTrue((yield a.acquire()))
-        yield first.addMany([job(1), job(2)])
-        yield first.done(1)
-        failure = yield self.assertFailure(second.add(job(3)), QueueError)
-        self.assertIn("does not hold the lease", str(failure))
-        yield self.assertFailure(second.done(2), QueueError)
-        yield self.assertFailure(second.update([job(2, attempts=5)]), QueueError)
-        yield self.assertFailure(second.keep(b"deadletter", [(b"1", b"x")], [2], []), QueueError)
-        self.assertEqual((yield first.replay()), [job(2)])
-        self.assertEqual((yield first.kept(b"deadletter")), [])
-        yield a.release()
-        self.assertTrue((yield b.acquire()))
-        yield self.assertFailure(first.add(job(4)), QueueError)
-        yield second.add(job(5))
-        self.assertEqual([j.key for j in (yield second.replay())], [2, 5])
-        self.flushLoggedErrors()
-
-    @inlineCallbacks
-    def test_unfencedUnchanged(self):
-        """
-        Without a lease, writes are not fenced, even if a lease key exists.
-        """
-        queue = yield self.queue()
-        self.redis.command(b"SET", b"ha:lease", b"someone")
-        yield queue.add(job(1))
-        self.assertEqual(len((yield queue.replay())), 1)
-
-
-def job(n: int, **changes: object) -> QueuedJob:
-    fields = dict(function=b"f", key=n, unique=b"", data=b"d%d" % n, priority=1, when=0)
-    fields.update(changes)
-    return QueuedJob(**fields)  # type: ignore[arg-type]
-
-
-def sleep(seconds: float) -> "Deferred[None]":
-    d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
