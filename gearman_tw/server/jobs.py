@@ -429,18 +429,34 @@ class JobServer:
     def _storePolicyChanges(self, name: bytes, changes: Dict[str, Any]) -> None:
         if not self._persistent:
             return
-        assert self.queue is not None
-        if changes:
-            d = self.queue.keep(POLICY_CHANGES, [(name, json.dumps(changes).encode("utf-8"))], [], [])
-        else:
-            d = self.queue.keep(POLICY_CHANGES, [], [], [name])
-        d.addErrback(
-            lambda f: self.log.failure(
-                "Persistent queue could not store the policy changes of {function}",
-                f,
-                function=name.decode("utf-8", "replace"),
-            )
+        records = [(name, json.dumps(changes).encode("utf-8"))] if changes else []
+        self._keep(
+            POLICY_CHANGES,
+            records,
+            [],
+            [] if changes else [name],
+            "Persistent queue could not store the policy changes of {function}",
+            function=name.decode("utf-8", "replace"),
         )
+
+    def _keep(
+        self,
+        kind: bytes,
+        records: List[Tuple[bytes, bytes]],
+        done: List[int],
+        dropped: List[bytes],
+        failed: str,
+        /,
+        **fields: Any,
+    ) -> None:
+        """
+        Change the persistent queue's records of C{kind} (see
+        L{IPersistentQueue.keep}), logging C{failed} (a log format, with
+        C{fields}) if the queue cannot.
+        """
+        assert self.queue is not None
+        d = self.queue.keep(kind, records, done, dropped)
+        d.addErrback(lambda f: self.log.failure(failed, f, **fields))
 
     def restorePolicyChanges(self, records: List[Tuple[bytes, bytes]]) -> None:
         """
@@ -1727,17 +1743,14 @@ class JobServer:
             self._changeResults([result], [] if key is None else [key], dropped)
 
     def _changeResults(self, kept: List[StoredResult], done: List[int], dropped: List[StoredResult]) -> None:
-        assert self.queue is not None
-        d = self.queue.keep(
-            RESULTS, [(result.handle, result.encode()) for result in kept], done, [r.handle for r in dropped]
-        )
-        d.addErrback(
-            lambda f: self.log.failure(
-                "Persistent queue could not store {kept} results and forget {dropped}",
-                f,
-                kept=len(kept),
-                dropped=len(dropped),
-            )
+        self._keep(
+            RESULTS,
+            [(result.handle, result.encode()) for result in kept],
+            done,
+            [r.handle for r in dropped],
+            "Persistent queue could not store {kept} results and forget {dropped}",
+            kept=len(kept),
+            dropped=len(dropped),
         )
 
     def _armResults(self) -> None:
@@ -1852,22 +1865,16 @@ class JobServer:
         dropped = self.deadLetters.add(letter, limit)
         if not self._persistent:
             return
-        assert self.queue is not None
-        d = self.queue.keep(
+        self._keep(
             DEAD_LETTERS,
             # And the highest number given, so that a restart never gives
             # a purged letter's number again.
             [(b"%d" % (letter.ident,), letter.encode()), (_LAST_IDENT, b"%d" % (self.deadLetters.lastIdent,))],
             [] if key is None else [key],
             [b"%d" % (old.ident,) for old in dropped],
-        )
-        d.addErrback(
-            lambda f: self.log.failure(
-                "Persistent queue could not keep dead letter {ident} of {function}",
-                f,
-                ident=letter.ident,
-                function=letter.function.decode("utf-8", "replace"),
-            )
+            "Persistent queue could not keep dead letter {ident} of {function}",
+            ident=letter.ident,
+            function=letter.function.decode("utf-8", "replace"),
         )
 
     def _dropLetters(self, name: bytes, letters: List[DeadLetter]) -> None:
@@ -1876,15 +1883,14 @@ class JobServer:
         """
         if not self._persistent or not letters:
             return
-        assert self.queue is not None
-        d = self.queue.keep(DEAD_LETTERS, [], [], [b"%d" % (letter.ident,) for letter in letters])
-        d.addErrback(
-            lambda f: self.log.failure(
-                "Persistent queue could not forget {count} dead letters of {function}",
-                f,
-                count=len(letters),
-                function=name.decode("utf-8", "replace"),
-            )
+        self._keep(
+            DEAD_LETTERS,
+            [],
+            [],
+            [b"%d" % (letter.ident,) for letter in letters],
+            "Persistent queue could not forget {count} dead letters of {function}",
+            count=len(letters),
+            function=name.decode("utf-8", "replace"),
         )
 
     def retryDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
