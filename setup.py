@@ -40,7 +40,7 @@ setup(
     install_requires=[
         "twisted>=22.10",
         "zope.interface>=5",
-        "txredisapi>=1.4",  # --queue redis://
+        "txredisapi>=1.6",  # --queue redis:// (RedisFactory.startConnecting)
         "psycopg[binary]>=3.1",  # --queue postgresql://
         "PyMySQL>=1.1",  # --queue mysql://
         "prometheus_client>=0.17",  # /metrics

@@ -943,14 +943,17 @@ QUEUE_METRICS = (
 )
 
 
-def queueBenchmark(runs: int, scale: float, python: Optional[str]) -> Dict[str, Dict[str, List[float]]]:
+def queueBenchmark(
+    runs: int, scale: float, python: Optional[str], only: Optional[List[str]] = None
+) -> Dict[str, Dict[str, List[float]]]:
     """
     Background submit and drain throughput with every persistent queue,
     ours and gearmand's (those it was built with), in the same run; each
     phase on a fresh server, configurations taken in turn within each run.
     Prints a table: medians, ratios to gearmand's libsqlite3 queue and to
     our memory queue, CPU per job of the server, of the database server
-    and of the load.
+    and of the load.  With C{only}, just the configurations whose names
+    contain one of its words (and the two baselines).
 
     @return: each configuration's figures per run, by C{"phase metric"}.
     """
@@ -962,6 +965,9 @@ def queueBenchmark(runs: int, scale: float, python: Optional[str]) -> Dict[str, 
     for setup in QUEUE_SETUPS:
         if setup not in setups:
             print("%s: left out, gearmand has no %s queue" % (setup.name, setup.plugin), flush=True)
+    if only:
+        baselines = (GEARMAND_SQLITE, OURS_MEMORY)
+        setups = [s for s in setups if s.name in baselines or any(word in s.name for word in only)]
     servers, missing = startDatabases(sorted({s.database for s in setups if s.database}))
     for name, reason in missing.items():
         print("%s: not installed, its queues left out (%s)" % (name, reason), flush=True)
@@ -1097,11 +1103,17 @@ def main(argv: List[str]) -> int:
         help="skip the warm-up: by default each server first runs %s once, "
         "unmeasured, at a quarter of the scale" % ", ".join(WARMABLE),
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        help="queues: only the configurations whose names contain one of these comma-separated words"
+        " (with the baselines), e.g. --only 'tw redis'",
+    )
     options = parser.parse_args(argv)
     if options.quick:
         options.runs, options.scale = 1, 0.2
     if options.scenarios == ["queues"]:
-        queueBenchmark(options.runs, options.scale, options.python)
+        queueBenchmark(options.runs, options.scale, options.python, options.only)
         return 0
     unknown = set(options.scenarios) - set(SCENARIOS)
     if unknown:

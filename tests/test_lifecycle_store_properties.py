@@ -568,8 +568,10 @@ class ServerRestartTests(SynchronousTestCase):
         """
         w = self.world()
         client = Connection(w.server)
-        w.server.submit(client.peer, b"f", b"", b"x", NORMAL, True)
-        w.server.submit(client.peer, b"f", b"", b"y", NORMAL, True)
+        # Unique keys: a plain background job cannot be found by its handle
+        # before it is stored.
+        w.server.submit(client.peer, b"f", b"u1", b"x", NORMAL, True)
+        w.server.submit(client.peer, b"f", b"u2", b"y", NORMAL, True)
         self.assertTrue(w.server.cancel(b"H:1"))
         w.server.flushStores()
         w.turn()

@@ -8,8 +8,10 @@ import sqlite3
 import struct
 import sys
 import tempfile
-from typing import Any, Dict
+from typing import Any, Dict, List
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -21,8 +23,8 @@ from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import QueuedJob, queueFromURL
 from gearman_tw.queues import sqlite as sqlitequeue
 from gearman_tw.queues.memory import MemoryQueue
-from gearman_tw.queues.records import decodeRecords, encodeRecords
-from gearman_tw.queues.redis import RedisQueue
+from gearman_tw.queues.records import decodeRecords, encodeRecord, encodeRecords
+from gearman_tw.queues.redis import Encoded, RedisQueue, _encodeFields
 from gearman_tw.queues.sqlite import SQLiteQueue
 from tests.integration.servers import freePort
 from tests.mixins import TestCaseMixin
@@ -133,7 +135,6 @@ class PersistentQueueMixin(TestCaseMixin):
         again = yield self.openQueue()
         replayed = yield again.replay()
         self.assertEqual([j.key for j in replayed], list(range(1, 100, 2)))
-
 
     @inlineCallbacks
     def test_update(self):
@@ -466,7 +467,6 @@ class SQLiteQueueTests(PersistentQueueMixin, TestCase):
         self.assertEqual(len(self.sql("SELECT * FROM gearman_tw_batches")), 2)
 
 
-
 class RedisQueueTests(PersistentQueueMixin, TestCase):
     """
     The Redis backend, against a real redis-server.
@@ -622,6 +622,75 @@ class RecordTests(SynchronousTestCase):
         self.assertEqual(list(decodeRecords(blob)), [job(1), job(2)])
         for cut in (1, 5, len(blob) - 30):
             self.assertRaises(QueueError, list, decodeRecords(blob[:-cut]))
+
+
+class RedisEncodingTests(SynchronousTestCase):
+    """
+    The Redis queue writes its adds encoded beforehand (L{Encoded}), not
+    through txredisapi's encoder; the bytes must be those txredisapi would
+    send.
+    """
+
+    def txredisapiCommand(self, *args: bytes) -> bytes:
+        import txredisapi
+
+        protocol = txredisapi.RedisProtocol(charset=None)
+        built: bytes = txredisapi.RedisProtocol._build_command(protocol, *args)
+        return built
+
+    @given(
+        st.lists(
+            st.builds(
+                QueuedJob,
+                function=st.binary(min_size=1, max_size=20),
+                key=st.integers(min_value=0, max_value=2**63 - 1),
+                unique=st.binary(max_size=70),
+                # Records either side of 8192 bytes, whose length the
+                # encoder writes otherwise.
+                data=st.one_of(st.binary(max_size=40), st.integers(8100, 8250).map(lambda n: b"d" * n)),
+                priority=st.integers(min_value=0, max_value=2),
+                when=st.integers(min_value=0, max_value=2**40),
+                attempts=st.integers(min_value=0, max_value=2**33),
+                due=st.sampled_from([0.0, 1.5, 1e9]),
+            ),
+            max_size=6,
+        )
+    )
+    @settings(max_examples=60, deadline=None)
+    def test_fields(self, jobs: List[QueuedJob]) -> None:
+        """
+        An add is HSET of each job's key (decimal) and record, whatever the
+        sizes and whether the job was attempted before.
+        """
+        arguments = []
+        for each in jobs:
+            arguments += [b"%d" % (each.key,), encodeRecord(each)]
+        expected = self.txredisapiCommand(b"HSET", b"ns:jobs", *arguments)
+        self.assertEqual(Encoded([b"HSET", b"ns:jobs"], _encodeFields(jobs), 2 * len(jobs)).command, expected)
+
+    def test_command(self) -> None:
+        """
+        A command without further arguments encodes as txredisapi's does.
+        """
+        self.assertEqual(Encoded([b"PING"]).command, self.txredisapiCommand(b"PING"))
+        self.assertEqual(Encoded([b"GET", b"", b"\r\n"]).command, self.txredisapiCommand(b"GET", b"", b"\r\n"))
+
+    def test_connections(self) -> None:
+        """
+        The queue's connections, on one Redis or through Sentinel, send an
+        L{Encoded} command as it is and any other as txredisapi encodes
+        it.
+        """
+        import txredisapi
+
+        from gearman_tw.queues.redis import _masterFactory, _queueFactory
+
+        for factory in (_queueFactory(txredisapi), _masterFactory(txredisapi, lambda why: None)):
+            protocol = factory.protocol(charset=None)
+            self.assertEqual(
+                protocol._build_command(Encoded([b"PING"], b"$1\r\nx\r\n", 1)), b"*2\r\n$4\r\nPING\r\n$1\r\nx\r\n"
+            )
+            self.assertEqual(protocol._build_command(b"HDEL", b"k", b"1"), self.txredisapiCommand(b"HDEL", b"k", b"1"))
 
 
 class QueueFromURLTests(SynchronousTestCase):

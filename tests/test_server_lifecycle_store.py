@@ -331,16 +331,19 @@ class LifecycleStoreTests(SynchronousTestCase):
     def test_cancelledBeforeFlush(self) -> None:
         """
         A job cancelled (or ended) before its batch went to the queue is
-        left out of it; its submitter is still answered.
+        left out of it; its submitter is still answered.  (A job with a
+        unique key: a plain background job cannot be found by its handle
+        before it is stored, as in gearmand, which stores it before it
+        answers.)
         """
-        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"u1", b"x", NORMAL, True)
         self.assertTrue(self.server.cancel(b"H:1"))
-        self.server.submit(self.client.peer, b"f", b"", b"y", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"u2", b"y", NORMAL, True)
         self.clock.advance(0)
         self.assertEqual([record.data for record, _ in self.queue.adds], [b"y"])
         self.queue.commit()
         self.assertEqual([ptype for ptype, _ in self.client.packets()], [PacketType.JOB_CREATED] * 2)
-        self.server.submit(self.client.peer, b"f", b"", b"z", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"u3", b"z", NORMAL, True)
         self.server.cancel(b"H:3")
         self.clock.advance(0)
         # Nothing left to send: answered without the queue.

@@ -181,7 +181,7 @@ class PersistenceTests(SynchronousTestCase):
         """
         for unique in (b"", b"u", b""):
             self.server.submit(self.client.peer, b"f", unique, b"x", NORMAL, True)
-        self.assertEqual([record.key for record, _ in self.adds()], [1, 2, 3])
+        self.assertEqual(sorted(record.key for record, _ in self.adds()), [1, 2, 3])
 
     def test_manyClientsOneCommit(self) -> None:
         """
@@ -376,6 +376,106 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(sorted(self.dones()), [1, 2, 3, 4, 5])
         function = self.server.functions[b"f"]
         self.assertEqual((function.completed, function.failed, function.exceptions), (1, 2, 1))
+
+    def test_plainStoreFails(self) -> None:
+        """
+        If the queue cannot store a batch of plain background jobs (stored
+        as records, without a L{Job} each), each of their submissions gets
+        QUEUE_ERROR in its place among the connection's replies, and no job
+        is left queued or counted as being stored.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"a", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"u", b"b", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"", b"c", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"", b"d", NORMAL, True)
+        self.client.peer.write(encode(PacketType.ECHO_RES, b"e"))
+        self.assertEqual(len(self.adds()), 4)
+        self.adds()[0][1].errback(QueueError("disk full"))
+        error = (PacketType.ERROR, [b"QUEUE_ERROR", b"disk full"])
+        self.assertEqual(self.client.packets(), [error] * 4 + [(PacketType.ECHO_RES, [b"e"])])
+        function = self.server.functions[b"f"]
+        self.assertEqual((function.total, function.storing, len(self.server.runQueue), self.server.jobs), (0, 0, 0, {}))
+        self.server.grab(self.worker.peer, ASSIGN)
+        self.assertEqual(self.worker.packets(), [(PacketType.NO_JOB, [])])
+        self.flushLoggedErrors(QueueError)
+        self.queue.adds.clear()
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        self.commit()
+        self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:5"])])
+
+    def test_plainStoreFailsIdleFunction(self) -> None:
+        """
+        A function whose only jobs failed to be stored is idle again: it can
+        be dropped.
+        """
+        self.server.submit(self.client.peer, b"g", b"", b"a", NORMAL, True)
+        self.assertFalse(self.server.dropFunction(b"g"))
+        self.adds()[0][1].errback(QueueError("disk full"))
+        self.flushLoggedErrors(QueueError)
+        self.assertTrue(self.server.dropFunction(b"g"))
+
+    def test_plainNotTakenBeforeStored(self) -> None:
+        """
+        A plain background job is neither taken nor found by its handle
+        before the queue has it (its handle is not yet given to anyone);
+        once stored, a sleeping worker is woken for it.
+        """
+        self.server.preSleep(self.worker.peer)
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        self.server.grab(self.worker.peer, ASSIGN)
+        self.assertEqual(self.worker.packets(), [(PacketType.NO_JOB, [])])
+        self.assertFalse(self.server.cancel(b"H:1"))
+        self.assertEqual(self.server.getStatus(b"H:1").known, False)
+        self.server.preSleep(self.worker.peer)
+        self.commit()
+        self.assertEqual(self.worker.packets(), [(PacketType.NOOP, [])])
+        self.assertEqual(self.server.getStatus(b"H:1").known, True)
+        self.server.grab(self.worker.peer, ASSIGN)
+        self.assertEqual(self.worker.packets(), [(PacketType.JOB_ASSIGN, [b"H:1", b"f", b"x"])])
+
+    def test_plainDoneWhenEnded(self) -> None:
+        """
+        A stored plain background job, queued as a record, is forgotten by
+        its record number when it completes, fails, raises, is cancelled
+        (queued or running) or runs out of retries.
+        """
+        self.server.jobRetries = 1
+        for n in range(6):
+            self.server.submit(self.client.peer, b"f", b"", b"x%d" % n, NORMAL, True)
+        self.commit()
+        self.assertEqual(len(self.client.packets()), 6)
+        worker = self.worker.peer
+        ends = [
+            lambda h: self.server.workComplete(worker, h, b"r"),
+            lambda h: self.server.workFail(worker, h),
+            lambda h: self.server.workException(worker, h, b"e"),
+            lambda h: self.assertTrue(self.server.cancel(h)),
+        ]
+        for end in ends:
+            self.server.grab(worker, ASSIGN)
+            handle = self.worker.packets()[0][1][0]
+            end(handle)
+        self.assertTrue(self.server.cancel(b"H:5"))
+        self.server.grab(worker, ASSIGN)
+        [(_, [handle, _, data])] = self.worker.packets()
+        self.assertEqual((handle, data), (b"H:6", b"x5"))
+        self.server.peerLost(worker)
+        self.assertEqual(sorted(self.dones()), [1, 2, 3, 4, 5, 6])
+        self.assertEqual(self.server.jobCount(), 0)
+
+    def test_plainSubmitterLost(self) -> None:
+        """
+        A connection that goes away while its plain background jobs are
+        being stored is not answered; the jobs are stored and run.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"x", NORMAL, True)
+        self.server.peerLost(self.client.peer)
+        self.commit()
+        self.assertEqual(self.client.packets(), [])
+        self.server.grab(self.worker.peer, ASSIGN)
+        [(_, [handle, _, _])] = self.worker.packets()
+        self.server.workComplete(self.worker.peer, handle, b"r")
+        self.assertEqual(self.dones(), [1])
 
     def test_restore(self) -> None:
         """

@@ -65,13 +65,25 @@ class QueuedRecordTests(JobServerTestCase):
 
     def test_persistentQueue(self) -> None:
         """
-        With a persistent queue every background job is a L{Job} (it carries
-        its record number); with the memory queue, which is not persistent,
-        plain ones are records.
+        With a persistent queue a plain background job is a record too once
+        stored, and carries its record number in the queue: a worker takes
+        a L{Job} with that L{Job.queueKey}.  Other background jobs are
+        L{Job}s from the start.
         """
         stored = JobServer(self.clock, handlePrefix=b"H", queue=StoringQueue())
-        Conn(stored).submit(background=True)
-        self.assertIsInstance(stored.jobs[b"H:1"], Job)
+        client = Conn(stored)
+        client.submit(background=True)
+        client.submit(background=True, unique=b"u")
+        self.assertIsInstance(stored.jobs[b"H:2"], Job)
+        self.assertNotIn(b"H:1", stored.jobs)
+        self.clock.advance(0)
+        self.assertEqual(client.packets(), [(P.JOB_CREATED, [b"H:1"]), (P.JOB_CREATED, [b"H:2"])])
+        self.assertTrue(stored.runQueue.has(1))
+        self.assertNotIn(b"H:1", stored.jobs)
+        worker = Conn(stored)
+        worker.canDo(b"f")
+        self.assertEqual(worker.take(), (b"H:1", b"x"))
+        self.assertEqual((stored.jobs[b"H:1"].queueKey, stored.jobs[b"H:2"].queueKey), (1, 2))
         memory = JobServer(self.clock, handlePrefix=b"H", queue=MemoryQueue())
         Conn(memory).submit(background=True)
         self.assertEqual((list(memory.jobs), len(memory.runQueue), memory.jobCount()), ([], 1, 1))

@@ -18,7 +18,10 @@ from typing import Iterator, List
 from gearman_tw.errors import QueueError
 from gearman_tw.queues import QueuedJob
 
-_RECORD = struct.Struct(">QBqIII")
+#: The header of a record (key, priority, when, then the lengths of
+#: function, unique and data); the whole of it for a job never attempted.
+HEADER = struct.Struct(">QBqIII")
+_RECORD = HEADER
 _ATTEMPTS = struct.Struct(">Id")
 
 # Set in the priority byte of a record with the second header.
@@ -28,20 +31,24 @@ _ATTEMPTED = 0x80
 MAX_ATTEMPTS = 0xFFFFFFFF
 
 
+def encodeRecord(job: QueuedJob) -> bytes:
+    """
+    The stored form of one job.
+    """
+    function, key, unique, data, priority, when, attempts, due = job
+    if attempts or due:
+        header = _RECORD.pack(key, priority | _ATTEMPTED, when, len(function), len(unique), len(data))
+        header += _ATTEMPTS.pack(min(attempts, MAX_ATTEMPTS), due)
+    else:
+        header = _RECORD.pack(key, priority, when, len(function), len(unique), len(data))
+    return b"".join((header, function, unique, data))
+
+
 def encodeRecords(jobs: List[QueuedJob]) -> bytes:
     """
     The stored form of C{jobs}, back to back.
     """
-    pack = _RECORD.pack
-    parts = []
-    for function, key, unique, data, priority, when, attempts, due in jobs:
-        if attempts or due:
-            header = pack(key, priority | _ATTEMPTED, when, len(function), len(unique), len(data))
-            header += _ATTEMPTS.pack(min(attempts, MAX_ATTEMPTS), due)
-        else:
-            header = pack(key, priority, when, len(function), len(unique), len(data))
-        parts.append(header + function + unique + data)
-    return b"".join(parts)
+    return b"".join([encodeRecord(job) for job in jobs])
 
 
 def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:

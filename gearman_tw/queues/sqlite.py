@@ -52,7 +52,7 @@ from zope.interface import implementer
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IPersistentQueue
 from gearman_tw.queues import DeleteRetries, QueuedJob
-from gearman_tw.queues.records import decodeRecords, encodeRecords
+from gearman_tw.queues.records import decodeRecords, encodeRecord, encodeRecords
 
 # What the database thread is asked to do, in order (see _commit).
 _ADD = 0
@@ -469,7 +469,7 @@ class SQLiteQueue:
         Rewrite the records of C{jobs} (same keys): each gets a row in the
         updates table; jobs not stored, or finished, are left alone.
         """
-        rows = [(job.key, encodeRecords([job])) for job in jobs if self._isLive(job.key)]
+        rows = [(job.key, encodeRecord(job)) for job in jobs if self._isLive(job.key)]
         if not rows:
             return succeed(None)
         self._updated.update(key for key, _ in rows)

@@ -50,6 +50,7 @@ from gearman_tw.server.model import (
     JobStatus,
     Peer,
     RateState,
+    StoreBatch,
     UniqueStatus,
     liveCount,
 )
@@ -95,6 +96,11 @@ _WORK_FAIL = b"WORK_FAIL"
 _WORKER_LOST = b"worker lost"
 _GIVEN_BACK = b"worker gave it back"
 _TIME_LIMIT = b"time limit"
+
+
+#: A L{QueuedJob} of a tuple of its fields: the quickest way to make one
+#: (the job server makes one for every stored job).
+_record = QueuedJob._make
 
 
 class _Resubmitter(Peer):
@@ -270,6 +276,8 @@ class JobServer:
         # new jobs, and live ones a background submission joined.
         self._toStore: List[Job] = []
         self._toStoreJoined: List[Job] = []
+        # Plain background jobs to store, as records (L{_storeRecord}).
+        self._batch: Optional[StoreBatch] = None
         self._toForget: List[int] = []
         # Stored jobs attempted again, with the end of their backoff, to
         # update in the queue (L{_flushUpdates}).
@@ -1021,22 +1029,20 @@ class JobServer:
         if limit and function.total + function.storing >= limit:
             peer.error(*_QUEUE_FULL)
             return
-        if (
-            background
-            and not unique
-            and not when
-            and reducer is None
-            and not self._persistent
-            and len(data) <= MAX_RECORD_DATA
-        ):
-            # Most background submissions: queued as a compact record.
-            number = self._nextNumber()
-            function.submitted[priority] += 1
-            self.runQueue.pushRecord(function, number, priority, data, self._now())
-            if function.sleepers:
-                self._wake(function)
-            peer.created(b"%s%d" % (self.handlePrefix, number))
-            return
+        if background and not unique and not when and reducer is None and len(data) <= MAX_RECORD_DATA:
+            # Most background submissions: queued as a compact record
+            # (once stored, with a persistent queue).
+            if not self._persistent:
+                number = self._nextNumber()
+                function.submitted[priority] += 1
+                self.runQueue.pushRecord(function, number, priority, data, self._now())
+                if function.sleepers:
+                    self._wake(function)
+                peer.created(b"%s%d" % (self.handlePrefix, number))
+                return
+            if peer.batchesStores:
+                self._storeRecord(peer, function, priority, data)
+                return
         if background and self._persistent and reducer is None:
             job = self._create(function, unique, key, data, priority, True, when, None, False)
             self._store(job, peer, True)
@@ -1159,12 +1165,32 @@ class JobServer:
         else:
             self._toStoreJoined.append(job)
 
+    def _storeRecord(self, peer: Peer, function: Function, priority: int, data: bytes) -> None:
+        """
+        Store a plain background job as part of this turn's L{StoreBatch},
+        answering C{peer} once the queue has it; then queue it as a record.
+        (Until then its handle number is in no table; it is not given again
+        meanwhile, which would take 2**32 more submissions.)
+        """
+        number = self._nextNumber()
+        function.submitted[priority] += 1
+        function.storing += 1
+        batch = self._batch
+        if batch is None:
+            if not self.storing:
+                self.reactor.callLater(0, self.flushStores)
+            batch = self._batch = StoreBatch()
+        key = self._lastKey = self._lastKey + 1
+        batch.records.append(_record((function.name, key, b"", data, priority, 0, 0, 0.0)))
+        batch.jobs.append((function, number, self._now()))
+        peer.holdCreated(batch, b"%s%d" % (self.handlePrefix, number))
+
     @property
     def storing(self) -> bool:
         """
         Jobs wait to be sent to the persistent queue (L{flushStores}).
         """
-        return bool(self._toStore or self._toStoreJoined)
+        return bool(self._toStore or self._toStoreJoined or self._batch)
 
     def flushStores(self) -> None:
         """
@@ -1175,8 +1201,8 @@ class JobServer:
         if not self.storing:
             return
         assert self.queue is not None
-        new, joined = self._toStore, self._toStoreJoined
-        self._toStore, self._toStoreJoined = [], []
+        new, joined, batch = self._toStore, self._toStoreJoined, self._batch
+        self._toStore, self._toStoreJoined, self._batch = [], [], None
         records = [
             QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)  # type: ignore[arg-type]
             for job in new
@@ -1191,13 +1217,17 @@ class JobServer:
                     job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when, job.retries, due
                 )
                 records.append(record)
+        if batch is not None:
+            records.extend(batch.records)
         began = self.reactor.seconds()
         if not records:
             # All ended or were cancelled before they could be sent.
-            self._stored(None, new, joined, began)
+            self._stored(None, new, joined, began, batch)
             return
         d = self.queue.addMany(records)
-        d.addCallbacks(self._stored, self._storeFailed, callbackArgs=(new, joined, began), errbackArgs=(new, joined))
+        d.addCallbacks(
+            self._stored, self._storeFailed, callbackArgs=(new, joined, began, batch), errbackArgs=(new, joined, batch)
+        )
 
     def _dueOf(self, job: Job) -> float:
         """
@@ -1224,9 +1254,20 @@ class JobServer:
                     peers.update(dict.fromkeys(others))
         return peers
 
-    def _stored(self, _: object, new: List[Job], joined: List[Job], began: float) -> None:
+    def _stored(
+        self, _: object, new: List[Job], joined: List[Job], began: float, batch: Optional[StoreBatch] = None
+    ) -> None:
         self.stats.queueLatency.observe(self.reactor.seconds() - began)
         peers = self._waitingFor(new + joined)
+        if batch is not None:
+            batch.done = True
+            push = self.runQueue.pushRecord
+            for (function, number, created), (_, key, _, data, priority, _, _, _) in zip(batch.jobs, batch.records):
+                function.storing -= 1
+                push(function, number, priority, data, created, key)
+                if function.sleepers:
+                    self._wake(function)
+            peers.update(batch.peers)
         jobs = self.jobs
         for job in new:
             job.function.storing -= 1
@@ -1240,15 +1281,23 @@ class JobServer:
         for peer in peers:
             peer.release()
 
-    def _storeFailed(self, failure: object, new: List[Job], joined: List[Job]) -> None:
+    def _storeFailed(
+        self, failure: object, new: List[Job], joined: List[Job], batch: Optional[StoreBatch] = None
+    ) -> None:
         self.stats.queueErrors += 1
         value = getattr(failure, "value", None)
         message = str(value if value is not None else "queue error").encode("utf-8", "replace")
         self.log.error(
             "Persistent queue could not store {count} jobs: {error}",
-            count=len(new) + len(joined),
+            count=len(new) + len(joined) + (len(batch.jobs) if batch is not None else 0),
             error=message.decode("utf-8"),
         )
+        if batch is not None:
+            batch.done = True
+            batch.error = (b"QUEUE_ERROR", message)
+            for function, *_ in batch.jobs:
+                function.storing -= 1
+                self._retire(function)
         for job in new + joined:
             job.queueKey = None
             waiting = [job.waiting] if job.waiting is not None else []
@@ -1260,6 +1309,8 @@ class JobServer:
             self._detachClients(job)
             self._free(job)
             self._retire(job.function)
+        if batch is not None:
+            peers.update(batch.peers)
         for peer in peers:
             peer.release()
 
@@ -1704,9 +1755,7 @@ class JobServer:
         assert self.queue is not None
         updates, self._toUpdate = self._toUpdate, {}
         records = [
-            QueuedJob(
-                job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when, job.retries, due
-            )
+            QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when, job.retries, due)
             for job, due in updates.items()
             # Still stored (not ended since).
             if job.queueKey is not None

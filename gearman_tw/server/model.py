@@ -20,6 +20,7 @@ from gearman_tw.server.lifecycle import DEFAULT_POLICY, Policy
 from gearman_tw.server.stats import Histogram
 
 if TYPE_CHECKING:
+    from gearman_tw.queues import QueuedJob
     from gearman_tw.server.runqueue import QueuedRecord
 
 HIGH, NORMAL, LOW = 0, 1, 2
@@ -325,6 +326,35 @@ class Job:
 
 NO_CLIENTS: Tuple[()] = ()
 
+
+class StoreBatch:
+    """
+    The plain background jobs (no unique key, reducer or start time, small
+    data) submitted while the persistent queue is given one batch to store
+    (L{gearman_tw.server.jobs.JobServer.flushStores}).  They are no L{Job}s
+    until stored, then queued as compact records; their JOB_CREATED
+    replies wait, in order, with the connections that submitted them
+    (L{Peer.holdCreated}).
+
+    @ivar records: what the queue stores of each job, in the order
+        submitted.
+    @ivar jobs: for each, C{(function, handle number, created)}.
+    @ivar peers: the connections with replies waiting for this batch.
+    @ivar done: the queue stored the batch, or failed to.
+    @ivar error: the ERROR (code and text) each job's submission is
+        answered with if the queue failed to store the batch, or C{None}.
+    """
+
+    __slots__ = ("done", "error", "jobs", "peers", "records")
+
+    def __init__(self) -> None:
+        self.records: List[QueuedJob] = []
+        self.jobs: List[Tuple[Function, int, float]] = []
+        self.peers: Dict[Peer, None] = {}
+        self.done = False
+        self.error: Optional[Tuple[bytes, bytes]] = None
+
+
 #: What a function's queue holds: L{Job}s, and the compact records the run
 #: queue keeps plain background jobs as.
 Entry = Union[Job, "QueuedRecord"]
@@ -434,6 +464,20 @@ class Peer:
         The submission's JOB_CREATED for C{job} waits until the persistent
         queue has stored it (L{release}); replies made meanwhile keep their
         order behind it.
+        """
+        raise NotImplementedError()
+
+    #: Whether L{holdCreated} may be used: a submission from this peer may
+    #: be stored as part of a L{StoreBatch}, not as a L{Job}.
+    batchesStores = False
+
+    def holdCreated(self, batch: StoreBatch, handle: bytes) -> None:
+        """
+        The submission's JOB_CREATED for C{handle} waits until the
+        persistent queue has stored C{batch} (L{release}), or is answered
+        with the batch's C{error} if it could not; replies made meanwhile
+        keep their order behind it.  Only for a peer whose
+        L{batchesStores} is set.
         """
         raise NotImplementedError()
 

@@ -16,7 +16,7 @@ from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from gearman_tw.protocol import HEADER, RES, PacketType, encode
-from gearman_tw.server.model import ASSIGN, ASSIGN_ALL, Job, Peer
+from gearman_tw.server.model import ASSIGN, ASSIGN_ALL, Job, Peer, StoreBatch
 from gearman_tw.server.writes import WriteBatch
 
 _NOOP = encode(PacketType.NOOP)
@@ -75,6 +75,19 @@ class _LastForwarded:
 _forwarded = _LastForwarded()
 
 
+class _HeldCreated:
+    """
+    The JOB_CREATED replies of a connection's submissions that one
+    L{StoreBatch} stores, one after another among its held replies.
+    """
+
+    __slots__ = ("batch", "packets")
+
+    def __init__(self, batch: StoreBatch, packet: bytes) -> None:
+        self.batch = batch
+        self.packets = [packet]
+
+
 class PacketPeer(Peer):
     """
     A binary-protocol connection: replies are encoded as packets and sent
@@ -86,6 +99,8 @@ class PacketPeer(Peer):
     """
 
     __slots__ = ("_batch", "_out", "_replies", "_send")
+
+    batchesStores = True
 
     def __init__(
         self,
@@ -105,8 +120,9 @@ class PacketPeer(Peer):
         self._batch = WriteBatch() if batch is None else batch
         self._out: List[bytes] = []
         # The replies after a JOB_CREATED that waits for the persistent
-        # queue: bytes, and the jobs whose JOB_CREATED it is (L{hold}).
-        self._replies: Optional[Deque[Union[bytes, Job]]] = None
+        # queue: bytes, the jobs whose JOB_CREATED it is (L{hold}), and
+        # runs of JOB_CREATED waiting for a StoreBatch (L{holdCreated}).
+        self._replies: Optional[Deque[Union[bytes, Job, _HeldCreated]]] = None
 
     def write(self, data: bytes) -> None:
         """
@@ -162,6 +178,18 @@ class PacketPeer(Peer):
             self._replies = deque()
         self._replies.append(job)
 
+    def holdCreated(self, batch: StoreBatch, handle: bytes) -> None:
+        replies = self._replies
+        if replies is None:
+            replies = self._replies = deque()
+        elif replies:
+            tail = replies[-1]
+            if tail.__class__ is _HeldCreated and tail.batch is batch:  # type: ignore[union-attr]
+                tail.packets.append(_jobCreated(handle))  # type: ignore[union-attr]
+                return
+        replies.append(_HeldCreated(batch, _jobCreated(handle)))
+        batch.peers[self] = None
+
     def refuse(self, job: Job, code: bytes, text: bytes) -> None:
         replies = self._replies
         if replies is not None and job in replies:
@@ -180,6 +208,14 @@ class PacketPeer(Peer):
             head = replies[0]
             if isinstance(head, bytes):
                 ready.append(head)
+            elif isinstance(head, _HeldCreated):
+                batch = head.batch
+                if not batch.done:
+                    break
+                if batch.error is None:
+                    ready.extend(head.packets)
+                else:
+                    ready.append(encode(PacketType.ERROR, *batch.error) * len(head.packets))
             elif head.waiting is None:
                 ready.append(_jobCreated(head.handle))
             else:

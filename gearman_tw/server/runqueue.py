@@ -3,10 +3,11 @@
 The jobs waiting to run, in each function's three FIFO queues.
 
 Most queued jobs of a busy server are plain background jobs: no unique
-key, reducer, start time or persistent record, and small data.  L{RunQueue}
-keeps those as compact records (L{QueuedRecord}) from submission until a
-worker takes one, and hands out L{Job}s only: the job server, the admin
-commands and the tests never see a record.
+key, reducer or start time, and small data.  L{RunQueue} keeps those as
+compact records (L{QueuedRecord}, with the job's key in the persistent
+queue if one stores it) from submission until a worker takes one, and
+hands out L{Job}s only: the job server, the admin commands and the tests
+never see a record.
 """
 
 from __future__ import annotations
@@ -34,23 +35,47 @@ _RECORD = struct.Struct("<IBdQ")
 _RECORD_SIZE = _RECORD.size
 _NUMBER = struct.Struct("<I")
 
+#: A record of a job the persistent queue stores has this bit set in its
+#: priority byte, and its L{Job.queueKey} (L{_KEY}) before the data.
+_STORED = 0x80
+_KEY = struct.Struct("<Q")
+_STORED_SIZE = _RECORD_SIZE + _KEY.size
+_STORED_RECORD = struct.Struct("<IBdQQ")
 
-def packRecord(number: int, function: int, priority: int, data: bytes, created: float) -> QueuedRecord:
+
+def packRecord(number: int, function: int, priority: int, data: bytes, created: float, key: int = 0) -> QueuedRecord:
     """
     A L{QueuedRecord} of these fields.
 
     @param function: the job's L{Function.ident}.
+    @param key: its L{Job.queueKey} if the persistent queue stores it, or
+        0.
     """
+    if key:
+        return _STORED_RECORD.pack(number, priority | _STORED, created, function, key) + data
     return _RECORD.pack(number, priority, created, function) + data
 
 
 def unpackRecord(record: QueuedRecord) -> Tuple[int, int, int, bytes, float]:
     """
     The fields of a L{QueuedRecord}: C{(handle number, function ident,
-    priority, data, created)}.
+    priority, data, created)} (its queue key: L{recordKey}).
     """
     number, priority, created, function = _RECORD.unpack_from(record)
+    if priority & _STORED:
+        return number, function, priority & ~_STORED, record[_STORED_SIZE:], created
     return number, function, priority, record[_RECORD_SIZE:], created
+
+
+def recordKey(record: QueuedRecord) -> Optional[int]:
+    """
+    The L{Job.queueKey} of a L{QueuedRecord}, or C{None} if the persistent
+    queue does not store its job.
+    """
+    if record[4] & _STORED:
+        key: int = _KEY.unpack_from(record, _RECORD_SIZE)[0]
+        return key
+    return None
 
 
 def recordNumber(record: QueuedRecord) -> int:
@@ -123,12 +148,16 @@ class RunQueue:
             self._runnable[function] = None
         queue.append(job)
 
-    def pushRecord(self, function: Function, number: int, priority: int, data: bytes, created: float) -> None:
+    def pushRecord(
+        self, function: Function, number: int, priority: int, data: bytes, created: float, key: int = 0
+    ) -> None:
         """
         Queue a plain background job (no unique, reducer or start time, at
         most L{MAX_RECORD_DATA} bytes of data) as a compact record.
+
+        @param key: its L{Job.queueKey} if the persistent queue stored it.
         """
-        record = packRecord(number, function.ident, priority, data, created)
+        record = packRecord(number, function.ident, priority, data, created, key)
         self._records[number] = record
         queue = function.queues[priority]
         if not queue:
@@ -282,4 +311,7 @@ class RunQueue:
     def _job(self, record: QueuedRecord) -> Job:
         number, ident, priority, data, created = unpackRecord(record)
         # A function with queued jobs is never dropped: it is listed.
-        return Job(self._handleOf(number), self._byIdent[ident], b"", None, data, priority, True, 0, None, created)
+        job = Job(self._handleOf(number), self._byIdent[ident], b"", None, data, priority, True, 0, None, created)
+        if record[4] & _STORED:
+            job.queueKey = recordKey(record)
+        return job
