@@ -5,7 +5,7 @@ The interfaces of gearman_tw.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from zope.interface import Attribute, Interface
 
@@ -316,10 +316,14 @@ class IPersistentQueue(Interface):
         Forget the record with C{key}; fires once that is durable.
         """
 
-    def addMany(jobs: list) -> "Deferred[None]":
+    def addMany(jobs: Sequence[Any]) -> "Deferred[None]":
         """
         Store several jobs at once (the job server batches what one reactor
         turn submits); fires once all are durable.
+
+        @param jobs: L{QueuedJob <gearman_tw.queues.QueuedJob>}s: a
+            sequence, not always a list (the job server makes each job as
+            it is read), which does not change.
         """
 
     def doneMany(keys: list) -> "Deferred[None]":

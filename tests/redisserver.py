@@ -67,6 +67,40 @@ class RedisServer:
         self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def empty(self, timeout: float = 60) -> None:
+        """
+        Delete every key and rewrite the append-only file, waiting for the
+        rewrite: what comes next starts from an empty server, and does not
+        pay for a rewrite of what came before.
+        """
+        self.command(b"FLUSHALL")
+        self.command(b"BGREWRITEAOF")
+        deadline = time.monotonic() + timeout
+        while b"aof_rewrite_in_progress:0" not in self.info() or b"aof_rewrite_scheduled:0" not in self.info():
+            if time.monotonic() > deadline:
+                raise AssertionError("Redis did not rewrite its append-only file in %g s" % (timeout,))
+            time.sleep(0.05)
+
+    def info(self) -> bytes:
+        """
+        What C{INFO persistence} answers.
+        """
+        import socket
+
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as connection:
+            connection.sendall(b"*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n")
+            answer = b""
+            # A bulk reply: $length, then that many bytes and CRLF.
+            for _ in range(1000):
+                head, _, body = answer.partition(b"\r\n")
+                if head.startswith(b"$") and len(body) >= int(head[1:]):
+                    return body[: int(head[1:])]
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        raise AssertionError("Redis answered INFO with %r" % (answer[:200],))
+
     def command(self, *arguments: bytes) -> bytes:
         """
         Run one command over a blocking connection of its own and return

@@ -8,7 +8,7 @@ import sqlite3
 import struct
 import sys
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,6 +35,21 @@ def job(n: int, **kwargs: Any) -> QueuedJob:
     fields: Dict[str, Any] = dict(function=b"f", key=n, unique=b"k%d" % n, data=b"data\0%d" % n, priority=1, when=0)
     fields.update(kwargs)
     return QueuedJob(**fields)
+
+
+class OnlySequence(Sequence[QueuedJob]):
+    """
+    A sequence that is nothing more: no list, no tuple.
+    """
+
+    def __init__(self, jobs: List[QueuedJob]) -> None:
+        self._jobs = jobs
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        return self._jobs[index]
 
 
 class PersistentQueueMixin(TestCaseMixin):
@@ -88,6 +103,16 @@ class PersistentQueueMixin(TestCaseMixin):
         yield queue.add(job(9))
         yield queue.add(job(12))
         self.assertEqual([j.key for j in (yield queue.replay())], [2, 5, 9, 12])
+
+    @inlineCallbacks
+    def test_addSequence(self):
+        """
+        An addMany takes any sequence of jobs, as the job server gives one
+        that makes each job as it is read (L{BatchJobs}).
+        """
+        queue = yield self.openQueue()
+        yield queue.addMany(OnlySequence([job(3), job(4, data=b"four")]))
+        self.assertEqual((yield queue.replay()), [job(3), job(4, data=b"four")])
 
     @inlineCallbacks
     def test_sameUniqueTwice(self):

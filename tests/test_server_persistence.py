@@ -4,7 +4,7 @@ reply order, forget ended jobs, replay at start.
 """
 
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -38,6 +38,8 @@ class FakeQueue:
 
     def __init__(self) -> None:
         self.adds: List[Tuple[QueuedJob, Deferred[None]]] = []
+        # What each addMany was given.
+        self.given: List[Sequence[QueuedJob]] = []
         self.dones: List[int] = []
         self.updates: List[QueuedJob] = []
         self.changes: List[Tuple[bytes, List[Tuple[bytes, bytes]], List[int], List[bytes]]] = []
@@ -59,7 +61,8 @@ class FakeQueue:
     def add(self, job: QueuedJob) -> Deferred[None]:
         return self.addMany([job])
 
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+    def addMany(self, jobs: Sequence[QueuedJob]) -> Deferred[None]:
+        self.given.append(jobs)
         d: Deferred[None] = Deferred()
         for job in jobs:
             self.adds.append((job, d))
@@ -376,6 +379,77 @@ class PersistenceTests(SynchronousTestCase):
         self.assertEqual(sorted(self.dones()), [1, 2, 3, 4, 5])
         function = self.server.functions[b"f"]
         self.assertEqual((function.completed, function.failed, function.exceptions), (1, 2, 1))
+
+    def test_plainBatch(self) -> None:
+        """
+        Plain background jobs of one batch go to the queue as one sequence
+        (not a list: each job is made as the queue reads it), in the order
+        submitted whatever their functions and priorities; their
+        submissions are answered in that order, and the jobs queued by
+        function and priority.
+        """
+        other = Connection(self.server)
+        submissions = [(b"f", NORMAL), (b"f", NORMAL), (b"g", HIGH), (b"f", NORMAL), (b"f", LOW)]
+        for name, priority in submissions:
+            self.server.submit(self.client.peer, name, b"", name + b"%d" % priority, priority, True)
+        self.clock.advance(0)
+        self.server.submit(other.peer, b"f", b"", b"other", NORMAL, True)
+        self.clock.advance(0)
+        first, second = self.queue.given
+        self.assertNotIsInstance(first, list)
+        expected = [
+            QueuedJob(name, n, b"", name + b"%d" % priority, priority, 0)
+            for n, (name, priority) in enumerate(submissions, 1)
+        ]
+        self.assertEqual((len(first), list(first), list(first), first[2]), (5, expected, expected, expected[2]))
+        self.assertEqual(list(second), [QueuedJob(b"f", 6, b"", b"other", NORMAL, 0)])
+        self.assertEqual(self.client.packets(), [])
+        self.queue.commit()
+        self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:%d" % n]) for n in range(1, 6)])
+        self.assertEqual(other.packets(), [(PacketType.JOB_CREATED, [b"H:6"])])
+        self.server.canDo(self.worker.peer, b"g")
+        taken = []
+        for _ in range(6):
+            self.server.grab(self.worker.peer, ASSIGN)
+            [(_, [handle, _, _])] = self.worker.packets()
+            taken.append(handle)
+        # HIGH first, then NORMAL in order, then LOW.
+        self.assertEqual(taken, [b"H:3", b"H:1", b"H:2", b"H:4", b"H:6", b"H:5"])
+
+    def test_otherRepliesBetween(self) -> None:
+        """
+        Replies made between plain background submissions of one batch
+        keep their places among the JOB_CREATED, also where the handle
+        numbers gain a digit.
+        """
+        self.server._lastHandle = 7
+        self.server.submit(self.client.peer, b"f", b"", b"a", NORMAL, True)
+        self.client.peer.write(encode(PacketType.ECHO_RES, b"1"))
+        self.server.submit(self.client.peer, b"f", b"", b"b", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"", b"c", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"", b"d", NORMAL, False)
+        self.server.submit(self.client.peer, b"f", b"", b"e", NORMAL, True)
+        self.client.peer.write(encode(PacketType.ECHO_RES, b"2"))
+        self.commit()
+        created = [(PacketType.JOB_CREATED, [b"H:%d" % n]) for n in range(8, 13)]
+        self.assertEqual(
+            self.client.packets(),
+            created[:1] + [(PacketType.ECHO_RES, [b"1"])] + created[1:] + [(PacketType.ECHO_RES, [b"2"])],
+        )
+
+    def test_mixedBatch(self) -> None:
+        """
+        A batch of plain jobs and others (a unique key) goes to the queue
+        as one list, each job with its own record key.
+        """
+        self.server.submit(self.client.peer, b"f", b"", b"a", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"u", b"b", NORMAL, True)
+        self.server.submit(self.client.peer, b"f", b"", b"c", NORMAL, True)
+        self.clock.advance(0)
+        [given] = self.queue.given
+        self.assertEqual(sorted((job.key, job.data) for job in given), [(1, b"a"), (2, b"b"), (3, b"c")])
+        self.queue.commit()
+        self.assertEqual(self.client.packets(), [(PacketType.JOB_CREATED, [b"H:%d" % n]) for n in range(1, 4)])
 
     def test_plainStoreFails(self) -> None:
         """

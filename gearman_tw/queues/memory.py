@@ -5,7 +5,7 @@ The default queue: nothing is persisted, as with gearmand's builtin queue.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
@@ -37,7 +37,7 @@ class MemoryQueue:
     def done(self, key: int) -> "Deferred[None]":
         return succeed(None)
 
-    def addMany(self, jobs: List[QueuedJob]) -> "Deferred[None]":
+    def addMany(self, jobs: Sequence[QueuedJob]) -> "Deferred[None]":
         return succeed(None)
 
     def doneMany(self, keys: List[int]) -> "Deferred[None]":

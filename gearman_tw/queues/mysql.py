@@ -54,7 +54,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -485,7 +485,7 @@ class MySQLQueue:
         """
         return self.addMany([job])
 
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+    def addMany(self, jobs: Sequence[QueuedJob]) -> Deferred[None]:
         """
         Store C{jobs}; fires after the transaction holding them commits, or
         fails with L{QueueError} if that does not happen within the timeout

@@ -74,7 +74,7 @@ import socket
 import threading
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from twisted.internet.defer import Deferred, succeed
@@ -773,7 +773,7 @@ class PostgreSQLQueue:
         """
         return self.addMany([job])
 
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+    def addMany(self, jobs: Sequence[QueuedJob]) -> Deferred[None]:
         """
         Store C{jobs}; fires after the transaction holding them commits, or
         fails with L{QueueError} (once they are withdrawn, if they may have

@@ -198,11 +198,14 @@ class Encoded:
         )
 
 
-#: The decimal digits of small numbers (lengths of arguments).
-_DIGITS = [b"%d" % (n,) for n in range(8192)]
+#: How an argument of each small length starts.
+_STARTS = [b"$%d\r\n" % (n,) for n in range(32)]
+
+#: How an argument of each length up to 8 KiB starts after the one before.
+_NEXT_STARTS = [b"\r\n$%d\r\n" % (n,) for n in range(8192)]
 
 
-def _encodeFields(jobs: List[QueuedJob]) -> bytes:
+def _encodeFields(jobs: Sequence[QueuedJob]) -> bytes:
     """
     The field (key) and record of each job, as the arguments of a Redis
     command.  (The hottest code of a Redis queue: the record of a job never
@@ -212,24 +215,20 @@ def _encodeFields(jobs: List[QueuedJob]) -> bytes:
     parts: List[bytes] = []
     extend = parts.extend
     pack = HEADER.pack
-    digits = _DIGITS
+    starts, nextStarts = _STARTS, _NEXT_STARTS
     for job in jobs:
         function, key, unique, data, priority, when, attempts, due = job
         field = b"%d" % (key,)
         if attempts or due:
             record = encodeRecord(job)
-            extend((b"$", digits[len(field)], b"\r\n", field, b"\r\n$%d\r\n" % (len(record),), record, b"\r\n"))
+            extend((starts[len(field)], field, b"\r\n$%d\r\n" % (len(record),), record, b"\r\n"))
             continue
         size = HEADER.size + len(function) + len(unique) + len(data)
         extend(
             (
-                b"$",
-                digits[len(field)],
-                b"\r\n",
+                starts[len(field)],
                 field,
-                b"\r\n$",
-                digits[size] if size < 8192 else b"%d" % (size,),
-                b"\r\n",
+                nextStarts[size] if size < 8192 else b"\r\n$%d\r\n" % (size,),
                 pack(key, priority, when, len(function), len(unique), len(data)),
                 function,
                 unique,
@@ -706,7 +705,7 @@ class RedisQueue:
     def add(self, job: QueuedJob) -> Deferred[None]:
         return self.addMany([job])
 
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+    def addMany(self, jobs: Sequence[QueuedJob]) -> Deferred[None]:
         """
         One HSET of every job (through a script behind the fence, if the
         queue is fenced): atomic, and one round trip.  Encoded here, not
@@ -732,7 +731,7 @@ class RedisQueue:
                 waiter.callback(None)
         return result
 
-    def _addFailed(self, failure: Failure, jobs: List[QueuedJob]) -> Any:
+    def _addFailed(self, failure: Failure, jobs: Sequence[QueuedJob]) -> Any:
         """
         Fail an add, withdrawing it first unless Redis refused it.
         """

@@ -40,7 +40,7 @@ import os
 import sqlite3
 from bisect import bisect_right
 from operator import attrgetter
-from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -348,7 +348,7 @@ class SQLiteQueue:
         """
         return self.addMany([job])
 
-    def addMany(self, jobs: List[QueuedJob]) -> Deferred[None]:
+    def addMany(self, jobs: Sequence[QueuedJob]) -> Deferred[None]:
         """
         Store C{jobs} as one batch (more past L{MAX_BATCH_BYTES}); fires
         after the transaction holding them commits.

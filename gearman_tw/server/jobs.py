@@ -55,7 +55,7 @@ from gearman_tw.server.model import (
     liveCount,
 )
 from gearman_tw.server.results import COMPLETE, EXCEPTION, FAIL, Results, StoredResult
-from gearman_tw.server.runqueue import MAX_RECORD_DATA, RunQueue
+from gearman_tw.server.runqueue import MAX_RECORD_DATA, RunQueue, packRecord
 from gearman_tw.server.stats import Histogram, ServerStats
 
 #: How many functions without workers, jobs or limits a server keeps by
@@ -96,11 +96,6 @@ _WORK_FAIL = b"WORK_FAIL"
 _WORKER_LOST = b"worker lost"
 _GIVEN_BACK = b"worker gave it back"
 _TIME_LIMIT = b"time limit"
-
-
-#: A L{QueuedJob} of a tuple of its fields: the quickest way to make one
-#: (the job server makes one for every stored job).
-_record = QueuedJob._make
 
 
 class _Resubmitter(Peer):
@@ -1179,11 +1174,15 @@ class JobServer:
         if batch is None:
             if not self.storing:
                 self.reactor.callLater(0, self.flushStores)
-            batch = self._batch = StoreBatch()
+            batch = self._batch = StoreBatch(self.handlePrefix)
         key = self._lastKey = self._lastKey + 1
-        batch.records.append(_record((function.name, key, b"", data, priority, 0, 0, 0.0)))
-        batch.jobs.append((function, number, self._now()))
-        peer.holdCreated(batch, b"%s%d" % (self.handlePrefix, number))
+        run = peer.heldRun
+        if run is None or run.batch is not batch or run.function is not function or run.priority != priority:
+            run = batch.run(function, priority, peer)
+        run.numbers.append(number)
+        run.keys.append(key)
+        run.datas.append(data)
+        run.records.append(packRecord(number, function.ident, priority, data, self._now(), key))
 
     @property
     def storing(self) -> bool:
@@ -1217,14 +1216,18 @@ class JobServer:
                     job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when, job.retries, due
                 )
                 records.append(record)
+        stored: Sequence[QueuedJob] = records
         if batch is not None:
-            records.extend(batch.records)
+            if records:
+                records.extend(batch.queuedJobs())
+            else:
+                stored = batch.queuedJobs()
         began = self.reactor.seconds()
-        if not records:
+        if not stored:
             # All ended or were cancelled before they could be sent.
             self._stored(None, new, joined, began, batch)
             return
-        d = self.queue.addMany(records)
+        d = self.queue.addMany(stored)
         d.addCallbacks(
             self._stored, self._storeFailed, callbackArgs=(new, joined, began, batch), errbackArgs=(new, joined, batch)
         )
@@ -1261,11 +1264,13 @@ class JobServer:
         peers = self._waitingFor(new + joined)
         if batch is not None:
             batch.done = True
-            push = self.runQueue.pushRecord
-            for (function, number, created), (_, key, _, data, priority, _, _, _) in zip(batch.jobs, batch.records):
-                function.storing -= 1
-                push(function, number, priority, data, created, key)
-                if function.sleepers:
+            for run in batch.groups:
+                function = run.function
+                function.storing -= len(run.numbers)
+                self.runQueue.pushRecords(function, run.priority, run.numbers, run.records)
+                for _ in run.numbers:
+                    if not function.sleepers:
+                        break
                     self._wake(function)
             peers.update(batch.peers)
         jobs = self.jobs
@@ -1289,15 +1294,15 @@ class JobServer:
         message = str(value if value is not None else "queue error").encode("utf-8", "replace")
         self.log.error(
             "Persistent queue could not store {count} jobs: {error}",
-            count=len(new) + len(joined) + (len(batch.jobs) if batch is not None else 0),
+            count=len(new) + len(joined) + (len(batch.queuedJobs()) if batch is not None else 0),
             error=message.decode("utf-8"),
         )
         if batch is not None:
             batch.done = True
             batch.error = (b"QUEUE_ERROR", message)
-            for function, *_ in batch.jobs:
-                function.storing -= 1
-                self._retire(function)
+            for run in batch.groups:
+                run.function.storing -= len(run.numbers)
+                self._retire(run.function)
         for job in new + joined:
             job.queueKey = None
             waiting = [job.waiting] if job.waiting is not None else []

@@ -12,7 +12,20 @@ Gearman packets, the HTTP face as JSON.  Nothing here knows the wire format.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Deque, Dict, List, NamedTuple, Optional, Tuple, Union, cast
+from typing import (
+    TYPE_CHECKING,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+    overload,
+)
 
 from twisted.internet.interfaces import IDelayedCall
 
@@ -336,23 +349,103 @@ class StoreBatch:
     replies wait, in order, with the connections that submitted them
     (L{Peer.holdCreated}).
 
-    @ivar records: what the queue stores of each job, in the order
-        submitted.
-    @ivar jobs: for each, C{(function, handle number, created)}.
+    @ivar handlePrefix: the job server's, for their handles.
+    @ivar groups: the jobs in runs (L{StoredRun}), in the order submitted.
     @ivar peers: the connections with replies waiting for this batch.
     @ivar done: the queue stored the batch, or failed to.
     @ivar error: the ERROR (code and text) each job's submission is
         answered with if the queue failed to store the batch, or C{None}.
     """
 
-    __slots__ = ("done", "error", "jobs", "peers", "records")
+    __slots__ = ("done", "error", "groups", "handlePrefix", "peers")
 
-    def __init__(self) -> None:
-        self.records: List[QueuedJob] = []
-        self.jobs: List[Tuple[Function, int, float]] = []
+    def __init__(self, handlePrefix: bytes) -> None:
+        self.handlePrefix = handlePrefix
+        self.groups: List[StoredRun] = []
         self.peers: Dict[Peer, None] = {}
         self.done = False
         self.error: Optional[Tuple[bytes, bytes]] = None
+
+    def queuedJobs(self) -> "BatchJobs":
+        """
+        What the persistent queue stores of the jobs.
+        """
+        return BatchJobs(self.groups)
+
+    def run(self, function: Function, priority: int, peer: Peer) -> "StoredRun":
+        """
+        Start a run of jobs of C{function} at C{priority} submitted by
+        C{peer}, which holds their replies from now on.
+        """
+        run = StoredRun(self, function, priority, peer)
+        self.groups.append(run)
+        peer.holdCreated(run)
+        return run
+
+
+class BatchJobs(Sequence["QueuedJob"]):
+    """
+    The L{QueuedJob}s of the jobs of a L{StoreBatch}, for the persistent
+    queue: each made as the queue reads it.  (Made as the jobs were
+    submitted, and kept until the batch went to the queue, they made
+    storing a job a third dearer, measured with Redis: hundreds of
+    objects grown cold between their making and their reading.)
+    """
+
+    __slots__ = ("_count", "_runs")
+
+    def __init__(self, runs: List["StoredRun"]) -> None:
+        self._runs = runs
+        self._count = sum(len(run.keys) for run in runs)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator["QueuedJob"]:
+        from gearman_tw.queues import QueuedJob
+
+        # (A QueuedJob is a tuple: made as one, without the arguments of
+        # its constructor.)
+        new = tuple.__new__
+        for run in self._runs:
+            name, priority = run.function.name, run.priority
+            for key, data in zip(run.keys, run.datas):
+                yield new(QueuedJob, (name, key, b"", data, priority, 0, 0, 0.0))
+
+    @overload
+    def __getitem__(self, index: int) -> "QueuedJob": ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List["QueuedJob"]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union["QueuedJob", List["QueuedJob"]]:
+        return list(self)[index]
+
+
+class StoredRun:
+    """
+    Jobs of one function and priority in a L{StoreBatch}, submitted one
+    after another by one connection with no other reply to it between
+    them: queued together once stored, and their JOB_CREATED sent
+    together.
+
+    @ivar numbers: their handle numbers.
+    @ivar keys: their keys in the persistent queue.
+    @ivar datas: their data.
+    @ivar records: their compact records (L{gearman_tw.server.runqueue}).
+    """
+
+    __slots__ = ("batch", "datas", "function", "keys", "numbers", "peer", "priority", "records")
+
+    def __init__(self, batch: StoreBatch, function: Function, priority: int, peer: Peer) -> None:
+        self.batch = batch
+        self.function = function
+        self.priority = priority
+        self.peer = peer
+        self.numbers: List[int] = []
+        self.keys: List[int] = []
+        self.datas: List[bytes] = []
+        self.records: List[QueuedRecord] = []
 
 
 #: What a function's queue holds: L{Job}s, and the compact records the run
@@ -411,6 +504,9 @@ class Peer:
     @ivar lost: the connection is gone (L{lose}).
     @ivar lastException: the handle of the job this worker last ended with
         WORK_EXCEPTION.
+    @ivar heldRun: the L{StoredRun} whose JOB_CREATED replies are the last
+        this connection holds, if any (L{holdCreated}): a job added to it
+        is answered in its turn.
     """
 
     __slots__ = (
@@ -423,6 +519,7 @@ class Peer:
         "held",
         "host",
         "lastException",
+        "heldRun",
         "lost",
         "newest",
         "noopSent",
@@ -443,6 +540,7 @@ class Peer:
         self.attached: Dict[Job, int] = {}
         self.exceptions = exceptions
         self.lost = False
+        self.heldRun: Optional[StoredRun] = None
         self.lastException: Optional[bytes] = None
 
     def lose(self) -> None:
@@ -471,13 +569,14 @@ class Peer:
     #: be stored as part of a L{StoreBatch}, not as a L{Job}.
     batchesStores = False
 
-    def holdCreated(self, batch: StoreBatch, handle: bytes) -> None:
+    def holdCreated(self, run: StoredRun) -> None:
         """
-        The submission's JOB_CREATED for C{handle} waits until the
-        persistent queue has stored C{batch} (L{release}), or is answered
-        with the batch's C{error} if it could not; replies made meanwhile
-        keep their order behind it.  Only for a peer whose
-        L{batchesStores} is set.
+        The JOB_CREATED replies of the jobs of C{run} (those in it now and
+        those added while it is L{heldRun}) wait until the persistent queue
+        has stored its batch (L{release}), or are answered with the batch's
+        C{error} if it could not; replies made meanwhile keep their order
+        behind them.  C{run} is L{heldRun} until another reply is made.
+        Only for a peer whose L{batchesStores} is set.
         """
         raise NotImplementedError()
 

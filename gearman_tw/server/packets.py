@@ -16,7 +16,7 @@ from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from gearman_tw.protocol import HEADER, RES, PacketType, encode
-from gearman_tw.server.model import ASSIGN, ASSIGN_ALL, Job, Peer, StoreBatch
+from gearman_tw.server.model import ASSIGN, ASSIGN_ALL, Job, Peer, StoredRun
 from gearman_tw.server.writes import WriteBatch
 
 _NOOP = encode(PacketType.NOOP)
@@ -75,17 +75,19 @@ class _LastForwarded:
 _forwarded = _LastForwarded()
 
 
-class _HeldCreated:
+def _createdAll(prefix: bytes, numbers: List[int]) -> bytes:
     """
-    The JOB_CREATED replies of a connection's submissions that one
-    L{StoreBatch} stores, one after another among its held replies.
+    The JOB_CREATED packets of the handles C{prefix} and each of
+    C{numbers}: in one join where, as usual, the numbers have as many
+    digits each.
     """
-
-    __slots__ = ("batch", "packets")
-
-    def __init__(self, batch: StoreBatch, packet: bytes) -> None:
-        self.batch = batch
-        self.packets = [packet]
+    digits = list(map(b"%d".__mod__, numbers))
+    if not digits:
+        return b""
+    head = _jobCreated(prefix + digits[0])[: -len(digits[0])]
+    if len(set(map(len, digits))) == 1:
+        return head + head.join(digits)
+    return b"".join([_jobCreated(prefix + number) for number in digits])
 
 
 class PacketPeer(Peer):
@@ -121,8 +123,8 @@ class PacketPeer(Peer):
         self._out: List[bytes] = []
         # The replies after a JOB_CREATED that waits for the persistent
         # queue: bytes, the jobs whose JOB_CREATED it is (L{hold}), and
-        # runs of JOB_CREATED waiting for a StoreBatch (L{holdCreated}).
-        self._replies: Optional[Deque[Union[bytes, Job, _HeldCreated]]] = None
+        # runs of jobs whose JOB_CREATED they are (L{holdCreated}).
+        self._replies: Optional[Deque[Union[bytes, Job, StoredRun]]] = None
 
     def write(self, data: bytes) -> None:
         """
@@ -131,6 +133,7 @@ class PacketPeer(Peer):
         """
         if self._replies is not None:
             self._replies.append(data)
+            self.heldRun = None
         else:
             self._deliver(data)
 
@@ -158,6 +161,7 @@ class PacketPeer(Peer):
         Peer.lose(self)
         self._send = _discard
         self._replies = None
+        self.heldRun = None
         self._out.clear()
 
     # Answers to a submission
@@ -177,18 +181,14 @@ class PacketPeer(Peer):
         if self._replies is None:
             self._replies = deque()
         self._replies.append(job)
+        self.heldRun = None
 
-    def holdCreated(self, batch: StoreBatch, handle: bytes) -> None:
-        replies = self._replies
-        if replies is None:
-            replies = self._replies = deque()
-        elif replies:
-            tail = replies[-1]
-            if tail.__class__ is _HeldCreated and tail.batch is batch:  # type: ignore[union-attr]
-                tail.packets.append(_jobCreated(handle))  # type: ignore[union-attr]
-                return
-        replies.append(_HeldCreated(batch, _jobCreated(handle)))
-        batch.peers[self] = None
+    def holdCreated(self, run: StoredRun) -> None:
+        if self._replies is None:
+            self._replies = deque()
+        self._replies.append(run)
+        self.heldRun = run
+        run.batch.peers[self] = None
 
     def refuse(self, job: Job, code: bytes, text: bytes) -> None:
         replies = self._replies
@@ -208,14 +208,14 @@ class PacketPeer(Peer):
             head = replies[0]
             if isinstance(head, bytes):
                 ready.append(head)
-            elif isinstance(head, _HeldCreated):
+            elif isinstance(head, StoredRun):
                 batch = head.batch
                 if not batch.done:
                     break
                 if batch.error is None:
-                    ready.extend(head.packets)
+                    ready.append(_createdAll(batch.handlePrefix, head.numbers))
                 else:
-                    ready.append(encode(PacketType.ERROR, *batch.error) * len(head.packets))
+                    ready.append(encode(PacketType.ERROR, *batch.error) * len(head.numbers))
             elif head.waiting is None:
                 ready.append(_jobCreated(head.handle))
             else:
@@ -223,6 +223,7 @@ class PacketPeer(Peer):
             replies.popleft()
         if not replies:
             self._replies = None
+            self.heldRun = None
         if ready:
             # Ahead of any reply still held.
             self._deliver(b"".join(ready))

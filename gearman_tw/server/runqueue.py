@@ -166,6 +166,19 @@ class RunQueue:
             self._runnable[function] = None
         queue.append(record)
 
+    def pushRecords(self, function: Function, priority: int, numbers: List[int], records: List[QueuedRecord]) -> None:
+        """
+        Queue plain background jobs of one function and priority as their
+        compact records (from L{packRecord}), with their handle numbers.
+        """
+        self._records.update(zip(numbers, records))
+        queue = function.queues[priority]
+        if not queue:
+            if queue.__class__ is not deque:
+                queue = self._newQueue(function, priority)
+            self._runnable[function] = None
+        queue.extend(records)
+
     def _newQueue(self, function: Function, priority: int) -> Deque[Entry]:
         """
         A deque for C{function}'s jobs at C{priority}, where it has none
