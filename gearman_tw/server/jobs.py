@@ -1189,7 +1189,7 @@ class JobServer:
         """
         Jobs wait to be sent to the persistent queue (L{flushStores}).
         """
-        return bool(self._toStore or self._toStoreJoined or self._batch)
+        return bool(self._toStore or self._toStoreJoined) or self._batch is not None
 
     def flushStores(self) -> None:
         """
@@ -1264,7 +1264,7 @@ class JobServer:
         peers = self._waitingFor(new + joined)
         if batch is not None:
             batch.done = True
-            for run in batch.groups:
+            for run in batch.runs:
                 function = run.function
                 function.storing -= len(run.numbers)
                 self.runQueue.pushRecords(function, run.priority, run.numbers, run.records)
@@ -1294,13 +1294,13 @@ class JobServer:
         message = str(value if value is not None else "queue error").encode("utf-8", "replace")
         self.log.error(
             "Persistent queue could not store {count} jobs: {error}",
-            count=len(new) + len(joined) + (len(batch.queuedJobs()) if batch is not None else 0),
+            count=len(new) + len(joined) + (len(batch) if batch is not None else 0),
             error=message.decode("utf-8"),
         )
         if batch is not None:
             batch.done = True
             batch.error = (b"QUEUE_ERROR", message)
-            for run in batch.groups:
+            for run in batch.runs:
                 run.function.storing -= len(run.numbers)
                 self._retire(run.function)
         for job in new + joined:

@@ -29,11 +29,11 @@ from typing import (
 
 from twisted.internet.interfaces import IDelayedCall
 
+from gearman_tw.queues import QueuedJob
 from gearman_tw.server.lifecycle import DEFAULT_POLICY, Policy
 from gearman_tw.server.stats import Histogram
 
 if TYPE_CHECKING:
-    from gearman_tw.queues import QueuedJob
     from gearman_tw.server.runqueue import QueuedRecord
 
 HIGH, NORMAL, LOW = 0, 1, 2
@@ -350,27 +350,33 @@ class StoreBatch:
     (L{Peer.holdCreated}).
 
     @ivar handlePrefix: the job server's, for their handles.
-    @ivar groups: the jobs in runs (L{StoredRun}), in the order submitted.
+    @ivar runs: the jobs in runs (L{StoredRun}), in the order submitted.
     @ivar peers: the connections with replies waiting for this batch.
     @ivar done: the queue stored the batch, or failed to.
     @ivar error: the ERROR (code and text) each job's submission is
         answered with if the queue failed to store the batch, or C{None}.
     """
 
-    __slots__ = ("done", "error", "groups", "handlePrefix", "peers")
+    __slots__ = ("done", "error", "handlePrefix", "peers", "runs")
 
     def __init__(self, handlePrefix: bytes) -> None:
         self.handlePrefix = handlePrefix
-        self.groups: List[StoredRun] = []
+        self.runs: List[StoredRun] = []
         self.peers: Dict[Peer, None] = {}
         self.done = False
         self.error: Optional[Tuple[bytes, bytes]] = None
+
+    def __len__(self) -> int:
+        """
+        How many jobs the batch holds.
+        """
+        return sum(len(run.numbers) for run in self.runs)
 
     def queuedJobs(self) -> "BatchJobs":
         """
         What the persistent queue stores of the jobs.
         """
-        return BatchJobs(self.groups)
+        return BatchJobs(self.runs)
 
     def run(self, function: Function, priority: int, peer: Peer) -> "StoredRun":
         """
@@ -378,12 +384,12 @@ class StoreBatch:
         C{peer}, which holds their replies from now on.
         """
         run = StoredRun(self, function, priority, peer)
-        self.groups.append(run)
+        self.runs.append(run)
         peer.holdCreated(run)
         return run
 
 
-class BatchJobs(Sequence["QueuedJob"]):
+class BatchJobs(Sequence[QueuedJob]):
     """
     The L{QueuedJob}s of the jobs of a L{StoreBatch}, for the persistent
     queue: each made as the queue reads it.  (Made as the jobs were
@@ -401,9 +407,7 @@ class BatchJobs(Sequence["QueuedJob"]):
     def __len__(self) -> int:
         return self._count
 
-    def __iter__(self) -> Iterator["QueuedJob"]:
-        from gearman_tw.queues import QueuedJob
-
+    def __iter__(self) -> Iterator[QueuedJob]:
         # (A QueuedJob is a tuple: made as one, without the arguments of
         # its constructor.)
         new = tuple.__new__
@@ -413,12 +417,12 @@ class BatchJobs(Sequence["QueuedJob"]):
                 yield new(QueuedJob, (name, key, b"", data, priority, 0, 0, 0.0))
 
     @overload
-    def __getitem__(self, index: int) -> "QueuedJob": ...
+    def __getitem__(self, index: int) -> QueuedJob: ...
 
     @overload
-    def __getitem__(self, index: slice) -> List["QueuedJob"]: ...
+    def __getitem__(self, index: slice) -> List[QueuedJob]: ...
 
-    def __getitem__(self, index: Union[int, slice]) -> Union["QueuedJob", List["QueuedJob"]]:
+    def __getitem__(self, index: Union[int, slice]) -> Union[QueuedJob, List[QueuedJob]]:
         return list(self)[index]
 
 

@@ -6,6 +6,8 @@ both addresses, libgearman workers, and background jobs submitted without a
 pause while the serving server is killed with C{kill -9}.  Every job the
 client was told about (C{JOB_CREATED}) runs at least once; a job runs twice
 only within the window docs/standby.rst ("What is guaranteed") allows.
+The same test runs on PostgreSQL and MariaDB (test_standby_postgresql.py,
+test_standby_mysql.py).
 """
 
 from __future__ import annotations

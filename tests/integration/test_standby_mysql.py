@@ -8,7 +8,8 @@ cleanly and the other takes over at once; pause it (SIGSTOP) and, once it
 resumes, it acknowledges and stores nothing and exits with status 1.
 """
 
-from tests.integration import test_standby
+from tests.integration import test_standby, test_standby_load
+from tests.integration.servers import requireProgram
 from tests.mysqlserver import MariaDBServer
 
 
@@ -31,3 +32,17 @@ class MySQLStandbyProcessTests(test_standby.StandbyProcessTests):
         self.active(first)
         [(holder,)] = self.mysql.sql("SELECT holder FROM ha_lease")
         self.assertIn(b":%d:" % (first.pid,), bytes(holder))
+
+
+class MySQLStandbyLoadTests(test_standby_load.StandbyLoadTests):
+    """
+    kill -9 of the serving server under load, with libgearman workers, our
+    worker and our client, the queue's lease and jobs in a real MariaDB
+    server.
+    """
+
+    def setUp(self) -> None:
+        requireProgram("gearman")
+        self.mysql = MariaDBServer()
+        self.addCleanup(self.mysql.stop)
+        self.url = self.mysql.url(table="ha")

@@ -8,7 +8,8 @@ stop it cleanly and the other takes over at once; pause it (SIGSTOP) and,
 once it resumes, it acknowledges and stores nothing and exits with status 1.
 """
 
-from tests.integration import test_standby
+from tests.integration import test_standby, test_standby_load
+from tests.integration.servers import requireProgram
 from tests.pgserver import PostgresServer
 
 
@@ -35,3 +36,17 @@ class PostgreSQLStandbyProcessTests(test_standby.StandbyProcessTests):
         )
         self.assertIn(b":%d:" % (first.pid,), bytes(holder))
         self.assertTrue(0 < left <= test_standby.LEASE, left)
+
+
+class PostgreSQLStandbyLoadTests(test_standby_load.StandbyLoadTests):
+    """
+    kill -9 of the serving server under load, with libgearman workers, our
+    worker and our client, the queue's lease and jobs in a real PostgreSQL
+    server.
+    """
+
+    def setUp(self) -> None:
+        requireProgram("gearman")
+        self.pg = PostgresServer()
+        self.addCleanup(self.pg.stop)
+        self.url = self.pg.url(table="ha")
