@@ -283,8 +283,11 @@ class JobServer:
         # Submissions that joined a job while it was being stored, besides
         # the one storing it (Job.waiting).
         self._alsoWaiting: Dict[Job, List[Peer]] = {}
-        # The last record number given to a stored job.
+        # The last record number given to a stored job, and the last one
+        # sent to the queue (or replayed from it): a job that ends before
+        # its key is sent has nothing to forget there.
         self._lastKey = 0
+        self._sentKey = 0
 
     # Connections
 
@@ -1202,6 +1205,7 @@ class JobServer:
         assert self.queue is not None
         new, joined, batch = self._toStore, self._toStoreJoined, self._batch
         self._toStore, self._toStoreJoined, self._batch = [], [], None
+        self._sentKey = self._lastKey
         records = [
             QueuedJob(job.function.name, job.queueKey, job.unique, job.data, job.priority, job.when)  # type: ignore[arg-type]
             for job in new
@@ -1320,11 +1324,22 @@ class JobServer:
             peer.release()
 
     def _unstore(self, job: Job) -> None:
+        key = self._takeKey(job)
+        if key is not None and self.queue is not None:
+            self._forget(key)
+
+    def _takeKey(self, job: Job) -> Optional[int]:
+        """
+        C{job} is no longer stored: the key to forget in the persistent
+        queue, or C{None} if it has none there.  A job that ended in the
+        read that gave it its key (cancelled, or a joined job completed)
+        is left out of the batch its key would have gone in: a done for it
+        would make a hole in that batch's keys, which the SQLite queue
+        would count towards the batch (and delete it with a live job).
+        """
         key = job.queueKey
-        if key is None or self.queue is None:
-            return
         job.queueKey = None
-        self._forget(key)
+        return key if key is not None and key <= self._sentKey else None
 
     def _forget(self, key: int) -> None:
         if not self._toForget:
@@ -1368,7 +1383,7 @@ class JobServer:
             is the newest record with the key).
         """
         function = self.function(record.function)
-        self._lastKey = max(self._lastKey, record.key)
+        self._lastKey = self._sentKey = max(self._lastKey, record.key)
         key: Optional[bytes] = None
         if record.unique and coalesces:
             key = _restoredKey(record)
@@ -1792,8 +1807,7 @@ class JobServer:
         dropped = self.results.add(result, policy.results)
         self._armResults()
         if self._persistent:
-            key = job.queueKey
-            job.queueKey = None
+            key = self._takeKey(job)
             self._changeResults([result], [] if key is None else [key], dropped)
 
     def _changeResults(self, kept: List[StoredResult], done: List[int], dropped: List[StoredResult]) -> None:
@@ -1890,10 +1904,8 @@ class JobServer:
         limit = job.function.policy.deadLetters
         if not limit or not job.background:
             return
-        key = job.queueKey
-        if key is not None:
-            # Forgotten with the letter kept, in one change.
-            job.queueKey = None
+        # Forgotten with the letter kept, in one change.
+        key = self._takeKey(job)
         letter = DeadLetter(
             self.deadLetters.nextIdent(),
             job.function.name,
