@@ -21,7 +21,6 @@ from gearman_tw.queues import QueuedJob
 #: The header of a record (key, priority, when, then the lengths of
 #: function, unique and data); the whole of it for a job never attempted.
 HEADER = struct.Struct(">QBqIII")
-_RECORD = HEADER
 _ATTEMPTS = struct.Struct(">Id")
 
 # Set in the priority byte of a record with the second header.
@@ -37,10 +36,10 @@ def encodeRecord(job: QueuedJob) -> bytes:
     """
     function, key, unique, data, priority, when, attempts, due = job
     if attempts or due:
-        header = _RECORD.pack(key, priority | _ATTEMPTED, when, len(function), len(unique), len(data))
+        header = HEADER.pack(key, priority | _ATTEMPTED, when, len(function), len(unique), len(data))
         header += _ATTEMPTS.pack(min(attempts, MAX_ATTEMPTS), due)
     else:
-        header = _RECORD.pack(key, priority, when, len(function), len(unique), len(data))
+        header = HEADER.pack(key, priority, when, len(function), len(unique), len(data))
     return b"".join((header, function, unique, data))
 
 
@@ -57,8 +56,8 @@ def decodeRecords(blob: bytes) -> Iterator[QueuedJob]:
 
     @raise QueueError: the blob is cut short.
     """
-    unpack = _RECORD.unpack_from
-    header = _RECORD.size
+    unpack = HEADER.unpack_from
+    header = HEADER.size
     offset = 0
     end = len(blob)
     while offset < end:

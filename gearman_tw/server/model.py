@@ -376,7 +376,7 @@ class StoreBatch:
         """
         What the persistent queue stores of the jobs.
         """
-        return BatchJobs(self.runs)
+        return BatchJobs(self.runs, len(self))
 
     def run(self, function: Function, priority: int, peer: Peer) -> "StoredRun":
         """
@@ -400,9 +400,12 @@ class BatchJobs(Sequence[QueuedJob]):
 
     __slots__ = ("_count", "_runs")
 
-    def __init__(self, runs: List["StoredRun"]) -> None:
+    def __init__(self, runs: List["StoredRun"], count: int) -> None:
+        """
+        @param count: how many jobs C{runs} hold.
+        """
         self._runs = runs
-        self._count = sum(len(run.keys) for run in runs)
+        self._count = count
 
     def __len__(self) -> int:
         return self._count

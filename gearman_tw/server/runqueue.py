@@ -39,8 +39,8 @@ _NUMBER = struct.Struct("<I")
 #: priority byte, and its L{Job.queueKey} (L{_KEY}) before the data.
 _STORED = 0x80
 _KEY = struct.Struct("<Q")
-_STORED_SIZE = _RECORD_SIZE + _KEY.size
 _STORED_RECORD = struct.Struct("<IBdQQ")
+_STORED_SIZE = _STORED_RECORD.size
 
 
 def packRecord(number: int, function: int, priority: int, data: bytes, created: float, key: int = 0) -> QueuedRecord:
