@@ -22,12 +22,12 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Deque, List, Optional, Tuple, TypeVar, Union, cast
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import ConnectingCancelledError
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IProtocol,
     IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
@@ -780,7 +780,8 @@ def connectAdmin(
         may take (see L{GearmanAdminClient.timeout}); L{None} for no limit.
     @return: fires with a connected L{GearmanAdminClient}, or fails with
         L{ServerUnavailable} naming the server and why it could not be
-        reached.
+        reached.  Cancelling it stops the attempt (the name's resolution
+        or the connection) and fails it with L{CancelledError}.
     @raise TypeError: C{server}, C{reactor} or C{timeout} is of the wrong
         type.
     @raise ValueError: C{server} is not a job server address, or
@@ -808,33 +809,35 @@ def connectAdmin(
     _checkTimeout(timeout)
     endpoint, name = clientEndpoint(reactor, server)
     factory = Factory.forProtocol(partial(GearmanAdminClient, timeout, reactor))  # type: ignore[arg-type]
-    d = endpoint.connect(factory)
-    timedOut: List[float] = []
+    timer: Optional[IDelayedCall] = None
+    # Why the attempt was given up: "cancelled", or the timeout's message.
+    stopped: List[str] = []
+
+    def stop(why: str) -> None:
+        stopped.append(why)
+        connecting.cancel()
+
+    # The caller's Deferred, apart from the endpoint's: an endpoint may
+    # report a cancellation as something else (HostnameEndpoint, while it
+    # resolves the name, as a failed lookup).  Cancelling the endpoint's
+    # Deferred fires it, so done() fires this one at once.
+    d: Deferred[GearmanAdminClient] = Deferred(lambda _: stop("cancelled"))
+    connecting = endpoint.connect(factory)
     if timeout is not None:
-        seconds = timeout
+        timer = reactor.callLater(timeout, stop, "no connection within %g s" % (timeout,))
 
-        def giveUp() -> None:
-            timedOut.append(seconds)
-            d.cancel()
-
-        timer = reactor.callLater(timeout, giveUp)
-
-        def stopTimer(result: object) -> object:
-            if timer.active():
-                timer.cancel()
-            return result
-
-        d.addBoth(stopTimer)
-
-    def unavailable(failure: Failure) -> Failure:
-        if timedOut:
-            why = "no connection within %g s" % (timedOut[0],)
-        elif failure.check(CancelledError, ConnectingCancelledError):
-            return failure
+    def done(result: Union[IProtocol, Failure]) -> None:
+        if timer is not None and timer.active():
+            timer.cancel()
+        if not isinstance(result, Failure):
+            d.callback(cast(GearmanAdminClient, result))
+        elif stopped == ["cancelled"]:
+            d.errback(CancelledError())
         else:
-            why = describeFailure(failure)
-        error = ServerUnavailable("cannot connect to the job server for admin commands", [(name, why)])
-        error.__cause__ = failure.value
-        return Failure(error)
+            why = stopped[0] if stopped else describeFailure(result)
+            error = ServerUnavailable("cannot connect to the job server for admin commands", [(name, why)])
+            error.__cause__ = result.value
+            d.errback(error)
 
-    return d.addErrback(unavailable)  # type: ignore[return-value]
+    connecting.addBoth(done)
+    return d

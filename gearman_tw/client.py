@@ -78,6 +78,11 @@ _SUBMIT_TYPES = {
 #: 64-byte key in 63 bytes (its job's data then arrives corrupted).
 MAX_UNIQUE = 63
 
+#: The longest unique key L{GearmanClient.getResult} asks about: what
+#: gearman_tw's server keeps whole (its C{gearman_tw.server.model.MAX_UNIQUE}),
+#: a byte more than a submission may have.
+MAX_RESULT_UNIQUE = 64
+
 #: The longest job handle a job server makes or is asked about: gearmand
 #: drops a connection that asks about a longer one.
 MAX_HANDLE = 63
@@ -1383,18 +1388,22 @@ class GearmanClient(MultiService):
             fails with L{ServerUnavailable} or the admin command's error.
         @raise TypeError: an argument is of the wrong type.
         @raise ValueError: neither or both of C{handle} and C{unique}, an
-            argument empty or not one word, or C{server} not one of this
-            client's.
+            argument empty, too long (a handle over L{MAX_HANDLE} bytes, a
+            unique over L{MAX_RESULT_UNIQUE}) or not one word, or C{server}
+            not one of this client's.
         """
-        if (handle is None) == (unique is None):
-            raise ValueError("getResult() needs a handle or a unique, not %s" % ("both" if handle else "neither",))
+        if handle is not None and unique is not None:
+            raise ValueError("getResult() takes a handle or a unique, not both")
+        if handle is None and unique is None:
+            raise ValueError("getResult() needs a handle or a unique; neither was given")
         if server is not None and server not in self.servers:
             raise ValueError("%r is not one of this client's servers %r" % (server, self.servers))
-        word = _argument(
-            handle if unique is None else unique, "handle" if unique is None else "unique", MAX_UNIQUE, allowEmpty=False
-        )
+        if unique is None:
+            what, word = "handle", _argument(handle, "getResult() handle", MAX_HANDLE, allowEmpty=False)
+        else:
+            what, word = "unique", _argument(unique, "getResult() unique", MAX_RESULT_UNIQUE, allowEmpty=False)
         if b" " in word:
-            raise ValueError("getResult() %s must be one word" % ("handle" if unique is None else "unique",))
+            raise ValueError("getResult() %s must be one word" % (what,))
         target = self._servers[0]
         if server is not None:
             target = next(s for s in self._servers if s.name == server)

@@ -35,6 +35,7 @@ class IJobServer(Interface):
     )
     peers = Attribute("Every open connection, oldest first.")
     exceptions = Attribute("Whether new connections start with the exceptions option on.")
+    replaying = Attribute("Whether what a persistent queue kept is being rebuilt (the server starts).")
 
     def peerConnected(peer: "Peer") -> None:
         """

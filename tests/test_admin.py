@@ -3,14 +3,19 @@ Tests for L{gearman_tw.admin}.
 """
 
 import base64
+from typing import List, Optional, Sequence, Tuple, Type
 
+from twisted.internet._resolver import HostResolution
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.error import ConnectingCancelledError, ConnectionDone, ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.interfaces import IAddress, IHostnameResolver, IHostResolution, IResolutionReceiver
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from gearman_tw.admin import (
     AdminError,
@@ -25,6 +30,39 @@ from gearman_tw.admin import (
     connectAdmin,
 )
 from gearman_tw.errors import ConnectionLost, GearmanError, ServerUnavailable
+
+
+@implementer(IHostnameResolver)
+class PendingResolver:
+    """
+    A name resolver that answers only when told to, by L{resolve}.
+    """
+
+    def __init__(self) -> None:
+        self.pending: List[Tuple[IResolutionReceiver, int]] = []
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Optional[Sequence[Type[IAddress]]] = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        resolution = HostResolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        self.pending.append((resolutionReceiver, portNumber))
+        return resolution
+
+    def resolve(self, *hosts: str) -> None:
+        """
+        End the oldest resolution with IPv4 addresses C{hosts} (none: the
+        name is unknown).
+        """
+        receiver, port = self.pending.pop(0)
+        for host in hosts:
+            receiver.addressResolved(IPv4Address("TCP", host, port))
+        receiver.resolutionComplete()
 
 
 class AdminClientTests(SynchronousTestCase):
@@ -707,10 +745,37 @@ class ConnectAdminTests(SynchronousTestCase):
 
     def test_cancel(self) -> None:
         """
-        Cancelling the connection attempt stops it and is not reported as
-        an unavailable server.
+        Cancelling the connection attempt stops it and fails it with
+        L{CancelledError}, not as an unavailable server, for a server named
+        by an endpoint description or by C{host:port}.
         """
-        d = connectAdmin("tcp:host=127.0.0.1:port=4731", reactor=self.reactor, timeout=3)
+        for server in ("tcp:host=127.0.0.1:port=4731", "127.0.0.1:4731"):
+            d = connectAdmin(server, reactor=self.reactor, timeout=3)
+            d.cancel()
+            self.failureResultOf(d, CancelledError)
+            self.assertTrue(self.reactor.connectors[-1].stoppedConnecting)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_cancelResolving(self) -> None:
+        """
+        Cancelling while the server's name is being resolved fails with
+        L{CancelledError} too, and nothing connects when the name resolves
+        after all; a name that resolves to nothing, or not in time, still
+        makes L{ServerUnavailable}.
+        """
+        resolver = PendingResolver()
+        self.reactor.installNameResolver(resolver)
+        d = connectAdmin("gearman.example:4731", reactor=self.reactor, timeout=3)
         d.cancel()
-        self.failureResultOf(d, ConnectingCancelledError)
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        resolver.resolve("127.0.0.1")
+        self.assertEqual((self.reactor.tcpClients, self.reactor.getDelayedCalls()), ([], []))
+
+        unknown = connectAdmin("gearman.example:4731", reactor=self.reactor, timeout=3)
+        resolver.resolve()
+        self.assertIn("not found", str(self.failureResultOf(unknown, ServerUnavailable).value))
+        slow = connectAdmin("gearman.example:4731", reactor=self.reactor, timeout=3)
+        self.reactor.advance(3)
+        self.assertIn("no connection within 3 s", str(self.failureResultOf(slow, ServerUnavailable).value))
         self.assertEqual(self.reactor.getDelayedCalls(), [])

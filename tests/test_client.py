@@ -3,17 +3,18 @@ Tests for L{gearman_tw.client}.
 """
 
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Tuple, Type
+from typing import Any, Callable, Dict, List, Tuple, Type
 
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from gearman_tw.admin import JobResult
 from gearman_tw.client import (
     HIGH,
     LOW,
@@ -36,9 +37,11 @@ from gearman_tw.errors import (
 )
 from gearman_tw.interfaces import IGearmanClient
 from gearman_tw.protocol import REQ, PacketType, encode, parseAll
+from gearman_tw.server import model
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.testing import MemoryServerEndpoint, flushAll
 from gearman_tw.worker import GearmanWorker
+from tests.test_admin import PendingResolver
 
 
 def response(ptype: int, *args: bytes) -> bytes:
@@ -860,6 +863,95 @@ class MisuseTests(SynchronousTestCase):
         self.assertRaises(TypeError, GearmanClient, ["127.0.0.1"], retryPolicy=5)
         self.assertRaises(TypeError, GearmanClient, [5])
         self.assertRaises(TypeError, GearmanClient, ["127.0.0.1"], maxPacketSize="big")
+
+
+class GetResultTests(SynchronousTestCase):
+    """
+    L{GearmanClient.getResult} and its admin connection, over a
+    L{MemoryReactorClock}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.resolver = PendingResolver()
+        self.reactor.installNameResolver(self.resolver)
+
+    def client(self) -> GearmanClient:
+        # Not started: getResult's connection is the only one.
+        return GearmanClient(["gearman.example:4730"], reactor=self.reactor, connectTimeout=5)
+
+    def connect(self) -> Tuple[Any, StringTransport]:
+        """
+        Resolve the server's name and complete the connection attempt.
+        """
+        self.resolver.resolve("127.0.0.1")
+        transport = StringTransport()
+        protocol = self.reactor.tcpClients[-1][2].buildProtocol(None)
+        assert protocol is not None
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling getResult fails it with L{CancelledError} while the
+        server's name is resolved, while it connects and while it waits for
+        the reply, and leaves no connection or timer behind.
+        """
+        client = self.client()
+        resolving = client.getResult(b"H:x:1")
+        resolving.cancel()
+        self.failureResultOf(resolving, CancelledError)
+        self.resolver.resolve("127.0.0.1")
+        self.assertEqual((self.reactor.tcpClients, self.reactor.getDelayedCalls()), ([], []))
+
+        connecting = client.getResult(b"H:x:1")
+        self.resolver.resolve("127.0.0.1")
+        connecting.cancel()
+        self.failureResultOf(connecting, CancelledError)
+        self.assertTrue(self.reactor.connectors[-1].stoppedConnecting)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+        waiting = client.getResult(unique=b"u")
+        _, transport = self.connect()
+        self.assertEqual(transport.value(), b"result unique u\r\n")
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_uniqueAsServerKeeps(self) -> None:
+        """
+        getResult asks about unique keys as long as the server keeps (64
+        bytes, one more than a submission may have, for gearmand's sake)
+        and refuses longer ones at once.
+        """
+        client = self.client()
+        unique = b"u" * model.MAX_UNIQUE
+        d = client.getResult(unique=unique)
+        protocol, transport = self.connect()
+        self.assertEqual(transport.value(), b"result unique " + unique + b"\r\n")
+        protocol.dataReceived(b"function f\nhandle H:1\nunique " + unique + b"\noutcome complete\ndata UQ==\n.\n")
+        self.assertEqual(self.successResultOf(d), JobResult(b"f", b"H:1", unique, "complete", b"Q"))
+        self.assertRaises(ValueError, client.getResult, unique=unique + b"u")
+        self.assertRaises(ValueError, client.submit, "f", b"", unique=unique)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+
+    def test_handleOrUniqueErrors(self) -> None:
+        """
+        getResult's error says what is wrong with its handle and unique:
+        both given (an empty handle counts), neither given, or one empty.
+        """
+        client = self.client()
+        cases: List[Tuple[Callable[[], object], str]] = [
+            (lambda: client.getResult(b"", unique=b"x"), "getResult() takes a handle or a unique, not both"),
+            (lambda: client.getResult(b"H:1", unique=b""), "getResult() takes a handle or a unique, not both"),
+            (lambda: client.getResult(), "getResult() needs a handle or a unique; neither was given"),
+            (lambda: client.getResult(b""), "getResult() handle must not be empty"),
+            (lambda: client.getResult(unique=""), "getResult() unique must not be empty"),
+        ]
+        for call, message in cases:
+            self.assertEqual(str(self.assertRaises(ValueError, call)), message)
+        self.assertEqual(self.reactor.tcpClients, [])
 
 
 class AdversarialTests(SynchronousTestCase):

@@ -334,6 +334,33 @@ class ServerPolicyTests(SynchronousTestCase):
         self.assertTrue(transport.value().startswith(b"ERR PERMISSION_DENIED"))
         self.assertEqual(self.factory.server.jobCount(), 1)
 
+    def test_jobRefusalsSayNothing(self) -> None:
+        """
+        C{result} and C{cancel job} refused for a job of a function the peer
+        may not administer get the same line as for a job the server does
+        not know: it learns neither the job's function nor that it exists.
+        The log keeps the whole reason.
+        """
+        client, transport = self.connect("192.0.2.1")
+        client.dataReceived(encode(P.SUBMIT_JOB_BG, b"public.secret", b"u-1", b"x", magic=REQ))
+        [(_, [handle])] = self.replies(transport)
+        admin, transport = self.connect("127.0.0.2")
+        replies = []
+        for line in [
+            b"result " + handle,
+            b"result H:nowhere:1",
+            b"result unique u-1",
+            b"result unique u-2",
+            b"cancel job " + handle,
+            b"cancel job H:nowhere:1",
+        ]:
+            admin.dataReceived(line + b"\n")
+            replies.append(transport.value())
+            transport.clear()
+        refusal = b"ERR PERMISSION_DENIED address:127.0.0.2+may+not+%s+this+job:+that+needs+admin+on+its+function\r\n"
+        self.assertEqual(replies, [refusal % (b"see",)] * 4 + [refusal % (b"cancel",)] * 2)
+        self.assertEqual(self.factory.server.jobCount(), 1)
+
     def test_noPolicy(self) -> None:
         """
         Without a policy everything is allowed, as before.

@@ -4,7 +4,7 @@ for byte (reference section 4).
 """
 
 import os
-from typing import List, Optional, Union
+from typing import List, Optional
 
 from twisted.internet.base import DelayedCall
 from twisted.internet.error import ConnectionDone
@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.protocol import RES, PacketType, parseAll
-from gearman_tw.server.admin import LISTING_SLICE, AdminCommands, Listing, gearmandHash, hashOrder
+from gearman_tw.server.admin import LISTING_SLICE, AdminCommands, Listing, Reply, gearmandHash, hashOrder
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.model import ASSIGN, ASSIGN_UNIQ, HIGH, LOW, NORMAL, Peer
 from gearman_tw.server.packets import PacketPeer
@@ -50,7 +50,7 @@ class AdminTestCase(SynchronousTestCase):
         self.server.peerConnected(peer)
         return peer
 
-    def command(self, line: bytes, peer: Optional[Peer] = None) -> Union[bytes, Listing, None]:
+    def command(self, line: bytes, peer: Optional[Peer] = None) -> Optional[Reply]:
         return self.admin.execute(peer or self.me, line)
 
     def text(self, line: bytes, peer: Optional[Peer] = None) -> bytes:
@@ -876,3 +876,115 @@ class ForgeryTests(AdminTestCase):
         self.assertEqual(workers.count(b"\n"), 3)
         self.assertEqual(self.command(b"show unique jobs"), b"u\\nv\n.\n")
         self.assertEqual(self.text(b"prioritystatus").count(b"\n"), 3)
+
+
+class StoredReplyTests(SynchronousTestCase):
+    """
+    With a persistent queue, the admin commands that change what it keeps
+    (C{policy set}, C{policy reset}, C{purge deadletters}) and C{retry
+    deadletters} answer once the queue made the change: an answer means it
+    survives a crash, or says why it may not.  The lines after one wait, so
+    replies keep their order.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet.defer import Deferred
+
+        from gearman_tw.server.factory import GearmanServerFactory
+        from tests.test_server_persistence import FakeQueue
+
+        self.clock = Clock()
+        self.queue = FakeQueue()
+        self.keeping: Deferred[None] = Deferred()
+        self.queue.keeping = self.keeping
+        self.server = JobServer(self.clock, handlePrefix=b"H", queue=self.queue)
+        self.factory = GearmanServerFactory(self.server, admin=AdminCommands(self.server, version="1.1.20"))
+
+    def connect(self):  # type: ignore[no-untyped-def]
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4730))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def turns(self, count: int = 5) -> None:
+        for _ in range(count):
+            self.clock.advance(0)
+
+    def test_policySetWaits(self) -> None:
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"policy set f max-attempts 3\nversion\n")
+        self.turns()
+        self.assertEqual((transport.value(), transport.producerState), (b"", "paused"))
+        # Applied at once; answered once stored.
+        self.assertEqual(self.server.policyOf(b"f").maxAttempts, 3)
+        self.keeping.callback(None)
+        self.turns()
+        self.assertEqual((transport.value(), transport.producerState), (b"OK\nOK 1.1.20\n", "producing"))
+
+    def test_storeFails(self) -> None:
+        """
+        A change the queue could not store is answered C{ERR QUEUE_ERROR}
+        saying so and why; it applies until the server restarts.
+        """
+        from gearman_tw.errors import QueueError
+
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"policy reset f\npolicy set f max-attempts 3\n")
+        self.turns()
+        self.keeping.errback(QueueError("disk full"))
+        self.turns()
+        self.assertEqual(
+            transport.value(),
+            b"OK 0\nERR QUEUE_ERROR the+change+applies+but+could+not+be+stored:+disk+full\r\n",
+        )
+        self.assertEqual(self.server.policyOf(b"f").maxAttempts, 3)
+        self.assertEqual(self.server.stats.queueErrors, 1)
+
+    def test_purgeWaits(self) -> None:
+        from tests.test_server_lifecycle_store import letter
+
+        self.server.restoreDeadLetters([(b"4", letter(4).encode())])
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"purge deadletters f\n")
+        self.turns()
+        self.assertEqual(transport.value(), b"")
+        self.keeping.callback(None)
+        self.turns()
+        self.assertEqual(transport.value(), b"OK 1\n")
+
+    def test_retryCountsLaterRefusals(self) -> None:
+        """
+        C{retry deadletters} counts the letters whose new jobs the queue
+        stored, not those it refused after the submission (put back).
+        """
+        from gearman_tw.errors import QueueError
+        from tests.test_server_lifecycle_store import letter
+
+        self.keeping.callback(None)
+        self.server.restoreDeadLetters([(b"4", letter(4).encode()), (b"5", letter(5).encode())])
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"retry deadletters f\nversion\n")
+        self.turns()
+        self.assertEqual(transport.value(), b"")
+        [(_, stored)] = {id(d): (job, d) for job, d in self.queue.adds}.values()
+        stored.errback(QueueError("disk full"))
+        self.flushLoggedErrors(QueueError)
+        self.turns()
+        self.assertEqual(transport.value(), b"OK 0\nOK 1.1.20\n")
+        self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [4, 5])
+
+    def test_lostWhileWaiting(self) -> None:
+        """
+        A connection lost while its reply waits is answered nothing, and
+        leaves no timer.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"policy set f max-attempts 3\n")
+        self.turns()
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.keeping.callback(None)
+        self.turns()
+        self.assertEqual((transport.value(), self.clock.getDelayedCalls()), (b"", []))

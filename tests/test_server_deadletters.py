@@ -152,6 +152,18 @@ class DeadLetterServerTests(SynchronousTestCase):
         self.assertEqual([letter.data for letter in self.server.deadLetters.of(b"fragile")], [b"1", b"2"])
         self.assertEqual(self.command(b"deadletters"), b"fragile\t2\t1\n.\n")
 
+    def test_namesCannotForgeLines(self) -> None:
+        """
+        The list of functions writes a name's newlines as C{status} does,
+        so no name can end the listing early or add lines to it.
+        """
+        name = b"evil\n.\nOK 99"
+        self.client.created(name, background=True)
+        worker = Conn(self.server)
+        worker.canDo(name)
+        worker.fail(worker.take()[0])
+        self.assertEqual(self.command(b"deadletters"), b"evil\\n.\\nOK 99\t1\t0\n.\n")
+
     def test_retry(self) -> None:
         """
         C{retry deadletters F [ID]} submits them again as new background
@@ -311,7 +323,31 @@ class DeadLetterRetryEdgeTests(SynchronousTestCase):
         admin = AdminCommands(server)
         self.assertEqual(admin.execute(client.peer, b"retry deadletters fragile"), b"OK 0\n")
         [letter] = server.deadLetters.of(b"fragile")
-        self.assertEqual((letter.unique, letter.error), (b"u1", b"retry refused: Job queue is full"))
+        self.assertEqual((letter.unique, letter.error), (b"u1", b"retry refused: Job queue is full; before: WORK_FAIL"))
+        # Refused again: the newest refusal, and still why it failed.
+        self.assertEqual(admin.execute(client.peer, b"retry deadletters fragile"), b"OK 0\n")
+        [letter] = server.deadLetters.of(b"fragile")
+        self.assertEqual(letter.error, b"retry refused: Job queue is full; before: WORK_FAIL")
+
+    def test_refusedKeptBeyondLoweredLimit(self) -> None:
+        """
+        Letters put back after a refused retry stay, all of them, when the
+        function's limit was lowered since: the limit applies to new ones.
+        """
+        server = JobServer(Clock(), handlePrefix=b"H", policies=Policies.fromText(POLICIES))
+        client, worker = Conn(server), Conn(server)
+        worker.canDo(b"fragile")
+        for index in range(2):
+            handle = client.created(b"fragile", background=True, unique=b"u%d" % index)
+            worker.take()
+            worker.fail(handle)
+        server.changePolicy(b"fragile", {"dead-letters": 1})
+        server.setMaxQueue(b"fragile", (1, 1, 1))
+        client.created(b"fragile", background=True, unique=b"other")
+        admin = AdminCommands(server)
+        self.assertEqual(admin.execute(client.peer, b"retry deadletters fragile"), b"OK 0\n")
+        self.assertEqual([letter.unique for letter in server.deadLetters.of(b"fragile")], [b"u0", b"u1"])
+        self.assertEqual(server.deadLetters.dropped, {})
 
     def test_reducerKept(self) -> None:
         """

@@ -6,6 +6,7 @@ packets being received, and the timeout on unfinished packets.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -443,6 +444,43 @@ class FlowOverSocketsTests(TestCase):
         yield self.pump(done, 30)
         lines = bytes(got).split(b"\n")
         self.assertEqual(sorted(line.split(b"\t")[0] for line in lines[:-2]), names)
+
+    @inlineCallbacks
+    def test_adminRepliesWaitForReader(self):  # type: ignore[no-untyped-def]
+        """
+        Admin lines read together that each ask for a large reply (a stored
+        result) are not all answered at once: past about a MiB of replies
+        the rest wait until those are sent, and, with a client that does
+        not read, until it does; so what the server holds stays bounded.
+        Once the client reads, every reply comes, in order.
+        """
+        from gearman_tw.server.results import COMPLETE, StoredResult
+
+        factory = self.listen(maxOutput=64 * 1024)
+        data = os.urandom(256 * 1024)
+        factory.server.results.add(StoredResult(b"f", b"H:1", b"", b"", COMPLETE, data, 1.0, 10.0**12), None)
+        sock = self.client(4096)
+        yield self.pump(lambda: len(factory.connections) == 1)
+        protocol = self.protocolOf(sock)
+        protocol.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # type: ignore[union-attr]
+        count = 12
+        sock.send(b"result H:1\n" * count)
+        yield self.pump(lambda: protocol.received == 11 * count)
+        yield self.pump(lambda: protocol.flow.full)
+        yield deferLater(reactor, 0.2, lambda: None)
+        reply = len(factory.admin.execute(protocol.peer, b"result H:1"))  # type: ignore[arg-type]
+        # Two replies' worth: the MiB one read may make, and the slice
+        # that waits for the reader.
+        self.assertLess(protocol.flow.backlog, 64 * 1024 + 1024 * 1024 + 2 * reply)
+        self.assertTrue(protocol.paused)
+        got = bytearray()
+
+        def done() -> bool:
+            self.receive(sock, got)
+            return len(got) >= count * reply
+
+        yield self.pump(done, 30)
+        self.assertEqual(bytes(got), factory.admin.execute(protocol.peer, b"result H:1") * count)  # type: ignore[operator]
 
     @inlineCallbacks
     def test_largePacketsTakeTurns(self):  # type: ignore[no-untyped-def]

@@ -99,14 +99,15 @@ class SiteHarness:
     over L{StringTransport}; every request the site builds is kept.
     """
 
-    def __init__(self, local: Any = None, **kwargs: Any) -> None:
+    def __init__(self, local: Any = None, queue: Any = None, **kwargs: Any) -> None:
         """
         @param local: the server's end of every connection (by default
             10.0.0.1, not loopback, so the Host header is not checked).
+        @param queue: the job server's persistent queue, if any.
         """
         self.local = local
         self.clock = Clock()
-        self.server = JobServer(self.clock, handlePrefix=b"T")
+        self.server = JobServer(self.clock, handlePrefix=b"T", queue=queue)
         self.site = makeSite(self.server, self.clock, noWorkerTimeout=5, **kwargs)
         self.requests: List[Any] = []
         factory = self.site.requestFactory
@@ -1234,12 +1235,16 @@ submit = "public"
 
     def test_cancel(self) -> None:
         """
-        Cancelling needs admin on the job's function.
+        Cancelling needs admin on the job's function; the refusal names no
+        function, and is the same for a job the server does not know.
         """
         self.harness.server.submit(PacketPeer(lambda data: None, -1, "-"), b"billing", b"", b"x", NORMAL, True)
         ops = b"Authorization: Bearer ops-token"
-        response = self.answer(self.harness, request(b"DELETE", b"/api/jobs/T:1", b"Host: x", ops))
-        self.assertRefused(response, 403, "token:ops, address:127.0.0.1 may not administer billing")
+        for handle in (b"T:1", b"T:404"):
+            response = self.answer(self.harness, request(b"DELETE", b"/api/jobs/" + handle, b"Host: x", ops))
+            self.assertRefused(
+                response, 403, "token:ops, address:127.0.0.1 may not cancel this job: that needs admin on its function"
+            )
         self.assertIsNotNone(self.harness.server.lookup(b"T:1"))
         ci = b"Authorization: Bearer ci-token"
         response = self.answer(self.harness, request(b"DELETE", b"/api/jobs/T:1", b"Host: x", ci))
@@ -1874,7 +1879,8 @@ class PolicyChangeTests(DeadLetterTestCase):
         )
         self.assertEqual(
             (answer["max-running"], answer["backoff"], answer["retry-foreground"]),
-            (2, {"base": 0.5, "factor": 2.0, "cap": 300.0, "jitter": 0.1}, True),
+            # The file's backoff with the base changed.
+            (2, {"base": 0.5, "factor": 3.0, "cap": 60.0, "jitter": 0.0}, True),
         )
         self.assertEqual((answer["max-attempts"], answer["time-limit"]), (2, 30.0))
         policy = self.server.policyOf(b"fragile")
@@ -1990,6 +1996,7 @@ class PolicyChangeTests(DeadLetterTestCase):
             (b'{"dead-letters": -1}', "dead-letters", "(0: none kept)", True),
             (b'{"max-rate": -0.5}', "max-rate", "max-rate must be a finite number of at least 0", True),
             (b'{"max-rate": 1e400}', "max-rate", "finite number", False),
+            (b'{"time-limit": 1' + b"0" * 400 + b"}", "time-limit", "finite number", False),
             (b'{"time-limit": "30"}', "time-limit", "time-limit must be a number", True),
             (b'{"retry-failures": 1}', "retry-failures", "retry-failures must be true or false", True),
             (b'{"retry-foreground": "yes"}', "retry-foreground", "true or false", True),
@@ -2410,3 +2417,216 @@ class StoredResultGuardTests(StoredResultTestCase):
         """
         response = self.answer(self.harness, request(b"GET", b"/api/jobs/" + self.handle, self.host))
         self.assertEqual(response.code, 200)
+
+
+class DeadLetterSizeTests(DeadLetterTestCase):
+    """
+    C{GET /api/functions/NAME/deadletters} is made a bounded number of
+    bytes per reactor turn, however large the letters, and can be asked
+    for only the newest letters (C{limit}) and the start of their data
+    (C{data}).
+    """
+
+    template = "/api/functions/{name}/deadletters"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.server.setPolicies(Policies.fromText("[default]\ndead-letters = 100\n"))
+
+    def get(self, query: bytes) -> Response:
+        return self.answer(self.harness, request(b"GET", b"/api/functions/f/deadletters?" + query, b"Host: x"))
+
+    def test_largeLettersTakeSeveralTurns(self) -> None:
+        """
+        Four letters of 1 MiB each (about 10 MB of JSON) are sent over
+        several reactor turns, each writing about a megabyte, and the
+        list is whole.
+        """
+        for n in range(4):
+            self.kill(b"f", data=b"%d" % (n,) * (1 << 20))
+        channel, transport = self.harness.connect()
+        channel.dataReceived(request(b"GET", b"/api/functions/f/deadletters", b"Host: x"))
+        written = [len(transport.value())]
+        while self.clock.calls:
+            # One reactor turn: the first call due, alone.
+            call = self.clock.calls.pop(0)
+            call.called = 1
+            call.func(*call.args, **call.kw)
+            written.append(len(transport.value()))
+        steps = [after - before for before, after in zip(written, written[1:])]
+        self.assertGreaterEqual(len(steps), 8, steps)
+        self.assertLess(max(written[0], *steps), 3 << 19, steps)
+        [response] = parseResponses(transport.value())
+        letters = response.json()
+        self.assertEqual([letter["data"]["text"] for letter in letters], ["%d" % (n,) * (1 << 20) for n in range(4)])
+        self.assertEqual(
+            [base64.b64decode(letter["data"]["base64"]) for letter in letters],
+            [b"%d" % (n,) * (1 << 20) for n in range(4)],
+        )
+
+    def test_limit(self) -> None:
+        """
+        C{limit=N} lists the newest N letters, oldest first; C{0} none,
+        more than the function keeps all of them.
+        """
+        for n in range(5):
+            self.kill(b"f", data=b"%d" % (n,))
+        ids = self.ids(b"f")
+        for query, expected in ((b"limit=2", ids[3:]), (b"limit=0", []), (b"limit=9", ids), (b"limit=05", ids)):
+            response = self.get(query)
+            self.assertEqual(response.code, 200, response.body)
+            self.assertEqual([letter["id"] for letter in response.json()], expected, query)
+        [letter] = self.get(b"limit=1").json()
+        self.assertEqual(letter["data"], {"base64": "NA==", "text": "4"})
+        self.assertNotIn("data_size", letter)
+
+    def test_data(self) -> None:
+        """
+        C{data=N} sends at most N bytes of each letter's data, cut between
+        characters of UTF-8 text (so it keeps its C{text}), with the whole
+        data's size and whether it was cut; the error is whole.
+        """
+        self.kill(b"f", data=b"caf\xc3\xa9!", error=b"e" * 50)
+        self.kill(b"f", data=b"\xff\x00\xff")
+        self.kill(b"f", data=b"ok")
+        described = {}
+        for n in (0, 1, 4, 5, 6, 7):
+            response = self.get(b"data=%d" % (n,))
+            self.assertEqual(response.code, 200, response.body)
+            described[n] = [
+                (letter["data"], letter["data_size"], letter["truncated"]) for letter in response.json()
+            ]
+            self.assertEqual(response.json()[0]["error"]["text"], "e" * 50)
+        self.assertEqual(
+            described[0],
+            [
+                ({"base64": "", "text": ""}, 6, True),
+                ({"base64": "", "text": ""}, 3, True),
+                ({"base64": "", "text": ""}, 2, True),
+            ],
+        )
+        self.assertEqual(
+            described[1],
+            [
+                ({"base64": "Yw==", "text": "c"}, 6, True),
+                ({"base64": "/w=="}, 3, True),
+                ({"base64": "bw==", "text": "o"}, 2, True),
+            ],
+        )
+        self.assertEqual(described[4][0], ({"base64": "Y2Fm", "text": "caf"}, 6, True))
+        self.assertEqual(described[5][0], ({"base64": "Y2Fmw6k=", "text": "caf\u00e9"}, 6, True))
+        self.assertEqual(described[6][0], ({"base64": "Y2Fmw6kh", "text": "caf\u00e9!"}, 6, False))
+        self.assertEqual(
+            described[7][1:], [({"base64": "/wD/"}, 3, False), ({"base64": "b2s=", "text": "ok"}, 2, False)]
+        )
+        [letter] = self.get(b"limit=1&data=1").json()
+        self.assertEqual((letter["data"], letter["truncated"]), ({"base64": "bw==", "text": "o"}, True))
+
+    def test_badParameters(self) -> None:
+        """
+        A C{limit} or C{data} that is not a whole number of at least 0 in
+        decimal digits, or given twice, is answered 400 with the reason
+        and the parameter; other parameters are ignored.
+        """
+        self.kill(b"f")
+        for query, field in (
+            (b"limit=-1", "limit"),
+            (b"limit=", "limit"),
+            (b"limit=abc", "limit"),
+            (b"limit=1.5", "limit"),
+            (b"limit=%201", "limit"),
+            (b"limit=1&limit=2", "limit"),
+            (b"data=1e3", "data"),
+            (b"data=%D9%A3", "data"),
+            (b"data=" + b"9" * 19, "data"),
+            (b"limit=1&data=x", "data"),
+        ):
+            response = self.get(query)
+            self.assertEqual(response.code, 400, query)
+            self.assertEqual(response.headers[b"content-type"], b"application/json")
+            self.assertEqual(response.json()["field"], field, query)
+            self.assertIn(field, response.json()["error"])
+        response = self.get(b"other=x")
+        self.assertEqual((response.code, len(response.json())), (200, 1))
+
+
+class ReplayingTests(SecurityTestCase):
+    """
+    While the server replays its persistent queue (as the Gearman port
+    accepts nothing), every request is answered 503 with Retry-After, and
+    changes nothing: a policy changed then would be overwritten by the
+    stored ones, a job submitted then would race the replay.
+    """
+
+    def test_unavailable(self) -> None:
+        harness = SiteHarness()
+        harness.server.replaying = True
+        for data in (
+            request(b"GET", b"/api/functions/f/policy", b"Host: x"),
+            request(b"PATCH", b"/api/functions/f/policy", b"Host: x", body=b'{"max-running": 2}'),
+            request(b"POST", b"/api/jobs", b"Host: x", body=b'{"function": "f", "background": true}'),
+            post(b"/f", b"x"),
+            request(b"GET", b"/metrics", b"Host: x"),
+            request(b"GET", b"/", b"Host: x"),
+        ):
+            response = self.answer(harness, data)
+            self.assertRefused(response, 503, "the server is starting: it is replaying its persistent queue")
+            self.assertEqual(response.headers[b"retry-after"], b"1")
+        self.assertEqual(harness.server.policyChanges(b"f"), {})
+        self.assertNothingSubmitted(harness)
+        harness.server.replaying = False
+        self.assertEqual(self.answer(harness, request(b"GET", b"/api/functions/f/policy", b"Host: x")).code, 200)
+
+
+class StoredAnswerTests(SecurityTestCase):
+    """
+    With a persistent queue, the routes that change what it keeps answer
+    once it has the change: an answer means it survives a crash.
+    """
+
+    def test_patchWaits(self) -> None:
+        from twisted.internet.defer import Deferred
+
+        from tests.test_server_lifecycle_store import letter
+        from tests.test_server_persistence import FakeQueue
+
+        queue = FakeQueue()
+        keeping: Deferred[None] = Deferred()
+        queue.keeping = keeping
+        harness = SiteHarness(queue=queue)
+        harness.server.restoreDeadLetters([(b"4", letter(4).encode())])
+        for data in (
+            request(b"PATCH", b"/api/functions/f/policy", b"Host: x", body=b'{"max-running": 2}'),
+            request(b"POST", b"/api/functions/f/deadletters/purge", b"Host: x"),
+        ):
+            responses, transport = harness.send(data)
+            self.assertEqual(responses, [])
+            pending = transport
+        keeping.callback(None)
+        harness.clock.advance(0)
+        [response] = parseResponses(pending.value())
+        self.assertEqual((response.code, response.json()["purged"]), (200, 1))
+        self.assertEqual(harness.server.policyOf(b"f").maxRunning, 2)
+
+    def test_clientGone(self) -> None:
+        """
+        A client that went while its answer waited is answered nothing
+        (and nothing fails).
+        """
+        from twisted.internet.defer import Deferred
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        from tests.test_server_persistence import FakeQueue
+
+        queue = FakeQueue()
+        keeping: Deferred[None] = Deferred()
+        queue.keeping = keeping
+        harness = SiteHarness(queue=queue)
+        channel, transport = harness.connect()
+        channel.dataReceived(request(b"PATCH", b"/api/functions/f/policy", b"Host: x", body=b'{"time-limit": 1}'))
+        channel.connectionLost(Failure(ConnectionDone()))
+        keeping.callback(None)
+        harness.clock.advance(0)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(harness.server.policyOf(b"f").timeLimit, 1.0)

@@ -101,11 +101,39 @@ class PolicyFileTests(SynchronousTestCase):
             ("[functions]\nf = 1\n", "[functions.f] must be a table"),
             ('[functions."a b"]\nbad = 1\n', '[functions."a b"]: unknown key bad'),
             ("[default\n", "not valid TOML:"),
+            # Beyond what a float or Python's int reading holds, or nested
+            # past its recursion limit: still one line, no traceback.
+            ("[default]\ntime-limit = %s\n" % ("9" * 400,), "[default] time-limit must be a finite number"),
+            ("[default]\nbackoff = { cap = %s }\n" % ("9" * 400,), "[default] backoff.cap must be a finite number"),
+            ("[default]\nmax-attempts = %s\n" % ("9" * 5000,), "not a TOML file this server reads: "),
+            ("[default]\nx = %s1%s\n" % ("[" * 5000, "]" * 5000), "nested too deep"),
         ):
             with self.assertRaises(PoliciesError, msg=text) as caught:
                 Policies.fromText(text)
             self.assertIn(message, str(caught.exception), text)
             self.assertNotIn("\n", str(caught.exception))
+
+    def test_backoffTableMerges(self) -> None:
+        """
+        A function's C{backoff} table (and a run-time change of it) gives
+        only the keys that differ from the backoff it would otherwise have.
+        """
+        policies = Policies.fromText(
+            "[default]\nbackoff = { base = 5, cap = 60, factor = 3, jitter = 0.2 }\n"
+            "[functions.f]\nbackoff = { jitter = 0 }\n"
+            "[functions.g]\nbackoff = false\n"
+            '[functions."h"]\nmax-attempts = 2\n'
+        )
+        self.assertEqual(policies.forFunction(b"f").backoff, Backoff(5.0, 3.0, 60.0, 0.0))
+        self.assertIsNone(policies.forFunction(b"g").backoff)
+        self.assertEqual(policies.forFunction(b"h").backoff, Backoff(5.0, 3.0, 60.0, 0.2))
+        server = JobServer(Clock(), policies=policies)
+        self.assertEqual(server.changePolicy(b"h", {"backoff": {"base": 0.5}}).backoff, Backoff(0.5, 3.0, 60.0, 0.2))
+        # Without a backoff to start from, the built-in values.
+        self.assertEqual(server.changePolicy(b"g", {"backoff": {"cap": 9}}).backoff, Backoff(cap=9.0))
+        with self.assertRaises(PoliciesError) as caught:
+            Policies.fromText("[default]\nbackoff = { factor = 3 }\n[functions.f]\nbackoff = { jitter = 5 }\n")
+        self.assertIn("[functions.f] backoff.jitter must be a fraction", str(caught.exception))
 
     def test_files(self) -> None:
         """
@@ -411,6 +439,107 @@ class TimeLimitTests(LifecycleServerTestCase):
         self.assertEqual(self.worker.peer.held, {})
 
 
+class LateResultTests(LifecycleServerTestCase):
+    """
+    A worker whose job the time limit took back, and which never asked for
+    a limit, may still end the job: nothing it sends for the job then is
+    answered ERROR (which ends Perl's and PHP's workers); a late
+    WORK_COMPLETE ends a job nobody took again (it is not run twice); once
+    another worker took it, it is ignored.
+    """
+
+    def late(self, background: bool = True) -> Tuple[Conn, bytes]:
+        """
+        A job of C{resize_b} taken back from its worker by the time limit:
+        that worker and the handle.
+        """
+        client = Conn(self.server) if background else self.client
+        handle = client.created(b"resize_b", background=background, unique=b"u")
+        self.take(b"resize_b")
+        slow = self.worker
+        self.clock.advance(30)
+        self.assertEqual(slow.peer.held, {})
+        return slow, handle
+
+    def test_completesWaitingJob(self) -> None:
+        """
+        Completed during its backoff: the job ends, its client is told
+        once (and only of the result), and nobody is given it again.
+        """
+        slow, handle = self.late(background=False)
+        slow.data(handle, b"partial")
+        slow.status(handle, b"1", b"2")
+        slow.complete(handle, b"done")
+        self.assertEqual(slow.packets(), [])
+        # Its late data and status are ignored; its result is the job's.
+        self.assertEqual(self.client.packets(), [(P.WORK_COMPLETE, [handle, b"done"])])
+        self.assertEqual(self.server.functions[b"resize_b"].completed, 1)
+        self.clock.advance(60)
+        worker = Conn(self.server)
+        worker.canDo(b"resize_b")
+        self.assertEqual(worker.grab(), [(P.NO_JOB, [])])
+        self.assertIsNone(self.server.lookup(handle))
+        # Its unique is free: a new submission runs anew.
+        self.assertNotEqual(self.client.created(b"resize_b", unique=b"u"), handle)
+
+    def test_ignoredOnceTakenAgain(self) -> None:
+        """
+        Once another worker holds the job, the late result is ignored,
+        quietly, and the job goes on with that worker.
+        """
+        slow, handle = self.late()
+        self.clock.advance(2)
+        self.assertEqual(self.take(b"resize_b"), handle)
+        slow.complete(handle, b"late")
+        self.assertEqual(slow.packets(), [])
+        self.worker.complete(handle, b"mine")
+        self.assertEqual(self.server.functions[b"resize_b"].completed, 1)
+
+    def test_lateFailureIgnored(self) -> None:
+        """
+        A late WORK_FAIL or WORK_EXCEPTION changes nothing (the attempt was
+        counted when the limit took it back), and is not answered; a second
+        packet for the same job is answered as in gearmand.
+        """
+        for end in (Conn.fail, Conn.exception):
+            slow, handle = self.late()
+            end(slow, handle)
+            self.assertEqual(slow.packets(), [])
+            self.clock.advance(2)
+            self.assertEqual(self.take(b"resize_b"), handle)
+            self.worker.complete(handle)
+            slow.complete(handle)
+            self.assertEqual([ptype for ptype, _ in slow.packets()], [P.ERROR])
+
+    def test_workerTimeoutAnsweredAsGearmand(self) -> None:
+        """
+        A worker that set its own limit with CAN_DO_TIMEOUT is answered
+        ERROR for a late result, as gearmand answers it.
+        """
+        handle = self.client.created(b"plain", background=True)
+        worker = Conn(self.server)
+        worker.canDo(b"plain", timeout=5)
+        worker.take()
+        self.clock.advance(5)
+        worker.complete(handle)
+        self.assertEqual([ptype for ptype, _ in worker.packets()], [P.ERROR])
+
+    def test_bounded(self) -> None:
+        """
+        A worker remembers the newest few jobs taken back from it.
+        """
+        from gearman_tw.server import jobs
+
+        self.patch(jobs, "_TAKEN_BACK", 2)
+        worker = Conn(self.server)
+        worker.canDo(b"resize_b")
+        handles = [self.client.created(b"resize_b", background=True, data=b"%d" % n) for n in range(3)]
+        for _ in handles:
+            worker.take()
+        self.clock.advance(30)
+        self.assertEqual(list(worker.peer.takenBack or {}), handles[1:])
+
+
 class ReloadTests(SynchronousTestCase):
     """
     SIGHUP's reload of the policy file (C{tap._reloadPolicies}).
@@ -675,6 +804,66 @@ class RateReloadTests(SynchronousTestCase):
     A reload that lifts C{max-rate} and a later one that sets it again
     start from a full bucket: starts made without a limit are not owed.
     """
+
+    def test_changeWakesSleepers(self) -> None:
+        """
+        Lifting or raising C{max-rate} (by a reload or a run-time change)
+        wakes the sleepers it lets start jobs, and the old bucket's refill
+        timer goes with it.
+        """
+        for change in (
+            lambda server: server.setPolicies(Policies.fromText("")),
+            lambda server: server.changePolicy(b"f", {"max-rate": 0}),
+            lambda server: server.changePolicy(b"f", {"max-rate": 1000}),
+        ):
+            clock = Clock()
+            server = JobServer(clock, handlePrefix=b"H", policies=Policies.fromText("[default]\nmax-rate = 0.01\n"))
+            client, a, b, c = Conn(server), Conn(server), Conn(server), Conn(server)
+            for worker in (a, b, c):
+                worker.canDo(b"f")
+            for index in range(3):
+                client.created(background=True, data=b"%d" % index)
+            a.take()
+            for worker in (b, c):
+                self.assertEqual((worker.grab(), worker.sleep()), ([NO_JOB], []))
+            self.assertEqual(len(clock.getDelayedCalls()), 1)
+            change(server)
+            self.assertEqual([b.packets(), c.packets()], [[(P.NOOP, [])]] * 2)
+            self.assertEqual(clock.getDelayedCalls(), [])
+            self.assertEqual([b.take()[1], c.take()[1]], [b"1", b"2"])
+
+    def test_keptWhenForgotten(self) -> None:
+        """
+        A function forgotten as idle while its bucket refills gets that
+        bucket back when it comes again: one-shot workers cannot start
+        more than the rate; once refilled, nothing is kept.
+        """
+        clock = Clock()
+        server = JobServer(
+            clock, handlePrefix=b"H", idleFunctions=0, policies=Policies.fromText("[default]\nmax-rate = 0.2\n")
+        )
+        client = Conn(server)
+        starts = []
+        for _ in range(4):
+            client.created(background=True)
+            worker = Conn(server)
+            worker.canDo(b"f")
+            packets = worker.grab()
+            if packets[0][0] != P.NO_JOB:
+                starts.append(clock.seconds())
+                worker.complete(packets[0][1][0])
+            else:
+                clock.advance(5)
+                handle, _ = worker.take()
+                starts.append(clock.seconds())
+                worker.complete(handle)
+            worker.lose()
+            self.assertNotIn(b"f", server.functions)
+            clock.advance(0.3)
+        self.assertEqual(starts, [0.0, 5.3, 10.6, 15.9])
+        clock.advance(5)
+        client.created(background=True)
+        self.assertEqual(server._rates, {})
 
     def test_reloadResetsBucket(self) -> None:
         clock = Clock()

@@ -3,6 +3,8 @@ The job lifecycle with a persistent queue: a job's attempts and the end of
 its backoff, and dead letters, are stored, so that a restart keeps them.
 """
 
+from typing import List
+
 from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
@@ -10,12 +12,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gearman_tw.errors import QueueError
 from gearman_tw.protocol import PacketType
-from gearman_tw.queues import DEAD_LETTERS, QueuedJob
+from gearman_tw.queues import DEAD_LETTERS, HANDLES, RESULTS, QueuedJob
+from gearman_tw.server import jobs
 from gearman_tw.server.deadletters import DeadLetter
 from gearman_tw.server.factory import GearmanServerFactory
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import Policies
 from gearman_tw.server.model import ASSIGN, HIGH, NORMAL
+from gearman_tw.server.results import COMPLETE, StoredResult
 from gearman_tw.server.service import GearmanService
 from tests.test_server_persistence import Connection, FakeQueue, PortEndpoint
 
@@ -203,9 +207,16 @@ class LifecycleStoreTests(SynchronousTestCase):
 
     def test_keepFails(self) -> None:
         """
-        A queue that cannot keep a dead letter is logged; the letter is
-        kept in memory.
+        A queue that cannot keep a dead letter is logged, as one line saying
+        why, and counted with the queue's errors (C{/metrics}); the letter
+        is kept in memory.
         """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
         self.queue.keeping = fail(QueueError("disk full"))
         self.server.setPolicies(Policies.fromText("[default]\ndead-letters = 5\n"))
         self.stored()
@@ -213,8 +224,32 @@ class LifecycleStoreTests(SynchronousTestCase):
         self.server.canDo(worker.peer, b"f")
         self.server.grab(worker.peer, ASSIGN)
         self.server.workFail(worker.peer, b"H:1")
-        self.assertEqual(len(self.flushLoggedErrors(QueueError)), 1)
+        [error] = [e for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(formatEvent(error), "Persistent queue could not keep dead letter 1 of f: disk full")
+        self.assertNotIn("log_failure", error)
+        self.assertEqual(self.server.stats.queueErrors, 1)
         self.assertEqual(len(self.server.deadLetters.of(b"f")), 1)
+
+    def test_otherChangesFail(self) -> None:
+        """
+        Attempts the queue cannot store and jobs it cannot forget are
+        counted with its errors too; an unexpected error is logged with its
+        traceback.
+        """
+        self.queue.updating = fail(QueueError("disk full"))
+        self.stored()
+        self.takeAndLose()
+        self.clock.advance(0)
+        self.assertEqual(self.server.stats.queueErrors, 1)
+        self.queue.forgetting = fail(ZeroDivisionError())
+        self.clock.advance(100)
+        worker = Connection(self.server)
+        self.server.canDo(worker.peer, b"f")
+        self.server.grab(worker.peer, ASSIGN)
+        self.server.workComplete(worker.peer, b"H:1", b"")
+        self.clock.advance(0)
+        self.assertEqual(self.server.stats.queueErrors, 2)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_purgeDropsRecords(self) -> None:
         """
@@ -252,7 +287,7 @@ class LifecycleStoreTests(SynchronousTestCase):
         d.errback(QueueError("disk full"))
         self.flushLoggedErrors(QueueError)
         [kept] = self.server.deadLetters.of(b"f")
-        self.assertEqual(kept.error, b"retry refused: disk full")
+        self.assertEqual(kept.error, b"retry refused: disk full; before: worker lost")
         [(kind, [(ident, value), last], done, dropped)] = self.queue.changes
         self.assertEqual((kind, ident, done, dropped, last), (DEAD_LETTERS, b"4", [], [], (b"last", b"4")))
         self.assertEqual(DeadLetter.decode(value), kept)
@@ -271,7 +306,10 @@ class LifecycleStoreTests(SynchronousTestCase):
         worker = Connection(self.server)
         self.server.canDo(worker.peer, b"f")
         self.server.grab(worker.peer, ASSIGN)
-        self.server.workFail(worker.peer, b"H:1")
+        # Numbered above the letters' handles (H:3 ... H:9), which they show.
+        [(_, [handle, _, _])] = worker.packets()
+        self.assertEqual(handle, b"H:10")
+        self.server.workFail(worker.peer, handle)
         self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [9, 10])
         [(_, _, _, dropped)] = self.queue.changes
         self.assertEqual(dropped, [b"3", b"5"])
@@ -417,3 +455,95 @@ class EncodingTests(SynchronousTestCase):
         encoded = letter(1).encode()
         for cut in (1, 10, len(encoded) - 1):
             self.assertRaises(QueueError, DeadLetter.decode, encoded[:cut])
+
+
+class HandleNumberTests(SynchronousTestCase):
+    """
+    With a persistent queue, handle numbers given are stored a block ahead
+    (L{JobServer.reserveHandles}), so that a server started again on the
+    queue never gives a handle that named another job: a stored result or
+    dead letter found by handle is that job's.
+    """
+
+    def setUp(self) -> None:
+        self.patch(jobs, "HANDLE_BLOCK", 8)
+        self.queue = FakeQueue()
+        self.server = JobServer(Clock(), handlePrefix=b"H", queue=self.queue)
+        self.client = Connection(self.server)
+
+    def marks(self) -> List[bytes]:
+        return [records[0][1] for kind, records, _, _ in self.queue.changes if kind == HANDLES]
+
+    def submit(self, count: int) -> List[bytes]:
+        """
+        Submit C{count} foreground jobs; their handles.
+        """
+        for n in range(count):
+            self.server.submit(self.client.peer, b"f", b"", b"%d" % n, NORMAL, False)
+        return [args[0] for _, args in self.client.packets()]
+
+    def test_restoredAbove(self) -> None:
+        """
+        New handles (the replayed jobs' too) are numbered above the stored
+        mark, the results' and the letters'; then a block is reserved.
+        """
+        result = StoredResult(b"f", b"H:900", b"", b"", COMPLETE, b"r", 1.0, 10**9)
+        self.server.restoreAll(
+            [QueuedJob(b"f", 7, b"", b"replayed", NORMAL, 0)],
+            {
+                HANDLES: [(b"next", b"500")],
+                RESULTS: [(b"H:900", result.encode())],
+                DEAD_LETTERS: [(b"1", letter(1, handle=b"H:950").encode())],
+            },
+        )
+        self.assertEqual(list(self.server.jobs), [b"H:951"])
+        self.successResultOf(self.server.reserveHandles())
+        self.assertEqual(self.marks(), [b"959"])
+        self.assertEqual(self.submit(1), [b"H:952"])
+
+    def test_blockAhead(self) -> None:
+        """
+        The next block is stored when half of the last one is given, so the
+        numbers given are always at or below a stored mark.
+        """
+        self.server.reserveHandles()
+        given = self.submit(20)
+        self.assertEqual(given[-1], b"H:20")
+        self.assertEqual(self.marks(), [b"8", b"12", b"16", b"20", b"24"])
+        marks = [int(mark) for mark in self.marks()]
+        for index, handle in enumerate(given):
+            number = int(handle[2:])
+            # Covered by a mark stored before it was given.
+            stored = marks[: 1 + (number - 1) // 4]
+            self.assertLessEqual(number, max(stored), index)
+
+    def test_nearTheEnd(self) -> None:
+        """
+        The last block ends at 2**32 - 1, stored once; past it the counter
+        comes round as without a queue (skipping live jobs).
+        """
+        self.server.restoreHandles([(b"next", b"%d" % (0xFFFFFFFF - 3,))])
+        self.server.reserveHandles()
+        self.assertEqual(self.submit(5), [b"H:4294967293", b"H:4294967294", b"H:4294967295", b"H:1", b"H:2"])
+        self.assertEqual(self.marks(), [b"4294967295"])
+
+    def test_withoutQueue(self) -> None:
+        """
+        Without a persistent queue nothing is stored.
+        """
+        server = JobServer(Clock(), handlePrefix=b"H")
+        self.successResultOf(server.reserveHandles())
+        self.assertEqual(server.handleNumber(server.handleOf(1)), 1)
+
+    def test_corrupt(self) -> None:
+        for record in ((b"next", b"x"), (b"other", b"5"), (b"next", b"9" * 20)):
+            self.assertRaises(QueueError, self.server.restoreHandles, [record])
+
+    def test_storeFails(self) -> None:
+        """
+        A mark the queue cannot store is logged and counted; numbers go on.
+        """
+        self.queue.keeping = fail(QueueError("disk full"))
+        self.server.reserveHandles()
+        self.assertEqual(self.server.stats.queueErrors, 1)
+        self.assertEqual(self.submit(2), [b"H:1", b"H:2"])

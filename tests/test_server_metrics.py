@@ -334,3 +334,55 @@ class FunctionHistogramTests(SynchronousTestCase):
             [{b"f0", b"f1"}, {b"f2", b"f3"}, {b"f4"}],
         )
         self.assertTrue(chunks[header + 4].startswith(b"# HELP gearman_function_run_seconds "))
+
+
+class LabelTests(SynchronousTestCase):
+    """
+    Function names as label values: distinct for distinct names, those
+    that are not UTF-8 text and those with backslashes included, in every
+    family with a C{function} label.
+    """
+
+    #: Names that decoding with replacement characters, or with backslash
+    #: escapes alone, would give the same label.
+    NAMES = [b"\xff\xfe", b"\xfe\xff", b"\xff\\xfe", b"\\xff\xfe", b"a\\b", b"caf\xc3\xa9"]
+
+    def test_distinct(self) -> None:
+        """
+        A scrape has no two samples of a family with the same labels, and
+        each name's label is its text, but for a name that is not UTF-8
+        its text with backslashes doubled and bytes that are not UTF-8 as
+        C{\\xNN}.
+        """
+        clock = Clock()
+        server = JobServer(clock, handlePrefix=b"H", policies=Policies.fromText("[default]\ndead-letters = 5\n"))
+        client = Conn(server)
+        for name in self.NAMES:
+            worker = Conn(server)
+            worker.canDo(name)
+            handle = client.created(name, background=True)
+            self.assertEqual(worker.take()[0], handle)
+            worker.fail(handle)
+            worker.lose()
+            client.created(name, background=True)
+        request = DummyRequest([b""])
+        body = MetricsResource(JobServerCollector(server)).render_GET(request)  # type: ignore[arg-type]
+        assert isinstance(body, bytes)
+        seen: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], int] = {}
+        labels: Dict[str, set] = {}
+        for family in text_string_to_metric_families(body.decode("utf-8")):
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                seen[key] = seen.get(key, 0) + 1
+                if "function" in sample.labels:
+                    labels.setdefault(sample.name, set()).add(sample.labels["function"])
+        self.assertEqual([key for key, count in seen.items() if count > 1], [])
+        expected = {"\\xff\\xfe", "\\xfe\\xff", "\\xff\\\\xfe", "\\\\xff\\xfe", "a\\b", "caf\u00e9"}
+        for metric in (
+            "gearman_jobs_failed_total",
+            "gearman_queue_depth",
+            "gearman_oldest_queued_seconds",
+            "gearman_dead_letters",
+            "gearman_function_run_seconds_count",
+        ):
+            self.assertEqual(labels[metric], expected, metric)

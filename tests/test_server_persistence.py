@@ -4,6 +4,7 @@ reply order, forget ended jobs, replay at start.
 """
 
 import os
+from functools import partial
 from typing import Dict, List, Sequence, Tuple
 
 from twisted.internet import reactor
@@ -43,8 +44,10 @@ class FakeQueue:
         self.dones: List[int] = []
         self.updates: List[QueuedJob] = []
         self.changes: List[Tuple[bytes, List[Tuple[bytes, bytes]], List[int], List[bytes]]] = []
-        # What keep() answers.
+        # What keep(), update() and doneMany() answer.
         self.keeping: Deferred[None] = succeed(None)
+        self.updating: Deferred[None] = succeed(None)
+        self.forgetting: Deferred[None] = succeed(None)
         # What kept() answers, by kind.
         self.records: Dict[bytes, List[Tuple[bytes, bytes]]] = {}
         self.opened = self.closed = False
@@ -73,14 +76,14 @@ class FakeQueue:
 
     def doneMany(self, keys: List[int]) -> Deferred[None]:
         self.dones.extend(keys)
-        return succeed(None)
+        return self.forgetting
 
     def replay(self) -> Deferred[List[QueuedJob]]:
         return self.replayed
 
     def update(self, jobs: List[QueuedJob]) -> Deferred[None]:
         self.updates.extend(jobs)
-        return succeed(None)
+        return self.updating
 
     def keep(
         self, kind: bytes, records: List[Tuple[bytes, bytes]], done: List[int], dropped: List[bytes]
@@ -644,12 +647,15 @@ class ServiceReplayTests(SynchronousTestCase):
         """
         queue = FakeQueue()
         service, port, server = self.service(queue)
+        self.assertFalse(server.replaying)
         service.privilegedStartService()
         service.startService()
         self.assertTrue(queue.opened)
         self.assertFalse(port.reading)
+        self.assertTrue(server.replaying)
         queue.replayed.callback([QueuedJob(b"f", 1, b"u", b"x", NORMAL, 0)])
         self.assertTrue(port.reading)
+        self.assertFalse(server.replaying)
         self.assertEqual(list(server.jobs), [b"H:1"])
         self.successResultOf(service.stopService())
         self.assertTrue(queue.closed)
@@ -677,6 +683,35 @@ class ServiceReplayTests(SynchronousTestCase):
         [critical] = [e for e in events if e["log_level"] == LogLevel.critical]
         self.assertEqual(formatEvent(critical), "Cannot start the job server: corrupt")
         self.assertNotIn("log_failure", critical)
+
+
+    def test_stoppedWhileReplaying(self) -> None:
+        """
+        A server stopped while it replays (the queue closed under the
+        replay, which then fails, or a replay that ends anyway) logs no
+        error, does not stop the reactor again or exit with an error, and
+        never accepts on its closed ports.
+        """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
+        for outcome in ("fails", "ends"):
+            queue = FakeQueue()
+            failed: List[bool] = []
+            service, port, _ = self.service(queue, exitOnStartFailure=partial(failed.append, True))
+            stops: List[bool] = []
+            service.reactor.stop = partial(stops.append, True)  # type: ignore[attr-defined]
+            service.startService()
+            service.stopService()
+            if outcome == "fails":
+                queue.replayed.errback(QueueError("redis replay: Lost connection"))
+            else:
+                queue.replayed.callback([])
+            self.assertEqual((port.reading, port.stopped, failed, stops), (False, True, [], []), outcome)
+        self.assertEqual([e for e in events if e["log_level"] >= LogLevel.warn], [])
 
 
 class ForgottenFunctionTests(TestCase):

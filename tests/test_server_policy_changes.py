@@ -229,6 +229,11 @@ class PolicyAdminTests(SynchronousTestCase):
             self.line(b"policy set f max-attempts -1"),
             self.line(b"policy set f max-attempts [1"),
             self.line(b"policy set f backoff {factor=0.5}"),
+            # Beyond a float, beyond Python's int reading, nested too deep.
+            self.line(b"policy set f time-limit " + b"9" * 400),
+            self.line(b"policy set f backoff {cap=" + b"9" * 400 + b"}"),
+            self.line(b"policy set f max-attempts " + b"9" * 5000),
+            self.line(b"policy set f backoff " + b"{a=" * 3000 + b"1" + b"}" * 3000),
         ]
         for reply in replies:
             self.assertTrue(reply.startswith(b"ERR INVALID_ARGUMENTS "), reply)
@@ -263,3 +268,6 @@ class PolicyAdminTests(SynchronousTestCase):
             for line in (b"policy set f max-attempts 2", b"policy reset g", b"policy h", b"policy set")
         ]
         self.assertEqual(targets, [b"f", b"g", b"h", b"set"])
+        # The words the command reads: a trailing space is an empty name.
+        self.assertEqual(protocol._adminTarget(b"policy reset "), b"")
+        self.assertEqual(protocol._adminTarget(b"deadletters f "), b"*")

@@ -73,6 +73,27 @@ class ResultsStoreTests(SynchronousTestCase):
         self.assertIsNone(results.byHandle(b"H:9", 0))
         self.assertIsNone(results.byHandle(b"H:1", 101.0))
 
+    def test_uniqueFallsBack(self) -> None:
+        """
+        When the newest result with a unique expires or goes, the one
+        before it (of any function) is found by the unique again.
+        """
+        results = Results()
+        older = stored(1, unique=b"u", expires=60.0)
+        newer = stored(2, unique=b"u", function=b"g", handle=b"H:2", expires=5.0)
+        results.add(older, None)
+        results.add(newer, None)
+        self.assertEqual(results.byUnique(b"u", 1.0), newer)
+        # Expired, not yet taken away: already the older.
+        self.assertEqual(results.byUnique(b"u", 6.0), older)
+        self.assertEqual(results.expire(6.0), [newer])
+        self.assertEqual(results.byUnique(b"u", 6.0), older)
+        results.add(stored(3, unique=b"u", handle=b"H:3", expires=70.0), None)
+        results.add(stored(1, unique=b"v", expires=70.0), None)  # H:1 replaced
+        self.assertEqual(results.byUnique(b"u", 6.0).handle, b"H:3")  # type: ignore[union-attr]
+        self.assertEqual(sorted(r.handle for r in results.expire(80.0)), [b"H:1", b"H:3"])
+        self.assertEqual((results._byUnique, len(results)), ({}, 0))
+
     def test_boundedOldestDropped(self) -> None:
         results = Results()
         kept = [stored(n) for n in range(5)]

@@ -267,5 +267,10 @@ RESULTS = b"result"
 #: name, the changed keys as JSON.
 POLICY_CHANGES = b"policy"
 
+#: The kind of the record of job handle numbers given out: C{next}, the
+#: number up to which a server may have given handles (decimal), so that
+#: one restarted above it never gives a handle twice.
+HANDLES = b"handles"
 
-__all__ = ["DEAD_LETTERS", "POLICY_CHANGES", "RESULTS", "DeleteRetries", "QueuedJob", "queueFromURL"]
+
+__all__ = ["DEAD_LETTERS", "HANDLES", "POLICY_CHANGES", "RESULTS", "DeleteRetries", "QueuedJob", "queueFromURL"]

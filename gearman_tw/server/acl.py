@@ -317,6 +317,15 @@ class AccessControl:
         )
 
 
+def jobRefusal(identities: Identities, verb: str) -> str:
+    """
+    The refusal of a command on one job (C{see} its result, C{cancel} it):
+    it names no function, so that who may not administer every function
+    cannot tell a job it may not touch from one the server does not know.
+    """
+    return "%s may not %s this job: that needs admin on its function" % (identities.describe(), verb)
+
+
 def certificateName(transport: object) -> Optional[str]:
     """
     The common name of the TLS client certificate C{transport}'s peer

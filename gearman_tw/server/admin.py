@@ -13,6 +13,8 @@ import re
 from operator import itemgetter
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
+from twisted.internet.defer import Deferred
+
 from gearman_tw.numbers import atoi32
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import PoliciesError, parseSetting
@@ -29,6 +31,14 @@ GEARMAND_VERSION = "1.1.20"
 MAX_WORDS = 5
 
 _SPACES = re.compile(b" +")
+
+
+def adminWords(line: bytes) -> List[bytes]:
+    """
+    The words of an admin line, as the commands read them (the access
+    policy reads the same words).
+    """
+    return _SPACES.split(line)
 
 #: gearmand's hash table size (its --hashtable-buckets default).
 HASH_BUCKETS = 991
@@ -58,7 +68,9 @@ class Listing:
         return self.chunks
 
 
-Reply = Union[bytes, Listing]
+#: An admin reply: its bytes, a long one made a slice at a time, or one
+#: that waits for the persistent queue.
+Reply = Union[bytes, Listing, "Deferred[bytes]"]
 
 #: A job as the C{show} commands list it: handle, retries, ignored,
 #: persisted, unique.
@@ -143,6 +155,35 @@ def _reply(items: List[T], key: Callable[[T], bytes], line: Callable[[T], bytes]
     if len(items) <= LISTING_SLICE and sum(_rowCost(key(item)) for item in items) < LISTING_SLICE:
         return b"".join(listing)
     return Listing(listing)
+
+
+def _once(d: "Deferred[T]", reply: Callable[[T], bytes]) -> Reply:
+    """
+    C{reply} of C{d}'s result: at once if it has one, else a Deferred of it.
+    """
+    result: List[T] = []
+    d.addCallback(result.append)
+    if result:
+        return reply(result[0])
+    return d.addCallback(lambda _: reply(result[0]))
+
+
+def _whenKept(kept: "Optional[Deferred[Optional[str]]]", reply: bytes, unstored: str) -> Reply:
+    """
+    C{reply} once the persistent queue made the changes C{kept} stands for
+    (see L{JobServer.keeping}), or C{ERR QUEUE_ERROR}, C{unstored} and why
+    it could not.
+    """
+    if kept is None:
+        return reply
+
+    def answer(why: Optional[str]) -> bytes:
+        if why is None:
+            return reply
+        text = "%s: %s" % (unstored, why)
+        return b"ERR QUEUE_ERROR %s\r\n" % (text.replace(" ", "+").encode("utf-8", "replace"),)
+
+    return _once(kept, answer)
 
 
 def _cstring(value: bytes) -> bytes:
@@ -240,7 +281,7 @@ class AdminCommands:
         @return: the reply (a L{Listing} for a long list), or C{None} if the
             connection must be closed without one.
         """
-        words = _SPACES.split(line)
+        words = adminWords(line)
         if len(words) > MAX_WORDS:
             return None
         command = words[0].lower()
@@ -386,7 +427,9 @@ class AdminCommands:
         if len(words) == 1:
             counts = letters.functions()
             names = sorted(set(counts) | set(letters.dropped))
-            lines = [b"%s\t%d\t%d\n" % (name, counts.get(name, 0), letters.dropped.get(name, 0)) for name in names]
+            lines = [
+                b"%s\t%d\t%d\n" % (_cstring(name), counts.get(name, 0), letters.dropped.get(name, 0)) for name in names
+            ]
             return b"".join(lines) + b".\n"
         if len(words) != 2:
             return _incomplete(words[0])
@@ -403,7 +446,7 @@ class AdminCommands:
             for letter in letters.of(words[1])
         ) + b".\n"
 
-    def _policy(self, peer: Peer, words: List[bytes]) -> bytes:
+    def _policy(self, peer: Peer, words: List[bytes]) -> Reply:
         """
         C{policy FUNCTION}: the lifecycle policy that applies to a function
         (known or not), one C{KEY VALUE} line per setting, as in the policy
@@ -414,12 +457,14 @@ class AdminCommands:
         if len(words) == 5 and words[1].lower() == b"set":
             key, value = (word.decode("utf-8", "replace") for word in words[3:])
             try:
-                self.server.changePolicy(words[2], parseSetting(key, value))
+                setting = parseSetting(key, value)
+                _, kept = self.server.keeping(lambda: self.server.changePolicy(words[2], setting))
             except PoliciesError as e:
                 return b"ERR INVALID_ARGUMENTS %s\r\n" % (str(e).replace(" ", "+").encode("utf-8", "replace"),)
-            return b"OK\n"
+            return _whenKept(kept, b"OK\n", "the change applies but could not be stored")
         if len(words) == 3 and words[1].lower() == b"reset":
-            return b"OK %d\n" % (self.server.resetPolicy(words[2]),)
+            reset, kept = self.server.keeping(lambda: self.server.resetPolicy(words[2]))
+            return _whenKept(kept, b"OK %d\n" % (reset,), "the reset applies but could not be stored")
         if len(words) != 2:
             return _incomplete(words[0])
         described = self.server.policyOf(words[1]).describe()
@@ -474,16 +519,32 @@ class AdminCommands:
             + [b".\n"]
         )
 
-    def _retryDead(self, peer: Peer, words: List[bytes]) -> bytes:
-        return self._actOnDead(words, self.server.retryDeadLetters)
-
-    def _purgeDead(self, peer: Peer, words: List[bytes]) -> bytes:
-        return self._actOnDead(words, self.server.purgeDeadLetters)
-
-    def _actOnDead(self, words: List[bytes], act: Callable[[bytes, Optional[List[int]]], int]) -> bytes:
+    def _retryDead(self, peer: Peer, words: List[bytes]) -> Reply:
         """
-        C{retry|purge deadletters FUNCTION [ID]}: all of a function's dead
-        letters, or the one numbered ID; answered C{OK} and how many.
+        C{retry deadletters FUNCTION [ID]}: answered, once each new job is
+        stored, with how many ran again (the others were put back).
+        """
+        parsed = self._deadArguments(words)
+        if isinstance(parsed, bytes):
+            return parsed
+        return _once(self.server.retryDeadLettersWhenStored(*parsed), lambda retried: b"OK %d\n" % (retried,))
+
+    def _purgeDead(self, peer: Peer, words: List[bytes]) -> Reply:
+        """
+        C{purge deadletters FUNCTION [ID]}: answered, once the persistent
+        queue forgot them too, with how many.
+        """
+        parsed = self._deadArguments(words)
+        if isinstance(parsed, bytes):
+            return parsed
+        purged, kept = self.server.keeping(lambda: self.server.purgeDeadLetters(*parsed))
+        return _whenKept(kept, b"OK %d\n" % (purged,), "purged but the queue could not forget them")
+
+    def _deadArguments(self, words: List[bytes]) -> Union[bytes, Tuple[bytes, Optional[List[int]]]]:
+        """
+        The function and letter numbers of C{retry|purge deadletters
+        FUNCTION [ID]} (all of a function's letters, or the one numbered
+        ID), or the error reply.
         """
         if len(words) not in (3, 4) or words[1].lower() != b"deadletters":
             return _incomplete(words[0])
@@ -492,7 +553,8 @@ class AdminCommands:
             if not words[3].isdigit() or len(words[3]) > 18:
                 return b"ERR INVALID_ARGUMENTS dead+letter+numbers+are+whole+numbers\r\n"
             idents = [int(words[3])]
-        return b"OK %d\n" % (act(words[2], idents),)
+        return words[2], idents
+
 
     def _shutdown(self, peer: Peer, words: List[bytes]) -> bytes:
         if self.shutdown is None or not _isLoopback(peer.host):

@@ -47,10 +47,12 @@ from typing import (
     Optional,
     Tuple,
     TypeVar,
+    Union,
     cast,
 )
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -60,7 +62,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from gearman_tw.server import sliced
-from gearman_tw.server.acl import AccessControl, Identities, certificateName
+from gearman_tw.server.acl import AccessControl, Identities, certificateName, jobRefusal
 from gearman_tw.server.deadletters import DeadLetter
 from gearman_tw.server.jobs import JobServer
 from gearman_tw.server.lifecycle import DEFAULT_POLICY, PoliciesError, Policy, changed
@@ -162,9 +164,10 @@ class Refusal(NamedTuple):
     """
     Why a request is refused.
 
-    @ivar code: the HTTP status: 401 or 403.
+    @ivar code: the HTTP status: 401 or 403 (503 while the server starts).
     @ivar reason: C{"host"}, C{"origin"} or C{"token"} (counted by the
-        L{AccessPolicy}), or C{"acl"} (counted by the access policy).
+        L{AccessPolicy}), or C{"acl"} (counted by the access policy), or
+        C{"starting"}.
     @ivar message: one line for people.
     """
 
@@ -373,10 +376,18 @@ class AccessPolicy:
         )
 
 
+#: The answer to every request while the server replays its persistent
+#: queue.
+_REPLAYING = Refusal(
+    503, "starting", "the server is starting: it is replaying its persistent queue; try again shortly"
+)
+
+
 class _RefusalPage(Resource):
     """
-    The answer to a request its L{AccessPolicy} refused: the status and a
-    one-line reason, as JSON under C{/api/} and as text elsewhere.
+    The answer to a request its L{AccessPolicy} refused, or that comes
+    while the server starts: the status and a one-line reason, as JSON
+    under C{/api/} and as text elsewhere.
     """
 
     isLeaf = True
@@ -393,6 +404,8 @@ class _RefusalPage(Resource):
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         if refusal.code == 401:
             request.setHeader(b"WWW-Authenticate", b'Bearer realm="gearman"')
+        elif refusal.code == 503:
+            request.setHeader(b"Retry-After", b"1")
         if self.asJSON:
             request.setHeader(b"Content-Type", b"application/json")
             return json.dumps({"error": refusal.message}).encode("utf-8") + b"\n"
@@ -674,6 +687,10 @@ class GearmanResource(Resource):
             refusal = self.policy.check(request)
             if refusal is not None:
                 return _RefusalPage(refusal, asJSON=path == b"api")
+            if self.server.replaying:
+                # Not served until the jobs, policies and results stored
+                # are back, as the Gearman port accepts nothing until then.
+                return _RefusalPage(_REPLAYING, asJSON=path == b"api")
             # Function names are taken from the raw URI, so only our own
             # names are looked up as children; everything else is a function.
             if path in self.children:
@@ -810,22 +827,126 @@ def _describeStoredResult(result: StoredResult) -> Dict[str, Any]:
     }
 
 
-def _describeDeadLetter(letter: DeadLetter) -> Dict[str, Any]:
+def _describeDeadLetter(letter: DeadLetter, dataLimit: Optional[int] = None) -> Dict[str, Any]:
     """
-    A dead letter as C{GET /api/functions/NAME/deadletters} lists it.
+    A dead letter as C{GET /api/functions/NAME/deadletters} lists it, but
+    for its C{data} and C{error}, left as bytes (L{_deadLetterJSON} writes
+    them as L{_text} would describe them).
+
+    @param dataLimit: if not L{None}, at most this many bytes of the data
+        (L{_cutData}), and the fields C{data_size} (the whole data's) and
+        C{truncated} (whether it was cut).
     """
-    return {
+    data = letter.data
+    described: Dict[str, Any] = {
         "id": letter.ident,
         "handle": letter.handle.decode("utf-8", "replace"),
         "unique": letter.unique.decode("utf-8", "replace"),
-        "data": _text(letter.data),
+        "data": data,
         "priority": _PRIORITY_OF[letter.priority],
         "attempts": letter.attempts,
-        "error": _text(letter.error),
+        "error": letter.error,
         "submitted": letter.submitted,
         "failed": letter.failed,
         "reducer": None if letter.reducer is None else letter.reducer.decode("utf-8", "replace"),
     }
+    if dataLimit is not None:
+        described["data"] = _cutData(data, dataLimit)
+        described["data_size"] = len(data)
+        described["truncated"] = len(described["data"]) < len(data)
+    return described
+
+
+def _cutData(data: bytes, limit: int) -> bytes:
+    """
+    At most C{limit} bytes of C{data}, from its start: fewer (by up to
+    three) when that cuts UTF-8 data between characters and so keeps it
+    UTF-8, for its C{text}.
+    """
+    if len(data) <= limit:
+        return data
+    cut = limit
+    while cut > 0 and limit - cut < 3 and data[cut] & 0xC0 == 0x80:
+        cut -= 1
+    if cut < limit:
+        try:
+            data[:cut].decode("utf-8")
+        except UnicodeDecodeError:
+            cut = limit
+    return data[:cut]
+
+
+#: Bytes of a letter's data or error (a multiple of 3, for base64) or
+#: characters of its text written as one piece (L{_bytesJSON}).
+_PIECE = 3 << 14
+
+
+def _bytesJSON(value: bytes) -> Iterator[bytes]:
+    """
+    C{_text(value)} as C{json.dumps} with sorted keys writes it, in pieces
+    of bounded size.
+    """
+    yield b'{"base64": "'
+    for start in range(0, len(value), _PIECE):
+        yield base64.b64encode(value[start : start + _PIECE])
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        yield b'"}'
+        return
+    yield b'", "text": "'
+    for start in range(0, len(text), _PIECE):
+        # Each character is escaped alone, so the pieces join.
+        yield json.dumps(text[start : start + _PIECE])[1:-1].encode("ascii")
+    yield b'"}'
+
+
+def _deadLetterJSON(described: Dict[str, Any], before: bytes = b"") -> Iterator[bytes]:
+    """
+    A letter L{_describeDeadLetter} described, after C{before}, as
+    C{json.dumps} with sorted keys writes it, in pieces of bounded size:
+    however large its data and error, no piece holds more than L{_PIECE}
+    of them.
+    """
+    separator = before + b"{"
+    for key in sorted(described):
+        value = described[key]
+        yield separator + json.dumps(key).encode("utf-8") + b": "
+        if isinstance(value, bytes):
+            yield from _bytesJSON(value)
+        else:
+            yield json.dumps(value).encode("utf-8")
+        separator = b", "
+    yield b"}"
+
+
+def _deadLettersJSON(letters: List[DeadLetter], dataLimit: Optional[int]) -> Iterator[Iterator[bytes]]:
+    """
+    The JSON array of C{letters}, an item of pieces per letter (for
+    L{sliced.bounded}).
+    """
+    yield iter([b"["])
+    for n, letter in enumerate(letters):
+        yield _deadLetterJSON(_describeDeadLetter(letter, dataLimit), b", " if n else b"")
+    yield iter([b"]\n"])
+
+
+def _queryCount(request: Request, name: str) -> Optional[int]:
+    """
+    The query parameter C{name} of C{request}, a whole number of at least
+    0 in decimal digits, or L{None} if not given.
+
+    @raise BadSubmission: if it is given twice or is not such a number.
+    """
+    values = cast(Dict[bytes, List[bytes]], request.args or {}).get(name.encode("ascii"))
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise BadSubmission("%s is given more than once" % (name,), name)
+    value = values[0]
+    if not (value.isdigit() and value.isascii() and len(value) <= 18):
+        raise BadSubmission("%s must be a whole number of at least 0, in decimal digits" % (name,), name)
+    return int(value)
 
 
 def _describeDeadLetterCount(count: Tuple[bytes, int, int]) -> Dict[str, Any]:
@@ -1049,9 +1170,11 @@ class APIResource(Resource):
         job} admin command does.
         """
         job = self.root.server.lookup(handle)
-        why = self.root.refused(request, "admin", b"*" if job is None else job.function.name)
-        if why is not None:
-            return self.root.renderRefusal(request, why, asJSON=True)
+        acl = self.root.policy.acl
+        if acl is not None:
+            identities = self.root.identities(acl, request)
+            if acl.check(identities, "admin", b"*" if job is None else job.function.name) is not None:
+                return self.root.renderRefusal(request, jobRefusal(identities, "cancel"), asJSON=True)
         if not self.root.server.cancel(handle):
             return self._error(request, 404, "no such job")
         return self._json(request, {"handle": handle.decode("utf-8", "replace"), "cancelled": True})
@@ -1103,8 +1226,7 @@ class APIResource(Resource):
             function = job.function.name if job is not None else result.function if result is not None else b"*"
             identities = self.root.identities(acl, request)
             if acl.check(identities, "admin", function) is not None:
-                why = "%s may not see this job: that needs admin on its function" % (identities.describe(),)
-                return self.root.renderRefusal(request, why, asJSON=True)
+                return self.root.renderRefusal(request, jobRefusal(identities, "see"), asJSON=True)
         if job is not None:
             return self._json(request, _describeLiveResult(job))
         if result is None:
@@ -1133,6 +1255,13 @@ class APIResource(Resource):
         oldest first (none for a function the server does not know).  They
         hold jobs' data, so with a token (C{--http-token-file}) this read
         needs it, as writes do.
+
+        The query parameter C{limit=N} lists only the newest N, and
+        C{data=N} at most N bytes of each one's data (L{_cutData}), with
+        its whole size and whether it was cut.  The list is made and sent
+        a slice per reactor turn when it is long or large, a slice holding
+        at most L{sliced.SLICE} letters and about L{sliced.SLICE_BYTES}
+        bytes, so a few letters of megabytes take several turns.
         """
         refusal = self.root.policy.checkToken(request)
         if refusal is not None:
@@ -1140,32 +1269,66 @@ class APIResource(Resource):
         why = self.root.refused(request, "admin", name)
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
-        return self._jsonList(request, self.root.server.deadLetters.of(name), _describeDeadLetter)
+        try:
+            limit = _queryCount(request, "limit")
+            dataLimit = _queryCount(request, "data")
+        except BadSubmission as e:
+            return self._badRequest(request, e)
+        letters = self.root.server.deadLetters.of(name)
+        if limit is not None:
+            letters = letters[max(len(letters) - limit, 0) :]
+        size = sum(
+            (len(letter.data) if dataLimit is None else min(len(letter.data), dataLimit)) + len(letter.error)
+            for letter in letters
+        )
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return sliced.render(
+            request,
+            sliced.bounded(_deadLettersJSON(letters, dataLimit)),
+            self.root.reactor,
+            small=len(letters) <= sliced.SLICE and size <= sliced.SLICE_BYTES // 4,
+        )
 
-    def retryDeadLetters(self, request: Request, name: bytes) -> bytes:
+    def retryDeadLetters(self, request: Request, name: bytes) -> Any:
         """
         C{POST /api/functions/NAME/deadletters/retry}: submit the function's
         dead letters again as new background jobs, all of them or those
-        the body's C{"ids"} names (see L{parseIdents}); answers how many
-        were submitted.
+        the body's C{"ids"} names (see L{parseIdents}); answers, once each
+        new job is stored, how many ran again (one the queue refused is
+        put back, among the C{kept}).
         """
-        return self._actOnDeadLetters(request, name, "retried", self.root.server.retryDeadLetters)
+        idents = self._deadLetterIdents(request, name)
+        if isinstance(idents, bytes):
+            return idents
+        retried = self.root.server.retryDeadLettersWhenStored(name, idents)
+        return self._later(request, retried, lambda count: self._deadLetterCounts(request, name, "retried", count))
 
-    def purgeDeadLetters(self, request: Request, name: bytes) -> bytes:
+    def purgeDeadLetters(self, request: Request, name: bytes) -> Any:
         """
         C{POST /api/functions/NAME/deadletters/purge}: forget the function's
         dead letters, all of them or those the body's C{"ids"} names;
-        answers how many were forgotten.
+        answers how many were forgotten, once the persistent queue forgot
+        them too (503 if it could not).
         """
-        return self._actOnDeadLetters(request, name, "purged", self.root.server.purgeDeadLetters)
+        idents = self._deadLetterIdents(request, name)
+        if isinstance(idents, bytes):
+            return idents
+        server = self.root.server
+        purged, kept = server.keeping(lambda: server.purgeDeadLetters(name, idents))
+        return self._whenKept(
+            request,
+            kept,
+            lambda: self._deadLetterCounts(request, name, "purged", purged),
+            "purged, but the persistent queue could not forget them",
+        )
 
-    def _actOnDeadLetters(
-        self, request: Request, name: bytes, done: str, act: Callable[[bytes, Optional[List[int]]], int]
-    ) -> bytes:
+    def _deadLetterIdents(self, request: Request, name: bytes) -> Union[bytes, Optional[List[int]]]:
         """
         Check C{request} as the C{retry}/C{purge deadletters} admin words
-        are (C{admin} on the function), read its ids, C{act} on them and
-        answer C{{"function": NAME, DONE: COUNT, "kept": LEFT}}.
+        are (C{admin} on the function) and read its ids; or the answer
+        refusing it.
         """
         why = self.root.refused(request, "admin", name)
         if why is not None:
@@ -1174,12 +1337,56 @@ class APIResource(Resource):
         if body is None:
             return self._error(request, 413, "the body is larger than the limit of %d bytes" % (self.root.maxBody,))
         try:
-            idents = parseIdents(body)
+            return parseIdents(body)
         except BadSubmission as e:
             return self._badRequest(request, e)
-        count = act(name, idents)
+
+    def _deadLetterCounts(self, request: Request, name: bytes, done: str, count: int) -> bytes:
+        """
+        C{{"function": NAME, DONE: COUNT, "kept": LEFT}}.
+        """
         kept = self.root.server.deadLetters.functions().get(name, 0)
         return self._json(request, {"function": name.decode("utf-8", "replace"), done: count, "kept": kept})
+
+    def _whenKept(
+        self,
+        request: Request,
+        kept: "Optional[Deferred[Optional[str]]]",
+        answer: Callable[[], bytes],
+        unstored: str,
+    ) -> Any:
+        """
+        C{answer()} once the persistent queue made the changes C{kept}
+        stands for (at once if none; see L{JobServer.keeping}), or 503
+        saying C{unstored} and why.
+        """
+        if kept is None:
+            return answer()
+
+        def reply(why: Optional[str]) -> bytes:
+            return answer() if why is None else self._error(request, 503, "%s: %s" % (unstored, why))
+
+        return self._later(request, kept, reply)
+
+    def _later(self, request: Request, result: "Deferred[Any]", answer: Callable[[Any], bytes]) -> Any:
+        """
+        Answer C{request} with C{answer} of C{result}: at once if it has
+        fired, else once it does (nothing if the client has gone).
+        """
+        fired: List[Any] = []
+        result.addCallback(fired.append)
+        if fired:
+            return answer(fired[0])
+        gone: List[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def send(_: object) -> None:
+            if not gone:
+                request.write(answer(fired[0]))
+                request.finish()
+
+        result.addCallback(send)
+        return NOT_DONE_YET
 
     def renderPolicy(self, request: Request, name: bytes) -> bytes:
         """
@@ -1192,7 +1399,7 @@ class APIResource(Resource):
             return self.root.renderRefusal(request, why, asJSON=True)
         return self._json(request, self.functionPolicy(name))
 
-    def changePolicy(self, request: Request, name: bytes) -> bytes:
+    def changePolicy(self, request: Request, name: bytes) -> Any:
         """
         C{PATCH /api/functions/NAME/policy}: change the function's policy
         at run time, as C{policy set} does, by the keys and values of the
@@ -1207,15 +1414,22 @@ class APIResource(Resource):
         body = _readBody(request, self.root.maxBody)
         if body is None:
             return self._error(request, 413, "the body is larger than the limit of %d bytes" % (self.root.maxBody,))
+        server = self.root.server
         try:
-            self.root.server.changePolicy(name, parsePolicyChanges(body))
+            changes = parsePolicyChanges(body)
+            _, kept = server.keeping(lambda: server.changePolicy(name, changes))
         except BadSubmission as e:
             return self._badRequest(request, e)
         except PoliciesError as e:
             return self._badRequest(request, BadSubmission(_printable(str(e))))
-        return self._json(request, self.functionPolicy(name))
+        return self._whenKept(
+            request,
+            kept,
+            lambda: self._json(request, self.functionPolicy(name)),
+            "the change applies, but the persistent queue could not store it",
+        )
 
-    def resetPolicy(self, request: Request, name: bytes) -> bytes:
+    def resetPolicy(self, request: Request, name: bytes) -> Any:
         """
         C{DELETE /api/functions/NAME/policy}: take back every run-time
         change of the function's policy, as C{policy reset} does; answers
@@ -1225,10 +1439,16 @@ class APIResource(Resource):
         why = self.root.refused(request, "admin", name)
         if why is not None:
             return self.root.renderRefusal(request, why, asJSON=True)
-        reset = self.root.server.resetPolicy(name)
-        return self._json(
+        server = self.root.server
+        reset, kept = server.keeping(lambda: server.resetPolicy(name))
+        return self._whenKept(
             request,
-            {"function": name.decode("utf-8", "replace"), "reset": reset, "policy": self.functionPolicy(name)},
+            kept,
+            lambda: self._json(
+                request,
+                {"function": name.decode("utf-8", "replace"), "reset": reset, "policy": self.functionPolicy(name)},
+            ),
+            "the reset applies, but the persistent queue could not store it",
         )
 
     def functionPolicy(self, name: bytes) -> Dict[str, Any]:

@@ -21,16 +21,18 @@ import heapq
 import itertools
 import json
 import socket
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, cast
 
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
 from gearman_tw.interfaces import IJobServer, IPersistentQueue
 from gearman_tw.numbers import uint32
-from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES, RESULTS, QueuedJob
+from gearman_tw.queues import DEAD_LETTERS, HANDLES, POLICY_CHANGES, RESULTS, QueuedJob
 from gearman_tw.server.deadletters import DeadLetter, DeadLetters
 from gearman_tw.server.lifecycle import Policies, PoliciesError, Policy, changed, uniform
 from gearman_tw.server.model import (
@@ -107,7 +109,7 @@ class _Resubmitter(Peer):
     @ivar refused: the submission was refused at once.
     """
 
-    __slots__ = ("_letter", "_putBack", "_server", "refused")
+    __slots__ = ("_letter", "_putBack", "_server", "refused", "settled")
 
     def __init__(self, server: "JobServer", letter: DeadLetter) -> None:
         super().__init__(-1, "-")
@@ -115,15 +117,23 @@ class _Resubmitter(Peer):
         self._letter = letter
         self.refused = False
         self._putBack = False
+        #: Fires with whether the letter ran again (its job queued, and
+        #: stored with a persistent queue) or was put back.
+        self.settled: Deferred[bool] = Deferred()
 
     def _ignore(self, *args: object) -> None:
         pass
+
+    def _settle(self, retried: bool) -> None:
+        if not self.settled.called:
+            self.settled.callback(retried)
 
     def _submitted(self, *args: object) -> None:
         # Queued (and stored, with a persistent queue): the letter goes;
         # after a refusal, release() only ends the wait.
         if not self._putBack:
             self._server._dropLetters(self._letter.function, [self._letter])
+        self._settle(not self._putBack)
 
     def created(self, handle: bytes) -> None:
         server = self._server
@@ -132,6 +142,7 @@ class _Resubmitter(Peer):
             # A job the queue does not store (a reduce job): the letter's
             # record goes only when that job ends.
             server._dropWhenEnded(job, self._letter)
+            self._settle(True)
             return
         self._submitted()
 
@@ -143,14 +154,44 @@ class _Resubmitter(Peer):
         self._keepAgain(text)
 
     def _keepAgain(self, why: bytes) -> None:
+        # Put back whatever the function's limit is now (a lowered limit
+        # applies to new letters, as after a restart), saying why beside
+        # why its last attempt ended.
         self._putBack = True
-        letter = dataclasses.replace(self._letter, error=b"retry refused: " + why)
-        function = self._server.function(letter.function)
-        self._server._keepLetter(letter, max(function.policy.deadLetters, 1))
+        error = self._letter.error
+        if error.startswith(_RETRY_REFUSED) and _BEFORE in error:
+            error = error.split(_BEFORE, 1)[1]
+        letter = dataclasses.replace(self._letter, error=_RETRY_REFUSED + why + _BEFORE + error)
+        self._server._keepLetter(letter, None)
+        self._settle(False)
 
     release = _submitted  # type: ignore[assignment]
     hold = noop = noJob = assign = _ignore  # type: ignore[assignment]
     workData = workWarning = workStatus = workComplete = workFail = workException = _ignore  # type: ignore[assignment]
+
+
+#: The max-rate buckets of forgotten functions kept at least (beyond, the
+#: oldest go; see L{JobServer._forgetFunction}).
+_FORGOTTEN_RATES = 1024
+
+#: Jobs a worker had taken back by a policy's time limit that are
+#: remembered for its late packets (the newest).
+_TAKEN_BACK = 64
+
+#: The kinds of records a job server keeps in a persistent queue
+#: (L{JobServer.restoreAll}).
+KEPT = (POLICY_CHANGES, HANDLES, RESULTS, DEAD_LETTERS)
+
+#: Handle numbers a persistent queue is told at once may be in use
+#: (L{JobServer.reserveHandles}).
+HANDLE_BLOCK = 1 << 20
+
+T = TypeVar("T")
+
+# A dead letter whose retry was refused says why, then why its last
+# attempt ended.
+_RETRY_REFUSED = b"retry refused: "
+_BEFORE = b"; before: "
 
 
 def _restoredKey(record: QueuedJob) -> bytes:
@@ -236,6 +277,11 @@ class JobServer:
         # lowercased name, for L{dropFunction}.
         self._folded: Dict[bytes, List[Function]] = {}
         self.idleFunctions = idleFunctions
+        # The max-rate buckets of functions forgotten before they refilled.
+        self._rates: Dict[bytes, RateState] = {}
+        #: The server is rebuilding what its persistent queue kept (the
+        #: service sets it while replaying): HTTP answers 503 meanwhile.
+        self.replaying = False
         self.policies = Policies() if policies is None else policies
         # Policy keys changed at run time, by function name (over the file).
         self._policyChanges: Dict[bytes, Dict[str, Any]] = {}
@@ -254,6 +300,12 @@ class JobServer:
         self._lastHandle = 0
         # The handle counter came round past 2**32 - 1 (L{_unusedNumber}).
         self._wrapped = False
+        # Past this handle number L{_nextNumber} takes its slow path: the
+        # counter coming round, or (with a persistent queue) time to store
+        # the next block of numbers (L{reserveHandles}).
+        self._numberLimit = 0xFFFFFFFF
+        # The kept-records changes sent to the queue during keeping().
+        self._collected: Optional[List[Deferred[Optional[str]]]] = None
         # Epoch jobs not due yet, and jobs waiting out a retry's backoff:
         # (due, sequence number, job), a heap.
         self._pending: List[Tuple[float, int, Job]] = []
@@ -338,6 +390,10 @@ class JobServer:
         if function is None:
             self._lastFunctionIdent += 1
             function = self.functions[name] = Function(name, self._lastFunctionIdent, self._policyFor(name))
+            if self._rates:
+                # Forgotten while its max-rate bucket refilled: not a
+                # fresh bucket, or forgetting would lift the limit.
+                function.rate = self._rates.pop(name, None)
             folded = name.lower()
             if folded != name:
                 self._folded.setdefault(folded, []).append(function)
@@ -368,13 +424,23 @@ class JobServer:
         """
         old = function.policy
         function.policy = policy
-        if policy.maxRate != old.maxRate:
-            # A new rate starts with a full bucket; none keeps none.
+        rateChanged = policy.maxRate != old.maxRate
+        if rateChanged:
+            # A new rate starts with a full bucket; none keeps none.  The
+            # old bucket's refill timer goes with it: the wake below is
+            # the one it would have made.
+            state = function.rate
+            if state is not None and state.timer is not None and state.timer.active():
+                state.timer.cancel()
             function.rate = None
         before, after = old.maxRunning, policy.maxRunning
-        if before and (not after or after > before) and function.hasRunnable():
-            # Room a lower limit kept closed: wake a sleeper per slot.
+        opened = before and (not after or after > before)
+        if (opened or rateChanged) and function.hasRunnable():
+            # Room a lower limit kept closed: wake a sleeper per slot (and
+            # per start a new rate's full bucket allows).
             room = after - function.running if after else len(function.sleepers)
+            if policy.maxRate:
+                room = min(room, int(max(1.0, policy.maxRate)))
             for _ in range(max(room, 0)):
                 if not function.sleepers:
                     break
@@ -454,15 +520,59 @@ class JobServer:
         failed: str,
         /,
         **fields: Any,
-    ) -> None:
+    ) -> "Deferred[Optional[str]]":
         """
         Change the persistent queue's records of C{kind} (see
         L{IPersistentQueue.keep}), logging C{failed} (a log format, with
         C{fields}) if the queue cannot.
+
+        @return: fires when the queue made the change (with C{None}) or
+            could not (with why); L{keeping} waits for it.
         """
         assert self.queue is not None
-        d = self.queue.keep(kind, records, done, dropped)
-        d.addErrback(lambda f: self.log.failure(failed, f, **fields))
+        d = cast("Deferred[Optional[str]]", self.queue.keep(kind, records, done, dropped))
+        d.addCallbacks(lambda _: None, self._queueFailed, errbackArgs=(failed, fields))
+        if self._collected is not None:
+            self._collected.append(d)
+        return d
+
+    def keeping(self, change: Callable[[], T]) -> "Tuple[T, Optional[Deferred[Optional[str]]]]":
+        """
+        Make C{change} (a run-time policy change, a purge of dead letters),
+        and learn when the persistent queue has what it changed.
+
+        @return: what C{change} returned, and, if it sent changes to the
+            persistent queue, a Deferred that fires once the queue made
+            them all, with C{None}, or with why the first it could not make
+            failed.
+        """
+        outer, self._collected = self._collected, []
+        try:
+            result = change()
+        finally:
+            collected, self._collected = self._collected, outer
+        if outer is not None:
+            outer.extend(collected)
+        if not collected:
+            return result, None
+        d = DeferredList(collected)
+        d.addCallback(lambda results: next((why for _, why in results if why is not None), None))
+        return result, d  # type: ignore[return-value]
+
+    def _queueFailed(self, failure: Failure, failed: str, fields: Dict[str, Any]) -> str:
+        """
+        Count and log a change the persistent queue could not make: the
+        queue's own failures (L{QueueError}) as one line saying why,
+        anything else with its traceback.
+
+        @return: why, in a line.
+        """
+        self.stats.queueErrors += 1
+        if failure.check(QueueError):
+            self.log.error(failed + ": {error}", error=failure.getErrorMessage(), **fields)
+        else:
+            self.log.failure(failed, failure, **fields)
+        return failure.getErrorMessage() or failure.type.__name__
 
     def restorePolicyChanges(self, records: List[Tuple[bytes, bytes]]) -> None:
         """
@@ -515,8 +625,21 @@ class JobServer:
 
     def _forgetFunction(self, function: Function) -> None:
         """
-        Forget a function that has no workers and no jobs.
+        Forget a function that has no workers and no jobs (but the state of
+        its max-rate bucket until it is full again).
         """
+        state = function.rate
+        if state is not None:
+            if state.timer is not None and state.timer.active():
+                state.timer.cancel()
+            state.timer = None
+            rate = function.policy.maxRate
+            elapsed = self.reactor.seconds() - state.at
+            if rate and state.tokens + elapsed * rate < max(1.0, rate):
+                rates = self._rates
+                rates[function.name] = state
+                if len(rates) > max(self.idleFunctions, _FORGOTTEN_RATES):
+                    del rates[next(iter(rates))]
         del self.functions[function.name]
         self.runQueue.retire(function)
         self._idle.pop(function, None)
@@ -795,7 +918,7 @@ class JobServer:
             times.observe(waited)
             limit = timeout or function.policy.timeLimit
             if limit:
-                job.timer = self.reactor.callLater(limit, self._timedOut, job)
+                job.timer = self.reactor.callLater(limit, self._timedOut, job, not timeout)
             peer.assign(job, form)
             return True
         if answerEmpty:
@@ -860,12 +983,35 @@ class JobServer:
     def _heldOrRefuse(self, peer: Peer, handle: bytes, refusal: Tuple[bytes, bytes]) -> Optional[Job]:
         """
         The job C{handle} if C{peer} holds it; else C{None}, and C{peer} is
-        answered ERROR C{refusal}.
+        answered ERROR C{refusal}, unless a time limit took the job back
+        from it (then nothing: see L{_lateResult}).
         """
         job = self._held(peer, handle)
         if job is None:
-            peer.error(*refusal)
+            taken = peer.takenBack
+            if taken is None or handle not in taken:
+                peer.error(*refusal)
         return job
+
+    def _lateResult(self, peer: Peer, handle: bytes) -> Optional[Job]:
+        """
+        The job C{handle} that a policy's time limit took back from worker
+        C{peer}, which now ends it late, if the job has not been taken
+        again since (it waits, queued or out a backoff): its result is
+        still the job's.  A worker that never asked for a limit (gearmand
+        has none) is not answered an ERROR, which would end Perl's and
+        PHP's workers; what else it sends for the job is ignored.
+
+        @return: the job to end, if any; C{None} also when C{peer} is not
+            owed this quiet (it is then answered ERROR as in gearmand).
+        """
+        taken = peer.takenBack
+        job = None if taken is None else taken.pop(handle, None)
+        if job is None:
+            return None
+        if self.jobs.get(handle) is job and job.worker is None and not job.ignore:
+            return job
+        return None
 
     def workData(self, peer: Peer, handle: bytes, data: bytes) -> None:
         """
@@ -912,16 +1058,30 @@ class JobServer:
         """
         Forward WORK_COMPLETE and end the job.
         """
-        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_RESULT)
+        job = self._held(peer, handle)
         if job is None:
+            if peer.takenBack is None or handle not in peer.takenBack:
+                peer.error(*_NOT_FOUND_RESULT)
+                return
+            late = self._lateResult(peer, handle)
+            if late is not None:
+                # Done after all, before anyone took it again: not run
+                # twice.  Its clients told, it is ended as a cancel would
+                # (freed when its queue reaches it).
+                self._completed(late, data)
+                self._detachClients(late)
+                self.cancel(handle)
             return
+        self._completed(job, data)
+        self._finish(job)
+
+    def _completed(self, job: Job, data: bytes) -> None:
         for client in job.clients:
             client.workComplete(job, data)
         function = job.function
         function.completed += 1
         if function.policy.storesResults:
             self._keepResult(job, COMPLETE, data)
-        self._finish(job)
 
     def workFail(self, peer: Peer, handle: bytes, detail: Optional[bytes] = None) -> None:
         """
@@ -940,6 +1100,11 @@ class JobServer:
                 # WORK_FAIL; gearmand's JOB_NOT_FOUND for it makes that
                 # worker die.  Accept it quietly.
                 peer.lastException = None
+                return
+            if peer.takenBack is not None and handle in peer.takenBack:
+                # Failed late, once its time limit took it back: that
+                # attempt was counted then.
+                del peer.takenBack[handle]
                 return
             peer.error(*_NOT_FOUND_RESULT)
             return
@@ -962,6 +1127,9 @@ class JobServer:
         """
         job = self._heldOrRefuse(peer, handle, _NOT_FOUND_EXCEPTION)
         if job is None:
+            if peer.takenBack is not None and peer.takenBack.pop(handle, None) is not None:
+                # As a late WORK_FAIL; Perl's WORK_FAIL after it is quiet too.
+                peer.lastException = handle
             return
         peer.lastException = handle
         if job.function.policy.retriesFailure(bool(job.clients)):
@@ -1055,10 +1223,72 @@ class JobServer:
         The number of the next job's handle.
         """
         last = self._lastHandle
-        if last >= 0xFFFFFFFF or self._wrapped:
-            return self._unusedNumber()
+        if last >= self._numberLimit:
+            if self._wrapped or last >= 0xFFFFFFFF:
+                return self._unusedNumber()
+            self.reserveHandles()
         self._lastHandle = last + 1
         return last + 1
+
+    def reserveHandles(self) -> "Deferred[Optional[str]]":
+        """
+        With a persistent queue, store that handle numbers up to a block
+        above the last one given may be in use, so that a server started
+        again on the queue (after a crash, or a standby taking over) gives
+        new handles above them: no handle ever names two jobs, and a stored
+        result found by handle is that job's.  The next block is stored
+        when half of this one is given, long before it is needed.
+
+        @return: fires once stored (a failure is logged, counted, and fires
+            it with why).
+        """
+        if not self._persistent:
+            return succeed(None)
+        mark = min(0xFFFFFFFF, self._lastHandle + HANDLE_BLOCK)
+        # Near the end the counter comes round instead (L{_unusedNumber}).
+        self._numberLimit = 0xFFFFFFFF if mark == 0xFFFFFFFF else mark - HANDLE_BLOCK // 2
+        return self._keep(
+            HANDLES, [(b"next", b"%d" % (mark,))], [], [], "Persistent queue could not store the handle numbers given"
+        )
+
+    def restoreAll(self, jobs: List[QueuedJob], kept: Dict[bytes, List[Tuple[bytes, bytes]]]) -> None:
+        """
+        Rebuild what a persistent queue kept, as a server (re)started on it:
+        the replayed C{jobs}, and the records C{kept} by kind (L{KEPT}).
+        The run-time policy changes first, which the rest follows; then the
+        handle numbers given, stored results and dead letters, so that the
+        jobs get new handles numbered above all of theirs.  Then call
+        L{reserveHandles}.
+
+        @raise QueueError: a record is corrupt.
+        """
+        self.restorePolicyChanges(kept.get(POLICY_CHANGES, []))
+        self.restoreHandles(kept.get(HANDLES, []))
+        self.restoreResults(kept.get(RESULTS, []))
+        self.restoreDeadLetters(kept.get(DEAD_LETTERS, []))
+        self.restoreJobs(jobs)
+
+    def restoreHandles(self, records: List[Tuple[bytes, bytes]]) -> None:
+        """
+        Number new handles above those a server before this one may have
+        given (the L{HANDLES} record a persistent queue kept).  Once every
+        record is restored, L{reserveHandles} stores a block of this
+        server's own (the service does both when it replays the queue).
+
+        @raise QueueError: the record is not a number.
+        """
+        for ident, value in records:
+            if ident != b"next" or not value.isdigit() or len(value) > 10:
+                raise QueueError("corrupt handle numbers record")
+            self._raiseHandles(int(value))
+
+    def _raiseHandles(self, number: Optional[int]) -> None:
+        """
+        Give new handles numbers above C{number} (a number kept from before
+        a restart), unless the counter came round or it is not ours.
+        """
+        if number is not None and self._lastHandle < number <= 0xFFFFFFFF:
+            self._lastHandle = number
 
     def _unusedNumber(self) -> int:
         """
@@ -1067,6 +1297,7 @@ class JobServer:
         live job's handle again).
         """
         self._wrapped = True
+        self._numberLimit = -1
         number = self._lastHandle
         runQueue, jobs = self.runQueue, self.jobs
         # Bounded: fewer than 2**32 jobs can be live.
@@ -1353,7 +1584,8 @@ class JobServer:
         d = self.queue.doneMany(batch)
         d.addCallbacks(
             lambda _: self.stats.queueLatency.observe(self.reactor.seconds() - began),
-            lambda f: self.log.failure("Persistent queue could not forget {count} jobs", f, count=len(batch)),
+            self._queueFailed,
+            errbackArgs=("Persistent queue could not forget {count} jobs", {"count": len(batch)}),
         )
 
     def restoreJobs(self, records: List[QueuedJob]) -> None:
@@ -1423,6 +1655,8 @@ class JobServer:
                 letters.append(DeadLetter.decode(value))
         for letter in sorted(letters, key=lambda letter: letter.ident):
             self.deadLetters.add(letter, None)
+            # Their handles are shown and found by: new jobs get others.
+            self._raiseHandles(self.handleNumber(letter.handle))
 
     def _attach(self, peer: Peer, job: Job) -> None:
         if job.clients:
@@ -1703,13 +1937,24 @@ class JobServer:
         if self._idleWaiters:
             self._checkIdle()
 
-    def _timedOut(self, job: Job) -> None:
+    def _timedOut(self, job: Job, byPolicy: bool = False) -> None:
         """
-        A CAN_DO_TIMEOUT ran out: requeue the job as if its worker was lost.
+        A CAN_DO_TIMEOUT, or C{byPolicy} the function's time limit, ran
+        out: requeue the job as if its worker was lost.  A worker that did
+        not ask for a limit is not told; what it sends for the job later is
+        taken quietly (L{_lateResult}).
         """
         job.timer = None
-        if job.worker is None:
+        worker = job.worker
+        if worker is None:
             return
+        if byPolicy:
+            taken = worker.takenBack
+            if taken is None:
+                taken = worker.takenBack = {}
+            elif len(taken) >= _TAKEN_BACK:
+                del taken[next(iter(taken))]
+            taken[job.handle] = job
         self._release(job)
         job.function.timedOut += 1
         self._retry(job, _TIME_LIMIT)
@@ -1782,11 +2027,8 @@ class JobServer:
         ]
         if records:
             d = self.queue.update(records)
-            d.addErrback(
-                lambda f: self.log.failure(
-                    "Persistent queue could not store the attempts of {count} jobs", f, count=len(records)
-                )
-            )
+            failed = "Persistent queue could not store the attempts of {count} jobs"
+            d.addErrback(self._queueFailed, failed, {"count": len(records)})
 
     # Stored results
 
@@ -1887,9 +2129,7 @@ class JobServer:
                 expired.append(result)
                 continue
             self.results.add(result, None)
-            number = self.handleNumber(result.handle)
-            if number is not None and self._lastHandle < number <= 0xFFFFFFFF:
-                self._lastHandle = number
+            self._raiseHandles(self.handleNumber(result.handle))
         if expired and self._persistent:
             self._changeResults([], [], expired)
         self._armResults()
@@ -1922,9 +2162,10 @@ class JobServer:
         self._keepLetter(letter, limit, key)
         job.function.deadLettered += 1
 
-    def _keepLetter(self, letter: DeadLetter, limit: int, key: Optional[int] = None) -> None:
+    def _keepLetter(self, letter: DeadLetter, limit: Optional[int], key: Optional[int] = None) -> None:
         """
-        Keep C{letter} (dropping its function's oldest beyond C{limit}), in
+        Keep C{letter} (dropping its function's oldest beyond C{limit}, if
+        not C{None}), in
         the persistent queue too, where the job stored under C{key} is
         forgotten with it.
         """
@@ -1967,13 +2208,26 @@ class JobServer:
 
         @return: how many were submitted.
         """
-        letters = self.deadLetters.remove(name, idents)
-        submitted = 0
-        for letter in letters:
+        return sum(not resubmitter.refused for resubmitter in self._resubmit(name, idents))
+
+    def retryDeadLettersWhenStored(self, name: bytes, idents: Optional[List[int]] = None) -> "Deferred[int]":
+        """
+        L{retryDeadLetters}, firing with how many ran again once each new
+        job is stored (a persistent queue may refuse one later, which puts
+        its letter back).
+        """
+        settled = [resubmitter.settled for resubmitter in self._resubmit(name, idents)]
+        d = DeferredList(settled)
+        d.addCallback(lambda results: sum(retried for _, retried in results))
+        return d  # type: ignore[return-value]
+
+    def _resubmit(self, name: bytes, idents: Optional[List[int]]) -> List[_Resubmitter]:
+        resubmitters = []
+        for letter in self.deadLetters.remove(name, idents):
             resubmitter = _Resubmitter(self, letter)
             self.submit(resubmitter, name, letter.unique, letter.data, letter.priority, True, 0, letter.reducer)
-            submitted += not resubmitter.refused
-        return submitted
+            resubmitters.append(resubmitter)
+        return resubmitters
 
     def purgeDeadLetters(self, name: bytes, idents: Optional[List[int]] = None) -> int:
         """

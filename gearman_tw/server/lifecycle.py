@@ -298,9 +298,13 @@ def _table(value: Any, where: str) -> Dict[str, Any]:
 def _number(value: Any, where: str, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise PoliciesError("%s must be a number" % (where,))
-    if value < minimum or value == float("inf"):
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number beyond any float
+        number = math.inf
+    if number < minimum or number == math.inf:
         raise PoliciesError("%s must be a finite number of at least %s" % (where, minimum))
-    return float(value)
+    return number
 
 
 def _policy(table: Dict[str, Any], base: Policy, where: str) -> Policy:
@@ -319,7 +323,7 @@ def _policy(table: Dict[str, Any], base: Policy, where: str) -> Policy:
                 raise PoliciesError("%s must be a whole number, 0 or more (0: %s)" % (at, meaning))
             changes[field] = value
         elif field == "backoff":
-            changes[field] = _backoff(value, at)
+            changes[field] = _backoff(value, base.backoff, at)
         elif field in ("retryFailures", "retryForeground"):
             if not isinstance(value, bool):
                 raise PoliciesError("%s must be true or false" % (at,))
@@ -329,7 +333,11 @@ def _policy(table: Dict[str, Any], base: Policy, where: str) -> Policy:
     return dataclasses.replace(base, **changes)
 
 
-def _backoff(value: Any, where: str) -> Optional[Backoff]:
+def _backoff(value: Any, base: Optional[Backoff], where: str) -> Optional[Backoff]:
+    """
+    The backoff a table gives: C{base}'s (else L{Backoff}'s defaults) with
+    the keys it sets; C{false} for none.
+    """
     if value is False:
         return None
     table = _table(value, where)
@@ -337,11 +345,12 @@ def _backoff(value: Any, where: str) -> Optional[Backoff]:
     if unknown:
         raise PoliciesError("%s: unknown key %s (expected %s)" % (where, unknown[0], ", ".join(_BACKOFF_KEYS)))
     fields = {key: _number(table[key], "%s.%s" % (where, key)) for key in _BACKOFF_KEYS if key in table}
-    if fields.get("factor", 2.0) < 1:
+    backoff = dataclasses.replace(base or Backoff(), **fields)
+    if backoff.factor < 1:
         raise PoliciesError("%s.factor must be at least 1" % (where,))
-    if fields.get("jitter", 0.1) > 1:
+    if backoff.jitter > 1:
         raise PoliciesError("%s.jitter must be a fraction from 0 to 1" % (where,))
-    return Backoff(**fields)
+    return backoff
 
 
 def uniform(low: float, high: float) -> float:

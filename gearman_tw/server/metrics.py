@@ -84,11 +84,27 @@ _PER_FUNCTION_HISTOGRAMS: List[Tuple[str, str, Callable[[Function], Optional[His
 _PRIORITY_LABELS = [label.lower().encode("ascii") for label in PRIORITY_NAMES]
 
 
+def labelValue(name: bytes) -> str:
+    """
+    A function name as a label value: its text when it is UTF-8, else its
+    text with each backslash doubled and each byte that is not part of
+    UTF-8 text written C{\\xNN} (two hexadecimal digits).  Names that are
+    not UTF-8 so have distinct values, which a scrape needs (two samples
+    of a family with the same labels are refused), rather than all
+    becoming the same replacement characters; only a UTF-8 name that
+    spells out such escapes can have the value of one that is not.
+    """
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        return name.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
 def _label(name: bytes) -> bytes:
     """
     A function name as a label value of the text exposition format.
     """
-    text = name.decode("utf-8", "replace").encode("utf-8")
+    text = labelValue(name).encode("utf-8")
     return text.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b'"', b'\\"')
 
 
@@ -182,22 +198,22 @@ class JobServerCollector:
         for function in server.runQueue.withWork():
             submitted = server.runQueue.oldest(function)
             if submitted is not None:
-                oldest.add_metric([function.name.decode("utf-8", "replace")], max(now - submitted, 0.0))
+                oldest.add_metric([labelValue(function.name)], max(now - submitted, 0.0))
         yield oldest
         letters = server.deadLetters
         kept = GaugeMetricFamily("gearman_dead_letters", "Dead letters kept.", labels=["function"])
         for name, count in sorted(letters.functions().items()):
-            kept.add_metric([name.decode("utf-8", "replace")], count)
+            kept.add_metric([labelValue(name)], count)
         yield kept
         dropped = CounterMetricFamily(
             "gearman_dead_letters_dropped", "Dead letters dropped for room.", labels=["function"]
         )
         for name, count in sorted(letters.dropped.items()):
-            dropped.add_metric([name.decode("utf-8", "replace")], count)
+            dropped.add_metric([labelValue(name)], count)
         yield dropped
         results = GaugeMetricFamily("gearman_stored_results", "Stored results kept.", labels=["function"])
         for name, count in sorted(server.results.functions().items()):
-            results.add_metric([name.decode("utf-8", "replace")], count)
+            results.add_metric([labelValue(name)], count)
         yield results
         yield GaugeMetricFamily("gearman_connections", "Open connections.", value=len(server.peers))
         yield CounterMetricFamily(

@@ -514,6 +514,9 @@ class Peer:
     @ivar heldRun: the L{StoredRun} whose JOB_CREATED replies are the last
         this connection holds, if any (L{holdCreated}): a job added to it
         is answered in its turn.
+    @ivar takenBack: the jobs a policy's time limit took back from this
+        worker, by handle (the newest few), whose late packets are taken
+        quietly; C{None} until there is one.
     """
 
     __slots__ = (
@@ -531,6 +534,7 @@ class Peer:
         "newest",
         "noopSent",
         "sleeping",
+        "takenBack",
         "unlisted",
     )
 
@@ -549,6 +553,7 @@ class Peer:
         self.lost = False
         self.heldRun: Optional[StoredRun] = None
         self.lastException: Optional[bytes] = None
+        self.takenBack: Optional[Dict[bytes, Job]] = None
 
     def lose(self) -> None:
         """

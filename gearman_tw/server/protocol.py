@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from twisted.internet.address import UNIXAddress
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
@@ -16,7 +17,8 @@ from twisted.python.failure import Failure
 from gearman_tw.numbers import atoi
 from gearman_tw.protocol import TEXT, PacketParser, PacketType, encode, encodeRaw
 from gearman_tw.reads import ReadSizer
-from gearman_tw.server.acl import OPEN_ADMIN, Identities, certificateName
+from gearman_tw.server.acl import OPEN_ADMIN, Identities, certificateName, jobRefusal
+from gearman_tw.server.admin import adminWords
 from gearman_tw.server.flow import FREE_INPUT, OutputFlow
 from gearman_tw.server.model import (
     ASSIGN,
@@ -77,7 +79,14 @@ def statusPayload(status: Union[JobStatus, UniqueStatus]) -> bytes:
     return b"\0".join([status[0]] + [b"%d" % value for value in status[1:]])
 
 # Why a connection's reading is paused (bits of GearmanServerProtocol._pauses).
-_LISTING = 1  # a long admin reply is being sent
+# Admin commands that name a job, and what their refusal says of it.
+_JOB_VERBS = {b"result": "see", b"cancel": "cancel"}
+
+#: Bytes of admin replies one read may make before the rest of its lines
+#: wait until they are sent (and read, if the connection's output is full).
+ADMIN_READ_OUTPUT = 1 << 20
+
+_LISTING = 1  # a long admin reply is being sent, or waits
 _OUTPUT = 2  # its unsent replies passed the factory's maxOutput
 _INPUT = 4  # its large packet waits for room in the factory's InputBudget
 
@@ -121,6 +130,10 @@ class GearmanServerProtocol(Protocol):
         # A long admin reply being sent a slice per reactor turn, and what
         # arrived meanwhile (this connection's next commands wait for it).
         self._listing: Optional[Iterator[bytes]] = None
+        # An admin reply waits for the persistent queue (see _text).
+        self._replyWaits = False
+        # Bytes of admin replies made in this read.
+        self._adminBytes = 0
         self._held: List[bytes] = []
         self._sliceCall: Optional[IDelayedCall] = None
         self._pauses = 0
@@ -185,6 +198,7 @@ class GearmanServerProtocol(Protocol):
             self.close()
             return
         self.received += len(data)
+        self._adminBytes = 0
         if self._listing is not None:
             # Read before reading paused: parsed once the listing is sent.
             self._held.append(data)
@@ -394,10 +408,11 @@ class GearmanServerProtocol(Protocol):
         """
         The function an admin line acts on for the policy (C{*} for all),
         or C{None} for the commands open to everyone.
+
+        C{result} and C{cancel job} act on the function of the job they
+        name, or on C{*} when the server does not know it.
         """
-        words = [word for word in line.split(b" ") if word]
-        if not words:
-            return None
+        words = adminWords(line)
         command = words[0].lower()
         if command in OPEN_ADMIN:
             return None
@@ -433,6 +448,13 @@ class GearmanServerProtocol(Protocol):
             target = self._adminTarget(line)
             why = None if target is None else self._refused("admin", target)
             if why is not None:
+                verb = _JOB_VERBS.get(line.split(None, 1)[0].lower())
+                if verb is not None:
+                    # The same refusal whether or not the job exists and
+                    # whatever its function: who may not administer every
+                    # function learns neither (as over HTTP).  The log
+                    # above has the whole reason.
+                    why = jobRefusal(self.identities, verb)
                 self.peer.write(b"ERR PERMISSION_DENIED %s\r\n" % (why.replace(" ", "+").encode("utf-8", "replace"),))
                 return
         reply = self.factory.admin.execute(self.peer, line)
@@ -440,19 +462,51 @@ class GearmanServerProtocol(Protocol):
             self._drop("admin line with too many words")
         elif isinstance(reply, bytes):
             self.peer.write(reply)
+            self._adminBytes += len(reply)
+            if self._adminBytes >= ADMIN_READ_OUTPUT:
+                # Lines read together that ask for much (results, dead
+                # letters) wait until these replies are sent and read, as
+                # the rest of a listing would.
+                self._hold(iter(()))
+        elif isinstance(reply, Deferred):
+            # Answered once the persistent queue has the change; the lines
+            # after it wait, so the replies keep their order.
+            self._replyWaits = True
+            self._hold(iter(()))
+            reply.addCallbacks(self._deferredReply, self._deferredFailed)
         else:
-            self._listing = iter(reply)
-            self._pause(_LISTING)
-            self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
+            self._hold(iter(reply))
+
+    def _hold(self, listing: Iterator[bytes]) -> None:
+        """
+        Send C{listing} a slice at a time; until it is all sent (and read,
+        when the connection's output is full) read nothing more.
+        """
+        self._listing = listing
+        self._pause(_LISTING)
+        self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
+
+    def _deferredReply(self, reply: bytes) -> None:
+        self._replyWaits = False
+        if self._closing or self._listing is None:
+            return
+        self._listing = iter([reply])
+        if self._sliceCall is None:
+            self._slice()
+
+    def _deferredFailed(self, failure: Failure) -> None:
+        self.factory.log.failure("Admin command failed", failure)
+        self._deferredReply(b"ERR UNKNOWN_ERROR the+command+failed:+see+the+server's+log\r\n")
 
     def _slice(self) -> None:
         """
-        Make and send the next slice of the listing; once it is all sent,
-        read and handle this connection's next commands again.
+        Make and send the next slice of the listing; once it is all sent
+        and the connection's output not full, read and handle this
+        connection's next commands again.
         """
         self._sliceCall = None
         listing = self._listing
-        if listing is None or self._closing:
+        if listing is None or self._closing or self._replyWaits:
             return
         chunk = next(listing, None)
         if chunk is not None:
@@ -463,6 +517,8 @@ class GearmanServerProtocol(Protocol):
                 # this one (_outputDrained).
                 self._sliceCall = self.factory.server.reactor.callLater(0, self._slice)
             return
+        if self.flow.full:
+            return  # _outputDrained comes back here
         self._listing = None
         held, self._held = self._held, []
         self._resume(_LISTING)

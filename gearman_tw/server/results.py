@@ -92,8 +92,9 @@ class Results:
 
     def __init__(self) -> None:
         self._byHandle: Dict[bytes, StoredResult] = {}
-        # The newest result by unique (C{-} excluded), across functions.
-        self._byUnique: Dict[bytes, StoredResult] = {}
+        # The results by unique (C{-} excluded), across functions, oldest
+        # first: the newest is found, and once it goes the one before.
+        self._byUnique: Dict[bytes, List[StoredResult]] = {}
         # The newest result by (function, coalescing key).
         self._byKey: Dict[Tuple[bytes, bytes], StoredResult] = {}
         # Each function's results by handle, oldest first.
@@ -113,7 +114,7 @@ class Results:
         self._remove(self._byHandle.get(result.handle))
         self._byHandle[result.handle] = result
         if result.unique and result.unique != b"-":
-            self._byUnique[result.unique] = result
+            self._byUnique.setdefault(result.unique, []).append(result)
         if result.key:
             self._byKey[(result.function, result.key)] = result
         kept = self._perFunction.setdefault(result.function, {})
@@ -136,8 +137,14 @@ class Results:
         if result is None or self._byHandle.get(result.handle) is not result:
             return
         del self._byHandle[result.handle]
-        if self._byUnique.get(result.unique) is result:
-            del self._byUnique[result.unique]
+        same = self._byUnique.get(result.unique)
+        if same is not None:
+            for index in range(len(same) - 1, -1, -1):
+                if same[index] is result:
+                    del same[index]
+                    break
+            if not same:
+                del self._byUnique[result.unique]
         if self._byKey.get((result.function, result.key)) is result:
             del self._byKey[(result.function, result.key)]
         kept = self._perFunction[result.function]
@@ -153,10 +160,13 @@ class Results:
 
     def byUnique(self, unique: bytes, now: float) -> Optional[StoredResult]:
         """
-        The newest result of a job with C{unique} in any function, unless
-        expired.
+        The newest result of a job with C{unique} in any function that has
+        not expired.
         """
-        return _live(self._byUnique.get(unique), now)
+        for result in reversed(self._byUnique.get(unique, ())):
+            if result.expires > now:
+                return result
+        return None
 
     def byKey(self, function: bytes, key: bytes, now: float) -> Optional[StoredResult]:
         """

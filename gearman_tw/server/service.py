@@ -27,8 +27,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gearman_tw.errors import QueueError
-from gearman_tw.queues import DEAD_LETTERS, POLICY_CHANGES, RESULTS
 from gearman_tw.server.factory import GearmanServerFactory
+from gearman_tw.server.jobs import KEPT
 
 #: Seconds a stopping server waits for running jobs before it closes anyway.
 DEFAULT_DRAIN_TIMEOUT = 30.0
@@ -199,19 +199,21 @@ class GearmanService(Service):
             accepting.addErrback(self._listenFailed)
 
     async def _replay(self, queue: Any) -> None:
+        server = self.factory.server
+        server.replaying = True
         await queue.open()
         records = await queue.replay()
-        server = self.factory.server
-        server.restorePolicyChanges(await queue.kept(POLICY_CHANGES))
-        # Before the jobs, which get handles numbered above the results'.
-        server.restoreResults(await queue.kept(RESULTS))
-        server.restoreJobs(records)
-        server.restoreDeadLetters(await queue.kept(DEAD_LETTERS))
+        kept = {kind: await queue.kept(kind) for kind in KEPT}
+        server.restoreAll(records, kept)
+        await server.reserveHandles()
+        server.replaying = False
         self.log.info(
             "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
         )
 
     def _accept(self, ports: List[IListeningPort]) -> None:
+        if not self.running:
+            return  # stopped while replaying: the ports are closed
         for port in ports:
             startReading = getattr(port, "startReading", None)
             if startReading is not None:
@@ -252,6 +254,11 @@ class GearmanService(Service):
         return ports
 
     def _listenFailed(self, failure: Failure) -> None:
+        if not self.running:
+            # Stopped (SIGTERM, say) while replaying, which closed the
+            # queue under the replay: nothing failed to start.
+            self.log.info("Stopped before the persistent queue was replayed ({why})", why=failure.getErrorMessage())
+            return
         if failure.check(CannotStart, QueueError):
             # Known causes, which say what is wrong in one line.
             self.log.critical("Cannot start the job server: {why}", why=failure.getErrorMessage())

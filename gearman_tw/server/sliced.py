@@ -8,7 +8,7 @@ protocol's listings do the same (L{gearman_tw.server.admin.Listing}).
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence, TypeVar, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, TypeVar, Union
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.web.server import NOT_DONE_YET, Request
@@ -19,6 +19,10 @@ T = TypeVar("T")
 #: Items (functions, workers) made into one slice of a body.
 SLICE = 1000
 
+#: Bytes of a body made in one slice, about, for items of any size (see
+#: L{bounded}).
+SLICE_BYTES = 1 << 20
+
 
 def slices(items: Sequence[T], size: int = SLICE) -> Iterator[Sequence[T]]:
     """
@@ -26,6 +30,33 @@ def slices(items: Sequence[T], size: int = SLICE) -> Iterator[Sequence[T]]:
     """
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def bounded(items: Iterable[Iterable[bytes]], size: int = SLICE_BYTES, count: int = SLICE) -> Iterator[bytes]:
+    """
+    The pieces of C{items} (each an iterable of pieces of bytes, made as
+    they are read) joined into chunks: a chunk ends after C{count} items, or
+    after the piece that brings it to C{size} bytes, in the middle of an
+    item if need be.  So that making a chunk takes bounded work whatever
+    the items hold, each item should come in pieces of bounded size.
+    """
+    run: List[bytes] = []
+    length = 0
+    done = 0
+    for item in items:
+        for piece in item:
+            run.append(piece)
+            length += len(piece)
+            if length >= size:
+                yield b"".join(run)
+                run, length, done = [], 0, 0
+        done += 1
+        if done >= count:
+            if run:
+                yield b"".join(run)
+            run, length, done = [], 0, 0
+    if run:
+        yield b"".join(run)
 
 
 @implementer(IPushProducer)

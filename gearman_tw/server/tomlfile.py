@@ -32,6 +32,10 @@ def parseTOML(text: str) -> Dict[str, Any]:
         return toml.loads(text)  # type: ignore[no-any-return]
     except toml.TOMLDecodeError as e:
         raise TOMLFileError("not valid TOML: %s" % (e,))
+    except ValueError as e:  # a whole number of more digits than Python reads
+        raise TOMLFileError("not a TOML file this server reads: %s" % (e,))
+    except RecursionError:
+        raise TOMLFileError("not a TOML file this server reads: tables or arrays nested too deep")
 
 
 def readTOML(path: str, what: str) -> Dict[str, Any]:

@@ -275,6 +275,62 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         ptype, other = again.readPacket()
         self.assertGreater(int(other.rsplit(b":", 1)[1]), int(handle.rsplit(b":", 1)[1]))
 
+    def test_handlesNeverGivenTwice(self) -> None:
+        """
+        A job queued across a restart gets a new handle (as in gearmand),
+        and no handle given before the restart (its old one, or one whose
+        job ended) is given to another job: a client asking for the result
+        by the handle it was given never gets another job's.
+        """
+        policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
+        with open(policies, "w") as f:
+            f.write("[default]\nkeep-results = 3600\n")
+        server = startOurs(self, "--queue", self.url, "--policies", policies)
+        client = server.connect()
+        self.addCleanup(client.close)
+        before = []
+        for data in (b"ran", b"queued", b"queued-too"):
+            client.sendPacket(SUBMIT_JOB_BG, b"f", b"", data)
+            ptype, handle = client.readPacket()
+            self.assertEqual(ptype, JOB_CREATED)
+            before.append(handle)
+        # The first ends before the crash (its result kept, its handle the
+        # lowest); the others are queued.
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        worker.sendPacket(CAN_DO, b"f")
+        worker.sendPacket(GRAB_JOB_UNIQ)
+        _, payload = worker.readPacket()
+        self.assertEqual(payload.split(b"\0", 3)[3], b"ran")
+        worker.sendPacket(WORK_COMPLETE, before[0], b"result of ran")
+        worker.sync()
+        worker.close()
+        time.sleep(0.5)
+        self.crash(server)
+
+        restarted = startOurs(self, "--queue", self.url, "--policies", policies)
+        again = restarted.connect()
+        self.addCleanup(again.close)
+        after = []
+        for n in range(3):
+            again.sendPacket(SUBMIT_JOB_BG, b"f", b"", b"new%d" % n)
+            ptype, handle = again.readPacket()
+            self.assertEqual(ptype, JOB_CREATED)
+            after.append(handle)
+        admin = restarted.connect()
+        self.addCleanup(admin.close)
+        replayed = [line.split(b"\t")[0] for line in admin.admin(b"show jobs\n").splitlines() if b"\t" in line]
+        self.assertEqual(set(replayed) & set(before), set())
+        self.assertEqual(set(after) & set(before), set())
+        self.assertEqual(len(set(replayed) | set(after)), 5)
+        # The queued jobs' old handles name nothing now; the first its own
+        # result.
+        for handle in before[1:]:
+            self.assertEqual(admin.admin(b"result " + handle + b"\n"), b"ERR UNKNOWN_JOB\r\n")
+        lines = admin.admin(b"result " + before[0] + b"\n").splitlines()
+        self.assertIn(b"handle " + before[0], lines)
+        self.assertIn(b"data " + base64.b64encode(b"result of ran"), lines)
+
 
 def _sendQuietly(connection: RawConnection, data: bytes) -> None:
     try:

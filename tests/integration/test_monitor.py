@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import urllib.request
+from typing import cast
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -218,3 +219,124 @@ class MonitorTests(SynchronousTestCase):
         self.assertIn("needs the server's token", shown["error"])
         self.waitFor(lambda: "queue memory" in driver.find_element("id", "server").text)
         self.assertEqual(driver.find_element("id", "error").text, "")
+
+
+SUBMIT_JOB, JOB_CREATED, WORK_COMPLETE = 7, 8, 13
+
+
+class MonitorNamesAndSizesTests(SynchronousTestCase):
+    """
+    The page copes with function names that are JavaScript's or URLs'
+    words, and asks for only the dead letters it shows.
+    """
+
+    def waitFor(self, predicate, timeout=20.0):
+        return MonitorTests.waitFor(cast(MonitorTests, self), predicate, timeout)
+
+    def cells(self, driver, function):
+        return MonitorTests.cells(cast(MonitorTests, self), driver, function)
+
+    def letters(self, driver):
+        return MonitorTests.letters(cast(MonitorTests, self), driver)
+
+    def start(self, policies: str):
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(policies)
+        self.httpPort = freePort()
+        server = startOurs(self, "--http-port", str(self.httpPort), "--policies", path)
+        client = server.connect()
+        self.addCleanup(client.close)
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        return client, worker
+
+    def kill(self, client, worker, name: bytes, data: bytes, count: int = 1) -> None:
+        """
+        Make C{count} dead letters of C{name} holding C{data}.
+        """
+        worker.sendPacket(CAN_DO, name)
+        for _ in range(count):
+            client.sendPacket(SUBMIT_JOB_BG, name, b"", data)
+            client.readPacket()
+            worker.sendPacket(GRAB_JOB)
+            ptype, payload = worker.readPacket()
+            self.assertEqual(ptype, JOB_ASSIGN)
+            worker.sendPacket(WORK_FAIL, payload.split(b"\0", 1)[0])
+
+    def test_protoName(self) -> None:
+        """
+        A function named C{__proto__} has a rate of 0 and leaves the total
+        a number, following the other functions' jobs.
+        """
+        client, worker = self.start("")
+        client.sendPacket(SUBMIT_JOB_BG, b"__proto__", b"", b"x")
+        client.readPacket()
+        driver = browser()
+        self.addCleanup(driver.quit)
+        driver.get("http://127.0.0.1:%d/" % (self.httpPort,))
+        self.waitFor(lambda: self.cells(driver, "__proto__"))
+        worker.sendPacket(CAN_DO, b"resize")
+
+        def busy():
+            for _ in range(5):
+                client.sendPacket(SUBMIT_JOB, b"resize", b"", b"x")
+                self.assertEqual(client.readPacket()[0], JOB_CREATED)
+                worker.sendPacket(GRAB_JOB)
+                handle = worker.readPacket()[1].split(b"\0", 1)[0]
+                worker.sendPacket(WORK_COMPLETE, handle, b"ok")
+                client.readPacket()
+            return (self.cells(driver, "resize") or {}).get("rate", "0.0") != "0.0"
+
+        self.waitFor(busy)
+        total = driver.find_element("id", "rate").text
+        self.assertNotIn("NaN", total)
+        self.assertGreater(float(total), 0)
+        self.assertEqual(self.cells(driver, "__proto__")["rate"], "0.0")
+
+    def test_dotNames(self) -> None:
+        """
+        The dead letters of a function named C{.} or C{..} cannot be asked
+        for from a browser (which reads such a path segment, even as
+        C{%2E}, as a directory): the page says so rather than list another
+        path's answer.  The server itself takes C{%2E} for a dot.
+        """
+        client, worker = self.start("[default]\nmax-attempts = 1\ndead-letters = 10\n")
+        for dots in (b".", b".."):
+            self.kill(client, worker, dots, b"data of " + dots)
+        driver = browser()
+        self.addCleanup(driver.quit)
+        for name in (".", ".."):
+            driver.get("http://127.0.0.1:%d/#deadletters/%s" % (self.httpPort, name))
+            shown = self.waitFor(lambda: (lambda v: v if v and v["error"] else None)(self.letters(driver)))
+            self.assertEqual((shown["name"], shown["rows"]), (name, []))
+            self.assertIn("cannot be named in a URL path", shown["error"])
+            self.assertEqual(driver.find_element("id", "error").text, "")
+            path = "/api/functions/%s/deadletters" % (name.replace(".", "%2E"),)
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.httpPort, path), timeout=10) as response:
+                [letter] = json.load(response)
+            self.assertEqual(letter["data"]["text"], "data of " + name)
+
+    def test_onlyWhatIsShown(self) -> None:
+        """
+        The page asks for the newest 100 letters and the first 800 bytes of
+        their data, and marks data it did not get whole as cut.
+        """
+        client, worker = self.start("[default]\nmax-attempts = 1\ndead-letters = 200\n")
+        self.kill(client, worker, b"resize", b"x" * 1000, count=120)
+        self.kill(client, worker, b"resize", b"short")
+        driver = browser()
+        self.addCleanup(driver.quit)
+        driver.get("http://127.0.0.1:%d/#deadletters/resize" % (self.httpPort,))
+        shown = self.waitFor(lambda: (lambda v: v if v and v["rows"] else None)(self.letters(driver)))
+        self.assertEqual(shown["summary"], "121 kept, 0 dropped for room; the newest 100 shown")
+        self.assertEqual(len(shown["rows"]), 100)
+        self.assertEqual(shown["rows"][0]["data"], "x" * 200 + "\u2026")
+        self.assertEqual(shown["rows"][-1]["data"], "short")
+        asked = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(function (e) { return e.name; })"
+            ".filter(function (name) { return name.indexOf('/api/functions/') !== -1; });"
+        )
+        self.assertTrue(asked)
+        for url in asked:
+            self.assertTrue(url.endswith("/api/functions/resize/deadletters?limit=100&data=800"), url)

@@ -19,7 +19,7 @@ import referencing
 import referencing.jsonschema
 from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -191,6 +191,10 @@ class OpenAPITests(TestCase):
         [letter] = yield self.call("GET", "/api/functions/fail/deadletters", letters)
         self.assertEqual(letter["error"]["text"], "WORK_FAIL")
         yield self.call("GET", "/api/functions/fail/deadletters", letters, headers={})
+        [cut] = yield self.call("GET", "/api/functions/fail/deadletters?limit=1&data=0", letters)
+        self.assertEqual((cut["data"]["base64"], cut["truncated"]), ("", False))
+        bad = yield self.call("GET", "/api/functions/fail/deadletters?limit=all", letters)
+        self.assertEqual(bad["field"], "limit")
         retry = letters + "/retry"
         retried = yield self.call("POST", "/api/functions/fail/deadletters/retry", retry, {"ids": [letter["id"]]})
         self.assertEqual(retried["retried"], 1)
@@ -255,6 +259,7 @@ class OpenAPITests(TestCase):
         yield self.call("GET", "/api/unique/nothing/result", uniqueResult)
         yield self.call("GET", "/api/results/" + ended["handle"], results, headers={})
         yield self.call("GET", "/api/unique/r/result", uniqueResult, headers={})
+        yield self.unstored(policyPath, purge)
         # Refusals: no token, another origin, a name not this server's.
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={})
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={})
@@ -289,6 +294,35 @@ class OpenAPITests(TestCase):
             for code in operation["responses"]
         }
         self.assertEqual(documented - self.covered, set())
+
+    @inlineCallbacks
+    def unstored(self, policyPath, purge):
+        """
+        The answers of a server whose persistent queue cannot store what
+        the lifecycle keeps: 503, saying why.
+        """
+        from gearman_tw.errors import QueueError
+        from tests.test_server_lifecycle_store import letter
+        from tests.test_server_persistence import FakeQueue
+
+        class Full(FakeQueue):
+            def keep(self, kind, records, done, dropped):
+                return fail(QueueError("disk full"))
+
+        server = JobServer(reactor, handlePrefix=b"T", queue=Full())
+        server.restoreDeadLetters([(b"1", letter(1).encode())])
+        http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+            makeSite(server, reactor, maxBody=MAX_BODY, policy=AccessPolicy(token=b"t0ken"))
+        )
+        self.addCleanup(http.stopListening)
+        base, self.base = self.base, "http://127.0.0.1:%d" % (http.getHost().port,)
+        try:
+            answer = yield self.call("PATCH", "/api/functions/f/policy", policyPath, {"max-running": 1})
+            self.assertIn("disk full", answer["error"])
+            yield self.call("DELETE", "/api/functions/f/policy", policyPath)
+            yield self.call("POST", "/api/functions/f/deadletters/purge", purge)
+        finally:
+            self.base = base
 
     @inlineCallbacks
     def test_indexIsTheDocument(self):
