@@ -473,7 +473,9 @@ class LateResultTests(LifecycleServerTestCase):
         self.assertEqual(slow.packets(), [])
         # Its late data and status are ignored; its result is the job's.
         self.assertEqual(self.client.packets(), [(P.WORK_COMPLETE, [handle, b"done"])])
-        self.assertEqual(self.server.functions[b"resize_b"].completed, 1)
+        function = self.server.functions[b"resize_b"]
+        self.assertEqual((function.completed, function.total, function.pending), (1, 0, 0))
+        self.assertFalse(self.server.hasWork())
         self.clock.advance(60)
         worker = Conn(self.server)
         worker.canDo(b"resize_b")
@@ -481,6 +483,22 @@ class LateResultTests(LifecycleServerTestCase):
         self.assertIsNone(self.server.lookup(handle))
         # Its unique is free: a new submission runs anew.
         self.assertNotEqual(self.client.created(b"resize_b", unique=b"u"), handle)
+
+    def test_completesQueuedJob(self) -> None:
+        """
+        Completed late while queued again (no backoff): taken out of its
+        queue at once, the others left.
+        """
+        self.server.changePolicy(b"resize_b", {"backoff": False})
+        slow, handle = self.late()
+        last = self.client.created(b"resize_b", background=True, data=b"last")
+        self.assertEqual(self.server.functions[b"resize_b"].total, 2)
+        slow.complete(handle, b"done")
+        self.assertEqual(self.server.functions[b"resize_b"].total, 1)
+        worker = Conn(self.server)
+        worker.canDo(b"resize_b")
+        self.assertEqual(worker.take()[0], last)
+        self.assertEqual(worker.grab(), [(P.NO_JOB, [])])
 
     def test_ignoredOnceTakenAgain(self) -> None:
         """

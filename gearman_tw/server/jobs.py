@@ -993,6 +993,32 @@ class JobServer:
                 peer.error(*refusal)
         return job
 
+    def _withdraw(self, job: Job) -> None:
+        """
+        End C{job}, which waits (queued, or out a backoff) and is not
+        running: out of its queue or the held jobs, and freed.
+        """
+        pending = self._pending
+        for index, entry in enumerate(pending):
+            if entry[2] is job:
+                pending[index] = pending[-1]
+                pending.pop()
+                heapq.heapify(pending)
+                job.function.pending -= 1
+                break
+        else:
+            if not self.runQueue.withdraw(job):
+                # Not found where it should be: ended as a cancel would be
+                # (freed when its queue reaches it).
+                self._detachClients(job)
+                self.cancel(job.handle)
+                return
+        self._detachClients(job)
+        self._free(job)
+        self._retire(job.function)
+        if self._idleWaiters:
+            self._checkIdle()
+
     def _lateResult(self, peer: Peer, handle: bytes) -> Optional[Job]:
         """
         The job C{handle} that a policy's time limit took back from worker
@@ -1066,11 +1092,9 @@ class JobServer:
             late = self._lateResult(peer, handle)
             if late is not None:
                 # Done after all, before anyone took it again: not run
-                # twice.  Its clients told, it is ended as a cancel would
-                # (freed when its queue reaches it).
+                # twice.
                 self._completed(late, data)
-                self._detachClients(late)
-                self.cancel(handle)
+                self._withdraw(late)
             return
         self._completed(job, data)
         self._finish(job)

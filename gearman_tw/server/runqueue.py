@@ -313,6 +313,21 @@ class RunQueue:
         job = self.jobs[self._handleOf(number)] = self._job(record)
         return job
 
+    def withdraw(self, job: Job) -> bool:
+        """
+        Take the queued L{Job} C{job} (not a record) out of its queue, for
+        a job that ended while queued (rare: a late result); looked for
+        from the tail, where a job queued again goes.
+
+        @return: whether it was queued.
+        """
+        queue = job.function.queues[job.priority]
+        for index in range(len(queue) - 1, -1, -1):
+            if queue[index] is job:
+                del queue[index]
+                return True
+        return False
+
     def queued(self) -> Iterator[Job]:
         """
         The jobs queued as records now, as L{Job} copies, oldest first.  The

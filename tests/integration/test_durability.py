@@ -9,7 +9,7 @@ import signal
 import tempfile
 import threading
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -178,13 +178,9 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         policy changed at run time, and dead letters (listed, with why,
         after the next crash).
         """
-        policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
-        with open(policies, "w") as f:
-            f.write(
-                "[default]\nmax-attempts = 2\ndead-letters = 5\n\n"
-                '[functions.slow]\nbackoff = { base = 3600, jitter = 0 }\n'
-            )
-        server = startOurs(self, "--queue", self.url, "--policies", policies)
+        server = self.startWithPolicies(
+            "[default]\nmax-attempts = 2\ndead-letters = 5\n\n[functions.slow]\nbackoff = { base = 3600, jitter = 0 }\n"
+        )
         client = server.connect()
         self.addCleanup(client.close)
         client.sendPacket(SUBMIT_JOB_BG, b"f", b"key-f", b"fragile")
@@ -201,7 +197,7 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         time.sleep(0.5)
         self.crash(server)
 
-        restarted = startOurs(self, "--queue", self.url, "--policies", policies)
+        restarted = self.startWithPolicies()
         self.assertNothingToTake(restarted, b"slow")
         admin = restarted.connect()
         self.addCleanup(admin.close)
@@ -214,7 +210,7 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         time.sleep(0.5)
         self.crash(restarted)
 
-        again = startOurs(self, "--queue", self.url, "--policies", policies)
+        again = self.startWithPolicies()
         admin = again.connect()
         self.addCleanup(admin.close)
         [line, end] = admin.admin(b"deadletters f\n").splitlines()
@@ -226,12 +222,41 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         time.sleep(0.5)
         self.crash(again)
 
-        last = startOurs(self, "--queue", self.url, "--policies", policies)
+        last = self.startWithPolicies()
         admin = last.connect()
         self.addCleanup(admin.close)
         self.assertEqual(admin.admin(b"deadletters f\n"), b".\n")
         self.assertEqual(self.drain(last), [(b"f", b"key-f", b"fragile")])
 
+
+    def startWithPolicies(self, policies: Optional[str] = None):
+        """
+        Start our server on the queue with the policy file C{policies} (a
+        TOML text), written the first time; later calls start it again
+        with the same file.
+        """
+        if policies is not None:
+            self.policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
+            with open(self.policies, "w") as f:
+                f.write(policies)
+        return startOurs(self, "--queue", self.url, "--policies", self.policies)
+
+    def completeAndCrash(self, server, handle: bytes, data: bytes, result: bytes) -> None:
+        """
+        A worker takes the next job of C{f} (C{handle}, with C{data}) and
+        completes it with C{result}; once the queue had time to forget it,
+        the server is killed.
+        """
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        worker.sendPacket(CAN_DO, b"f")
+        worker.sendPacket(GRAB_JOB_UNIQ)
+        ptype, payload = worker.readPacket()
+        self.assertEqual((ptype, payload.split(b"\0", 3)[::3]), (JOB_ASSIGN_UNIQ, [handle, data]))
+        worker.sendPacket(WORK_COMPLETE, handle, result)
+        worker.sync()
+        time.sleep(0.5)
+        self.crash(server)
 
     def test_resultsSurviveCrash(self) -> None:
         """
@@ -239,26 +264,15 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         restart, answering a submission within the unique window; new
         handles do not reuse theirs.
         """
-        policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
-        with open(policies, "w") as f:
-            f.write("[default]\nkeep-results = 3600\nunique-window = 3600\n")
-        server = startOurs(self, "--queue", self.url, "--policies", policies)
+        server = self.startWithPolicies("[default]\nkeep-results = 3600\nunique-window = 3600\n")
         client = server.connect()
         self.addCleanup(client.close)
         client.sendPacket(SUBMIT_JOB_BG, b"f", b"img-7", b"in")
         ptype, handle = client.readPacket()
         self.assertEqual(ptype, JOB_CREATED)
-        worker = server.connect()
-        self.addCleanup(worker.close)
-        worker.sendPacket(CAN_DO, b"f")
-        worker.sendPacket(GRAB_JOB_UNIQ)
-        self.assertEqual(worker.readPacket()[0], JOB_ASSIGN_UNIQ)
-        worker.sendPacket(WORK_COMPLETE, handle, b"out\0put")
-        worker.sync()
-        time.sleep(0.5)
-        self.crash(server)
+        self.completeAndCrash(server, handle, b"in", b"out\0put")
 
-        restarted = startOurs(self, "--queue", self.url, "--policies", policies)
+        restarted = self.startWithPolicies()
         admin = restarted.connect()
         self.addCleanup(admin.close)
         lines = admin.admin(b"result " + handle + b"\n").splitlines()
@@ -282,10 +296,7 @@ class DurabilityMixin(SynchronousTestCaseMixin):
         job ended) is given to another job: a client asking for the result
         by the handle it was given never gets another job's.
         """
-        policies = os.path.join(tempfile.mkdtemp(), "policies.toml")
-        with open(policies, "w") as f:
-            f.write("[default]\nkeep-results = 3600\n")
-        server = startOurs(self, "--queue", self.url, "--policies", policies)
+        server = self.startWithPolicies("[default]\nkeep-results = 3600\n")
         client = server.connect()
         self.addCleanup(client.close)
         before = []
@@ -296,19 +307,9 @@ class DurabilityMixin(SynchronousTestCaseMixin):
             before.append(handle)
         # The first ends before the crash (its result kept, its handle the
         # lowest); the others are queued.
-        worker = server.connect()
-        self.addCleanup(worker.close)
-        worker.sendPacket(CAN_DO, b"f")
-        worker.sendPacket(GRAB_JOB_UNIQ)
-        _, payload = worker.readPacket()
-        self.assertEqual(payload.split(b"\0", 3)[3], b"ran")
-        worker.sendPacket(WORK_COMPLETE, before[0], b"result of ran")
-        worker.sync()
-        worker.close()
-        time.sleep(0.5)
-        self.crash(server)
+        self.completeAndCrash(server, before[0], b"ran", b"result of ran")
 
-        restarted = startOurs(self, "--queue", self.url, "--policies", policies)
+        restarted = self.startWithPolicies()
         again = restarted.connect()
         self.addCleanup(again.close)
         after = []

@@ -179,6 +179,37 @@ class OurLibraryProcessTests(TestCase):
         self.flushLoggedErrors(ValueError)
 
 
+# Workers that take 2 s a job and note each run in a file named for it
+# (appended, so a job run twice shows).
+_PERL_SLOW_WORKER = r"""
+use strict; use warnings;
+use Gearman::Worker;
+my ($port, $dir) = @ARGV;
+my $w = Gearman::Worker->new;
+$w->job_servers("127.0.0.1:$port");
+$w->register_function(slow_perl => sub {
+    my $arg = $_[0]->arg; sleep 2;
+    open(my $f, ">>", "$dir/$arg") or die; print $f "ran\n"; close($f);
+    return "done";
+});
+$w->work while 1;
+"""
+
+_PHP_SLOW_WORKER = r"""
+$port = (int) $argv[1]; $dir = $argv[2];
+$w = new GearmanWorker();
+$w->addServer("127.0.0.1", $port);
+$w->addFunction("slow_php", function ($job) use ($dir) {
+    $arg = $job->workload(); sleep(2);
+    file_put_contents("$dir/$arg", "ran\n", FILE_APPEND);
+    return "done";
+});
+while ($w->work()) {}
+fwrite(STDERR, "work() ended: " . $w->returnCode() . "\n");
+exit(1);
+"""
+
+
 class LifecycleProcessTests(SynchronousTestCase):
     """
     C{twistd gearman --policies FILE}.
@@ -219,6 +250,48 @@ class LifecycleProcessTests(SynchronousTestCase):
         self.assertGreaterEqual(time.monotonic() - grabbed, 1.9)
         # Done; the stuck worker is still registered.
         self.assertEqual(client.admin(b"status\n"), b"flaky\t0\t0\t1\n.\n")
+
+    def test_lateResultsOfPerlAndPHP(self) -> None:
+        """
+        Perl's and PHP's workers, which set no limit of their own and die on
+        an ERROR for a result (as gearmand never sends one unasked), finish
+        a job after the policy's time limit took it back: they are not
+        answered ERROR and serve on, and each job runs to completion once
+        (its late result ends it, since the backoff kept anyone from taking
+        it again).
+        """
+        perl, php = requireProgram("perl"), requireProgram("php")
+        server = startOurs(
+            self,
+            "--policies",
+            self.policyFile('[functions."slow_*"]\ntime-limit = 1\nbackoff = { base = 30, jitter = 0 }\n'),
+        )
+        ran = self.mktemp()
+        os.mkdir(ran)
+        workers = {
+            "slow_perl": [perl, "-e", _PERL_SLOW_WORKER, str(server.port), ran],
+            "slow_php": [php, "-r", _PHP_SLOW_WORKER, "--", str(server.port), ran],
+        }
+        processes = {}
+        for function, argv in workers.items():
+            processes[function] = process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.addCleanup(stopProcess, process)
+        client = server.connect()
+        self.addCleanup(client.close)
+        self.assertTrue(waitFor(lambda: client.admin(b"status\n").count(b"\t1\n") == 2, 20))
+        for function in workers:
+            for n in range(2):
+                client.sendPacket(SUBMIT_JOB_BG, function.encode(), b"", b"%s-%d" % (function.encode(), n))
+                self.assertEqual(client.readPacket()[0], JOB_CREATED)
+        expected = sorted("%s-%d" % (function, n) for function in workers for n in range(2))
+        self.assertTrue(waitFor(lambda: sorted(os.listdir(ran)) == expected, 30), sorted(os.listdir(ran)))
+        done = {b"slow_perl\t0\t0\t1", b"slow_php\t0\t0\t1", b"."}
+        self.assertTrue(waitFor(lambda: set(client.admin(b"status\n").splitlines()) == done, 10))
+        for function, process in processes.items():
+            self.assertIsNone(process.poll(), function)
+        for name in expected:
+            with open(os.path.join(ran, name)) as f:
+                self.assertEqual(f.read(), "ran\n", name)
 
     def test_badFile(self) -> None:
         """

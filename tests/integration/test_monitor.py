@@ -201,6 +201,62 @@ class MonitorTests(SynchronousTestCase):
         self.waitFor(lambda: self.letters(driver) is None)
         self.assertEqual(driver.find_element("id", "error").text, "")
 
+    def test_retryAndPurge(self) -> None:
+        """
+        From the page, with the server's token given in its field: a
+        letter retried (its job queued again), one purged, then the rest
+        purged after a confirmation; each answer is shown.
+        """
+        policies = self.mktemp()
+        with open(policies, "w") as f:
+            f.write(POLICIES)
+        token = self.mktemp()
+        with open(token, "w") as f:
+            f.write("s3cret\n")
+        httpPort = freePort()
+        server = startOurs(self, "--http-port", str(httpPort), "--policies", policies, "--http-token-file", token)
+        client = server.connect()
+        self.addCleanup(client.close)
+        for n in range(4):
+            client.sendPacket(SUBMIT_JOB_BG, b"resize", b"", b"img%d" % n)
+            client.readPacket()
+        worker = server.connect()
+        self.addCleanup(worker.close)
+        worker.sendPacket(CAN_DO, b"resize")
+        for _ in range(8):
+            worker.sendPacket(GRAB_JOB)
+            ptype, payload = worker.readPacket()
+            self.assertEqual(ptype, JOB_ASSIGN)
+            worker.sendPacket(WORK_FAIL, payload.split(b"\0", 1)[0])
+        driver = browser()
+        self.addCleanup(driver.quit)
+        driver.get("http://127.0.0.1:%d/#deadletters/resize" % (httpPort,))
+        self.waitFor(lambda: (lambda v: v if v and v["error"] else None)(self.letters(driver)))
+        driver.execute_script(
+            "var field = document.getElementById('dead-token'); field.value = 's3cret';"
+            "field.dispatchEvent(new Event('change'));"
+        )
+        shown = self.waitFor(lambda: (lambda v: v if v and len(v["rows"]) == 4 else None)(self.letters(driver)))
+        self.assertEqual(shown["error"], "")
+        first, second = shown["rows"][0]["id"], shown["rows"][1]["id"]
+        click = (
+            "document.querySelector('tr[data-letter=\"' + arguments[0] + '\"] button.dead-' + arguments[1])"
+            ".click();"
+        )
+        for action, ident, left in (("retry", first, 3), ("purge", second, 2)):
+            driver.execute_script(click, ident, action)
+            self.waitFor(lambda n=left: (lambda v: v if v and len(v["rows"]) == n else None)(self.letters(driver)))
+        self.assertEqual(driver.find_element("id", "dead-done").text, "1 purged, 2 kept")
+        # The retried letter is a queued job again.
+        self.waitFor(lambda: (self.cells(driver, "resize") or {}).get("queued") == "1")
+        driver.find_element("id", "dead-purge-all").click()
+        driver.switch_to.alert.accept()
+        self.waitFor(lambda: (lambda v: v if v and not v["rows"] else None)(self.letters(driver)))
+        self.waitFor(lambda: driver.find_element("id", "dead-done").text == "2 purged, 0 kept")
+        admin = server.connect()
+        self.addCleanup(admin.close)
+        self.assertEqual(admin.admin(b"deadletters resize\n"), b".\n")
+
     def test_deadLettersNeedToken(self) -> None:
         """
         With a token, which the page does not send, the dead letters list
