@@ -976,6 +976,26 @@ class StoredReplyTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"OK 0\nOK 1.1.20\n")
         self.assertEqual([x.ident for x in self.server.deadLetters.of(b"f")], [4, 5])
 
+    def test_retryWaitsForLettersForgotten(self) -> None:
+        """
+        C{retry deadletters} answers once each new job is stored and its
+        letter forgotten in the queue: a crash after the answer cannot
+        leave both (a second retry would run the job twice).
+        """
+        from tests.test_server_lifecycle_store import letter
+
+        self.server.restoreDeadLetters([(b"4", letter(4).encode())])
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"retry deadletters f\n")
+        self.turns()
+        self.queue.commit()
+        self.turns()
+        self.assertEqual(self.queue.changes[-1][3], [b"4"])
+        self.assertEqual(transport.value(), b"")
+        self.keeping.callback(None)
+        self.turns()
+        self.assertEqual(transport.value(), b"OK 1\n")
+
     def test_lostWhileWaiting(self) -> None:
         """
         A connection lost while its reply waits is answered nothing, and

@@ -542,6 +542,22 @@ class LateResultTests(LifecycleServerTestCase):
         worker.complete(handle)
         self.assertEqual([ptype for ptype, _ in worker.packets()], [P.ERROR])
 
+    def test_takenBackTwice(self) -> None:
+        """
+        A worker that held the same job twice, each time taken back, may
+        end both attempts late: neither is answered ERROR; the first ends
+        the job.
+        """
+        self.server.changePolicy(b"resize_b", {"backoff": False})
+        slow, handle = self.late()
+        self.assertEqual(slow.take()[0], handle)
+        self.clock.advance(30)
+        slow.complete(handle, b"first")
+        slow.complete(handle, b"second")
+        self.assertEqual(slow.packets(), [])
+        self.assertEqual(self.server.functions[b"resize_b"].completed, 1)
+        self.assertIsNone(slow.peer.takenBack.get(handle) if slow.peer.takenBack else None)
+
     def test_bounded(self) -> None:
         """
         A worker remembers the newest few jobs taken back from it.
@@ -882,6 +898,25 @@ class RateReloadTests(SynchronousTestCase):
         clock.advance(5)
         client.created(background=True)
         self.assertEqual(server._rates, {})
+
+    def test_forgottenThenRateChanged(self) -> None:
+        """
+        A rate changed while its function is forgotten starts full, as for
+        a function the server knows.
+        """
+        clock = Clock()
+        server = JobServer(
+            clock, handlePrefix=b"H", idleFunctions=0, policies=Policies.fromText("[default]\nmax-rate = 0.05\n")
+        )
+        client = Conn(server)
+        for _ in range(2):
+            client.created(background=True)
+            worker = Conn(server)
+            worker.canDo(b"f")
+            handle, _ = worker.take()
+            worker.complete(handle)
+            worker.lose()
+            server.setPolicies(Policies.fromText("[default]\nmax-rate = 0.5\n"))
 
     def test_reloadResetsBucket(self) -> None:
         clock = Clock()

@@ -5,7 +5,7 @@ its backoff, and dead letters, are stored, so that a restart keeps them.
 
 from typing import List
 
-from twisted.internet.defer import fail
+from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
@@ -524,7 +524,9 @@ class HandleNumberTests(SynchronousTestCase):
         """
         self.server.restoreHandles([(b"next", b"%d" % (0xFFFFFFFF - 3,))])
         self.server.reserveHandles()
-        self.assertEqual(self.submit(5), [b"H:4294967293", b"H:4294967294", b"H:4294967295", b"H:1", b"H:2"])
+        # A stored result's handle is skipped too: it names that job.
+        self.server.results.add(StoredResult(b"f", b"H:2", b"", b"", COMPLETE, b"r", 1.0, 10**9), None)
+        self.assertEqual(self.submit(5), [b"H:4294967293", b"H:4294967294", b"H:4294967295", b"H:1", b"H:3"])
         self.assertEqual(self.marks(), [b"4294967295"])
 
     def test_withoutQueue(self) -> None:
@@ -543,7 +545,13 @@ class HandleNumberTests(SynchronousTestCase):
         """
         A mark the queue cannot store is logged and counted; numbers go on.
         """
+        self.patch(jobs, "_HANDLES_RETRY", 2)
         self.queue.keeping = fail(QueueError("disk full"))
         self.server.reserveHandles()
         self.assertEqual(self.server.stats.queueErrors, 1)
         self.assertEqual(self.submit(2), [b"H:1", b"H:2"])
+        # Tried again a few numbers on, not at every job.
+        self.assertEqual(self.marks(), [b"8"])
+        self.queue.keeping = succeed(None)
+        self.submit(1)
+        self.assertEqual(self.marks(), [b"8", b"10"])

@@ -9,7 +9,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
@@ -684,6 +684,30 @@ class ServiceReplayTests(SynchronousTestCase):
         self.assertEqual(formatEvent(critical), "Cannot start the job server: corrupt")
         self.assertNotIn("log_failure", critical)
 
+
+    def test_handlesNotStored(self) -> None:
+        """
+        A queue that replays but cannot store the handle numbers given (so
+        the server would give handles given before again after a crash)
+        fails the start, in one line, and nothing is accepted.
+        """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+        events = EventLoggingObserver()
+        globalLogPublisher.addObserver(events)
+        self.addCleanup(globalLogPublisher.removeObserver, events)
+        queue = FakeQueue()
+        queue.keeping = fail(QueueError("READONLY"))
+        failed: List[bool] = []
+        service, port, server = self.service(queue, exitOnStartFailure=partial(failed.append, True))
+        service.startService()
+        queue.replayed.callback([])
+        self.assertEqual((port.reading, port.stopped, failed, server.replaying), (False, True, [True], True))
+        [critical] = [e for e in events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(
+            formatEvent(critical), "Cannot start the job server: cannot store the handle numbers given: READONLY"
+        )
 
     def test_stoppedWhileReplaying(self) -> None:
         """

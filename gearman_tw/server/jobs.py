@@ -129,11 +129,15 @@ class _Resubmitter(Peer):
             self.settled.callback(retried)
 
     def _submitted(self, *args: object) -> None:
-        # Queued (and stored, with a persistent queue): the letter goes;
-        # after a refusal, release() only ends the wait.
-        if not self._putBack:
-            self._server._dropLetters(self._letter.function, [self._letter])
-        self._settle(not self._putBack)
+        # Queued (and stored, with a persistent queue): the letter goes,
+        # and the retry is done once the queue forgot it too (a crash
+        # before would keep both); after a refusal, release() only ends
+        # the wait.
+        if self._putBack:
+            self._settle(False)
+            return
+        dropped = self._server._dropLetters(self._letter.function, [self._letter])
+        dropped.addCallback(lambda _: self._settle(True))
 
     def created(self, handle: bytes) -> None:
         server = self._server
@@ -178,13 +182,18 @@ _FORGOTTEN_RATES = 1024
 #: remembered for its late packets (the newest).
 _TAKEN_BACK = 64
 
+#: Handle numbers given between two attempts to store the next block when
+#: the persistent queue could not.
+_HANDLES_RETRY = 1024
+
 #: The kinds of records a job server keeps in a persistent queue
 #: (L{JobServer.restoreAll}).
 KEPT = (POLICY_CHANGES, HANDLES, RESULTS, DEAD_LETTERS)
 
 #: Handle numbers a persistent queue is told at once may be in use
-#: (L{JobServer.reserveHandles}).
-HANDLE_BLOCK = 1 << 20
+#: (L{JobServer.reserveHandles}): a restart skips at most this many, so
+#: the 32-bit counter comes round after 65,536 restarts at the earliest.
+HANDLE_BLOCK = 1 << 16
 
 T = TypeVar("T")
 
@@ -192,6 +201,24 @@ T = TypeVar("T")
 # attempt ended.
 _RETRY_REFUSED = b"retry refused: "
 _BEFORE = b"; before: "
+
+
+def _untake(peer: Peer, handle: bytes) -> Optional[Job]:
+    """
+    The job C{handle} a time limit took back from worker C{peer}, now that
+    the worker ended that attempt late (forgotten, once per time taken
+    back); C{None} if it took none.
+    """
+    taken = peer.takenBack
+    if taken is None:
+        return None
+    jobs = taken.get(handle)
+    if not jobs:
+        return None
+    job = jobs.pop(0)
+    if not jobs:
+        del taken[handle]
+    return job
 
 
 def _restoredKey(record: QueuedJob) -> bytes:
@@ -278,7 +305,7 @@ class JobServer:
         self._folded: Dict[bytes, List[Function]] = {}
         self.idleFunctions = idleFunctions
         # The max-rate buckets of functions forgotten before they refilled.
-        self._rates: Dict[bytes, RateState] = {}
+        self._rates: Dict[bytes, Tuple[RateState, float]] = {}
         #: The server is rebuilding what its persistent queue kept (the
         #: service sets it while replaying): HTTP answers 503 meanwhile.
         self.replaying = False
@@ -392,8 +419,11 @@ class JobServer:
             function = self.functions[name] = Function(name, self._lastFunctionIdent, self._policyFor(name))
             if self._rates:
                 # Forgotten while its max-rate bucket refilled: not a
-                # fresh bucket, or forgetting would lift the limit.
-                function.rate = self._rates.pop(name, None)
+                # fresh bucket, or forgetting would lift the limit (unless
+                # the rate changed since: a new rate starts full).
+                saved = self._rates.pop(name, None)
+                if saved is not None and saved[1] == function.policy.maxRate:
+                    function.rate = saved[0]
             folded = name.lower()
             if folded != name:
                 self._folded.setdefault(folded, []).append(function)
@@ -637,7 +667,7 @@ class JobServer:
             elapsed = self.reactor.seconds() - state.at
             if rate and state.tokens + elapsed * rate < max(1.0, rate):
                 rates = self._rates
-                rates[function.name] = state
+                rates[function.name] = (state, rate)
                 if len(rates) > max(self.idleFunctions, _FORGOTTEN_RATES):
                     del rates[next(iter(rates))]
         del self.functions[function.name]
@@ -1031,11 +1061,8 @@ class JobServer:
         @return: the job to end, if any; C{None} also when C{peer} is not
             owed this quiet (it is then answered ERROR as in gearmand).
         """
-        taken = peer.takenBack
-        job = None if taken is None else taken.pop(handle, None)
-        if job is None:
-            return None
-        if self.jobs.get(handle) is job and job.worker is None and not job.ignore:
+        job = _untake(peer, handle)
+        if job is not None and self.jobs.get(handle) is job and job.worker is None and not job.ignore:
             return job
         return None
 
@@ -1125,10 +1152,9 @@ class JobServer:
                 # worker die.  Accept it quietly.
                 peer.lastException = None
                 return
-            if peer.takenBack is not None and handle in peer.takenBack:
+            if _untake(peer, handle) is not None:
                 # Failed late, once its time limit took it back: that
                 # attempt was counted then.
-                del peer.takenBack[handle]
                 return
             peer.error(*_NOT_FOUND_RESULT)
             return
@@ -1151,7 +1177,7 @@ class JobServer:
         """
         job = self._heldOrRefuse(peer, handle, _NOT_FOUND_EXCEPTION)
         if job is None:
-            if peer.takenBack is not None and peer.takenBack.pop(handle, None) is not None:
+            if _untake(peer, handle) is not None:
                 # As a late WORK_FAIL; Perl's WORK_FAIL after it is quiet too.
                 peer.lastException = handle
             return
@@ -1271,9 +1297,17 @@ class JobServer:
         mark = min(0xFFFFFFFF, self._lastHandle + HANDLE_BLOCK)
         # Near the end the counter comes round instead (L{_unusedNumber}).
         self._numberLimit = 0xFFFFFFFF if mark == 0xFFFFFFFF else mark - HANDLE_BLOCK // 2
-        return self._keep(
+        stored = self._keep(
             HANDLES, [(b"next", b"%d" % (mark,))], [], [], "Persistent queue could not store the handle numbers given"
         )
+        stored.addCallback(self._handlesReserved)
+        return stored
+
+    def _handlesReserved(self, why: Optional[str]) -> Optional[str]:
+        if why is not None and not self._wrapped:
+            # Try again soon (not at every job while the queue fails).
+            self._numberLimit = min(self._numberLimit, self._lastHandle + _HANDLES_RETRY)
+        return why
 
     def restoreAll(self, jobs: List[QueuedJob], kept: Dict[bytes, List[Tuple[bytes, bytes]]]) -> None:
         """
@@ -1317,17 +1351,21 @@ class JobServer:
     def _unusedNumber(self) -> int:
         """
         The next handle number once the 32-bit counter has come round: the
-        numbers of jobs still live are skipped (gearmand would hand out a
-        live job's handle again).
+        numbers of jobs still live and of stored results are skipped
+        (gearmand would hand out a live job's handle again), so a handle
+        never names two jobs the server knows of.
         """
         self._wrapped = True
         self._numberLimit = -1
         number = self._lastHandle
-        runQueue, jobs = self.runQueue, self.jobs
-        # Bounded: fewer than 2**32 jobs can be live.
+        runQueue, jobs, results = self.runQueue, self.jobs, self.results
+        # Bounded: fewer than 2**32 jobs and results can be kept.
         while True:
             number = number % 0xFFFFFFFF + 1
-            if not runQueue.has(number) and self.handleOf(number) not in jobs:
+            if runQueue.has(number):
+                continue
+            handle = self.handleOf(number)
+            if handle not in jobs and handle not in results:
                 self._lastHandle = number
                 return number
 
@@ -1976,9 +2014,10 @@ class JobServer:
             taken = worker.takenBack
             if taken is None:
                 taken = worker.takenBack = {}
-            elif len(taken) >= _TAKEN_BACK:
+            elif len(taken) >= _TAKEN_BACK and job.handle not in taken:
                 del taken[next(iter(taken))]
-            taken[job.handle] = job
+            # Once per time taken back: the worker may have held it twice.
+            taken.setdefault(job.handle, []).append(job)
         self._release(job)
         job.function.timedOut += 1
         self._retry(job, _TIME_LIMIT)
@@ -2208,13 +2247,15 @@ class JobServer:
             function=letter.function.decode("utf-8", "replace"),
         )
 
-    def _dropLetters(self, name: bytes, letters: List[DeadLetter]) -> None:
+    def _dropLetters(self, name: bytes, letters: List[DeadLetter]) -> "Deferred[Optional[str]]":
         """
         Forget C{letters} (of function C{name}) in the persistent queue.
+
+        @return: fires once forgotten (or with why not).
         """
         if not self._persistent or not letters:
-            return
-        self._keep(
+            return succeed(None)
+        return self._keep(
             DEAD_LETTERS,
             [],
             [],

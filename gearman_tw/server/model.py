@@ -515,8 +515,8 @@ class Peer:
         this connection holds, if any (L{holdCreated}): a job added to it
         is answered in its turn.
     @ivar takenBack: the jobs a policy's time limit took back from this
-        worker, by handle (the newest few), whose late packets are taken
-        quietly; C{None} until there is one.
+        worker, by handle (the newest few), once per time taken back, whose
+        late packets are taken quietly; C{None} until there is one.
     """
 
     __slots__ = (
@@ -553,7 +553,7 @@ class Peer:
         self.lost = False
         self.heldRun: Optional[StoredRun] = None
         self.lastException: Optional[bytes] = None
-        self.takenBack: Optional[Dict[bytes, Job]] = None
+        self.takenBack: Optional[Dict[bytes, List[Job]]] = None
 
     def lose(self) -> None:
         """

@@ -212,6 +212,13 @@ class Results:
                 expired.append(result)
         return expired
 
+    def __contains__(self, handle: object) -> bool:
+        """
+        Whether a result (expired or not, until L{expire} takes it) is kept
+        for the job with C{handle}.
+        """
+        return handle in self._byHandle
+
     def __iter__(self) -> Iterator[StoredResult]:
         return iter(list(self._byHandle.values()))
 

@@ -322,9 +322,11 @@ class RunQueue:
         @return: whether it was queued.
         """
         queue = job.function.queues[job.priority]
-        for index in range(len(queue) - 1, -1, -1):
-            if queue[index] is job:
-                del queue[index]
+        for offset, queued in enumerate(reversed(queue)):
+            if queued is job:
+                # One indexed deletion: indexing a deque costs the distance
+                # to its nearer end.
+                del queue[len(queue) - 1 - offset]
                 return True
         return False
 

@@ -205,7 +205,10 @@ class GearmanService(Service):
         records = await queue.replay()
         kept = {kind: await queue.kept(kind) for kind in KEPT}
         server.restoreAll(records, kept)
-        await server.reserveHandles()
+        why = await server.reserveHandles()
+        if why is not None:
+            # Serving without would give handles given before again.
+            raise QueueError("cannot store the handle numbers given: %s" % (why,))
         server.replaying = False
         self.log.info(
             "Replayed {count} jobs from the {name} queue", count=len(records), name=queue.name
