@@ -361,6 +361,25 @@ class ServerPolicyTests(SynchronousTestCase):
         self.assertEqual(replies, [refusal % (b"see",)] * 4 + [refusal % (b"cancel",)] * 2)
         self.assertEqual(self.factory.server.jobCount(), 1)
 
+    def test_blankLines(self) -> None:
+        """
+        A blank line (or one of spaces) is an unknown command, as without a
+        policy, whoever sends it; other whitespace is a word, refused as any
+        unknown command is to who may not administer every function.
+        Nothing fails, the connection stays.
+        """
+        protocol, transport = self.connect("127.0.0.2")
+        for line, reply in (
+            (b"\n", b"ERR UNKNOWN_COMMAND"),
+            (b" \n", b"ERR UNKNOWN_COMMAND"),
+            (b"\t\n", b"ERR PERMISSION_DENIED"),
+            (b"\x0b\n", b"ERR PERMISSION_DENIED"),
+        ):
+            protocol.dataReceived(line)
+            self.assertTrue(transport.value().startswith(reply), line)
+            self.assertFalse(transport.disconnecting)
+            transport.clear()
+
     def test_noPolicy(self) -> None:
         """
         Without a policy everything is allowed, as before.

@@ -996,6 +996,26 @@ class StoredReplyTests(SynchronousTestCase):
         self.turns()
         self.assertEqual(transport.value(), b"OK 1\n")
 
+    def test_retryLettersNotForgotten(self) -> None:
+        """
+        New jobs stored but their letters not forgotten (a crash would
+        leave both): C{ERR QUEUE_ERROR} says so, not C{OK}.
+        """
+        from gearman_tw.errors import QueueError
+        from tests.test_server_lifecycle_store import letter
+
+        self.server.restoreDeadLetters([(b"4", letter(4).encode())])
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"retry deadletters f\n")
+        self.turns()
+        self.queue.commit()
+        self.keeping.errback(QueueError("disk full"))
+        self.turns()
+        self.assertEqual(
+            transport.value(),
+            b"ERR QUEUE_ERROR 1+retried+but+the+queue+could+not+forget+their+letters:+disk+full\r\n",
+        )
+
     def test_lostWhileWaiting(self) -> None:
         """
         A connection lost while its reply waits is answered nothing, and

@@ -558,6 +558,26 @@ class LateResultTests(LifecycleServerTestCase):
         self.assertEqual(self.server.functions[b"resize_b"].completed, 1)
         self.assertIsNone(slow.peer.takenBack.get(handle) if slow.peer.takenBack else None)
 
+    def test_farFromTheTail(self) -> None:
+        """
+        A job completed late with many queued after it is not searched
+        for through them all: it ends as a cancelled job does (its client
+        told once, freed when its queue reaches it, nobody given it).
+        """
+        from gearman_tw.server import jobs
+
+        self.patch(jobs, "_WITHDRAW_SCAN", 2)
+        self.server.changePolicy(b"resize_b", {"backoff": False})
+        slow, handle = self.late(background=False)
+        later = [Conn(self.server).created(b"resize_b", background=True, data=b"%d" % n) for n in range(3)]
+        slow.complete(handle, b"done")
+        self.assertEqual(self.client.packets(), [(P.WORK_COMPLETE, [handle, b"done"])])
+        worker = Conn(self.server)
+        worker.canDo(b"resize_b")
+        self.assertEqual([worker.take()[0] for _ in later], later)
+        self.assertEqual(worker.grab(), [(P.NO_JOB, [])])
+        self.assertEqual(self.server.functions[b"resize_b"].total, 3)
+
     def test_bounded(self) -> None:
         """
         A worker remembers the newest few jobs taken back from it.
@@ -895,8 +915,16 @@ class RateReloadTests(SynchronousTestCase):
             self.assertNotIn(b"f", server.functions)
             clock.advance(0.3)
         self.assertEqual(starts, [0.0, 5.3, 10.6, 15.9])
-        clock.advance(5)
+        # Forgotten once refilled: nothing kept.
         client.created(background=True)
+        clock.advance(5)
+        worker = Conn(server)
+        worker.canDo(b"f")
+        handle, _ = worker.take()
+        worker.complete(handle)
+        clock.advance(5)
+        worker.lose()
+        self.assertNotIn(b"f", server.functions)
         self.assertEqual(server._rates, {})
 
     def test_forgottenThenRateChanged(self) -> None:

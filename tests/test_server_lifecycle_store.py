@@ -529,13 +529,20 @@ class HandleNumberTests(SynchronousTestCase):
         self.assertEqual(self.submit(5), [b"H:4294967293", b"H:4294967294", b"H:4294967295", b"H:1", b"H:3"])
         self.assertEqual(self.marks(), [b"4294967295"])
 
-    def test_withoutQueue(self) -> None:
+    def test_restartAfterTheWrap(self) -> None:
         """
-        Without a persistent queue nothing is stored.
+        A server restarted after the counter came round (the replayed jobs
+        take numbers from 1 on) goes on skipping the numbers in use: its
+        reservation does not turn the plain counting back on.
         """
-        server = JobServer(Clock(), handlePrefix=b"H")
-        self.successResultOf(server.reserveHandles())
-        self.assertEqual(server.handleNumber(server.handleOf(1)), 1)
+        result = StoredResult(b"f", b"H:4", b"", b"", COMPLETE, b"r", 1.0, 10**9)
+        self.server.restoreAll(
+            [QueuedJob(b"f", n, b"", b"%d" % n, NORMAL, 0) for n in range(1, 4)],
+            {HANDLES: [(b"next", b"%d" % (0xFFFFFFFF - 1,))], RESULTS: [(b"H:4", result.encode())]},
+        )
+        self.server.reserveHandles()
+        self.assertEqual(sorted(self.server.jobs), [b"H:1", b"H:2", b"H:4294967295"])
+        self.assertEqual(self.submit(2), [b"H:3", b"H:5"])
 
     def test_corrupt(self) -> None:
         for record in ((b"next", b"x"), (b"other", b"5"), (b"next", b"9" * 20)):

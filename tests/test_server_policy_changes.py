@@ -243,6 +243,18 @@ class PolicyAdminTests(SynchronousTestCase):
         self.assertIn(b"max-attempts+must+be+a+whole+number", replies[1])
         self.assertEqual(self.server.policyChanges(b"f"), {})
 
+    def test_backoffInParts(self) -> None:
+        """
+        Backoff keys changed one at a time add up: a change keeps the keys
+        changed before.
+        """
+        self.assertEqual(self.line(b"policy set f backoff {base=5}"), b"OK\n")
+        self.assertEqual(self.line(b"policy set f backoff {cap=100}"), b"OK\n")
+        backoff = self.server.policyOf(b"f").backoff
+        assert backoff is not None
+        self.assertEqual((backoff.base, backoff.cap), (5.0, 100.0))
+        self.assertEqual(self.server.policyChanges(b"f"), {"backoff": {"base": 5, "cap": 100}})
+
     def test_reset(self) -> None:
         self.line(b"policy set f max-attempts 2")
         self.assertEqual(self.line(b"policy reset f"), b"OK 1\n")

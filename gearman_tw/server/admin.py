@@ -168,6 +168,19 @@ def _once(d: "Deferred[T]", reply: Callable[[T], bytes]) -> Reply:
     return d.addCallback(lambda _: reply(result[0]))
 
 
+def _retried(outcome: Tuple[int, Optional[str]]) -> bytes:
+    """
+    The answer to C{retry deadletters}: how many ran again, or that their
+    letters could not be forgotten (they would come back after a restart,
+    beside their new jobs).
+    """
+    retried, why = outcome
+    if why is None:
+        return b"OK %d\n" % (retried,)
+    text = "%d retried but the queue could not forget their letters: %s" % (retried, why)
+    return b"ERR QUEUE_ERROR %s\r\n" % (text.replace(" ", "+").encode("utf-8", "replace"),)
+
+
 def _whenKept(kept: "Optional[Deferred[Optional[str]]]", reply: bytes, unstored: str) -> Reply:
     """
     C{reply} once the persistent queue made the changes C{kept} stands for
@@ -527,7 +540,7 @@ class AdminCommands:
         parsed = self._deadArguments(words)
         if isinstance(parsed, bytes):
             return parsed
-        return _once(self.server.retryDeadLettersWhenStored(*parsed), lambda retried: b"OK %d\n" % (retried,))
+        return _once(self.server.retryDeadLettersWhenStored(*parsed), _retried)
 
     def _purgeDead(self, peer: Peer, words: List[bytes]) -> Reply:
         """

@@ -1305,7 +1305,15 @@ class APIResource(Resource):
         if isinstance(idents, bytes):
             return idents
         retried = self.root.server.retryDeadLettersWhenStored(name, idents)
-        return self._later(request, retried, lambda count: self._deadLetterCounts(request, name, "retried", count))
+
+        def answer(outcome: Tuple[int, Optional[str]]) -> bytes:
+            count, why = outcome
+            if why is not None:
+                reason = "%d retried, but the persistent queue could not forget their letters: %s" % (count, why)
+                return self._error(request, 503, reason)
+            return self._deadLetterCounts(request, name, "retried", count)
+
+        return self._later(request, retried, answer)
 
     def purgeDeadLetters(self, request: Request, name: bytes) -> Any:
         """

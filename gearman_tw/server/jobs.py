@@ -118,15 +118,16 @@ class _Resubmitter(Peer):
         self.refused = False
         self._putBack = False
         #: Fires with whether the letter ran again (its job queued, and
-        #: stored with a persistent queue) or was put back.
-        self.settled: Deferred[bool] = Deferred()
+        #: stored with a persistent queue) or was put back, and why the
+        #: queue could not forget the letter, if it could not.
+        self.settled: Deferred[Tuple[bool, Optional[str]]] = Deferred()
 
     def _ignore(self, *args: object) -> None:
         pass
 
-    def _settle(self, retried: bool) -> None:
+    def _settle(self, retried: bool, why: Optional[str] = None) -> None:
         if not self.settled.called:
-            self.settled.callback(retried)
+            self.settled.callback((retried, why))
 
     def _submitted(self, *args: object) -> None:
         # Queued (and stored, with a persistent queue): the letter goes,
@@ -137,7 +138,7 @@ class _Resubmitter(Peer):
             self._settle(False)
             return
         dropped = self._server._dropLetters(self._letter.function, [self._letter])
-        dropped.addCallback(lambda _: self._settle(True))
+        dropped.addCallback(lambda why: self._settle(True, why))
 
     def created(self, handle: bytes) -> None:
         server = self._server
@@ -182,6 +183,10 @@ _FORGOTTEN_RATES = 1024
 #: remembered for its late packets (the newest).
 _TAKEN_BACK = 64
 
+#: Entries looked through for a job that ended while it waited
+#: (L{JobServer._withdraw}) before it is left to be freed when reached.
+_WITHDRAW_SCAN = 10000
+
 #: Handle numbers given between two attempts to store the next block when
 #: the persistent queue could not.
 _HANDLES_RETRY = 1024
@@ -203,22 +208,31 @@ _RETRY_REFUSED = b"retry refused: "
 _BEFORE = b"; before: "
 
 
-def _untake(peer: Peer, handle: bytes) -> Optional[Job]:
+def _takenBack(peer: Peer, handle: bytes) -> bool:
     """
-    The job C{handle} a time limit took back from worker C{peer}, now that
-    the worker ended that attempt late (forgotten, once per time taken
-    back); C{None} if it took none.
+    Whether a policy's time limit took the job C{handle} back from worker
+    C{peer} (and the worker has not ended that attempt since).
     """
     taken = peer.takenBack
-    if taken is None:
-        return None
-    jobs = taken.get(handle)
-    if not jobs:
-        return None
-    job = jobs.pop(0)
-    if not jobs:
-        del taken[handle]
-    return job
+    return taken is not None and handle in taken
+
+
+def _untake(peer: Peer, handle: bytes) -> bool:
+    """
+    Note that worker C{peer} ended, late, an attempt at job C{handle} that
+    a time limit took back from it (once per time taken back).
+
+    @return: whether there was one.
+    """
+    taken = peer.takenBack
+    count = None if taken is None else taken.get(handle)
+    if not count:
+        return False
+    if count == 1:
+        del taken[handle]  # type: ignore[union-attr]
+    else:
+        taken[handle] = count - 1  # type: ignore[index]
+    return True
 
 
 def _restoredKey(record: QueuedJob) -> bytes:
@@ -503,6 +517,9 @@ class JobServer:
         for key, value in changes.items():
             if value is None:
                 merged.pop(key, None)
+            elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+                # A backoff table given in parts keeps the parts given before.
+                merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
         where = "the change of %s" % (name.decode("utf-8", "replace"),)
@@ -1017,10 +1034,8 @@ class JobServer:
         from it (then nothing: see L{_lateResult}).
         """
         job = self._held(peer, handle)
-        if job is None:
-            taken = peer.takenBack
-            if taken is None or handle not in taken:
-                peer.error(*refusal)
+        if job is None and not _takenBack(peer, handle):
+            peer.error(*refusal)
         return job
 
     def _withdraw(self, job: Job) -> None:
@@ -1029,20 +1044,23 @@ class JobServer:
         running: out of its queue or the held jobs, and freed.
         """
         pending = self._pending
-        for index, entry in enumerate(pending):
-            if entry[2] is job:
-                pending[index] = pending[-1]
-                pending.pop()
-                heapq.heapify(pending)
-                job.function.pending -= 1
-                break
-        else:
-            if not self.runQueue.withdraw(job):
-                # Not found where it should be: ended as a cancel would be
-                # (freed when its queue reaches it).
-                self._detachClients(job)
-                self.cancel(job.handle)
-                return
+        found = False
+        if len(pending) <= _WITHDRAW_SCAN:
+            for index, entry in enumerate(pending):
+                if entry[2] is job:
+                    pending[index] = pending[-1]
+                    pending.pop()
+                    heapq.heapify(pending)
+                    job.function.pending -= 1
+                    found = True
+                    break
+        if not found and not self.runQueue.withdraw(job, _WITHDRAW_SCAN):
+            # Not near where a job queued again goes (many queued since):
+            # ended as a cancel would be, freed when its queue reaches it
+            # (counted until then), rather than searched for.
+            self._detachClients(job)
+            self.cancel(job.handle)
+            return
         self._detachClients(job)
         self._free(job)
         self._retire(job.function)
@@ -1061,8 +1079,10 @@ class JobServer:
         @return: the job to end, if any; C{None} also when C{peer} is not
             owed this quiet (it is then answered ERROR as in gearmand).
         """
-        job = _untake(peer, handle)
-        if job is not None and self.jobs.get(handle) is job and job.worker is None and not job.ignore:
+        if not _untake(peer, handle):
+            return None
+        job = self.jobs.get(handle)
+        if job is not None and job.worker is None and not job.ignore:
             return job
         return None
 
@@ -1113,7 +1133,7 @@ class JobServer:
         """
         job = self._held(peer, handle)
         if job is None:
-            if peer.takenBack is None or handle not in peer.takenBack:
+            if not _takenBack(peer, handle):
                 peer.error(*_NOT_FOUND_RESULT)
                 return
             late = self._lateResult(peer, handle)
@@ -1152,7 +1172,7 @@ class JobServer:
                 # worker die.  Accept it quietly.
                 peer.lastException = None
                 return
-            if _untake(peer, handle) is not None:
+            if _untake(peer, handle):
                 # Failed late, once its time limit took it back: that
                 # attempt was counted then.
                 return
@@ -1177,7 +1197,7 @@ class JobServer:
         """
         job = self._heldOrRefuse(peer, handle, _NOT_FOUND_EXCEPTION)
         if job is None:
-            if _untake(peer, handle) is not None:
+            if _untake(peer, handle):
                 # As a late WORK_FAIL; Perl's WORK_FAIL after it is quiet too.
                 peer.lastException = handle
             return
@@ -1292,7 +1312,8 @@ class JobServer:
         @return: fires once stored (a failure is logged, counted, and fires
             it with why).
         """
-        if not self._persistent:
+        if not self._persistent or self._wrapped:
+            # Once the counter came round, numbers in use are skipped.
             return succeed(None)
         mark = min(0xFFFFFFFF, self._lastHandle + HANDLE_BLOCK)
         # Near the end the counter comes round instead (L{_unusedNumber}).
@@ -2017,7 +2038,7 @@ class JobServer:
             elif len(taken) >= _TAKEN_BACK and job.handle not in taken:
                 del taken[next(iter(taken))]
             # Once per time taken back: the worker may have held it twice.
-            taken.setdefault(job.handle, []).append(job)
+            taken[job.handle] = taken.get(job.handle, 0) + 1
         self._release(job)
         job.function.timedOut += 1
         self._retry(job, _TIME_LIMIT)
@@ -2275,15 +2296,24 @@ class JobServer:
         """
         return sum(not resubmitter.refused for resubmitter in self._resubmit(name, idents))
 
-    def retryDeadLettersWhenStored(self, name: bytes, idents: Optional[List[int]] = None) -> "Deferred[int]":
+    def retryDeadLettersWhenStored(
+        self, name: bytes, idents: Optional[List[int]] = None
+    ) -> "Deferred[Tuple[int, Optional[str]]]":
         """
-        L{retryDeadLetters}, firing with how many ran again once each new
-        job is stored (a persistent queue may refuse one later, which puts
-        its letter back).
+        L{retryDeadLetters}, firing once each new job is stored (a
+        persistent queue may refuse one later, which puts its letter back)
+        and its letter forgotten, with how many ran again, and why the
+        queue could not forget a letter if it could not (then the letter
+        comes back after a restart, beside its new job).
         """
         settled = [resubmitter.settled for resubmitter in self._resubmit(name, idents)]
         d = DeferredList(settled)
-        d.addCallback(lambda results: sum(retried for _, retried in results))
+        d.addCallback(
+            lambda results: (
+                sum(retried for _, (retried, _) in results),
+                next((why for _, (_, why) in results if why is not None), None),
+            )
+        )
         return d  # type: ignore[return-value]
 
     def _resubmit(self, name: bytes, idents: Optional[List[int]]) -> List[_Resubmitter]:

@@ -514,9 +514,9 @@ class Peer:
     @ivar heldRun: the L{StoredRun} whose JOB_CREATED replies are the last
         this connection holds, if any (L{holdCreated}): a job added to it
         is answered in its turn.
-    @ivar takenBack: the jobs a policy's time limit took back from this
-        worker, by handle (the newest few), once per time taken back, whose
-        late packets are taken quietly; C{None} until there is one.
+    @ivar takenBack: how many times a policy's time limit took each job
+        (the newest few, by handle) back from this worker, whose late
+        packets for them are taken quietly; C{None} until there is one.
     """
 
     __slots__ = (
@@ -553,7 +553,7 @@ class Peer:
         self.lost = False
         self.heldRun: Optional[StoredRun] = None
         self.lastException: Optional[bytes] = None
-        self.takenBack: Optional[Dict[bytes, List[Job]]] = None
+        self.takenBack: Optional[Dict[bytes, int]] = None
 
     def lose(self) -> None:
         """

@@ -414,7 +414,8 @@ class GearmanServerProtocol(Protocol):
         """
         words = adminWords(line)
         command = words[0].lower()
-        if command in OPEN_ADMIN:
+        if not command or command in OPEN_ADMIN:
+            # No command (a blank line, answered as an unknown one).
             return None
         if command in (b"create", b"drop") and len(words) == 3 and words[1].lower() == b"function":
             return words[2]
@@ -448,7 +449,7 @@ class GearmanServerProtocol(Protocol):
             target = self._adminTarget(line)
             why = None if target is None else self._refused("admin", target)
             if why is not None:
-                verb = _JOB_VERBS.get(line.split(None, 1)[0].lower())
+                verb = _JOB_VERBS.get(adminWords(line)[0].lower())
                 if verb is not None:
                     # The same refusal whether or not the job exists and
                     # whatever its function: who may not administer every

@@ -92,9 +92,10 @@ class Results:
 
     def __init__(self) -> None:
         self._byHandle: Dict[bytes, StoredResult] = {}
-        # The results by unique (C{-} excluded), across functions, oldest
-        # first: the newest is found, and once it goes the one before.
-        self._byUnique: Dict[bytes, List[StoredResult]] = {}
+        # The results by unique (C{-} excluded), across functions, each by
+        # handle, oldest first: the newest is found, and once it goes the
+        # one before.
+        self._byUnique: Dict[bytes, Dict[bytes, StoredResult]] = {}
         # The newest result by (function, coalescing key).
         self._byKey: Dict[Tuple[bytes, bytes], StoredResult] = {}
         # Each function's results by handle, oldest first.
@@ -114,7 +115,7 @@ class Results:
         self._remove(self._byHandle.get(result.handle))
         self._byHandle[result.handle] = result
         if result.unique and result.unique != b"-":
-            self._byUnique.setdefault(result.unique, []).append(result)
+            self._byUnique.setdefault(result.unique, {})[result.handle] = result
         if result.key:
             self._byKey[(result.function, result.key)] = result
         kept = self._perFunction.setdefault(result.function, {})
@@ -138,11 +139,8 @@ class Results:
             return
         del self._byHandle[result.handle]
         same = self._byUnique.get(result.unique)
-        if same is not None:
-            for index in range(len(same) - 1, -1, -1):
-                if same[index] is result:
-                    del same[index]
-                    break
+        if same is not None and same.get(result.handle) is result:
+            del same[result.handle]
             if not same:
                 del self._byUnique[result.unique]
         if self._byKey.get((result.function, result.key)) is result:
@@ -163,7 +161,7 @@ class Results:
         The newest result of a job with C{unique} in any function that has
         not expired.
         """
-        for result in reversed(self._byUnique.get(unique, ())):
+        for result in reversed(self._byUnique.get(unique, {}).values()):
             if result.expires > now:
                 return result
         return None

@@ -12,6 +12,7 @@ never see a record.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections import deque
 from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
@@ -313,16 +314,17 @@ class RunQueue:
         job = self.jobs[self._handleOf(number)] = self._job(record)
         return job
 
-    def withdraw(self, job: Job) -> bool:
+    def withdraw(self, job: Job, scan: int) -> bool:
         """
         Take the queued L{Job} C{job} (not a record) out of its queue, for
         a job that ended while queued (rare: a late result); looked for
-        from the tail, where a job queued again goes.
+        among the C{scan} entries at the tail, where a job queued again
+        goes.
 
-        @return: whether it was queued.
+        @return: whether it was found there.
         """
         queue = job.function.queues[job.priority]
-        for offset, queued in enumerate(reversed(queue)):
+        for offset, queued in enumerate(itertools.islice(reversed(queue), scan)):
             if queued is job:
                 # One indexed deletion: indexing a deque costs the distance
                 # to its nearer end.

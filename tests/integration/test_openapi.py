@@ -19,7 +19,7 @@ import referencing
 import referencing.jsonschema
 from treq.client import HTTPClient
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -259,7 +259,7 @@ class OpenAPITests(TestCase):
         yield self.call("GET", "/api/unique/nothing/result", uniqueResult)
         yield self.call("GET", "/api/results/" + ended["handle"], results, headers={})
         yield self.call("GET", "/api/unique/r/result", uniqueResult, headers={})
-        yield self.unstored(policyPath, purge)
+        yield self.unstored(policyPath, retry, purge)
         # Refusals: no token, another origin, a name not this server's.
         yield self.call("POST", "/api/jobs", "/api/jobs", {"function": "echo"}, headers={})
         yield self.call("DELETE", "/api/jobs/" + queued["handle"], "/api/jobs/{handle}", headers={})
@@ -296,7 +296,7 @@ class OpenAPITests(TestCase):
         self.assertEqual(documented - self.covered, set())
 
     @inlineCallbacks
-    def unstored(self, policyPath, purge):
+    def unstored(self, policyPath, retry, purge):
         """
         The answers of a server whose persistent queue cannot store what
         the lifecycle keeps: 503, saying why.
@@ -306,11 +306,14 @@ class OpenAPITests(TestCase):
         from tests.test_server_persistence import FakeQueue
 
         class Full(FakeQueue):
+            def addMany(self, jobs):
+                return succeed(None)
+
             def keep(self, kind, records, done, dropped):
                 return fail(QueueError("disk full"))
 
         server = JobServer(reactor, handlePrefix=b"T", queue=Full())
-        server.restoreDeadLetters([(b"1", letter(1).encode())])
+        server.restoreDeadLetters([(b"1", letter(1).encode()), (b"2", letter(2).encode())])
         http = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
             makeSite(server, reactor, maxBody=MAX_BODY, policy=AccessPolicy(token=b"t0ken"))
         )
@@ -320,6 +323,8 @@ class OpenAPITests(TestCase):
             answer = yield self.call("PATCH", "/api/functions/f/policy", policyPath, {"max-running": 1})
             self.assertIn("disk full", answer["error"])
             yield self.call("DELETE", "/api/functions/f/policy", policyPath)
+            retried = yield self.call("POST", "/api/functions/f/deadletters/retry", retry, {"ids": [2]})
+            self.assertIn("1 retried", retried["error"])
             yield self.call("POST", "/api/functions/f/deadletters/purge", purge)
         finally:
             self.base = base
