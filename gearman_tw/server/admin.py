@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Ty
 from twisted.internet.defer import Deferred
 
 from gearman_tw.numbers import atoi32
-from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.jobs import JobServer, whenFired
 from gearman_tw.server.lifecycle import PoliciesError, parseSetting
 from gearman_tw.server.model import Function, Job, Peer
 from gearman_tw.server.results import OUTCOME_NAMES
@@ -39,6 +39,7 @@ def adminWords(line: bytes) -> List[bytes]:
     policy reads the same words).
     """
     return _SPACES.split(line)
+
 
 #: gearmand's hash table size (its --hashtable-buckets default).
 HASH_BUCKETS = 991
@@ -157,15 +158,12 @@ def _reply(items: List[T], key: Callable[[T], bytes], line: Callable[[T], bytes]
     return Listing(listing)
 
 
-def _once(d: "Deferred[T]", reply: Callable[[T], bytes]) -> Reply:
+def errLine(code: bytes, text: str) -> bytes:
     """
-    C{reply} of C{d}'s result: at once if it has one, else a Deferred of it.
+    An admin error reply: C{ERR}, C{code} and C{text} (one line, its spaces
+    written C{+}, as gearmand writes its reasons).
     """
-    result: List[T] = []
-    d.addCallback(result.append)
-    if result:
-        return reply(result[0])
-    return d.addCallback(lambda _: reply(result[0]))
+    return b"ERR %s %s\r\n" % (code, text.replace(" ", "+").encode("utf-8", "replace"))
 
 
 def _retried(outcome: Tuple[int, Optional[str]]) -> bytes:
@@ -177,8 +175,7 @@ def _retried(outcome: Tuple[int, Optional[str]]) -> bytes:
     retried, why = outcome
     if why is None:
         return b"OK %d\n" % (retried,)
-    text = "%d retried but the queue could not forget their letters: %s" % (retried, why)
-    return b"ERR QUEUE_ERROR %s\r\n" % (text.replace(" ", "+").encode("utf-8", "replace"),)
+    return errLine(b"QUEUE_ERROR", "%d retried but the queue could not forget their letters: %s" % (retried, why))
 
 
 def _whenKept(kept: "Optional[Deferred[Optional[str]]]", reply: bytes, unstored: str) -> Reply:
@@ -190,13 +187,7 @@ def _whenKept(kept: "Optional[Deferred[Optional[str]]]", reply: bytes, unstored:
     if kept is None:
         return reply
 
-    def answer(why: Optional[str]) -> bytes:
-        if why is None:
-            return reply
-        text = "%s: %s" % (unstored, why)
-        return b"ERR QUEUE_ERROR %s\r\n" % (text.replace(" ", "+").encode("utf-8", "replace"),)
-
-    return _once(kept, answer)
+    return whenFired(kept, lambda why: reply if why is None else errLine(b"QUEUE_ERROR", "%s: %s" % (unstored, why)))
 
 
 def _cstring(value: bytes) -> bytes:
@@ -473,7 +464,7 @@ class AdminCommands:
                 setting = parseSetting(key, value)
                 _, kept = self.server.keeping(lambda: self.server.changePolicy(words[2], setting))
             except PoliciesError as e:
-                return b"ERR INVALID_ARGUMENTS %s\r\n" % (str(e).replace(" ", "+").encode("utf-8", "replace"),)
+                return errLine(b"INVALID_ARGUMENTS", str(e))
             return _whenKept(kept, b"OK\n", "the change applies but could not be stored")
         if len(words) == 3 and words[1].lower() == b"reset":
             reset, kept = self.server.keeping(lambda: self.server.resetPolicy(words[2]))
@@ -540,7 +531,7 @@ class AdminCommands:
         parsed = self._deadArguments(words)
         if isinstance(parsed, bytes):
             return parsed
-        return _once(self.server.retryDeadLettersWhenStored(*parsed), _retried)
+        return whenFired(self.server.retryDeadLettersWhenStored(*parsed), _retried)
 
     def _purgeDead(self, peer: Peer, words: List[bytes]) -> Reply:
         """
@@ -567,7 +558,6 @@ class AdminCommands:
                 return b"ERR INVALID_ARGUMENTS dead+letter+numbers+are+whole+numbers\r\n"
             idents = [int(words[3])]
         return words[2], idents
-
 
     def _shutdown(self, peer: Peer, words: List[bytes]) -> bytes:
         if self.shutdown is None or not _isLoopback(peer.host):

@@ -64,7 +64,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from gearman_tw.server import sliced
 from gearman_tw.server.acl import AccessControl, Identities, certificateName, jobRefusal
 from gearman_tw.server.deadletters import DeadLetter
-from gearman_tw.server.jobs import JobServer
+from gearman_tw.server.jobs import JobServer, whenFired
 from gearman_tw.server.lifecycle import DEFAULT_POLICY, PoliciesError, Policy, changed
 from gearman_tw.server.model import HIGH, LOW, MAX_UNIQUE, NORMAL, Function, Job, Peer
 from gearman_tw.server.results import OUTCOME_NAMES, StoredResult
@@ -1383,19 +1383,18 @@ class APIResource(Resource):
         Answer C{request} with C{answer} of C{result}: at once if it has
         fired, else once it does (nothing if the client has gone).
         """
-        fired: List[Any] = []
-        result.addCallback(fired.append)
-        if fired:
-            return answer(fired[0])
+        body = whenFired(result, answer)
+        if isinstance(body, bytes):
+            return body
         gone: List[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
 
-        def send(_: object) -> None:
+        def send(body: bytes) -> None:
             if not gone:
-                request.write(answer(fired[0]))
+                request.write(body)
                 request.finish()
 
-        result.addCallback(send)
+        body.addCallback(send)
         return NOT_DONE_YET
 
     def renderPolicy(self, request: Request, name: bytes) -> bytes:

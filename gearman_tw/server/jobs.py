@@ -21,7 +21,7 @@ import heapq
 import itertools
 import json
 import socket
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -201,11 +201,25 @@ KEPT = (POLICY_CHANGES, HANDLES, RESULTS, DEAD_LETTERS)
 HANDLE_BLOCK = 1 << 16
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # A dead letter whose retry was refused says why, then why its last
 # attempt ended.
 _RETRY_REFUSED = b"retry refused: "
 _BEFORE = b"; before: "
+
+
+def whenFired(d: "Deferred[T]", answer: Callable[[T], R]) -> "Union[R, Deferred[R]]":
+    """
+    C{answer} of C{d}'s result: at once if C{d} has fired (no persistent
+    queue, say), else a Deferred of it; for the callers of
+    L{JobServer.keeping} and L{JobServer.retryDeadLettersWhenStored}.
+    """
+    fired: List[T] = []
+    d.addCallback(fired.append)
+    if fired:
+        return answer(fired[0])
+    return d.addCallback(lambda _: answer(fired[0]))
 
 
 def _takenBack(peer: Peer, handle: bytes) -> bool:
@@ -473,9 +487,8 @@ class JobServer:
             # A new rate starts with a full bucket; none keeps none.  The
             # old bucket's refill timer goes with it: the wake below is
             # the one it would have made.
-            state = function.rate
-            if state is not None and state.timer is not None and state.timer.active():
-                state.timer.cancel()
+            if function.rate is not None:
+                function.rate.stop()
             function.rate = None
         before, after = old.maxRunning, policy.maxRunning
         opened = before and (not after or after > before)
@@ -677,12 +690,9 @@ class JobServer:
         """
         state = function.rate
         if state is not None:
-            if state.timer is not None and state.timer.active():
-                state.timer.cancel()
-            state.timer = None
+            state.stop()
             rate = function.policy.maxRate
-            elapsed = self.reactor.seconds() - state.at
-            if rate and state.tokens + elapsed * rate < max(1.0, rate):
+            if rate and state.refilled(self.reactor.seconds(), rate) < max(1.0, rate):
                 rates = self._rates
                 rates[function.name] = (state, rate)
                 if len(rates) > max(self.idleFunctions, _FORGOTTEN_RATES):
@@ -853,7 +863,7 @@ class JobServer:
         if state is None:
             state = function.rate = RateState(capacity, now)
         else:
-            state.tokens = min(capacity, state.tokens + (now - state.at) * rate)
+            state.tokens = state.refilled(now, rate)
             state.at = now
         if state.tokens >= 1:
             return True
@@ -1054,14 +1064,13 @@ class JobServer:
                     job.function.pending -= 1
                     found = True
                     break
+        self._detachClients(job)
         if not found and not self.runQueue.withdraw(job, _WITHDRAW_SCAN):
             # Not near where a job queued again goes (many queued since):
             # ended as a cancel would be, freed when its queue reaches it
             # (counted until then), rather than searched for.
-            self._detachClients(job)
             self.cancel(job.handle)
             return
-        self._detachClients(job)
         self._free(job)
         self._retire(job.function)
         if self._idleWaiters:
@@ -1131,11 +1140,8 @@ class JobServer:
         """
         Forward WORK_COMPLETE and end the job.
         """
-        job = self._held(peer, handle)
+        job = self._heldOrRefuse(peer, handle, _NOT_FOUND_RESULT)
         if job is None:
-            if not _takenBack(peer, handle):
-                peer.error(*_NOT_FOUND_RESULT)
-                return
             late = self._lateResult(peer, handle)
             if late is not None:
                 # Done after all, before anyone took it again: not run
@@ -2341,15 +2347,13 @@ class JobServer:
         backoffs coming due, results expiring, rate limits refilling), for
         a server that stops: the reactor is left with none of its calls.
         """
-        timers: List[Optional[IDelayedCall]] = [self._pendingTimer, self._resultsTimer]
-        timers.extend(function.rate.timer for function in self.functions.values() if function.rate is not None)
-        for timer in timers:
+        for timer in (self._pendingTimer, self._resultsTimer):
             if timer is not None and timer.active():
                 timer.cancel()
         self._pendingTimer = self._resultsTimer = None
         for function in self.functions.values():
             if function.rate is not None:
-                function.rate.timer = None
+                function.rate.stop()
 
     # Draining
 

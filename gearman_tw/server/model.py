@@ -247,6 +247,21 @@ class RateState:
         self.at = at
         self.timer: Optional[IDelayedCall] = None
 
+    def refilled(self, now: float, rate: float) -> float:
+        """
+        The starts the bucket holds at C{now}, refilled at C{rate} a second
+        since last counted, up to its size, C{max(1, rate)}.
+        """
+        return min(max(1.0, rate), self.tokens + (now - self.at) * rate)
+
+    def stop(self) -> None:
+        """
+        Cancel the timer that would wake the function's sleepers.
+        """
+        timer, self.timer = self.timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
 
 #: Shared by every function without sleepers or keyed jobs; never written
 #: (the server gives a function a dictionary of its own first).

@@ -18,7 +18,7 @@ from gearman_tw.numbers import atoi
 from gearman_tw.protocol import TEXT, PacketParser, PacketType, encode, encodeRaw
 from gearman_tw.reads import ReadSizer
 from gearman_tw.server.acl import OPEN_ADMIN, Identities, certificateName, jobRefusal
-from gearman_tw.server.admin import adminWords
+from gearman_tw.server.admin import adminWords, errLine
 from gearman_tw.server.flow import FREE_INPUT, OutputFlow
 from gearman_tw.server.model import (
     ASSIGN,
@@ -456,7 +456,7 @@ class GearmanServerProtocol(Protocol):
                     # function learns neither (as over HTTP).  The log
                     # above has the whole reason.
                     why = jobRefusal(self.identities, verb)
-                self.peer.write(b"ERR PERMISSION_DENIED %s\r\n" % (why.replace(" ", "+").encode("utf-8", "replace"),))
+                self.peer.write(errLine(b"PERMISSION_DENIED", why))
                 return
         reply = self.factory.admin.execute(self.peer, line)
         if reply is None:
