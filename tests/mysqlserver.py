@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from tests.integration.servers import freePort, requireProgram
+from tests.integration.servers import freePort, freeze, requireProgram
 
 #: The database and the account the queue uses.
 DATABASE = "gearman"
@@ -229,8 +229,9 @@ class MariaDBServer:
         Freeze the server (SIGSTOP): connections stay open, nothing is
         answered.
         """
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGSTOP)
+        if self.process is None or self.process.poll() is not None:
+            raise AssertionError("mariadbd is not running: nothing to pause")
+        freeze([self.process.pid])
 
     def resume(self) -> None:
         """

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from twisted.trial.unittest import SkipTest
 
-from tests.integration.servers import freePort
+from tests.integration.servers import freePort, freeze
 
 #: Where Debian installs the server binaries, one folder per major version.
 BINARIES = "/usr/lib/postgresql/*/bin"
@@ -290,7 +290,7 @@ class PostgresServer:
         """
         processes = self._processes()
         # The postmaster first, so that it starts no process meanwhile.
-        _signal(processes, signal.SIGSTOP)
+        freeze(processes)
         self._paused.extend(processes)
 
     def resume(self) -> None:

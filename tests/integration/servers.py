@@ -87,6 +87,41 @@ def waitForPort(port: int, process: subprocess.Popen, timeout: float = 15.0) -> 
     raise AssertionError("nothing listens on port %d after %ss" % (port, timeout))
 
 
+def _stopped(pid: int) -> bool:
+    """
+    Whether every thread of process C{pid} is stopped (or it is gone).
+    """
+    try:
+        tasks = os.listdir("/proc/%d/task" % (pid,))
+    except FileNotFoundError:
+        return True
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, task)) as f:
+                # The state follows the command, which is in parentheses.
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            continue
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
+def freeze(pids: Sequence[int], timeout: float = 5.0) -> None:
+    """
+    SIGSTOP the processes C{pids} and return once every thread of each has
+    stopped: C{os.kill} returns before a thread running on another CPU
+    does, and a test that then sends a request must find it frozen.
+    """
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+    if not waitFor(lambda: all(_stopped(pid) for pid in pids), timeout):
+        raise AssertionError("processes %r did not stop within %s s" % (list(pids), timeout))
+
+
 def stopProcess(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """
     Kill C{process} (nothing if it has ended) and wait for it to end: for
